@@ -1,0 +1,37 @@
+"""Write side: readers for input files, validation and normalisation, ingest runs."""
+
+from __future__ import annotations
+
+from ingest.canonical import canonical_dims, normalise
+from ingest.catalog import Catalog, EntityDef, MetricDef, infer_aggregation
+from ingest.config import Settings
+from ingest.errors import BadFile, BatchRejected, CatalogError, IngestError, RowProblem
+from ingest.pipeline import FileReport, RunReport, ingest_file, ingest_paths, new_run_id
+from ingest.readers import READERS, Batch, detect_format, register
+from ingest.units import Unit, parse_unit
+
+__all__ = [
+    "READERS",
+    "BadFile",
+    "Batch",
+    "BatchRejected",
+    "Catalog",
+    "CatalogError",
+    "EntityDef",
+    "FileReport",
+    "IngestError",
+    "MetricDef",
+    "RowProblem",
+    "RunReport",
+    "Settings",
+    "Unit",
+    "canonical_dims",
+    "detect_format",
+    "infer_aggregation",
+    "ingest_file",
+    "ingest_paths",
+    "new_run_id",
+    "normalise",
+    "parse_unit",
+    "register",
+]

@@ -1,0 +1,320 @@
+"""The canonical input format: one fact per row, validated and normalised over whole columns.
+
+Required: ``entity, metric, period, value, unit, reported_at, source`` (or ``period_start`` and
+``period_end`` instead of ``period``). Optional: ``segment, dims, kind, qualifier, value_high,
+source_ref, note, op, supersedes, authority``.
+
+:func:`normalise` turns a frame of text (from :mod:`ingest.readers`) into a frame of events in the
+store's schema and a list of :class:`RowProblem`, one per rejected value. Work per unique value
+(unit texts, period labels, dims) is done once in Python; everything per row is vectorised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ingest.catalog import Catalog, infer_aggregation
+from ingest.errors import BadFile, RowProblem
+from ingest.readers import MAX_FIELD
+from ingest.units import parse_unit
+from store import parse_period
+from store.schema import ENUMS
+
+REQUIRED = ("entity", "metric", "value", "unit", "reported_at", "source")
+OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "qualifier",
+            "value_high", "source_ref", "note", "op", "supersedes", "authority")
+KNOWN = frozenset(REQUIRED + OPTIONAL)
+
+_NAME = r"^[a-z0-9][a-z0-9_.:\-]*$"
+_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
+#: How far past today a ``reported_at`` may lie (time zones; nothing is published next week).
+FUTURE_SLACK = dt.timedelta(days=1)
+
+
+@dataclass
+class Normalised:
+    """The outcome of normalising one batch."""
+
+    events: pl.DataFrame
+    problems: list[RowProblem]
+    warnings: list[str] = field(default_factory=list)
+    new_metrics: dict[str, str] = field(default_factory=dict)  # inferred metric -> aggregation
+    rejected_rows: set[int] = field(default_factory=set)
+
+
+def _s(name: str) -> pl.Expr:
+    """A text column, stripped, with '' as null."""
+    c = pl.col(name).str.strip_chars()
+    return pl.when(c == "").then(None).otherwise(c)
+
+
+def canonical_dims(text: str | None) -> str:
+    """``'region=cn; band=3000+'`` or a JSON object -> ``'band=3000+;region=cn'`` ('' for none).
+
+    Raises:
+        ValueError: not ``key=value`` pairs, or a key given twice.
+    """
+    if text is None or not text.strip():
+        return ""
+    t = text.strip()
+    pairs: list[tuple[str, str]] = []
+    if t.startswith("{"):
+        try:
+            obj = json.loads(t)
+        except json.JSONDecodeError:
+            raise ValueError("is not key=value pairs or a JSON object") from None
+        if not isinstance(obj, dict):
+            raise ValueError("is not a JSON object")
+        pairs = [(str(k), str(v)) for k, v in obj.items()]
+    else:
+        for part in t.split(";"):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise ValueError(f"{part.strip()!r} is not key=value")
+            k, v = part.split("=", 1)
+            pairs.append((k, v))
+    out: dict[str, str] = {}
+    for k, v in pairs:
+        key, val = k.strip().lower(), v.strip()
+        if not re.fullmatch(r"[a-z0-9_]+", key) or not val or any(ch in val for ch in ";="):
+            raise ValueError(f"{k.strip()}={v.strip()} is not a valid dimension (key: a-z 0-9 _)")
+        if key in out:
+            raise ValueError(f"dimension {key!r} given twice")
+        out[key] = val
+    return ";".join(f"{k}={out[k]}" for k in sorted(out))
+
+
+def _lookup(values: pl.Series, fn: object, dtype_ok: pl.DataType) -> pl.DataFrame:
+    """Apply ``fn`` to each unique value once: returns key, ok value, error text."""
+    keys, oks, errs = [], [], []
+    for v in values.unique().to_list():
+        keys.append(v)
+        try:
+            oks.append(fn(v))  # type: ignore[operator]
+            errs.append(None)
+        except ValueError as exc:
+            oks.append(None)
+            errs.append(str(exc))
+    return pl.DataFrame({"key": keys, "ok": oks, "err": errs},
+                        schema={"key": values.dtype, "ok": dtype_ok, "err": pl.String})
+
+
+def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int],
+              today: dt.date | None = None) -> Normalised:
+    """Validate and normalise a batch in the canonical format.
+
+    Args:
+        df: text columns and ``__row`` (from a reader).
+        file: the file name used in messages.
+        catalog: metric aliases and aggregations, source authority.
+        fye: fiscal year end month per entity (default 12).
+        today: for the check that nothing is reported in the future.
+
+    Raises:
+        BadFile: a required column is missing or an unknown column is present.
+    """
+    today = today or dt.date.today()
+    cols = [c for c in df.columns if c != "__row"]
+    unknown = [c for c in cols if c not in KNOWN]
+    if unknown:
+        raise BadFile(file, f"unknown column {unknown[0]!r} (expected {', '.join(REQUIRED)}, "
+                            f"period or period_start/period_end, and optionally {', '.join(OPTIONAL[3:])})", row=1)
+    for c in REQUIRED:
+        if c not in cols:
+            raise BadFile(file, f"required column {c!r} is missing", row=1)
+    if "period" not in cols and not {"period_start", "period_end"} <= set(cols):
+        raise BadFile(file, "needs a 'period' column or both 'period_start' and 'period_end'", row=1)
+    df = df.with_columns([pl.lit(None, pl.String).alias(c) for c in OPTIONAL if c not in cols])
+
+    probs: list[pl.DataFrame] = []
+
+    def flag(mask: pl.Expr, column: str, reason: pl.Expr | str, value: pl.Expr | None = None) -> None:
+        sel = df.filter(mask.fill_null(False)).select(
+            pl.col("__row"), pl.lit(column).alias("column"),
+            (value if value is not None else pl.col(column)).cast(pl.String).alias("value"),
+            (pl.lit(reason) if isinstance(reason, str) else reason).cast(pl.String).alias("reason"),
+        )
+        if sel.height:
+            probs.append(sel)
+
+    # -- size and presence -----------------------------------------------------------------
+    for c in cols:
+        flag(pl.col(c).str.len_chars() > MAX_FIELD, c, f"field too long (limit {MAX_FIELD:,} characters)",
+             pl.col(c).str.slice(0, 40) + "...")
+    df = df.with_columns([_s(c).alias(c) for c in REQUIRED + OPTIONAL])
+    df = df.with_columns(
+        pl.col("op").str.to_lowercase().fill_null("assert"),
+        pl.col("kind").str.to_lowercase().fill_null("actual"),
+        pl.col("qualifier").str.to_lowercase(),
+        pl.col("authority").str.to_lowercase(),
+        pl.col("entity").str.to_lowercase(),
+        pl.col("metric").str.to_lowercase(),
+        pl.col("segment").str.to_lowercase().fill_null("total"),
+    )
+    df = df.with_columns(
+        pl.when(pl.col("qualifier").is_null() & pl.col("value_high").is_not_null()).then(pl.lit("range"))
+        .otherwise(pl.col("qualifier").fill_null("exact")).alias("qualifier")
+    )
+    for c in ("entity", "metric", "unit", "reported_at", "source"):
+        flag(pl.col(c).is_null(), c, "is required")
+    flag(pl.col("value").is_null() & (pl.col("op") != "retract"), "value", "is required")
+    for c, allowed in ENUMS.items():
+        flag(pl.col(c).is_not_null() & ~pl.col(c).is_in(allowed), c, f"is not one of {', '.join(allowed)}")
+    flag(pl.col("entity").is_not_null() & ~pl.col("entity").str.contains(_NAME), "entity",
+         "is not a valid name (letters, digits, _ . : -)")
+    flag(pl.col("metric").is_not_null() & ~pl.col("metric").str.contains(_NAME), "metric",
+         "is not a valid name (letters, digits, _ . : -)")
+    flag(pl.col("supersedes").is_not_null() & ~pl.col("supersedes").str.contains(r"^[0-9a-f]{32}$"),
+         "supersedes", "is not an event id (32 hex digits)")
+
+    # -- metric names ----------------------------------------------------------------------
+    df = df.with_columns(pl.col("metric").replace(catalog.aliases).alias("metric"))
+
+    # -- numbers ---------------------------------------------------------------------------
+    def number(col: str) -> tuple[pl.Expr, pl.Expr]:
+        v = pl.col(col)
+        paren = v.str.contains(r"^\(.*\)$").fill_null(False)
+        inner = pl.when(paren).then(v.str.slice(1, v.str.len_chars() - 2).str.strip_chars()).otherwise(v)
+        inner = pl.when(inner.str.contains(_THOUSANDS)).then(inner.str.replace_all(",", "")).otherwise(inner)
+        ok = inner.str.contains(_NUMBER) & ~(paren & inner.str.contains(r"^[+-]"))
+        text = pl.when(paren).then(pl.lit("-") + inner).otherwise(inner)
+        return text, ok
+
+    vtext, vok = number("value")
+    htext, hok = number("value_high")
+    df = df.with_columns(vtext.alias("__v"), vok.alias("__vok"), htext.alias("__h"), hok.alias("__hok"))
+    flag(pl.col("value").is_not_null() & ~pl.col("__vok"), "value",
+         "is not a number (use '.' for decimals; '1,234.5' and '(12)' are read as 1234.5 and -12)")
+    flag(pl.col("value_high").is_not_null() & ~pl.col("__hok"), "value_high", "is not a number")
+
+    # -- units -----------------------------------------------------------------------------
+    units = _lookup(df["unit"].drop_nulls(), lambda u: (lambda p: f"{p.base}|{p.exponent}")(parse_unit(u)), pl.String)
+    df = df.join(units.rename({"key": "unit", "ok": "__unit", "err": "__unit_err"}), on="unit", how="left")
+    flag(pl.col("__unit_err").is_not_null(), "unit", pl.col("__unit_err"))
+    df = df.with_columns(
+        pl.col("__unit").str.split("|").list.get(0, null_on_oob=True).alias("__base"),
+        pl.col("__unit").str.split("|").list.get(1, null_on_oob=True).cast(pl.Int64).alias("__exp"),
+    )
+
+    def scaled(text: str) -> pl.Expr:
+        mant = pl.col(text).str.extract(r"^([+-]?[\d.]+)", 1)
+        exp = pl.col(text).str.extract(r"[eE]([+-]?\d+)$", 1).cast(pl.Int64).fill_null(0) + pl.col("__exp")
+        return (mant + pl.lit("e") + exp.cast(pl.String)).cast(pl.Float64, strict=False)
+
+    df = df.with_columns(
+        pl.when(pl.col("__vok")).then(scaled("__v")).alias("__value"),
+        pl.when(pl.col("__hok")).then(scaled("__h")).alias("__value_high"),
+    )
+    for c, src in (("__value", "value"), ("__value_high", "value_high")):
+        flag(pl.col(c).is_not_null() & ~pl.col(c).is_finite(), src, "is out of range")
+    flag((pl.col("qualifier") == "range") & pl.col("value_high").is_null(), "value_high",
+         "a range needs value_high")
+    flag(pl.col("value_high").is_not_null() & (pl.col("qualifier") != "range"), "value_high",
+         "is only for qualifier 'range'")
+    flag(pl.col("__value_high").is_not_null() & pl.col("__value").is_not_null()
+         & (pl.col("__value_high") < pl.col("__value")), "value_high", "is below value")
+
+    # -- dims ------------------------------------------------------------------------------
+    dims = _lookup(df["dims"].fill_null(""), canonical_dims, pl.String)
+    df = df.with_columns(pl.col("dims").fill_null("")).join(
+        dims.rename({"key": "dims", "ok": "__dims", "err": "__dims_err"}), on="dims", how="left")
+    flag(pl.col("__dims_err").is_not_null(), "dims", pl.col("__dims_err"))
+
+    # -- periods ---------------------------------------------------------------------------
+    df = df.with_columns(pl.col("entity").replace_strict(fye, default=12, return_dtype=pl.Int64).alias("__fye"))
+    df = df.with_columns((pl.col("period").fill_null("") + "|" + pl.col("__fye").cast(pl.String)).alias("__pkey"))
+
+    def parse_key(key: str) -> str:
+        label, f = key.rsplit("|", 1)
+        if not label:
+            return ""
+        p = parse_period(label, int(f))
+        return f"{p.start.isoformat()}|{p.end.isoformat()}"
+
+    periods = _lookup(df["__pkey"], parse_key, pl.String)
+    df = df.join(periods.rename({"key": "__pkey", "ok": "__p", "err": "__p_err"}), on="__pkey", how="left")
+    flag(pl.col("__p_err").is_not_null(), "period", pl.col("__p_err").str.replace(r"^'.*?' ", ""))
+    both = pl.col("period").is_not_null() & (pl.col("period_start").is_not_null() | pl.col("period_end").is_not_null())
+    flag(both, "period", "give either period or period_start/period_end, not both")
+    neither = pl.col("period").is_null() & (pl.col("period_start").is_null() | pl.col("period_end").is_null())
+    flag(neither, "period", "is required (or both period_start and period_end)")
+    for c in ("period_start", "period_end", "reported_at"):
+        parsed = pl.col(c).str.to_date("%Y-%m-%d", strict=False)
+        df = df.with_columns(pl.when(pl.col(c).str.contains(_DATE)).then(parsed).alias(f"__{c}"))
+        flag(pl.col(c).is_not_null() & pl.col(f"__{c}").is_null(), c, "is not a date (YYYY-MM-DD)")
+    df = df.with_columns(
+        pl.when(pl.col("__p").is_not_null() & (pl.col("__p") != ""))
+        .then(pl.col("__p").str.split("|").list.get(0, null_on_oob=True).str.to_date("%Y-%m-%d", strict=False))
+        .otherwise(pl.col("__period_start")).alias("__start"),
+        pl.when(pl.col("__p").is_not_null() & (pl.col("__p") != ""))
+        .then(pl.col("__p").str.split("|").list.get(1, null_on_oob=True).str.to_date("%Y-%m-%d", strict=False))
+        .otherwise(pl.col("__period_end")).alias("__end"),
+    )
+    flag(pl.col("__end") < pl.col("__start"), "period_end", "ends before the period starts")
+    flag((pl.col("kind") == "actual") & (pl.col("__reported_at") < pl.col("__end")), "reported_at",
+         pl.lit("an actual cannot be reported before its period ends (") + pl.col("__end").cast(pl.String) + ")")
+    flag(pl.col("__reported_at") > pl.lit(today + FUTURE_SLACK), "reported_at", "is in the future")
+
+    # -- authority -------------------------------------------------------------------------
+    auth = _lookup(df["source"].drop_nulls(), catalog.authority_of, pl.String)
+    df = df.join(auth.rename({"key": "source", "ok": "__auth", "err": "__auth_err"}), on="source", how="left")
+    df = df.with_columns(pl.coalesce("authority", "__auth").alias("authority"))
+
+    # -- metrics the catalog does not know -------------------------------------------------
+    warnings: list[str] = []
+    new_metrics: dict[str, str] = {}
+    unknown_metrics = (
+        df.filter(pl.col("metric").is_not_null() & ~pl.col("metric").is_in(list(catalog.metrics)))
+        .group_by("metric").agg(pl.col("__base").first(), (pl.col("__start") == pl.col("__end")).all().alias("inst"),
+                                pl.col("__row").min())
+    )
+    for m, base, inst, row in unknown_metrics.iter_rows():
+        if catalog.strict:
+            flag(pl.col("metric") == m, "metric", "is not in the catalog (strict catalog)")
+            continue
+        agg = infer_aggregation(base or "", bool(inst))
+        new_metrics[m] = agg
+        warnings.append(f"{file}:{row}: metric {m!r} is not in the catalog; accepted as {agg} (inferred)")
+
+    # -- conflicts within the batch --------------------------------------------------------
+    key = ["entity", "metric", "segment", "__dims", "__start", "__end", "kind", "__base", "source",
+           "__reported_at", "op"]
+    clean = df.filter(pl.col("__value").is_not_null() & pl.col("__start").is_not_null())
+    conflicts = (
+        clean.group_by(key).agg(pl.col("__value").n_unique().alias("n"), pl.col("__row"))
+        .filter(pl.col("n") > 1).explode("__row").select("__row")
+    )
+    if conflicts.height:
+        first = clean.join(conflicts, on="__row").group_by(key).agg(pl.col("__row").min().alias("__first"))
+        flagged = clean.join(conflicts, on="__row").join(first, on=key)
+        probs.append(flagged.select(
+            "__row", pl.lit("value").alias("column"), pl.col("value"),
+            (pl.lit("conflicts with another row of this batch for the same fact, source and date "
+                    "(first at row ") + pl.col("__first").cast(pl.String) + ")").alias("reason")))
+
+    problems_df = (pl.concat(probs) if probs else
+                   pl.DataFrame(schema={"__row": pl.Int64, "column": pl.String, "value": pl.String, "reason": pl.String}))
+    problems_df = problems_df.unique(maintain_order=True).sort("__row", maintain_order=True)
+    problems = [RowProblem(file, r, c, v, why) for r, c, v, why in problems_df.iter_rows()]
+    bad_rows = set(problems_df["__row"].to_list())
+
+    good = df.filter(~pl.col("__row").is_in(list(bad_rows)))
+    as_reported = pl.concat_str([pl.col("value").fill_null(""), pl.col("unit").fill_null("")], separator=" ")
+    events = good.select(
+        pl.col("op"), pl.col("entity"), pl.col("metric"), pl.col("segment"),
+        pl.col("__dims").alias("dims"), pl.col("__start").alias("period_start"),
+        pl.col("__end").alias("period_end"), pl.col("__value").alias("value"),
+        pl.col("__value_high").alias("value_high"), pl.col("__base").alias("unit"),
+        pl.col("kind"), pl.col("qualifier"), pl.col("authority"),
+        pl.col("__reported_at").alias("reported_at"), pl.col("source"), pl.col("source_ref"),
+        as_reported.alias("as_reported"), pl.col("note"), pl.col("supersedes"), pl.col("__row"),
+    )
+    return Normalised(events, problems, warnings, new_metrics, bad_rows)

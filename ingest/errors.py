@@ -1,0 +1,58 @@
+"""Errors of the ingest layer (see store/errors.py for the whole tree).
+
+    IngestError
+    ├── BadFile          the file as a whole cannot be read: encoding, shape, missing column
+    │                    (terminal, ValueError)
+    ├── BatchRejected    rows failed validation; carries every RowProblem      (terminal, ValueError)
+    └── CatalogError     the catalog under data/catalog is malformed            (terminal)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from store.errors import MetricStoreError, TerminalError
+
+
+class IngestError(MetricStoreError):
+    """Base of the ingest layer's errors."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One rejected value: where it is and why."""
+
+    file: str
+    row: int
+    column: str
+    value: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        shown = "" if self.value is None else repr(self.value if len(self.value) <= 80 else self.value[:77] + "...")
+        return f"{self.file}:{self.row}: column {self.column}={shown}: {self.reason}"
+
+
+class BadFile(IngestError, TerminalError, ValueError):
+    """The file cannot be read as a batch at all."""
+
+    def __init__(self, file: str, reason: str, *, row: int | None = None, column: str | None = None,
+                 value: str | None = None) -> None:
+        self.file, self.reason, self.row, self.column, self.value = file, reason, row, column, value
+        where = file if row is None else f"{file}:{row}"
+        what = f" column {column}" if column else ""
+        shown = f"={value!r}" if value is not None else ""
+        super().__init__(f"{where}:{what}{shown}: {reason}".replace(":: ", ": "))
+
+
+class BatchRejected(IngestError, TerminalError, ValueError):
+    """Some rows of a batch failed validation."""
+
+    def __init__(self, file: str, problems: list[RowProblem]) -> None:
+        self.file = file
+        self.problems = problems
+        super().__init__(f"{file}: {len(problems)} row problem(s); first: {problems[0]}")
+
+
+class CatalogError(IngestError, TerminalError):
+    """The metric/entity/source catalog is malformed."""

@@ -1,0 +1,211 @@
+"""Ingest runs: read files, normalise them, append them to the store, report what happened.
+
+Each file is one batch: without ``skip_invalid`` a file with any invalid row commits nothing;
+with it, the valid rows commit. Either way every rejected row is reported and written, with its
+reasons, to ``<store>/quarantine/``. Every event a run writes carries the run's id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from ingest.canonical import normalise
+from ingest.catalog import Catalog, EntityDef
+from ingest.errors import BadFile, RowProblem
+from ingest.readers import READERS, Batch, detect_format
+from store import Store
+
+
+@dataclass
+class FileReport:
+    """What ingesting one file did."""
+
+    file: str
+    format: str = ""
+    rows: int = 0
+    added: int = 0
+    already_present: int = 0
+    rejected: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    commit_id: str | None = None
+    quarantine: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.rejected == 0
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.file}: rejected: {self.error}"
+        return (f"{self.file}: {self.added} added, {self.already_present} already present, "
+                f"{self.rejected} rejected")
+
+
+@dataclass
+class RunReport:
+    """What one ingest run did, file by file."""
+
+    run_id: str
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files)
+
+    @property
+    def added(self) -> int:
+        return sum(f.added for f in self.files)
+
+    @property
+    def already_present(self) -> int:
+        return sum(f.already_present for f in self.files)
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+    def summary(self) -> str:
+        return (f"{self.added} events added, {self.already_present} already present, "
+                f"{self.rejected} rejected ({len(self.files)} file(s), run {self.run_id})")
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
+
+
+def fiscal_year_ends(store: Store, catalog: Catalog) -> dict[str, int]:
+    """Fiscal year end month per entity: the store's own records, else the catalog's."""
+    fye = {e.entity: e.fiscal_year_end_month for e in catalog.entities.values()}
+    table = store.read("entities")
+    for entity, month in zip(table.column("entity").to_pylist(),
+                             table.column("fiscal_year_end_month").to_pylist(), strict=True):
+        if month:
+            fye[entity] = int(month)
+    return fye
+
+
+def _entity_records(store: Store, catalog: Catalog, entities: list[str],
+                    given: list[EntityDef]) -> None:
+    known = set(store.read("entities").column("entity").to_pylist())
+    rows = [e for e in given]
+    for name in entities:
+        if name not in known and name in catalog.entities and all(g.entity != name for g in given):
+            rows.append(catalog.entities[name])
+    if not rows:
+        return
+    store.append(pa.table({
+        "entity": [e.entity for e in rows],
+        "name": [e.name for e in rows],
+        "cik": [e.cik for e in rows],
+        "ticker": [e.ticker for e in rows],
+        "fiscal_year_end_month": pa.array([e.fiscal_year_end_month for e in rows], pa.int8()),
+        "fiscal_year_end": [None for _ in rows],
+        "source": ["catalog" if e in catalog.entities.values() else "ingest" for e in rows],
+    }), table="entities")
+
+
+def _metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred: dict[str, str]) -> None:
+    known = set(store.read("metrics").column("metric").to_pylist())
+    rows = []
+    for m in metrics:
+        if m in known:
+            continue
+        if m in catalog.metrics:
+            d = catalog.metrics[m]
+            rows.append((m, d.aggregation, d.description, False))
+        elif m in inferred:
+            rows.append((m, inferred[m], None, True))
+    if rows:
+        store.append(pa.table({
+            "metric": [r[0] for r in rows], "aggregation": [r[1] for r in rows],
+            "description": [r[2] for r in rows], "inferred": [r[3] for r in rows],
+        }), table="metrics")
+
+
+def _quarantine(store: Store, raw: pl.DataFrame, problems: list[RowProblem], run_id: str, path: Path) -> Path:
+    """Write the rejected rows, as read, with their reasons, inside the store."""
+    folder = store.root / "quarantine"
+    folder.mkdir(exist_ok=True)
+    reasons = (pl.DataFrame({"__row": [p.row for p in problems],
+                             "_problem": [f"{p.column}: {p.reason}" for p in problems]})
+               .group_by("__row", maintain_order=True).agg(pl.col("_problem").str.join("; ")))
+    out = raw.join(reasons, on="__row", how="inner").rename({"__row": "_row"})
+    target = folder / f"{run_id}-{path.name}.rejected.csv"
+    out.write_csv(target)
+    return target
+
+
+def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = "auto",
+                skip_invalid: bool = False, run_id: str | None = None,
+                today: dt.date | None = None) -> FileReport:
+    """Ingest one file as one batch.
+
+    Args:
+        store: the store to append to.
+        path: the input file.
+        catalog: metric names and aggregations, entities, source authority.
+        fmt: ``auto`` or a registered format (``csv``, ``json``, ``parquet``, ...).
+        skip_invalid: commit the valid rows of a file that has invalid ones.
+        run_id: the ingest run this belongs to (a new one when None).
+
+    Returns:
+        A :class:`FileReport`; a file that cannot be read at all has ``error`` set and commits nothing.
+    """
+    path = Path(path)
+    run_id = run_id or new_run_id()
+    report = FileReport(str(path))
+    try:
+        if not path.is_file():
+            raise BadFile(str(path), "no such file")
+        report.format = detect_format(path) if fmt == "auto" else fmt
+        if report.format not in READERS:
+            raise BadFile(str(path), f"unknown format {report.format!r} (one of {', '.join(sorted(READERS))})")
+        out = READERS[report.format](path)
+    except BadFile as exc:
+        report.error = str(exc)
+        report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]
+        return report
+    batch = out if isinstance(out, Batch) else Batch(out)
+    raw = batch.frame
+    report.rows = raw.height
+    fye = fiscal_year_ends(store, catalog)
+    for e in batch.entities:
+        fye[e.entity] = e.fiscal_year_end_month
+    try:
+        norm = normalise(raw, str(path), catalog, fye, today=today)
+    except BadFile as exc:
+        report.error = str(exc)
+        report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]
+        return report
+    report.problems, report.warnings = norm.problems, norm.warnings
+    report.rejected = len(norm.rejected_rows)
+    if norm.problems:
+        report.quarantine = _quarantine(store, raw, norm.problems, run_id, path)
+        if not skip_invalid:
+            return report
+    events = norm.events.drop("__row")
+    if events.height == 0:
+        return report
+    _entity_records(store, catalog, events["entity"].unique().to_list(), batch.entities)
+    _metric_records(store, catalog, events["metric"].unique().to_list(), norm.new_metrics)
+    result = store.append(events.to_arrow(), run_id=run_id)
+    report.added, report.already_present, report.commit_id = result.added, result.already_present, result.commit_id
+    return report
+
+
+def ingest_paths(store: Store, paths: list[str | Path], *, catalog: Catalog, fmt: str = "auto",
+                 skip_invalid: bool = False, run_id: str | None = None) -> RunReport:
+    """Ingest several files in one run, each file its own batch."""
+    run = RunReport(run_id or new_run_id())
+    for p in paths:
+        run.files.append(ingest_file(store, p, catalog=catalog, fmt=fmt, skip_invalid=skip_invalid,
+                                     run_id=run.run_id))
+    return run

@@ -1,0 +1,213 @@
+"""Reading input files into a frame of text columns, one row per fact, with their row numbers.
+
+Every reader returns a polars DataFrame whose columns are all text (``None`` for empty) plus
+``__row``, the row number a user sees (for CSV the header is row 1). Formats are detected from
+the extension, else from the first bytes. Other modules register more formats in ``READERS``
+(SEC companyfacts, mapped tables).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.catalog import EntityDef
+from ingest.errors import BadFile
+
+#: Longest value accepted in any field (a quote can be long; a megabyte is not a quote).
+MAX_FIELD = 10_000
+
+@dataclass
+class Batch:
+    """What a reader returns when it knows more than rows: entity records (name, CIK, fiscal
+    year end) that the pipeline writes to the store's entity log before the events."""
+
+    frame: pl.DataFrame
+    entities: list[EntityDef] = field(default_factory=list)
+
+
+Reader = Callable[[Path], "pl.DataFrame | Batch"]
+READERS: dict[str, Reader] = {}
+#: (format, sniff) pairs tried in order by ``detect_format``: sniff(path, head) -> bool.
+SNIFFERS: list[tuple[str, Callable[[Path, bytes], bool]]] = []
+
+
+def register(name: str, sniff: Callable[[Path, bytes], bool] | None = None) -> Callable[[Reader], Reader]:
+    """Register a reader for ``--format name`` (and for ``auto`` when ``sniff`` says yes)."""
+    def deco(fn: Reader) -> Reader:
+        READERS[name] = fn
+        if sniff is not None:
+            SNIFFERS.insert(0, (name, sniff))
+        return fn
+    return deco
+
+
+def detect_format(path: Path) -> str:
+    """The format of ``path``: registered sniffers first, then extension, then first bytes."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise BadFile(str(path), f"cannot be read: {exc.strerror}") from None
+    for name, sniff in SNIFFERS:
+        if sniff(path, head):
+            return name
+    ext = path.suffix.lower()
+    if ext in (".csv", ".tsv", ".txt"):
+        return "csv"
+    if ext in (".json", ".ndjson", ".jsonl"):
+        return "json"
+    if ext in (".parquet", ".pq"):
+        return "parquet"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    stripped = head.lstrip(codecs.BOM_UTF8).lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return "json"
+    return "csv"
+
+
+def decode(raw: bytes, file: str) -> str:
+    """Bytes to text: UTF-8 (a BOM is dropped) or UTF-16 with a BOM; anything else is refused."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise BadFile(file, f"not valid UTF-16 text at byte {exc.start}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BadFile(file, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                            f"(save the file as UTF-8)", row=line) from None
+
+
+def _finish(df: pl.DataFrame, file: str, first_row: int) -> pl.DataFrame:
+    names = [c.strip().lower() for c in df.columns]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise BadFile(file, f"column {dup!r} appears twice in the header", row=1)
+    df = df.rename(dict(zip(df.columns, names, strict=True)))
+    if df.height == 0:
+        raise BadFile(file, "has a header but no rows")
+    df = df.with_columns(pl.all().cast(pl.String))
+    return df.with_row_index("__row", offset=first_row).with_columns(pl.col("__row").cast(pl.Int64))
+
+
+@register("csv")
+def read_csv(path: Path) -> pl.DataFrame:
+    """A CSV file (comma, or tab for ``.tsv``), UTF-8 with or without BOM, or UTF-16 with BOM."""
+    file = str(path)
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise BadFile(file, "is empty (expected a header row and data rows)")
+    text = decode(raw, file)
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    data = text.encode("utf-8")
+    try:
+        df = pl.read_csv(io.BytesIO(data), infer_schema=False, separator=sep, has_header=True,
+                         quote_char='"', raise_if_empty=True)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
+        raise _locate_csv_problem(text, file, sep) or BadFile(file, f"is not valid CSV: {str(exc).splitlines()[0]}") from None
+    if len(df.columns) == 1 and sep == "," and "\t" in df.columns[0]:
+        raise BadFile(file, "looks tab-separated; name it .tsv or use commas", row=1)
+    return _finish(df, file, first_row=2)
+
+
+def _locate_csv_problem(text: str, file: str, sep: str) -> BadFile | None:
+    rows = csv.reader(io.StringIO(text), delimiter=sep)
+    try:
+        header = next(rows)
+        for i, row in enumerate(rows, start=2):
+            if row and len(row) != len(header):
+                return BadFile(file, f"has {len(row)} fields; the header has {len(header)}", row=i)
+    except csv.Error as exc:
+        return BadFile(file, f"is not valid CSV: {exc}", row=rows.line_num)
+    return None
+
+
+def _scalar(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return ";".join(f"{k}={_scalar(x)}" for k, x in v.items())
+    return str(v)
+
+
+@register("json")
+def read_json(path: Path) -> pl.DataFrame:
+    """A JSON array of objects, ``{"events": [...]}``, or JSON lines (one object a line)."""
+    file = str(path)
+    text = decode(path.read_bytes(), file).strip()
+    if not text:
+        raise BadFile(file, "is empty (expected a JSON array of objects)")
+
+    def no_constants(name: str) -> Any:
+        raise BadFile(file, f"{name} is not a number")
+
+    try:
+        try:
+            doc = json.loads(text, parse_float=str, parse_int=str, parse_constant=no_constants)
+        except json.JSONDecodeError:
+            doc = [json.loads(line, parse_float=str, parse_int=str, parse_constant=no_constants)
+                   for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise BadFile(file, f"is not valid JSON: {exc.msg}", row=exc.lineno) from None
+    if isinstance(doc, dict):
+        lists = [k for k in ("events", "facts", "rows", "data") if isinstance(doc.get(k), list)]
+        if not lists:
+            raise BadFile(file, "is a JSON object without an 'events' list (expected an array of objects)")
+        doc = doc[lists[0]]
+    if not isinstance(doc, list):
+        raise BadFile(file, "is not a JSON array of objects")
+    records: list[dict[str, str | None]] = []
+    for i, item in enumerate(doc, start=1):
+        if not isinstance(item, dict):
+            raise BadFile(file, f"item is a {type(item).__name__}, not an object", row=i)
+        rec: dict[str, str | None] = {}
+        for k, v in item.items():
+            if isinstance(v, list) or (isinstance(v, dict) and str(k).lower() != "dims"):
+                raise BadFile(file, f"holds a {type(v).__name__}; only text and numbers are values",
+                              row=i, column=str(k))
+            rec[str(k)] = _scalar(v)
+        records.append(rec)
+    if not records:
+        raise BadFile(file, "holds no rows")
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    df = pl.DataFrame({c: [r.get(c) for r in records] for c in columns}, schema={c: pl.String for c in columns})
+    return _finish(df, file, first_row=1)
+
+
+@register("parquet")
+def read_parquet(path: Path) -> pl.DataFrame:
+    """A Parquet file with the canonical columns (typed or text)."""
+    file = str(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BadFile(file, f"is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    cols = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_floating(col.type):
+            cols[name] = pl.Series(name, [None if v is None else repr(v) for v in col.to_pylist()], pl.String)
+        else:
+            cols[name] = pl.from_arrow(col).cast(pl.String) if table.num_rows else pl.Series(name, [], pl.String)
+    df = pl.DataFrame(cols) if cols else pl.DataFrame()
+    if not cols:
+        raise BadFile(file, "has no columns")
+    return _finish(df, file, first_row=1)

@@ -1,0 +1,3 @@
+from metricstore.cli import main
+
+main()

@@ -1,0 +1,153 @@
+"""The ``metricstore`` command line: a thin layer over the store, ingest and queries packages.
+
+Each command parses its options, calls one library function and renders the result. Library
+errors become one line on stderr and exit code 2; nothing a user types produces a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ingest import Catalog, Settings, ingest_paths
+from queries import MetricStore, write_catalog
+from store import MetricStoreError, Store
+from store.verify import verify as verify_store
+from metricstore.render import FORMATS, render
+
+app = typer.Typer(
+    name="metricstore",
+    help="An event-sourced store of financial metrics: ingest facts, query growth at any point in time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", "-s", help="Store folder [env METRICSTORE_STORE; default data/store].", show_default=False)]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Publication time: what was public on this date (YYYY-MM-DD).")]
+AsRecOpt = Annotated[str | None, typer.Option("--as-recorded", help="System time: what the store had recorded by then (ISO timestamp, UTC).")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+
+
+def settings(store: Path | None) -> Settings:
+    s = Settings()
+    return s.model_copy(update={"store": store}) if store else s
+
+
+def open_store(store: Path | None, *, create: bool = False) -> Store:
+    return Store.open(settings(store).store, create=create)
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Input files (CSV, JSON, Parquet, SEC companyfacts...).")],
+    store: StoreOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, csv, json, parquet, or another registered format.")] = "auto",
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Commit the valid rows of a file that has invalid ones.")] = False,
+) -> None:
+    """Append the facts in FILES to the store; each file is one atomic batch."""
+    cfg = settings(store)
+    st = Store.open(cfg.store, create=True)
+    report = ingest_paths(st, list(files), catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),
+                          fmt=fmt, skip_invalid=skip_invalid)
+    for f in report.files:
+        for w in f.warnings:
+            err.print(f"warning: {w}")
+        for p in f.problems:
+            err.print(f"rejected: {p}")
+        if f.quarantine:
+            err.print(f"rejected rows written to {f.quarantine}")
+        print(f.summary())
+    print(report.summary())
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over events, facts, growth, share, entities, metrics.")],
+    store: StoreOpt = None, as_of: AsOfOpt = None, as_recorded: AsRecOpt = None,
+    fmt: FormatOpt = "table", output: OutputOpt = None,
+) -> None:
+    """Run a read-only SQL query over the store's views."""
+    with MetricStore(open_store(store)) as ms:
+        render(ms.sql(query, as_of=as_of, as_recorded=as_recorded), fmt, output)
+
+
+@app.command()
+def series(
+    entity: Annotated[str, typer.Argument(help="Entity id, e.g. xiaomi.")],
+    metric: Annotated[str, typer.Argument(help="Metric name, e.g. revenue.")],
+    segment: Annotated[str, typer.Option("--segment", help="Segment ('total' for the whole entity).")] = "total",
+    dims: Annotated[str, typer.Option("--dims", help="Dimensions, key=value;key=value.")] = "",
+    freq: Annotated[str | None, typer.Option("--freq", help="FY, H, Q or M (all when omitted).")] = None,
+    store: StoreOpt = None, as_of: AsOfOpt = None, as_recorded: AsRecOpt = None,
+    fmt: FormatOpt = "table", output: OutputOpt = None,
+) -> None:
+    """One series over time with YoY, QoQ and TTM."""
+    with MetricStore(open_store(store)) as ms:
+        df = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, as_recorded=as_recorded)
+        render(df.drop("event_id", "derived_from") if fmt == "table" else df, fmt, output,
+               title=f"{entity} {metric} ({segment})")
+
+
+@app.command()
+def catalog(
+    path: Annotated[Path | None, typer.Argument(help="Where to write the DuckDB file [default: <store>/catalog.duckdb].")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write a DuckDB database file with the views, for the DuckDB CLI, DBeaver or a notebook."""
+    target = write_catalog(open_store(store), path)
+    print(f"wrote {target}: open it with `duckdb {target}` and query growth, facts, share")
+
+
+@app.command()
+def verify(store: StoreOpt = None) -> None:
+    """Read every file of the store and report anything unreadable or inconsistent."""
+    st = open_store(store)
+    findings = verify_store(st)
+    for f in findings:
+        err.print(f"problem: {f}")
+    n = sum(len(st.files(t)) for t in ("events", "entities", "metrics"))
+    print(f"{st.root}: {n} files checked, {len(findings)} problem(s)")
+    if findings:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    store: StoreOpt = None,
+    chart: Annotated[Path, typer.Option("--chart", help="Where to write the PNG chart.")] = Path("data/xiaomi-2024.png"),
+    seed: Annotated[Path, typer.Option("--seed", help="Folder of seed files to ingest.")] = Path("data/seed"),
+) -> None:
+    """Build the default store from data/seed, print Xiaomi's 2024 growth table and write a chart."""
+    from metricstore.demo import run_demo
+
+    cfg = settings(store)
+    run_demo(cfg, seed, chart)
+
+
+def main() -> None:
+    """Entry point: run the app, turning library errors into one line and exit code 2."""
+    try:
+        app()
+    except MetricStoreError as exc:
+        err.print(f"error: {exc}")
+        sys.exit(2)
+    except (ValueError, OSError) as exc:
+        err.print(f"error: {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Read side: the SQL views (``queries/sql``), the Python helper and the catalog file."""
+
+from __future__ import annotations
+
+from queries.errors import BadArgument, QueryError, SqlError
+from queries.helper import MetricStore
+from queries.views import VIEWS, install, sql_sources, write_catalog
+
+__all__ = [
+    "VIEWS",
+    "BadArgument",
+    "MetricStore",
+    "QueryError",
+    "SqlError",
+    "install",
+    "sql_sources",
+    "write_catalog",
+]

@@ -1,0 +1,32 @@
+"""Errors of the query layer (see store/errors.py for the whole tree).
+
+    QueryError
+    ├── BadArgument      an argument (date, frequency, name) is not valid   (terminal, ValueError)
+    └── SqlError         DuckDB refused or failed the query                  (terminal)
+"""
+
+from __future__ import annotations
+
+from store.errors import MetricStoreError, TerminalError
+
+
+class QueryError(MetricStoreError):
+    """Base of the query layer's errors."""
+
+
+class BadArgument(QueryError, TerminalError, ValueError):
+    """An argument to a query is not valid."""
+
+    def __init__(self, name: str, value: object, reason: str) -> None:
+        self.name = name
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{name}={value!r}: {reason}")
+
+
+class SqlError(QueryError, TerminalError):
+    """DuckDB could not run the query."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)

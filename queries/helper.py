@@ -1,0 +1,169 @@
+"""The Python query helper: ``MetricStore(root).growth(...)`` returns polars DataFrames.
+
+Every value a caller passes is bound as a query parameter, never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from queries.errors import BadArgument, SqlError
+from queries.views import install
+from store import Store
+
+DateLike = dt.date | dt.datetime | str
+FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
+
+
+def to_date(name: str, value: DateLike | None) -> dt.date | None:
+    """Read a point-in-time date argument (``date``, or ISO text)."""
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.date()
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise BadArgument(name, value, "is not a date (YYYY-MM-DD)") from None
+
+
+def to_timestamp(name: str, value: DateLike | None) -> dt.datetime | None:
+    """Read a system-time argument (``datetime``, ``date`` or ISO text; naive means UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        ts = value
+    elif isinstance(value, dt.date):
+        ts = dt.datetime.combine(value, dt.time.max)
+    else:
+        try:
+            ts = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise BadArgument(name, value, "is not a timestamp (YYYY-MM-DDTHH:MM:SS)") from None
+        if len(str(value).strip()) == 10:
+            ts = dt.datetime.combine(ts.date(), dt.time.max)
+    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
+
+
+class MetricStore:
+    """Read the views of a store as polars DataFrames.
+
+    Example:
+        >>> ms = MetricStore("data/store")                              # doctest: +SKIP
+        >>> ms.series("xiaomi", "revenue", freq="FY")                   # doctest: +SKIP
+        >>> ms.sql("SELECT * FROM growth WHERE entity = ?", ["xiaomi"], as_of="2025-01-01")  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | Store) -> None:
+        self.store = root if isinstance(root, Store) else Store(root)
+        self._con = duckdb.connect()
+        install(self._con, self.store)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> MetricStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sql(
+        self,
+        query: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        as_of: DateLike | None = None,
+        as_recorded: DateLike | None = None,
+    ) -> pl.DataFrame:
+        """Run SQL over the views, optionally at a point in time; returns a polars DataFrame.
+
+        Args:
+            query: SQL over ``events``, ``facts``, ``growth``, ``share``, ``entities``, ``metrics``
+                and the ``*_as_of(d)`` macros.
+            params: values for ``?`` or ``$name`` placeholders.
+            as_of: publication time: only events reported on or before this date.
+            as_recorded: system time: only events the store had recorded by then.
+        """
+        d = to_date("as_of", as_of)
+        t = to_timestamp("as_recorded", as_recorded)
+        cur = self._con.cursor()
+        try:
+            cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
+            cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
+            return cur.sql(query, params=params or None).pl()
+        except duckdb.Error as exc:
+            raise SqlError(str(exc).splitlines()[0]) from None
+        finally:
+            cur.close()
+
+    def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
+              **filters: str) -> pl.DataFrame:
+        """Current facts, filtered by equality on any column (``entity="xiaomi"``)."""
+        return self._select("facts", filters, as_of=as_of, as_recorded=as_recorded,
+                            order="entity, metric, segment, dims, period_end, period")
+
+    def growth(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
+               **filters: str) -> pl.DataFrame:
+        """The growth view, filtered by equality on any column."""
+        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
+                            order="entity, metric, segment, dims, ptype, period_end")
+
+    def share(self, *, as_of: DateLike | None = None, **filters: str) -> pl.DataFrame:
+        """Each segment's share of its entity's total."""
+        return self._select("share", filters, as_of=as_of, as_recorded=None,
+                            order="entity, metric, period, segment")
+
+    def series(
+        self,
+        entity: str,
+        metric: str,
+        segment: str = "total",
+        freq: str | None = None,
+        *,
+        dims: str = "",
+        as_of: DateLike | None = None,
+        as_recorded: DateLike | None = None,
+    ) -> pl.DataFrame:
+        """One series over time with its growth: periods, values, YoY, QoQ and TTM.
+
+        Args:
+            freq: ``FY``, ``H``, ``Q``, ``M`` (or ``YTD``, ``I`` for instants); all when None.
+        """
+        filters: dict[str, str] = {"entity": entity, "metric": metric, "segment": segment, "dims": dims}
+        if freq is not None:
+            key = freq.upper()
+            if key not in FREQS:
+                raise BadArgument("freq", freq, f"is not one of {', '.join(FREQS)}")
+            filters["ptype"] = key
+        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
+                            order="period_end, months_order", columns=(
+                                "period, period_start, period_end, value, unit, qualifier, derived, "
+                                "prior_period, prior_value, yoy_change, yoy_pct, qoq_change, qoq_pct, "
+                                "ttm_value, source, event_id, derived_from"))
+
+    def _select(self, view: str, filters: dict[str, str], *, as_of: DateLike | None,
+                as_recorded: DateLike | None, order: str, columns: str = "*") -> pl.DataFrame:
+        allowed = set(self._columns(view))
+        where, params = [], []
+        for name, value in filters.items():
+            if name not in allowed:
+                raise BadArgument(name, value, f"is not a column of {view}")
+            where.append(f'"{name}" = ?')
+            params.append(value)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        order = order.replace(", months_order", ", period_start DESC")
+        return self.sql(f"SELECT {columns} FROM {view}{clause} ORDER BY {order}", params,
+                        as_of=as_of, as_recorded=as_recorded)
+
+    def _columns(self, view: str) -> list[str]:
+        rows = self._con.sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", params=[view]
+        ).fetchall()
+        return [r[0] for r in rows]

@@ -1,0 +1,46 @@
+-- The current value of each fact, at any point in time.
+--
+-- Fact key: entity, metric, segment, dims, period (label on the entity's fiscal calendar), kind,
+-- unit. Among the events of a key that were visible (reported_at <= as_of, recorded_at <=
+-- as_recorded) and not superseded by a visible event, one wins:
+--   1. the higher source authority (primary: the company's own word; secondary: others),
+--   2. a non-approx figure over an approx one (approx never hides exact of equal authority),
+--   3. the later reported_at, 4. the later recorded_at, 5. the larger event_id.
+-- A winning retract hides the fact. A retract naming an event in `supersedes` withdraws that event
+-- alone and does not compete.
+
+CREATE OR REPLACE MACRO visible_events(as_of, as_recorded) AS TABLE
+SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye,
+       ms_period_label(e.period_start, e.period_end, coalesce(n.fiscal_year_end_month, 12)) AS period
+FROM event_log e
+LEFT JOIN entities n ON n.entity = e.entity
+WHERE (as_of IS NULL OR e.reported_at <= CAST(as_of AS DATE))
+  AND (as_recorded IS NULL OR e.recorded_at <= CAST(as_recorded AS TIMESTAMPTZ));
+
+CREATE OR REPLACE MACRO facts_at(as_of, as_recorded) AS TABLE
+WITH v AS (SELECT * FROM visible_events(as_of, as_recorded)),
+withdrawn AS (SELECT DISTINCT supersedes AS event_id FROM v WHERE supersedes IS NOT NULL),
+candidates AS (
+    SELECT v.* FROM v
+    WHERE v.event_id NOT IN (SELECT event_id FROM withdrawn)
+      AND NOT (v.op = 'retract' AND v.supersedes IS NOT NULL)
+),
+ranked AS (
+    SELECT *, row_number() OVER (
+        PARTITION BY entity, metric, segment, dims, period, kind, unit
+        ORDER BY CASE authority WHEN 'primary' THEN 2 ELSE 1 END DESC,
+                 CASE qualifier WHEN 'approx' THEN 0 ELSE 1 END DESC,
+                 reported_at DESC, recorded_at DESC, event_id DESC) AS rank
+    FROM candidates
+)
+SELECT entity, metric, segment, dims, period, period_start, period_end, kind, value, value_high,
+       unit, qualifier, authority, reported_at, recorded_at, source, source_ref, as_reported,
+       event_id, false AS derived, [event_id] AS derived_from, fye
+FROM ranked
+WHERE rank = 1 AND op = 'assert';
+
+CREATE OR REPLACE VIEW facts AS
+SELECT * EXCLUDE (fye) FROM facts_at(getvariable('as_of'), getvariable('as_recorded'));
+
+CREATE OR REPLACE MACRO facts_as_of(d) AS TABLE SELECT * EXCLUDE (fye) FROM facts_at(d, NULL);
+CREATE OR REPLACE MACRO facts_as_recorded(t) AS TABLE SELECT * EXCLUDE (fye) FROM facts_at(NULL, t);

@@ -1,0 +1,67 @@
+"""Installs the SQL views and macros of ``queries/sql/*.sql`` on a DuckDB connection.
+
+The ``.sql`` files are the one source of truth for the CLI, the Python helper and the catalog
+file handed to data teams. They refer to the store's files through placeholders filled here.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from store import Store
+
+#: Views a user queries; the rest (event_log, *_at macros) are building blocks.
+VIEWS = ("events", "facts", "growth", "share", "entities", "metrics")
+
+
+def sql_sources() -> list[tuple[str, str]]:
+    """(file name, text) of every ``.sql`` file, in the order they must run."""
+    folder = resources.files("queries") / "sql"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(name, (folder / name).read_text(encoding="utf-8")) for name in names]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def render(text: str, store: Store) -> str:
+    """Fill a ``.sql`` file's placeholders with the store's file globs."""
+    return (
+        text.replace("__EVENTS__", _literal(store.glob("events")))
+        .replace("__ENTITIES__", _literal(store.glob("entities")))
+        .replace("__METRICS__", _literal(store.glob("metrics")))
+    )
+
+
+def install(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+    """Create every view and macro on ``con`` over ``store``."""
+    for _name, text in sql_sources():
+        con.execute(render(text, store))
+
+
+def write_catalog(store: Store, path: str | Path | None = None) -> Path:
+    """Write a DuckDB database file holding the views over ``store``.
+
+    A data team opens it with ``duckdb PATH`` (or DBeaver, a notebook) and queries ``growth``;
+    the views read the store's Parquet files at query time, so new commits show without a rebuild.
+    ``SET VARIABLE as_of = DATE '2024-06-30'`` turns every view to that point in time.
+
+    Returns:
+        The path written (default ``<store>/catalog.duckdb``).
+    """
+    target = Path(path) if path else store.root / "catalog.duckdb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        install(con, store)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    tmp.replace(target)
+    return target

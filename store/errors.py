@@ -1,0 +1,69 @@
+"""Errors of the store layer.
+
+The tree of every metricstore error::
+
+    MetricStoreError                      root of all library errors (store/errors.py)
+    ├── TransientError (mixin)            a scheduled job may retry the operation
+    ├── TerminalError (mixin)             retrying will not help; fix the input or the store
+    ├── StoreError                        the event log (this module)
+    │   ├── StoreNotFound                 no store at the given root          (terminal)
+    │   ├── SchemaMismatch                a batch does not fit the event schema (terminal, ValueError)
+    │   ├── CorruptFile                   a committed file fails its checksum or cannot be read (terminal)
+    │   └── StoreBusy                     the append lock was not acquired in time (transient)
+    ├── IngestError                       ingest/errors.py
+    └── QueryError                        queries/errors.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MetricStoreError(Exception):
+    """Root of every error raised by metricstore."""
+
+
+class TransientError(MetricStoreError):
+    """A failure that may go away on retry (lock contention, network)."""
+
+
+class TerminalError(MetricStoreError):
+    """A failure that a retry will not fix."""
+
+
+class StoreError(MetricStoreError):
+    """Base of the store layer's errors."""
+
+
+class StoreNotFound(StoreError, TerminalError, FileNotFoundError):
+    """No store exists at the given root."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = str(root)
+        super().__init__(f"{root}: no metricstore here (run an ingest to create one)")
+
+
+class SchemaMismatch(StoreError, TerminalError, ValueError):
+    """A batch handed to ``append`` lacks columns or has values the schema forbids."""
+
+    def __init__(self, column: str, reason: str) -> None:
+        self.column = column
+        self.reason = reason
+        super().__init__(f"column {column!r}: {reason}")
+
+
+class CorruptFile(StoreError, TerminalError):
+    """A committed file is truncated, altered or not one of ours."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class StoreBusy(StoreError, TransientError, TimeoutError):
+    """Another writer held the append lock for longer than the timeout."""
+
+    def __init__(self, root: Path | str, timeout_s: float) -> None:
+        self.root = str(root)
+        super().__init__(f"{root}: another writer held the store for more than {timeout_s:g} s; try again")

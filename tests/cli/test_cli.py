@@ -1,0 +1,102 @@
+"""The command line as a user runs it: help everywhere, sql/series/catalog/verify, the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from metricstore.cli import app
+from tests.conftest import ROOT, fact, run_cli, write_csv
+
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_text(command: str) -> None:
+    cmd = next(c for c in app.registered_commands if (c.name or c.callback.__name__) == command)
+    assert (cmd.help or cmd.callback.__doc__ or "").strip(), f"{command} has no help text"
+    r = run_cli(command, "--help")
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Path:
+    root = tmp_path / "store"
+    rows = [fact(period="FY2023", value="80", reported_at="2024-02-01"), fact(value="100"),
+            fact(period="9M2024", value="70", reported_at="2024-11-01")]
+    r = run_cli("ingest", str(write_csv(tmp_path / "in.csv", rows)), store=root)
+    assert r.returncode == 0, r.stderr
+    assert "3 added, 0 already present, 0 rejected" in r.stdout
+    return root
+
+
+def test_ingest_twice_adds_nothing(filled: Path, tmp_path: Path) -> None:
+    r = run_cli("ingest", str(tmp_path / "in.csv"), store=filled)
+    assert r.returncode == 0 and "0 added, 3 already present" in r.stdout
+
+
+def test_sql_json_and_as_of(filled: Path) -> None:
+    r = run_cli("sql", "SELECT period, value FROM facts ORDER BY period", "--format", "json", store=filled)
+    assert r.returncode == 0, r.stderr
+    assert [d["period"] for d in json.loads(r.stdout)] == ["9M2024", "FY2023", "FY2024"]
+    r = run_cli("sql", "SELECT count(*) AS n FROM facts", "--as-of", "2024-12-31", "--format", "csv", store=filled)
+    assert r.stdout.splitlines() == ["n", "2"]
+
+
+def test_bad_sql_is_one_line_not_a_traceback(filled: Path) -> None:
+    r = run_cli("sql", "SELEKT 1", store=filled)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error:")
+
+
+def test_series_shows_growth_and_derived_quarter(filled: Path) -> None:
+    r = run_cli("series", "acme", "revenue", "--format", "csv", store=filled)
+    assert r.returncode == 0, r.stderr
+    header, *rows = r.stdout.splitlines()
+    cols = header.split(",")
+    by_period = {row.split(",")[0]: dict(zip(cols, row.split(","), strict=False)) for row in rows}
+    assert by_period["FY2024"]["yoy_pct"] == "0.25"
+    assert by_period["2024Q4"]["derived"] == "true"
+
+
+def test_catalog_file_serves_the_views_to_duckdb(filled: Path, tmp_path: Path) -> None:
+    target = tmp_path / "cat.duckdb"
+    r = run_cli("catalog", str(target), store=filled)
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.sql("SELECT yoy_pct FROM growth WHERE period = 'FY2024'").fetchall() == [(0.25,)]
+    assert con.sql("SELECT count(*) FROM facts_as_of(DATE '2024-12-31')").fetchall() == [(2,)]
+    # a commit after the catalog was written shows without rebuilding it
+    more = write_csv(tmp_path / "more.csv", [fact(period="FY2022", value="60", reported_at="2023-02-01")])
+    assert run_cli("ingest", str(more), store=filled).returncode == 0
+    assert con.sql("SELECT count(*) FROM facts").fetchall() == [(4,)]
+
+
+def test_verify_passes_on_a_sound_store_and_names_a_damaged_file(filled: Path) -> None:
+    r = run_cli("verify", store=filled)
+    assert r.returncode == 0 and "0 problem(s)" in r.stdout
+    victim = sorted((filled / "events").glob("*.parquet"))[-1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    r = run_cli("verify", store=filled)
+    assert r.returncode == 1 and victim.name in r.stderr and "checksum" in r.stderr
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    r = run_cli("sql", "SELECT 1", store=tmp_path / "nowhere")
+    assert r.returncode == 2 and "no metricstore here" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_prints_the_articles_growth_from_the_store(tmp_path: Path) -> None:
+    chart = tmp_path / "chart.png"
+    r = run_cli("demo", "--chart", str(chart), "--seed", str(ROOT / "data" / "seed"), store=tmp_path / "s")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for figure in ("+35.0 %", "+41.3 %", "+48.8 %", "+15.7 %", "52.4 %", "28.4 %", "66,000", "10,000"):
+        assert figure in out, figure
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = run_cli("demo", "--chart", str(chart), "--seed", str(ROOT / "data" / "seed"), store=tmp_path / "s")
+    assert "0 events added" in again.stdout

@@ -1,0 +1,206 @@
+"""The canonical input format: normalisation, and bad input rejected with one clear line each."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest import Catalog, canonical_dims, ingest_file, parse_unit
+from store import Store
+from tests.conftest import fact, run_cli, store_files, write_csv
+
+
+def ingest_one(store: Store, catalog: Catalog, path: Path, **kw: object):
+    return ingest_file(store, path, catalog=catalog, **kw)
+
+
+@pytest.mark.parametrize("value,unit,expected", [
+    ("365906.4", "CNY m", 365906.4e6),
+    ("365.9", "CNY bn", 365.9e9),
+    ("20.9", "%", 0.209),
+    ("3", "pp", 0.03),
+    ("169", "m units", 169e6),
+    ("136,854", "vehicles", 136854.0),
+    ("(6.2)", "CNY bn", -6.2e9),
+    ("-0.7", "RMB bn", -0.7e9),
+    ("1.5e3", "USD k", 1.5e6),
+    ("30", "weeks", 30.0),
+])
+def test_values_are_normalised_to_base_units_exactly(tmp_path: Path, store: Store, catalog: Catalog,
+                                                     value: str, unit: str, expected: float) -> None:
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(value=value, unit=unit)]))
+    assert r.ok and r.added == 1, r.problems
+    t = store.read()
+    assert t.column("value").to_pylist() == [expected]
+    assert t.column("as_reported").to_pylist() == [f"{value} {unit}"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(digits=st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), allow_nan=False, places=4),
+       unit=st.sampled_from(["USD", "USD k", "USD m", "USD bn", "%", "bp"]))
+def test_property_scaling_is_correctly_rounded(digits: Decimal, unit: str) -> None:
+    from ingest.canonical import normalise
+    import polars as pl
+
+    text = format(digits, "f")
+    df = pl.DataFrame({"entity": ["a"], "metric": ["revenue"], "period": ["FY2020"], "value": [text], "unit": [unit],
+                       "reported_at": ["2021-01-01"], "source": ["s"]}).with_row_index("__row", offset=2)
+    df = df.with_columns(pl.col("__row").cast(pl.Int64))
+    out = normalise(df, "f.csv", Catalog(), {})
+    assert not out.problems
+    u = parse_unit(unit)
+    assert out.events["value"][0] == float(digits.scaleb(u.exponent))
+
+
+def test_dims_are_canonical() -> None:
+    assert canonical_dims("region=CN; price_band=3000+") == "price_band=3000+;region=CN"
+    assert canonical_dims('{"b": "2", "a": "1"}') == "a=1;b=2"
+    assert canonical_dims("") == ""
+    with pytest.raises(ValueError):
+        canonical_dims("region")
+    with pytest.raises(ValueError):
+        canonical_dims("a=1;a=2")
+
+
+def test_alias_maps_to_the_standard_metric(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(metric="adjusted_net_profit")]))
+    assert store.read().column("metric").to_pylist() == ["adjusted_net_income"]
+
+
+def test_unknown_metric_is_accepted_with_a_warning_and_an_inferred_kind(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(metric="widgets_made", unit="units")]))
+    assert r.added == 1 and any("widgets_made" in w and "flow" in w for w in r.warnings)
+    assert store.read("metrics").column("inferred").to_pylist() == [True]
+
+
+def test_strict_catalog_rejects_unknown_metrics(tmp_path: Path, store: Store) -> None:
+    strict = Catalog.load(Path(__file__).parents[2] / "data" / "catalog", strict=True)
+    r = ingest_one(store, strict, write_csv(tmp_path / "a.csv", [fact(metric="widgets_made")]))
+    assert r.added == 0 and "strict" in r.problems[0].reason
+
+
+def test_json_and_parquet_inputs(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    j = tmp_path / "a.json"
+    j.write_text(json.dumps({"events": [fact(value=1.25), fact(period="FY2023", value=1, reported_at="2024-02-01")]}))
+    assert ingest_one(store, catalog, j).added == 2
+    p = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist([fact(period="FY2022", value=0.1, reported_at="2023-02-01")]), p)
+    assert ingest_one(store, catalog, p).added == 1
+    assert sorted(store.read().column("value").to_pylist()) == [0.1e6, 1e6, 1.25e6]
+
+
+def test_thousands_separators_and_parentheses_are_read_where_unambiguous(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    rows = [fact(value="1,234,567.5", unit="USD"), fact(period="FY2023", value="(1,000)", unit="USD", reported_at="2024-01-10")]
+    assert ingest_one(store, catalog, write_csv(tmp_path / "a.csv", rows)).added == 2
+    assert sorted(store.read().column("value").to_pylist()) == [-1000.0, 1234567.5]
+
+
+def test_skip_invalid_commits_the_valid_rows_and_quarantines_the_rest(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    rows = [fact(), fact(period="FY2023", value="abc", reported_at="2024-02-01")]
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", rows), skip_invalid=True)
+    assert (r.added, r.rejected) == (1, 1)
+    assert r.quarantine is not None and "not a number" in r.quarantine.read_text()
+
+
+# -- the command line, as a user runs it ------------------------------------------------------
+
+BAD_ROWS = [
+    ("unparseable period", fact(period="FY24x"), "period", "is not a period"),
+    ("period ends before it starts", fact(period="", period_start="2024-12-31", period_end="2024-01-01"), "period_end", "ends before"),
+    ("unknown unit", fact(unit="furlongs"), "unit", "unknown unit"),
+    ("NaN", fact(value="NaN"), "value", "not a number"),
+    ("infinity", fact(value="inf"), "value", "not a number"),
+    ("text in a number column", fact(value="twelve"), "value", "not a number"),
+    ("decimal comma", fact(value="1,5"), "value", "not a number"),
+    ("sign inside parentheses", fact(value="(-5)"), "value", "not a number"),
+    ("actual reported before the period ends", fact(reported_at="2024-06-30"), "reported_at", "before its period ends"),
+    ("reported far in the future", fact(period="FY2030", kind="target", reported_at="2099-01-01"), "reported_at", "future"),
+    ("bad kind", fact(kind="rumour"), "kind", "not one of"),
+    ("bad qualifier", fact(qualifier="roughly"), "qualifier", "not one of"),
+    ("missing value", fact(value=""), "value", "required"),
+    ("range without high", fact(qualifier="range"), "value_high", "needs value_high"),
+    ("range upside down", fact(value="33", value_high="30"), "value_high", "below value"),
+    ("bad dims", fact(dims="region"), "dims", "key=value"),
+    ("bad date", fact(reported_at="18/03/2025"), "reported_at", "not a date"),
+    ("huge field", fact(source_ref="x" * 20_000), "source_ref", "too long"),
+]
+
+
+@pytest.mark.parametrize("name,row,column,reason", BAD_ROWS, ids=[b[0] for b in BAD_ROWS])
+def test_bad_row_gives_one_clear_line_and_commits_nothing(tmp_path: Path, name: str, row: dict[str, object],
+                                                          column: str, reason: str) -> None:
+    root = tmp_path / "store"
+    good = write_csv(tmp_path / "good.csv", [fact(period="FY2023", reported_at="2024-02-01")])
+    assert run_cli("ingest", str(good), store=root).returncode == 0
+    before = store_files(root / "events")
+    bad = write_csv(tmp_path / "bad.csv", [fact(period="FY2022", reported_at="2023-02-01"), row])
+    r = run_cli("ingest", str(bad), store=root)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("rejected: ")]
+    assert any(f"{bad}:3: column {column}=" in ln and reason in ln for ln in lines), r.stderr
+    assert store_files(root / "events") == before
+    assert "0 added" in r.stdout and "1 rejected" in r.stdout
+
+
+def test_formula_like_text_is_kept_as_text(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    rows = [fact(source_ref="=cmd|' /C calc'!A0", note="+SUM(A1)")]
+    assert ingest_one(store, catalog, write_csv(tmp_path / "a.csv", rows)).added == 1
+    assert store.read().column("source_ref").to_pylist() == ["=cmd|' /C calc'!A0"]
+
+
+def test_conflicting_rows_in_one_batch_are_both_rejected(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(value="100"), fact(value="101")]))
+    assert r.added == 0 and r.rejected == 2
+    assert all("conflicts with another row" in p.reason for p in r.problems)
+
+
+def test_duplicate_rows_in_one_batch_count_once(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(), fact()]))
+    assert (r.added, r.already_present, r.rejected) == (1, 1, 0)
+
+
+FILE_CASES = [
+    ("empty file", b"", "is empty"),
+    ("header only", b"entity,metric,period,value,unit,reported_at,source\n", "no rows"),
+    ("missing column", b"entity,metric,period,value,reported_at,source\nacme,revenue,FY2024,1,2025-02-01,s\n", "'unit' is missing"),
+    ("extra column", b"entity,metric,period,value,unit,reported_at,source,valeu\nacme,revenue,FY2024,1,USD,2025-02-01,s,1\n", "unknown column 'valeu'"),
+    ("ragged row", b"entity,metric,period,value,unit,reported_at,source\nacme,revenue,FY2024,1,USD,2025-02-01,s,extra\n", "has 8 fields"),
+    ("latin-1 bytes", "entity,metric,period,value,unit,reported_at,source\nacmé,revenue,FY2024,1,USD,2025-02-01,s\n".encode("latin-1"), "not UTF-8"),
+    ("JSON of the wrong shape", b'{"rows": 5}', "without an 'events' list"),
+    ("JSON nested values", b'[{"entity": ["a"]}]', "only text and numbers"),
+]
+
+
+@pytest.mark.parametrize("name,content,reason", FILE_CASES, ids=[c[0] for c in FILE_CASES])
+def test_bad_file_is_refused_whole_with_a_clear_line(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    root = tmp_path / "store"
+    path = tmp_path / ("bad.json" if content.startswith((b"{", b"[")) else "bad.csv")
+    path.write_bytes(content)
+    r = run_cli("ingest", str(path), store=root)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert reason in r.stdout + r.stderr, r.stdout + r.stderr
+    assert Store(root).read().num_rows == 0
+
+
+@pytest.mark.parametrize("bom,encoding", [(b"\xef\xbb\xbf", "utf-8"), (b"", "utf-16")])
+def test_boms_and_utf16_are_read(tmp_path: Path, store: Store, catalog: Catalog, bom: bytes, encoding: str) -> None:
+    text = "entity,metric,period,value,unit,reported_at,source\nacme,revenue,FY2024,1,USD,2025-02-01,s\n"
+    path = tmp_path / "a.csv"
+    path.write_bytes(bom + text.encode(encoding))
+    assert ingest_one(store, catalog, path).added == 1
+
+
+def test_truncated_parquet_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist([fact()]), p)
+    p.write_bytes(p.read_bytes()[:-20])
+    r = run_cli("ingest", str(p), store=tmp_path / "s")
+    assert r.returncode == 2 and "not a readable Parquet file" in r.stdout + r.stderr

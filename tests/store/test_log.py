@@ -1,0 +1,177 @@
+"""The append-only log: atomic commits, content ids, dedup, concurrent writers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from store import MetricEvent, SchemaMismatch, Store, StoreNotFound
+from store.verify import verify
+
+
+def batch(n: int, *, entity: str = "acme", start_value: float = 0.0, source: str = "s") -> pa.Table:
+    return pa.table({
+        "entity": [entity] * n,
+        "metric": ["revenue"] * n,
+        "period_start": [dt.date(2000 + i % 20, 1, 1) for i in range(n)],
+        "period_end": [dt.date(2000 + i % 20, 12, 31) for i in range(n)],
+        "value": [start_value + i for i in range(n)],
+        "unit": ["USD"] * n,
+        "reported_at": [dt.date(2021, 3, 1)] * n,
+        "source": [f"{source}{i}" for i in range(n)],
+    })
+
+
+def test_append_then_read_returns_the_events(store: Store) -> None:
+    r = store.append(batch(5))
+    assert (r.added, r.already_present) == (5, 0)
+    got = store.read()
+    assert got.num_rows == 5
+    assert sorted(got.column("value").to_pylist()) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert set(got.column("commit_id").to_pylist()) == {r.commit_id}
+    assert set(got.column("segment").to_pylist()) == {"total"}
+    assert set(got.column("kind").to_pylist()) == {"actual"}
+
+
+def test_reappend_adds_nothing_and_says_so(store: Store) -> None:
+    store.append(batch(5))
+    files = store.files()
+    again = store.append(batch(5))
+    assert (again.added, again.already_present, again.commit_id) == (0, 5, None)
+    assert store.files() == files
+
+
+def test_partly_new_batch_adds_only_the_new_rows(store: Store) -> None:
+    store.append(batch(3))
+    r = store.append(batch(5))
+    assert (r.added, r.already_present) == (2, 3)
+    assert store.read().num_rows == 5
+
+
+def test_duplicates_within_a_batch_are_written_once(store: Store) -> None:
+    b = batch(2)
+    r = store.append(pa.concat_tables([b, b]))
+    assert (r.added, r.already_present) == (2, 2)
+
+
+def test_event_id_depends_on_content_not_on_time(tmp_path: Path) -> None:
+    a, b = Store.create(tmp_path / "a"), Store.create(tmp_path / "b")
+    a.append(batch(3))
+    b.append(batch(3))
+    assert sorted(a.read().column("event_id").to_pylist()) == sorted(b.read().column("event_id").to_pylist())
+    c = Store.create(tmp_path / "c")
+    c.append(batch(3, start_value=0.5))
+    assert not set(c.read().column("event_id").to_pylist()) & set(a.read().column("event_id").to_pylist())
+
+
+def test_commit_is_one_parquet_file_with_checksum_in_name_and_nothing_left_in_tmp(store: Store) -> None:
+    r = store.append(batch(4))
+    assert r.path is not None and r.path.parent == store.root / "events"
+    assert pq.read_table(r.path).num_rows == 4
+    assert list((store.root / "_tmp").iterdir()) == []
+    assert verify(store) == []
+
+
+def test_file_metadata_carries_schema_version(store: Store) -> None:
+    r = store.append(batch(1))
+    meta = pq.read_schema(r.path).metadata
+    assert meta[b"metricstore.schema_version"] == b"1"
+    assert meta[b"metricstore.rows"] == b"1"
+
+
+def test_batch_missing_a_required_column_is_refused(store: Store) -> None:
+    with pytest.raises(SchemaMismatch, match="unit"):
+        store.append(batch(1).drop_columns(["unit"]))
+    assert store.read().num_rows == 0
+
+
+def test_batch_may_not_set_store_columns(store: Store) -> None:
+    b = batch(1).append_column("event_id", pa.array(["x"]))
+    with pytest.raises(SchemaMismatch, match="set by the store"):
+        store.append(b)
+
+
+@pytest.mark.parametrize("column,value,reason", [
+    ("kind", "rumour", "not one of"),
+    ("value", float("nan"), "NaN"),
+    ("period_end", dt.date(1999, 1, 1), "before period_start"),
+])
+def test_invalid_values_are_refused_whole(store: Store, column: str, value: object, reason: str) -> None:
+    b = batch(2)
+    col = b.column(column).to_pylist() if column in b.column_names else [None, None]
+    col[1] = value
+    b = b.drop_columns([column]) if column in b.column_names else b
+    b = b.append_column(column, pa.array(col))
+    with pytest.raises(SchemaMismatch, match=reason):
+        store.append(b)
+    assert store.read().num_rows == 0
+
+
+def test_opening_a_folder_that_is_not_a_store_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(StoreNotFound, match="no metricstore here"):
+        Store(tmp_path)
+
+
+def test_pydantic_model_validates_single_events() -> None:
+    e = MetricEvent(entity="x", metric="revenue", period_start=dt.date(2024, 1, 1), period_end=dt.date(2024, 12, 31),
+                    value=1.0, unit="USD", reported_at=dt.date(2025, 1, 1), source="s")
+    assert e.segment == "total" and e.to_row()["kind"] == "actual"
+    with pytest.raises(ValidationError):
+        MetricEvent(entity="x", metric="m", period_start=dt.date(2024, 1, 1), period_end=dt.date(2023, 1, 1),
+                    value=1.0, unit="USD", reported_at=dt.date(2025, 1, 1), source="s")
+    with pytest.raises(ValidationError):
+        e.model_copy(update={}).__setattr__("value", 2.0)
+
+
+def test_model_rows_append_like_bulk_rows(store: Store) -> None:
+    e = MetricEvent(entity="x", metric="revenue", period_start=dt.date(2024, 1, 1), period_end=dt.date(2024, 12, 31),
+                    value=1.5, unit="USD", reported_at=dt.date(2025, 1, 1), source="s")
+    row = {k: v for k, v in e.to_row().items() if k not in ("event_id", "recorded_at", "commit_id")}
+    assert store.append(pa.Table.from_pylist([row])).added == 1
+    assert store.read().column("value").to_pylist() == [1.5]
+
+
+values = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(vals=st.lists(values, min_size=1, max_size=30))
+def test_property_append_then_read_and_reappend(tmp_path_factory: pytest.TempPathFactory, vals: list[float]) -> None:
+    s = Store.create(tmp_path_factory.mktemp("p") / "s")
+    n = len(vals)
+    b = batch(n).drop_columns(["value"]).append_column("value", pa.array(vals, pa.float64()))
+    first = s.append(b)
+    assert first.added == n  # each row has its own source, so every row is a distinct event
+    got = sorted(s.read().column("value").to_pylist())
+    assert got == sorted(vals)
+    assert s.append(b).added == 0
+
+
+def _writer(root: str, k: int, n: int, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    s = Store(root)
+    for j in range(n):
+        r = s.append(batch(3, source=f"w{k}-{j}-"))
+        q.put((k, j, r.added))
+
+
+def test_concurrent_processes_lose_nothing(store: Store) -> None:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(store.root), k, 5, q)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    results = [q.get(timeout=10) for _ in range(20)]
+    assert sum(r[2] for r in results) == 60
+    assert store.read().num_rows == 60
+    assert verify(store) == []

@@ -1,0 +1,39 @@
+"""Each layer's public face is pinned: a change to it is a deliberate act."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "store": {"ENTITY_SCHEMA", "EVENT_SCHEMA", "METRIC_SCHEMA", "SCHEMA_VERSION", "TABLES", "AppendResult",
+              "Authority", "CorruptFile", "Kind", "MetricEvent", "MetricStoreError", "Op", "Period", "Qualifier",
+              "SchemaMismatch", "Store", "StoreBusy", "StoreError", "StoreNotFound", "TerminalError",
+              "TransientError", "content_ids", "label_period", "parse_period", "register_table"},
+    "queries": {"VIEWS", "BadArgument", "MetricStore", "QueryError", "SqlError", "install", "sql_sources",
+                "write_catalog"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_all_is_pinned(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert set(mod.__all__) >= PUBLIC[module]
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
+
+
+def test_layers_import_one_way() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for layer, forbidden in (("store", {"ingest", "queries", "metricstore"}), ("queries", {"ingest", "metricstore"}),
+                             ("ingest", {"queries", "metricstore"})):
+        for path in (root / layer).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for n in names:
+                    assert n.split(".")[0] not in forbidden, f"{path} imports {n}"
