@@ -134,6 +134,11 @@ def demo(
     run_demo(cfg, seed, chart)
 
 
+# Commands of other areas live in their own modules (metricstore/cli_*.py) and register on `app`
+# when imported here, one line each.
+from metricstore import cli_more  # noqa: E402,F401  (imports the cli_* modules)
+
+
 def main() -> None:
     """Entry point: run the app, turning library errors into one line and exit code 2."""
     try:

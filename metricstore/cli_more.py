@@ -1,0 +1,4 @@
+"""Registry of the command modules beyond the core ones: each ``cli_<area>.py`` adds its commands
+to ``metricstore.cli.app`` when imported; import it here, one line per module."""
+
+from __future__ import annotations
