@@ -112,6 +112,23 @@ def _entity_records(store: Store, catalog: Catalog, entities: list[str],
     }), table="entities")
 
 
+def set_entity(store: Store, entity: EntityDef, *, source: str = "user") -> bool:
+    """Record what the store knows of an entity (name, identifiers, fiscal year end).
+
+    The latest record wins in the ``entities`` view; set the fiscal year end before ingesting
+    figures labelled on that calendar (``FY2024`` is parsed with it).
+
+    Returns:
+        True when a new record was written, False when the store already held exactly this one.
+    """
+    result = store.append(pa.table({
+        "entity": [entity.entity], "name": [entity.name], "cik": [entity.cik], "ticker": [entity.ticker],
+        "fiscal_year_end_month": pa.array([entity.fiscal_year_end_month], pa.int8()),
+        "fiscal_year_end": pa.array([None], pa.string()), "source": [source],
+    }), table="entities")
+    return result.added > 0
+
+
 def _metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred: dict[str, str]) -> None:
     known = set(store.read("metrics").column("metric").to_pylist())
     rows = []
