@@ -8,6 +8,8 @@ from ingest.config import Settings
 from ingest.errors import BadFile, BatchRejected, CatalogError, IngestError, RowProblem
 from ingest.pipeline import FileReport, RunReport, ingest_file, ingest_paths, new_run_id
 from ingest.readers import READERS, Batch, detect_format, register
+from ingest.mapped import Mapping, load_mapping, mapped_format
+from ingest.runs import RunLog, RunOutcome, ingest_recorded
 from ingest.units import Unit, parse_unit
 
 __all__ = [
@@ -20,16 +22,22 @@ __all__ = [
     "EntityDef",
     "FileReport",
     "IngestError",
+    "Mapping",
     "MetricDef",
     "RowProblem",
+    "RunLog",
+    "RunOutcome",
     "RunReport",
     "Settings",
     "Unit",
     "canonical_dims",
     "detect_format",
     "infer_aggregation",
+    "ingest_recorded",
     "ingest_file",
     "ingest_paths",
+    "load_mapping",
+    "mapped_format",
     "new_run_id",
     "normalise",
     "parse_unit",

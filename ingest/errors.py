@@ -4,14 +4,19 @@
     ├── BadFile          the file as a whole cannot be read: encoding, shape, missing column
     │                    (terminal, ValueError)
     ├── BatchRejected    rows failed validation; carries every RowProblem      (terminal, ValueError)
-    └── CatalogError     the catalog under data/catalog is malformed            (terminal)
+    ├── CatalogError     the catalog under data/catalog is malformed            (terminal)
+    ├── ConfigError      jobs.toml or a mapping file is invalid; names file, job, field (terminal, ValueError)
+    ├── JobBusy          the job is already running in another process or thread     (transient)
+    └── FetchError       an HTTP source could not be read (url, status)
+        ├── FetchFailed      connection error, timeout, 5xx, 429 after retries          (transient)
+        └── FetchRefused     a 4xx other than 429: retrying will not help               (terminal)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.errors import MetricStoreError, TerminalError
+from store.errors import MetricStoreError, TerminalError, TransientError
 
 
 class IngestError(MetricStoreError):
@@ -56,3 +61,37 @@ class BatchRejected(IngestError, TerminalError, ValueError):
 
 class CatalogError(IngestError, TerminalError):
     """The metric/entity/source catalog is malformed."""
+
+
+class ConfigError(IngestError, TerminalError, ValueError):
+    """A job configuration or a mapping file is invalid: says which file, job and field."""
+
+    def __init__(self, file: str, reason: str, *, job: str | None = None, field: str | None = None) -> None:
+        self.file, self.reason, self.job, self.field = file, reason, job, field
+        where = file + (f": job {job!r}" if job else "") + (f": {field}" if field else "")
+        super().__init__(f"{where}: {reason}")
+
+
+class JobBusy(IngestError, TransientError):
+    """Another run of the same job holds its lock; this run is skipped."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        super().__init__(f"job {job!r} is already running; skipped")
+
+
+class FetchError(IngestError):
+    """An HTTP source could not be read. Messages name the URL and status, never a credential."""
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None) -> None:
+        self.url, self.reason, self.status = url, reason, status
+        code = f" HTTP {status}" if status is not None else ""
+        super().__init__(f"{url}:{code} {reason}".replace(":  ", ": "))
+
+
+class FetchFailed(FetchError, TransientError):
+    """Connection error, timeout, 5xx or 429 (still failing after the retries)."""
+
+
+class FetchRefused(FetchError, TerminalError):
+    """A 4xx answer other than 429: the request itself is wrong; not retried."""

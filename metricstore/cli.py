@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ingest import Catalog, Settings, ingest_paths
+from ingest import Catalog, Settings, ingest_paths, ingest_recorded
 from queries import MetricStore, write_catalog
 from store import MetricStoreError, Store
 from store.verify import verify as verify_store
@@ -55,7 +55,7 @@ def ingest(
     """Append the facts in FILES to the store; each file is one atomic batch."""
     cfg = settings(store)
     st = Store.open(cfg.store, create=True)
-    report = ingest_paths(st, list(files), catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),
+    report = ingest_recorded(st, list(files), catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),
                           fmt=fmt, skip_invalid=skip_invalid)
     for f in report.files:
         for w in f.warnings:

@@ -14,7 +14,7 @@ import duckdb
 from store import Store
 
 #: Views a user queries; the rest (event_log, *_at macros) are building blocks.
-VIEWS = ("events", "facts", "growth", "share", "entities", "metrics")
+VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs")
 
 
 def sql_sources() -> list[tuple[str, str]]:
@@ -34,6 +34,8 @@ def render(text: str, store: Store) -> str:
         text.replace("__EVENTS__", _literal(store.glob("events")))
         .replace("__ENTITIES__", _literal(store.glob("entities")))
         .replace("__METRICS__", _literal(store.glob("metrics")))
+        .replace("__RUNS__", f"read_parquet({_literal(store.glob('runs'))}, union_by_name = true)"
+                 if store.files("runs") else "run_log_empty")
     )
 
 

@@ -1,0 +1,92 @@
+"""Mapped tables: a wide KPI export read through a mapping file into canonical events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest import Catalog, ingest_file, load_mapping, mapped_format
+from ingest.errors import ConfigError
+from queries import MetricStore
+from store import Store
+from tests.conftest import ROOT, needs_shared
+
+TESLA = ("kpi", "tesla_operational_summary_q4-2022_q2-2024.csv")
+MAPPING = ROOT / "data" / "mappings" / "tesla_operational_summary.toml"
+
+
+def test_tesla_deliveries_per_quarter_and_their_yoy_are_in_growth(store: Store, catalog: Catalog,
+                                                                   ms: MetricStore) -> None:
+    path = needs_shared(*TESLA)
+    report = ingest_file(store, path, catalog=catalog)   # format detected: the mapping matches
+    assert report.ok, report.error or report.problems
+    assert report.format == "mapped" and report.warnings == []
+    df = ms.sql("SELECT period, value, yoy_pct FROM growth WHERE entity = 'tsla' AND metric = 'deliveries' "
+                "AND segment = 'total' ORDER BY period")
+    rows = {p: (v, y) for p, v, y in df.iter_rows()}
+    assert [p for p in rows] == ["2022Q4", "2023Q1", "2023Q2", "2023Q3", "2023Q4", "2024Q1", "2024Q2"]
+    assert rows["2023Q4"][0] == 484507
+    assert rows["2023Q4"][1] == pytest.approx(484507 / 405278 - 1)
+    assert rows["2024Q2"][1] == pytest.approx(443956 / 466140 - 1)
+    assert rows["2023Q3"][1] is None          # no 2022Q3 in the table
+
+
+def test_tesla_stocks_are_instants_and_empty_cells_are_no_figure(store: Store, catalog: Catalog,
+                                                                  ms: MetricStore) -> None:
+    path = needs_shared(*TESLA)
+    assert ingest_file(store, path, catalog=catalog, fmt=mapped_format(MAPPING)).ok
+    st = ms.sql("SELECT period_start, period_end, value FROM events WHERE entity = 'tsla' "
+                "AND metric = 'supercharger_stations' ORDER BY period_end")
+    assert st.height == 7 and (st["period_start"] == st["period_end"]).all()
+    assert str(st["period_end"][0]) == "2022-12-31" and st["value"][-1] == 6473
+    loc = ms.sql("SELECT count(*) AS n FROM events WHERE metric = 'store_and_service_locations'")
+    assert loc["n"][0] == 6                   # blank for 2022Q4
+    solar = ms.sql("SELECT count(*) AS n FROM events WHERE metric = 'solar_deployed'")
+    assert solar["n"][0] == 5                 # no longer reported in 2024
+    agg = ms.sql("SELECT metric, aggregation FROM metrics WHERE metric IN ('deliveries', 'supercharger_stations')")
+    assert dict(agg.iter_rows()) == {"deliveries": "flow", "supercharger_stations": "stock"}
+    lineage = ms.sql("SELECT source, source_ref FROM events WHERE metric = 'deliveries' AND segment = 'total' "
+                     "AND period_end = DATE '2022-12-31'")
+    assert lineage.row(0) == ("tesla-quarterly-update", f"{path.name}:2")
+
+
+def _mapping(tmp_path: Path, extra: str = "") -> Path:
+    p = tmp_path / "m.toml"
+    p.write_text('name = "t"\nentity = "acme"\nsource = "acme-kpi"\n'
+                 '[period]\nyear = "Year"\nquarter = "Q"\n[reported_at]\ndays_after_period_end = 20\n'
+                 '[columns.stores]\nmetric = "store_count"\nunit = "stores"\ninstant = true\n' + extra)
+    return p
+
+
+def test_a_column_the_mapping_does_not_know_rejects_the_file(tmp_path: Path, store: Store,
+                                                              catalog: Catalog) -> None:
+    data = tmp_path / "kpi.csv"
+    data.write_text("Year,Q,stores,new_kpi\n2024,Q1,10,5\n")
+    report = ingest_file(store, data, catalog=catalog, fmt=mapped_format(_mapping(tmp_path)))
+    assert report.error and "'new_kpi' is not in mapping 't'" in report.error and report.added == 0
+
+
+def test_ignored_columns_are_skipped(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    data = tmp_path / "kpi.csv"
+    data.write_text("Year,Q,stores,new_kpi\n2024,1,10,5\n2024,2,12,5\n")
+    m = _mapping(tmp_path).read_text().replace('[period]', 'ignore = ["new_kpi"]\n[period]')
+    (tmp_path / "m2.toml").write_text(m)
+    report = ingest_file(store, data, catalog=catalog, fmt=mapped_format(tmp_path / "m2.toml"))
+    assert report.ok and report.added == 2
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ('[columns.x]\nmetric = "m"\n', "columns.x.unit"),
+    ('[columns.y]\nmetric = "m"\nunit = "u"\nkind = "rumour"\n', "columns.y.kind"),
+])
+def test_a_bad_mapping_is_one_error_naming_the_field(tmp_path: Path, extra: str, field: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(_mapping(tmp_path, extra))
+    assert exc.value.field == field and "m.toml" in str(exc.value)
+
+
+def test_the_documented_example_mapping_is_valid() -> None:
+    m = load_mapping(MAPPING)
+    assert m.entity == "tsla" and m.columns["total_deliveries"].metric == "deliveries"
+    assert m.columns["supercharger_stations"].instant and not m.columns["total_production"].instant
