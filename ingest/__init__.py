@@ -6,8 +6,9 @@ from ingest.canonical import canonical_dims, normalise
 from ingest.catalog import Catalog, EntityDef, MetricDef, infer_aggregation
 from ingest.config import Settings
 from ingest.errors import BadFile, BatchRejected, CatalogError, IngestError, RowProblem
-from ingest.pipeline import FileReport, RunReport, ingest_file, ingest_paths, new_run_id
+from ingest.pipeline import FileReport, RunReport, ingest_file, ingest_paths, new_run_id, set_entity
 from ingest.readers import READERS, Batch, detect_format, register
+from ingest import sec as _sec  # noqa: E402,F401  (registers the sec-companyfacts reader)
 from ingest.mapped import Mapping, load_mapping, mapped_format
 from ingest.runs import RunLog, RunOutcome, ingest_recorded
 from ingest.units import Unit, parse_unit
@@ -42,4 +43,5 @@ __all__ = [
     "normalise",
     "parse_unit",
     "register",
+    "set_entity",
 ]

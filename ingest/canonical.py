@@ -31,6 +31,8 @@ OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "
 KNOWN = frozenset(REQUIRED + OPTIONAL)
 
 _NAME = r"^[a-z0-9][a-z0-9_.:\-]*$"
+#: A namespaced name (an XBRL concept such as ``us-gaap:SalesRevenueNet``) keeps its case.
+_QNAME = r"^[a-z][a-z0-9\-]*:[A-Za-z_][A-Za-z0-9_.\-]*$"
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -156,7 +158,8 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         pl.col("qualifier").str.to_lowercase(),
         pl.col("authority").str.to_lowercase(),
         pl.col("entity").str.to_lowercase(),
-        pl.col("metric").str.to_lowercase(),
+        pl.when(pl.col("metric").str.contains(_QNAME)).then(pl.col("metric"))
+        .otherwise(pl.col("metric").str.to_lowercase()).alias("metric"),
         pl.col("segment").str.to_lowercase().fill_null("total"),
     )
     df = df.with_columns(
@@ -170,7 +173,8 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         flag(pl.col(c).is_not_null() & ~pl.col(c).is_in(allowed), c, f"is not one of {', '.join(allowed)}")
     flag(pl.col("entity").is_not_null() & ~pl.col("entity").str.contains(_NAME), "entity",
          "is not a valid name (letters, digits, _ . : -)")
-    flag(pl.col("metric").is_not_null() & ~pl.col("metric").str.contains(_NAME), "metric",
+    flag(pl.col("metric").is_not_null() & ~pl.col("metric").str.contains(_NAME)
+         & ~pl.col("metric").str.contains(_QNAME), "metric",
          "is not a valid name (letters, digits, _ . : -)")
     flag(pl.col("supersedes").is_not_null() & ~pl.col("supersedes").str.contains(r"^[0-9a-f]{32}$"),
          "supersedes", "is not an event id (32 hex digits)")
@@ -276,13 +280,20 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         .group_by("metric").agg(pl.col("__base").first(), (pl.col("__start") == pl.col("__end")).all().alias("inst"),
                                 pl.col("__row").min())
     )
-    for m, base, inst, row in unknown_metrics.iter_rows():
+    namespaced: list[str] = []
+    for m, base, inst, row in unknown_metrics.sort("__row").iter_rows():
         if catalog.strict:
             flag(pl.col("metric") == m, "metric", "is not in the catalog (strict catalog)")
             continue
         agg = infer_aggregation(base or "", bool(inst))
         new_metrics[m] = agg
+        if ":" in m:  # raw XBRL concepts are many and expected: one warning for them all
+            namespaced.append(m)
+            continue
         warnings.append(f"{file}:{row}: metric {m!r} is not in the catalog; accepted as {agg} (inferred)")
+    if namespaced:
+        warnings.append(f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
+                        f"names, aggregation inferred (e.g. {', '.join(namespaced[:3])})")
 
     # -- conflicts within the batch --------------------------------------------------------
     key = ["entity", "metric", "segment", "__dims", "__start", "__end", "kind", "__base", "source",

@@ -32,6 +32,7 @@ class EntityDef:
     ticker: str | None = None
     cik: str | None = None
     fiscal_year_end_month: int = 12
+    fiscal_year_end: str | None = None  # as the filings give it, e.g. '--09-28 (52/53 weeks, ...)'
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -107,7 +107,7 @@ def _entity_records(store: Store, catalog: Catalog, entities: list[str],
         "cik": [e.cik for e in rows],
         "ticker": [e.ticker for e in rows],
         "fiscal_year_end_month": pa.array([e.fiscal_year_end_month for e in rows], pa.int8()),
-        "fiscal_year_end": [None for _ in rows],
+        "fiscal_year_end": [e.fiscal_year_end for e in rows],
         "source": ["catalog" if e in catalog.entities.values() else "ingest" for e in rows],
     }), table="entities")
 
@@ -162,7 +162,7 @@ def _quarantine(store: Store, raw: pl.DataFrame, problems: list[RowProblem], run
 
 def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = "auto",
                 skip_invalid: bool = False, run_id: str | None = None,
-                today: dt.date | None = None) -> FileReport:
+                today: dt.date | None = None, entity: str | None = None) -> FileReport:
     """Ingest one file as one batch.
 
     Args:
@@ -172,6 +172,7 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
         fmt: ``auto`` or a registered format (``csv``, ``json``, ``parquet``, ...).
         skip_invalid: commit the valid rows of a file that has invalid ones.
         run_id: the ingest run this belongs to (a new one when None).
+        entity: write every row (and the reader's entity record) under this entity id instead.
 
     Returns:
         A :class:`FileReport`; a file that cannot be read at all has ``error`` set and commits nothing.
@@ -191,6 +192,9 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
         report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]
         return report
     batch = out if isinstance(out, Batch) else Batch(out)
+    if entity:
+        batch = Batch(batch.frame.with_columns(pl.lit(entity.strip().lower(), pl.String).alias("entity")),
+                      [replace(e, entity=entity.strip().lower()) for e in batch.entities])
     raw = batch.frame
     report.rows = raw.height
     fye = fiscal_year_ends(store, catalog)
@@ -219,10 +223,11 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
 
 
 def ingest_paths(store: Store, paths: list[str | Path], *, catalog: Catalog, fmt: str = "auto",
-                 skip_invalid: bool = False, run_id: str | None = None) -> RunReport:
-    """Ingest several files in one run, each file its own batch."""
+                 skip_invalid: bool = False, run_id: str | None = None,
+                 entity: str | None = None) -> RunReport:
+    """Ingest several files in one run, each file its own batch (``entity`` overrides the files')."""
     run = RunReport(run_id or new_run_id())
     for p in paths:
         run.files.append(ingest_file(store, p, catalog=catalog, fmt=fmt, skip_invalid=skip_invalid,
-                                     run_id=run.run_id))
+                                     run_id=run.run_id, entity=entity))
     return run

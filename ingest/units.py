@@ -20,7 +20,7 @@ SCALES: dict[str, int] = {
 CURRENCIES = frozenset(
     """AED ARS AUD BGN BRL CAD CHF CLP CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR ISK JPY
     KRW KWD MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RUB SAR SEK SGD THB TRY TWD UAH USD
-    VND ZAR""".split()
+    VND ZAR BHD BOB CRC DOP GTQ HNL JOD KES KZT LKR MAD NIO OMR PAB PYG UYU VES BDT GHS""".split()
 )
 CURRENCY_ALIASES = {"RMB": "CNY", "YUAN": "CNY", "US$": "USD", "$": "USD", "HK$": "HKD",
                     "€": "EUR", "£": "GBP", "NT$": "TWD"}
@@ -33,7 +33,7 @@ COUNTS = frozenset("""unit units vehicle vehicles car cars store stores piece pi
 OTHERS: dict[str, str] = {
     "shares": "shares", "share": "shares", "employees": "employees", "employee": "employees",
     "people": "employees", "weeks": "weeks", "week": "weeks", "days": "days", "day": "days",
-    "months": "months", "month": "months", "m2": "m2", "sqm": "m2", "mwh": "MWh", "gwh": "GWh",
+    "months": "months", "month": "months", "years": "years", "year": "years", "sqft": "sqft", "m2": "m2", "sqm": "m2", "mwh": "MWh", "gwh": "GWh",
     "mw": "MW", "gw": "GW", "kwh": "kWh", "ratio": "ratio", "pure": "ratio", "x": "ratio",
 }
 
