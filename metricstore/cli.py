@@ -105,7 +105,8 @@ def catalog(
 ) -> None:
     """Write a DuckDB database file with the views, for the DuckDB CLI, DBeaver or a notebook."""
     target = write_catalog(open_store(store), path)
-    print(f"wrote {target}: open it with `duckdb {target}` and query growth, facts, share")
+    init = target.with_name(target.name + ".init.sql")  # read-only, store files only: queries/sandbox.py
+    print(f"wrote {target}: open it with `duckdb -readonly -init {init} {target}` and query growth, facts, share")
 
 
 @app.command()

@@ -3,6 +3,7 @@
     QueryError
     ├── BadArgument      an argument (date, frequency, name) is not valid   (terminal, ValueError)
     └── SqlError         DuckDB refused or failed the query                  (terminal)
+        └── SqlRefused   the query would write, attach, load or leave the store (terminal, PermissionError)
 """
 
 from __future__ import annotations
@@ -30,3 +31,7 @@ class SqlError(QueryError, TerminalError):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+class SqlRefused(SqlError, PermissionError):
+    """The read-only SQL surface refused the query (a write, an attach, a file outside the store)."""

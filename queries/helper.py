@@ -13,9 +13,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from queries.errors import BadArgument, SqlError
-from queries.views import install
+from queries.errors import BadArgument, SqlError, SqlRefused
+from queries.sandbox import check_read_only, connect as sandboxed
 from store import Store
+from store.integrity import ChecksumGuard
 
 DateLike = dt.date | dt.datetime | str
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
@@ -62,8 +63,9 @@ class MetricStore:
 
     def __init__(self, root: str | os.PathLike[str] | Store) -> None:
         self.store = root if isinstance(root, Store) else Store(root)
-        self._con = duckdb.connect()
-        install(self._con, self.store)
+        # read-only, no file outside the store, settings locked (queries/sandbox.py)
+        self._con = sandboxed(self.store)
+        self._guard = ChecksumGuard(self.store)
 
     def close(self) -> None:
         self._con.close()
@@ -95,9 +97,13 @@ class MetricStore:
         t = to_timestamp("as_recorded", as_recorded)
         cur = self._con.cursor()
         try:
+            check_read_only(cur, query)
+            self._guard.check()  # a damaged file fails the query, named, instead of a wrong number
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             return cur.sql(query, params=params or None).pl()
+        except duckdb.PermissionException as exc:
+            raise SqlRefused(str(exc).splitlines()[0]) from None
         except duckdb.Error as exc:
             raise SqlError(str(exc).splitlines()[0]) from None
         finally:

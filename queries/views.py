@@ -66,4 +66,7 @@ def write_catalog(store: Store, path: str | Path | None = None) -> Path:
     finally:
         con.close()
     tmp.replace(target)
+    from queries.sandbox import write_init_script  # noqa: PLC0415 (sandbox imports this module)
+
+    write_init_script(target, store.root)  # `duckdb -readonly -init <it> <target>`: the locked session
     return target

@@ -1,0 +1,129 @@
+"""The read-only SQL surface: a DuckDB connection that can read the store and nothing else.
+
+Every query a user types (``metricstore sql``, ``MetricStore.sql()``) and every session opened on
+the catalog file runs on a connection closed by DuckDB's own controls, in this order:
+
+1. the views live in a database file opened ``read_only``: ``CREATE``, ``INSERT``, ``DROP`` and
+   ``ALTER`` on it are refused by DuckDB;
+2. ``allowed_directories`` is the store's folder, then ``enable_external_access`` goes off: no
+   file outside the store can be read (``read_csv('/etc/passwd')``), nothing can be attached or
+   installed, no extension loaded, no network reached;
+3. extension auto-install/auto-load and Python replacement scans are off;
+4. ``lock_configuration`` goes on: no ``SET`` can give any of it back (``SET VARIABLE`` still works,
+   which is how ``as_of`` turns every view to a date).
+
+DuckDB's file controls do not tell reading from writing: inside an allowed directory ``COPY ... TO``
+and ``EXPORT DATABASE`` would still write. So :func:`check_read_only` asks DuckDB's own parser for the
+statement type and lets exactly one ``SELECT`` through (``FROM``, ``WITH``, ``DESCRIBE``, ``SHOW``,
+``SUMMARIZE`` and ``VALUES`` are all ``SELECT`` to DuckDB). No SQL text is parsed here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+from queries.errors import SqlRefused
+from queries.views import install
+from store import Store
+
+#: Statement types a user may run: one SELECT (DuckDB's classification, not ours).
+ALLOWED = frozenset({duckdb.StatementType.SELECT})
+
+#: Set before external access goes off; locked afterwards.
+BASE_CONFIG: dict[str, str | bool] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+    "python_enable_replacements": False,
+}
+
+
+def _dir_literal(path: Path) -> str:
+    text = str(path).rstrip("/") + "/"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def lockdown_sql(store_root: Path) -> str:
+    """The statements that close a DuckDB session over ``store_root`` (also the catalog's init file)."""
+    return (
+        "SET autoinstall_known_extensions = false;\n"
+        "SET autoload_known_extensions = false;\n"
+        f"SET allowed_directories = [{_dir_literal(store_root)}];\n"
+        "SET enable_external_access = false;\n"
+        "SET lock_configuration = true;\n"
+    )
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, store_root: Path) -> None:
+    """Close ``con`` over ``store_root``: reads there only, no extension, settings locked."""
+    con.execute("SET allowed_directories = ?", [[str(store_root).rstrip("/") + "/"]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def connect(store: Store) -> duckdb.DuckDBPyConnection:
+    """A locked-down, read-only connection with the views of ``store`` installed.
+
+    The views are written to a private database file (outside the store), which is opened
+    ``read_only`` and removed at once (the open connection keeps it).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="metricstore-views-"))
+    path = folder / "views.duckdb"
+    try:
+        build = duckdb.connect(str(path))
+        try:
+            install(build, store)
+            build.execute("CHECKPOINT")
+        finally:
+            build.close()
+        con = duckdb.connect(str(path), read_only=True, config=dict(BASE_CONFIG))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    lock_down(con, store.root)
+    return con
+
+
+def connect_catalog(path: str | os.PathLike[str], store_root: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """Open a catalog file (see :func:`queries.write_catalog`) as the sandbox opens it."""
+    con = duckdb.connect(str(path), read_only=True, config=dict(BASE_CONFIG))
+    lock_down(con, Path(store_root).absolute())
+    return con
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse anything but one SELECT, by DuckDB's own reading of the statement.
+
+    Raises:
+        SqlRefused: several statements, or a statement that is not a SELECT.
+        duckdb.Error: the text does not parse (the caller turns it into ``SqlError``).
+    """
+    statements = con.extract_statements(query)
+    if len(statements) != 1:
+        raise SqlRefused(f"give exactly one SELECT statement, not {len(statements)}")
+    try:
+        kind = statements[0].type
+    except ValueError:  # a statement type the Python API has no name for (UPDATE EXTENSIONS)
+        raise SqlRefused("this statement is not allowed: the SQL surface is read-only") from None
+    if kind not in ALLOWED:
+        raise SqlRefused(f"{kind.name} statements are not allowed: the SQL surface is read-only "
+                         "(SELECT over the store's views only)")
+
+
+def write_init_script(catalog: Path, store_root: Path) -> Path:
+    """Write ``<catalog>.init.sql``: what ``duckdb -readonly -init`` runs before a data team's SQL."""
+    target = catalog.with_name(catalog.name + ".init.sql")
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(
+        "-- Locks a DuckDB session on the metricstore catalog down to reading the store.\n"
+        f"-- Open with:  duckdb -readonly -init {target} {catalog}\n" + lockdown_sql(store_root),
+        encoding="utf-8",
+    )
+    tmp.replace(target)
+    return target

@@ -1,0 +1,80 @@
+"""Checksums on read: a query that would meet a damaged file fails naming it.
+
+Every committed file carries the sha256 prefix of its bytes in its name (see :mod:`store.log`).
+A :class:`ChecksumGuard` proves each file whole once per process, before the first query that
+could read it, and remembers it by (name, size, mtime); committed files are never rewritten, so a
+file once proven stays proven unless its size or mtime changes, and then it is proven again.
+
+A file whose name is not a commit name is left to ``metricstore verify`` (it reports foreign files);
+the guard only refuses what it can prove wrong: a file whose bytes do not hash to its name.
+A file that vanishes between listing and hashing (a compaction removed it) is no longer read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from store.errors import CorruptFile
+from store.log import COMMIT_NAME, TABLES, Store
+from store.verify import sha256_prefix
+
+#: Set METRICSTORE_VERIFY_ON_READ=0 to skip the check (a trusted, read-mostly deployment).
+ENV_SWITCH = "METRICSTORE_VERIFY_ON_READ"
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class ChecksumGuard:
+    """Remembers which committed files of a store were proven whole in this process.
+
+    Example:
+        >>> guard = ChecksumGuard(store)     # doctest: +SKIP
+        >>> guard.check()                    # raises CorruptFile naming a damaged file
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._proven: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, tables: tuple[str, ...] | None = None) -> int:
+        """Prove every not-yet-proven committed file whole; returns how many were hashed.
+
+        Raises:
+            CorruptFile: a file's bytes do not match the checksum in its name (truncated, flipped).
+        """
+        if not enabled():
+            return 0
+        hashed = 0
+        with self._lock:
+            for table in tables or tuple(TABLES):
+                folder = self.store.root / table
+                if not folder.is_dir():
+                    continue
+                for entry in os.scandir(folder):
+                    hashed += self._check_one(Path(entry.path))
+        return hashed
+
+    def _check_one(self, path: Path) -> int:
+        m = COMMIT_NAME.match(path.name)
+        if not m:
+            return 0
+        try:
+            st = path.stat()
+            key = (st.st_size, st.st_mtime_ns)
+            if self._proven.get(str(path)) == key:
+                return 0
+            actual = sha256_prefix(path)
+        except FileNotFoundError:
+            self._proven.pop(str(path), None)
+            return 0
+        if actual != m["sha"]:
+            raise CorruptFile(path, f"checksum mismatch (content hashes to {actual}, its name says "
+                                    f"{m['sha']}): the file was altered or truncated after commit; "
+                                    "run `metricstore verify` and restore it from a backup")
+        self._proven[str(path)] = key
+        return 1
