@@ -68,6 +68,7 @@ class RunOutcome:
     rejected: int = 0
     ok_inputs: int = 0
     failed_inputs: int = 0
+    unchanged: int = 0
     errors: list[str] = field(default_factory=list)
     skipped_reason: str | None = None
 
@@ -82,6 +83,11 @@ class RunOutcome:
         else:
             self.failed_inputs += 1
             self.errors.append(report.error or f"{name or report.file}: {report.rejected} row(s) rejected")
+
+    def add_unchanged(self, name: str) -> None:
+        """Count one input that had not changed since it was last ingested (HTTP 304, same bytes)."""
+        self.inputs.append(name)
+        self.unchanged += 1
 
     def add_failure(self, name: str, error: str) -> None:
         """Count one input that could not be read at all (a 404, a timeout)."""

@@ -2,3 +2,4 @@
 to ``metricstore.cli.app`` when imported; import it here, one line per module."""
 
 from __future__ import annotations
+from metricstore import cli_schedule  # noqa: E402,F401  (schedule, jobs: scheduled ingestion, issue 4)

@@ -1,0 +1,188 @@
+"""HTTP feeds: GET each URL, ingest the body as one batch, and remember its validators.
+
+- Conditional requests: the ETag and Last-Modified of the last body ingested go back as
+  ``If-None-Match`` / ``If-Modified-Since``; a 304 (or a body with the same bytes) costs no ingest.
+  Validators are saved only after the body's events are committed, so a crash in between means one
+  more download, never a skipped body.
+- Retries (tenacity): connection errors, timeouts, 5xx and 429, with exponential backoff, honouring
+  ``Retry-After``. A 4xx is not retried (:class:`FetchRefused`), nor is a body that fails validation.
+- Secrets: a token is read from the environment variable the job names and sent as a header. It
+  never reaches a file, a log line, a run record or an error message (errors name the URL and status).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from ingest.errors import ConfigError, FetchError, FetchFailed, FetchRefused
+from ingest.pipeline import ingest_file
+from ingest.progress import progress
+from ingest.sources import JobState, RunContext
+
+log = logging.getLogger("metricstore.jobs")
+
+
+def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    v = value.strip()
+    if v.isdigit():
+        return float(v)
+    try:
+        when = email.utils.parsedate_to_datetime(v)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+class _Wait:
+    """Exponential backoff, or the server's ``Retry-After`` when it gives one (capped)."""
+
+    def __init__(self, backoff: float, max_backoff: float) -> None:
+        self.exp = wait_exponential(multiplier=backoff, max=max_backoff)
+        self.max = max_backoff
+
+    def __call__(self, rs: RetryCallState) -> float:
+        exc = rs.outcome.exception() if rs.outcome else None
+        ra = getattr(exc, "retry_after", None)
+        if ra is not None:
+            return float(min(ra, self.max))
+        return float(self.exp(rs))
+
+
+@dataclass
+class Fetched:
+    url: str
+    status: int
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class HttpFeed:
+    """GET ``urls``; ingest each new body as one batch.
+
+    Args:
+        urls: the URLs (``{cik}`` already expanded).
+        user_agent: sent with every request (the SEC requires a name and an e-mail address).
+        token_env: name of the environment variable holding a bearer token, if any.
+        timeout: seconds for connecting and for each read.
+        attempts, backoff, max_backoff: the retry policy for transient failures.
+    """
+
+    urls: list[str]
+    user_agent: str
+    token_env: str | None = None
+    token_header: str = "Authorization"
+    token_prefix: str = "Bearer "
+    timeout: float = 30.0
+    fmt: str = "auto"
+    skip_invalid: bool = False
+    attempts: int = 3
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+    config_file: str = "jobs.toml"
+    ingest_options: dict[str, Any] = field(default_factory=dict)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate"}
+        if self.token_env:
+            token = os.environ.get(self.token_env)
+            if not token:
+                raise ConfigError(self.config_file, f"environment variable {self.token_env} is not set "
+                                                    "(it holds the token for this feed)", field="source.token_env")
+            headers[self.token_header] = f"{self.token_prefix}{token}"
+        return headers
+
+    def fetch(self, client: httpx.Client, url: str, validators: dict[str, Any]) -> Fetched:
+        """One URL, retried on transient failures. Raises :class:`FetchFailed` or :class:`FetchRefused`."""
+        cond: dict[str, str] = {}
+        if validators.get("etag"):
+            cond["If-None-Match"] = str(validators["etag"])
+        if validators.get("last_modified"):
+            cond["If-Modified-Since"] = str(validators["last_modified"])
+
+        def attempt() -> Fetched:
+            try:
+                r = client.get(url, headers=cond)
+            except httpx.TimeoutException:
+                raise FetchFailed(url, f"timed out (timeout {self.timeout:g} s)") from None
+            except httpx.TransportError as exc:
+                raise FetchFailed(url, f"connection failed ({type(exc).__name__})") from None
+            if r.status_code == 304:
+                return Fetched(url, 304)
+            if r.status_code == 429 or r.status_code >= 500:
+                err = FetchFailed(url, r.reason_phrase or "server error", status=r.status_code)
+                err.retry_after = retry_after_seconds(r.headers.get("Retry-After"))  # type: ignore[attr-defined]
+                raise err
+            if r.status_code >= 400:
+                raise FetchRefused(url, (r.reason_phrase or "refused") + " (not retried)", status=r.status_code)
+            if r.status_code != 200:
+                raise FetchRefused(url, f"unexpected status {r.status_code}", status=r.status_code)
+            return Fetched(url, 200, r.content, r.headers.get("ETag"), r.headers.get("Last-Modified"))
+
+        retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=_Wait(self.backoff, self.max_backoff),
+                            retry=retry_if_exception_type(FetchFailed), reraise=True,
+                            before_sleep=lambda rs: log.warning("%s (attempt %d of %d); retrying",
+                                                                rs.outcome.exception() if rs.outcome else url,
+                                                                rs.attempt_number, self.attempts))
+        return retrying(attempt)
+
+    def run(self, ctx: RunContext) -> None:
+        state = JobState(ctx.store, ctx.job)
+        downloads = ctx.store.root / "jobs" / f"{ctx.job}.downloads"
+        timeout = httpx.Timeout(self.timeout)
+        with httpx.Client(timeout=timeout, headers=self._headers(), follow_redirects=True) as client, \
+                progress(ctx.job, len(self.urls), terminal=ctx.terminal) as bar:
+            for url in self.urls:
+                seen = state.get(url)
+                try:
+                    got = self.fetch(client, url, seen)
+                except FetchError as exc:
+                    ctx.outcome.add_failure(url, str(exc))
+                    bar.advance(f"{url}: {exc}")
+                    continue
+                digest = hashlib.sha256(got.body).hexdigest() if got.status == 200 else None
+                if got.status == 304 or (digest is not None and digest == seen.get("sha256")):
+                    ctx.outcome.add_unchanged(url)
+                    bar.advance(f"{url}: not modified")
+                    continue
+                path = downloads / _file_name(url)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(got.body)
+                try:
+                    report = ingest_file(ctx.store, path, catalog=ctx.catalog, fmt=self.fmt,
+                                         skip_invalid=self.skip_invalid, run_id=ctx.run_id, **self.ingest_options)
+                finally:
+                    path.unlink(missing_ok=True)
+                report.file = url
+                if report.error:
+                    report.error = report.error.replace(str(path), url)
+                ctx.outcome.add_file(report, url)
+                if report.ok:
+                    state.put(url, {"etag": got.etag, "last_modified": got.last_modified, "sha256": digest,
+                                    "run_id": ctx.run_id})
+                bar.advance(f"{url}: {report.summary().split(': ', 1)[-1]}")
+
+
+def _file_name(url: str) -> str:
+    """A local name that keeps the URL's extension (so the format is detected) and is unique per URL."""
+    last = Path(urlsplit(url).path).name or "body"
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in last)[:80]
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{safe}"
+

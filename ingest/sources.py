@@ -1,0 +1,272 @@
+"""Job sources behind one interface: ``run(ctx)`` ingests what is new and counts it in ``ctx.outcome``.
+
+- :class:`DropFolder`: files dropped in a folder, each one batch, then moved out of the way.
+- :class:`MappedTable`: a wide export read in place through a mapping file.
+- :class:`ingest.http.HttpFeed`: URLs fetched with conditional GETs (in ingest/http.py).
+
+Exactly once, and nothing lost (drop folder). A file is ingested first and moved second, and both
+steps are safe to repeat: event ids are content-derived, so re-ingesting a file adds nothing; a move
+is one ``rename`` (or copy, fsync, rename, then unlink across file systems), so a file is always in
+the drop folder, in ``processed/`` or in ``quarantine/`` and never nowhere. A process killed between
+the two steps leaves the file in the drop folder; the next run finds its events already present
+and simply moves it. A rejected file gets its report written before it is moved beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ingest.catalog import Catalog
+from ingest.mapped import mapped_format
+from ingest.pipeline import FileReport, ingest_file
+from ingest.progress import Progress, progress
+from ingest.runs import RunOutcome
+from store import Store
+
+#: Names of files still being written by an editor, a browser or a copy tool: never picked up.
+TEMPORARY = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.download", "*.swp", "~$*", ".*",
+             "*~", "*.report.txt")
+
+
+@dataclass
+class RunContext:
+    """What a source needs to run: where to write, the run it belongs to, and where to count."""
+
+    store: Store
+    catalog: Catalog
+    run_id: str
+    job: str
+    outcome: RunOutcome = field(default_factory=RunOutcome)
+    terminal: bool | None = None  # progress bar (True), log lines (False), or ask stderr (None)
+
+
+class SourceRunner(Protocol):
+    def run(self, ctx: RunContext) -> None:
+        """Ingest what is new; count every input in ``ctx.outcome``."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def move_into(src: Path, folder: Path) -> Path:
+    """Move ``src`` into ``folder`` without ever losing it, and without overwriting a different file.
+
+    A file of the same name and the same bytes is replaced (a re-run after a crash); a different
+    one is kept, and ``src`` gets its content hash in its name.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / src.name
+    if target.exists() and sha256_file(target) != sha256_file(src):
+        target = folder / f"{src.stem}.{sha256_file(src)[:12]}{src.suffix}"
+    try:
+        os.replace(src, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = folder / f".{target.name}.{os.getpid()}.moving"
+        shutil.copy2(src, tmp)
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(folder)
+        src.unlink()  # only once the copy is durable: a crash before this leaves the file twice, never zero
+    _fsync_dir(folder)
+    _fsync_dir(src.parent)
+    return target
+
+
+def is_temporary(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pat) for pat in TEMPORARY)
+
+
+def _report_text(report: FileReport, run_id: str, original: Path) -> str:
+    lines = [f"file: {original}", f"run: {run_id}", f"when: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"]
+    if report.error:
+        lines.append(f"error: {report.error}")
+    lines.append(f"events added: {report.added}, already present: {report.already_present}, "
+                 f"rows rejected: {report.rejected}")
+    if report.quarantine:
+        lines.append(f"rejected rows with their reasons: {report.quarantine}")
+    if report.problems:
+        lines.append("problems:")
+        lines.extend(f"  {p}" for p in report.problems[:1000])
+        if len(report.problems) > 1000:
+            lines.append(f"  ... and {len(report.problems) - 1000} more")
+    lines.append("Fix the file and drop it again: events already stored are not stored twice.")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class DropFolder:
+    """Files dropped in ``path``: each matching file is ingested as one batch, then moved.
+
+    Args:
+        path: the folder watched.
+        pattern: a glob over file names in the folder (not in its sub-folders).
+        fmt: ``auto`` (canonical, SEC or mapped, detected) or a registered format.
+        settle: seconds between the two looks at a file's size and time; a file that changed is
+            still being written and is left for the next run.
+    """
+
+    path: Path
+    pattern: str = "*"
+    fmt: str = "auto"
+    skip_invalid: bool = False
+    settle: float = 2.0
+    processed: Path | None = None
+    quarantine: Path | None = None
+    ingest_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.processed or self.path / "processed"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.quarantine or self.path / "quarantine"
+
+    def candidates(self) -> list[Path]:
+        """Files matching the pattern, temporary names left out, oldest first."""
+        if not self.path.is_dir():
+            return []
+        out = [p for p in self.path.glob(self.pattern)
+               if p.parent == self.path and p.is_file() and not is_temporary(p.name)]
+        return sorted(out, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    def ready(self) -> list[Path]:
+        """The candidates whose size and modification time held still over ``settle`` seconds."""
+        first = {p: _look(p) for p in self.candidates()}
+        if self.settle > 0 and first:
+            time.sleep(self.settle)
+        return [p for p, look in first.items() if look is not None and _look(p) == look]
+
+    def run(self, ctx: RunContext) -> None:
+        files = self.ready()
+        if not files:
+            ctx.outcome.skipped_reason = f"no new file in {self.path}"
+            return
+        with progress(ctx.job, len(files), terminal=ctx.terminal) as bar:
+            for f in files:
+                self.one(ctx, f, bar)
+
+    def one(self, ctx: RunContext, f: Path, bar: Progress) -> None:
+        report = ingest_file(ctx.store, f, catalog=ctx.catalog, fmt=self.fmt, skip_invalid=self.skip_invalid,
+                             run_id=ctx.run_id, **self.ingest_options)
+        if report.ok:
+            moved = move_into(f, self.processed_dir)
+        else:
+            target = self.quarantine_dir / f.name
+            write_atomic(target.with_name(target.name + ".report.txt"), _report_text(report, ctx.run_id, f))
+            moved = move_into(f, self.quarantine_dir)
+            if moved.name != f.name:  # renamed beside a different file of the same name: keep the pair
+                os.replace(target.with_name(target.name + ".report.txt"), moved.with_name(moved.name + ".report.txt"))
+        ctx.outcome.add_file(report, str(f))
+        bar.advance(f"{f.name}: {report.summary().split(': ', 1)[-1]} -> {moved.parent.name}/")
+
+
+def _look(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+class JobState:
+    """Small per-job state (ETags, content hashes) in ``<store>/jobs/<job>.json``, written atomically."""
+
+    def __init__(self, store: Store, job: str) -> None:
+        self.path = store.root / "jobs" / f"{job}.json"
+        try:
+            self.data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            self.data = {}
+
+    def get(self, key: str) -> dict[str, Any]:
+        v = self.data.get(key)
+        return v if isinstance(v, dict) else {}
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.data[key] = value
+        write_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass
+class MappedTable:
+    """A wide export read in place through a mapping file; skipped while its bytes are unchanged."""
+
+    pattern: str
+    mapping: Path
+    skip_invalid: bool = False
+
+    def files(self) -> list[Path]:
+        p = Path(self.pattern)
+        if any(ch in self.pattern for ch in "*?["):
+            anchor = Path(p.anchor) if p.is_absolute() else Path(".")
+            rel = str(p.relative_to(anchor)) if p.is_absolute() else self.pattern
+            return sorted(x for x in anchor.glob(rel) if x.is_file())
+        return [p]
+
+    def run(self, ctx: RunContext) -> None:
+        fmt = mapped_format(self.mapping)
+        state = JobState(ctx.store, ctx.job)
+        files = self.files()
+        if not files:
+            ctx.outcome.skipped_reason = f"no file matches {self.pattern}"
+            return
+        with progress(ctx.job, len(files), terminal=ctx.terminal) as bar:
+            for f in files:
+                if not f.is_file():
+                    ctx.outcome.add_failure(str(f), f"{f}: no such file")
+                    bar.advance(f"{f.name}: missing")
+                    continue
+                digest = sha256_file(f)
+                key = str(f.absolute())
+                if state.get(key).get("sha256") == digest and state.get(key).get("mapping") == str(self.mapping):
+                    ctx.outcome.add_unchanged(str(f))
+                    bar.advance(f"{f.name}: unchanged")
+                    continue
+                report = ingest_file(ctx.store, f, catalog=ctx.catalog, fmt=fmt, skip_invalid=self.skip_invalid,
+                                     run_id=ctx.run_id)
+                ctx.outcome.add_file(report, str(f))
+                if report.ok:
+                    state.put(key, {"sha256": digest, "mapping": str(self.mapping), "run_id": ctx.run_id})
+                bar.advance(f"{f.name}: {report.summary().split(': ', 1)[-1]}")
