@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ingest import Catalog, Settings, ingest_paths, ingest_recorded
+from ingest import Catalog, EntityDef, Settings, ingest_paths, ingest_recorded, set_entity
 from queries import MetricStore, write_catalog
 from store import MetricStoreError, Store
 from store.verify import verify as verify_store
@@ -51,12 +51,13 @@ def ingest(
     store: StoreOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, csv, json, parquet, or another registered format.")] = "auto",
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Commit the valid rows of a file that has invalid ones.")] = False,
+    entity: Annotated[str | None, typer.Option("--entity", help="Store every row under this entity id (e.g. an SEC file's company).")] = None,
 ) -> None:
     """Append the facts in FILES to the store; each file is one atomic batch."""
     cfg = settings(store)
     st = Store.open(cfg.store, create=True)
     report = ingest_recorded(st, list(files), catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),
-                          fmt=fmt, skip_invalid=skip_invalid)
+                          fmt=fmt, skip_invalid=skip_invalid, entity=entity)
     for f in report.files:
         for w in f.warnings:
             err.print(f"warning: {w}")
@@ -99,6 +100,33 @@ def series(
 
 
 @app.command()
+def entity(
+    name: Annotated[str, typer.Argument(help="Entity id, e.g. xiaomi.")],
+    display: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    ticker: Annotated[str | None, typer.Option("--ticker", help="Ticker symbol.")] = None,
+    cik: Annotated[str | None, typer.Option("--cik", help="SEC CIK number.")] = None,
+    fye: Annotated[int | None, typer.Option("--fiscal-year-end-month", min=1, max=12,
+                                            help="Month the fiscal year ends in (12 = calendar year).")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Show an entity, or record its name, identifiers and fiscal calendar (set before ingesting)."""
+    setting = any(v is not None for v in (display, ticker, cik, fye))
+    st = open_store(store, create=setting)
+    with MetricStore(st) as ms:
+        current = ms.sql("SELECT * FROM entities WHERE entity = ?", [name.lower()])
+    if setting:
+        row = current.row(0, named=True) if current.height else {}
+        new = EntityDef(name.lower(), display or row.get("name"), ticker or row.get("ticker"),
+                        cik or row.get("cik"), fye or row.get("fiscal_year_end_month") or 12)
+        print("recorded" if set_entity(st, new) else "unchanged")
+        with MetricStore(st) as ms:
+            current = ms.sql("SELECT * FROM entities WHERE entity = ?", [name.lower()])
+    if current.height == 0:
+        raise typer.BadParameter(f"{name!r} is not known to this store (give --name/--fiscal-year-end-month to record it)")
+    render(current, "table")
+
+
+@app.command()
 def catalog(
     path: Annotated[Path | None, typer.Argument(help="Where to write the DuckDB file [default: <store>/catalog.duckdb].")] = None,
     store: StoreOpt = None,
@@ -110,15 +138,27 @@ def catalog(
 
 
 @app.command()
-def verify(store: StoreOpt = None) -> None:
+def verify(
+    store: StoreOpt = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Remove temporary files of dead writers; move damaged files to <store>/_damaged/ (never deleted).")] = False,
+) -> None:
     """Read every file of the store and report anything unreadable or inconsistent."""
+    from store.repair import leftovers, repair as repair_store
+
     st = open_store(store)
-    findings = verify_store(st)
+    rep = repair_store(st) if repair else None
+    for p in rep.removed if rep else []:
+        print(f"removed {p} (a writer died before publishing it; it was never read as data)")
+    for f, target in rep.moved if rep else []:
+        err.print(f"moved aside: {f} -> {target} (its events are missing until it is restored from a backup)")
+    findings = rep.remaining if rep else verify_store(st)
     for f in findings:
         err.print(f"problem: {f}")
+    if not rep and (left := leftovers(st)):
+        print(f"note: {len(left)} temporary file(s) in {st.root / '_tmp'} (never read; the next writer or verify --repair removes them)")
     n = sum(len(st.files(t)) for t in ("events", "entities", "metrics"))
     print(f"{st.root}: {n} files checked, {len(findings)} problem(s)")
-    if findings:
+    if findings or (rep and rep.moved):
         raise typer.Exit(1)
 
 
