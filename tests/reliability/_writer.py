@@ -1,0 +1,112 @@
+"""A writer process for the crash and concurrency harness (``tests/reliability/torture.py``).
+
+    python -m tests.reliability._writer ROOT WRITER FIRST COUNT ROWS ACKFILE [FAULT]
+
+Appends batches FIRST .. FIRST+COUNT-1 of writer WRITER to the store at ROOT, one ``Store.append``
+each, and after each append *returns* writes ``ok <batch> <added> <already>`` to ACKFILE: the
+harness's record of what the store told this writer was committed. ``begin <batch>`` is written
+before each append. ``ready`` is written once the store is open, so a timed kill lands in appends,
+not in Python's start-up.
+
+FAULT injects a crash at a chosen step of the commit, by SIGKILL from inside the process (the
+strongest kill: no cleanup, no ``finally``, no flush), at the N-th time the step runs:
+
+    write:N     after the temporary Parquet file is written, before it is flushed
+    fsync:N     after the temporary file is flushed, before it is renamed into place
+    replace:N   after the rename, before the folder is flushed
+    lock:N      right after the writers' lock is taken
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sys
+
+import pyarrow as pa
+
+
+def batch(writer: int, index: int, rows: int) -> pa.Table:
+    """Batch ``index`` of ``writer``: ``rows`` distinct events, all with source ``w<writer>-b<index>``."""
+    return pa.table({
+        "entity": [f"w{writer}"] * rows,
+        "metric": ["revenue"] * rows,
+        "period_start": [dt.date(2000 + j % 20, 1, 1) for j in range(rows)],
+        "period_end": [dt.date(2000 + j % 20, 12, 31) for j in range(rows)],
+        "value": [float(index * 1000 + j) for j in range(rows)],
+        "unit": ["USD"] * rows,
+        "reported_at": [dt.date(2021, 3, 1)] * rows,
+        "source": [f"w{writer}-b{index}"] * rows,
+    })
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_fault(spec: str) -> None:
+    """Arm one crash point (see the module docstring)."""
+    point, _, nth = spec.partition(":")
+    left = [int(nth or 1)]
+
+    def hit() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            _die()
+
+    if point == "write":
+        import pyarrow.parquet as pq
+        real_write = pq.write_table
+
+        def write_table(*a, **kw):  # type: ignore[no-untyped-def]
+            real_write(*a, **kw)
+            hit()
+        pq.write_table = write_table
+    elif point == "fsync":
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            real_fsync(fd)
+            if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith("commit-"):
+                hit()
+        os.fsync = fsync
+    elif point == "replace":
+        real_replace = os.replace
+
+        def replace(src, dst, *a, **kw):  # type: ignore[no-untyped-def]
+            real_replace(src, dst, *a, **kw)
+            if "commit-" in os.fspath(src):
+                hit()
+        os.replace = replace
+    elif point == "lock":
+        from filelock import FileLock
+        real_enter = FileLock.__enter__
+
+        def enter(self):  # type: ignore[no-untyped-def]
+            out = real_enter(self)
+            hit()
+            return out
+        FileLock.__enter__ = enter  # type: ignore[method-assign]
+    elif point not in ("", "none"):
+        raise SystemExit(f"unknown fault point {point!r}")
+
+
+def main(argv: list[str]) -> None:
+    root, writer, first, count, rows, ackfile = argv[:6]
+    fault = argv[6] if len(argv) > 6 else ""
+    from store import Store
+
+    ack = os.open(ackfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    store = Store.create(root)
+    install_fault(fault)
+    os.write(ack, b"ready\n")
+    for i in range(int(first), int(first) + int(count)):
+        os.write(ack, f"begin {i}\n".encode())
+        r = store.append(batch(int(writer), i, int(rows)))
+        os.write(ack, f"ok {i} {r.added} {r.already_present}\n".encode())
+    os.write(ack, b"done\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

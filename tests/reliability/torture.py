@@ -1,0 +1,405 @@
+"""Crash and concurrency torture: real writer processes, killed with SIGKILL, and counted losses.
+
+    python -m tests.reliability.torture --trials 240 --writers 8 --json torture.json
+
+Kill trials (:func:`kill_trials`): a writer process appends batches; it is killed with SIGKILL,
+either at a random moment (timed kill) or at a chosen step of the commit (a fault point, see
+``_writer.py``). After each kill the harness checks, on the real files:
+
+- every batch whose append *returned* to the writer is wholly present (else: events lost);
+- no batch is partly present, and no row is present twice (a commit is all or nothing);
+- ``verify`` finds nothing wrong in the table folders, and a query counts exactly the whole batches;
+- recovery: the next writer (or ``verify --repair``, alternately) removes the dead writer's
+  temporary file; retrying the batch in flight adds it once or not at all, and re-appending an
+  acknowledged batch adds nothing.
+
+Concurrency (:func:`concurrency_run`): N writers append at once while reader processes query
+in a loop; the final event set must equal the union of what the writers were told was committed,
+and no reader may fail or see a count go down.
+
+``make torture`` runs the full campaign; ``tests/reliability/test_crash.py`` runs a few trials in
+``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[2]
+FAULT_POINTS = ("write", "fsync", "replace", "lock")
+
+
+@dataclass
+class Stats:
+    """Counts of a torture run (the figures the README quotes)."""
+
+    trials: int = 0
+    kills: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    acked_batches: int = 0
+    acked_events: int = 0
+    events_lost: int = 0
+    partial_batches: int = 0
+    duplicate_rows: int = 0  # most copies seen at once (compaction; by design)
+    verify_problems: int = 0
+    query_mismatches: int = 0
+    leftovers_seen: int = 0
+    leftovers_cleaned_by_next_writer: int = 0
+    leftovers_cleaned_by_repair: int = 0
+    retries: int = 0
+    retry_added_twice: int = 0
+    in_flight_committed: int = 0
+    in_flight_absent: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, trial: int, what: str) -> None:
+        self.failures.append(f"trial {trial}: {what}")
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["faults"] = dict(self.faults)
+        return d
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def spawn_writer(root: Path, writer: int, first: int, count: int, rows: int, ack: Path,
+                 fault: str = "") -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability._writer", str(root), str(writer), str(first), str(count),
+         str(rows), str(ack), fault],
+        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def read_acks(ack: Path) -> tuple[bool, list[int], set[int]]:
+    """(ready, batches begun, batches acknowledged) from a writer's ack file."""
+    ready, begun, acked = False, [], set()
+    if ack.exists():
+        for line in ack.read_text().splitlines():
+            parts = line.split()
+            if parts == ["ready"]:
+                ready = True
+            elif len(parts) >= 2 and parts[0] == "begin":
+                begun.append(int(parts[1]))
+            elif len(parts) == 4 and parts[0] == "ok":
+                acked.add(int(parts[1]))
+    return ready, begun, acked
+
+
+def wait_ready(proc: subprocess.Popen[bytes], ack: Path, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if read_acks(ack)[0]:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return False
+
+
+def batch_counts(root: Path) -> tuple[dict[str, int], int, int]:
+    """Rows per batch source (deduplicated), total raw rows, distinct event ids: straight from the files."""
+    glob = str(root / "events" / "*.parquet")
+    con = duckdb.connect()
+    try:
+        raw, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM read_parquet(?, union_by_name = true)", [glob]).fetchone()
+        per = dict(con.execute(
+            "SELECT source, count(DISTINCT event_id) FROM read_parquet(?, union_by_name = true) GROUP BY source",
+            [glob]).fetchall())
+    finally:
+        con.close()
+    return per, int(raw), int(distinct)
+
+
+def check_store(root: Path, writer: int, rows: int, acked: set[int], stats: Stats, trial: int,
+                *, allow_duplicates: bool = True) -> dict[str, int]:
+    """The invariants after a crash; counts violations in ``stats``; returns rows per batch source."""
+    from store import Store
+    from store.verify import verify
+
+    per, raw, distinct = batch_counts(root)
+    for b in acked:
+        got = per.get(f"w{writer}-b{b}", 0)
+        if got != rows:
+            stats.events_lost += rows - got
+            stats.fail(trial, f"acknowledged batch {b} has {got} of {rows} events")
+    for source, n in per.items():
+        if n != rows:
+            stats.partial_batches += 1
+            stats.fail(trial, f"batch {source} is partly present: {n} of {rows}")
+    # a compaction publishes its merged file beside its sources, which go after a grace period:
+    # the same event in two files is by design (every reader dedupes by id); a retried append
+    # writing an event again is not, and is caught by the retry checks.
+    stats.duplicate_rows = max(stats.duplicate_rows, raw - distinct)
+    if raw != distinct and not allow_duplicates:
+        stats.fail(trial, f"{raw - distinct} rows written twice")
+    findings = verify(Store(root))
+    if findings:
+        stats.verify_problems += len(findings)
+        stats.fail(trial, f"verify: {findings[0]}")
+    return per
+
+
+def query_count(root: Path) -> int:
+    from queries import MetricStore
+
+    with MetricStore(root) as ms:
+        return int(ms.sql("SELECT count(*) AS n FROM events")["n"][0])
+
+
+def kill_trials(trials: int, work: Path, *, seed: int = 1, rows: int = 50, per_store: int = 25,
+                query_every: int = 1, cli_every: int = 10, log: bool = False) -> Stats:
+    """Kill a writer ``trials`` times; half at random moments, half at the commit's fault points."""
+    from store import Store
+    from store.repair import leftovers, repair
+    from tests.reliability._writer import batch
+
+    rng = random.Random(seed)
+    stats = Stats()
+    root = work / "store-0"
+    next_batch = 0
+    writer = 1
+    for trial in range(trials):
+        if trial % per_store == 0:
+            root = work / f"store-{trial // per_store}"
+            Store.create(root)
+            next_batch = 0
+        ack = work / f"ack-{trial}.log"
+        fault = ""
+        if trial % 2 == 1:
+            point = FAULT_POINTS[(trial // 2) % len(FAULT_POINTS)]
+            fault = f"{point}:{rng.randint(1, 4)}"
+        proc = spawn_writer(root, writer, next_batch, 1000, rows, ack, fault)
+        if not wait_ready(proc, ack):
+            proc.kill()
+            stats.fail(trial, f"writer did not start: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+            continue
+        if fault:
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            stats.faults[fault.split(":")[0]] += 1
+        else:
+            time.sleep(rng.uniform(0.0, 0.6))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            stats.faults["timed"] += 1
+        if proc.returncode != -signal.SIGKILL:
+            stats.fail(trial, f"writer exited {proc.returncode}, not by SIGKILL: "
+                              f"{proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+        if proc.stderr:
+            proc.stderr.close()
+        stats.kills += 1
+        stats.trials += 1
+        _, begun, acked = read_acks(ack)
+        all_acked = {b for t_ack in work.glob("ack-*.log") if _same_store(t_ack, trial, per_store)
+                     for b in read_acks(t_ack)[2]}
+        stats.acked_batches += len(acked)
+        stats.acked_events += len(acked) * rows
+        per = check_store(root, writer, rows, all_acked, stats, trial)
+        if query_every and trial % query_every == 0:
+            expect = sum(per.values())
+            got = query_count(root)
+            if got != expect:
+                stats.query_mismatches += 1
+                stats.fail(trial, f"query counts {got} events; the files hold {expect}")
+        left = leftovers(Store(root))
+        stats.leftovers_seen += len(left)
+        in_flight = begun[-1] if begun and begun[-1] not in acked else None
+        store = Store(root)
+        use_repair = (trial // 2) % 2 == 0  # alternate: verify --repair, or the next writer, cleans up
+        if use_repair and left:
+            if cli_every and (trial // 2) % cli_every == 0:
+                r = subprocess.run([sys.executable, "-m", "metricstore", "verify", "--repair", "--store", str(root)],
+                                   cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+                if r.returncode != 0 or "Traceback" in r.stderr:
+                    stats.fail(trial, f"verify --repair exited {r.returncode}: {r.stderr[-300:]}")
+            else:
+                rep = repair(store)
+                if rep.remaining or rep.moved:
+                    stats.fail(trial, f"repair left {rep.remaining} / moved {rep.moved}")
+            if leftovers(store):
+                stats.fail(trial, "repair left temporary files")
+            else:
+                stats.leftovers_cleaned_by_repair += len(left)
+        # the next writer: retry the batch in flight, re-append an acknowledged one
+        if in_flight is not None:
+            was_there = per.get(f"w{writer}-b{in_flight}", 0) == rows
+            r = store.append(batch(writer, in_flight, rows))
+            stats.retries += 1
+            if was_there:
+                stats.in_flight_committed += 1
+                if r.added:
+                    stats.retry_added_twice += 1
+                    stats.fail(trial, f"retry of committed batch {in_flight} added {r.added}")
+            else:
+                stats.in_flight_absent += 1
+                if r.added != rows:
+                    stats.fail(trial, f"retry of lost in-flight batch {in_flight} added {r.added} of {rows}")
+        if acked:
+            again = store.append(batch(writer, rng.choice(sorted(acked)), rows))
+            stats.retries += 1
+            if again.added:
+                stats.retry_added_twice += 1
+                stats.fail(trial, f"re-appending an acknowledged batch added {again.added}")
+        if left and not use_repair:
+            if leftovers(store) and (in_flight is not None or acked):
+                stats.fail(trial, "the next writer did not remove the dead writer's temporary file")
+            elif in_flight is not None or acked:
+                stats.leftovers_cleaned_by_next_writer += len(left)
+        check_store(root, writer, rows, all_acked | ({in_flight} if in_flight is not None else set()), stats, trial)
+        next_batch = max([next_batch - 1, *begun]) + 1
+        if log:
+            print(f"trial {trial}: fault={fault or 'timed'} acked={len(acked)} in_flight={in_flight} "
+                  f"leftovers={len(left)}", flush=True)
+    return stats
+
+
+def _same_store(ack: Path, trial: int, per_store: int) -> bool:
+    n = int(ack.stem.split("-")[1])
+    return n // per_store == trial // per_store and n <= trial
+
+
+def _reader(root: str, seconds_max: float, out: str) -> None:
+    """A reader process: query in a loop until told to stop; record counts and errors."""
+    from queries import MetricStore
+
+    stop = Path(out + ".stop")
+    counts: list[int] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds_max
+    with MetricStore(root) as ms:
+        while not stop.exists() and time.monotonic() < deadline:
+            try:
+                counts.append(int(ms.sql("SELECT count(*) AS n FROM events")["n"][0]))
+                ms.sql("SELECT entity, count(*) AS n, sum(value) AS v FROM facts GROUP BY entity")
+            except Exception as exc:  # noqa: BLE001 - a reader must never fail; record what it saw
+                errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+    Path(out).write_text(json.dumps({"counts": counts, "errors": errors}))
+
+
+def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: int = 20, readers: int = 2,
+                    compactor: bool = False, timeout: float = 600.0) -> dict[str, object]:
+    """``writers`` processes append ``appends`` batches each at once while ``readers`` query."""
+    from store import Store
+
+    root = work / "store"
+    Store.create(root)
+    procs = [spawn_writer(root, w, 0, appends, rows, work / f"w{w}.ack") for w in range(writers)]
+    reader_out = [work / f"reader{i}.json" for i in range(readers)]
+    reader_procs = [subprocess.Popen([sys.executable, "-c",
+                                      "import sys; from tests.reliability.torture import _reader; "
+                                      "_reader(sys.argv[1], float(sys.argv[2]), sys.argv[3])",
+                                      str(root), str(timeout), str(out)], cwd=ROOT, env=_env(),
+                                     stderr=subprocess.PIPE)
+                    for out in reader_out]
+    comp_proc = None
+    if compactor:
+        comp_proc = spawn_compactor(root, work / "compactor.log", timeout)
+    codes = [p.wait(timeout=timeout) for p in procs]
+    writer_errors = [p.stderr.read().decode()[-500:] for p in procs if p.stderr and p.returncode]
+    for out in reader_out:
+        Path(str(out) + ".stop").write_text("")
+    if comp_proc is not None:
+        (work / "compactor.log.stop").write_text("")
+    reader_errors_proc = []
+    for p in reader_procs:
+        p.wait(timeout=timeout)
+        if p.returncode:
+            reader_errors_proc.append(p.stderr.read().decode()[-500:] if p.stderr else "")
+    compactions = 0
+    if comp_proc is not None:
+        comp_proc.wait(timeout=timeout)
+        compactions = sum(1 for line in (work / "compactor.log").read_text().splitlines() if line.startswith("ok"))
+    acked = {(w, b) for w in range(writers) for b in read_acks(work / f"w{w}.ack")[2]}
+    per, raw, distinct = batch_counts(root)
+    expected = {f"w{w}-b{b}": rows for w, b in acked}
+    seen_counts: list[list[int]] = []
+    reader_errors: list[str] = []
+    for out in reader_out:
+        data = json.loads(out.read_text()) if out.exists() else {"counts": [], "errors": ["no output"]}
+        seen_counts.append(data["counts"])
+        reader_errors.extend(data["errors"])
+    went_down = sum(1 for c in seen_counts for a, b in zip(c, c[1:], strict=False) if b < a)
+    return {
+        "writers": writers, "appends_each": appends, "rows_per_append": rows, "readers": readers,
+        "compactor": compactor, "compactions": compactions,
+        "writer_exit_codes": codes, "writer_errors": writer_errors,
+        "acked_batches": len(acked), "events_expected": len(acked) * rows, "events_found": distinct,
+        "raw_rows": raw, "final_equals_union_of_acks": per == expected,
+        "reader_queries": sum(len(c) for c in seen_counts), "reader_errors": reader_errors + reader_errors_proc,
+        "counts_went_down": went_down,
+    }
+
+
+def spawn_compactor(root: Path, log: Path, timeout: float) -> subprocess.Popen[bytes]:
+    """A compactor process looping until ``<log>.stop`` appears (needs the store's compaction)."""
+    code = (
+        "import sys, time, pathlib\n"
+        "from store import Store\n"
+        "from store.compaction import compact\n"
+        "root, log, limit = sys.argv[1], pathlib.Path(sys.argv[2]), float(sys.argv[3])\n"
+        "stop, end = pathlib.Path(str(log) + '.stop'), time.monotonic() + limit\n"
+        "with log.open('a') as fh:\n"
+        "    while not stop.exists() and time.monotonic() < end:\n"
+        "        r = compact(Store(root))\n"
+        "        fh.write(f'ok {r}\\n'); fh.flush()\n"
+        "        time.sleep(0.05)\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, str(root), str(log), str(timeout)], cwd=ROOT, env=_env(),
+                            stderr=subprocess.PIPE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=240)
+    p.add_argument("--writers", type=int, default=8)
+    p.add_argument("--appends", type=int, default=15)
+    p.add_argument("--seed", type=int, default=int(time.time()))
+    p.add_argument("--work", type=Path, default=None)
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--compactor", action="store_true")
+    args = p.parse_args(argv)
+    import tempfile
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="metricstore-torture-"))
+    t0 = time.monotonic()
+    (work / "kill").mkdir(parents=True, exist_ok=True)
+    stats = kill_trials(args.trials, work / "kill", seed=args.seed, log=True)
+    t1 = time.monotonic()
+    (work / "conc").mkdir(parents=True, exist_ok=True)
+    conc = concurrency_run(work / "conc", writers=args.writers, appends=args.appends, compactor=args.compactor)
+    t2 = time.monotonic()
+    summary = {"seed": args.seed, "kill_trials": stats.as_dict(), "kill_seconds": round(t1 - t0, 1),
+               "concurrency": conc, "concurrency_seconds": round(t2 - t1, 1)}
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    ok = (not stats.failures and stats.events_lost == 0 and conc["final_equals_union_of_acks"]
+          and not conc["reader_errors"] and not conc["counts_went_down"] and not conc["writer_errors"])
+    print("TORTURE", "PASSED" if ok else "FAILED", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
