@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from queries import lineage
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.sandbox import check_read_only, connect as sandboxed
 from store import Store
@@ -116,15 +117,37 @@ class MetricStore:
                             order="entity, metric, segment, dims, period_end, period")
 
     def growth(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
-               **filters: str) -> pl.DataFrame:
-        """The growth view, filtered by equality on any column."""
+               basis: str | None = None, **filters: str) -> pl.DataFrame:
+        """The growth view, filtered by equality on any column.
+
+        ``basis`` picks the prior period's version: 'as_of' (as known at the same as_of: the
+        default, what a backtest wants), 'latest' (as known now) or 'first' (as first reported).
+        """
+        if basis is not None:
+            return lineage.growth_by_basis(self, basis, as_of=as_of, as_recorded=as_recorded, **filters)
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, segment, dims, ptype, period_end")
 
-    def share(self, *, as_of: DateLike | None = None, **filters: str) -> pl.DataFrame:
+    def share(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
+              **filters: str) -> pl.DataFrame:
         """Each segment's share of its entity's total."""
-        return self._select("share", filters, as_of=as_of, as_recorded=None,
+        return self._select("share", filters, as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, period, segment")
+
+    def history(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
+                as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """Every version of one fact, oldest first, and which one is current (see queries.lineage)."""
+        return lineage.history(self, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
+
+    def restatements(self, entity: str, metric: str | None = None, *, as_of: DateLike | None = None,
+                     as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """The facts whose value changed between the company's publications: by how much, and when."""
+        return lineage.restatements(self, entity, metric, as_of=as_of, as_recorded=as_recorded)
+
+    def explain(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
+                as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """The events behind a facts or growth row, with the arithmetic of a derived value."""
+        return lineage.explain(self, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
 
     def series(
         self,
@@ -136,11 +159,13 @@ class MetricStore:
         dims: str = "",
         as_of: DateLike | None = None,
         as_recorded: DateLike | None = None,
+        basis: str | None = None,
     ) -> pl.DataFrame:
         """One series over time with its growth: periods, values, YoY, QoQ and TTM.
 
         Args:
             freq: ``FY``, ``H``, ``Q``, ``M`` (or ``YTD``, ``I`` for instants); all when None.
+            basis: the prior period's version for YoY/QoQ: 'as_of' (default), 'latest', 'first'.
         """
         filters: dict[str, str] = {"entity": entity, "metric": metric, "segment": segment, "dims": dims}
         if freq is not None:
@@ -148,11 +173,14 @@ class MetricStore:
             if key not in FREQS:
                 raise BadArgument("freq", freq, f"is not one of {', '.join(FREQS)}")
             filters["ptype"] = key
+        columns = ("period, period_start, period_end, value, unit, qualifier, derived, "
+                   "prior_period, prior_value, yoy_change, yoy_pct, qoq_change, qoq_pct, "
+                   "ttm_value, source, event_id, derived_from")
+        if basis is not None:
+            return lineage.growth_by_basis(self, basis, as_of=as_of, as_recorded=as_recorded,
+                                           order="period_end, period_start DESC", columns=columns, **filters)
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
-                            order="period_end, months_order", columns=(
-                                "period, period_start, period_end, value, unit, qualifier, derived, "
-                                "prior_period, prior_value, yoy_change, yoy_pct, qoq_change, qoq_pct, "
-                                "ttm_value, source, event_id, derived_from"))
+                            order="period_end, months_order", columns=columns)
 
     def _select(self, view: str, filters: dict[str, str], *, as_of: DateLike | None,
                 as_recorded: DateLike | None, order: str, columns: str = "*") -> pl.DataFrame:

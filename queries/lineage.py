@@ -1,0 +1,141 @@
+"""Lineage for the Python helper: every version of a fact, restatements, the events behind any
+``facts`` or ``growth`` row with the arithmetic of a derived value, and growth on a chosen basis.
+
+The SQL lives in ``queries/sql/55_lineage.sql`` (``history``, ``restatements``, ``lineage_at``,
+``growth_basis_at``); these functions bind the caller's values as parameters and shape the answer.
+:class:`queries.MetricStore` exposes them as methods.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from queries.errors import BadArgument
+
+if TYPE_CHECKING:
+    from queries.helper import DateLike, MetricStore
+
+#: Bases of comparison for growth (see growth_basis_at in 55_lineage.sql).
+BASES = ("as_of", "latest", "first")
+
+EXPLAIN_COLUMNS = (
+    "role, of_period, term, event_period, value, unit, qualifier, authority, reported_at, recorded_at, "
+    "source, source_ref, as_reported, note, commit_id, run_id, event_id, derivation"
+)
+
+
+def _fact_filters(entity: str, metric: str, segment: str, dims: str) -> tuple[str, list[Any]]:
+    return "entity = ? AND metric = ? AND segment = ? AND dims = ?", [entity.lower(), metric, segment.lower(), dims]
+
+
+def _no_such(ms: MetricStore, entity: str, metric: str, period: str, *, as_of: DateLike | None,
+             as_recorded: DateLike | None) -> BadArgument:
+    known = ms.sql("SELECT DISTINCT period, period_end FROM history WHERE entity = ? AND metric = ? "
+                   "ORDER BY period_end DESC LIMIT 6", [entity.lower(), metric],
+                   as_of=as_of, as_recorded=as_recorded)["period"].to_list()
+    hint = f"known periods include {', '.join(known)}" if known else f"no {metric!r} facts for {entity!r}"
+    when = f" as of {as_of}" if as_of else ""
+    return BadArgument("period", period, f"no {entity} {metric} figure for this period{when} ({hint})")
+
+
+def history(ms: MetricStore, entity: str, metric: str, period: str, segment: str = "total", *,
+            dims: str = "", as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
+    """Every version of one fact, oldest first, and which one the current view picks.
+
+    Example:
+        >>> history(ms, "aapl", "revenue", "FY2008")        # doctest: +SKIP
+        version value        source                         reported_at is_current
+        1       32479000000  0001193125-09-214859 10-K      2009-10-27  false
+        2       37491000000  0001193125-10-012091 10-K/A    2010-01-25  false ...
+    """
+    where, params = _fact_filters(entity, metric, segment, dims)
+    df = ms.sql(f"SELECT * FROM history WHERE {where} AND period = ? ORDER BY kind, unit, version",
+                [*params, period], as_of=as_of, as_recorded=as_recorded)
+    if df.height == 0:
+        raise _no_such(ms, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+    return df
+
+
+def restatements(ms: MetricStore, entity: str, metric: str | None = None, *,
+                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
+    """The facts of ``entity`` whose value changed between the company's publications, newest first."""
+    where, params = "entity = ?", [entity.lower()]
+    if metric:
+        where, params = where + " AND metric = ?", [*params, metric]
+    return ms.sql(f"SELECT * FROM restatements WHERE {where} ORDER BY restated_at DESC, metric, period_end DESC",
+                  params, as_of=as_of, as_recorded=as_recorded)
+
+
+def _scale(values: list[float], unit: str) -> tuple[float, str]:
+    if values and unit not in ("ratio", "shares") and "/" not in unit and all(abs(v) >= 1e6 or v == 0 for v in values):
+        return 1e6, f"{unit} m"
+    return 1.0, unit
+
+
+def _num(v: float, div: float) -> str:
+    x = v / div
+    if div > 1:
+        return f"{x:,.1f}"
+    return f"{x:,.0f}" if x == int(x) and abs(x) >= 1000 else f"{x:,.6g}"
+
+
+def arithmetic(period: str, rows: list[dict[str, Any]], value: float | None = None) -> str:
+    """``2024Q4 = FY2024 1,150.0 - 9M2024 810.0 = 340.0 (USD m)`` for the terms of a value."""
+    rows = sorted(rows, key=lambda r: r["term"])
+    unit = rows[0]["unit"] if rows else ""
+    vals = [r["value"] for r in rows] + ([value] if value is not None else [])
+    div, shown = _scale([v for v in vals if v is not None], unit)
+    if len(rows) == 1 and not rows[0]["derivation"]:
+        r = rows[0]
+        return f"{period} = {_num(r['value'], div)} {shown} ({r['source']}, reported {r['reported_at']})"
+    total = rows[0]["value"] - sum(r["value"] for r in rows[1:])
+    terms = " - ".join(f"{r['event_period']} {_num(r['value'], div)}" for r in rows)
+    return f"{period} = {terms} = {_num(total, div)} ({shown})"
+
+
+def explain(ms: MetricStore, entity: str, metric: str, period: str, segment: str = "total", *,
+            dims: str = "", as_of: DateLike | None = None,
+            as_recorded: DateLike | None = None) -> pl.DataFrame:
+    """The events behind one row of ``facts`` or ``growth``, and the arithmetic of derived values.
+
+    Returns one row per event: ``role`` is 'value' (the row's own event), 'value term' (a term of
+    a derived value; term 1 is added, the rest subtracted), 'prior' / 'prior term' (the YoY prior),
+    with source, source_ref, as_reported, commit_id and run_id; ``arithmetic`` spells the sum out.
+
+    Example:
+        >>> explain(ms, "xiaomi", "revenue", "2024Q4")["arithmetic"][0]      # doctest: +SKIP
+        '2024Q4 = FY2024 365,906.4 - 9M2024 256,901.2 = 109,005.2 (CNY m)'
+    """
+    where, params = _fact_filters(entity, metric, segment, dims)
+    df = ms.sql(f"SELECT {EXPLAIN_COLUMNS} FROM lineage_at(getvariable('as_of'), getvariable('as_recorded')) "
+                f"WHERE {where} AND period = ? ORDER BY role DESC, term", [*params, period],
+                as_of=as_of, as_recorded=as_recorded)
+    if df.height == 0:
+        raise _no_such(ms, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+    lines: dict[str, str] = {}
+    for role in df["role"].unique(maintain_order=True).to_list():
+        rows = df.filter(pl.col("role") == role).to_dicts()
+        label = rows[0]["of_period"]
+        lines[role] = ("prior: " if role.startswith("prior") else "") + arithmetic(label, rows)
+    return df.with_columns(pl.col("role").replace_strict(lines, return_dtype=pl.String).alias("arithmetic"))
+
+
+def growth_by_basis(ms: MetricStore, basis: str, *, as_of: DateLike | None = None,
+                    as_recorded: DateLike | None = None, order: str = "entity, metric, segment, dims, ptype, period_end",
+                    columns: str = "*", **filters: str) -> pl.DataFrame:
+    """The growth view with the prior period on ``basis``: 'as_of' (default: as known at the same
+    as_of, what a backtest wants), 'latest' (as known now) or 'first' (as first reported)."""
+    if basis not in BASES:
+        raise BadArgument("basis", basis, f"is not one of {', '.join(BASES)}")
+    allowed = set(ms.sql("SELECT * FROM growth_basis('as_of') LIMIT 0").columns)
+    where, params = [], []
+    for name, value in filters.items():
+        if name not in allowed:
+            raise BadArgument(name, value, "is not a column of growth")
+        where.append(f'"{name}" = ?')
+        params.append(value)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    return ms.sql(f"SELECT {columns} FROM growth_basis(?){clause} ORDER BY {order}", [basis, *params],
+                  as_of=as_of, as_recorded=as_recorded)
