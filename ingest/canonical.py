@@ -14,9 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
+from polars._typing import PolarsDataType
 
 from ingest.catalog import Catalog, infer_aggregation
 from ingest.errors import BadFile, RowProblem
@@ -94,13 +97,15 @@ def canonical_dims(text: str | None) -> str:
     return ";".join(f"{k}={out[k]}" for k in sorted(out))
 
 
-def _lookup(values: pl.Series, fn: object, dtype_ok: pl.DataType) -> pl.DataFrame:
+def _lookup(values: pl.Series, fn: Callable[[Any], str], dtype_ok: PolarsDataType) -> pl.DataFrame:
     """Apply ``fn`` to each unique value once: returns key, ok value, error text."""
-    keys, oks, errs = [], [], []
+    keys: list[Any] = []
+    oks: list[str | None] = []
+    errs: list[str | None] = []
     for v in values.unique().to_list():
         keys.append(v)
         try:
-            oks.append(fn(v))  # type: ignore[operator]
+            oks.append(fn(v))
             errs.append(None)
         except ValueError as exc:
             oks.append(None)

@@ -131,7 +131,7 @@ def set_entity(store: Store, entity: EntityDef, *, source: str = "user") -> bool
 
 def _metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred: dict[str, str]) -> None:
     known = set(store.read("metrics").column("metric").to_pylist())
-    rows = []
+    rows: list[tuple[str, str, str | None, bool]] = []
     for m in metrics:
         if m in known:
             continue

@@ -57,7 +57,7 @@ def _cny(v: float, unit: str) -> str:
 def build_store(cfg: Settings, seed: Path) -> Store:
     """Ingest every seed file (idempotent: a second run adds nothing)."""
     store = Store.open(cfg.store, create=True)
-    files = sorted(p for p in seed.iterdir() if p.suffix in (".csv", ".json", ".parquet"))
+    files: list[str | Path] = sorted(p for p in seed.iterdir() if p.suffix in (".csv", ".json", ".parquet"))
     report = ingest_paths(store, files, catalog=Catalog.load(cfg.catalog), fmt="auto")
     for f in report.files:
         for p in f.problems:
