@@ -28,8 +28,11 @@ a real filing:
   deterministically (same publication and recording time: the larger event id), and ``history``
   shows both.
 
-Rows identical in concept, unit, period, value and accession are one statement, hence one
-event (ids are derived from content): the event count equals the file's count of distinct facts.
+Every row of the file is one event, so the event count equals the file's fact count. A row
+identical to an earlier one (same concept, unit, period, value and accession; SEC files
+occasionally repeat a fact) would get the same content-derived id, so the repeat's
+``source_ref`` says ``#repeat2``: it is a second statement of the same figure in the same filing,
+shown by ``history`` and changing no current value. Ids stay stable across snapshots.
 
 The fiscal year end is read from ``dei:CurrentFiscalYearEndDate`` when the file has it, else from
 the latest annual (350-380 day) period of the latest annual report, and is written as an entity
@@ -224,7 +227,8 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
     fact = ["qname", "unit_key", "start", "end", "accn"]
     df = df.with_columns(pl.col("val").rank("dense").over(fact).alias("__k"),
                          pl.col("__i").min().over(fact + ["val"]).alias("__first_i"))
-    df = df.with_columns(pl.col("__first_i").rank("dense").over(fact).cast(pl.Int64).alias("__dup"))
+    df = df.with_columns(pl.col("__first_i").rank("dense").over(fact).cast(pl.Int64).alias("__dup"),
+                         pl.col("__i").rank("ordinal").over(fact + ["val"]).cast(pl.Int64).alias("__rep"))
     # -- rounded re-reports of a figure filed earlier ---------------------------------------------
     df = _mark_rounded(df)
     # -- kind: a period not yet ended when filed is not an actual ---------------------------------
@@ -237,6 +241,7 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
             pl.col("__n_shadow"),
             pl.when(early).then(pl.lit("filed before the period ended: kept as guidance, not an actual")),
             pl.when(pl.col("__dup") > 1).then(pl.lit("another value of this concept and period is in the same filing")),
+            pl.when(pl.col("__rep") > 1).then(pl.lit("repeats an identical fact of the same filing")),
             pl.col("__n_round"),
         ], separator="; ", ignore_nulls=True).alias("note"),
         (pl.col("accn") + " " + pl.col("form")
@@ -248,7 +253,9 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
         pl.coalesce("start", "end").alias("period_start"), pl.col("end").alias("period_end"),
         pl.col("val").alias("value"), pl.col("unit"), pl.col("dims"), pl.col("kind"),
         pl.col("qualifier"), pl.lit("primary").alias("authority"),
-        pl.col("filed").alias("reported_at"), pl.col("source"), pl.col("qname").alias("source_ref"),
+        pl.col("filed").alias("reported_at"), pl.col("source"),
+        (pl.col("qname") + pl.when(pl.col("__rep") > 1).then(pl.lit(" #repeat") + pl.col("__rep").cast(pl.String))
+         .otherwise(pl.lit(""))).alias("source_ref"),
         pl.col("note"),
         (pl.col("__i") + 1).cast(pl.Int64).alias("__row"),
     )

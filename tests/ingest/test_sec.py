@@ -1,7 +1,7 @@
 """SEC companyfacts on a small hand-made filing history (tests/fixtures/sec/acme_companyfacts_v*.json).
 
 ACME's fiscal year ends on the last Saturday of September (FY2023 has 53 weeks, FY2024 52).
-v1 holds 28 facts from nine filings; v2 is a newer snapshot with two more. The fixture covers
+v1 holds 29 facts (one repeated word for word) from nine filings; v2 is a newer snapshot with two more. The fixture covers
 each branch of the precedence rule and every kind of period:
 
 - restatement (a later reported_at wins): FY2023 revenue 1,000 M (10-K) -> 980 M (10-K/A);
@@ -58,11 +58,11 @@ def test_auto_detects_companyfacts() -> None:
 
 def test_every_fact_is_one_event_and_reingest_adds_nothing(store: Store, catalog: Catalog) -> None:
     first = ingest_paths(store, [V1], catalog=catalog)
-    assert first.added == fact_count(V1) == 28
+    assert first.added == fact_count(V1) == 29
     again = ingest_paths(store, [V1], catalog=catalog)
-    assert (again.added, again.already_present) == (0, 28)
+    assert (again.added, again.already_present) == (0, 29)
     newer = ingest_paths(store, [V2], catalog=catalog)
-    assert (newer.added, newer.already_present) == (fact_count(V2) - fact_count(V1), 28)
+    assert (newer.added, newer.already_present) == (fact_count(V2) - fact_count(V1), 29)
 
 
 def test_entity_record_with_inferred_52_53_week_fiscal_year(acme: Store, ms: MetricStore) -> None:
@@ -168,3 +168,10 @@ def test_cli_entity_override_and_bad_file(tmp_path: Path) -> None:
     r = run_cli("ingest", str(bad), store=st)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "us-gaap:Revenues has no 'units' object" in r.stdout + r.stderr
+
+
+def test_a_fact_repeated_word_for_word_is_a_second_event_changing_nothing(acme: Store, ms: MetricStore) -> None:
+    ev = ms.sql("SELECT source_ref, note FROM events WHERE entity = ? AND metric = 'eps_diluted' ORDER BY source_ref", [E])
+    assert ev["source_ref"].to_list() == ["us-gaap:EarningsPerShareDiluted", "us-gaap:EarningsPerShareDiluted #repeat2"]
+    assert "repeats an identical fact" in ev["note"][1]
+    assert current(ms, "eps_diluted", "FY2024")["value"] == 1.05
