@@ -65,8 +65,8 @@ class MetricStore:
     def __init__(self, root: str | os.PathLike[str] | Store) -> None:
         self.store = root if isinstance(root, Store) else Store(root)
         # read-only, no file outside the store, settings locked (queries/sandbox.py)
-        self._con = sandboxed(self.store)
         self._guard = ChecksumGuard(self.store)
+        self._con = sandboxed(self.store, self._guard)
 
     def close(self) -> None:
         self._con.close()

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import duckdb
 
-from queries.errors import SqlRefused
+from queries.errors import SqlError, SqlRefused
 from queries.views import install
 from store import Store
+from store.integrity import ChecksumGuard
 
 #: Statement types a user may run: one SELECT (DuckDB's classification, not ours).
 ALLOWED = frozenset({duckdb.StatementType.SELECT})
@@ -68,12 +69,18 @@ def lock_down(con: duckdb.DuckDBPyConnection, store_root: Path) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def connect(store: Store) -> duckdb.DuckDBPyConnection:
+def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPyConnection:
     """A locked-down, read-only connection with the views of ``store`` installed.
 
     The views are written to a private database file (outside the store), which is opened
-    ``read_only`` and removed at once (the open connection keeps it).
+    ``read_only`` and removed at once (the open connection keeps it). Creating a view reads the
+    files' schemas, so the files are proven whole first (``guard``): a damaged one is named.
+
+    Raises:
+        CorruptFile: a committed file fails its checksum.
+        SqlError: DuckDB could not create the views.
     """
+    (guard or ChecksumGuard(store)).check()
     folder = Path(tempfile.mkdtemp(prefix="metricstore-views-"))
     path = folder / "views.duckdb"
     try:
@@ -81,6 +88,8 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
         try:
             install(build, store)
             build.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            raise SqlError(f"cannot create the views over {store.root}: {str(exc).splitlines()[0]}") from None
         finally:
             build.close()
         con = duckdb.connect(str(path), read_only=True, config=dict(BASE_CONFIG))

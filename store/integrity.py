@@ -5,9 +5,9 @@ A :class:`ChecksumGuard` proves each file whole once per process, before the fir
 could read it, and remembers it by (name, size, mtime); committed files are never rewritten, so a
 file once proven stays proven unless its size or mtime changes, and then it is proven again.
 
-A file whose name is not a commit name is left to ``metricstore verify`` (it reports foreign files);
-the guard only refuses what it can prove wrong: a file whose bytes do not hash to its name.
-A file that vanishes between listing and hashing (a compaction removed it) is no longer read.
+A ``.parquet`` file in a table folder whose name is not a commit name is foreign (a copy, a file
+someone dropped there): readers would glob it as data, so the guard refuses it too. A file that
+vanishes between listing and hashing (a compaction removed it) is no longer read.
 """
 
 from __future__ import annotations
@@ -60,9 +60,14 @@ class ChecksumGuard:
         return hashed
 
     def _check_one(self, path: Path) -> int:
+        if not path.name.endswith(".parquet"):
+            return 0  # not globbed by the views; verify reports it as stray
         m = COMMIT_NAME.match(path.name)
         if not m:
-            return 0
+            if not path.exists():
+                return 0
+            raise CorruptFile(path, "is not a commit file of this store (unexpected name) but would be read as "
+                                    "data; move it out of the table folder or run `metricstore verify --repair`")
         try:
             st = path.stat()
             key = (st.st_size, st.st_mtime_ns)
