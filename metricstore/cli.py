@@ -91,10 +91,11 @@ def series(
     freq: Annotated[str | None, typer.Option("--freq", help="FY, H, Q or M (all when omitted).")] = None,
     store: StoreOpt = None, as_of: AsOfOpt = None, as_recorded: AsRecOpt = None,
     fmt: FormatOpt = "table", output: OutputOpt = None,
+    basis: Annotated[str | None, typer.Option("--basis", help="Prior period for YoY/QoQ: as_of (default: as known at --as-of), latest (as known now), first (as first reported).")] = None,
 ) -> None:
     """One series over time with YoY, QoQ and TTM."""
     with MetricStore(open_store(store)) as ms:
-        df = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, as_recorded=as_recorded)
+        df = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, as_recorded=as_recorded, basis=basis)
         render(df.drop("event_id", "derived_from") if fmt == "table" else df, fmt, output,
                title=f"{entity} {metric} ({segment})")
 

@@ -5,9 +5,12 @@
 CREATE OR REPLACE VIEW event_log AS
 SELECT * FROM read_parquet(__EVENTS__, union_by_name = true);
 
--- Every event once: duplicates of an id keep their earliest recording.
+-- Every event once: duplicates of an id keep their earliest recording. Like every view, it
+-- honours SET VARIABLE as_of (reported by then) and as_recorded (recorded by then).
 CREATE OR REPLACE VIEW events AS
 SELECT * FROM event_log
+WHERE (getvariable('as_of') IS NULL OR reported_at <= CAST(getvariable('as_of') AS DATE))
+  AND (getvariable('as_recorded') IS NULL OR recorded_at <= CAST(getvariable('as_recorded') AS TIMESTAMPTZ))
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY recorded_at, commit_id) = 1;
 
 -- What the store knows of each entity: its latest record.

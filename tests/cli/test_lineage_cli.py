@@ -73,3 +73,24 @@ def test_growth_basis_as_first_reported(acme_store: Path) -> None:
 def test_help(command: str) -> None:
     r = run_cli(command, "--help")
     assert r.returncode == 0 and "--as-of" in r.stdout and "--as-recorded" in r.stdout
+
+
+def test_every_view_honours_both_clocks(acme_store: Path) -> None:
+    with MetricStore(acme_store) as ms:
+        for view in ("events", "facts", "growth", "history", "restatements", "share"):
+            everything = ms.sql(f"SELECT count(*) AS n FROM {view}")["n"][0]
+            early = ms.sql(f"SELECT count(*) AS n FROM {view}", as_of="2024-02-01")["n"][0]
+            nothing = ms.sql(f"SELECT count(*) AS n FROM {view}", as_recorded="2000-01-01")["n"][0]
+            assert nothing == 0, view
+            assert early <= everything, view
+        assert ms.sql("SELECT count(*) AS n FROM events", as_of="2024-02-01")["n"][0] == 4  # the FY2023 10-K (3) and the Q1 10-Q (1)
+        assert ms.sql("SELECT count(*) AS n FROM events", as_of="2024-02-01")["n"][0] < \
+            ms.sql("SELECT count(*) AS n FROM events")["n"][0]
+
+
+def test_series_basis_option(acme_store: Path) -> None:
+    r = run_cli("series", E, "revenue", "--freq", "FY", "--basis", "first", "--format", "csv", store=acme_store)
+    assert r.returncode == 0, r.stderr
+    assert "FY2024" in r.stdout and ",1000000000.0," in r.stdout
+    r = run_cli("series", E, "revenue", "--basis", "bogus", store=acme_store)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
