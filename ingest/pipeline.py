@@ -19,6 +19,9 @@ from ingest.canonical import normalise
 from ingest.catalog import Catalog, EntityDef
 from ingest.errors import BadFile, RowProblem
 from ingest.readers import READERS, Batch, detect_format
+
+#: What a parser raises on input nobody foresaw; turned into a BadFile naming the file.
+UNREADABLE = (pl.exceptions.PolarsError, pa.ArrowException, RecursionError, UnicodeError, OverflowError)
 from store import Store
 
 
@@ -186,7 +189,11 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
         report.format = detect_format(path) if fmt == "auto" else fmt
         if report.format not in READERS:
             raise BadFile(str(path), f"unknown format {report.format!r} (one of {', '.join(sorted(READERS))})")
-        out = READERS[report.format](path)
+        try:
+            out = READERS[report.format](path)
+        except UNREADABLE as exc:  # a parser gave up on input no check foresaw: one line, never a traceback
+            raise BadFile(str(path), f"cannot be read as {report.format}: {type(exc).__name__}: "
+                                     f"{(str(exc).splitlines() or [''])[0][:200]}") from None
     except BadFile as exc:
         report.error = str(exc)
         report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]
@@ -201,7 +208,11 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
     for e in batch.entities:
         fye[e.entity] = e.fiscal_year_end_month
     try:
-        norm = normalise(raw, str(path), catalog, fye, today=today)
+        try:
+            norm = normalise(raw, str(path), catalog, fye, today=today)
+        except UNREADABLE as exc:
+            raise BadFile(str(path), f"cannot be validated: {type(exc).__name__}: "
+                                     f"{(str(exc).splitlines() or [''])[0][:200]}") from None
     except BadFile as exc:
         report.error = str(exc)
         report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]

@@ -78,14 +78,22 @@ def detect_format(path: Path) -> str:
 
 
 def decode(raw: bytes, file: str) -> str:
-    """Bytes to text: UTF-8 (a BOM is dropped) or UTF-16 with a BOM; anything else is refused."""
+    """Bytes to text: UTF-8 (a BOM is dropped) or UTF-16/32 with a BOM; anything else is refused."""
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8):]
+    elif raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16: same first bytes
+        try:
+            return raw.decode("utf-32")
+        except UnicodeDecodeError as exc:
+            raise BadFile(file, f"not valid UTF-32 text at byte {exc.start}") from None
     elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return raw.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise BadFile(file, f"not valid UTF-16 text at byte {exc.start}") from None
+    if b"\x00" in raw.split(b"\n", 1)[0]:
+        raise BadFile(file, "not UTF-8 text: NUL bytes in the first line (UTF-16 or UTF-32 without a byte "
+                            "order mark?); save the file as UTF-8", row=1)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -129,7 +137,9 @@ def read_csv(path: Path) -> pl.DataFrame:
 def _locate_csv_problem(text: str, file: str, sep: str) -> BadFile | None:
     rows = csv.reader(io.StringIO(text), delimiter=sep)
     try:
-        header = next(rows)
+        header = next(rows, None)
+        if header is None:
+            return BadFile(file, "is empty (expected a header row and data rows)")
         for i, row in enumerate(rows, start=2):
             if row and len(row) != len(header):
                 return BadFile(file, f"has {len(row)} fields; the header has {len(header)}", row=i)
@@ -167,6 +177,8 @@ def read_json(path: Path) -> pl.DataFrame:
                    for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
         raise BadFile(file, f"is not valid JSON: {exc.msg}", row=exc.lineno) from None
+    except RecursionError:
+        raise BadFile(file, "is nested too deeply to be a table of facts") from None
     if isinstance(doc, dict):
         lists = [k for k in ("events", "facts", "rows", "data") if isinstance(doc.get(k), list)]
         if not lists:
@@ -203,6 +215,13 @@ def read_parquet(path: Path) -> pl.DataFrame:
     cols = {}
     for name in table.column_names:
         col = table.column(name)
+        if pa.types.is_nested(col.type) or pa.types.is_dictionary(col.type) and pa.types.is_nested(col.type.value_type):
+            raise BadFile(file, f"holds a nested column ({col.type}); only text and numbers are values", column=name)
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+            try:
+                col = col.cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise BadFile(file, "holds bytes that are not UTF-8 text", column=name) from None
         if pa.types.is_floating(col.type):
             cols[name] = pl.Series(name, [None if v is None else repr(v) for v in col.to_pylist()], pl.String)
         else:
