@@ -7,6 +7,7 @@
     ├── CatalogError     the catalog under data/catalog is malformed            (terminal)
     ├── ConfigError      jobs.toml or a mapping file is invalid; names file, job, field (terminal, ValueError)
     ├── JobBusy          the job is already running in another process or thread     (transient)
+    ├── SchedulerRunning another scheduler already runs on this store                 (transient)
     └── FetchError       an HTTP source could not be read (url, status)
         ├── FetchFailed      connection error, timeout, 5xx, 429 after retries          (transient)
         └── FetchRefused     a 4xx other than 429: retrying will not help               (terminal)
@@ -78,6 +79,14 @@ class JobBusy(IngestError, TransientError):
     def __init__(self, job: str) -> None:
         self.job = job
         super().__init__(f"job {job!r} is already running; skipped")
+
+
+class SchedulerRunning(IngestError, TransientError):
+    """Another scheduler already runs on this store (one per store: its lock is in ``_lock/``)."""
+
+    def __init__(self, root: object) -> None:
+        self.root = str(root)
+        super().__init__(f"{root}: another scheduler is already running on this store")
 
 
 class FetchError(IngestError):

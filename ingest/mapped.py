@@ -26,14 +26,14 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.config import PROJECT_ROOT
 from ingest.errors import BadFile, ConfigError
-from ingest.readers import READERS, read_csv, read_parquet, register
+from ingest.readers import READERS, Batch, read_csv, read_parquet, register
 from store import parse_period
 
 DEFAULT_FOLDER = PROJECT_ROOT / "data" / "mappings"
@@ -143,17 +143,21 @@ def load_mapping(path: str | Path) -> Mapping:
     return m
 
 
-def _lower_keys(raw: dict[str, object]) -> dict[str, object]:
+def _lower_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """Column names are matched lower-cased, as the readers lower-case the header."""
     out = dict(raw)
-    for key in ("columns",):
-        if isinstance(out.get(key), dict):
-            out[key] = {str(k).lower(): v for k, v in out[key].items()}  # type: ignore[union-attr]
-    if isinstance(out.get("ignore"), list):
-        out["ignore"] = [str(x).lower() for x in out["ignore"]]  # type: ignore[union-attr]
-    if isinstance(out.get("period"), dict):
-        out["period"] = {k: str(v).lower() for k, v in out["period"].items()}  # type: ignore[union-attr]
-    if isinstance(out.get("reported_at"), dict) and "column" in out["reported_at"]:  # type: ignore[operator]
-        out["reported_at"] = {**out["reported_at"], "column": str(out["reported_at"]["column"]).lower()}  # type: ignore[dict-item,index]
+    cols = out.get("columns")
+    if isinstance(cols, dict):
+        out["columns"] = {str(k).lower(): v for k, v in cols.items()}
+    ignore = out.get("ignore")
+    if isinstance(ignore, list):
+        out["ignore"] = [str(x).lower() for x in ignore]
+    period = out.get("period")
+    if isinstance(period, dict):
+        out["period"] = {k: str(v).lower() for k, v in period.items()}
+    reported = out.get("reported_at")
+    if isinstance(reported, dict) and "column" in reported:
+        out["reported_at"] = {**reported, "column": str(reported["column"]).lower()}
     return out
 
 
@@ -166,7 +170,7 @@ def mapping_folders() -> list[Path]:
 
 def known_mappings() -> list[Mapping]:
     """Every mapping file in the mapping folders (a malformed one raises :class:`ConfigError`)."""
-    out = []
+    out: list[Mapping] = []
     for folder in mapping_folders():
         if folder.is_dir():
             out.extend(load_mapping(p) for p in sorted(folder.glob("*.toml")))
@@ -205,7 +209,7 @@ def read_wide(path: Path) -> pl.DataFrame:
     """A wide table as text columns with ``__row``: CSV/TSV, Parquet, or Excel (first sheet)."""
     ext = path.suffix.lower()
     if ext in (".parquet", ".pq"):
-        return read_parquet(path)
+        return _frame(read_parquet(path))
     if ext in (".xlsx", ".xls", ".xlsm"):
         try:
             df = pl.read_excel(path, infer_schema_length=0)
@@ -216,7 +220,11 @@ def read_wide(path: Path) -> pl.DataFrame:
             raise BadFile(str(path), f"is not a readable Excel workbook ({str(exc).splitlines()[0]})") from None
         df = df.rename({c: str(c).strip().lower() for c in df.columns}).with_columns(pl.all().cast(pl.String))
         return df.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
-    return read_csv(path)
+    return _frame(read_csv(path))
+
+
+def _frame(out: pl.DataFrame | Batch) -> pl.DataFrame:
+    return out.frame if isinstance(out, Batch) else out
 
 
 _Q = re.compile(r"^(?:q)?([1-4])$", re.I)

@@ -128,6 +128,7 @@ class RunLog:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        (store.root / "runs").mkdir(exist_ok=True)  # a store made before the run log existed
 
     def _write(self, *, run_id: str, job: str, trigger: str, status: str, started: dt.datetime,
                finished: dt.datetime | None, outcome: RunOutcome | None, error: str | None) -> None:

@@ -29,24 +29,16 @@ from zoneinfo import ZoneInfo
 from filelock import FileLock, Timeout
 
 from ingest.catalog import Catalog
-from ingest.errors import IngestError
+from ingest.errors import SchedulerRunning
 from ingest.jobs import Job, JobsConfig, Trigger, load_jobs
 from ingest.runner import run_job
 from ingest.runs import RunLog, RunOutcome
-from store import MetricStoreError, Store, TransientError
+from store import MetricStoreError, Store
 
 log = logging.getLogger("metricstore.jobs")
 
 JOBSTORE_FILE = "scheduler.sqlite"
 RUN_FUNC = "ingest.scheduler:scheduled_run"
-
-
-class SchedulerRunning(IngestError, TransientError):
-    """Another scheduler already runs on this store."""
-
-    def __init__(self, root: Path | str) -> None:
-        self.root = str(root)
-        super().__init__(f"{root}: another scheduler is already running on this store")
 
 
 def make_trigger(t: Trigger) -> Any:

@@ -90,3 +90,17 @@ def test_the_documented_example_mapping_is_valid() -> None:
     m = load_mapping(MAPPING)
     assert m.entity == "tsla" and m.columns["total_deliveries"].metric == "deliveries"
     assert m.columns["supercharger_stations"].instant and not m.columns["total_production"].instant
+
+
+def test_an_excel_export_reads_like_its_csv(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    import polars as pl
+
+    book = tmp_path / "kpi.xlsx"
+    pl.DataFrame({"Year": [2024, 2024], "Q": ["Q1", "Q2"], "stores": [10, 12]}).write_excel(book)
+    report = ingest_file(store, book, catalog=catalog, fmt=mapped_format(_mapping(tmp_path)))
+    assert report.ok, report.error
+    assert report.added == 2
+    with MetricStore(store) as ms:
+        got = ms.sql("SELECT period_end, value, source_ref FROM events ORDER BY period_end").rows()
+    assert [(str(d), v) for d, v, _ in got] == [("2024-03-31", 10.0), ("2024-06-30", 12.0)]
+    assert got[0][2] == "kpi.xlsx:2"
