@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -31,6 +31,16 @@ from ingest.progress import progress
 from ingest.sources import JobState, RunContext
 
 log = logging.getLogger("metricstore.jobs")
+
+
+def safe_url(url: str) -> str:
+    """``url`` as it may be shown and recorded: without a ``user:password@`` part."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
@@ -117,23 +127,25 @@ class HttpFeed:
         if validators.get("last_modified"):
             cond["If-Modified-Since"] = str(validators["last_modified"])
 
+        shown = safe_url(url)
+
         def attempt() -> Fetched:
             try:
                 r = client.get(url, headers=cond)
             except httpx.TimeoutException:
-                raise FetchFailed(url, f"timed out (timeout {self.timeout:g} s)") from None
+                raise FetchFailed(shown, f"timed out (timeout {self.timeout:g} s)") from None
             except httpx.TransportError as exc:
-                raise FetchFailed(url, f"connection failed ({type(exc).__name__})") from None
+                raise FetchFailed(shown, f"connection failed ({type(exc).__name__})") from None
             if r.status_code == 304:
                 return Fetched(url, 304)
             if r.status_code == 429 or r.status_code >= 500:
-                err = FetchFailed(url, r.reason_phrase or "server error", status=r.status_code)
+                err = FetchFailed(shown, r.reason_phrase or "server error", status=r.status_code)
                 err.retry_after = retry_after_seconds(r.headers.get("Retry-After"))  # type: ignore[attr-defined]
                 raise err
             if r.status_code >= 400:
-                raise FetchRefused(url, (r.reason_phrase or "refused") + " (not retried)", status=r.status_code)
+                raise FetchRefused(shown, (r.reason_phrase or "refused") + " (not retried)", status=r.status_code)
             if r.status_code != 200:
-                raise FetchRefused(url, f"unexpected status {r.status_code}", status=r.status_code)
+                raise FetchRefused(shown, f"unexpected status {r.status_code}", status=r.status_code)
             return Fetched(url, 200, r.content, r.headers.get("ETag"), r.headers.get("Last-Modified"))
 
         retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=_Wait(self.backoff, self.max_backoff),
@@ -154,12 +166,12 @@ class HttpFeed:
                 try:
                     got = self.fetch(client, url, seen)
                 except FetchError as exc:
-                    ctx.outcome.add_failure(url, str(exc))
+                    ctx.outcome.add_failure(safe_url(url), str(exc))
                     bar.advance(f"{url}: {exc}")
                     continue
                 digest = hashlib.sha256(got.body).hexdigest() if got.status == 200 else None
                 if got.status == 304 or (digest is not None and digest == seen.get("sha256")):
-                    ctx.outcome.add_unchanged(url)
+                    ctx.outcome.add_unchanged(safe_url(url))
                     bar.advance(f"{url}: not modified")
                     continue
                 path = downloads / _file_name(url)
@@ -170,10 +182,10 @@ class HttpFeed:
                                          skip_invalid=self.skip_invalid, run_id=ctx.run_id, **self.ingest_options)
                 finally:
                     path.unlink(missing_ok=True)
-                report.file = url
+                report.file = safe_url(url)
                 if report.error:
-                    report.error = report.error.replace(str(path), url)
-                ctx.outcome.add_file(report, url)
+                    report.error = report.error.replace(str(path), safe_url(url))
+                ctx.outcome.add_file(report, safe_url(url))
                 if report.ok:
                     state.put(url, {"etag": got.etag, "last_modified": got.last_modified, "sha256": digest,
                                     "run_id": ctx.run_id})

@@ -50,8 +50,10 @@ def progress(label: str, total: int, *, terminal: bool | None = None) -> Iterato
     if not tty or total <= 1:
         yield _Lines(label, total)
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
     with RichProgress(TextColumn(f"[bold]{label}[/bold]"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=False) as bar:
+                      TimeElapsedColumn(), TextColumn("{task.description}"), transient=False,
+                      console=Console(stderr=True)) as bar:
         yield _Bar(bar, bar.add_task("", total=total))

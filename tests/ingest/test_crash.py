@@ -101,3 +101,26 @@ def test_a_scheduler_killed_mid_ingest_and_restarted_ends_like_an_uninterrupted_
     assert len(interrupted) == 2                     # each killed run is closed by the next one
     # Not a terminal: plain log lines, one per file, instead of a progress bar.
     assert re.search(r"INFO drops: \d+/\d+ batch-\d{3}\.csv: \d+ added", log.read_text(errors="replace"))
+
+
+def test_sigterm_lets_the_run_in_flight_finish_then_exits_cleanly(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    names = make_inputs(drop)
+    root = tmp_path / "store"
+    Store.create(root)
+    log = tmp_path / "scheduler.log"
+    proc = start_scheduler(jobs_file(tmp_path, drop, "jobs.toml"), root, log)
+    try:
+        poll(lambda: len(files_in(drop / "processed")) >= 2, deadline_s=120, what="the run to be under way")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
+    assert files_in(drop) == [] and files_in(drop / "processed") == names    # the run went to its end
+    recs = runs(Store(root), "drops")
+    assert recs[0]["status"] == "ok" and recs[0]["added"] == FILES * ROWS
+    assert all(r["status"] != "running" for r in recs)
+    assert "SIGTERM received" in log.read_text(errors="replace")

@@ -199,3 +199,15 @@ def test_retry_after() -> None:
     import datetime as dt
     now = dt.datetime(2025, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
     assert retry_after_seconds("Wed, 01 Jan 2025 12:00:30 GMT", now) == 30
+
+
+def test_credentials_in_a_url_are_not_recorded(tmp_path: Path, store: Store, catalog: Catalog, feed: Feed) -> None:
+    from ingest.http import safe_url
+
+    assert safe_url("https://bob:pw123@h.example:8443/a?x=1") == "https://h.example:8443/a?x=1"
+    url = feed.base.replace("http://", "http://bob:pw123secret@") + "/nothing.csv"
+    result = run_job(load_jobs(http_job(tmp_path, [url])), "feed", store, catalog)
+    assert result.status == "failed" and "HTTP 404" in str(result.error)
+    for p in store.root.rglob("*"):
+        if p.is_file():
+            assert b"pw123secret" not in p.read_bytes(), p
