@@ -302,8 +302,10 @@ def apply_mapping(mapping: Mapping, wide: pl.DataFrame, file: str) -> pl.DataFra
             out["qualifier"].append(spec.qualifier)
             out["reported_at"].append(reported)
             out["source"].append(mapping.source)
-            out["source_ref"].append(f"{Path(file).name}:{row['__row']}")
-            out["note"].append(f"column {col} ({label})")
+            # The reference names the figure, not the file: the same figure in next quarter's
+            # export (another file name, another row) is the same event, not a second one.
+            out["source_ref"].append(f"{mapping.name}:{label}:{col}")
+            out["note"].append(f"{Path(file).name}:{row['__row']} column {col}")
             rows.append(int(row["__row"]))
     if not rows:
         raise BadFile(file, f"holds no figures for mapping {mapping.name!r}")

@@ -46,9 +46,10 @@ def test_tesla_stocks_are_instants_and_empty_cells_are_no_figure(store: Store, c
     assert solar["n"][0] == 5                 # no longer reported in 2024
     agg = ms.sql("SELECT metric, aggregation FROM metrics WHERE metric IN ('deliveries', 'supercharger_stations')")
     assert dict(agg.iter_rows()) == {"deliveries": "flow", "supercharger_stations": "stock"}
-    lineage = ms.sql("SELECT source, source_ref FROM events WHERE metric = 'deliveries' AND segment = 'total' "
+    lineage = ms.sql("SELECT source, source_ref, note FROM events WHERE metric = 'deliveries' AND segment = 'total' "
                      "AND period_end = DATE '2022-12-31'")
-    assert lineage.row(0) == ("tesla-quarterly-update", f"{path.name}:2")
+    assert lineage.row(0) == ("tesla-quarterly-update", "tesla_operational_summary:2022Q4:total_deliveries",
+                              f"{path.name}:2 column total_deliveries")
 
 
 def _mapping(tmp_path: Path, extra: str = "") -> Path:
@@ -103,4 +104,26 @@ def test_an_excel_export_reads_like_its_csv(tmp_path: Path, store: Store, catalo
     with MetricStore(store) as ms:
         got = ms.sql("SELECT period_end, value, source_ref FROM events ORDER BY period_end").rows()
     assert [(str(d), v) for d, v, _ in got] == [("2024-03-31", 10.0), ("2024-06-30", 12.0)]
-    assert got[0][2] == "kpi.xlsx:2"
+    assert got[0][2] == "t:2024Q1:stores"
+
+
+def test_a_mapped_table_job_reads_in_place_and_skips_an_unchanged_file(tmp_path: Path, store: Store,
+                                                                        catalog: Catalog) -> None:
+    from ingest.jobs import load_jobs
+    from ingest.runner import run_job
+
+    src = needs_shared(*TESLA)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[jobs.tesla]\ntrigger = {{ cron = "30 7 * * mon-fri", timezone = "America/New_York" }}\n'
+                    f'source = {{ type = "mapped_table", path = "{src}", mapping = "{MAPPING}" }}\n')
+    config = load_jobs(jobs)
+    first = run_job(config, "tesla", store, catalog)
+    assert first.status == "ok" and first.outcome.added == 102 and src.exists()
+    second = run_job(config, "tesla", store, catalog)
+    assert second.status == "skipped" and second.outcome.unchanged == 1 and second.outcome.added == 0
+    copy = tmp_path / "tesla_operational_summary_next.csv"      # next quarter's export: one more row
+    copy.write_text(src.read_text().rstrip("\n") + "\n2024,3,443668,25662,469330,439975,22887,462890,"
+                    "9600,170000,17,6943,,1300,1900,6706,62421\n")
+    jobs.write_text(jobs.read_text().replace(str(src), str(tmp_path / "tesla_operational_summary_*.csv")))
+    third = run_job(load_jobs(jobs), "tesla", store, catalog)
+    assert third.status == "ok" and third.outcome.added == 14 and third.outcome.already_present == 102  # 15 KPIs, solar blank
