@@ -17,6 +17,7 @@ import email.utils
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,15 @@ class HttpFeed:
     max_backoff: float = 60.0
     config_file: str = "jobs.toml"
     ingest_options: dict[str, Any] = field(default_factory=dict)
+    max_rate: float = 10.0
+    _last_request: float = 0.0
+
+    def _pace(self) -> None:
+        """At most ``max_rate`` requests a second, retries included (a polite client)."""
+        gap = 1.0 / self.max_rate - (time.monotonic() - self._last_request)
+        if gap > 0:
+            time.sleep(gap)
+        self._last_request = time.monotonic()
 
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate"}
@@ -130,6 +140,7 @@ class HttpFeed:
         shown = safe_url(url)
 
         def attempt() -> Fetched:
+            self._pace()
             try:
                 r = client.get(url, headers=cond)
             except httpx.TimeoutException:

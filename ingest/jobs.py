@@ -138,6 +138,7 @@ class HttpSource(_Model):
     token_header: str = "Authorization"
     token_prefix: str = "Bearer "
     timeout: float = 30.0
+    max_rate: float = Field(default=10.0, gt=0)  # requests a second at most (the SEC's fair-access limit is 10)
     format: str = "auto"
     mapping: Path | None = None
     entity: str | None = None

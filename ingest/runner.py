@@ -56,7 +56,8 @@ def build_source(job: Job, config_file: str = "jobs.toml") -> SourceRunner:
         return HttpFeed(s.expanded_urls(), s.user_agent, s.token_env, s.token_header, s.token_prefix, s.timeout,
                         mapped_format(s.mapping) if s.mapping else s.format, s.skip_invalid,
                         attempts=job.retry.attempts, backoff=job.retry.backoff, max_backoff=job.retry.max_backoff,
-                        config_file=config_file, ingest_options={"entity": s.entity} if s.entity else {})
+                        config_file=config_file, ingest_options={"entity": s.entity} if s.entity else {},
+                        max_rate=s.max_rate)
     raise TypeError(f"unknown source {type(s).__name__}")
 
 
