@@ -93,9 +93,22 @@ def move_into(src: Path, folder: Path) -> Path:
     one is kept, and ``src`` gets its content hash in its name.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    return move_to(src, destination(src, folder))
+
+
+def destination(src: Path, folder: Path) -> Path:
+    """Where ``src`` goes in ``folder``: its own name, or its name with its content hash when a
+    different file already has that name."""
     target = folder / src.name
     if target.exists() and sha256_file(target) != sha256_file(src):
         target = folder / f"{src.stem}.{sha256_file(src)[:12]}{src.suffix}"
+    return target
+
+
+def move_to(src: Path, target: Path) -> Path:
+    """Rename ``src`` to ``target`` (copy, fsync, rename, unlink across file systems)."""
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(src, target)
     except OSError as exc:
@@ -188,16 +201,18 @@ class DropFolder:
                 self.one(ctx, f, bar)
 
     def one(self, ctx: RunContext, f: Path, bar: Progress) -> None:
+        if not f.exists():  # taken away since the folder was listed: nothing to do, nothing lost
+            return
         report = ingest_file(ctx.store, f, catalog=ctx.catalog, fmt=self.fmt, skip_invalid=self.skip_invalid,
                              run_id=ctx.run_id, **self.ingest_options)
         if report.ok:
             moved = move_into(f, self.processed_dir)
         else:
-            target = self.quarantine_dir / f.name
+            # The report first, then the file beside it: a crash in between leaves the file in the
+            # drop folder, to be rejected (and reported) again on the next run.
+            target = destination(f, self.quarantine_dir)
             write_atomic(target.with_name(target.name + ".report.txt"), _report_text(report, ctx.run_id, f))
-            moved = move_into(f, self.quarantine_dir)
-            if moved.name != f.name:  # renamed beside a different file of the same name: keep the pair
-                os.replace(target.with_name(target.name + ".report.txt"), moved.with_name(moved.name + ".report.txt"))
+            moved = move_to(f, target)
         ctx.outcome.add_file(report, str(f))
         bar.advance(f"{f.name}: {report.summary().split(': ', 1)[-1]} -> {moved.parent.name}/")
 

@@ -125,3 +125,20 @@ def test_a_mapped_table_dropped_is_detected_by_its_mapping(tmp_path: Path, store
     result = run_job(config, "drops", store, catalog)
     assert result.status == "ok" and result.outcome.added == 2
     assert (drop / "processed" / "kpi.csv").exists()
+
+
+def test_a_second_rejected_file_of_the_same_name_keeps_both_reports(tmp_path: Path, store: Store,
+                                                                    catalog: Catalog) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = load_jobs(drop_job(tmp_path))
+    write_csv(drop / "bad.csv", [fact(value="first")])
+    run_job(config, "drops", store, catalog)
+    write_csv(drop / "bad.csv", [fact(value="second")])
+    run_job(config, "drops", store, catalog)
+    q = drop / "quarantine"
+    files = sorted(p.name for p in q.iterdir())
+    assert len(files) == 4
+    for data in (p for p in q.iterdir() if not p.name.endswith(".report.txt")):
+        word = "first" if "first" in data.read_text() else "second"
+        assert word in data.with_name(data.name + ".report.txt").read_text()
