@@ -13,12 +13,13 @@ WHERE (getvariable('as_of') IS NULL OR reported_at <= CAST(getvariable('as_of') 
   AND (getvariable('as_recorded') IS NULL OR recorded_at <= CAST(getvariable('as_recorded') AS TIMESTAMPTZ))
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY recorded_at, commit_id) = 1;
 
--- What the store knows of each entity: its latest record.
+-- What the store knows of each entity: its latest record (recorded by as_recorded when set).
 CREATE OR REPLACE VIEW entities AS
 SELECT entity, name, cik, ticker,
        coalesce(fiscal_year_end_month, 12) AS fiscal_year_end_month,
        fiscal_year_end, source, recorded_at
 FROM read_parquet(__ENTITIES__, union_by_name = true)
+WHERE getvariable('as_recorded') IS NULL OR recorded_at <= CAST(getvariable('as_recorded') AS TIMESTAMPTZ)
 QUALIFY row_number() OVER (PARTITION BY entity ORDER BY recorded_at DESC, record_id DESC) = 1;
 
 -- Each metric's definition: its latest record.

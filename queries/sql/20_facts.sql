@@ -13,7 +13,7 @@ CREATE OR REPLACE MACRO visible_events(as_of, as_recorded) AS TABLE
 SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye,
        ms_period_label(e.period_start, e.period_end, coalesce(n.fiscal_year_end_month, 12)) AS period
 FROM event_log e
-LEFT JOIN entities n ON n.entity = e.entity
+LEFT JOIN entities_at(as_recorded) n ON n.entity = e.entity
 WHERE (as_of IS NULL OR e.reported_at <= CAST(as_of AS DATE))
   AND (as_recorded IS NULL OR e.recorded_at <= CAST(as_recorded AS TIMESTAMPTZ));
 
