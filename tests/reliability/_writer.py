@@ -14,7 +14,12 @@ strongest kill: no cleanup, no ``finally``, no flush), at the N-th time the step
     write:N     after the temporary Parquet file is written, before it is flushed
     fsync:N     after the temporary file is flushed, before it is renamed into place
     replace:N   after the rename, before the folder is flushed
-    lock:N      right after the writers' lock is taken
+    lock:N      right after the writers' lock (or the compactor's) is taken
+    manifest:N  a compaction: after its manifest is published, before the merged file is
+    publish:N   a compaction: after the merged file is published, before any source is deleted
+    unlink:N    a compaction: after the N-th merged source is deleted
+
+``python -m tests.reliability._writer compact ROOT ACKFILE [FAULT]`` runs one full compaction.
 """
 
 from __future__ import annotations
@@ -71,14 +76,24 @@ def install_fault(spec: str) -> None:
             if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith("commit-"):
                 hit()
         os.fsync = fsync
-    elif point == "replace":
+    elif point in ("replace", "manifest", "publish"):
         real_replace = os.replace
+        marker = {"replace": "commit-", "manifest": "manifest-", "publish": "compact-"}[point]
 
         def replace(src, dst, *a, **kw):  # type: ignore[no-untyped-def]
             real_replace(src, dst, *a, **kw)
-            if "commit-" in os.fspath(src):
+            if marker in os.path.basename(os.fspath(src)):
                 hit()
         os.replace = replace
+    elif point == "unlink":  # a compaction deleting its merged sources
+        from pathlib import Path
+        real_unlink = Path.unlink
+
+        def unlink(self, *a, **kw):  # type: ignore[no-untyped-def]
+            real_unlink(self, *a, **kw)
+            if self.suffix == ".parquet" and self.parent.name == "events":
+                hit()
+        Path.unlink = unlink  # type: ignore[method-assign]
     elif point == "lock":
         from filelock import FileLock
         real_enter = FileLock.__enter__
@@ -92,7 +107,24 @@ def install_fault(spec: str) -> None:
         raise SystemExit(f"unknown fault point {point!r}")
 
 
+def compact_main(argv: list[str]) -> None:
+    """``compact ROOT ACKFILE [FAULT]``: one full compaction, deleting merged sources at once."""
+    root, ackfile = argv[:2]
+    from store import Store
+    from store.compaction import compact
+
+    ack = os.open(ackfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    store = Store(root)
+    install_fault(argv[2] if len(argv) > 2 else "")
+    os.write(ack, b"ready\n")
+    r = compact(store, full=True, grace_s=0)
+    os.write(ack, f"ok compacted {r.merged} {r.rows} {r.deleted}\n".encode())
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "compact":
+        compact_main(argv[1:])
+        return
     root, writer, first, count, rows, ackfile = argv[:6]
     fault = argv[6] if len(argv) > 6 else ""
     from store import Store

@@ -119,3 +119,13 @@ def test_a_query_meeting_a_damaged_file_fails_naming_it(tmp_path: Path) -> None:
             ms.sql("SELECT sum(value) AS v FROM events")
     assert victim.name in str(info.value) and "checksum" in str(info.value)
     assert not isinstance(info.value, SqlError)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("store.compaction") is None, reason="compaction has not landed")
+def test_killed_compactions_change_no_event(tmp_path: Path) -> None:
+    from tests.reliability.torture import COMPACTION_FAULTS, compaction_trials
+
+    stats = compaction_trials(8, tmp_path, seed=7, commits=8)
+    assert stats.failures == []
+    assert stats.events_lost == 0 and stats.verify_problems == 0 and stats.query_mismatches == 0
+    assert {f.removesuffix("-finished-first") for f in stats.faults} == {"timed", *COMPACTION_FAULTS}

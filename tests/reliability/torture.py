@@ -24,6 +24,7 @@ and no reader may fail or see a count go down.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -274,6 +275,198 @@ def kill_trials(trials: int, work: Path, *, seed: int = 1, rows: int = 50, per_s
     return stats
 
 
+def _drop_files(drop: Path, first: int, count: int, rows: int) -> None:
+    """``count`` canonical CSV files; file ``i`` holds ``rows`` events, all with source ``drop-<i>``."""
+    from tests.conftest import fact, write_csv
+
+    drop.mkdir(parents=True, exist_ok=True)
+    for i in range(first, first + count):
+        tmp = drop.parent / f".drop-{i:04d}.csv"
+        write_csv(tmp, [fact(segment=f"s{j % 7}", period=f"FY{2000 + j // 7}", value=str(i * 1000 + j),
+                             source=f"drop-{i}") for j in range(rows)])
+        os.replace(tmp, drop / f"drop-{i:04d}.csv")
+
+
+def scheduled_trials(trials: int, work: Path, *, seed: int = 1, files: int = 12, rows: int = 40,
+                     log: bool = False) -> Stats:
+    """Kill ``metricstore jobs run`` (a drop-folder job) at random moments, ``trials`` times.
+
+    After each kill: a file moved to ``processed/`` is wholly in the store; a file still in the
+    drop folder is wholly there or not at all (never part of it); nothing is lost from the folder;
+    ``verify`` is clean. The folder is refilled when a run empties it. At the end one run
+    finishes the rest, and every file's events are present exactly once.
+    """
+    from store import Store
+    from store.verify import verify
+
+    rng = random.Random(seed)
+    stats = Stats()
+    root, drop = work / "store", work / "drop"
+    Store.create(root)
+    config = work / "jobs.toml"
+    config.write_text(f'[jobs.drops]\ntrigger = {{ interval = "1h" }}\n'
+                      f'source = {{ type = "drop_folder", path = "{drop}", settle = 0 }}\n')
+    made = 0
+    env = {**_env(), "METRICSTORE_STORE": str(root)}
+    cmd = [sys.executable, "-m", "metricstore", "jobs", "run", "drops", "--config", str(config), "--quiet"]
+    for trial in range(trials):
+        pending = sorted(p.name for p in drop.glob("*.csv")) if drop.is_dir() else []
+        if len(pending) < 3:
+            _drop_files(drop, made, files, rows)
+            made += files
+        def progress() -> tuple[int, int]:
+            done = len(list((drop / "processed").glob("*.csv"))) if (drop / "processed").is_dir() else 0
+            return done, len(list((root / "events").iterdir()))
+
+        base = progress()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while progress() == base and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # wait for the job to be ingesting (start-up takes seconds on a busy machine)
+        time.sleep(rng.uniform(0.0, 0.8))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        stats.trials += 1
+        stats.kills += 1 if proc.returncode == -signal.SIGKILL else 0
+        stats.faults["scheduled_ingest"] += 1
+        per, _, _ = batch_counts(root)
+        processed = {p.name for p in (drop / "processed").glob("*.csv")} if (drop / "processed").is_dir() else set()
+        still = {p.name for p in drop.glob("*.csv")}
+        for i in range(made):
+            name = f"drop-{i:04d}.csv"
+            got = per.get(f"drop-{i}", 0)
+            if name not in processed and name not in still:
+                stats.events_lost += rows
+                stats.fail(trial, f"{name} vanished from the drop folder")
+            if name in processed and got != rows:
+                stats.events_lost += rows - got
+                stats.fail(trial, f"{name} is in processed/ but {got} of its {rows} events are in the store")
+            if got not in (0, rows):
+                stats.partial_batches += 1
+                stats.fail(trial, f"{name}: {got} of {rows} events present")
+        stats.acked_batches = len(processed)
+        stats.acked_events = len(processed) * rows
+        findings = verify(Store(root))
+        if findings:
+            stats.verify_problems += len(findings)
+            stats.fail(trial, f"verify: {findings[0]}")
+        stats.leftovers_seen += len([p for p in (root / "_tmp").iterdir()]) if (root / "_tmp").is_dir() else 0
+        if log:
+            print(f"scheduled trial {trial}: processed={len(processed)} pending={len(still)}", flush=True)
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        stats.fail(trials, f"the final run exited {r.returncode}: {r.stderr[-500:]}")
+    per, _, _ = batch_counts(root)
+    for i in range(made):
+        if per.get(f"drop-{i}", 0) != rows:
+            stats.events_lost += rows - per.get(f"drop-{i}", 0)
+            stats.fail(trials, f"after the final run drop-{i} has {per.get(f'drop-{i}', 0)} of {rows} events")
+    if query_count(root) != made * rows:
+        stats.query_mismatches += 1
+        stats.fail(trials, "a query does not count every dropped event once")
+    stats.acked_events = made * rows
+    return stats
+
+
+COMPACTION_FAULTS = ("manifest", "publish", "unlink", "lock")
+
+
+def compaction_trials(trials: int, work: Path, *, seed: int = 1, commits: int = 12, rows: int = 10,
+                      log: bool = False) -> Stats:
+    """Kill a compaction ``trials`` times: at random moments and at each of its steps.
+
+    After each kill the set of distinct event ids must be exactly the set before (nothing lost,
+    nothing invented), ``verify`` clean, a query counting every event once; then a compaction run to
+    its end must leave the same set, no temporary file, and no event in two files.
+    """
+    from store import Store
+    from store.compaction import compact
+    from store.verify import verify
+    from tests.reliability._writer import batch
+
+    rng = random.Random(seed)
+    stats = Stats()
+    root = work / "store"
+    store = Store.create(root)
+    next_batch = 0
+
+    def ids() -> set[str]:
+        con = duckdb.connect()
+        try:
+            rows_ = con.execute("SELECT DISTINCT event_id FROM read_parquet(?, union_by_name = true)",
+                                [str(root / "events" / "*.parquet")]).fetchall()
+        finally:
+            con.close()
+        return {r[0] for r in rows_}
+
+    env_off = os.environ.get("METRICSTORE_AUTO_COMPACT")
+    os.environ["METRICSTORE_AUTO_COMPACT"] = "0"  # only the compactor under test compacts
+    try:
+        for trial in range(trials):
+            for _ in range(commits):
+                store.append(batch(9, next_batch, rows))
+                next_batch += 1
+            before = ids()
+            ack = work / f"compact-{trial}.log"
+            fault = ""
+            if trial % 2 == 1:
+                point = COMPACTION_FAULTS[(trial // 2) % len(COMPACTION_FAULTS)]
+                fault = f"{point}:{rng.randint(1, 3) if point == 'unlink' else 1}"
+            proc = subprocess.Popen([sys.executable, "-m", "tests.reliability._writer", "compact", str(root), str(ack),
+                                     fault], cwd=ROOT, env={**_env(), "METRICSTORE_AUTO_COMPACT": "0"},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if not wait_ready(proc, ack):
+                proc.kill()
+                stats.fail(trial, "compactor did not start")
+                continue
+            if fault:
+                proc.wait(timeout=300)
+            else:
+                time.sleep(rng.uniform(0.0, 0.15))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            finished = "ok compacted" in ack.read_text()
+            stats.trials += 1
+            stats.kills += 0 if finished else 1
+            stats.faults[(fault.split(":")[0] if fault else "timed") + ("" if not finished else "-finished-first")] += 1
+            if proc.stderr:
+                err = proc.stderr.read().decode()
+                proc.stderr.close()
+                if proc.returncode not in (0, -signal.SIGKILL):
+                    stats.fail(trial, f"compactor exited {proc.returncode}: {err[-400:]}")
+            after = ids()
+            if after != before:
+                stats.events_lost += len(before - after)
+                stats.fail(trial, f"event set changed: {len(before - after)} lost, {len(after - before)} new")
+            findings = verify(store)
+            if findings:
+                stats.verify_problems += len(findings)
+                stats.fail(trial, f"verify: {findings[0]}")
+            if query_count(root) != len(before):
+                stats.query_mismatches += 1
+                stats.fail(trial, "a query does not count every event once after a killed compaction")
+            stats.leftovers_seen += len([p for p in (root / "_tmp").iterdir() if p.name.startswith(("compact-", "manifest-", "duckdb-"))])
+            stats.acked_events = len(before)
+            compact(store, full=True, grace_s=0)  # the next compaction finishes the job
+            per, raw, distinct = batch_counts(root)
+            if ids() != before or raw != distinct:
+                stats.fail(trial, f"after a full compaction: {distinct} ids ({len(before)} before), {raw - distinct} copies left")
+            if any(p.name.startswith(("compact-", "manifest-", "duckdb-")) for p in (root / "_tmp").iterdir()):
+                stats.fail(trial, "the next compaction left the dead one's temporary files")
+            else:
+                stats.leftovers_cleaned_by_next_writer += 1
+            if log:
+                print(f"compaction trial {trial}: fault={fault or 'timed'} finished={finished} events={len(before)}", flush=True)
+    finally:
+        if env_off is None:
+            os.environ.pop("METRICSTORE_AUTO_COMPACT", None)
+        else:
+            os.environ["METRICSTORE_AUTO_COMPACT"] = env_off
+    return stats
+
+
 def _same_store(ack: Path, trial: int, per_store: int) -> bool:
     n = int(ack.stem.split("-")[1])
     return n // per_store == trial // per_store and n <= trial
@@ -372,6 +565,8 @@ def spawn_compactor(root: Path, log: Path, timeout: float) -> subprocess.Popen[b
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=240)
+    p.add_argument("--scheduled", type=int, default=40, help="kills of a scheduled (drop-folder) ingest")
+    p.add_argument("--compactions", type=int, default=40, help="kills of a compaction")
     p.add_argument("--writers", type=int, default=8)
     p.add_argument("--appends", type=int, default=15)
     p.add_argument("--seed", type=int, default=int(time.time()))
@@ -385,17 +580,27 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     (work / "kill").mkdir(parents=True, exist_ok=True)
     stats = kill_trials(args.trials, work / "kill", seed=args.seed, log=True)
+    comp = None
+    if importlib.util.find_spec("store.compaction") is not None:
+        (work / "compact").mkdir(parents=True, exist_ok=True)
+        comp = compaction_trials(args.compactions, work / "compact", seed=args.seed, log=True)
+    (work / "sched").mkdir(parents=True, exist_ok=True)
+    sched = scheduled_trials(args.scheduled, work / "sched", seed=args.seed, log=True)
     t1 = time.monotonic()
     (work / "conc").mkdir(parents=True, exist_ok=True)
-    conc = concurrency_run(work / "conc", writers=args.writers, appends=args.appends, compactor=args.compactor)
+    conc = concurrency_run(work / "conc", writers=args.writers, appends=args.appends,
+                           compactor=args.compactor or importlib.util.find_spec("store.compaction") is not None)
     t2 = time.monotonic()
-    summary = {"seed": args.seed, "kill_trials": stats.as_dict(), "kill_seconds": round(t1 - t0, 1),
+    summary = {"seed": args.seed, "kill_trials": stats.as_dict(), "scheduled_ingest_trials": sched.as_dict(),
+               "compaction_trials": comp.as_dict() if comp else "store.compaction not present",
+               "kill_seconds": round(t1 - t0, 1),
                "concurrency": conc, "concurrency_seconds": round(t2 - t1, 1)}
     text = json.dumps(summary, indent=2)
     print(text)
     if args.json:
         args.json.write_text(text + "\n")
-    ok = (not stats.failures and stats.events_lost == 0 and conc["final_equals_union_of_acks"]
+    ok = (not stats.failures and stats.events_lost == 0 and not sched.failures and not (comp and comp.failures)
+          and conc["final_equals_union_of_acks"]
           and not conc["reader_errors"] and not conc["counts_went_down"] and not conc["writer_errors"])
     print("TORTURE", "PASSED" if ok else "FAILED", file=sys.stderr)
     return 0 if ok else 1
