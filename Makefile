@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SIZE   ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test torture bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+
+# The full crash/fuzz campaign (>= 200 SIGKILLs of writers, compactions and scheduled ingests; 8 writers
+# + compactor + readers; 1,000 fuzzed inputs per property). TORTURE_ARGS=--json torture.json keeps the figures.
+TORTURE_ARGS ?=
+torture: setup
+	METRICSTORE_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q -n 2 -p no:cacheprovider tests/reliability/test_bad_input.py -k fuzz
+	$(BIN)/python -m tests.reliability.torture --trials 200 --scheduled 30 --compactions 40 $(TORTURE_ARGS)
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"

@@ -180,7 +180,7 @@ def test_the_cli_gives_each_bad_file_one_line_and_no_traceback(tmp_path: Path) -
 
 # -- fuzzing: nothing escapes but our own errors ----------------------------------------------------
 
-#: ``make torture`` sets METRICSTORE_FUZZ_EXAMPLES=2000; ``make test`` tries 60 inputs per property.
+#: ``make torture`` sets METRICSTORE_FUZZ_EXAMPLES=1000; ``make test`` tries 60 inputs per property.
 FUZZ = settings(max_examples=int(os.environ.get("METRICSTORE_FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 _STORE: dict[str, Store] = {}
