@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import http
 import logging
 import os
 import time
@@ -32,6 +33,16 @@ from ingest.progress import progress
 from ingest.sources import JobState, RunContext
 
 log = logging.getLogger("metricstore.jobs")
+# httpx logs each response's status line, which the server writes (and may echo a token into).
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _phrase(status: int) -> str:
+    """The standard reason phrase: a server's own (it may echo the request's token) is never shown."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "unknown status"
 
 
 def safe_url(url: str) -> str:
@@ -150,11 +161,11 @@ class HttpFeed:
             if r.status_code == 304:
                 return Fetched(url, 304)
             if r.status_code == 429 or r.status_code >= 500:
-                err = FetchFailed(shown, r.reason_phrase or "server error", status=r.status_code)
+                err = FetchFailed(shown, _phrase(r.status_code), status=r.status_code)
                 err.retry_after = retry_after_seconds(r.headers.get("Retry-After"))  # type: ignore[attr-defined]
                 raise err
             if r.status_code >= 400:
-                raise FetchRefused(shown, (r.reason_phrase or "refused") + " (not retried)", status=r.status_code)
+                raise FetchRefused(shown, _phrase(r.status_code) + " (not retried)", status=r.status_code)
             if r.status_code != 200:
                 raise FetchRefused(shown, f"unexpected status {r.status_code}", status=r.status_code)
             return Fetched(url, 200, r.content, r.headers.get("ETag"), r.headers.get("Last-Modified"))
