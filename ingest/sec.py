@@ -90,23 +90,21 @@ def _mapping(catalog_root: str) -> tuple[dict[str, tuple[str, int]], dict[str, s
     return concepts, {str(k): str(v) for k, v in doc.get("units", {}).items()}
 
 
-def _unit(key: str, aliases: dict[str, str]) -> tuple[str, str]:
-    """An XBRL unit key -> (unit text our parser reads, dims). Unknown keys stay apart by dims."""
+def _unit(key: str, aliases: dict[str, str]) -> tuple[str, str, str]:
+    """An XBRL unit key -> (unit text our parser reads, dims, base unit). Unknown keys stay apart by dims."""
     text = aliases.get(key, key)
     try:
-        parse_unit(text)
-        return text, ""
+        return text, "", parse_unit(text).base
     except ValueError:
         pass
     safe = "".join(ch if ch.isalnum() or ch in "_-./" else "_" for ch in key)
     if "/" in key:
         num = key.split("/", 1)[0]
         try:
-            parse_unit(num)
-            return f"{num}/unit", f"xbrl_unit={safe}"
+            return f"{num}/unit", f"xbrl_unit={safe}", parse_unit(num).base + "/unit"
         except ValueError:
             pass
-    return "units", f"xbrl_unit={safe}"
+    return "units", f"xbrl_unit={safe}", "units"
 
 
 def _flatten(doc: dict[str, Any], file: str) -> pl.DataFrame:
@@ -220,11 +218,13 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
     # -- units ---------------------------------------------------------------------------------
     keys = df["unit_key"].unique().to_list()
     pairs = [_unit(k, unit_aliases) for k in keys]
-    units = pl.DataFrame({"unit_key": keys, "unit": [p[0] for p in pairs], "dims": [p[1] for p in pairs]},
-                         schema={"unit_key": pl.String, "unit": pl.String, "dims": pl.String})
+    units = pl.DataFrame({"unit_key": keys, "unit": [p[0] for p in pairs], "dims": [p[1] for p in pairs],
+                          "__base": [p[2] for p in pairs]},
+                         schema={"unit_key": pl.String, "unit": pl.String, "dims": pl.String, "__base": pl.String})
     df = df.join(units, on="unit_key", how="left")
     # -- two values for one concept, period and unit in one filing -------------------------------
-    fact = ["qname", "unit_key", "start", "end", "accn"]
+    # (keyed by the stored unit, so two unit keys that normalise alike never collide in the batch)
+    fact = ["qname", "__base", "dims", "start", "end", "accn"]
     df = df.with_columns(pl.col("val").rank("dense").over(fact).alias("__k"),
                          pl.col("__i").min().over(fact + ["val"]).alias("__first_i"))
     df = df.with_columns(pl.col("__first_i").rank("dense").over(fact).cast(pl.Int64).alias("__dup"),

@@ -114,12 +114,38 @@ def explain(ms: MetricStore, entity: str, metric: str, period: str, segment: str
                 as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
         raise _no_such(ms, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+    restated = _restated_terms(ms, df, [*params], as_of=as_of, as_recorded=as_recorded)
     lines: dict[str, str] = {}
     for role in df["role"].unique(maintain_order=True).to_list():
         rows = df.filter(pl.col("role") == role).to_dicts()
         label = rows[0]["of_period"]
-        lines[role] = ("prior: " if role.startswith("prior") else "") + arithmetic(label, rows)
+        lines[role] = ("prior: " if role.startswith("prior") else "") + arithmetic(label, rows) + vintage_caution(rows, restated)
     return df.with_columns(pl.col("role").replace_strict(lines, return_dtype=pl.String).alias("arithmetic"))
+
+
+def _restated_terms(ms: MetricStore, df: pl.DataFrame, key: list[Any], *, as_of: DateLike | None,
+                    as_recorded: DateLike | None) -> dict[str, Any]:
+    """period -> the last date its value was restated, for the periods that are terms of derived values."""
+    periods = df.filter(pl.col("role").str.ends_with("term"))["event_period"].unique().to_list()
+    if not periods:
+        return {}
+    r = ms.sql("SELECT period, max(restated_at) AS d FROM restatements WHERE entity = ? AND metric = ? "
+               "AND segment = ? AND dims = ? AND list_contains(?, period) GROUP BY ALL", [*key, periods], as_of=as_of, as_recorded=as_recorded)
+    return dict(zip(r["period"].to_list(), r["d"].to_list(), strict=True))
+
+
+def vintage_caution(rows: list[dict[str, Any]], restated: dict[str, Any]) -> str:
+    """A warning when one term of a derived value was restated after another term was published:
+    the terms then come from different vintages (Apple's FY2008, restated in the 10-K/A, minus a
+    9M2008 that was never restated)."""
+    notes = []
+    for r in rows:
+        when = restated.get(r["event_period"])
+        older = [o for o in rows if o is not r and when is not None and o["reported_at"] < when]
+        if older:
+            notes.append(f"{r['event_period']} was restated on {when}, after "
+                         + ", ".join(f"{o['event_period']} was reported ({o['reported_at']})" for o in older))
+    return f" [caution: terms from different vintages: {'; '.join(notes)}]" if notes else ""
 
 
 def growth_by_basis(ms: MetricStore, basis: str, *, as_of: DateLike | None = None,

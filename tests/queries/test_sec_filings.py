@@ -180,6 +180,14 @@ def test_derived_q4_equals_what_the_10k_implies(sec_ms: MetricStore, entity: str
         assert text.startswith(f"{period} = FY") and " - 9M" in text
 
 
+def test_explain_warns_when_a_derived_quarter_mixes_vintages(sec_ms: MetricStore) -> None:
+    """FY2008 was restated in the 10-K/A; 9M2008 never was, so Q4 = FY - 9M mixes two bases."""
+    mixed = sec_ms.explain("aapl", "revenue", "2008Q4")["arithmetic"][0]
+    assert mixed.startswith("2008Q4 = FY2008 37,491.0 - 9M2008 ")
+    assert "caution: terms from different vintages: FY2008 was restated on 2010-01-25" in mixed
+    assert "caution" not in sec_ms.explain("aapl", "revenue", "2024Q4")["arithmetic"][0]
+
+
 def test_derived_q4_respects_as_of(sec_ms: MetricStore) -> None:
     before = sec_ms.series("aapl", "revenue", freq="Q", as_of="2024-10-31")["period"].to_list()
     after = sec_ms.series("aapl", "revenue", freq="Q", as_of="2024-11-01")["period"].to_list()
