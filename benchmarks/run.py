@@ -1,0 +1,170 @@
+"""The benchmark run: generate the data, run every scenario on every system, record the figures.
+
+Every measured task runs in its own worker process (``benchmarks.worker``), so its peak RSS is
+its own; times are taken inside the worker, around the work alone (not the interpreter's start).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from benchmarks.data import Shape, batches
+from benchmarks.systems import AS_OF, copy_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEMS = ("limit", "metricstore", "deltalake", "arcticdb")
+CSV_MAX = 1_000_000
+SMALL_COMMITS = 10_000
+
+
+def log(msg: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], capture_output=True,
+                         text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {spec['task']}/{spec['system']} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def record(results: list[dict[str, Any]], scenario: str, size: int, system: str, out: dict[str, Any],
+           **extra: Any) -> dict[str, Any]:
+    times = sorted(out["times"])
+    p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+    rec = {"scenario": scenario, "size": size, "system": system, "median_s": statistics.median(times),
+           "p99_s": p99, "peak_rss_mb": round(out["peak_rss_mb"], 1), "ratio_to_limit": None,
+           "runs": len(times), **extra}
+    results.append(rec)
+    log(f"{scenario:40s} {system:12s} median {rec['median_s']:.6f}s p99 {p99:.6f}s rss {rec['peak_rss_mb']} MB")
+    return rec
+
+
+def generate(size: int, work: Path) -> tuple[Path, Path, Path, int]:
+    """Write the input (generation order), the limit's sorted file and a canonical CSV."""
+    src, sorted_file, csv_path = work / "src.parquet", work / "sorted.parquet", work / "src.csv"
+    writer = None
+    for b in batches(size):
+        if writer is None:
+            writer = pq.ParquetWriter(src, b.schema, compression="zstd")
+        writer.write_table(b)
+    assert writer is not None
+    writer.close()
+    con = duckdb.connect()
+    con.execute(f"SET temp_directory = '{work / 'duck_tmp'}'")
+    con.execute("SET memory_limit = '4GB'")
+    con.execute(f"COPY (SELECT * FROM read_parquet('{src}') ORDER BY entity, metric, period_end) "
+                f"TO '{sorted_file}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 32768)")
+    csv_rows = min(size, CSV_MAX)
+    con.execute(f"COPY (SELECT entity, metric, strftime(period_start, '%Y-%m-%d') AS period_start, "
+                f"strftime(period_end, '%Y-%m-%d') AS period_end, value, unit, "
+                f"strftime(reported_at, '%Y-%m-%d') AS reported_at, source "
+                f"FROM read_parquet('{src}') LIMIT {csv_rows}) TO '{csv_path}' (HEADER)")
+    con.close()
+    return src, sorted_file, csv_path, pq.ParquetFile(src).metadata.num_rows
+
+
+def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: bool = True) -> None:
+    big = size >= 5_000_000
+    shape = Shape.of(size)
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"size {size:,}: generating {shape.entities} entities into {work}")
+    src, sorted_file, csv_path, n = generate(size, work)
+    systems = SYSTEMS if peers else ("limit", "metricstore")
+    bulk_repeats = 1 if big else 3
+    stores: dict[str, Path] = {}
+
+    # 1. bulk ingest, from Arrow and from CSV
+    for system in systems:
+        runs = []
+        for r in range(bulk_repeats):
+            dest = work / f"bulk-{system}-{r}"
+            shutil.rmtree(dest, ignore_errors=True)
+            runs.append(worker({"task": "bulk_arrow", "system": system, "src": str(src), "dest": str(dest)}))
+            if r:
+                shutil.rmtree(work / f"bulk-{system}-{r - 1}", ignore_errors=True)
+            stores[system] = dest
+        record(results, "bulk_ingest_arrow", size, system,
+               {"times": [t for o in runs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in runs)},
+               events=n)
+    csv_n = min(size, CSV_MAX)
+    for system in ("limit", "metricstore"):
+        runs = []
+        for r in range(1 if big else 3):
+            dest = work / f"csv-{system}"
+            shutil.rmtree(dest, ignore_errors=True)
+            runs.append(worker({"task": "bulk_csv", "system": system, "src": str(csv_path), "dest": str(dest)}))
+            shutil.rmtree(dest, ignore_errors=True)
+        record(results, "bulk_ingest_csv", size, system,
+               {"times": [t for o in runs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in runs)},
+               events=csv_n)
+
+    # 3-5. queries: one series, the whole view, each now and as of a past date
+    paths = {**stores, "limit": sorted_file}
+    base = work / "base-metricstore"
+    copy_tree(stores["metricstore"], base)
+    for scenario, task, as_of, repeats in (("series_growth", "series", None, 20),
+                                           ("all_growth", "all", None, 3),
+                                           ("series_as_of", "series", AS_OF, 20),
+                                           ("all_as_of", "all", AS_OF, 3)):
+        for system in systems:
+            out = worker({"task": task, "system": system, "path": str(paths[system]), "entity": shape.probe_entity,
+                          "as_of": AS_OF.isoformat() if as_of else None, "repeats": repeats})
+            record(results, scenario, size, system, out, rows=out["rows"])
+
+    # 2. single-event appends on the N-event store
+    for system in systems:
+        path = work / "appends-limit" if system == "limit" else stores[system]
+        count = 1000 if (system in ("limit", "metricstore") or not big) else 300
+        out = worker({"task": "appends", "system": system, "path": str(path), "count": count})
+        record(results, "small_append", size, system, out)
+
+    # 6. one series after 10,000 small commits: automatic compaction, none, and compacted
+    auto = work / "commits-auto"
+    copy_tree(base, auto)
+    out = worker({"task": "appends", "system": "metricstore", "path": str(auto), "count": SMALL_COMMITS,
+                  "restate": True, "entities": shape.entities})
+    log(f"10,000 commits with automatic compaction: median append {statistics.median(out['times']) * 1e3:.2f} ms, "
+        f"{len(list((auto / 'events').glob('*.parquet')))} files after")
+    time.sleep(2)
+    q = {"task": "series", "system": "metricstore", "entity": shape.probe_entity, "repeats": 20}
+    record(results, "series_after_small_commits", size, "metricstore", worker({**q, "path": str(auto)}),
+           files=len(list((auto / "events").glob("*.parquet"))), compaction="automatic")
+    none = work / "commits-none"
+    copy_tree(base, none)
+    worker({"task": "appends", "system": "metricstore", "path": str(none), "count": SMALL_COMMITS, "restate": True,
+            "entities": shape.entities, "env": {"METRICSTORE_AUTO_COMPACT": "0"}})
+    record(results, "series_after_small_commits", size, "metricstore-uncompacted", worker({**q, "path": str(none)}),
+           files=len(list((none / "events").glob("*.parquet"))), compaction="none")
+    compacted = worker({"task": "compact", "system": "metricstore", "path": str(none)})
+    log(f"full compaction of {SMALL_COMMITS:,} commits + {size:,} events: {compacted['times'][0]:.2f}s")
+    record(results, "series_after_small_commits_compacted", size, "metricstore", worker({**q, "path": str(none)}),
+           files=len(list((none / "events").glob("*.parquet"))), compaction="full")
+    lim = worker({"task": "series", "system": "limit", "path": str(sorted_file), "entity": shape.probe_entity,
+                  "repeats": 20})
+    for scenario in ("series_after_small_commits", "series_after_small_commits_compacted"):
+        record(results, scenario, size, "limit", lim)
+    for p in (auto, none, base):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def add_ratios(results: list[dict[str, Any]]) -> None:
+    limits = {(r["scenario"], r["size"]): r["median_s"] for r in results if r["system"] == "limit"}
+    for r in results:
+        lim = limits.get((r["scenario"], r["size"]))
+        r["ratio_to_limit"] = round(r["median_s"] / lim, 3) if lim else None

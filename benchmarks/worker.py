@@ -1,0 +1,96 @@
+"""One measured task in its own process, so its peak RSS is its own: ``python -m benchmarks.worker SPEC``.
+
+SPEC is JSON: ``{"task": ..., "system": ..., ...}``. Prints one JSON line: the run times in
+seconds and the process's peak RSS in MB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import systems as sy
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(fn: Any, repeats: int, warmup: int = 0) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    task, system = spec["task"], spec["system"]
+    as_of = dt.date.fromisoformat(spec["as_of"]) if spec.get("as_of") else None
+    if task in ("bulk_arrow", "bulk_csv"):
+        table = sy.BULK if task == "bulk_arrow" else sy.CSV
+        dest = Path(spec["dest"])
+        if system == "limit":
+            dest.mkdir(parents=True)
+        if system == "metricstore":   # imports are not the ingest's cost
+            import ingest  # noqa: F401
+            import store  # noqa: F401
+        elif system == "deltalake":
+            import deltalake  # noqa: F401
+        elif system == "arcticdb":
+            import arcticdb  # noqa: F401
+        t = time.perf_counter()
+        table[system](Path(spec["src"]), dest)
+        return {"times": [time.perf_counter() - t]}
+    if task in ("series", "all"):
+        path = Path(spec["path"])
+        q = {"limit": sy.Limit, "metricstore": sy.MetricStoreSystem, "deltalake": sy.DeltaSystem,
+             "arcticdb": sy.ArcticSystem}[system](path)
+        if task == "series":
+            fn = lambda: q.series(spec["entity"], as_of)  # noqa: E731
+        else:
+            fn = lambda: q.all(as_of)  # noqa: E731
+        return {"times": _timed(fn, spec["repeats"], warmup=1), "rows": fn()}
+    if task == "appends":
+        path = Path(spec["path"])
+        make = {"limit": sy.LimitAppender, "metricstore": sy.metricstore_appender,
+                "deltalake": sy.delta_appender, "arcticdb": sy.arctic_appender}[system]
+        append = make(path)
+        first = spec.get("first", 0)
+        events = [sy.one_event(first + i) if not spec.get("restate") else sy.restatement(first + i, spec["entities"])
+                  for i in range(spec["count"])]
+        times = []
+        for e in events:
+            t = time.perf_counter()
+            append(e)
+            times.append(time.perf_counter() - t)
+        return {"times": times}
+    if task == "compact":
+        from store import Store
+        from store.compaction import compact
+        t = time.perf_counter()
+        compact(Store(spec["path"]), full=True, grace_s=0)
+        return {"times": [time.perf_counter() - t]}
+    raise SystemExit(f"unknown task {task!r}")
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    for k, v in spec.get("env", {}).items():
+        os.environ[k] = v
+    out = run(spec)
+    out["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

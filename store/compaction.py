@@ -1,0 +1,316 @@
+"""Compaction: merge many small commit files into few large ones, sorted for the common queries.
+
+A commit is one small Parquet file; after thousands of them every query pays thousands of file
+opens. Compaction rewrites the events of small files (or, with ``full``, of every file) into one
+file sorted by (entity, metric, period_end), in row groups small enough that a filter on one
+series skips almost all of them. It never changes an event: every row keeps its ``event_id``,
+``recorded_at``, ``commit_id`` and ``run_id``, so every view, ``as_recorded`` included, answers
+exactly as before.
+
+Safety while others work:
+
+- Writers are never blocked: compaction holds its own lock (``_lock/compact.lock``), not the
+  writers' one, and a commit that lands meanwhile is simply not among the sources.
+- The merged file is published atomically beside its sources. Until the sources go, a reader
+  sees each of their events twice; every view dedupes by event id (``events``) or collapses the
+  copies in its ranking per fact key (``facts``, ``growth``), so nothing is double counted.
+- Sources are deleted only after a grace period (``grace_s``, as Delta's vacuum retention):
+  a reader that listed the files before the merge may still open them. Before the merged file is
+  published, a manifest in ``_compaction/`` names it and its sources; a crash at any step leaves
+  either the sources alone (no manifest or no merged file: nothing is retired) or both (the
+  manifest finishes the job later).
+
+Nothing here is a source of truth: the manifests only say which files are already merged.
+
+Example:
+    >>> compact(Store("data/store"))                       # doctest: +SKIP
+    CompactionResult(merged=40, rows=40, path=..., deleted=0)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+from filelock import FileLock, Timeout
+
+from store.log import COMMIT_NAME, ROW_GROUP_ROWS, TABLES, Store
+from store.schema import SCHEMA_VERSION
+
+MANIFESTS = "_compaction"
+#: Sort order of compacted events: the keys of a series, then of a fact, then the id.
+EVENT_ORDER = ("entity", "metric", "segment", "dims", "period_end", "period_start", "event_id")
+
+
+@dataclass(frozen=True)
+class CompactionPolicy:
+    """When compaction runs by itself, and how long merged sources stay for readers.
+
+    Attributes:
+        auto: compact after a commit when a threshold is reached (``METRICSTORE_AUTO_COMPACT``).
+        min_files: that many small files trigger a compaction (``METRICSTORE_COMPACT_MIN_FILES``).
+        min_bytes: or small files holding that many bytes in all (``METRICSTORE_COMPACT_MIN_BYTES``).
+        small_bytes: a file smaller than this is small, and merged again until it is not.
+        grace_s: seconds a merged source stays readable before deletion (``METRICSTORE_COMPACT_GRACE_S``).
+        memory_limit: DuckDB's memory cap while merging; larger merges spill to ``_tmp``.
+    """
+
+    auto: bool = True
+    min_files: int = 32
+    min_bytes: int = 64 << 20
+    small_bytes: int = 32 << 20
+    grace_s: float = 300.0
+    memory_limit: str = "1GB"
+
+    @classmethod
+    def from_env(cls) -> CompactionPolicy:
+        env = os.environ
+        d = cls()
+        return cls(
+            auto=env.get("METRICSTORE_AUTO_COMPACT", "1").strip().lower() not in ("0", "false", "no", "off"),
+            min_files=int(env.get("METRICSTORE_COMPACT_MIN_FILES", d.min_files)),
+            min_bytes=int(env.get("METRICSTORE_COMPACT_MIN_BYTES", d.min_bytes)),
+            small_bytes=int(env.get("METRICSTORE_COMPACT_SMALL_BYTES", d.small_bytes)),
+            grace_s=float(env.get("METRICSTORE_COMPACT_GRACE_S", d.grace_s)),
+        )
+
+
+@dataclass
+class CompactionResult:
+    """What one compaction did."""
+
+    table: str
+    merged: int = 0
+    rows: int = 0
+    path: Path | None = None
+    deleted: int = 0
+    skipped: str | None = None
+    sources: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return f"{self.table}: nothing merged ({self.skipped}); {self.deleted} merged source(s) deleted"
+        return (f"{self.table}: merged {self.merged} file(s), {self.rows} rows, into {self.path.name if self.path else '-'}; "
+                f"{self.deleted} merged source(s) deleted")
+
+
+# -- manifests ------------------------------------------------------------------------------
+def _manifest_dir(store: Store) -> Path:
+    return store.root / MANIFESTS
+
+
+def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]) -> Path:
+    folder = _manifest_dir(store)
+    folder.mkdir(exist_ok=True)
+    body = {"commit_id": commit_id, "table": table, "sources": sources,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": time.time()}
+    tmp = store.root / "_tmp" / f"manifest-{commit_id}.json"
+    tmp.write_text(json.dumps(body, indent=1))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    final = folder / f"{commit_id}.json"
+    os.replace(tmp, final)
+    return final
+
+
+def _manifests(store: Store) -> list[tuple[Path, dict[str, object]]]:
+    """Every readable manifest, oldest first (a later compaction may have merged an earlier one's output)."""
+    folder = _manifest_dir(store)
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in folder.glob("*.json"):
+        try:
+            out.append((p, json.loads(p.read_text())))
+        except (OSError, ValueError):
+            continue        # a manifest being replaced, or a stray file: not ours to judge
+    return sorted(out, key=lambda m: (float(m[1].get("created_unix", 0.0)), m[0].name))  # type: ignore[arg-type]
+
+
+def _commit_of(name: str) -> str | None:
+    m = COMMIT_NAME.match(name)
+    return m["commit"] if m else None
+
+
+def _effective(store: Store, table: str) -> list[tuple[Path, dict[str, object]]]:
+    """The manifests whose merge took effect: the merged file is live, or was itself merged by one that did."""
+    mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
+    live = {c for c in (_commit_of(p.name) for p in store.files(table)) if c}
+    done: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for _, body in mans:
+            cid = str(body.get("commit_id"))
+            if cid not in done and cid in live:
+                done.add(cid)
+                live.update(c for c in (_commit_of(str(n)) for n in body.get("sources", [])) if c)  # type: ignore[union-attr]
+                changed = True
+    return [(p, b) for p, b in mans if str(b.get("commit_id")) in done]
+
+
+def retired(store: Store, table: str = "events") -> set[str]:
+    """Names of live files already merged into a published file (deleted once their grace is over)."""
+    names: set[str] = set()
+    for _, body in _effective(store, table):
+        names.update(str(s) for s in body.get("sources", []))  # type: ignore[union-attr]
+    return names & {p.name for p in store.files(table)}
+
+
+def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
+    """Delete merged sources whose grace period is over; drop finished or abandoned manifests.
+
+    Returns:
+        How many source files were deleted.
+    """
+    deleted = 0
+    now = time.time()
+    effective = {p.name for p, _ in _effective(store, table)}
+    for path, body in _manifests(store):
+        if body.get("table") != table:
+            continue
+        age = now - float(body.get("created_unix", now))  # type: ignore[arg-type]
+        if path.name not in effective:
+            if age > max(grace_s, 3600.0):      # the merge died before publishing: forget it
+                path.unlink(missing_ok=True)
+            continue
+        if age < grace_s:
+            continue
+        live = {p.name: p for p in store.files(table)}
+        for name in body.get("sources", []):  # type: ignore[union-attr]
+            p = live.get(str(name))
+            if p is not None:
+                p.unlink(missing_ok=True)
+                deleted += 1
+        path.unlink(missing_ok=True)
+    return deleted
+
+
+# -- merging --------------------------------------------------------------------------------
+def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool) -> list[Path]:
+    done = retired(store, table)
+    files = [p for p in store.files(table) if p.name not in done and COMMIT_NAME.match(p.name)]
+    if full:
+        return files
+    return [p for p in files if p.stat().st_size < policy.small_bytes]
+
+
+def due(store: Store, policy: CompactionPolicy, table: str = "events") -> bool:
+    """Has the small files' count or size reached the policy's threshold?"""
+    small = _select_sources(store, table, policy, full=False)
+    return len(small) >= policy.min_files or (
+        len(small) > 1 and sum(p.stat().st_size for p in small) >= policy.min_bytes)
+
+
+def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPolicy) -> tuple[str, Path, int]:
+    schema = TABLES[table][0]
+    commit_id = uuid.uuid4().hex
+    recorded_at = dt.datetime.now(dt.UTC)
+    # not ``store.tmp_path``: writers clear stale ``commit-*`` files, and this one is alive
+    tmp = store.root / "_tmp" / f"compact-{commit_id}.parquet"
+    order = EVENT_ORDER if table == "events" else (TABLES[table][1],)
+    cols = ", ".join(f'"{f.name}"' for f in schema)
+    meta = {
+        "metricstore.schema_version": str(SCHEMA_VERSION),
+        "metricstore.table": table,
+        "metricstore.commit_id": commit_id,
+        "metricstore.recorded_at": recorded_at.isoformat(),
+        "metricstore.compacted_from": str(len(sources)),
+    }
+    spill = store.root / "_tmp" / f"duckdb-{commit_id}"
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{policy.memory_limit}'")
+        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute("SET preserve_insertion_order = true")
+        n = con.sql("SELECT count(*) FROM read_parquet(?, union_by_name = true)",
+                    params=[[str(p) for p in sources]]).fetchall()[0][0]
+        meta["metricstore.rows"] = str(n)
+        kv = ", ".join(f"'{k}': '{v}'" for k, v in meta.items())
+        con.execute(
+            f"COPY (SELECT {cols} FROM read_parquet(?, union_by_name = true) ORDER BY {', '.join(order)}) "
+            f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, KV_METADATA {{{kv}}})",
+            [[str(p) for p in sources]],
+        )
+    finally:
+        con.close()
+        _rmtree(spill)
+    _write_manifest(store, commit_id, table, [p.name for p in sources])
+    path = store.publish_file(tmp, table, recorded_at, commit_id)
+    return commit_id, path, n
+
+
+def _rmtree(path: Path) -> None:
+    if path.is_dir():
+        for p in sorted(path.rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink(missing_ok=True)
+        path.rmdir()
+
+
+def compact(store: Store, *, table: str = "events", full: bool = False, grace_s: float | None = None,
+            policy: CompactionPolicy | None = None, wait: bool = True) -> CompactionResult:
+    """Merge the small files of ``table`` (every file with ``full``) into one sorted file.
+
+    Args:
+        store: the store.
+        table: which log (``events`` by default).
+        full: merge every live file, large ones too (the best layout for queries, and the cost
+            of rewriting everything).
+        grace_s: seconds merged sources stay for running readers (default: the policy's);
+            ``0`` deletes them at once, safe only when no reader runs.
+        policy: thresholds and limits (default: :meth:`CompactionPolicy.from_env`).
+        wait: wait for a compaction already running; when false, skip instead.
+
+    Returns:
+        A :class:`CompactionResult`.
+    """
+    policy = policy or CompactionPolicy.from_env()
+    grace = policy.grace_s if grace_s is None else grace_s
+    result = CompactionResult(table)
+    try:
+        with FileLock(str(store.root / "_lock" / "compact.lock"), timeout=-1 if wait else 0):
+            for pattern in ("compact-*", "manifest-*"):                # a compaction that died
+                for stale in (store.root / "_tmp").glob(pattern):
+                    stale.unlink(missing_ok=True)
+            for stale in (store.root / "_tmp").glob("duckdb-*"):
+                _rmtree(stale)
+            sources = _select_sources(store, table, policy, full)
+            if len(sources) < 2:
+                result.skipped = f"{len(sources)} file(s) to merge"
+            else:
+                _, result.path, result.rows = _merge(store, table, sources, policy)
+                result.merged, result.sources = len(sources), [p.name for p in sources]
+            result.deleted = cleanup(store, grace_s=grace, table=table)
+    except Timeout:
+        result.skipped = "another compaction is running"
+    return result
+
+
+def maybe_compact(store: Store, table: str = "events") -> CompactionResult | None:
+    """The automatic trigger, run after a commit: compact when due, and delete expired sources.
+
+    Never waits for another compaction and never raises for a failed merge (the commit that
+    triggered it has already succeeded; the next commit tries again).
+    """
+    policy = CompactionPolicy.from_env()
+    if not policy.auto or table != "events":
+        return None
+    try:
+        if due(store, policy, table):
+            return compact(store, table=table, policy=policy, wait=False)
+        if _manifest_dir(store).is_dir() and any(_manifest_dir(store).iterdir()):
+            lock = FileLock(str(store.root / "_lock" / "compact.lock"), timeout=0)
+            try:
+                with lock:
+                    cleanup(store, grace_s=policy.grace_s, table=table)
+            except Timeout:
+                pass
+    except (OSError, duckdb.Error):
+        return None
+    return None
