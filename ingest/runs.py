@@ -48,6 +48,7 @@ RUN_SCHEMA = pa.schema(
         pa.field("added", pa.int64()),
         pa.field("already_present", pa.int64()),
         pa.field("rejected", pa.int64()),
+        pa.field("unchanged", pa.int64()),
         pa.field("error", pa.string()),
         pa.field("host", pa.string()),
         pa.field("pid", pa.int64()),
@@ -110,6 +111,8 @@ class RunOutcome:
         if self.errors:
             text = "; ".join(self.errors)
             return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+        if self.skipped_reason is None and self.unchanged and not self.ok_inputs:
+            return f"{self.unchanged} input(s) unchanged since last ingested"
         return self.skipped_reason
 
 
@@ -142,6 +145,7 @@ class RunLog:
             "added": pa.array([o.added], pa.int64()),
             "already_present": pa.array([o.already_present], pa.int64()),
             "rejected": pa.array([o.rejected], pa.int64()),
+            "unchanged": pa.array([o.unchanged], pa.int64()),
             "error": [error], "host": [socket.gethostname()], "pid": pa.array([os.getpid()], pa.int64()),
         }), table="runs")
 

@@ -96,6 +96,6 @@ def jobs_runs(
 
     with MetricStore(open_store(store)) as ms:
         df = ms.sql("SELECT job, run_id, \"trigger\", status, started, seconds, inputs_read, added, "
-                    "already_present, rejected, error FROM ingest_runs "
+                    "already_present, rejected, unchanged, error FROM ingest_runs "
                     "WHERE (? IS NULL OR job = ?) ORDER BY started DESC LIMIT ?", [job, job, limit])
     render(df, fmt, None, title="ingest runs")

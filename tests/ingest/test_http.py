@@ -132,7 +132,8 @@ def test_sec_companyfacts_over_http_then_etag_makes_the_next_run_free(tmp_path: 
     assert h1["user-agent"] == "metricstore tests (tests@example.com)" and "if-none-match" not in h1
     assert h2["if-none-match"].startswith('"')                             # the conditional request
     assert len(event_ids(store)) == n
-    assert [r["status"] for r in runs(store, "feed")] == ["ok", "skipped"]
+    assert [(r["status"], r["unchanged"]) for r in runs(store, "feed")] == [("ok", 0), ("skipped", 1)]
+    assert "unchanged" in str(runs(store, "feed")[1]["error"])
     assert str(SHARED_DATA) not in str(runs(store, "feed")[0]["inputs"])
 
 
