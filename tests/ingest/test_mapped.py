@@ -127,3 +127,15 @@ def test_a_mapped_table_job_reads_in_place_and_skips_an_unchanged_file(tmp_path:
     jobs.write_text(jobs.read_text().replace(str(src), str(tmp_path / "tesla_operational_summary_*.csv")))
     third = run_job(load_jobs(jobs), "tesla", store, catalog)
     assert third.status == "ok" and third.outcome.added == 14 and third.outcome.already_present == 102  # 15 KPIs, solar blank
+
+
+def test_a_parquet_export_reads_like_its_csv(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    import polars as pl
+
+    table = tmp_path / "kpi.parquet"
+    pl.DataFrame({"Year": [2024, 2024], "Q": [1, 2], "stores": [10.0, 12.5]}).write_parquet(table)
+    report = ingest_file(store, table, catalog=catalog, fmt=mapped_format(_mapping(tmp_path)))
+    assert report.ok, report.error
+    with MetricStore(store) as ms:
+        got = ms.sql("SELECT period_end, value FROM events ORDER BY period_end").rows()
+    assert [(str(d), v) for d, v in got] == [("2024-03-31", 10.0), ("2024-06-30", 12.5)]
