@@ -91,3 +91,20 @@ def test_the_cli_prints_one_line_and_exits_2_on_a_bad_config(tmp_path: Path) -> 
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
         assert "job 'x'" in out.stderr and "source.type" in out.stderr
+
+
+def test_jobs_run_from_the_command_line(tmp_path: Path) -> None:
+    from tests.conftest import fact, write_csv
+
+    drop = tmp_path / "in"
+    drop.mkdir()
+    write_csv(drop / "a.csv", [fact()])
+    config = write_jobs(tmp_path / "jobs.toml", GOOD.replace('path = "in"', 'path = "in", settle = 0'))
+    ok = run_cli("jobs", "run", "drops", "--config", str(config), "--quiet", store=tmp_path / "store")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("drops: ok: 1 input(s), 1 events added")
+    write_csv(drop / "b.csv", [fact(value="?")])
+    bad = run_cli("jobs", "run", "drops", "--config", str(config), "--quiet", store=tmp_path / "store")
+    assert bad.returncode == 1 and bad.stdout.startswith("drops: failed:") and "Traceback" not in bad.stderr
+    listed = run_cli("jobs", "runs", "drops", "--format", "csv", store=tmp_path / "store")
+    assert [line.split(",")[3] for line in listed.stdout.splitlines()[1:]] == ["failed", "ok"]
