@@ -209,3 +209,13 @@ def test_growth_basis_first_reported_vs_latest(sec_ms: MetricStore) -> None:
     back = sec_ms.growth(entity="aapl", metric="revenue", period="FY2009", basis="latest", as_of="2009-12-31")
     same = sec_ms.growth(entity="aapl", metric="revenue", period="FY2009", basis="as_of", as_of="2009-12-31")
     assert back["prior_value"][0] == 37_491e6 and same["prior_value"][0] == 32_479e6
+
+
+def test_tesla_rounded_re_reports_never_replace_the_exact_figure(sec_ms: MetricStore) -> None:
+    """Tesla reported in thousands until 2018 and in millions from 2019: FY2018 capex of
+    2,100,724,000 came back as 2,101,000,000. The exact figure stays current; no restatement."""
+    versions = sec_ms.history("tsla", "capex", "FY2018")
+    assert {v for v in versions["value"].to_list()} == {2_100_724_000, 2_101_000_000}
+    assert set(versions.filter(versions["value"] == 2_101_000_000)["qualifier"].to_list()) == {"approx"}
+    assert value(sec_ms, "tsla", "capex", "FY2018") == 2_100_724_000
+    assert sec_ms.restatements("tsla", "capex").filter(lambda_period("FY2018")).height == 0
