@@ -54,6 +54,11 @@ def history(ms: MetricStore, entity: str, metric: str, period: str, segment: str
     df = ms.sql(f"SELECT * FROM history WHERE {where} AND period = ? ORDER BY kind, unit, version",
                 [*params, period], as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
+        derived = ms.sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
+                         [*params, period], as_of=as_of, as_recorded=as_recorded)
+        if derived.height:
+            raise BadArgument("period", period, f"is derived ({derived['derivation'][0]}), never reported: "
+                              f"`metricstore explain {entity} {metric} {period}` shows its terms")
         raise _no_such(ms, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
     return df
 

@@ -94,3 +94,8 @@ def test_series_basis_option(acme_store: Path) -> None:
     assert "FY2024" in r.stdout and ",1000000000.0," in r.stdout
     r = run_cli("series", E, "revenue", "--basis", "bogus", store=acme_store)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_history_of_a_derived_quarter_points_to_explain(acme_store: Path) -> None:
+    with MetricStore(acme_store) as ms, pytest.raises(BadArgument, match="is derived \\(FY - 9M\\)"):
+        ms.history(E, "revenue", "2024Q4")
