@@ -156,9 +156,11 @@ def fiscal_year_end(df: pl.DataFrame) -> tuple[int | None, str | None]:
     dei = df.filter((pl.col("taxonomy") == "dei") & (pl.col("concept") == "CurrentFiscalYearEndDate"))
     dates = df.filter(pl.col("start").is_not_null()).with_columns(
         pl.col("start").str.to_date(strict=False).alias("s"), pl.col("end").str.to_date(strict=False).alias("e"))
-    annual = (dates.filter(pl.col("form").is_in(ANNUAL_FORMS) & (pl.col("fp") == "FY")
-                           & ((pl.col("e") - pl.col("s")).dt.total_days() + 1).is_between(350, 380))
-              .filter(pl.col("e") == pl.col("e").max().over("accn")))
+    year_long = pl.col("form").is_in(ANNUAL_FORMS) & ((pl.col("e") - pl.col("s")).dt.total_days() + 1).is_between(350, 380)
+    annual = dates.filter(year_long & (pl.col("fp") == "FY"))
+    if annual.height == 0:  # a file without fp: any year-long period of an annual report
+        annual = dates.filter(year_long)
+    annual = annual.filter(pl.col("e") == pl.col("e").max().over("accn"))
     weeks = ""
     if annual.height:
         days = ((annual["e"] - annual["s"]).dt.total_days() + 1).unique().to_list()
