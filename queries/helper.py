@@ -53,6 +53,15 @@ def to_timestamp(name: str, value: DateLike | None) -> dt.datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
+#: A query whose file listing lost a file to compaction (sources are deleted after their grace
+#: period) is run again: the new listing holds the merged file, with the same events.
+VANISHED_RETRIES = 5
+
+
+def _vanished(exc: Exception) -> bool:
+    return "No such file" in str(exc)
+
+
 class MetricStore:
     """Read the views of a store as polars DataFrames.
 
@@ -66,7 +75,13 @@ class MetricStore:
         self.store = root if isinstance(root, Store) else Store(root)
         # read-only, no file outside the store, settings locked (queries/sandbox.py)
         self._guard = ChecksumGuard(self.store)
-        self._con = sandboxed(self.store, self._guard)
+        for attempt in range(VANISHED_RETRIES):
+            try:
+                self._con = sandboxed(self.store, self._guard)
+                break
+            except SqlError as exc:       # a compaction deleted a listed file: list again
+                if attempt == VANISHED_RETRIES - 1 or not _vanished(exc):
+                    raise
 
     def close(self) -> None:
         self._con.close()
@@ -102,7 +117,13 @@ class MetricStore:
             self._guard.check()  # a damaged file fails the query, named, instead of a wrong number
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
-            return cur.sql(query, params=params or None).pl()
+            for attempt in range(VANISHED_RETRIES):
+                try:
+                    return cur.sql(query, params=params or None).pl()
+                except duckdb.IOException as exc:   # a compaction deleted a listed file: list again
+                    if attempt == VANISHED_RETRIES - 1 or not _vanished(exc):
+                        raise
+            raise AssertionError("unreachable")
         except duckdb.PermissionException as exc:
             raise SqlRefused(str(exc).splitlines()[0]) from None
         except duckdb.Error as exc:
@@ -179,13 +200,18 @@ class MetricStore:
         if basis is not None:
             return lineage.growth_by_basis(self, basis, as_of=as_of, as_recorded=as_recorded,
                                            order="period_end, period_start DESC", columns=columns, **filters)
-        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
+        # growth_at narrowed to the series reads only its row groups (the view computes every series)
+        narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), "
+                    "only_entity := ?, only_metric := ?)", [entity, metric])
+        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,
                             order="period_end, months_order", columns=columns)
 
     def _select(self, view: str, filters: dict[str, str], *, as_of: DateLike | None,
-                as_recorded: DateLike | None, order: str, columns: str = "*") -> pl.DataFrame:
+                as_recorded: DateLike | None, order: str, columns: str = "*",
+                source: tuple[str, list[Any]] | None = None) -> pl.DataFrame:
         allowed = set(self._columns(view))
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = list(source[1]) if source else []
         for name, value in filters.items():
             if name not in allowed:
                 raise BadArgument(name, value, f"is not a column of {view}")
@@ -193,7 +219,7 @@ class MetricStore:
             params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         order = order.replace(", months_order", ", period_start DESC")
-        return self.sql(f"SELECT {columns} FROM {view}{clause} ORDER BY {order}", params,
+        return self.sql(f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}", params,
                         as_of=as_of, as_recorded=as_recorded)
 
     def _columns(self, view: str) -> list[str]:

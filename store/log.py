@@ -561,34 +561,51 @@ def _stamp(prepared: pa.Table, table: str, recorded_at: dt.datetime, commit_id: 
 
 
 class _IdSet:
-    """A set of fixed-width ids in sorted numpy arrays, merged like a log-structured tree.
+    """A set of md5 hex ids as pairs of uint64 in sorted numpy arrays, merged like a log-structured tree.
 
-    Memory is the ids' bytes (32 per md5 id), not a Python object per id: a 10 M-event stream
-    dedups across its batches in about 320 MB.
+    16 bytes an id and no Python object per id: a 10 M-event stream dedups across its batches in
+    about 160 MB, with integer searches instead of string ones.
     """
 
-    def __init__(self) -> None:
-        self.levels: list[np.ndarray] = []
+    _NIBBLE = np.zeros(256, np.uint8)
+    for _i, _c in enumerate(b"0123456789abcdef"):
+        _NIBBLE[_c] = _i
 
-    @staticmethod
-    def _keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    def __init__(self) -> None:
+        self.levels: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @classmethod
+    def _keys(cls, ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
         fixed = arr.cast(pa.binary(32))
-        return np.frombuffer(fixed.buffers()[1], dtype="S32")[fixed.offset:fixed.offset + len(fixed)]
+        raw = np.frombuffer(fixed.buffers()[1], np.uint8)[fixed.offset * 32:(fixed.offset + len(fixed)) * 32]
+        nib = cls._NIBBLE[raw.reshape(-1, 32)].astype(np.uint8)
+        digest = np.ascontiguousarray((nib[:, 0::2] << 4) | nib[:, 1::2])      # the 16 bytes of the md5
+        words = digest.view(">u8").astype(np.uint64)
+        return words[:, 0].copy(), words[:, 1].copy()
 
     def contains(self, ids: pa.Array | pa.ChunkedArray) -> pa.Array:
-        keys = self._keys(ids)
-        hit = np.zeros(len(keys), dtype=bool)
-        for level in self.levels:
-            pos = np.minimum(np.searchsorted(level, keys), len(level) - 1)
-            hit |= level[pos] == keys
+        hi, lo = self._keys(ids)
+        hit = np.zeros(len(hi), dtype=bool)
+        for l_hi, l_lo in self.levels:
+            pos = np.searchsorted(l_hi, hi)
+            todo = np.flatnonzero(pos < len(l_hi))
+            while len(todo):                  # walk the (almost always single) entries sharing hi
+                p = pos[todo]
+                same = l_hi[p] == hi[todo]
+                todo, p = todo[same], p[same]
+                hit[todo[l_lo[p] == lo[todo]]] = True
+                pos[todo] += 1
+                todo = todo[pos[todo] < len(l_hi)]
         return pa.array(hit)
 
     def add(self, ids: pa.Array | pa.ChunkedArray) -> None:
-        new = np.sort(self._keys(ids))
-        while self.levels and len(self.levels[-1]) <= len(new):
-            new = np.sort(np.concatenate([self.levels.pop(), new]), kind="stable")
-        self.levels.append(new)
+        hi, lo = self._keys(ids)
+        while self.levels and len(self.levels[-1][0]) <= len(hi):
+            o_hi, o_lo = self.levels.pop()
+            hi, lo = np.concatenate([o_hi, hi]), np.concatenate([o_lo, lo])
+        order = np.lexsort((lo, hi))
+        self.levels.append((hi[order], lo[order]))
 
 
 def _first_of_each(table: pa.Table, id_col: str) -> pa.Table:

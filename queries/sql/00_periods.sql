@@ -26,23 +26,26 @@ CREATE OR REPLACE MACRO ms_fiscal_year(e, fye) AS
 CREATE OR REPLACE MACRO ms_fiscal_month(e, fye) AS
     ((month(ms_nominal_end(e)) - fye - 1 + 24) % 12) + 1;
 
+-- Each intermediate is computed once (a struct bound by a lambda): written as nested macro calls,
+-- the expression grows to thousands of nodes and DuckDB spends ~150 ms planning every query using it.
 CREATE OR REPLACE MACRO ms_period_label(s, e, fye) AS
+list_transform([{'s': s, 'e': e, 'fye': fye, 'ne': ms_nominal_end(e), 'ns': ms_nominal_start(s)}], lambda p:
+  list_transform([{'p': p,
+                   'months': CASE WHEN p.s = p.e THEN 0
+                                  ELSE (year(p.ne) * 12 + month(p.ne)) - (year(p.ns) * 12 + month(p.ns)) + 1 END,
+                   'fm': ((month(p.ne) - p.fye - 1 + 24) % 12) + 1,
+                   'fy': year(p.ne) + CASE WHEN month(p.ne) > p.fye THEN 1 ELSE 0 END,
+                   'fits': abs(datediff('day', p.s, p.e) - datediff('day', p.ns, p.ne)) <= 10}], lambda q:
     CASE
-        WHEN s = e THEN strftime(e, '%Y-%m-%d')
-        WHEN ms_period_months(s, e) < 1 OR NOT ms_fits(s, e)
-            THEN strftime(s, '%Y-%m-%d') || '/' || strftime(e, '%Y-%m-%d')
-        WHEN ms_period_months(s, e) = 12 AND ms_fiscal_month(e, fye) = 12
-            THEN 'FY' || ms_fiscal_year(e, fye)
-        WHEN ms_period_months(s, e) = 3 AND ms_fiscal_month(e, fye) % 3 = 0
-            THEN ms_fiscal_year(e, fye) || 'Q' || (ms_fiscal_month(e, fye) // 3)
-        WHEN ms_period_months(s, e) = 6 AND ms_fiscal_month(e, fye) % 6 = 0
-            THEN ms_fiscal_year(e, fye) || 'H' || (ms_fiscal_month(e, fye) // 6)
-        WHEN ms_period_months(s, e) = 1
-            THEN strftime(ms_nominal_end(e), '%Y-%m')
-        WHEN ms_period_months(s, e) < 12 AND ms_fiscal_month(e, fye) = ms_period_months(s, e)
-            THEN ms_period_months(s, e) || 'M' || ms_fiscal_year(e, fye)
-        ELSE strftime(s, '%Y-%m-%d') || '/' || strftime(e, '%Y-%m-%d')
-    END;
+        WHEN q.p.s = q.p.e THEN strftime(q.p.e, '%Y-%m-%d')
+        WHEN q.months < 1 OR NOT q.fits THEN strftime(q.p.s, '%Y-%m-%d') || '/' || strftime(q.p.e, '%Y-%m-%d')
+        WHEN q.months = 12 AND q.fm = 12 THEN 'FY' || q.fy
+        WHEN q.months = 3 AND q.fm % 3 = 0 THEN q.fy || 'Q' || (q.fm // 3)
+        WHEN q.months = 6 AND q.fm % 6 = 0 THEN q.fy || 'H' || (q.fm // 6)
+        WHEN q.months = 1 THEN strftime(q.p.ne, '%Y-%m')
+        WHEN q.months < 12 AND q.fm = q.months THEN q.months || 'M' || q.fy
+        ELSE strftime(q.p.s, '%Y-%m-%d') || '/' || strftime(q.p.e, '%Y-%m-%d')
+    END)[1])[1];
 
 -- The kind of period a label names: FY, Q, H, YTD, M (calendar month), I (instant), X (other).
 CREATE OR REPLACE MACRO ms_period_type(label) AS

@@ -9,17 +9,34 @@
 -- A winning retract hides the fact. A retract naming an event in `supersedes` withdraws that event
 -- alone and does not compete.
 
-CREATE OR REPLACE MACRO visible_events(as_of, as_recorded) AS TABLE
-SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye,
-       ms_period_label(e.period_start, e.period_end, coalesce(n.fiscal_year_end_month, 12)) AS period
-FROM event_log e
-LEFT JOIN entities_at(as_recorded) n ON n.entity = e.entity
-WHERE (as_of IS NULL OR e.reported_at <= CAST(as_of AS DATE))
-  AND (as_recorded IS NULL OR e.recorded_at <= CAST(as_recorded AS TIMESTAMPTZ));
+-- only_entity / only_metric (optional) restrict to one series' events before anything else, so a
+-- one-series query reads only the row groups that hold it. Labels are computed once per distinct
+-- (period_start, period_end, fye), not once per event: a store has few distinct periods.
+CREATE OR REPLACE MACRO visible_events(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+WITH e AS (
+    SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye
+    FROM event_log e
+    LEFT JOIN entities_at(as_recorded) n ON n.entity = e.entity
+    WHERE (as_of IS NULL OR e.reported_at <= CAST(as_of AS DATE))
+      AND (as_recorded IS NULL OR e.recorded_at <= CAST(as_recorded AS TIMESTAMPTZ))
+      AND (only_entity IS NULL OR e.entity = only_entity)
+      AND (only_metric IS NULL OR e.metric = only_metric)
+),
+spans AS (
+    SELECT s.*, ms_period_label(s.period_start, s.period_end, s.fye) AS period
+    FROM (SELECT DISTINCT period_start, period_end, fye FROM e) s
+)
+SELECT e.*, spans.period FROM e JOIN spans USING (period_start, period_end, fye);
 
-CREATE OR REPLACE MACRO facts_at(as_of, as_recorded) AS TABLE
-WITH v AS (SELECT * FROM visible_events(as_of, as_recorded)),
-withdrawn AS (SELECT DISTINCT supersedes AS event_id FROM v WHERE supersedes IS NOT NULL),
+CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+WITH v AS (SELECT * FROM visible_events(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)),
+-- from every visible event, not only the series': a withdrawal counts wherever it was filed
+withdrawn AS (
+    SELECT DISTINCT supersedes AS event_id FROM event_log
+    WHERE supersedes IS NOT NULL
+      AND (as_of IS NULL OR reported_at <= CAST(as_of AS DATE))
+      AND (as_recorded IS NULL OR recorded_at <= CAST(as_recorded AS TIMESTAMPTZ))
+),
 candidates AS (
     SELECT v.* FROM v
     WHERE v.event_id NOT IN (SELECT event_id FROM withdrawn)

@@ -8,19 +8,20 @@
 -- event ids they were computed from. Percent changes are NULL on a zero or negative base and for
 -- ratio metrics, whose changes are in ratio units (0.03 is +3 pp).
 
-CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded) AS TABLE
+CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 SELECT f.*, coalesce(m.aggregation, 'flow') AS aggregation,
        ms_period_type(f.period) AS ptype,
        ms_period_months(f.period_start, f.period_end) AS months,
        year(ms_nominal_end(f.period_end)) * 12 + month(ms_nominal_end(f.period_end)) AS ord,
        ms_fiscal_year(f.period_end, f.fye) AS fy,
        NULL::VARCHAR AS derivation
-FROM facts_at(as_of, as_recorded) f
+FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) f
 LEFT JOIN metrics m ON m.metric = f.metric
 WHERE f.kind = 'actual';
 
-CREATE OR REPLACE MACRO derived_periods(as_of, as_recorded) AS TABLE
-WITH p AS (SELECT * FROM placed_facts(as_of, as_recorded) WHERE aggregation = 'flow'),
+CREATE OR REPLACE MACRO derived_periods(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+WITH p AS (SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
+           WHERE aggregation = 'flow'),
 y AS (
     SELECT entity, metric, segment, dims, unit, fy, any_value(fye) AS fye,
         max(value) FILTER (WHERE period = 'FY' || fy) AS fy_v,
@@ -85,11 +86,12 @@ SELECT entity, metric, segment, dims, fy || part AS period, period_start, period
        fy, derivation
 FROM d;
 
-CREATE OR REPLACE MACRO growth_at(as_of, as_recorded) AS TABLE
+-- only_entity / only_metric (optional): one series' growth without computing every series'.
+CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 WITH a AS (
-    SELECT * FROM placed_facts(as_of, as_recorded)
+    SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
     UNION ALL BY NAME
-    SELECT * FROM derived_periods(as_of, as_recorded)
+    SELECT * FROM derived_periods(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
 ),
 -- One row per series and place: two instants in the same month keep the later.
 placed AS (
