@@ -64,7 +64,7 @@ class CompactionPolicy:
     auto: bool = True
     min_files: int = 32
     min_bytes: int = 64 << 20
-    small_bytes: int = 32 << 20
+    small_bytes: int = 4 << 20
     grace_s: float = 300.0
     memory_limit: str = "1GB"
 
