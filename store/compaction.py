@@ -138,10 +138,10 @@ def _commit_of(name: str) -> str | None:
     return m["commit"] if m else None
 
 
-def _effective(store: Store, table: str) -> list[tuple[Path, dict[str, object]]]:
+def _effective(store: Store, table: str, files: list[Path] | None = None) -> list[tuple[Path, dict[str, object]]]:
     """The manifests whose merge took effect: the merged file is live, or was itself merged by one that did."""
     mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
-    live = {c for c in (_commit_of(p.name) for p in store.files(table)) if c}
+    live = {c for c in (_commit_of(p.name) for p in (store.files(table) if files is None else files)) if c}
     done: set[str] = set()
     changed = True
     while changed:
@@ -155,12 +155,13 @@ def _effective(store: Store, table: str) -> list[tuple[Path, dict[str, object]]]
     return [(p, b) for p, b in mans if str(b.get("commit_id")) in done]
 
 
-def retired(store: Store, table: str = "events") -> set[str]:
+def retired(store: Store, table: str = "events", files: list[Path] | None = None) -> set[str]:
     """Names of live files already merged into a published file (deleted once their grace is over)."""
+    files = store.files(table) if files is None else files
     names: set[str] = set()
-    for _, body in _effective(store, table):
+    for _, body in _effective(store, table, files):
         names.update(str(s) for s in body.get("sources", []))  # type: ignore[union-attr]
-    return names & {p.name for p in store.files(table)}
+    return names & {p.name for p in files}
 
 
 def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
@@ -194,8 +195,9 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
 
 # -- merging --------------------------------------------------------------------------------
 def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool) -> list[Path]:
-    done = retired(store, table)
-    files = [p for p in store.files(table) if p.name not in done and COMMIT_NAME.match(p.name)]
+    listing = store.files(table)
+    done = retired(store, table, listing)
+    files = [p for p in listing if p.name not in done and COMMIT_NAME.match(p.name)]
     if full:
         return files
     return [p for p in files if p.stat().st_size < policy.small_bytes]

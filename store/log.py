@@ -201,8 +201,8 @@ class Store:
         folder = self.root / table
         if not folder.is_dir():
             return []
-        return sorted((p for p in folder.iterdir() if p.suffix == ".parquet" and not p.name.startswith(".")),
-                      key=lambda p: p.name)
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".parquet") and not n.startswith("."))
+        return [folder / n for n in names]
 
     def glob(self, table: str = "events") -> str:
         """The glob pattern a reader (DuckDB, polars, Spark) uses for one log."""
