@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from store import Store
+from store.backends import attach
 
 #: Views a user queries; the rest (event_log, *_at macros) are building blocks.
 VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs")
@@ -41,6 +42,7 @@ def render(text: str, store: Store) -> str:
 
 def install(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """Create every view and macro on ``con`` over ``store``."""
+    attach(con, store.root)  # an object store's s3:// globs read through fsspec
     for _name, text in sql_sources():
         con.execute(render(text, store))
 

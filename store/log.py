@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from store.backends import ObjectPath, attach, object_root, staging_path
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
     DEFAULTS,
@@ -166,7 +167,8 @@ class Store:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).absolute()
+        # a local folder, or an object store (s3://bucket/prefix: see store.backends)
+        self.root = object_root(root) or Path(root).absolute()
         if not (self.root / MARKER).is_file():
             raise StoreNotFound(self.root)
 
@@ -174,7 +176,13 @@ class Store:
     @classmethod
     def create(cls, root: str | os.PathLike[str]) -> Store:
         """Open the store at ``root``, creating it (and an empty file per table) if absent."""
-        path = Path(root).absolute()
+        path = object_root(root) or Path(root).absolute()
+        if isinstance(path, ObjectPath) and not (path / MARKER).is_file():
+            marker = {"format": FORMAT_VERSION, "created_at": _now().isoformat()}
+            try:   # one conditional PUT: of two creators racing, the first marker stays
+                path.files.put_new(MARKER, (json.dumps(marker, indent=2) + "\n").encode())
+            except FileExistsError:
+                pass
         if not (path / MARKER).is_file():
             for sub in ("_tmp", "_lock", *TABLES):
                 (path / sub).mkdir(parents=True, exist_ok=True)
@@ -201,7 +209,8 @@ class Store:
         folder = self.root / table
         if not folder.is_dir():
             return []
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".parquet") and not n.startswith("."))
+        listing = [p.name for p in folder.iterdir()] if isinstance(folder, ObjectPath) else os.listdir(folder)
+        names = sorted(n for n in listing if n.endswith(".parquet") and not n.startswith("."))
         return [folder / n for n in names]
 
     def glob(self, table: str = "events") -> str:
@@ -212,6 +221,7 @@ class Store:
         """Every row of one log once (deduplicated by id, earliest recording kept)."""
         schema, id_col, _ = TABLES[table]
         con = duckdb.connect()
+        attach(con, self.root)
         try:
             return con.sql(
                 f"SELECT * FROM read_parquet(?, union_by_name=true) "
@@ -223,7 +233,12 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
     def lock(self, timeout_s: float = LOCK_TIMEOUT_S) -> FileLock:
-        """The writers' lock (a file lock), for a caller that must hold it across several steps."""
+        """The writers' lock (a file lock), for a caller that must hold it across several steps.
+
+        An object store has none (a no-op context): commits are conditional PUTs of unique names
+        and readers dedupe by id, so racing writers cannot corrupt the log."""
+        if isinstance(self.root, ObjectPath):
+            return self.root.files.lock()  # type: ignore[return-value]
         return FileLock(str(self.root / "_lock" / "append.lock"), timeout=timeout_s)
 
     def append(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None) -> AppendResult:
@@ -266,6 +281,8 @@ class Store:
 
     def _after_commit(self, table: str) -> None:
         """Compact when small files pile up (see ``store.compaction``); outside the writers' lock."""
+        if isinstance(self.root, ObjectPath):
+            return  # compaction works on local folders only (file locks, renames)
         from store.compaction import maybe_compact   # compaction builds on this module
 
         maybe_compact(self, table)
@@ -408,6 +425,7 @@ class Store:
         if con is None:
             con = duckdb.connect()
             con.execute("SET parquet_metadata_cache = true")
+            attach(con, self.root)
             self.__dict__["_con"] = con
         return con
 
@@ -488,10 +506,14 @@ class Store:
 
     def tmp_path(self, commit_id: str) -> Path:
         """Where a commit (or a compaction) writes its file before it is published."""
+        if isinstance(self.root, ObjectPath):
+            return staging_path(commit_id)  # a local file, then one PUT
         return self.root / "_tmp" / f"commit-{commit_id}.parquet"
 
     def publish_file(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str) -> Path:
         """Checksum, flush and rename a finished file from ``_tmp`` into ``table`` in one step."""
+        if isinstance(self.root, ObjectPath):
+            return self._put_file(tmp, table, recorded_at, commit_id)  # type: ignore[return-value]
         sha = hashlib.sha256()
         with open(tmp, "rb+") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -503,6 +525,16 @@ class Store:
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         return final
+
+    def _put_file(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str) -> ObjectPath:
+        """The object-store publish: one conditional PUT of the whole file under its final name."""
+        data = tmp.read_bytes()
+        stamp = recorded_at.strftime("%Y%m%dT%H%M%S%f")
+        name = f"{table}/{stamp}Z-{commit_id}-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
+        assert isinstance(self.root, ObjectPath)
+        self.root.files.put_new(name, data)
+        tmp.unlink(missing_ok=True)
+        return ObjectPath(self.root.files, name)
 
     def _commit_empty(self, table: str) -> None:
         schema = TABLES[table][0]

@@ -1,0 +1,255 @@
+"""Where a store's files live: a local folder or an object store (S3 and S3-compatible).
+
+A :class:`~store.log.Store` touches its files through few operations: list a log's files, read
+one, publish a commit, delete one (compaction), the marker file, the writers' lock. A local
+store does them as it always has (temporary file, fsync, rename, directory fsync, a file lock);
+an object store through :class:`ObjectFiles`:
+
+- **publish** is one PUT of the final object under a name that is new by construction (commit
+  id and checksum in it), sent as a conditional put (``If-None-Match: *``) so that no writer can
+  ever overwrite another's object: a reader sees the whole commit or nothing;
+- **no lock** is needed for correctness: two writers that race may both write the same event,
+  and every reader keeps each event id once (which is also what makes compaction safe);
+- **reads** go through Arrow datasets over :class:`pyarrow.fs.S3FileSystem`, handed to DuckDB.
+
+Configuration is AWS's standard: ``AWS_ENDPOINT_URL`` (an S3-compatible endpoint),
+``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
+``AWS_SESSION_TOKEN`` or a profile.
+
+Example:
+    >>> from store import Store
+    >>> s = Store.create("s3://acme-metrics/prod")      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+#: URI schemes handled by :class:`ObjectFiles` (``s3a`` is Hadoop's name for the same objects).
+OBJECT_SCHEMES = ("s3://", "s3a://")
+
+
+def is_object_uri(root: object) -> bool:
+    """Is ``root`` an object-store URI (``s3://bucket/prefix``) rather than a local path?"""
+    return isinstance(root, str) and root.startswith(OBJECT_SCHEMES)
+
+
+def local_root(root: str | os.PathLike[str]) -> Path:
+    """A local store root as an absolute path (``file://`` URIs accepted)."""
+    text = os.fspath(root)
+    if isinstance(text, str) and text.startswith("file://"):
+        text = text[len("file://"):]
+    return Path(text).absolute()
+
+
+class ObjectFiles:
+    """A store's files in an S3 bucket under a prefix: ``s3://bucket/prefix/<table>/<file>``."""
+
+    def __init__(self, uri: str) -> None:
+        from obstore.store import S3Store  # the `s3` extra
+
+        rest = uri.split("://", 1)[1].strip("/")
+        self.bucket, _, self.prefix = rest.partition("/")
+        if not self.bucket:
+            raise ValueError(f"{uri}: an object-store root names a bucket: s3://bucket/prefix")
+        self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        self.endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        options: dict[str, Any] = {}
+        if self.endpoint and self.endpoint.startswith("http://"):
+            options["allow_http"] = True
+        config: dict[str, Any] = {}
+        if self.endpoint:
+            config["endpoint"] = self.endpoint
+        if self.region:
+            config["region"] = self.region
+        self._store = S3Store(self.bucket, prefix=self.prefix or None, config=config or None,
+                              client_options=options or None)
+
+    # -- the operations a store needs ------------------------------------------------------
+    def url(self, name: str) -> str:
+        """The full URI of a file (``name`` relative to the root, e.g. ``events/x.parquet``)."""
+        return f"{self.uri}/{name}"
+
+    def exists(self, name: str) -> bool:
+        import obstore
+
+        try:
+            obstore.head(self._store, name)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list(self, folder: str) -> list[str]:
+        """The names (``folder/file``) of the objects directly in ``folder``, sorted."""
+        import obstore
+
+        out: list[str] = []
+        for chunk in obstore.list(self._store, prefix=f"{folder}/"):
+            out.extend(str(m["path"]) for m in chunk)
+        return sorted(n for n in out if "/" not in n[len(folder) + 1:])
+
+    def read_bytes(self, name: str) -> bytes:
+        import obstore
+
+        return bytes(obstore.get(self._store, name).bytes())
+
+    def put_new(self, name: str, data: bytes) -> None:
+        """Write ``data`` as a new object in one PUT; refuse (FileExistsError) to overwrite one."""
+        import obstore
+        from obstore.exceptions import AlreadyExistsError
+
+        try:
+            obstore.put(self._store, name, data, mode="create")
+        except AlreadyExistsError as exc:
+            raise FileExistsError(self.url(name)) from exc
+
+    def delete(self, name: str) -> None:
+        import obstore
+
+        obstore.delete(self._store, name)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """No lock: conditional puts of unique names, and readers that dedupe, make it needless."""
+        yield
+
+    # -- readers ---------------------------------------------------------------------------
+    def fsspec(self) -> Any:
+        """An fsspec (s3fs) filesystem over the same bucket, for DuckDB (see :func:`attach`)."""
+        if getattr(self, "_fsspec", None) is None:
+            import s3fs
+
+            # no listing cache: a commit made since must show in the next glob
+            kwargs: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
+            if self.endpoint:
+                kwargs["endpoint_url"] = self.endpoint
+            if self.region:
+                kwargs["client_kwargs"] = {"region_name": self.region}
+            self._fsspec = s3fs.S3FileSystem(**kwargs)
+        return self._fsspec
+
+    def arrow_fs(self) -> pafs.FileSystem:
+        kwargs: dict[str, Any] = {}
+        if self.endpoint:
+            kwargs["endpoint_override"] = self.endpoint
+            if self.endpoint.startswith("http://"):
+                kwargs["scheme"] = "http"
+        if self.region:
+            kwargs["region"] = self.region
+        return pafs.S3FileSystem(**kwargs)
+
+    def dataset(self, names: list[str], schema: pa.Schema | None = None) -> ds.Dataset:
+        """An Arrow dataset over some of the store's files (a missing column reads as NULL)."""
+        paths = [f"{self.bucket}/{self.prefix}/{n}" if self.prefix else f"{self.bucket}/{n}" for n in names]
+        return ds.dataset(paths, schema=schema, format="parquet", filesystem=self.arrow_fs())
+
+
+class ObjectPath(str):
+    """A file or folder of an object store, answering the few pathlib calls a store makes.
+
+    It is a ``str`` holding the full URI (``s3://bucket/prefix/events/x.parquet``), so DuckDB
+    (with :func:`attach`), pyarrow and Spark read it as they read a local path.
+    """
+
+    files: ObjectFiles
+    key: str
+
+    def __new__(cls, files: ObjectFiles, key: str = "") -> ObjectPath:
+        key = key.strip("/")
+        obj = super().__new__(cls, files.url(key) if key else files.uri)
+        obj.files, obj.key = files, key
+        return obj
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        return os.path.splitext(self.name)[1]
+
+    @property
+    def parent(self) -> ObjectPath:
+        return ObjectPath(self.files, self.key.rpartition("/")[0])
+
+    def __truediv__(self, other: str) -> ObjectPath:  # type: ignore[override]
+        return ObjectPath(self.files, f"{self.key}/{other}")
+
+    def absolute(self) -> ObjectPath:
+        return self
+
+    def is_file(self) -> bool:
+        return bool(self.key) and self.files.exists(self.key)
+
+    def exists(self) -> bool:
+        return self.is_file() or self.is_dir()
+
+    def is_dir(self) -> bool:
+        return bool(self.files.list(self.key))
+
+    def iterdir(self) -> Iterator[ObjectPath]:
+        return iter([ObjectPath(self.files, n) for n in self.files.list(self.key)])
+
+    def glob(self, pattern: str) -> list[ObjectPath]:
+        import fnmatch
+
+        return [p for p in self.iterdir() if fnmatch.fnmatch(p.name, pattern)]
+
+    def mkdir(self, *args: object, **kwargs: object) -> None:
+        """Folders do not exist on an object store: nothing to do."""
+
+    def read_bytes(self) -> bytes:
+        return self.files.read_bytes(self.key)
+
+    def open(self, mode: str = "rb") -> io.BytesIO:
+        if mode != "rb":
+            raise ValueError(f"{self}: objects are written whole (put_new), not opened for {mode!r}")
+        return io.BytesIO(self.read_bytes())
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        if not missing_ok and not self.is_file():
+            raise FileNotFoundError(self)
+        self.files.delete(self.key)
+
+
+def object_root(root: object) -> ObjectPath | None:
+    """The root of an object store (``s3://bucket/prefix``), or None for a local path.
+
+    Accepts the ``s3:/bucket`` a ``pathlib.Path`` makes of ``s3://bucket`` (settings typed as paths).
+    """
+    if isinstance(root, ObjectPath):
+        return root
+    text = os.fspath(root) if isinstance(root, os.PathLike) else root
+    if not isinstance(text, str):
+        return None
+    for scheme in ("s3://", "s3a://", "s3:/", "s3a:/"):
+        if text.startswith(scheme):
+            return ObjectPath(ObjectFiles("s3://" + text[len(scheme):]))
+    return None
+
+
+def attach(con: Any, root: object) -> None:
+    """Let DuckDB connection ``con`` read an object-store root's ``s3://`` paths (through fsspec:
+    DuckDB's own S3 extension need not be installed). Nothing to do for a local root."""
+    if isinstance(root, ObjectPath):
+        fs = root.files.fsspec()
+        if not con.filesystem_is_registered(fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol):
+            con.register_filesystem(fs)
+
+
+def staging_path(commit_id: str) -> Path:
+    """Where a commit to an object store is written locally before its single PUT."""
+    folder = Path(tempfile.gettempdir()) / "metricstore-staging"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"commit-{commit_id}.parquet"
