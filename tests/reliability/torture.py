@@ -481,7 +481,9 @@ def _reader(root: str, seconds_max: float, out: str) -> None:
     errors: list[str] = []
     deadline = time.monotonic() + seconds_max
     with MetricStore(root) as ms:
-        while not stop.exists() and time.monotonic() < deadline:
+        Path(out + ".ready").write_text("")
+        # at least one query even when the writers finished first; then until told to stop
+        while (not stop.exists() or not counts) and time.monotonic() < deadline:
             try:
                 counts.append(int(ms.sql("SELECT count(*) AS n FROM events")["n"][0]))
                 ms.sql("SELECT entity, count(*) AS n, sum(value) AS v FROM facts GROUP BY entity")
@@ -497,7 +499,6 @@ def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: in
 
     root = work / "store"
     Store.create(root)
-    procs = [spawn_writer(root, w, 0, appends, rows, work / f"w{w}.ack") for w in range(writers)]
     reader_out = [work / f"reader{i}.json" for i in range(readers)]
     reader_procs = [subprocess.Popen([sys.executable, "-c",
                                       "import sys; from tests.reliability.torture import _reader; "
@@ -505,6 +506,12 @@ def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: in
                                       str(root), str(timeout), str(out)], cwd=ROOT, env=_env(),
                                      stderr=subprocess.PIPE)
                     for out in reader_out]
+    # readers open their sessions first, so that they query while the writers append
+    ready_by = time.monotonic() + min(timeout, 120.0)
+    while time.monotonic() < ready_by and not all(Path(str(o) + ".ready").exists() or p.poll() is not None
+                                                  for o, p in zip(reader_out, reader_procs, strict=True)):
+        time.sleep(0.05)
+    procs = [spawn_writer(root, w, 0, appends, rows, work / f"w{w}.ack") for w in range(writers)]
     comp_proc = None
     if compactor:
         comp_proc = spawn_compactor(root, work / "compactor.log", timeout)
