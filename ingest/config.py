@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,3 +22,20 @@ class Settings(BaseSettings):
     store: Path = Path("data/store")
     catalog: Path = PROJECT_ROOT / "data" / "catalog"
     strict_catalog: bool = False
+
+
+def read_toml(path: Path, *, missing: str) -> dict[str, Any]:
+    """Read a TOML file of ours (jobs, mappings), or fail with one line naming the file.
+
+    Raises:
+        ConfigError: the file is missing (``missing`` says what to do) or is not valid TOML.
+    """
+    from ingest.errors import ConfigError
+
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(str(path), missing) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), f"is not valid TOML: {exc}") from None

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ingest.config import read_toml
 from ingest.errors import ConfigError
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -253,13 +253,7 @@ def load_jobs(path: str | Path) -> JobsConfig:
         ConfigError: missing file, TOML syntax, or an invalid job (names the job and field).
     """
     p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(str(p), "no such file (give --config, or write data/jobs.toml)") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(p), f"is not valid TOML: {exc}") from None
+    raw = read_toml(p, missing="no such file (give --config, or write data/jobs.toml)")
     unknown = sorted(set(raw) - {"jobs", "timezone"})
     if unknown:
         raise ConfigError(str(p), f"unknown top-level key {unknown[0]!r} (expected [jobs.NAME] tables)")

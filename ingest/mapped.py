@@ -24,14 +24,13 @@ import datetime as dt
 import fnmatch
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ingest.config import PROJECT_ROOT
+from ingest.config import PROJECT_ROOT, read_toml
 from ingest.errors import BadFile, ConfigError
 from ingest.readers import READERS, Batch, read_csv, read_parquet, register
 from store import parse_period
@@ -127,13 +126,7 @@ def load_mapping(path: str | Path) -> Mapping:
         ConfigError: the file is missing, not TOML, or breaks the mapping's rules (names the field).
     """
     p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(str(p), "mapping file not found") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(p), f"is not a readable TOML file: {exc}") from None
+    raw = read_toml(p, missing="mapping file not found")
     raw = _lower_keys(raw)
     try:
         m = Mapping.model_validate({**raw, "path": p})
