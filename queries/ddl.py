@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,29 +29,27 @@ ENGINES = ("spark", "trino", "athena")
 DDL_TABLES = ("events", "entities", "metrics")
 
 
+#: (Arrow type test, Spark/Athena name, Trino name); timestamps are UTC instants, and Trino's Hive
+#: connector has no zoned type, so the value reads as UTC.
+_TYPES: tuple[tuple[Callable[[pa.DataType], bool], str, str], ...] = (
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "STRING", "varchar"),
+    (pa.types.is_float64, "DOUBLE", "double"),
+    (pa.types.is_float32, "FLOAT", "real"),
+    (pa.types.is_int8, "TINYINT", "tinyint"),
+    (pa.types.is_int16, "SMALLINT", "smallint"),
+    (pa.types.is_int32, "INT", "integer"),
+    (pa.types.is_int64, "BIGINT", "bigint"),
+    (pa.types.is_boolean, "BOOLEAN", "boolean"),
+    (pa.types.is_date, "DATE", "date"),
+    (pa.types.is_timestamp, "TIMESTAMP", "timestamp(6)"),
+)
+
+
 def _type(t: pa.DataType, engine: str) -> str:
     spark_like = engine in ("spark", "athena")
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "STRING" if spark_like else "varchar"
-    if pa.types.is_float64(t):
-        return "DOUBLE" if spark_like else "double"
-    if pa.types.is_float32(t):
-        return "FLOAT" if spark_like else "real"
-    if pa.types.is_int8(t):
-        return "TINYINT" if spark_like else "tinyint"
-    if pa.types.is_int16(t):
-        return "SMALLINT" if spark_like else "smallint"
-    if pa.types.is_int32(t):
-        return "INT" if spark_like else "integer"
-    if pa.types.is_int64(t):
-        return "BIGINT" if spark_like else "bigint"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN" if spark_like else "boolean"
-    if pa.types.is_date(t):
-        return "DATE" if spark_like else "date"
-    if pa.types.is_timestamp(t):
-        # UTC instants; Trino's Hive connector has no zoned type, so the value reads as UTC
-        return "TIMESTAMP" if spark_like else "timestamp(6)"
+    for test, spark, trino in _TYPES:
+        if test(t):
+            return spark if spark_like else trino
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = _type(t.value_type, engine)
         return f"ARRAY<{inner}>" if spark_like else f"array({inner})"
