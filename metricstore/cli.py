@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ingest import Catalog, EntityDef, Settings, ingest_paths, ingest_recorded, set_entity
+from ingest import Catalog, EntityDef, Settings, ingest_recorded, set_entity
 from queries import MetricStore, write_catalog
 from store import MetricStoreError, Store
 from store.verify import verify as verify_store
