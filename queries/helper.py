@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,11 @@ import polars as pl
 from queries import lineage
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.sandbox import check_read_only, connect as sandboxed
+from queries.views import files_variable
 from store import Store
+from store.compaction import live_files
 from store.integrity import ChecksumGuard
+from store.log import TABLES
 
 DateLike = dt.date | dt.datetime | str
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
@@ -53,8 +57,10 @@ def to_timestamp(name: str, value: DateLike | None) -> dt.datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
-#: A query whose file listing lost a file to compaction (sources are deleted after their grace
-#: period) is run again: the new listing holds the merged file, with the same events.
+#: Each query reads the live files listed when it starts (merged sources left out), so a source
+#: deleted after its grace period is not in its listing. Should a file still vanish (a grace period
+#: shorter than the query, a compaction run with ``grace_s=0``), the query is listed and run again:
+#: the new listing holds the merged file, with the same events.
 VANISHED_RETRIES = 5
 
 
@@ -118,11 +124,13 @@ class MetricStore:
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             for attempt in range(VANISHED_RETRIES):
+                self._pin_files(cur)
                 try:
                     return cur.sql(query, params=params or None).pl()
                 except duckdb.IOException as exc:   # a compaction deleted a listed file: list again
                     if attempt == VANISHED_RETRIES - 1 or not _vanished(exc):
                         raise
+                    time.sleep(0.05 * 2**attempt)
             raise AssertionError("unreachable")
         except duckdb.PermissionException as exc:
             raise SqlRefused(str(exc).splitlines()[0]) from None
@@ -130,6 +138,13 @@ class MetricStore:
             raise SqlError(str(exc).splitlines()[0]) from None
         finally:
             cur.close()
+
+    def _pin_files(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Point the session's views at the live files of each log (see ``queries.views``)."""
+        for table in TABLES:
+            files = live_files(self.store, table)
+            if files:
+                cur.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]]).fetchall()
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:

@@ -29,13 +29,28 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def files_variable(table: str) -> str:
+    """The session variable that, when set, pins a log to a list of files instead of its glob."""
+    return f"metricstore_{table}_files"
+
+
+def _files(store: Store, table: str) -> str:
+    """A log's files: the pinned list when the session set one, else the glob.
+
+    The Python helper pins each query to the live files (merged compaction sources left out), so
+    a source deleted after its grace period is never in a listing of a query that starts later.
+    A session with nothing pinned (the DuckDB CLI on the catalog) reads the glob and dedupes.
+    """
+    return f"coalesce(getvariable('{files_variable(table)}'), {_literal(store.glob(table))})"
+
+
 def render(text: str, store: Store) -> str:
-    """Fill a ``.sql`` file's placeholders with the store's file globs."""
+    """Fill a ``.sql`` file's placeholders with the store's files."""
     return (
-        text.replace("__EVENTS__", _literal(store.glob("events")))
-        .replace("__ENTITIES__", _literal(store.glob("entities")))
-        .replace("__METRICS__", _literal(store.glob("metrics")))
-        .replace("__RUNS__", f"read_parquet({_literal(store.glob('runs'))}, union_by_name = true)"
+        text.replace("__EVENTS__", _files(store, "events"))
+        .replace("__ENTITIES__", _files(store, "entities"))
+        .replace("__METRICS__", _files(store, "metrics"))
+        .replace("__RUNS__", f"read_parquet({_files(store, 'runs')}, union_by_name = true)"
                  if store.files("runs") else "run_log_empty")
     )
 

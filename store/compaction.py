@@ -164,6 +164,17 @@ def retired(store: Store, table: str = "events", files: list[Path] | None = None
     return names & {p.name for p in files}
 
 
+def live_files(store: Store, table: str = "events") -> list[Path]:
+    """The files a reader should read: every committed file but the sources already merged.
+
+    A reader that reads this list, rather than the glob, neither reads a merged event twice nor
+    opens a source whose grace period may end while it reads.
+    """
+    files = store.files(table)
+    done = retired(store, table, files)
+    return [p for p in files if p.name not in done] if done else files
+
+
 def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
     """Delete merged sources whose grace period is over; drop finished or abandoned manifests.
 
