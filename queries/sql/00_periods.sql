@@ -58,3 +58,16 @@ CREATE OR REPLACE MACRO ms_period_type(label) AS
         WHEN regexp_full_match(label, '\d{4}-\d{2}-\d{2}') THEN 'I'
         ELSE 'X'
     END;
+
+-- Everything a query places a span by, computed once (per distinct span, see visible_events):
+-- its label and type, its length in nominal months (ms_period_months), its place (ord: the
+-- month its nominal end falls in, year * 12 + month) and its fiscal year (ms_fiscal_year).
+CREATE OR REPLACE MACRO ms_span(s, e, fye) AS
+list_transform([{'period': ms_period_label(s, e, fye), 'instant': s = e, 'fye': fye,
+                 'ne': ms_nominal_end(e), 'ns': ms_nominal_start(s)}], lambda p:
+  {'period': p.period,
+   'ptype': ms_period_type(p.period),
+   'months': CASE WHEN p.instant THEN 0
+                  ELSE (year(p.ne) * 12 + month(p.ne)) - (year(p.ns) * 12 + month(p.ns)) + 1 END,
+   'ord': year(p.ne) * 12 + month(p.ne),
+   'fy': year(p.ne) + CASE WHEN month(p.ne) > p.fye THEN 1 ELSE 0 END})[1];

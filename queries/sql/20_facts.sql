@@ -10,8 +10,9 @@
 -- alone and does not compete.
 
 -- only_entity / only_metric (optional) restrict to one series' events before anything else, so a
--- one-series query reads only the row groups that hold it. Labels are computed once per distinct
--- (period_start, period_end, fye), not once per event: a store has few distinct periods.
+-- one-series query reads only the row groups that hold it. Labels and the other span attributes
+-- (ms_span: type, months, ord, fiscal year) are computed once per distinct (period_start,
+-- period_end, fye), not once per event: a store has few distinct periods.
 CREATE OR REPLACE MACRO visible_events(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 WITH e AS (
     SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye
@@ -23,10 +24,12 @@ WITH e AS (
       AND (only_metric IS NULL OR e.metric = only_metric)
 ),
 spans AS (
-    SELECT s.*, ms_period_label(s.period_start, s.period_end, s.fye) AS period
+    SELECT s.*, ms_span(s.period_start, s.period_end, s.fye) AS sp
     FROM (SELECT DISTINCT period_start, period_end, fye FROM e) s
 )
-SELECT e.*, spans.period FROM e JOIN spans USING (period_start, period_end, fye);
+SELECT e.*, spans.sp.period AS period, spans.sp.ptype AS ptype, spans.sp.months AS months,
+       spans.sp.ord AS ord, spans.sp.fy AS fy
+FROM e JOIN spans USING (period_start, period_end, fye);
 
 CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 WITH v AS (SELECT * FROM visible_events(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)),
@@ -52,12 +55,12 @@ ranked AS (
 )
 SELECT entity, metric, segment, dims, period, period_start, period_end, kind, value, value_high,
        unit, qualifier, authority, reported_at, recorded_at, source, source_ref, as_reported,
-       event_id, false AS derived, [event_id] AS derived_from, fye
+       event_id, false AS derived, [event_id] AS derived_from, fye, ptype, months, ord, fy
 FROM ranked
 WHERE rank = 1 AND op = 'assert';
 
 CREATE OR REPLACE VIEW facts AS
-SELECT * EXCLUDE (fye) FROM facts_at(getvariable('as_of'), getvariable('as_recorded'));
+SELECT * EXCLUDE (fye, ptype, months, ord, fy) FROM facts_at(getvariable('as_of'), getvariable('as_recorded'));
 
-CREATE OR REPLACE MACRO facts_as_of(d) AS TABLE SELECT * EXCLUDE (fye) FROM facts_at(d, NULL);
-CREATE OR REPLACE MACRO facts_as_recorded(t) AS TABLE SELECT * EXCLUDE (fye) FROM facts_at(NULL, t);
+CREATE OR REPLACE MACRO facts_as_of(d) AS TABLE SELECT * EXCLUDE (fye, ptype, months, ord, fy) FROM facts_at(d, NULL);
+CREATE OR REPLACE MACRO facts_as_recorded(t) AS TABLE SELECT * EXCLUDE (fye, ptype, months, ord, fy) FROM facts_at(NULL, t);

@@ -8,20 +8,23 @@
 -- event ids they were computed from. Percent changes are NULL on a zero or negative base and for
 -- ratio metrics, whose changes are in ratio units (0.03 is +3 pp).
 
+-- The actual facts with their aggregation (flow, stock, ratio); ptype, months, ord and fy come
+-- with each fact (computed once per distinct span, see visible_events).
 CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
-SELECT f.*, coalesce(m.aggregation, 'flow') AS aggregation,
-       ms_period_type(f.period) AS ptype,
-       ms_period_months(f.period_start, f.period_end) AS months,
-       year(ms_nominal_end(f.period_end)) * 12 + month(ms_nominal_end(f.period_end)) AS ord,
-       ms_fiscal_year(f.period_end, f.fye) AS fy,
-       NULL::VARCHAR AS derivation
+SELECT f.*, coalesce(m.aggregation, 'flow') AS aggregation, NULL::VARCHAR AS derivation
 FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) f
 LEFT JOIN metrics m ON m.metric = f.metric
 WHERE f.kind = 'actual';
 
-CREATE OR REPLACE MACRO derived_periods(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
-WITH p AS (SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
-           WHERE aggregation = 'flow'),
+-- only_entity / only_metric (optional): one series' growth without computing every series'.
+-- The facts are computed once (p); derived periods are computed from them; priors are found by
+-- windows over (series, ptype, months) ordered by ord, not by joining the facts to themselves:
+-- a frame RANGE BETWEEN k PRECEDING AND k PRECEDING holds the one row placed exactly k months
+-- earlier, or none.
+CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+WITH p AS (
+    SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
+),
 y AS (
     SELECT entity, metric, segment, dims, unit, fy, any_value(fye) AS fye,
         max(value) FILTER (WHERE period = 'FY' || fy) AS fy_v,
@@ -48,7 +51,7 @@ y AS (
         max(reported_at) AS last_reported, max(recorded_at) AS last_recorded,
         bool_and(qualifier = 'exact') AS all_exact
     FROM p
-    WHERE ptype IN ('FY', 'YTD', 'H', 'Q')
+    WHERE aggregation = 'flow' AND ptype IN ('FY', 'YTD', 'H', 'Q')
     GROUP BY ALL
 ),
 d AS (
@@ -73,25 +76,25 @@ d AS (
         SELECT 'H2', fy_v - h1_v, 'FY - H1', [fy_id, h1_id], CAST(h1_end + INTERVAL 1 DAY AS DATE), fy_end
         WHERE h2_v IS NULL AND fy_v IS NOT NULL AND h1_v IS NOT NULL
     ) q
-)
-SELECT entity, metric, segment, dims, fy || part AS period, period_start, period_end,
-       'actual' AS kind, value, NULL::DOUBLE AS value_high, unit,
-       CASE WHEN all_exact THEN 'exact' ELSE 'approx' END AS qualifier,
-       NULL::VARCHAR AS authority, last_reported AS reported_at, last_recorded AS recorded_at,
-       'derived' AS source, derivation AS source_ref, NULL::VARCHAR AS as_reported,
-       NULL::VARCHAR AS event_id, true AS derived, derived_from, fye,
-       'flow' AS aggregation, left(part, 1) AS ptype,
-       CASE left(part, 1) WHEN 'Q' THEN 3 ELSE 6 END AS months,
-       year(ms_nominal_end(period_end)) * 12 + month(ms_nominal_end(period_end)) AS ord,
-       fy, derivation
-FROM d;
-
--- only_entity / only_metric (optional): one series' growth without computing every series'.
-CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
-WITH a AS (
-    SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
+),
+-- Missing quarters and halves of a flow, derived from the year-to-date figures.
+derived AS (
+    SELECT entity, metric, segment, dims, fy || part AS period, period_start, period_end,
+           'actual' AS kind, value, NULL::DOUBLE AS value_high, unit,
+           CASE WHEN all_exact THEN 'exact' ELSE 'approx' END AS qualifier,
+           NULL::VARCHAR AS authority, last_reported AS reported_at, last_recorded AS recorded_at,
+           'derived' AS source, derivation AS source_ref, NULL::VARCHAR AS as_reported,
+           NULL::VARCHAR AS event_id, true AS derived, derived_from, fye,
+           'flow' AS aggregation, left(part, 1) AS ptype,
+           CASE left(part, 1) WHEN 'Q' THEN 3 ELSE 6 END AS months,
+           year(ms_nominal_end(period_end)) * 12 + month(ms_nominal_end(period_end)) AS ord,
+           fy, derivation
+    FROM d
+),
+a AS (
+    SELECT * FROM p
     UNION ALL BY NAME
-    SELECT * FROM derived_periods(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
+    SELECT * FROM derived
 ),
 -- One row per series and place: two instants in the same month keep the later.
 placed AS (
@@ -99,36 +102,48 @@ placed AS (
     QUALIFY row_number() OVER (PARTITION BY entity, metric, segment, dims, unit, ptype, months, ord
                                ORDER BY period_end DESC) = 1
 ),
+-- A quarter's type implies its length (3 months), so the TTM frame can share the priors' partition.
 w AS (
     SELECT *,
-        CASE WHEN ptype = 'Q' AND aggregation = 'flow' THEN
-            sum(value) OVER q4 END AS ttm_sum,
-        CASE WHEN ptype = 'Q' AND aggregation = 'flow' THEN
-            count(*) OVER q4 END AS ttm_n
+        CASE WHEN ptype = 'Q' AND aggregation = 'flow' THEN sum(value) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
+            RANGE BETWEEN 9 PRECEDING AND CURRENT ROW) END AS ttm_sum,
+        CASE WHEN ptype = 'Q' AND aggregation = 'flow' THEN count(*) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
+            RANGE BETWEEN 9 PRECEDING AND CURRENT ROW) END AS ttm_n,
+        first_value({'period': period, 'value': value, 'qualifier': qualifier}) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
+            RANGE BETWEEN 12 PRECEDING AND 12 PRECEDING) AS yoy,
+        CASE WHEN ptype IN ('Q', 'I') THEN first_value({'period': period, 'value': value}) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
+            RANGE BETWEEN 3 PRECEDING AND 3 PRECEDING) END AS prev3,
+        CASE WHEN ptype = 'H' THEN first_value({'period': period, 'value': value}) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
+            RANGE BETWEEN 6 PRECEDING AND 6 PRECEDING) END AS prev6,
+        CASE WHEN ptype = 'M' THEN first_value({'period': period, 'value': value}) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
+            RANGE BETWEEN 1 PRECEDING AND 1 PRECEDING) END AS prev1
     FROM placed
-    WINDOW q4 AS (PARTITION BY entity, metric, segment, dims, unit, ptype ORDER BY ord
-                  RANGE BETWEEN 9 PRECEDING AND CURRENT ROW)
+),
+-- QoQ: the adjacent period of the same type (a quarter, half or month before; an instant a quarter before)
+c AS (
+    SELECT *, yoy.period AS y_period, yoy.value AS y_value, yoy.qualifier AS y_qualifier,
+           coalesce(prev3.period, prev6.period, prev1.period) AS q_period,
+           coalesce(prev3.value, prev6.value, prev1.value) AS q_value
+    FROM w
 )
-SELECT c.entity, c.metric, c.segment, c.dims, c.period, c.period_start, c.period_end, c.kind,
-       c.value, c.unit, c.qualifier, c.aggregation, c.derived, c.derivation, c.derived_from,
-       c.source, c.event_id,
-       y.period AS prior_period, y.value AS prior_value, y.qualifier AS prior_qualifier,
-       c.value - y.value AS yoy_change,
-       CASE WHEN c.aggregation <> 'ratio' AND y.value > 0 THEN (c.value - y.value) / y.value END AS yoy_pct,
-       q.period AS qoq_period, q.value AS qoq_prior_value,
-       c.value - q.value AS qoq_change,
-       CASE WHEN c.aggregation <> 'ratio' AND q.value > 0 THEN (c.value - q.value) / q.value END AS qoq_pct,
-       CASE WHEN c.ttm_n = 4 THEN c.ttm_sum END AS ttm_value,
-       c.reported_at, c.fy, c.ptype
-FROM w c
-LEFT JOIN placed y
-  ON y.entity = c.entity AND y.metric = c.metric AND y.segment = c.segment AND y.dims = c.dims
- AND y.unit = c.unit AND y.ptype = c.ptype AND y.months = c.months AND y.ord = c.ord - 12
-LEFT JOIN placed q
-  ON q.entity = c.entity AND q.metric = c.metric AND q.segment = c.segment AND q.dims = c.dims
- AND q.unit = c.unit AND q.ptype = c.ptype AND q.months = c.months
- AND c.ptype IN ('Q', 'H', 'M', 'I')
- AND q.ord = c.ord - CASE c.ptype WHEN 'Q' THEN 3 WHEN 'H' THEN 6 WHEN 'M' THEN 1 ELSE 3 END;
+SELECT entity, metric, segment, dims, period, period_start, period_end, kind,
+       value, unit, qualifier, aggregation, derived, derivation, derived_from,
+       source, event_id,
+       y_period AS prior_period, y_value AS prior_value, y_qualifier AS prior_qualifier,
+       value - y_value AS yoy_change,
+       CASE WHEN aggregation <> 'ratio' AND y_value > 0 THEN (value - y_value) / y_value END AS yoy_pct,
+       q_period AS qoq_period, q_value AS qoq_prior_value,
+       value - q_value AS qoq_change,
+       CASE WHEN aggregation <> 'ratio' AND q_value > 0 THEN (value - q_value) / q_value END AS qoq_pct,
+       CASE WHEN ttm_n = 4 THEN ttm_sum END AS ttm_value,
+       reported_at, fy, ptype
+FROM c;
 
 CREATE OR REPLACE VIEW growth AS
 SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'));
