@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -19,7 +20,7 @@ from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.sandbox import check_read_only, connect as sandboxed
 from queries.views import files_variable
 from store import Store
-from store.compaction import live_files
+from store.compaction import MANIFESTS, live_files
 from store.integrity import ChecksumGuard
 from store.log import TABLES
 
@@ -68,6 +69,53 @@ def _vanished(exc: Exception) -> bool:
     return "No such file" in str(exc)
 
 
+#: A folder's listing is reused while its mtime is unchanged, but only if that mtime was at least
+#: this much older than the listing: a change made within the filesystem's timestamp granularity
+#: of the listing could leave the mtime as it was (as git treats a "racily clean" index entry).
+RACY_S = 0.1
+
+
+class LiveFiles:
+    """``store.compaction.live_files`` per table, listed again only when the table's folder or the
+    compaction manifests' folder changed (their mtimes).
+
+    A commit, a compaction or a deletion adds or removes a file in a table folder, and a manifest
+    is published by a rename into ``_compaction/``: each changes a folder's mtime. The listing is a
+    cache of what the folders say, never a source of truth; an object store (no folder mtimes) is
+    listed at every query.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[tuple[int, int], list[Path]]] = {}
+
+    def _stamp(self, table: str) -> tuple[int, int] | None:
+        if not isinstance(self.store.root, Path):
+            return None
+        try:
+            folder = os.stat(self.store.root / table).st_mtime_ns
+        except OSError:
+            return None
+        try:
+            manifests = os.stat(self.store.root / MANIFESTS).st_mtime_ns
+        except OSError:
+            manifests = -1
+        return folder, manifests
+
+    def __call__(self, table: str) -> list[Path]:
+        stamp = self._stamp(table)
+        hit = self._cache.get(table)
+        if stamp is not None and hit is not None and hit[0] == stamp:
+            return hit[1]
+        listed_at = time.time_ns()
+        files = live_files(self.store, table)
+        if stamp is not None and max(stamp) < listed_at - int(RACY_S * 1e9):
+            self._cache[table] = (stamp, files)
+        else:
+            self._cache.pop(table, None)
+        return files
+
+
 class MetricStore:
     """Read the views of a store as polars DataFrames.
 
@@ -81,6 +129,8 @@ class MetricStore:
         self.store = root if isinstance(root, Store) else Store(root)
         # read-only, no file outside the store, settings locked (queries/sandbox.py)
         self._guard = ChecksumGuard(self.store)
+        self._live = LiveFiles(self.store)
+        self._view_columns: dict[str, list[str]] = {}
         for attempt in range(VANISHED_RETRIES):
             try:
                 self._con = sandboxed(self.store, self._guard)
@@ -142,7 +192,7 @@ class MetricStore:
     def _pin_files(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Point the session's views at the live files of each log (see ``queries.views``)."""
         for table in TABLES:
-            files = live_files(self.store, table)
+            files = self._live(table)
             if files:
                 cur.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]]).fetchall()
 
@@ -238,7 +288,13 @@ class MetricStore:
                         as_of=as_of, as_recorded=as_recorded)
 
     def _columns(self, view: str) -> list[str]:
-        rows = self._con.sql(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", params=[view]
-        ).fetchall()
-        return [r[0] for r in rows]
+        """A view's columns (fixed for the life of the connection: the views are created once)."""
+        if view not in self._view_columns:
+            cur = self._con.cursor()
+            try:
+                rows = cur.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                               params=[view]).fetchall()
+            finally:
+                cur.close()
+            self._view_columns[view] = [r[0] for r in rows]
+        return self._view_columns[view]
