@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from metricstore.cli import StoreOpt, app, open_store
+from metricstore.cli import StoreOpt, app, err, open_store
+from store.backends import ObjectPath
+
+#: Why ``compact`` refuses an object-store root (store/compaction.py is written for local folders).
+NOT_ON_OBJECT_STORES = (
+    "compaction works on local stores only: it takes a file lock (<store>/_lock/compact.lock), writes its "
+    "manifest and merged file by local rename (<store>/_compaction, <store>/_tmp) and merges on a DuckDB "
+    "connection that cannot read s3:// paths; on object storage, compact a local copy and upload it to a new "
+    "prefix (or re-ingest into one)"
+)
 
 
 @app.command()
@@ -22,4 +31,8 @@ def compact(
     """
     from store.compaction import compact as run
 
-    print(run(open_store(store), full=full, grace_s=grace))
+    st = open_store(store)
+    if isinstance(st.root, ObjectPath):
+        err.print(f"error: {st.root}: {NOT_ON_OBJECT_STORES}")
+        raise typer.Exit(2)
+    print(run(st, full=full, grace_s=grace))

@@ -7,7 +7,10 @@ the catalog file runs on a connection closed by DuckDB's own controls, in this o
    ``ALTER`` on it are refused by DuckDB;
 2. ``allowed_directories`` is the store's folder, then ``enable_external_access`` goes off: no
    file outside the store can be read (``read_csv('/etc/passwd')``), nothing can be attached or
-   installed, no extension loaded, no network reached;
+   installed, no extension loaded, no network reached. For an object store (``s3://bucket/prefix``)
+   the store's S3 filesystem is registered first (fsspec, :func:`store.backends.attach`) and the
+   allowed directory is ``s3://bucket/prefix/``: DuckDB checks fsspec paths against the list like
+   local ones, so another prefix or bucket, a local file and any URL are refused the same way;
 3. extension auto-install/auto-load and Python replacement scans are off;
 4. ``lock_configuration`` goes on: no ``SET`` can give any of it back (``SET VARIABLE`` still works,
    which is how ``as_of`` turns every view to a date).
@@ -30,6 +33,7 @@ import duckdb
 from queries.errors import SqlError, SqlRefused
 from queries.views import install
 from store import Store
+from store.backends import attach, object_root
 from store.integrity import ChecksumGuard
 
 #: Statement types a user may run: one SELECT (DuckDB's classification, not ours).
@@ -63,7 +67,11 @@ def lockdown_sql(store_root: Path) -> str:
 
 
 def lock_down(con: duckdb.DuckDBPyConnection, store_root: Path) -> None:
-    """Close ``con`` over ``store_root``: reads there only, no extension, settings locked."""
+    """Close ``con`` over ``store_root``: reads there only, no extension, settings locked.
+
+    An object-store root (``s3://bucket/prefix``) gets its filesystem registered before the lock:
+    afterwards nothing can be registered, attached or set."""
+    attach(con, store_root)
     con.execute("SET allowed_directories = ?", [[str(store_root).rstrip("/") + "/"]])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -102,7 +110,7 @@ def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPy
 def connect_catalog(path: str | os.PathLike[str], store_root: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     """Open a catalog file (see :func:`queries.write_catalog`) as the sandbox opens it."""
     con = duckdb.connect(str(path), read_only=True, config=dict(BASE_CONFIG))
-    lock_down(con, Path(store_root).absolute())
+    lock_down(con, object_root(store_root) or Path(store_root).absolute())
     return con
 
 

@@ -24,10 +24,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,25 @@ def local_root(root: str | os.PathLike[str]) -> Path:
     if isinstance(text, str) and text.startswith("file://"):
         text = text[len("file://"):]
     return Path(text).absolute()
+
+
+@dataclass(frozen=True, order=True)
+class ObjectStat:
+    """The part of ``os.stat_result`` an object has: its size and when it was last written."""
+
+    st_size: int
+    st_mtime_ns: int
+    etag: str = ""
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+    @classmethod
+    def of(cls, meta: Any) -> ObjectStat:
+        when = meta.get("last_modified")
+        ns = int(when.timestamp() * 1_000_000) * 1000 if when is not None else 0
+        return cls(int(meta.get("size") or 0), ns, str(meta.get("e_tag") or ""))
 
 
 class ObjectFiles:
@@ -92,12 +113,22 @@ class ObjectFiles:
 
     def list(self, folder: str) -> list[str]:
         """The names (``folder/file``) of the objects directly in ``folder``, sorted."""
+        return [name for name, _ in self.list_stat(folder)]
+
+    def list_stat(self, folder: str) -> list[tuple[str, ObjectStat]]:
+        """The objects directly in ``folder`` with their size and time, sorted by name (one LIST)."""
         import obstore
 
-        out: list[str] = []
+        out: list[tuple[str, ObjectStat]] = []
         for chunk in obstore.list(self._store, prefix=f"{folder}/"):
-            out.extend(str(m["path"]) for m in chunk)
-        return sorted(n for n in out if "/" not in n[len(folder) + 1:])
+            out.extend((str(m["path"]), ObjectStat.of(m)) for m in chunk)
+        return sorted((n, st) for n, st in out if "/" not in n[len(folder) + 1:])
+
+    def stat(self, name: str) -> ObjectStat:
+        """Size and modification time of one object (one HEAD). Raises FileNotFoundError."""
+        import obstore
+
+        return ObjectStat.of(obstore.head(self._store, name))
 
     def read_bytes(self, name: str) -> bytes:
         import obstore
@@ -164,11 +195,12 @@ class ObjectPath(str):
 
     files: ObjectFiles
     key: str
+    _stat: ObjectStat | None
 
-    def __new__(cls, files: ObjectFiles, key: str = "") -> ObjectPath:
+    def __new__(cls, files: ObjectFiles, key: str = "", stat: ObjectStat | None = None) -> ObjectPath:
         key = key.strip("/")
         obj = super().__new__(cls, files.url(key) if key else files.uri)
-        obj.files, obj.key = files, key
+        obj.files, obj.key, obj._stat = files, key, stat
         return obj
 
     @property
@@ -199,7 +231,12 @@ class ObjectPath(str):
         return bool(self.files.list(self.key))
 
     def iterdir(self) -> Iterator[ObjectPath]:
-        return iter([ObjectPath(self.files, n) for n in self.files.list(self.key)])
+        """The objects directly under this folder; each knows its size and time from the listing."""
+        return iter([ObjectPath(self.files, n, st) for n, st in self.files.list_stat(self.key)])
+
+    def stat(self) -> ObjectStat:
+        """Size and time: from the listing that found this object, else one HEAD request."""
+        return self._stat if self._stat is not None else self.files.stat(self.key)
 
     def glob(self, pattern: str) -> list[ObjectPath]:
         import fnmatch
@@ -211,6 +248,9 @@ class ObjectPath(str):
 
     def read_bytes(self) -> bytes:
         return self.files.read_bytes(self.key)
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
 
     def open(self, mode: str = "rb") -> io.BytesIO:
         if mode != "rb":
@@ -253,3 +293,29 @@ def staging_path(commit_id: str) -> Path:
     folder = Path(tempfile.gettempdir()) / "metricstore-staging"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"commit-{commit_id}.parquet"
+
+
+#: Overrides where an object store's machine-local state lives (see :func:`local_state`).
+STATE_ENV = "METRICSTORE_STATE_DIR"
+
+
+def local_state(root: object) -> Path:
+    """The local folder for what belongs to one machine rather than to the store's data: file locks
+    (one job at a time, one scheduler), the scheduler's job store (SQLite), a job's small state
+    (ETags, content hashes) and downloads in flight.
+
+    A local store keeps it in its own folder, as always. An object store can hold none of it (no
+    file lock, no SQLite over S3), so it lives in ``$METRICSTORE_STATE_DIR`` (default
+    ``$XDG_STATE_HOME/metricstore``, i.e. ``~/.local/state/metricstore``) under a folder named after
+    the bucket and prefix. Its locks therefore hold on this machine only: run one scheduler per store.
+    """
+    obj = object_root(root)
+    if obj is None:
+        return local_root(root)  # type: ignore[arg-type]
+    base = os.environ.get(STATE_ENV) or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "metricstore")
+    where = f"{obj.files.endpoint or 'aws'} {obj.files.uri}"
+    label = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in f"{obj.files.bucket}_{obj.files.prefix}")
+    folder = Path(base).absolute() / "s3" / f"{label[:100]}-{hashlib.sha256(where.encode()).hexdigest()[:10]}"
+    (folder / "_lock").mkdir(parents=True, exist_ok=True)
+    return folder

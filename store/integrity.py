@@ -16,6 +16,7 @@ import os
 import threading
 from pathlib import Path
 
+from store.backends import ObjectPath
 from store.errors import CorruptFile
 from store.log import COMMIT_NAME, TABLES, Store
 from store.verify import sha256_prefix
@@ -55,8 +56,10 @@ class ChecksumGuard:
                 folder = self.store.root / table
                 if not folder.is_dir():
                     continue
-                for entry in os.scandir(folder):
-                    hashed += self._check_one(Path(entry.path))
+                listing = (folder.iterdir() if isinstance(folder, ObjectPath)  # an object store: one LIST
+                           else (Path(e.path) for e in os.scandir(folder)))
+                for path in listing:
+                    hashed += self._check_one(path)
         return hashed
 
     def _check_one(self, path: Path) -> int:

@@ -151,34 +151,6 @@ class TestLocalStore(StoreContract):
         return str(self.folder / "nothing-here")
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[dict[str, str]]:
-    """A real S3-compatible server (moto) on 127.0.0.1, and the AWS environment pointing at it."""
-    pytest.importorskip("moto", reason="install the `s3` extra: pip install -e '.[s3]'")
-    pytest.importorskip("obstore", reason="install the `s3` extra: pip install -e '.[s3]'")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import boto3
-
-    boto3.client("s3").create_bucket(Bucket="metricstore-test")
-    try:
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
-
-
 class TestS3Store(StoreContract):
     @pytest.fixture(autouse=True)
     def _server(self, s3_server: dict[str, str]) -> None:
