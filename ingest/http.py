@@ -8,6 +8,8 @@
   ``Retry-After``. A 4xx is not retried (:class:`FetchRefused`), nor is a body that fails validation.
 - Secrets: a token is read from the environment variable the job names and sent as a header. It
   never reaches a file, a log line, a run record or an error message (errors name the URL and status).
+  A token in the URL itself (``?token=``, ``?api_key=``, ``user:password@``) is sent as written and
+  shown everywhere else through :func:`ingest.jobs.redact_url` (``?token=***``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ingest.errors import ConfigError, FetchError, FetchFailed, FetchRefused
+from ingest.jobs import redact_url
 from ingest.pipeline import ingest_file
 from ingest.progress import progress
 from ingest.sources import JobState, RunContext
+from store.backends import local_state
 
 log = logging.getLogger("metricstore.jobs")
 # httpx logs each response's status line, which the server writes (and may echo a token into).
@@ -46,13 +50,8 @@ def _phrase(status: int) -> str:
 
 
 def safe_url(url: str) -> str:
-    """``url`` as it may be shown and recorded: without a ``user:password@`` part."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``url`` as it may be shown and recorded (see :func:`ingest.jobs.redact_url`)."""
+    return redact_url(url)
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
@@ -173,28 +172,29 @@ class HttpFeed:
         retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=_Wait(self.backoff, self.max_backoff),
                             retry=retry_if_exception_type(FetchFailed), reraise=True,
                             before_sleep=lambda rs: log.warning("%s (attempt %d of %d); retrying",
-                                                                rs.outcome.exception() if rs.outcome else url,
+                                                                rs.outcome.exception() if rs.outcome else shown,
                                                                 rs.attempt_number, self.attempts))
         return retrying(attempt)
 
     def run(self, ctx: RunContext) -> None:
         state = JobState(ctx.store, ctx.job)
-        downloads = ctx.store.root / "jobs" / f"{ctx.job}.downloads"
+        downloads = local_state(ctx.store.root) / "jobs" / f"{ctx.job}.downloads"
         timeout = httpx.Timeout(self.timeout)
         with httpx.Client(timeout=timeout, headers=self._headers(), follow_redirects=True) as client, \
                 progress(ctx.job, len(self.urls), terminal=ctx.terminal) as bar:
             for url in self.urls:
+                shown = safe_url(url)
                 seen = state.get(url)
                 try:
                     got = self.fetch(client, url, seen)
                 except FetchError as exc:
-                    ctx.outcome.add_failure(safe_url(url), str(exc))
-                    bar.advance(f"{url}: {exc}")
+                    ctx.outcome.add_failure(shown, str(exc))
+                    bar.advance(f"{shown}: {exc}")
                     continue
                 digest = hashlib.sha256(got.body).hexdigest() if got.status == 200 else None
                 if got.status == 304 or (digest is not None and digest == seen.get("sha256")):
-                    ctx.outcome.add_unchanged(safe_url(url))
-                    bar.advance(f"{url}: not modified")
+                    ctx.outcome.add_unchanged(shown)
+                    bar.advance(f"{shown}: not modified")
                     continue
                 path = downloads / _file_name(url)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,14 +204,14 @@ class HttpFeed:
                                          skip_invalid=self.skip_invalid, run_id=ctx.run_id, **self.ingest_options)
                 finally:
                     path.unlink(missing_ok=True)
-                report.file = safe_url(url)
+                report.file = shown
                 if report.error:
-                    report.error = report.error.replace(str(path), safe_url(url))
-                ctx.outcome.add_file(report, safe_url(url))
+                    report.error = redact_url(report.error.replace(str(path), shown))
+                ctx.outcome.add_file(report, shown)
                 if report.ok:
                     state.put(url, {"etag": got.etag, "last_modified": got.last_modified, "sha256": digest,
                                     "run_id": ctx.run_id})
-                bar.advance(f"{url}: {report.summary().split(': ', 1)[-1]}")
+                bar.advance(f"{shown}: {report.summary().split(': ', 1)[-1]}")
 
 
 def _file_name(url: str) -> str:

@@ -23,6 +23,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ingest.config import read_toml
 from ingest.errors import ConfigError
 
+#: Query parameters whose value is a secret (case-insensitive, anywhere in the name): token, api_key,
+#: access_token, apikey, client_secret, password, sig, X-Amz-Signature, X-Amz-Credential, ...
+SECRET_PARAM = re.compile(r"token|key|secret|passw|pwd|auth|sig|credential|session", re.I)
+_QUERY_PAIR = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&#;?\s'\"<>]+)=(?P<value>[^&#;\s'\"<>]*)")
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s'\"<>]*@")
+
+
+def redact_url(text: str) -> str:
+    """A URL, or any text naming URLs (an error, a log line), as it may be shown and recorded.
+
+    The ``user:password@`` part goes, and the value of every query parameter named like a secret
+    (``?token=``, ``&api_key=``, ``access_token``, ``X-Amz-Signature``...) becomes ``***``; other
+    parameters (``?cik=``, ``&year=``) stay, so the URL still says which feed it is. This is the one
+    function every place that shows a URL goes through (fetch errors, log lines, the run log, the
+    jobs' state file, ``jobs run``/``jobs runs``/``schedule list`` and the CLI's error line).
+
+    Example:
+        >>> redact_url("https://u:pw@feed.example/x.json?token=abc&year=2024")
+        'https://feed.example/x.json?token=***&year=2024'
+    """
+    text = _USERINFO.sub(lambda m: m["scheme"], text)
+    return _QUERY_PAIR.sub(
+        lambda m: f"{m['lead']}{m['name']}=***" if SECRET_PARAM.search(m["name"]) and m["value"] else m[0], text)
+
+
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.I)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, None: 1}
@@ -154,7 +179,7 @@ class HttpSource(_Model):
     def _http(cls, v: list[str]) -> list[str]:
         for u in v:
             if not re.match(r"^https?://[^\s/]+", u):
-                raise ValueError(f"{u!r} is not an http(s) URL")
+                raise ValueError(f"{redact_url(u)!r} is not an http(s) URL")
         return v
 
     @field_validator("ciks")
@@ -286,7 +311,7 @@ def _first_error(exc: ValidationError) -> tuple[str, str | None]:
     loc = [str(x) for x in e["loc"]]
     if len(loc) >= 2 and loc[0] == "source" and loc[1] in ("drop_folder", "http", "mapped_table"):
         loc = [loc[0], *loc[2:]]
-    msg = str(e["msg"]).removeprefix("Value error, ")
+    msg = redact_url(str(e["msg"]).removeprefix("Value error, "))
     if e["type"] == "union_tag_invalid" or e["type"] == "union_tag_not_found":
         msg = "type must be one of drop_folder, http, mapped_table"
         loc = ["source", "type"]

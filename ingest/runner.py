@@ -18,11 +18,12 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from ingest.catalog import Catalog
 from ingest.http import HttpFeed
-from ingest.jobs import DropFolderSource, HttpSource, Job, JobsConfig, MappedTableSource
+from ingest.jobs import DropFolderSource, HttpSource, Job, JobsConfig, MappedTableSource, redact_url
 from ingest.mapped import mapped_format
 from ingest.runs import RunLog, RunOutcome
 from ingest.sources import DropFolder, MappedTable, RunContext, SourceRunner
 from store import MetricStoreError, Store, TransientError
+from store.backends import local_state
 
 log = logging.getLogger("metricstore.jobs")
 
@@ -41,7 +42,8 @@ class JobResult:
         o = self.outcome
         text = (f"{self.job}: {self.status}: {len(o.inputs)} input(s), {o.added} events added, "
                 f"{o.already_present} already present, {o.rejected} rejected, {o.unchanged} unchanged")
-        return text + (f"; {self.error}" if self.error else "") + (f" (run {self.run_id})" if self.run_id else "")
+        text += (f"; {self.error}" if self.error else "") + (f" (run {self.run_id})" if self.run_id else "")
+        return redact_url(text)
 
 
 def build_source(job: Job, config_file: str = "jobs.toml") -> SourceRunner:
@@ -62,7 +64,8 @@ def build_source(job: Job, config_file: str = "jobs.toml") -> SourceRunner:
 
 
 def job_lock(store: Store, job: str) -> FileLock:
-    return FileLock(str(store.root / "_lock" / f"job-{job}.lock"), timeout=0)
+    """One run of ``job`` at a time (a file lock in the store folder, or in an object store's local state)."""
+    return FileLock(str(local_state(store.root) / "_lock" / f"job-{job}.lock"), timeout=0)
 
 
 def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, trigger: str = "manual",
@@ -100,18 +103,19 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
                                 wait=wait_exponential(multiplier=job.retry.backoff, max=job.retry.max_backoff),
                                 retry=retry_if_exception_type(TransientError), reraise=True,
                                 before_sleep=lambda rs: log.warning("%s: %s; retrying (attempt %d of %d)", name,
-                                                                    rs.outcome.exception() if rs.outcome else "",
+                                                                    redact_url(str(rs.outcome.exception()))
+                                                                    if rs.outcome else "",
                                                                     rs.attempt_number, job.retry.attempts))
             retrying(source.run, ctx)
         except MetricStoreError as exc:
-            error = str(exc)
+            error = redact_url(str(exc))
             runs.finish(run_id, name, started, outcome, trigger=trigger, status="failed", error=error)
             log.error("%s: failed: %s", name, error)
             return JobResult(name, run_id, "failed", outcome, error)
         except BaseException as exc:
             runs.finish(run_id, name, started, outcome, trigger=trigger, status="failed",
                         error="interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit)
-                        else f"{type(exc).__name__}: {exc}")
+                        else redact_url(f"{type(exc).__name__}: {exc}"))
             raise
         status = runs.finish(run_id, name, started, outcome, trigger=trigger)
         result = JobResult(name, run_id, status, outcome, outcome.error)

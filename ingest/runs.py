@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.catalog import Catalog
+from ingest.jobs import redact_url
 from ingest.pipeline import FileReport, RunReport, ingest_paths, new_run_id
 from store import Store, register_table
 
@@ -136,11 +137,12 @@ class RunLog:
     def _write(self, *, run_id: str, job: str, trigger: str, status: str, started: dt.datetime,
                finished: dt.datetime | None, outcome: RunOutcome | None, error: str | None) -> None:
         o = outcome or RunOutcome()
+        error = redact_url(error) if error else error  # a URL's ?token= never reaches the run log
         self.store.append(pa.table({
             "run_id": [run_id], "job": [job], "trigger": [trigger], "status": [status],
             "started": pa.array([started], pa.timestamp("us", tz="UTC")),
             "finished": pa.array([finished], pa.timestamp("us", tz="UTC")),
-            "inputs": pa.array([o.inputs], pa.list_(pa.string())),
+            "inputs": pa.array([[redact_url(i) for i in o.inputs]], pa.list_(pa.string())),
             "inputs_read": pa.array([len(o.inputs)], pa.int64()),
             "added": pa.array([o.added], pa.int64()),
             "already_present": pa.array([o.already_present], pa.int64()),

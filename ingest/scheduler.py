@@ -1,6 +1,7 @@
 """The scheduler: APScheduler 3 with a persistent job store in the store folder.
 
-``<store>/scheduler.sqlite`` (SQLAlchemy on SQLite) holds each job's trigger and next run time, so
+``<store>/scheduler.sqlite`` (SQLAlchemy on SQLite; for an ``s3://`` store, in the store's local
+state folder on the scheduler's machine: :func:`store.backends.local_state`) holds each job's trigger and next run time, so
 the schedule survives a restart: a run missed while the scheduler was down runs once when it comes
 back (coalesced) if it is late by less than the job's ``misfire_grace``, and is recorded as
 ``skipped`` in the run log otherwise. A job never runs twice at the same time (``max_instances=1``
@@ -34,6 +35,7 @@ from ingest.jobs import Job, JobsConfig, Trigger, load_jobs
 from ingest.runner import run_job
 from ingest.runs import RunLog, RunOutcome
 from store import MetricStoreError, Store
+from store.backends import local_state
 
 log = logging.getLogger("metricstore.jobs")
 
@@ -79,7 +81,7 @@ def scheduled_run(config_path: str, store_root: str, catalog_root: str, strict: 
 
 def read_next_runs(store: Store) -> dict[str, dt.datetime | None]:
     """Next run time of each job in the persistent job store (empty when there is none yet)."""
-    path = store.root / JOBSTORE_FILE
+    path = local_state(store.root) / JOBSTORE_FILE
     if not path.is_file():
         return {}
     try:
@@ -140,7 +142,7 @@ class Scheduler:
         self.config, self.store, self.catalog_root, self.strict = config, store, catalog_root, strict
         self.workers = workers
         self.stop_event = threading.Event()
-        self._lock = FileLock(str(store.root / "_lock" / "scheduler.lock"), timeout=0)
+        self._lock = FileLock(str(local_state(store.root) / "_lock" / "scheduler.lock"), timeout=0)
         self.scheduler: Any = None
 
     def _build(self) -> Any:
@@ -148,7 +150,7 @@ class Scheduler:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        url = f"sqlite:///{self.store.root / JOBSTORE_FILE}"
+        url = f"sqlite:///{local_state(self.store.root) / JOBSTORE_FILE}"
         return BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=url)},
             executors={"default": ThreadPoolExecutor(max_workers=self.workers)},

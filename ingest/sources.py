@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.catalog import Catalog
+from ingest.jobs import redact_url
 from ingest.mapped import mapped_format
 from ingest.pipeline import FileReport, ingest_file
 from ingest.progress import Progress, progress
 from ingest.runs import RunOutcome
 from store import Store
+from store.backends import local_state
 
 #: Names of files still being written by an editor, a browser or a copy tool: never picked up.
 TEMPORARY = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.download", "*.swp", "~$*", ".*",
@@ -226,21 +228,24 @@ def _look(p: Path) -> tuple[int, int] | None:
 
 
 class JobState:
-    """Small per-job state (ETags, content hashes) in ``<store>/jobs/<job>.json``, written atomically."""
+    """Small per-job state (ETags, content hashes) in ``<store>/jobs/<job>.json``, written atomically
+    (for an ``s3://`` store, in its local state folder: :func:`store.backends.local_state`)."""
 
     def __init__(self, store: Store, job: str) -> None:
-        self.path = store.root / "jobs" / f"{job}.json"
+        self.path = local_state(store.root) / "jobs" / f"{job}.json"
         try:
             self.data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
             self.data = {}
 
     def get(self, key: str) -> dict[str, Any]:
-        v = self.data.get(key)
+        v = self.data.get(redact_url(key), self.data.get(key))  # a key written before keys were redacted
         return v if isinstance(v, dict) else {}
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self.data[key] = value
+        """Keyed by the redacted URL (or path): a token in a URL's query never reaches the file."""
+        self.data.pop(key, None)
+        self.data[redact_url(key)] = value
         write_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 

@@ -15,8 +15,10 @@ import typer
 from rich.console import Console
 
 from ingest import Catalog, EntityDef, Settings, ingest_recorded, set_entity
+from ingest.jobs import redact_url
 from queries import MetricStore, write_catalog
 from store import MetricStoreError, Store
+from store.backends import ObjectPath
 from store.verify import verify as verify_store
 from metricstore.render import FORMATS, render
 
@@ -29,7 +31,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-StoreOpt = Annotated[Path | None, typer.Option("--store", "-s", help="Store folder [env METRICSTORE_STORE; default data/store].", show_default=False)]
+StoreOpt = Annotated[Path | None, typer.Option("--store", "-s", help="Store folder or s3://bucket/prefix [env METRICSTORE_STORE; default data/store].", show_default=False)]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Publication time: what was public on this date (YYYY-MM-DD).")]
 AsRecOpt = Annotated[str | None, typer.Option("--as-recorded", help="System time: what the store had recorded by then (ISO timestamp, UTC).")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
@@ -133,7 +135,12 @@ def catalog(
     store: StoreOpt = None,
 ) -> None:
     """Write a DuckDB database file with the views, for the DuckDB CLI, DBeaver or a notebook."""
-    target = write_catalog(open_store(store), path)
+    st = open_store(store)
+    if path is None and isinstance(st.root, ObjectPath):
+        err.print(f"error: {st.root} is an object store: give a local PATH for the catalog file (a DuckDB "
+                  "session reads its views' s3:// paths through the httpfs extension and your S3 credentials)")
+        raise typer.Exit(2)
+    target = write_catalog(st, path)
     init = target.with_name(target.name + ".init.sql")  # read-only, store files only: queries/sandbox.py
     print(f"wrote {target}: open it with `duckdb -readonly -init {init} {target}` and query growth, facts, share")
 
@@ -147,6 +154,11 @@ def verify(
     from store.repair import leftovers, repair as repair_store
 
     st = open_store(store)
+    if repair and isinstance(st.root, ObjectPath):
+        err.print(f"error: {st.root}: verify --repair works on local stores only (it moves damaged files aside by "
+                  "rename, under file locks); on object storage nothing is staged in the bucket, so only damaged "
+                  "objects can be found: run verify, then restore or delete each named object with your S3 tools")
+        raise typer.Exit(2)
     rep = repair_store(st) if repair else None
     for p in rep.removed if rep else []:
         print(f"removed {p} (a writer died before publishing it; it was never read as data)")
@@ -186,10 +198,10 @@ def main() -> None:
     try:
         app()
     except MetricStoreError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {redact_url(str(exc))}")
         sys.exit(2)
     except (ValueError, OSError) as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {redact_url(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

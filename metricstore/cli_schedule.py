@@ -12,7 +12,7 @@ import polars as pl
 import typer
 
 from ingest import Catalog
-from ingest.jobs import load_jobs
+from ingest.jobs import load_jobs, redact_url
 from ingest.runner import run_job
 from ingest.scheduler import Scheduler, describe_jobs
 from metricstore.cli import StoreOpt, app, open_store, settings
@@ -29,10 +29,24 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(jobs_app, name="jobs")
 
 
+class RedactUrls(logging.Filter):
+    """Every log line passes through :func:`ingest.jobs.redact_url`: no ``?token=`` reaches stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_url(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
 def _logging(quiet: bool = False) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactUrls) for f in handler.filters):
+            handler.addFilter(RedactUrls())
 
 
 @schedule_app.command("run")
@@ -60,7 +74,7 @@ def schedule_list(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None,
         "next_run": [r.next_run.astimezone(dt.UTC).isoformat(timespec="seconds") if r.next_run else None for r in rows],
         "last_status": [r.last_status for r in rows],
         "last_finished": [r.last_finished.astimezone(dt.UTC).isoformat(timespec="seconds") if r.last_finished else None for r in rows],
-        "last_outcome": [r.last_summary for r in rows],
+        "last_outcome": [redact_url(r.last_summary) if r.last_summary else None for r in rows],
     }, schema={"job": pl.String, "source": pl.String, "trigger": pl.String, "enabled": pl.Boolean,
                "next_run": pl.String, "last_status": pl.String, "last_finished": pl.String,
                "last_outcome": pl.String})
@@ -79,7 +93,7 @@ def jobs_run(
     jobs = load_jobs(config)
     result = run_job(jobs, name, Store.open(cfg.store, create=True),
                      Catalog.load(cfg.catalog, strict=cfg.strict_catalog), trigger="manual")
-    print(result.summary())
+    print(redact_url(result.summary()))
     if result.status in ("failed", "partial"):
         raise typer.Exit(1)
 
@@ -98,4 +112,6 @@ def jobs_runs(
         df = ms.sql("SELECT job, run_id, \"trigger\", status, started, seconds, inputs_read, added, "
                     "already_present, rejected, unchanged, error FROM ingest_runs "
                     "WHERE (? IS NULL OR job = ?) ORDER BY started DESC LIMIT ?", [job, job, limit])
+    # records written before URLs were redacted are redacted on the way out too
+    df = df.with_columns(pl.col("error").map_elements(redact_url, return_dtype=pl.String))
     render(df, fmt, None, title="ingest runs")
