@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import time
@@ -119,34 +120,56 @@ def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]
     return final
 
 
+#: Parsed manifests by path: a manifest is published once by a rename and never changed (its name
+#: is its merge's commit id), so a parsed body stays true until the file is deleted.
+_MANIFEST_CACHE: dict[str, dict[str, tuple[Path, dict[str, object]]]] = {}
+#: Sizes of committed files by folder and name: a committed file never changes (its checksum is in its name).
+_SIZE_CACHE: dict[str, dict[str, int]] = {}
+
+
 def _manifests(store: Store) -> list[tuple[Path, dict[str, object]]]:
     """Every readable manifest, oldest first (a later compaction may have merged an earlier one's output)."""
     folder = _manifest_dir(store)
-    if not folder.is_dir():
+    try:
+        names = [n for n in os.listdir(folder) if n.endswith(".json")]
+    except (FileNotFoundError, NotADirectoryError):
         return []
     out = []
-    for p in folder.glob("*.json"):
-        try:
-            out.append((p, json.loads(p.read_text())))
-        except (OSError, ValueError):
-            continue        # a manifest being replaced, or a stray file: not ours to judge
+    cache = _MANIFEST_CACHE.setdefault(str(folder), {})
+    for n in names:
+        hit = cache.get(n)
+        if hit is None:
+            try:
+                body = json.loads((folder / n).read_text())
+            except (OSError, ValueError):
+                continue    # a manifest being replaced, or a stray file: not ours to judge
+            if not isinstance(body, dict):
+                continue
+            hit = cache[n] = (folder / n, body)
+        out.append(hit)
+    if len(cache) > len(names):
+        for n in set(cache) - set(names):
+            del cache[n]
     return sorted(out, key=lambda m: (float(m[1].get("created_unix", 0.0)), m[0].name))  # type: ignore[arg-type]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _commit_of(name: str) -> str | None:
     m = COMMIT_NAME.match(name)
     return m["commit"] if m else None
 
 
-def _effective(store: Store, table: str, files: list[Path] | None = None) -> list[tuple[Path, dict[str, object]]]:
+def _effective(store: Store, table: str, names: list[str] | None = None) -> list[tuple[Path, dict[str, object]]]:
     """The manifests whose merge took effect: the merged file is live, or was itself merged by one that did."""
     mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
-    live = {c for c in (_commit_of(p.name) for p in (store.files(table) if files is None else files)) if c}
+    if not mans:
+        return []
+    live = {c for c in (_commit_of(n) for n in (store.names(table) if names is None else names)) if c}
     done: set[str] = set()
     changed = True
-    while changed:
-        changed = False
-        for _, body in mans:
+    while changed:          # newest first: a merge's output is merged by a later one, so one pass
+        changed = False     # usually settles it (a second finds nothing new)
+        for _, body in reversed(mans):
             cid = str(body.get("commit_id"))
             if cid not in done and cid in live:
                 done.add(cid)
@@ -155,13 +178,17 @@ def _effective(store: Store, table: str, files: list[Path] | None = None) -> lis
     return [(p, b) for p, b in mans if str(b.get("commit_id")) in done]
 
 
+def _retired_names(store: Store, table: str, names: list[str]) -> set[str]:
+    out: set[str] = set()
+    for _, body in _effective(store, table, names):
+        out.update(str(s) for s in body.get("sources", []))  # type: ignore[union-attr]
+    return out & set(names) if out else out
+
+
 def retired(store: Store, table: str = "events", files: list[Path] | None = None) -> set[str]:
     """Names of live files already merged into a published file (deleted once their grace is over)."""
-    files = store.files(table) if files is None else files
-    names: set[str] = set()
-    for _, body in _effective(store, table, files):
-        names.update(str(s) for s in body.get("sources", []))  # type: ignore[union-attr]
-    return names & {p.name for p in files}
+    names = store.names(table) if files is None else [p.name for p in files]
+    return _retired_names(store, table, names)
 
 
 def live_files(store: Store, table: str = "events") -> list[Path]:
@@ -170,9 +197,17 @@ def live_files(store: Store, table: str = "events") -> list[Path]:
     A reader that reads this list, rather than the glob, neither reads a merged event twice nor
     opens a source whose grace period may end while it reads.
     """
-    files = store.files(table)
-    done = retired(store, table, files)
-    return [p for p in files if p.name not in done] if done else files
+    names = store.names(table)
+    done = _retired_names(store, table, names)
+    folder = store.root / table
+    return [folder / n for n in names if n not in done]
+
+
+def _expired(store: Store, grace_s: float, table: str) -> bool:
+    """Could ``cleanup`` have anything to do: a manifest of ``table`` past its grace period?"""
+    now = time.time()
+    return any(now - float(b.get("created_unix", now)) >= grace_s  # type: ignore[arg-type]
+               for _, b in _manifests(store) if b.get("table") == table)
 
 
 def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
@@ -183,7 +218,10 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
     """
     deleted = 0
     now = time.time()
+    if not _expired(store, grace_s, table):
+        return 0
     effective = {p.name for p, _ in _effective(store, table)}
+    live: dict[str, Path] | None = None
     for path, body in _manifests(store):
         if body.get("table") != table:
             continue
@@ -194,9 +232,11 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
             continue
         if age < grace_s:
             continue
-        live = {p.name: p for p in store.files(table)}
+        if live is None:
+            folder = store.root / table
+            live = {n: folder / n for n in store.names(table)}
         for name in body.get("sources", []):  # type: ignore[union-attr]
-            p = live.get(str(name))
+            p = live.pop(str(name), None)
             if p is not None:
                 p.unlink(missing_ok=True)
                 deleted += 1
@@ -205,20 +245,38 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
 
 
 # -- merging --------------------------------------------------------------------------------
-def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool) -> list[Path]:
-    listing = store.files(table)
-    done = retired(store, table, listing)
-    files = [p for p in listing if p.name not in done and COMMIT_NAME.match(p.name)]
-    if full:
-        return files
-    return [p for p in files if p.stat().st_size < policy.small_bytes]
+def _size(folder: Path, name: str) -> int | None:
+    cache = _SIZE_CACHE.setdefault(str(folder), {})
+    size = cache.get(name)
+    if size is None:
+        try:
+            size = cache[name] = os.stat(os.path.join(folder, name)).st_size
+        except FileNotFoundError:
+            return None
+    return size
 
 
-def due(store: Store, policy: CompactionPolicy, table: str = "events") -> bool:
-    """Has the small files' count or size reached the policy's threshold?"""
-    small = _select_sources(store, table, policy, full=False)
+def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool,
+                    names: list[str] | None = None) -> list[Path]:
+    names = store.names(table) if names is None else names
+    done = _retired_names(store, table, names)
+    folder = store.root / table
+    files = [n for n in names if n not in done and COMMIT_NAME.match(n)]
+    if not full:
+        files = [n for n in files if (_size(folder, n) or policy.small_bytes) < policy.small_bytes]
+    cache = _SIZE_CACHE.get(str(folder), {})
+    if len(cache) > len(names):
+        for n in set(cache) - set(names):
+            del cache[n]
+    return [folder / n for n in files]
+
+
+def due(store: Store, policy: CompactionPolicy, table: str = "events", names: list[str] | None = None) -> bool:
+    """Has the small files' count or size reached the policy's threshold? (``names``: a listing
+    of ``table`` already at hand)"""
+    small = _select_sources(store, table, policy, full=False, names=names)
     return len(small) >= policy.min_files or (
-        len(small) > 1 and sum(p.stat().st_size for p in small) >= policy.min_bytes)
+        len(small) > 1 and sum(_size(p.parent, p.name) or 0 for p in small) >= policy.min_bytes)
 
 
 def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPolicy) -> tuple[str, Path, int]:
@@ -305,7 +363,7 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     return result
 
 
-def maybe_compact(store: Store, table: str = "events") -> CompactionResult | None:
+def maybe_compact(store: Store, table: str = "events", names: list[str] | None = None) -> CompactionResult | None:
     """The automatic trigger, run after a commit: compact when due, and delete expired sources.
 
     Never waits for another compaction and never raises for a failed merge (the commit that
@@ -315,9 +373,9 @@ def maybe_compact(store: Store, table: str = "events") -> CompactionResult | Non
     if not policy.auto or table != "events":
         return None
     try:
-        if due(store, policy, table):
+        if due(store, policy, table, names):
             return compact(store, table=table, policy=policy, wait=False)
-        if _manifest_dir(store).is_dir() and any(_manifest_dir(store).iterdir()):
+        if _expired(store, policy.grace_s, table):
             lock = FileLock(str(store.root / "_lock" / "compact.lock"), timeout=0)
             try:
                 with lock:
