@@ -21,8 +21,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, object_root, staging_path
+from store.ids import content_ids, hex_to_digests
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
     DEFAULTS,
@@ -54,6 +58,9 @@ MARKER = "metricstore.json"
 LOCK_TIMEOUT_S = 120.0
 #: Rows per Parquet row group: small enough that a filter on (entity, metric, period) skips most.
 ROW_GROUP_ROWS = 32 * 1024
+
+#: Events are written sorted by these (row groups then prune on a series' filter).
+SORT_KEYS = ("entity", "metric", "period_end")
 
 #: table name -> (schema, id column, identity columns hashed into the id)
 TABLES: dict[str, tuple[pa.Schema, str, tuple[str, ...]]] = {
@@ -108,53 +115,29 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def content_ids(table: pa.Table, identity: Iterable[str]) -> pa.Array:
-    """The content-derived id of every row: md5 over the identity columns' canonical text.
-
-    Vectorised in DuckDB. NULL and '' hash differently; dates hash as ISO text, floats as their
-    shortest round-trip text, so the same content yields the same id on every run.
-    """
-    cols = list(identity)
-    if table.num_rows <= PY_IDS_MAX_ROWS and all(_py_text_ok(table.schema.field(c).type) for c in cols):
-        return _content_ids_py(table, cols)
-    parts = ", ".join(
-        f"CASE WHEN \"{c}\" IS NULL THEN '\\N' ELSE 'v' || CAST(\"{c}\" AS VARCHAR) END" for c in cols
-    )
-    con = duckdb.connect()
-    try:
-        con.register("batch", table.select(cols))
-        out = con.sql(f"SELECT md5(concat_ws(chr(31), {parts})) AS id FROM batch").to_arrow_table()
-    finally:
-        con.close()
-    return out.column("id").combine_chunks().cast(pa.string())
+#: Columns whose Parquet statistics serve a filter (row-group pruning in readers and dedup); the
+#: long or unique texts and the values get none.
+NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "supersedes", "source_ref"})
+#: Columns too distinct for a dictionary (an attempt costs a hash per value, then falls back).
+NO_DICTIONARY = frozenset({"event_id", "record_id", "value", "value_high", "as_reported", "note", "supersedes"})
 
 
-#: Batches up to this size are hashed in Python (no DuckDB connection to open for one event).
-PY_IDS_MAX_ROWS = 64
+def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
+    """The Parquet writer options of every committed file: zstd, page checksums (CRC32 of every
+    page, checked by readers that verify them), statistics and dictionaries where they help
+    (not in a small commit, which compaction rewrites)."""
+    names = schema.names
+    small = rows is not None and rows < SMALL_ROWS
+    return {
+        "compression": "zstd",
+        "write_statistics": [c for c in names if c not in NO_STATISTICS],
+        "use_dictionary": False if small else [c for c in names if c not in NO_DICTIONARY],
+        "write_page_checksum": True,
+    }
 
 
-def _py_text_ok(t: pa.DataType) -> bool:
-    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_date32(t)
-            or pa.types.is_float64(t) or pa.types.is_integer(t) or pa.types.is_boolean(t))
-
-
-def _py_text(v: object) -> str:
-    """A value as DuckDB's CAST(... AS VARCHAR) writes it (a test holds the two equal)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dt.date):
-        return v.isoformat()
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def _content_ids_py(table: pa.Table, cols: list[str]) -> pa.Array:
-    columns = [table.column(c).to_pylist() for c in cols]
-    sep = chr(31)
-    ids = [hashlib.md5(sep.join("\\N" if v is None else "v" + _py_text(v) for v in row).encode()).hexdigest()
-           for row in zip(*columns, strict=True)]
-    return pa.array(ids, pa.string())
+#: A commit of fewer rows is written without dictionaries (they cost more than they save).
+SMALL_ROWS = 1024
 
 
 class Store:
@@ -207,11 +190,23 @@ class Store:
     def files(self, table: str = "events") -> list[Path]:
         """The committed files of one log, oldest first."""
         folder = self.root / table
-        if not folder.is_dir():
-            return []
-        listing = [p.name for p in folder.iterdir()] if isinstance(folder, ObjectPath) else os.listdir(folder)
-        names = sorted(n for n in listing if n.endswith(".parquet") and not n.startswith("."))
-        return [folder / n for n in names]
+        return [folder / n for n in self.names(table)]
+
+    def names(self, table: str = "events") -> list[str]:
+        """The names of the committed files of one log, oldest first (one listing, no stat)."""
+        folder = self.root / table
+        if isinstance(folder, ObjectPath):
+            if not folder.is_dir():
+                return []
+            listing = [p.name for p in folder.iterdir()]
+        else:
+            try:
+                listing = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        out = sorted(n for n in listing if n.endswith(".parquet") and not n.startswith("."))
+        self.__dict__.setdefault("_listed", {})[table] = out
+        return out
 
     def glob(self, table: str = "events") -> str:
         """The glob pattern a reader (DuckDB, polars, Spark) uses for one log."""
@@ -276,19 +271,27 @@ class Store:
                 commit_id, path = self._commit(prepared, table)
         except Timeout as exc:
             raise StoreBusy(self.root, LOCK_TIMEOUT_S) from exc
-        self._after_commit(table)
+        self._after_commit(table, path.name)
         return AppendResult(table, commit_id, prepared.num_rows, n_in - prepared.num_rows, path)
 
-    def _after_commit(self, table: str) -> None:
-        """Compact when small files pile up (see ``store.compaction``); outside the writers' lock."""
+    def _after_commit(self, table: str, committed: str | None = None) -> None:
+        """Compact when small files pile up (see ``store.compaction``); outside the writers' lock.
+
+        The trigger counts small files in the listing this commit took under the lock, plus its
+        own file: a commit or compaction of another process since is seen by the next trigger
+        (the compaction itself lists again, under its own lock)."""
         if isinstance(self.root, ObjectPath):
             return  # compaction works on local folders only (file locks, renames)
         from store.compaction import maybe_compact   # compaction builds on this module
 
-        maybe_compact(self, table)
+        seen = self.__dict__.get("_listed", {}).pop(table, None)
+        names = sorted({*seen, committed}) if seen is not None and committed else None
+        maybe_compact(self, table, names=names)
 
     def prepare(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None) -> pa.Table:
-        """Check a batch against the schema, fill defaults and compute ids (no ``recorded_at`` yet)."""
+        """Check a batch against the schema, fill defaults and compute ids (no ``recorded_at`` yet).
+
+        Events come out sorted by :data:`SORT_KEYS` (stable: equal keys keep their order)."""
         schema, id_col, identity = TABLES[table]
         names = set(batch.column_names)
         forbidden = names & {*STORE_SET, id_col, "recorded_at", "commit_id"}
@@ -301,25 +304,39 @@ class Store:
             f.name for f in schema if not f.nullable and f.name not in (id_col, "recorded_at", "commit_id")
         )
         n = batch.num_rows
+        given: dict[str, pa.Array] = {}
+        for field in schema:
+            if field.name in names:
+                col = batch.column(field.name)
+                if col.type != field.type:
+                    try:
+                        col = col.cast(field.type)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                        raise SchemaMismatch(field.name, f"cannot be read as {field.type}: {exc}") from exc
+                given[field.name] = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+        if table == "events" and n > 1 and all(k in given for k in SORT_KEYS):
+            # sorted for pruning before the store's columns exist: fewer columns to move
+            order = pc.sort_indices(pa.table({k: given[k] for k in SORT_KEYS}),
+                                    sort_keys=[(k, "ascending") for k in SORT_KEYS])
+            if not np.array_equal(order.to_numpy(), np.arange(n)):
+                given = {k: v.take(order) for k, v in given.items()}
         arrays: dict[str, pa.Array] = {}
         for field in schema:
             if field.name in (id_col, "recorded_at", "commit_id"):
                 continue
-            if field.name in names:
-                col = batch.column(field.name)
-                try:
-                    col = col.cast(field.type)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise SchemaMismatch(field.name, f"cannot be read as {field.type}: {exc}") from exc
-                col = col.combine_chunks()
+            if field.name in given:
+                col = given[field.name]
             elif field.name in required:
                 raise SchemaMismatch(field.name, "is required")
             elif field.name == "run_id":
-                col = pa.array([run_id] * n, pa.string())
+                col = pa.repeat(pa.scalar(run_id, pa.string()), n)
+            elif field.name in DEFAULTS and table == "events":
+                col = pa.repeat(pa.scalar(DEFAULTS[field.name], field.type), n)
             else:
                 col = pa.nulls(n, field.type)
-            if field.name in DEFAULTS and table == "events":
-                col = pc.fill_null(col, DEFAULTS[field.name])
+            if field.name in DEFAULTS and table == "events" and field.name in given:
+                if col.null_count:
+                    col = pc.fill_null(col, DEFAULTS[field.name])
                 if field.name in ("segment",):
                     col = pc.if_else(pc.equal(col, ""), DEFAULTS[field.name], col)
             if not field.nullable and col.null_count:
@@ -340,12 +357,12 @@ class Store:
         it, and the reader skips every file and row group whose statistics rule them out (commits
         and compacted files are sorted by those columns). Without it every id is read.
         """
-        files = [str(p) for p in self.files(table)]
-        if not files:
-            return pa.array([], pa.string())
         id_col = TABLES[table][1]
         if keys is not None and table == "events" and keys.num_rows <= NARROW_MAX_VALUES:
             return self._existing_ids_pruned(ids, keys, id_col)
+        files = [str(p) for p in self.files(table)]
+        if not files:
+            return pa.array([], pa.string())
         where, params = _narrowing(keys) if keys is not None and table == "events" else ("", [])
         cur = self._duckdb().cursor()
         try:
@@ -361,15 +378,19 @@ class Store:
 
     def _existing_ids_pruned(self, ids: pa.Array | pa.ChunkedArray, keys: pa.Table, id_col: str) -> pa.Array:
         """``existing_ids`` for a small batch: only the row groups whose statistics admit one of
-        the batch's (entity, metric, period_end) are read, and of those only the id column."""
-        wanted = pa.array(ids.to_pylist() if isinstance(ids, pa.ChunkedArray) else ids, pa.string())
+        the batch's (entity, metric, period_end) are searched, and of those only the id column,
+        whose digests stay cached in memory (a committed file never changes)."""
+        wanted_hex = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        wanted = hex_to_digests(wanted_hex)
+        w_hi, w_lo = _words(wanted)
         entities = set(keys.column("entity").to_pylist())
         metrics = set(keys.column("metric").to_pylist())
         ends = keys.column("period_end").to_pylist()
         lo, hi = min(ends), max(ends)
-        found: list[pa.Array] = []
-        id_lo, id_hi = min(wanted.to_pylist()), max(wanted.to_pylist())
-        for path, groups in self._footers("events"):
+        hex_list = wanted_hex.to_pylist()
+        id_lo, id_hi = min(hex_list), max(hex_list)
+        hit = np.zeros(len(wanted), bool)
+        for name, groups in self._footers("events"):
             for rg, e_lo, e_hi, m_lo, m_hi, p_lo, p_hi, i_lo, i_hi in groups:
                 if i_lo is not None and (id_hi < i_lo or id_lo > i_hi):
                     continue
@@ -379,26 +400,53 @@ class Store:
                     continue
                 if p_lo is not None and (hi < p_lo or lo > p_hi):
                     continue
-                col = pq.ParquetFile(path).read_row_group(rg, columns=[id_col]).column(0)
-                found.append(pc.filter(col, pc.is_in(col, value_set=wanted)).combine_chunks())
-        if not found:
-            return pa.array([], pa.string())
-        return pc.unique(pa.concat_arrays([f.cast(pa.string()) for f in found]))
+                got = self._row_group_ids(name, rg, id_col)
+                if got is None:               # merged away by a compaction since the listing
+                    continue
+                hit |= _sorted_contains(got[0], got[1], w_hi, w_lo)
+        return pc.unique(pc.filter(wanted_hex.cast(pa.string()), pa.array(hit)))
 
-    def _footers(self, table: str) -> list[tuple[Path, list[tuple[Any, ...]]]]:
-        """Per committed file, each row group's min/max of entity, metric, period_end and event_id.
+    def _row_group_ids(self, name: str, rg: int, id_col: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ids of one row group of a committed events file, as sorted (hi, lo) uint64 words.
+
+        Cached (least recently used first out, at most ``ID_CACHE_ROWS`` ids): a committed file
+        never changes, its checksum is in its name."""
+        cache: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = self.__dict__.setdefault(
+            "_rg_ids", OrderedDict())
+        got = cache.get((name, rg))
+        if got is not None:
+            cache.move_to_end((name, rg))
+            return got
+        try:
+            col = pq.ParquetFile(self.root / "events" / name).read_row_group(rg, columns=[id_col]).column(0)
+        except FileNotFoundError:
+            return None
+        w_hi, w_lo = _words(hex_to_digests(col))
+        order = np.argsort(w_hi, kind="stable")
+        got = (w_hi[order], w_lo[order])
+        cache[(name, rg)] = got
+        self.__dict__["_rg_rows"] = self.__dict__.get("_rg_rows", 0) + len(order)
+        while self.__dict__["_rg_rows"] > ID_CACHE_ROWS and len(cache) > 1:
+            _, old = cache.popitem(last=False)
+            self.__dict__["_rg_rows"] -= len(old[0])
+        return got
+
+    def _footers(self, table: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Per committed file (by name), each row group's min/max of entity, metric, period_end
+        and the id.
 
         Cached by file name: a committed file never changes (its checksum is in its name).
         """
         cache: dict[str, list[tuple[Any, ...]]] = self.__dict__.setdefault("_footer_cache", {})
         out = []
         live = set()
-        for path in self.files(table):
-            live.add(path.name)
-            groups = cache.get(path.name)
+        folder = self.root / table
+        for name in self.names(table):
+            live.add(name)
+            groups = cache.get(name)
             if groups is None:
                 try:
-                    md = pq.read_metadata(path)
+                    md = pq.read_metadata(folder / name)
                 except FileNotFoundError:      # merged away by a compaction since the listing
                     continue
                 names = [md.schema.column(i).name for i in range(md.num_columns)]
@@ -409,10 +457,14 @@ class Store:
                         st = md.row_group(rg).column(names.index(col)).statistics if col in names else None
                         bounds += [st.min, st.max] if st is not None and st.has_min_max else [None, None]
                     groups.append((rg, *bounds))
-                cache[path.name] = groups
-            out.append((path, groups))
+                cache[name] = groups
+            out.append((name, groups))
         for name in set(cache) - live:
             del cache[name]
+        rg_cache = self.__dict__.get("_rg_ids")
+        if rg_cache:
+            for key in [k for k in rg_cache if k[0] not in live]:
+                self.__dict__["_rg_rows"] -= len(rg_cache.pop(key)[0])
         return out
 
     def _duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -437,7 +489,15 @@ class Store:
         prepared = _stamp(prepared, table, recorded_at, commit_id)
         prepared = prepared.replace_schema_metadata({**_commit_meta(table, recorded_at, commit_id),
                                                      b"metricstore.rows": str(n).encode()})
-        return commit_id, self.publish(prepared, table, recorded_at, commit_id)
+        path = self.publish(prepared, table, recorded_at, commit_id)
+        if table == "events" and 0 < n <= ROW_GROUP_ROWS and "_footer_cache" in self.__dict__:
+            # the footer of the file just written, without reading it back: one row group
+            bounds: list[Any] = []
+            for col in ("entity", "metric", "period_end", TABLES[table][1]):
+                mm = pc.min_max(prepared.column(col))
+                bounds += [mm["min"].as_py(), mm["max"].as_py()]
+            self.__dict__["_footer_cache"][path.name] = [(0, *bounds)]
+        return commit_id, path
 
     def append_stream(self, batches: Iterable[pa.Table], *, table: str = "events",
                       run_id: str | None = None) -> AppendResult:
@@ -462,31 +522,36 @@ class Store:
         try:
             with self.lock():
                 self._clean_tmp()
-                writer: pq.ParquetWriter | None = None
+                # batch n is written (in a thread: Parquet encoding releases the GIL) while batch
+                # n + 1 is checked, hashed and sorted here
+                writer = _BackgroundWriter(tmp, schema.with_metadata(_commit_meta(table, recorded_at, commit_id)),
+                                           write_options(schema))
                 try:
                     for batch in batches:
                         prepared = self.prepare(batch, table=table, run_id=run_id)
                         n_in += prepared.num_rows
-                        if len(pc.unique(prepared.column(id_col))) != prepared.num_rows:
+                        hi, lo = _IdSet.keys(prepared.column(id_col))
+                        s_hi = np.sort(hi)
+                        if (s_hi[1:] == s_hi[:-1]).any():   # a repeat (or, once in 2^64, a shared half)
                             prepared = _first_of_each(prepared, id_col)
+                            hi, lo = _IdSet.keys(prepared.column(id_col))
                         ids = prepared.column(id_col)
                         present = self.existing_ids(ids, table=table, keys=prepared)
-                        keep = pc.invert(pc.or_(pc.is_in(ids, value_set=present), seen.contains(ids)))
-                        prepared = prepared.filter(keep)
+                        dup = seen.contains_keys(hi, lo)
+                        if len(present):
+                            dup |= pc.is_in(ids, value_set=present).to_numpy(zero_copy_only=False)
+                        if dup.any():
+                            keep = ~dup
+                            prepared = prepared.filter(pa.array(keep))
+                            hi, lo = hi[keep], lo[keep]
                         if prepared.num_rows == 0:
                             continue
-                        seen.add(prepared.column(id_col))
+                        seen.add_keys(hi, lo)
                         stamped = _stamp(prepared, table, recorded_at, commit_id)
-                        if writer is None:
-                            meta = _commit_meta(table, recorded_at, commit_id)
-                            writer = pq.ParquetWriter(tmp, schema.with_metadata(meta), compression="zstd",
-                                                      write_statistics=True)
-                        writer.write_table(stamped, row_group_size=ROW_GROUP_ROWS)
+                        writer.write(stamped)
                         added += stamped.num_rows
                 finally:
-                    if writer is not None:
-                        writer.add_key_value_metadata({"metricstore.rows": str(added)})
-                        writer.close()
+                    writer.close({"metricstore.rows": str(added)})
                 if added == 0:
                     tmp.unlink(missing_ok=True)
                     return AppendResult(table, None, 0, n_in, None)
@@ -501,7 +566,7 @@ class Store:
     def publish(self, data: pa.Table, table: str, recorded_at: dt.datetime, commit_id: str) -> Path:
         """Write ``data`` under a temporary name, flush it, and rename it into ``table`` in one step."""
         tmp = self.tmp_path(commit_id)
-        pq.write_table(data, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+        pq.write_table(data, tmp, row_group_size=ROW_GROUP_ROWS, **write_options(data.schema, data.num_rows))
         return self.publish_file(tmp, table, recorded_at, commit_id)
 
     def tmp_path(self, commit_id: str) -> Path:
@@ -548,9 +613,21 @@ class Store:
 
     def _clean_tmp(self) -> None:
         """Remove what dead writers left in ``_tmp`` (called with the lock held)."""
-        for p in (self.root / "_tmp").glob("commit-*"):
-            p.unlink(missing_ok=True)
+        folder = self.root / "_tmp"
+        if isinstance(folder, ObjectPath):
+            for p in folder.glob("commit-*"):
+                p.unlink(missing_ok=True)
+            return
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith("commit-")]
+        except FileNotFoundError:
+            return
+        for n in names:
+            (folder / n).unlink(missing_ok=True)
 
+
+#: Ids of committed row groups a store keeps in memory for the dedup of small appends (16 bytes each).
+ID_CACHE_ROWS = 2_000_000
 
 #: Up to this many distinct entities (metrics) in a batch, the dedup search names them one by one.
 NARROW_MAX_VALUES = 64
@@ -581,63 +658,126 @@ def _commit_meta(table: str, recorded_at: dt.datetime, commit_id: str) -> dict[b
 
 
 def _stamp(prepared: pa.Table, table: str, recorded_at: dt.datetime, commit_id: str) -> pa.Table:
-    """Add the columns the store sets at commit, in schema order; events sorted for pruning."""
+    """Add the columns the store sets at commit, in schema order."""
     schema = TABLES[table][0]
     n = prepared.num_rows
-    prepared = prepared.append_column("recorded_at", pa.array([recorded_at] * n, pa.timestamp("us", tz="UTC")))
-    prepared = prepared.append_column("commit_id", pa.array([commit_id] * n, pa.string()))
-    prepared = prepared.select(schema.names).cast(schema)
-    if table == "events" and n > 1:
-        prepared = prepared.sort_by([("entity", "ascending"), ("metric", "ascending"), ("period_end", "ascending")])
-    return prepared
+    prepared = prepared.append_column("recorded_at", pa.repeat(pa.scalar(recorded_at, pa.timestamp("us", tz="UTC")), n))
+    prepared = prepared.append_column("commit_id", pa.repeat(pa.scalar(commit_id, pa.string()), n))
+    prepared = prepared.select(schema.names)
+    if [f.type for f in prepared.schema] == schema.types:   # only the nullability flags differ
+        return pa.Table.from_arrays(prepared.columns, schema=schema)
+    return prepared.cast(schema)                            # events: sorted by prepare
+
+
+def _words(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 16) digests as two uint64 arrays (the first and last 8 bytes, big-endian)."""
+    words = np.ascontiguousarray(digests).view(">u8").astype(np.uint64)
+    return words[:, 0].copy(), words[:, 1].copy()
+
+
+def _sorted_contains(l_hi: np.ndarray, l_lo: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Which (hi, lo) pairs are among the pairs (l_hi, l_lo), sorted by hi."""
+    hit = np.zeros(len(hi), dtype=bool)
+    if not len(l_hi) or not len(hi):
+        return hit
+    pos = np.searchsorted(l_hi, hi)
+    todo = np.flatnonzero(pos < len(l_hi))
+    while len(todo):                  # walk the (almost always single) entries sharing hi
+        p = pos[todo]
+        same = l_hi[p] == hi[todo]
+        todo, p = todo[same], p[same]
+        hit[todo[l_lo[p] == lo[todo]]] = True
+        pos[todo] += 1
+        todo = todo[pos[todo] < len(l_hi)]
+    return hit
 
 
 class _IdSet:
-    """A set of md5 hex ids as pairs of uint64 in sorted numpy arrays, merged like a log-structured tree.
+    """A set of ids as pairs of uint64 in sorted numpy arrays, merged like a log-structured tree.
 
     16 bytes an id and no Python object per id: a 10 M-event stream dedups across its batches in
     about 160 MB, with integer searches instead of string ones.
     """
 
-    _NIBBLE = np.zeros(256, np.uint8)
-    for _i, _c in enumerate(b"0123456789abcdef"):
-        _NIBBLE[_c] = _i
-
     def __init__(self) -> None:
         self.levels: list[tuple[np.ndarray, np.ndarray]] = []
 
-    @classmethod
-    def _keys(cls, ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-        arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-        fixed = arr.cast(pa.binary(32))
-        raw = np.frombuffer(fixed.buffers()[1], np.uint8)[fixed.offset * 32:(fixed.offset + len(fixed)) * 32]
-        nib = cls._NIBBLE[raw.reshape(-1, 32)].astype(np.uint8)
-        digest = np.ascontiguousarray((nib[:, 0::2] << 4) | nib[:, 1::2])      # the 16 bytes of the md5
-        words = digest.view(">u8").astype(np.uint64)
-        return words[:, 0].copy(), words[:, 1].copy()
+    @staticmethod
+    def keys(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+        return _words(hex_to_digests(ids))
 
     def contains(self, ids: pa.Array | pa.ChunkedArray) -> pa.Array:
-        hi, lo = self._keys(ids)
-        hit = np.zeros(len(hi), dtype=bool)
-        for l_hi, l_lo in self.levels:
-            pos = np.searchsorted(l_hi, hi)
-            todo = np.flatnonzero(pos < len(l_hi))
-            while len(todo):                  # walk the (almost always single) entries sharing hi
-                p = pos[todo]
-                same = l_hi[p] == hi[todo]
-                todo, p = todo[same], p[same]
-                hit[todo[l_lo[p] == lo[todo]]] = True
-                pos[todo] += 1
-                todo = todo[pos[todo] < len(l_hi)]
-        return pa.array(hit)
+        return pa.array(self.contains_keys(*self.keys(ids)))
 
     def add(self, ids: pa.Array | pa.ChunkedArray) -> None:
-        hi, lo = self._keys(ids)
+        self.add_keys(*self.keys(ids))
+
+    def contains_keys(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        hit = np.zeros(len(hi), dtype=bool)
+        if not self.levels or not len(hi):
+            return hit
+        order = np.argsort(hi)                # sorted needles: a cache-friendly search
+        s_hi, s_lo = hi[order], lo[order]
+        found = np.zeros(len(hi), dtype=bool)
+        for l_hi, l_lo in self.levels:
+            found |= _sorted_contains(l_hi, l_lo, s_hi, s_lo)
+        hit[order] = found
+        return hit
+
+    def add_keys(self, hi: np.ndarray, lo: np.ndarray) -> None:
+        order = np.argsort(hi, kind="stable")   # sorted by hi: the search walks equal his
+        hi, lo = hi[order], lo[order]
         while self.levels and len(self.levels[-1][0]) <= len(hi):
             o_hi, o_lo = self.levels.pop()
             hi, lo = np.concatenate([o_hi, hi]), np.concatenate([o_lo, lo])
-        order = np.lexsort((lo, hi))
-        self.levels.append((hi[order], lo[order]))
+            order = np.argsort(hi, kind="stable")   # two sorted runs: a linear merge
+            hi, lo = hi[order], lo[order]
+        self.levels.append((hi, lo))
+
+
+class _BackgroundWriter:
+    """Writes tables as row groups of one Parquet file in a thread; ``close`` waits for it.
+
+    At most one table waits while another is written. An error in the thread is raised by the
+    next ``write`` or by ``close``; the file is then unfinished (the caller deletes it).
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
+        self.path, self.schema, self.options = path, schema, options
+        self.writer: pq.ParquetWriter | None = None
+        self.error: BaseException | None = None
+        self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self.thread = threading.Thread(target=self._run, name="metricstore-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue                          # drain: the caller learns of the error and stops
+            try:
+                if self.writer is None:
+                    self.writer = pq.ParquetWriter(self.path, self.schema, **self.options)
+                self.writer.write_table(item, row_group_size=ROW_GROUP_ROWS)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                self.error = exc
+
+    def write(self, table: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(table)
+
+    def close(self, metadata: dict[str, str]) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.writer is not None:
+            if self.error is None:
+                self.writer.add_key_value_metadata(metadata)
+            self.writer.close()
+        if self.error is not None:
+            raise self.error
 
 
 def _first_of_each(table: pa.Table, id_col: str) -> pa.Table:

@@ -4,6 +4,8 @@ count, sources go only after their grace period, the automatic trigger fires on 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import struct
 import threading
 import time
 from collections import Counter
@@ -18,8 +20,8 @@ from hypothesis import strategies as st
 from queries import MetricStore
 from store import Store
 from store.compaction import CompactionPolicy, compact, maybe_compact, retired
-from store.log import _content_ids_py, content_ids
-from store.schema import IDENTITY_COLUMNS
+from store.log import content_ids
+from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS
 from store.verify import verify
 
 
@@ -178,17 +180,62 @@ def test_streamed_append_is_one_commit_and_dedups_across_batches(store: Store) -
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 
 
+def spec_id(row: dict[str, object], types: dict[str, str]) -> str:
+    """The content id as store/ids.py specifies it, written plainly (hashlib and struct, row by row)."""
+    key = b"metricstore/id/v2"
+    for c, t in types.items():
+        if t == "str":
+            v = row[c]
+            key += b"\0" + bytes(16) if v is None else b"\1" + hashlib.sha256(str(v).encode()).digest()[:16]
+    rec = hashlib.sha256(key).digest()[:16]
+    for c, t in types.items():
+        v = row[c]
+        if t == "str":
+            continue
+        width = {"date": 4, "float": 8, "int": 8}[t]
+        if v is None:
+            rec += b"\0" + bytes(width)
+        elif t == "date":
+            rec += b"\1" + struct.pack("<i", (v - dt.date(1970, 1, 1)).days)  # type: ignore[operator]
+        elif t == "float":
+            rec += b"\1" + struct.pack("<d", float(v) + 0.0)  # type: ignore[arg-type]
+        else:
+            rec += b"\1" + struct.pack("<q", int(v))  # type: ignore[call-overload]
+    return hashlib.sha256(rec).hexdigest()[:32]
+
+
 @settings(max_examples=60, deadline=None)
 @given(rows=st.lists(st.tuples(text, st.floats(allow_nan=False, allow_infinity=False) | st.none(),
                                st.dates(dt.date(1000, 1, 1), dt.date(9999, 12, 31)), text | st.none()),
                      min_size=1, max_size=5))
 def test_small_batches_hash_to_the_same_ids_as_large_ones(rows: list[tuple[str, float | None, dt.date, str | None]]) -> None:
-    table = pa.table({"entity": [r[0] for r in rows], "value": pa.array([r[1] for r in rows], pa.float64()),
-                      "period_end": pa.array([r[2] for r in rows], pa.date32()), "source_ref": [r[3] for r in rows]})
+    table = pa.table({"entity": pa.array([r[0] for r in rows], pa.string()),
+                      "value": pa.array([r[1] for r in rows], pa.float64()),
+                      "period_end": pa.array([r[2] for r in rows], pa.date32()),
+                      "source_ref": pa.array([r[3] for r in rows], pa.string())})
     cols = ["entity", "value", "period_end", "source_ref"]
-    big = pa.concat_tables([table] * 70)                # past the Python path's limit: DuckDB's md5
-    assert content_ids(big, cols).to_pylist()[: len(rows)] == _content_ids_py(table, cols).to_pylist()
+    big = pa.concat_tables([table] * 70)                # past hashlib's limit: DuckDB's sha256
+    small = content_ids(table, cols).to_pylist()
+    assert content_ids(big, cols).to_pylist()[: len(rows)] == small
+    types = {"entity": "str", "value": "float", "period_end": "date", "source_ref": "str"}
+    assert small == [spec_id(r, types) for r in table.to_pylist()]
     assert set(IDENTITY_COLUMNS) >= {"entity", "value", "period_end", "source_ref"}
+
+
+def test_event_ids_are_pinned() -> None:
+    """The id of a fixed event never changes (runs, platforms, library versions): a changed
+    encoding must change this test, and say so (no store may hold ids of two encodings)."""
+    row = {"op": "assert", "entity": "acme", "metric": "revenue", "segment": "total", "dims": "",
+           "period_start": dt.date(2024, 1, 1), "period_end": dt.date(2024, 12, 31), "value": 1234.5,
+           "value_high": None, "unit": "USD", "kind": "actual", "qualifier": "exact", "authority": "primary",
+           "reported_at": dt.date(2025, 3, 1), "source": "acme-10k", "source_ref": None, "supersedes": None}
+    schema = {f.name: f.type for f in EVENT_SCHEMA}
+    table = pa.table({c: pa.array([row[c]], schema[c]) for c in IDENTITY_COLUMNS})
+    types = {c: {"string": "str", "date32[day]": "date", "double": "float"}[str(schema[c])] for c in IDENTITY_COLUMNS}
+    pinned = spec_id(row, types)
+    assert content_ids(table, IDENTITY_COLUMNS).to_pylist() == [pinned]
+    assert content_ids(pa.concat_tables([table] * 300), IDENTITY_COLUMNS).to_pylist() == [pinned] * 300
+    assert pinned == "4605f6a243334049d08ab39622d1991d"
 
 
 def test_compaction_cli_reports_what_it_did(tmp_path: Path) -> None:
