@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from store.log import COMMIT_NAME, ROW_GROUP_ROWS, TABLES, Store
+from store.log import COMMIT_NAME, ROW_GROUP_ROWS, TABLES, Store, write_options
 from store.schema import SCHEMA_VERSION
 
 MANIFESTS = "_compaction"
@@ -303,18 +305,39 @@ def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPoli
         n = con.sql("SELECT count(*) FROM read_parquet(?, union_by_name = true)",
                     params=[[str(p) for p in sources]]).fetchall()[0][0]
         meta["metricstore.rows"] = str(n)
-        kv = ", ".join(f"'{k}': '{v}'" for k, v in meta.items())
-        con.execute(
-            f"COPY (SELECT {cols} FROM read_parquet(?, union_by_name = true) ORDER BY {', '.join(order)}) "
-            f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, KV_METADATA {{{kv}}})",
-            [[str(p) for p in sources]],
-        )
+        # DuckDB sorts (spilling to _tmp past its memory limit) and streams the rows; pyarrow writes
+        # them, with the options of every commit: DuckDB's COPY cannot write page checksums
+        reader = con.sql(
+            f"SELECT {cols} FROM read_parquet(?, union_by_name = true) ORDER BY {', '.join(order)}",
+            params=[[str(p) for p in sources]],
+        ).to_arrow_reader(ROW_GROUP_ROWS)
+        target = schema.with_metadata(meta)
+        with pq.ParquetWriter(tmp, target, **write_options(schema)) as writer:
+            pending: list[pa.RecordBatch] = []
+            rows = 0
+            for rb in reader:                   # whole row groups of ROW_GROUP_ROWS, then the rest
+                pending.append(rb)
+                rows += rb.num_rows
+                if rows >= ROW_GROUP_ROWS:
+                    chunk = _conform(pending, schema)
+                    whole = rows - rows % ROW_GROUP_ROWS
+                    writer.write_table(chunk.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+                    pending = chunk.slice(whole).to_batches() if whole < rows else []
+                    rows -= whole
+            if rows:
+                writer.write_table(_conform(pending, schema), row_group_size=ROW_GROUP_ROWS)
     finally:
         con.close()
         _rmtree(spill)
     _write_manifest(store, commit_id, table, [p.name for p in sources])
     path = store.publish_file(tmp, table, recorded_at, commit_id)
     return commit_id, path, n
+
+
+def _conform(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """DuckDB's batches in the table's Arrow schema (its time zone name, string types)."""
+    table = pa.Table.from_batches(batches).select(schema.names) if batches else schema.empty_table()
+    return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(table.columns, schema, strict=True)], schema=schema)
 
 
 def _rmtree(path: Path) -> None:
