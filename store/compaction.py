@@ -313,19 +313,19 @@ def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPoli
         ).to_arrow_reader(ROW_GROUP_ROWS)
         target = schema.with_metadata(meta)
         with pq.ParquetWriter(tmp, target, **write_options(schema)) as writer:
-            pending: list[pa.RecordBatch] = []
+            pending: list[pa.Table] = []
             rows = 0
             for rb in reader:                   # whole row groups of ROW_GROUP_ROWS, then the rest
-                pending.append(rb)
+                pending.append(_conform(rb, schema))
                 rows += rb.num_rows
                 if rows >= ROW_GROUP_ROWS:
-                    chunk = _conform(pending, schema)
+                    chunk = pa.concat_tables(pending)
                     whole = rows - rows % ROW_GROUP_ROWS
                     writer.write_table(chunk.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
-                    pending = chunk.slice(whole).to_batches() if whole < rows else []
+                    pending = [chunk.slice(whole)] if whole < rows else []
                     rows -= whole
             if rows:
-                writer.write_table(_conform(pending, schema), row_group_size=ROW_GROUP_ROWS)
+                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
     finally:
         con.close()
         _rmtree(spill)
@@ -334,9 +334,9 @@ def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPoli
     return commit_id, path, n
 
 
-def _conform(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
-    """DuckDB's batches in the table's Arrow schema (its time zone name, string types)."""
-    table = pa.Table.from_batches(batches).select(schema.names) if batches else schema.empty_table()
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    """One of DuckDB's batches in the table's Arrow schema (its time zone name, string types)."""
+    table = pa.Table.from_batches([batch]).select(schema.names)
     return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(table.columns, schema, strict=True)], schema=schema)
 
 
