@@ -248,3 +248,21 @@ def test_compaction_cli_reports_what_it_did(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "merged 4 file(s)" in out.stdout
     assert len(Store(root).files()) == 1
+
+
+def test_a_large_merge_is_written_in_whole_row_groups(store: Store) -> None:
+    from store.log import ROW_GROUP_ROWS
+    n = 0
+    for k in range(5):
+        rows = 17_000 + 1_000 * k
+        b = pa.table({"entity": [f"e{k}"] * rows, "metric": ["revenue"] * rows,
+                      "period_start": [dt.date(2000, 1, 1)] * rows, "period_end": [dt.date(2000, 12, 31)] * rows,
+                      "value": [float(i) for i in range(rows)], "unit": ["USD"] * rows,
+                      "reported_at": [dt.date(2001, 1, 1)] * rows, "source": ["s"] * rows})
+        n += store.append(b).added
+    r = compact(store, full=True, grace_s=0, policy=CompactionPolicy(auto=False))
+    assert r.path is not None
+    md = pq.read_metadata(r.path)
+    sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+    assert sum(sizes) == md.num_rows == n and all(s == ROW_GROUP_ROWS for s in sizes[:-1])
+    assert store.read().num_rows == n
