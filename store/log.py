@@ -23,6 +23,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import threading
 import uuid
 from collections import OrderedDict
@@ -619,11 +620,41 @@ class Store:
                 p.unlink(missing_ok=True)
             return
         try:
-            names = [n for n in os.listdir(folder) if n.startswith("commit-")]
+            listing = os.listdir(folder)
         except FileNotFoundError:
             return
-        for n in names:
-            (folder / n).unlink(missing_ok=True)
+        for n in listing:
+            if n.startswith("commit-"):
+                (folder / n).unlink(missing_ok=True)
+        if any(n.startswith(COMPACTION_LEFTOVERS) for n in listing):
+            clean_compaction_leftovers(self.root)
+
+
+#: What a compaction writes in ``_tmp``: the merged file, its manifest, DuckDB's spill folder.
+COMPACTION_LEFTOVERS = ("compact-", "manifest-", "duckdb-")
+
+
+def clean_compaction_leftovers(root: Path, *, locked: bool = False) -> None:
+    """Remove what a killed compaction left in ``_tmp``, unless a compaction is running now.
+
+    ``locked``: the caller holds the compaction lock (the next compaction cleans up first); a
+    writer instead tries the lock without waiting and leaves the files to a running compaction.
+    """
+    folder = root / "_tmp"
+    if not locked:
+        try:
+            with FileLock(str(root / "_lock" / "compact.lock"), timeout=0):
+                clean_compaction_leftovers(root, locked=True)
+        except Timeout:
+            pass
+        return
+    for n in os.listdir(folder):
+        if n.startswith(COMPACTION_LEFTOVERS):
+            path = folder / n
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 #: Ids of committed row groups a store keeps in memory for the dedup of small appends (16 bytes each).

@@ -129,3 +129,27 @@ def test_killed_compactions_change_no_event(tmp_path: Path) -> None:
     assert stats.failures == []
     assert stats.events_lost == 0 and stats.verify_problems == 0 and stats.query_mismatches == 0
     assert {f.removesuffix("-finished-first") for f in stats.faults} == {"timed", *COMPACTION_FAULTS}
+
+
+def test_the_next_writer_removes_what_a_killed_compaction_left_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.reliability.torture import _env, wait_ready
+
+    monkeypatch.setenv("METRICSTORE_AUTO_COMPACT", "0")
+    root = tmp_path / "store"
+    store = Store.create(root)
+    for i in range(6):
+        store.append(batch(3, i, 10))
+    ack = tmp_path / "compact.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.reliability._writer", "compact", str(root), str(ack),
+                             "manifest:1"], cwd=ROOT, env={**_env(), "METRICSTORE_AUTO_COMPACT": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_ready(proc, ack)
+    assert proc.wait(timeout=300) == -9                   # killed right after publishing its manifest
+    left = [p.name for p in leftovers(store) if p.name.startswith(("compact-", "manifest-", "duckdb-"))]
+    assert left, [p.name for p in leftovers(store)]       # the merged file it was about to publish
+    r = Store(root).append(batch(3, 6, 10))               # the next writer, no compaction of its own
+    assert r.added == 10
+    assert not [p.name for p in leftovers(store)]
+    assert verify(store) == []
+    with MetricStore(root) as ms:
+        assert ms.sql("SELECT count(*) AS n FROM events")["n"].to_list() == [70]
