@@ -22,6 +22,23 @@ Safety while others work:
 
 Nothing here is a source of truth: the manifests only say which files are already merged.
 
+On an object store (``s3://bucket/prefix``) the same steps hold with S3's primitives: the merge
+reads the sources through DuckDB (:func:`store.backends.attach`) and writes the merged file in a
+local scratch folder (``local_state(root)/_tmp``); the manifest is one conditional PUT to
+``<prefix>/_compaction/<commit>.json``, then the merged file is one conditional PUT under its commit
+name (a reader sees all of it or nothing), and a source is deleted (one DELETE) only after the grace
+period, and only while the listing shows its manifest's merged object (or a later merge of it).
+The compaction lock lives in ``local_state(root)/_lock``: it holds on one machine only. Two machines
+compacting one prefix at once are harmless, though wasteful: both merged files are published, each
+event is then held twice and every view keeps it once (by event id), and each source is deleted
+only once a merged object holding its rows is listed. Their clocks should agree within the grace
+period (a manifest's age is measured against the creator's clock). The compacting role needs
+``s3:DeleteObject``, which writers do not.
+
+Automatic compaction is off for object stores (``Store._after_commit``): a merge there costs a GET
+of every small file, and writers hold no delete permission; run ``metricstore compact --store
+s3://...`` (or :func:`compact`) from one scheduled job instead.
+
 Example:
     >>> compact(Store("data/store"))                       # doctest: +SKIP
     CompactionResult(merged=40, rows=40, path=..., deleted=0)
@@ -43,6 +60,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from store.backends import ObjectPath, attach, local_state
 from store.log import COMMIT_NAME, ROW_GROUP_ROWS, TABLES, Store, write_options
 from store.schema import SCHEMA_VERSION
 
@@ -108,11 +126,30 @@ def _manifest_dir(store: Store) -> Path:
     return store.root / MANIFESTS
 
 
+def _scratch(store: Store) -> Path:
+    """The local folder where a merge is written before it is published (``_tmp`` of a local store;
+    on an object store, the machine's state folder: nothing is staged in the bucket)."""
+    if isinstance(store.root, ObjectPath):
+        folder = local_state(store.root) / "_tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return store.root / "_tmp"
+
+
+def _lock_path(store: Store) -> str:
+    """The compactor's lock: in the store's ``_lock``, or for an object store in this machine's state folder."""
+    base = local_state(store.root) if isinstance(store.root, ObjectPath) else store.root
+    return str(base / "_lock" / "compact.lock")
+
+
 def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]) -> Path:
     folder = _manifest_dir(store)
-    folder.mkdir(exist_ok=True)
     body = {"commit_id": commit_id, "table": table, "sources": sources,
             "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": time.time()}
+    if isinstance(folder, ObjectPath):    # one conditional PUT: whole or absent, never overwritten
+        folder.files.put_new(f"{folder.key}/{commit_id}.json", json.dumps(body, indent=1).encode())
+        return folder / f"{commit_id}.json"
+    folder.mkdir(exist_ok=True)
     tmp = store.root / "_tmp" / f"manifest-{commit_id}.json"
     tmp.write_text(json.dumps(body, indent=1))
     with open(tmp, "rb") as fh:
@@ -133,9 +170,10 @@ def _manifests(store: Store) -> list[tuple[Path, dict[str, object]]]:
     """Every readable manifest, oldest first (a later compaction may have merged an earlier one's output)."""
     folder = _manifest_dir(store)
     try:
-        names = [n for n in os.listdir(folder) if n.endswith(".json")]
+        listing = [p.name for p in folder.iterdir()] if isinstance(folder, ObjectPath) else os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return []
+    names = [n for n in listing if n.endswith(".json")]
     out = []
     cache = _MANIFEST_CACHE.setdefault(str(folder), {})
     for n in names:
@@ -143,7 +181,7 @@ def _manifests(store: Store) -> list[tuple[Path, dict[str, object]]]:
         if hit is None:
             try:
                 body = json.loads((folder / n).read_text())
-            except (OSError, ValueError):
+            except (OSError, ValueError):   # (FileNotFoundError is an OSError: deleted since the listing)
                 continue    # a manifest being replaced, or a stray file: not ours to judge
             if not isinstance(body, dict):
                 continue
@@ -251,6 +289,9 @@ def _size(folder: Path, name: str) -> int | None:
     cache = _SIZE_CACHE.setdefault(str(folder), {})
     size = cache.get(name)
     if size is None:
+        if isinstance(folder, ObjectPath):      # one LIST gives every size (no HEAD per object)
+            cache.update((p.name, p.stat().st_size) for p in folder.iterdir())
+            return cache.get(name)
         try:
             size = cache[name] = os.stat(os.path.join(folder, name)).st_size
         except FileNotFoundError:
@@ -286,7 +327,7 @@ def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPoli
     commit_id = uuid.uuid4().hex
     recorded_at = dt.datetime.now(dt.UTC)
     # not ``store.tmp_path``: writers clear stale ``commit-*`` files, and this one is alive
-    tmp = store.root / "_tmp" / f"compact-{commit_id}.parquet"
+    tmp = _scratch(store) / f"compact-{commit_id}.parquet"
     order = EVENT_ORDER if table == "events" else (TABLES[table][1],)
     cols = ", ".join(f'"{f.name}"' for f in schema)
     meta = {
@@ -296,9 +337,10 @@ def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPoli
         "metricstore.recorded_at": recorded_at.isoformat(),
         "metricstore.compacted_from": str(len(sources)),
     }
-    spill = store.root / "_tmp" / f"duckdb-{commit_id}"
+    spill = _scratch(store) / f"duckdb-{commit_id}"
     con = duckdb.connect()
     try:
+        attach(con, store.root)             # s3:// sources read through fsspec (no-op locally)
         con.execute(f"SET memory_limit = '{policy.memory_limit}'")
         con.execute(f"SET temp_directory = '{spill}'")
         con.execute("SET preserve_insertion_order = true")
@@ -329,8 +371,13 @@ def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPoli
     finally:
         con.close()
         _rmtree(spill)
-    _write_manifest(store, commit_id, table, [p.name for p in sources])
-    path = store.publish_file(tmp, table, recorded_at, commit_id)
+    try:
+        _write_manifest(store, commit_id, table, [p.name for p in sources])
+        path = store.publish_file(tmp, table, recorded_at, commit_id)
+    except BaseException:
+        if isinstance(store.root, ObjectPath):   # a local tmp is removed by the next compaction
+            tmp.unlink(missing_ok=True)
+        raise
     return commit_id, path, n
 
 
@@ -368,11 +415,12 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     grace = policy.grace_s if grace_s is None else grace_s
     result = CompactionResult(table)
     try:
-        with FileLock(str(store.root / "_lock" / "compact.lock"), timeout=-1 if wait else 0):
+        with FileLock(_lock_path(store), timeout=-1 if wait else 0):
+            scratch = _scratch(store)
             for pattern in ("compact-*", "manifest-*"):                # a compaction that died
-                for stale in (store.root / "_tmp").glob(pattern):
+                for stale in scratch.glob(pattern):
                     stale.unlink(missing_ok=True)
-            for stale in (store.root / "_tmp").glob("duckdb-*"):
+            for stale in scratch.glob("duckdb-*"):
                 _rmtree(stale)
             sources = _select_sources(store, table, policy, full)
             if len(sources) < 2:
@@ -399,7 +447,7 @@ def maybe_compact(store: Store, table: str = "events", names: list[str] | None =
         if due(store, policy, table, names):
             return compact(store, table=table, policy=policy, wait=False)
         if _expired(store, policy.grace_s, table):
-            lock = FileLock(str(store.root / "_lock" / "compact.lock"), timeout=0)
+            lock = FileLock(_lock_path(store), timeout=0)
             try:
                 with lock:
                     cleanup(store, grace_s=policy.grace_s, table=table)

@@ -2,8 +2,9 @@
 
 Against a real S3-compatible server (moto) on 127.0.0.1 and real DuckDB: the sandbox reads only
 under the store's prefix (no other prefix or bucket, no local file, no URL), its settings are
-locked, only one SELECT runs, and a damaged object fails the query naming it. The operations that
-stay local-only (``compact``, ``verify --repair``) refuse an s3:// root in one line and touch nothing.
+locked, only one SELECT runs, and a damaged object fails the query naming it. ``verify --repair``
+stays local-only: it refuses an s3:// root in one line and touches nothing (``compact`` runs on S3:
+test_s3_compaction.py).
 """
 
 from __future__ import annotations
@@ -164,20 +165,6 @@ def test_cli_verify_on_s3_and_repair_is_refused_in_one_line(s3_synthetic: Store)
     assert rep.returncode == 2 and "Traceback" not in rep.stderr
     assert len(rep.stderr.strip().splitlines()) == 1 and "local stores only" in rep.stderr
     assert s3_keys(root) == before and not (ROOT / "s3:").exists()
-
-
-def test_compact_on_s3_is_refused_in_one_line_and_touches_nothing(tmp_path: Path) -> None:
-    store = Store.create(s3_root())
-    for k in range(3):
-        store.append(batch(1, start=float(k), source=f"c{k}"))
-    before = s3_keys(str(store.root))
-    run = run_cli("compact", "--full", "--grace", "0", "--store", str(store.root))
-    assert run.returncode == 2, run.stdout + run.stderr
-    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
-    assert "compaction works on local stores only" in run.stderr
-    assert s3_keys(str(store.root)) == before               # nothing merged, deleted or staged
-    assert not (ROOT / "s3:").exists()                      # no local folder named after the URI
-    assert store.read().num_rows == 3
 
 
 def test_a_catalog_of_an_s3_store_is_written_locally_and_opens_locked_down(tmp_path: Path) -> None:
