@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, local_state
-from store.log import COMMIT_NAME, ROW_GROUP_ROWS, TABLES, Store, write_options
+from store.log import COMMIT_NAME, ROW_GROUP_ROWS, TABLES, Store, remove_compaction_leftovers, write_options
 from store.schema import SCHEMA_VERSION
 
 MANIFESTS = "_compaction"
@@ -416,12 +416,7 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     result = CompactionResult(table)
     try:
         with FileLock(_lock_path(store), timeout=-1 if wait else 0):
-            scratch = _scratch(store)
-            for pattern in ("compact-*", "manifest-*"):                # a compaction that died
-                for stale in scratch.glob(pattern):
-                    stale.unlink(missing_ok=True)
-            for stale in scratch.glob("duckdb-*"):
-                _rmtree(stale)
+            remove_compaction_leftovers(_scratch(store))               # a compaction that died
             sources = _select_sources(store, table, policy, full)
             if len(sources) < 2:
                 result.skipped = f"{len(sources)} file(s) to merge"

@@ -627,28 +627,24 @@ class Store:
             if n.startswith("commit-"):
                 (folder / n).unlink(missing_ok=True)
         if any(n.startswith(COMPACTION_LEFTOVERS) for n in listing):
-            clean_compaction_leftovers(self.root)
+            try:   # a running compaction holds its lock: its files are alive, leave them
+                with FileLock(str(self.root / "_lock" / "compact.lock"), timeout=0):
+                    remove_compaction_leftovers(folder)
+            except Timeout:
+                pass
 
 
-#: What a compaction writes in ``_tmp``: the merged file, its manifest, DuckDB's spill folder.
+#: What a compaction writes in its scratch folder: the merged file, its manifest, DuckDB's spill folder.
 COMPACTION_LEFTOVERS = ("compact-", "manifest-", "duckdb-")
 
 
-def clean_compaction_leftovers(root: Path, *, locked: bool = False) -> None:
-    """Remove what a killed compaction left in ``_tmp``, unless a compaction is running now.
-
-    ``locked``: the caller holds the compaction lock (the next compaction cleans up first); a
-    writer instead tries the lock without waiting and leaves the files to a running compaction.
-    """
-    folder = root / "_tmp"
-    if not locked:
-        try:
-            with FileLock(str(root / "_lock" / "compact.lock"), timeout=0):
-                clean_compaction_leftovers(root, locked=True)
-        except Timeout:
-            pass
+def remove_compaction_leftovers(folder: Path) -> None:
+    """Remove what a killed compaction left in ``folder``; the caller holds the compaction lock."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
         return
-    for n in os.listdir(folder):
+    for n in names:
         if n.startswith(COMPACTION_LEFTOVERS):
             path = folder / n
             if path.is_dir() and not path.is_symlink():
