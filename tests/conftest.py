@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import http.server
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,16 @@ def needs_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not present: {path} (tests on real filings run where ../shared/data exists)")
     return path
+
+
+@contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler], host: str = "127.0.0.1") -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 (a free port) serving ``handler``; yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{host}:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from ingest.http import retry_after_seconds
 from ingest.jobs import load_jobs
 from ingest.runner import run_job
 from store import Store
-from tests.conftest import SHARED_DATA, fact, needs_shared, write_csv
+from tests.conftest import SHARED_DATA, fact, http_server, needs_shared, write_csv
 from tests.ingest.jobhelpers import event_ids, runs, write_jobs
 
 LPA = ("sec", "CIK0001997711_logistic_properties_americas_ifrs.json")
@@ -88,14 +87,8 @@ def make_handler(feed: Feed) -> type[http.server.BaseHTTPRequestHandler]:
 @pytest.fixture
 def feed() -> Iterator[Feed]:
     f = Feed()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(f))
-    server.daemon_threads = True
-    f.base = f"http://127.0.0.1:{server.server_address[1]}"
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f
-    server.shutdown()
-    server.server_close()
+    with http_server(make_handler(f)) as f.base:
+        yield f
 
 
 def http_job(tmp_path: Path, urls: list[str], extra: str = "", attempts: int = 3) -> Path:

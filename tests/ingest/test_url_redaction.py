@@ -8,14 +8,13 @@ the request line back in its status phrase and body, as a hostile or careless se
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ingest.jobs import redact_url
-from tests.conftest import run_cli
+from tests.conftest import http_server, run_cli
 from tests.ingest.jobhelpers import write_jobs
 
 SECRET = "qs-secret-5d1e9b27c04a4f3e-do-not-leak"
@@ -77,14 +76,8 @@ def _handler(srv: Server) -> type[http.server.BaseHTTPRequestHandler]:
 @pytest.fixture
 def server() -> Iterator[Server]:
     srv = Server()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(srv))
-    httpd.daemon_threads = True
-    srv.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield srv
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(_handler(srv)) as srv.base:
+        yield srv
 
 
 def test_a_token_in_a_feed_url_query_is_redacted_everywhere(tmp_path: Path, server: Server) -> None:

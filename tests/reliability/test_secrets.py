@@ -7,13 +7,12 @@ The real command (``metricstore jobs run``) against a real HTTP server on 127.0.
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import http_server, run_cli
 from tests.ingest.jobhelpers import write_jobs
 
 TOKEN = "tok-reliability-7c41d9e0a2b34f58-do-not-leak"
@@ -61,17 +60,8 @@ def _handler(srv: Server, *, other: bool = False) -> type[http.server.BaseHTTPRe
 @pytest.fixture
 def server() -> Iterator[Server]:
     srv = Server()
-    main = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(srv))
-    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(srv, other=True))
-    srv.base = f"http://127.0.0.1:{main.server_address[1]}"
-    srv.other = f"http://localhost:{other.server_address[1]}"
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (main, other)]
-    for t in threads:
-        t.start()
-    yield srv
-    for s in (main, other):
-        s.shutdown()
-        s.server_close()
+    with http_server(_handler(srv)) as srv.base, http_server(_handler(srv, other=True), host="localhost") as srv.other:
+        yield srv
 
 
 PATHS = ["/echo-status", "/echo-body", "/redirect", "/missing.csv"]
