@@ -18,6 +18,22 @@ def write_jobs(path: Path, text: str) -> Path:
     return path
 
 
+def write_http_job(path: Path, urls: list[str], *, who: str, extra: str = "") -> Path:
+    """A jobs.toml with one job ``feed`` fetching ``urls`` (two quick attempts, 2 s timeout)."""
+    quoted = ", ".join(f'"{u}"' for u in urls)
+    return write_jobs(path, f"""
+[jobs.feed]
+trigger = {{ cron = "0 3 * * *" }}
+retry = {{ attempts = 2, backoff = "0.1s", max_backoff = "0.2s" }}
+
+[jobs.feed.source]
+type = "http"
+urls = [{quoted}]
+user_agent = "metricstore {who} tests (tests@example.com)"
+timeout = "2s"
+{extra}""")
+
+
 def runs(store: Store, job: str | None = None) -> list[dict[str, object]]:
     with MetricStore(store) as ms:
         return ms.sql("SELECT * FROM ingest_runs WHERE (? IS NULL OR job = ?) ORDER BY started",

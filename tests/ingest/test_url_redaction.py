@@ -15,7 +15,7 @@ import pytest
 
 from ingest.jobs import redact_url
 from tests.conftest import http_server, run_cli
-from tests.ingest.jobhelpers import write_jobs
+from tests.ingest.jobhelpers import write_http_job, write_jobs
 
 SECRET = "qs-secret-5d1e9b27c04a4f3e-do-not-leak"
 PASSWORD = "pw-secret-81b0c6e2f9d7-do-not-leak"
@@ -87,18 +87,7 @@ def test_a_token_in_a_feed_url_query_is_redacted_everywhere(tmp_path: Path, serv
             f"{server.base}/flaky.csv?access_token={SECRET}&year=2024",
             f"{server.base}/bad.csv?apikey={SECRET}",
             f"http://reader:{PASSWORD}@{host}/feed2.csv?cik=320193"]
-    quoted = ", ".join(f'"{u}"' for u in urls)
-    config = write_jobs(tmp_path / "jobs.toml", f"""
-[jobs.feed]
-trigger = {{ cron = "0 3 * * *" }}
-retry = {{ attempts = 2, backoff = "0.1s", max_backoff = "0.2s" }}
-
-[jobs.feed.source]
-type = "http"
-urls = [{quoted}]
-user_agent = "metricstore redaction tests (tests@example.com)"
-timeout = "2s"
-""")
+    config = write_http_job(tmp_path / "jobs.toml", urls, who="redaction")
     store = tmp_path / "store"
     run = run_cli("jobs", "run", "feed", "--config", str(config), store=store)
     again = run_cli("jobs", "run", "feed", "--config", str(config), store=store)   # the state file is read back

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import http_server, run_cli
-from tests.ingest.jobhelpers import write_jobs
+from tests.ingest.jobhelpers import write_http_job
 
 TOKEN = "tok-reliability-7c41d9e0a2b34f58-do-not-leak"
 
@@ -68,19 +68,8 @@ PATHS = ["/echo-status", "/echo-body", "/redirect", "/missing.csv"]
 
 
 def test_a_failing_authenticated_job_leaks_its_token_nowhere(tmp_path: Path, server: Server) -> None:
-    urls = ", ".join(f'"{server.base}{p}"' for p in PATHS)
-    config = write_jobs(tmp_path / "jobs.toml", f"""
-[jobs.feed]
-trigger = {{ cron = "0 3 * * *" }}
-retry = {{ attempts = 2, backoff = "0.1s", max_backoff = "0.2s" }}
-
-[jobs.feed.source]
-type = "http"
-urls = [{urls}]
-user_agent = "metricstore reliability tests (tests@example.com)"
-timeout = "2s"
-token_env = "FEED_TOKEN"
-""")
+    config = write_http_job(tmp_path / "jobs.toml", [f"{server.base}{p}" for p in PATHS], who="reliability",
+                            extra='token_env = "FEED_TOKEN"\n')
     store = tmp_path / "store"
     env = {"FEED_TOKEN": TOKEN}
     run = run_cli("jobs", "run", "feed", "--config", str(config), store=store, env=env)
