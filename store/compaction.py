@@ -50,6 +50,7 @@ import datetime as dt
 import functools
 import json
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -370,7 +371,7 @@ def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPoli
                 writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
     finally:
         con.close()
-        _rmtree(spill)
+        shutil.rmtree(spill, ignore_errors=True)
     try:
         _write_manifest(store, commit_id, table, [p.name for p in sources])
         path = store.publish_file(tmp, table, recorded_at, commit_id)
@@ -385,13 +386,6 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """One of DuckDB's batches in the table's Arrow schema (its time zone name, string types)."""
     table = pa.Table.from_batches([batch]).select(schema.names)
     return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(table.columns, schema, strict=True)], schema=schema)
-
-
-def _rmtree(path: Path) -> None:
-    if path.is_dir():
-        for p in sorted(path.rglob("*"), reverse=True):
-            p.rmdir() if p.is_dir() else p.unlink(missing_ok=True)
-        path.rmdir()
 
 
 def compact(store: Store, *, table: str = "events", full: bool = False, grace_s: float | None = None,
