@@ -18,6 +18,7 @@ import polars as pl
 from queries import lineage
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.sandbox import check_read_only, connect as sandboxed
+from queries.snapshot import COVERED, Snapshots
 from queries.views import files_variable
 from store import Store
 from store.compaction import MANIFESTS, live_files
@@ -26,6 +27,10 @@ from store.log import TABLES
 
 DateLike = dt.date | dt.datetime | str
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def to_date(name: str, value: DateLike | None) -> dt.date | None:
@@ -130,6 +135,7 @@ class MetricStore:
         # read-only, no file outside the store, settings locked (queries/sandbox.py)
         self._guard = ChecksumGuard(self.store)
         self._live = LiveFiles(self.store)
+        self._snapshots = Snapshots(self.store)
         self._view_columns: dict[str, list[str]] = {}
         for attempt in range(VANISHED_RETRIES):
             try:
@@ -174,7 +180,9 @@ class MetricStore:
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             for attempt in range(VANISHED_RETRIES):
-                self._pin_files(cur)
+                live = self._pin_files(cur)
+                if d is None and t is None and "growth" in query.lower():
+                    self._read_snapshot(cur, live)
                 try:
                     return cur.sql(query, params=params or None).pl()
                 except duckdb.IOException as exc:   # a compaction deleted a listed file: list again
@@ -189,12 +197,28 @@ class MetricStore:
         finally:
             cur.close()
 
-    def _pin_files(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def _pin_files(self, cur: duckdb.DuckDBPyConnection) -> dict[str, list[Path]]:
         """Point the session's views at the live files of each log (see ``queries.views``)."""
+        live = {}
         for table in TABLES:
-            files = self._live(table)
+            files = live[table] = self._live(table)
             if files:
                 cur.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]]).fetchall()
+        return live
+
+    def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: dict[str, list[Path]]) -> None:
+        """Answer ``growth`` from the snapshot when it is the current view's answer over ``live``
+        (queries.snapshot): a view of this session only, in front of the computed one."""
+        snap = self._snapshots.usable(live)
+        if snap is not None:
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM read_parquet({_literal(snap.path)})")
+
+    def _snapshot_source(self, entity: str, as_of: DateLike | None, as_recorded: DateLike | None) -> str | None:
+        """The snapshot to read one current series from, as a table expression, or None."""
+        if as_of is not None or as_recorded is not None:
+            return None
+        snap = self._snapshots.usable({t: self._live(t) for t in COVERED}, entity=entity)
+        return f"read_parquet({_literal(snap.path)})" if snap is not None else None
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:
@@ -265,15 +289,23 @@ class MetricStore:
         if basis is not None:
             return lineage.growth_by_basis(self, basis, as_of=as_of, as_recorded=as_recorded,
                                            order="period_end, period_start DESC", columns=columns, **filters)
-        # growth_at narrowed to the series reads only its row groups (the view computes every series)
-        narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), "
-                    "only_entity := ?, only_metric := ?)", [entity, metric])
+        # the snapshot when it holds the series' current answer; else growth_at narrowed to the
+        # series, which reads only its row groups (the view computes every series)
+        snapshot = self._snapshot_source(entity, as_of, as_recorded)
+        if snapshot is not None:
+            try:
+                return self._select("growth", filters, as_of=None, as_recorded=None, source=(snapshot, []),
+                                    order="period_end, months_order", columns=columns, internal=True)
+            except SqlError:     # the snapshot was replaced and deleted since: compute the series
+                pass
+        narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?)",
+                    [entity, metric])
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,
                             order="period_end, months_order", columns=columns)
 
     def _select(self, view: str, filters: dict[str, str], *, as_of: DateLike | None,
                 as_recorded: DateLike | None, order: str, columns: str = "*",
-                source: tuple[str, list[Any]] | None = None) -> pl.DataFrame:
+                source: tuple[str, list[Any]] | None = None, internal: bool = False) -> pl.DataFrame:
         allowed = set(self._columns(view))
         where: list[str] = []
         params: list[Any] = list(source[1]) if source else []
@@ -284,8 +316,16 @@ class MetricStore:
             params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         order = order.replace(", months_order", ", period_start DESC")
-        return self.sql(f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}", params,
-                        as_of=as_of, as_recorded=as_recorded)
+        query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
+        if internal:   # our own SELECT over one file that needs no pinned logs (a snapshot)
+            cur = self._con.cursor()
+            try:
+                return cur.sql(query, params=params or None).pl()
+            except duckdb.Error as exc:
+                raise SqlError(str(exc).splitlines()[0]) from None
+            finally:
+                cur.close()
+        return self.sql(query, params, as_of=as_of, as_recorded=as_recorded)
 
     def _columns(self, view: str) -> list[str]:
         """A view's columns (fixed for the life of the connection: the views are created once)."""

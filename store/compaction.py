@@ -232,6 +232,13 @@ def retired(store: Store, table: str = "events", files: list[Path] | None = None
     return _retired_names(store, table, names)
 
 
+def merged_sources(store: Store, table: str = "events") -> dict[str, list[str]]:
+    """The sources of each merge whose manifest is still kept, by the merged file's commit id
+    (a manifest is dropped with its sources once their grace period is over)."""
+    return {str(b.get("commit_id")): [str(s) for s in b.get("sources", [])]  # type: ignore[union-attr]
+            for _, b in _manifests(store) if b.get("table") == table}
+
+
 def live_files(store: Store, table: str = "events") -> list[Path]:
     """The files a reader should read: every committed file but the sources already merged.
 

@@ -1,0 +1,269 @@
+"""A snapshot of the current ``growth`` view: a cache rebuilt from the log, never the source of truth.
+
+The growth view computes every fact's current value, derived quarters and YoY/QoQ/TTM from the
+events on every query; at a million events DuckDB spends more time planning and ranking than the
+answer is worth re-deriving. ``metricstore compact`` (and :func:`refresh`) therefore writes the
+view's current answer (no ``as_of``, no ``as_recorded``) to ``_snapshots/growth-<sha>.parquet``,
+sorted by series, with a manifest naming the log files it was computed from.
+
+A reader uses it only when it is provably the answer the view would give now:
+
+- the SQL that computed it is the SQL installed now (a hash of ``queries/sql``);
+- the entities and metrics logs are the files it was computed from;
+- every event file it was computed from is still read, itself or through the merged file a
+  compaction made of it (the compaction manifests say which), and no other event file is read;
+- for one series: other event files may exist if none holds an event of the series' entity nor
+  any withdrawal (``supersedes``), which could reach across entities.
+
+Otherwise the view is computed from the events as before. Point-in-time queries (``as_of``,
+``as_recorded``) always are. A snapshot whose bytes do not match its manifest's checksum is ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from queries.views import files_variable, install, sql_sources
+from store import Store
+from store.backends import ObjectPath
+from store.compaction import CompactionPolicy, live_files, merged_sources
+from store.log import COMMIT_NAME
+from store.verify import sha256_prefix
+
+FOLDER = "_snapshots"
+#: Set METRICSTORE_SNAPSHOTS=0 to compute every answer from the events (snapshots are not read).
+ENV_SWITCH = "METRICSTORE_SNAPSHOTS"
+#: The logs a growth answer depends on.
+COVERED = ("events", "entities", "metrics")
+#: Rows per row group: a series is a few dozen rows, but smaller groups make every whole-view
+#: read slower; with DuckDB's Parquet metadata cache 16k rows read one series in a few ms.
+ROW_GROUP_ROWS = 16_384
+ORDER = "entity, metric, segment, dims, ptype, period_end"
+
+
+@functools.cache
+def sql_version() -> str:
+    """A hash of the installed view SQL: a snapshot computed by other SQL is not this view's answer."""
+    h = hashlib.sha256()
+    for name, text in sql_sources():
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A published snapshot: its file and the log files it was computed from."""
+
+    path: Path
+    covers: dict[str, frozenset[str]]
+    created_unix: float
+    rows: int
+
+
+def _folder(store: Store) -> Path:
+    return store.root / FOLDER
+
+
+def refresh(store: Store) -> Snapshot | None:
+    """Compute the current growth view from the live files and publish it as the newest snapshot.
+
+    Returns ``None`` for an object-store root (snapshots are kept for local stores only).
+    Older snapshots are deleted once older than the compaction grace period (a reader may
+    still be reading one).
+    """
+    if isinstance(store.root, ObjectPath):
+        return None
+    folder = _folder(store)
+    folder.mkdir(exist_ok=True)
+    listing = {t: live_files(store, t) for t in COVERED}
+    tag = uuid.uuid4().hex
+    tmp = folder / f".tmp-{tag}.parquet"
+    con = duckdb.connect(config={"threads": os.cpu_count() or 1})
+    try:
+        install(con, store)
+        for table, files in listing.items():
+            if files:
+                con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
+        con.execute("SET VARIABLE as_of = NULL")
+        con.execute("SET VARIABLE as_recorded = NULL")
+        target = "'" + str(tmp).replace("'", "''") + "'"
+        rows = con.execute(
+            f"COPY (SELECT * FROM growth_at(NULL, NULL) ORDER BY {ORDER}) TO {target} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0]
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+    sha = sha256_prefix(tmp)
+    final = folder / f"growth-{sha}.parquet"
+    os.replace(tmp, final)
+    now = time.time()
+    body = {"sql": sql_version(), "file": final.name, "sha256": sha, "rows": int(rows),
+            "covers": {t: sorted(p.name for p in files) for t, files in listing.items()},
+            "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": now}
+    meta_tmp = folder / f".tmp-{tag}.json"
+    meta_tmp.write_text(json.dumps(body, indent=1))
+    os.replace(meta_tmp, folder / f"growth-{sha}.json")
+    _prune(folder, keep=final.name, grace_s=CompactionPolicy.from_env().grace_s, now=now)
+    return Snapshot(final, {t: frozenset(v) for t, v in body["covers"].items()}, now, int(rows))
+
+
+def _prune(folder: Path, *, keep: str, grace_s: float, now: float) -> None:
+    """Delete snapshots replaced more than ``grace_s`` ago, and abandoned temporary files."""
+    for entry in os.scandir(folder):
+        try:
+            age = now - entry.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if entry.name.startswith(".tmp-"):
+            if age > 3600:
+                Path(entry.path).unlink(missing_ok=True)
+        elif entry.name.endswith(".json") and entry.name != keep.replace(".parquet", ".json") and age > grace_s:
+            Path(entry.path).unlink(missing_ok=True)     # the manifest first: no reader picks it now
+            Path(entry.path[: -len(".json")] + ".parquet").unlink(missing_ok=True)
+
+
+class Snapshots:
+    """Finds the snapshot a query may read, for one store, in one process.
+
+    Manifests are parsed once (the folder listing is reused while its mtime is unchanged), a
+    snapshot's bytes are checked against its manifest once, and what each event file holds
+    (entities, withdrawals) is read once: committed files never change.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._listing: tuple[int, Snapshot | None] | None = None
+        self._proven: dict[str, tuple[int, int]] = {}
+        self._reach: dict[str, tuple[frozenset[str], bool]] = {}
+        self._lock = threading.Lock()
+
+    def latest(self) -> Snapshot | None:
+        """The newest snapshot computed by this SQL, whole on disk, or None."""
+        if isinstance(self.store.root, ObjectPath) or not enabled():
+            return None
+        folder = _folder(self.store)
+        try:
+            stamp = os.stat(folder).st_mtime_ns
+        except OSError:
+            return None
+        with self._lock:
+            if self._listing is not None and self._listing[0] == stamp and time.time_ns() - stamp > 10**8:
+                return self._listing[1]
+            found = self._newest(folder)
+            self._listing = (stamp, found)
+            return found
+
+    def _newest(self, folder: Path) -> Snapshot | None:
+        bodies = []
+        for entry in os.scandir(folder):
+            if entry.name.startswith("growth-") and entry.name.endswith(".json"):
+                try:
+                    body = json.loads(Path(entry.path).read_text())
+                except (OSError, ValueError):
+                    continue
+                if isinstance(body, dict) and body.get("sql") == sql_version():
+                    bodies.append(body)
+        for body in sorted(bodies, key=lambda b: float(b.get("created_unix", 0)), reverse=True):
+            path = folder / str(body.get("file"))
+            if self._whole(path, str(body.get("sha256"))):
+                covers = {t: frozenset(body.get("covers", {}).get(t, ())) for t in COVERED}
+                return Snapshot(path, covers, float(body["created_unix"]), int(body.get("rows", 0)))
+        return None
+
+    def _whole(self, path: Path, sha: str) -> bool:
+        try:
+            st = path.stat()
+            key = (st.st_size, st.st_mtime_ns)
+            if self._proven.get(str(path)) != key:
+                if sha256_prefix(path) != sha:
+                    return False
+                self._proven[str(path)] = key
+        except OSError:
+            return False
+        return True
+
+    def usable(self, live: dict[str, list[Path]], entity: str | None = None) -> Snapshot | None:
+        """The snapshot that answers the current growth view over ``live`` files (for one entity's
+        series when ``entity`` is given), or None when the view must be computed."""
+        snap = self.latest()
+        if snap is None:
+            return None
+        for table in ("entities", "metrics"):
+            if {p.name for p in live.get(table, [])} != snap.covers[table]:
+                return None
+        extra = self._unseen([p.name for p in live.get("events", [])], snap.covers["events"])
+        if extra is None:
+            return None
+        if extra and (entity is None or any(self._touches(p, entity)
+                                            for p in live["events"] if p.name in extra)):
+            return None
+        return snap
+
+    def _unseen(self, names: list[str], covers: frozenset[str]) -> set[str] | None:
+        """The live files (``names``) holding events the snapshot has not seen, or None when one of
+        the snapshot's files is unaccounted for (neither live nor merged into a live file made of
+        the snapshot's files only, as far as the kept compaction manifests tell)."""
+        live = set(names)
+        extra = live - covers
+        if not extra and covers <= live:
+            return set()
+        sources = merged_sources(self.store, "events")
+        seen: set[str] = set()
+
+        def leaves(name: str, depth: int = 0) -> set[str] | None:
+            if name in covers:
+                return {name}
+            m = COMMIT_NAME.match(name)
+            parts = sources.get(m["commit"]) if m else None
+            if parts is None or depth > 64:
+                return None
+            out: set[str] = set()
+            for part in parts:
+                got = leaves(part, depth + 1)
+                if got is None:
+                    return None
+                out |= got
+            return out
+
+        uncovered: set[str] = set()
+        for name in extra:
+            got = leaves(name)
+            if got is None:
+                uncovered.add(name)
+            else:
+                seen |= got
+        if not covers <= (live & covers) | seen:
+            return None
+        return uncovered
+
+    def _touches(self, path: Path, entity: str) -> bool:
+        """Could this event file change ``entity``'s growth: an event of it, or any withdrawal?"""
+        hit = self._reach.get(path.name)
+        if hit is None:
+            try:
+                t = pq.read_table(path, columns=["entity", "supersedes"])
+            except (OSError, KeyError, ValueError):
+                return True
+            hit = (frozenset(t.column("entity").unique().to_pylist()),
+                   t.column("supersedes").null_count < t.num_rows)
+            self._reach[path.name] = hit
+        entities, withdraws = hit
+        return withdraws or entity in entities

@@ -1,0 +1,192 @@
+"""The growth snapshot: read only when it is the answer the view would compute now.
+
+Every test compares answers with the snapshot against answers computed from the events
+(``METRICSTORE_SNAPSHOTS=0``). To prove a snapshot is read (or not), some tests publish a doctored
+one, every value doubled, with a manifest that vouches for it: an answer that comes back doubled
+was read from the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from polars.testing import assert_frame_equal
+
+from ingest import EntityDef, set_entity
+from queries import MetricStore
+from queries.snapshot import FOLDER, refresh
+from store import Store
+from store.compaction import CompactionPolicy, compact
+from store.verify import sha256_prefix
+from tests.conftest import fact, run_cli
+
+KEY = ["entity", "metric", "segment", "dims", "unit", "ptype", "period", "period_start"]
+
+
+def rich_rows() -> list[dict[str, object]]:
+    """Two calendars, flows with derived quarters and restatements, a ratio, a stock, segments."""
+    rows = []
+    for year in (2022, 2023, 2024):
+        for q, v in ((1, 20), (2, 25), (3, 30)):
+            rows.append(fact(period=f"{year}Q{q}", value=str(v + year - 2022), reported_at=f"{year}-{3 * q + 1:02d}-20"))
+        rows.append(fact(period=f"9M{year}", value=str(75 + 3 * (year - 2022)), reported_at=f"{year}-10-20"))
+        rows.append(fact(period=f"FY{year}", value=str(110 + 5 * (year - 2022)), reported_at=f"{year + 1}-03-01"))
+        rows.append(fact(period=f"FY{year}", segment="cloud", value=str(40 + year - 2022), reported_at=f"{year + 1}-03-01"))
+        rows.append(fact(metric="gross_margin", period=f"FY{year}", value=str(30 + year - 2022), unit="%",
+                         reported_at=f"{year + 1}-03-01"))
+        rows.append(fact(metric="store_count", period=f"{year}-12-31", value=str(100 * (year - 2020)), unit="stores",
+                         reported_at=f"{year + 1}-03-01"))
+        rows.append(fact(entity="beta", period=f"FY{year}", value=str(50 + year - 2022), reported_at=f"{year}-08-15"))
+        for q in (1, 2, 3, 4):
+            rows.append(fact(entity="beta", period=f"{year}Q{q}", value=str(12 + q), reported_at=f"{year}-08-15"))
+    rows.append(fact(period="FY2023", value="121", source="restated", reported_at="2025-03-01"))
+    rows.append(fact(period="2024Q2", value="26.5", qualifier="approx", source="press", authority="secondary",
+                     reported_at="2024-07-30"))
+    return rows
+
+
+@pytest.fixture
+def rich(ingest_rows, store: Store) -> Store:
+    assert set_entity(store, EntityDef("beta", "Beta", None, None, 6))
+    assert ingest_rows(rich_rows()).ok
+    return store
+
+
+def whole(ms: MetricStore, **kw: object) -> pl.DataFrame:
+    return ms.sql("SELECT * FROM growth", **kw).sort(KEY)
+
+
+def computed(ms: MetricStore, monkeypatch: pytest.MonkeyPatch, fn) -> pl.DataFrame:
+    with monkeypatch.context() as m:
+        m.setenv("METRICSTORE_SNAPSHOTS", "0")
+        return fn()
+
+
+def series_keys(ms: MetricStore) -> list[tuple[str, str, str]]:
+    return ms.sql("SELECT DISTINCT entity, metric, segment FROM growth ORDER BY ALL").rows()
+
+
+def doctor(store: Store) -> None:
+    """Double every value of the newest snapshot and vouch for it in its manifest."""
+    folder = store.root / FOLDER
+    meta = max(folder.glob("growth-*.json"), key=lambda p: json.loads(p.read_text())["created_unix"])
+    body = json.loads(meta.read_text())
+    path = folder / body["file"]
+    t = pq.read_table(path)
+    t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
+    pq.write_table(t, path)
+    body["sha256"] = sha256_prefix(path)
+    meta.write_text(json.dumps(body))
+
+
+def test_the_snapshot_is_the_computed_view(rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = computed(ms, monkeypatch, lambda: whole(ms))
+    snap = refresh(rich)
+    assert snap is not None and snap.rows == expected.height
+    assert_frame_equal(whole(ms), expected)
+    for entity, metric, segment in series_keys(ms):
+        want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment))
+        assert_frame_equal(ms.series(entity, metric, segment), want)
+        for freq in ("FY", "Q"):
+            want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment, freq=freq))
+            assert_frame_equal(ms.series(entity, metric, segment, freq=freq), want)
+
+
+def test_current_answers_read_the_snapshot_and_point_in_time_ones_never(rich: Store, ms: MetricStore) -> None:
+    true = whole(ms)
+    true_as_of = whole(ms, as_of="2024-12-31")
+    refresh(rich)
+    doctor(rich)
+    assert whole(ms)["value"].to_list() == [v * 2 for v in true["value"].to_list()]
+    assert ms.series("acme", "revenue", freq="FY")["value"].to_list() == [220e6, 242e6, 240e6]
+    assert_frame_equal(whole(ms, as_of="2024-12-31"), true_as_of)
+    assert_frame_equal(whole(ms, as_recorded="2099-01-01"), true)
+    assert ms.series("acme", "revenue", freq="FY", as_of="2099-01-01")["value"].to_list() == [110e6, 121e6, 120e6]
+
+
+def test_a_commit_after_the_snapshot_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
+    refresh(rich)
+    doctor(rich)
+    assert ingest_rows([fact(period="FY2025", value="130", reported_at="2026-03-01")]).ok
+    fy = ms.series("acme", "revenue", freq="FY")        # acme's events changed: computed
+    assert fy["value"].to_list() == [110e6, 121e6, 120e6, 130e6]
+    assert "FY2025" in whole(ms)["period"].to_list()    # so does the whole view
+    beta = ms.series("beta", "revenue", freq="FY")       # beta's did not: still the snapshot's
+    assert beta["value"].to_list() == [100e6, 102e6, 104e6]
+
+
+def test_a_withdrawal_filed_anywhere_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
+    wrong = ms.sql("SELECT event_id FROM facts WHERE entity = 'beta' AND period = 'FY2024' AND segment = 'total' "
+                   "AND metric = 'revenue'")["event_id"][0]
+    refresh(rich)
+    doctor(rich)
+    assert ingest_rows([fact(entity="gamma", value="", op="retract", supersedes=wrong, source="b",
+                             reported_at="2025-03-05")]).ok
+    assert ms.series("beta", "revenue", freq="FY")["period"].to_list() == ["FY2022", "FY2023"]
+
+
+def test_compaction_keeps_the_snapshot_while_it_can_prove_it_current(
+        rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = whole(ms)
+    refresh(rich)
+    doctor(rich)
+    compact(rich, full=True, grace_s=3600, policy=CompactionPolicy(auto=False))
+    assert whole(ms)["value"].to_list() == [v * 2 for v in expected["value"].to_list()]   # still read
+    compact(rich, full=True, grace_s=0, policy=CompactionPolicy(auto=False))   # manifests dropped:
+    assert_frame_equal(whole(ms), expected)                                     # unprovable, computed
+
+
+def test_a_new_fiscal_calendar_is_seen(rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "FY2024" in ms.series("beta", "revenue")["period"].to_list()    # years end in June
+    refresh(rich)
+    doctor(rich)
+    assert set_entity(rich, EntityDef("beta", "Beta", None, None, 12))
+    labels = computed(ms, monkeypatch, lambda: ms.series("beta", "revenue"))
+    assert "FY2024" not in labels["period"].to_list() and "2023Q3" in labels["period"].to_list()
+    assert_frame_equal(ms.series("beta", "revenue"), labels)
+
+
+def test_a_damaged_snapshot_or_one_of_other_sql_is_ignored(rich: Store, ms: MetricStore) -> None:
+    expected = whole(ms)
+    snap = refresh(rich)
+    assert snap is not None
+    data = bytearray(snap.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    snap.path.write_bytes(bytes(data))
+    assert_frame_equal(whole(MetricStore(rich)), expected)
+    refresh(rich)
+    doctor(rich)
+    meta = max((rich.root / FOLDER).glob("growth-*.json"), key=lambda p: json.loads(p.read_text())["created_unix"])
+    body = json.loads(meta.read_text())
+    body["sql"] = "0" * 16
+    meta.write_text(json.dumps(body))
+    assert_frame_equal(whole(MetricStore(rich)), expected)
+
+
+def test_replaced_snapshots_are_deleted_after_the_grace_period(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRICSTORE_COMPACT_GRACE_S", "0")
+    first = refresh(rich)
+    rich.append(pl.DataFrame([{"entity": "acme", "metric": "revenue", "period_start": "2030-01-01",
+                               "period_end": "2030-12-31", "value": 1.0, "unit": "USD",
+                               "reported_at": "2031-01-01", "source": "s"}])
+                .with_columns(pl.col("period_start", "period_end", "reported_at").str.to_date()).to_arrow())
+    second = refresh(rich)
+    assert first is not None and second is not None and first.path != second.path
+    assert {p.name for p in (rich.root / FOLDER).iterdir()} == {second.path.name, second.path.with_suffix(".json").name}
+
+
+def test_compact_command_refreshes_the_snapshot(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = run_cli("compact", store=rich.root)
+    assert out.returncode == 0, out.stderr
+    assert "snapshot:" in out.stdout and FOLDER in out.stdout
+    args = ("series", "acme", "revenue", "--freq", "Q", "--format", "csv")
+    with_snapshot = run_cli(*args, store=rich.root)
+    without = run_cli(*args, store=rich.root, env={"METRICSTORE_SNAPSHOTS": "0"})
+    assert with_snapshot.returncode == 0 and with_snapshot.stdout == without.stdout
+    assert "2024Q4" in with_snapshot.stdout
+    assert run_cli("verify", store=rich.root).returncode == 0
