@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import duckdb
 import numpy as np
@@ -41,6 +41,9 @@ import pyarrow.compute as pc
 ID_TAG = b"metricstore/id/v2"
 #: Up to this many records are hashed with hashlib in Python; more in DuckDB (parallel, no GIL).
 PY_HASH_MAX = 256
+#: Records longer than two SHA-256 blocks (key records), up to this many, are hashed with hashlib
+#: too: per block its SHA instructions beat DuckDB's portable SHA-256 by more than the call costs.
+PY_HASH_WIDE_MAX = 16_384
 #: Rows per Arrow batch handed to DuckDB (DuckDB hashes batches in parallel).
 DUCK_CHUNK = 16_384
 
@@ -87,15 +90,39 @@ def _array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     return col
 
 
+def _packed_hex(arr: pa.Array) -> bytes | None:
+    """The bytes of 32-hex-digit strings, read at once (``bytes.fromhex`` over the packed
+    characters), or None when some value is not exactly 32 hex digits (or null)."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)) or arr.null_count:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    if offsets[-1] - offsets[0] != 32 * len(arr) or not (np.diff(offsets) == 32).all():
+        return None
+    try:
+        raw = bytes.fromhex(bytes(memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]).decode("ascii"))
+    except ValueError:
+        return None
+    return raw if len(raw) == 16 * len(arr) else None   # (fromhex skips spaces)
+
+
 def hex_to_digests(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """32-hex-digit ids as an (n, 16) uint8 array of their bytes."""
     arr = _array(ids)
     if len(arr) == 0:
         return np.zeros((0, 16), np.uint8)
+    raw = _packed_hex(arr)
+    if raw is not None:
+        return np.frombuffer(raw, np.uint8).reshape(-1, 16)
     fixed = arr.cast(pa.string()).cast(pa.binary(32))
-    raw = np.frombuffer(fixed.buffers()[1], np.uint8)[fixed.offset * 32:(fixed.offset + len(fixed)) * 32]
-    nib = _NIBBLE[raw.reshape(-1, 32)]
+    raw_chars = np.frombuffer(fixed.buffers()[1], np.uint8)[fixed.offset * 32:(fixed.offset + len(fixed)) * 32]
+    nib = _NIBBLE[raw_chars.reshape(-1, 32)]
     return np.ascontiguousarray((nib[:, 0::2] << 4) | nib[:, 1::2])
+
+
+def hex_to_words(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """32-hex-digit ids as two uint64 arrays: their first and last 8 bytes, read big-endian."""
+    words = hex_to_digests(ids).view(">u8").astype(np.uint64)
+    return words[:, 0].copy(), words[:, 1].copy()
 
 
 def digests_to_hex(d: np.ndarray) -> pa.Array:
@@ -108,10 +135,15 @@ def digests_to_hex(d: np.ndarray) -> pa.Array:
     return fixed.cast(pa.binary()).cast(pa.string())
 
 
+def _in_python(n: int, width: int) -> bool:
+    """Whether ``n`` records of ``width`` bytes are hashed faster with hashlib than in DuckDB."""
+    return n <= PY_HASH_MAX or (width > 119 and n <= PY_HASH_WIDE_MAX)
+
+
 def sha_rows_hex(records: np.ndarray) -> pa.Array:
     """SHA-256 of every row of an (n, w) uint8 array, first 16 bytes as 32 hex digits."""
     n, w = records.shape
-    if n <= PY_HASH_MAX:
+    if _in_python(n, w):
         sha = hashlib.sha256
         buf = records.tobytes()
         return pa.array([sha(buf[i:i + w]).hexdigest()[:32] for i in range(0, n * w, w)], pa.string())
@@ -133,7 +165,7 @@ def sha_rows(records: np.ndarray) -> np.ndarray:
     n, w = records.shape
     if n == 0:
         return np.zeros((0, 16), np.uint8)
-    if n <= PY_HASH_MAX:
+    if _in_python(n, w):
         sha = hashlib.sha256
         buf = records.tobytes()
         return np.frombuffer(b"".join([sha(buf[i:i + w]).digest()[:16] for i in range(0, n * w, w)]),
@@ -181,8 +213,29 @@ def _fixed_values(arr: pa.Array, kind: str) -> np.ndarray:
     return vals.astype(_DTYPE[kind], copy=False)
 
 
-def row_records(table: pa.Table, identity: Iterable[str]) -> np.ndarray:
-    """The row record of every row (see the module's docstring): an (n, w) uint8 array."""
+def _is_constant(arr: pa.Array) -> bool:
+    """Whether every value of a string array is the same (or every one NULL): a look at the
+    offsets and one comparison of the packed bytes, cheaper than hashing each value."""
+    n = len(arr)
+    if arr.null_count:
+        return arr.null_count == n
+    if not pa.types.is_string(arr.type):
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + n + 1]
+    width = offsets[1] - offsets[0]
+    if offsets[-1] - offsets[-2] != width or not (np.diff(offsets) == width).all():
+        return False
+    if width == 0:
+        return True
+    data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, width)
+    return bool((data[-1] == data[0]).all() and (data == data[0]).all())
+
+
+def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[str] = ()) -> np.ndarray:
+    """The row record of every row (see the module's docstring): an (n, w) uint8 array.
+
+    ``constant`` names string columns the caller knows to hold one value (or NULL) throughout;
+    they are not compared row by row (the result is the same either way)."""
     cols = list(identity)
     n = table.num_rows
     kinds = {c: _kind(table.schema.field(c).type) for c in cols}
@@ -193,16 +246,23 @@ def row_records(table: pa.Table, identity: Iterable[str]) -> np.ndarray:
     codes: list[np.ndarray] = []
     tables: list[np.ndarray] = []
     for c in strs:
-        enc = pc.dictionary_encode(_array(table.column(c)))
+        arr = _array(table.column(c))
+        if n and (c in constant or _is_constant(arr)):       # (defaults, absent columns): one value, no dictionary
+            enc = pc.dictionary_encode(arr.slice(0, 1))
+        else:
+            enc = pc.dictionary_encode(arr)
         digs = _string_digests(enc.dictionary)
         tagged = np.zeros((len(digs) + 1, 17), np.uint8)     # row 0: NULL
         tagged[1:, 0] = 1
         tagged[1:, 1:] = digs
-        codes.append(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1)
+        code = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        codes.append(code if len(code) == n else np.broadcast_to(code, n))
         tables.append(tagged)
     key = np.zeros(n, np.int64)
     bound = 1
     for code, tagged in zip(codes, tables, strict=True):
+        if code.strides == (0,):           # a constant adds nothing to tell the rows apart
+            continue
         card = len(tagged)
         if bound * card >= 1 << 62:
             _, key = np.unique(key, return_inverse=True)
@@ -210,7 +270,16 @@ def row_records(table: pa.Table, identity: Iterable[str]) -> np.ndarray:
             bound = int(key.max()) + 1 if n else 1
         key = key * card + code
         bound *= card
-    if n:
+    if n and bound <= 16 * n + 65_536:   # few possible keys: a table over them, no sort
+        present = np.zeros(bound, bool)
+        present[key] = True
+        distinct = np.flatnonzero(present)
+        slot = np.empty(bound, np.int64)
+        slot[distinct] = np.arange(len(distinct))
+        inverse = slot[key]
+        first = np.empty(len(distinct), np.int64)   # a row of each key (any: they agree)
+        first[inverse] = np.arange(n)
+    elif n:
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
     else:
@@ -233,11 +302,13 @@ def row_records(table: pa.Table, identity: Iterable[str]) -> np.ndarray:
     return rec.view(np.uint8).reshape(n, rec.dtype.itemsize)
 
 
-def content_digests(table: pa.Table, identity: Iterable[str]) -> np.ndarray:
+def content_digests(table: pa.Table, identity: Iterable[str], constant: Collection[str] = ()) -> np.ndarray:
     """The content-derived id of every row as an (n, 16) uint8 array (see the module's docstring)."""
-    return sha_rows(row_records(table, identity))
+    return sha_rows(row_records(table, identity, constant))
 
 
-def content_ids(table: pa.Table, identity: Iterable[str]) -> pa.Array:
-    """The content-derived id of every row: 32 hex digits (see the module's docstring)."""
-    return sha_rows_hex(row_records(table, identity))
+def content_ids(table: pa.Table, identity: Iterable[str], constant: Collection[str] = ()) -> pa.Array:
+    """The content-derived id of every row: 32 hex digits (see the module's docstring).
+
+    ``constant``: string columns known to hold one value throughout (see :func:`row_records`)."""
+    return sha_rows_hex(row_records(table, identity, constant))

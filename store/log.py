@@ -18,6 +18,7 @@ a doubled write or a compaction running beside them harmless.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -27,7 +28,8 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, object_root, staging_path
-from store.ids import content_ids, hex_to_digests
+from store.ids import content_ids, hex_to_digests, hex_to_words
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
     DEFAULTS,
@@ -317,11 +319,12 @@ class Store:
                 given[field.name] = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
         if table == "events" and n > 1 and all(k in given for k in SORT_KEYS):
             # sorted for pruning before the store's columns exist: fewer columns to move
-            order = pc.sort_indices(pa.table({k: given[k] for k in SORT_KEYS}),
-                                    sort_keys=[(k, "ascending") for k in SORT_KEYS])
-            if not np.array_equal(order.to_numpy(), np.arange(n)):
-                given = {k: v.take(order) for k, v in given.items()}
+            order = _sort_order([given[k] for k in SORT_KEYS])
+            if not np.array_equal(order, np.arange(n)):
+                indices = pa.array(order)
+                given = {k: v.take(indices) for k, v in given.items()}
         arrays: dict[str, pa.Array] = {}
+        filled: set[str] = set()      # columns of one value throughout (the id need not compare them)
         for field in schema:
             if field.name in (id_col, "recorded_at", "commit_id"):
                 continue
@@ -332,9 +335,11 @@ class Store:
             elif field.name == "run_id":
                 col = pa.repeat(pa.scalar(run_id, pa.string()), n)
             elif field.name in DEFAULTS and table == "events":
-                col = pa.repeat(pa.scalar(DEFAULTS[field.name], field.type), n)
+                col = _default_column(DEFAULTS[field.name], field.type, n)
             else:
                 col = pa.nulls(n, field.type)
+            if field.name not in given:
+                filled.add(field.name)
             if field.name in DEFAULTS and table == "events" and field.name in given:
                 if col.null_count:
                     col = pc.fill_null(col, DEFAULTS[field.name])
@@ -344,9 +349,9 @@ class Store:
                 raise SchemaMismatch(field.name, f"{col.null_count} row(s) have no value")
             arrays[field.name] = col
         if table == "events":
-            _check_events(arrays)
+            _check_events(arrays, given)
         out = pa.table(arrays)
-        ids = content_ids(out, identity)
+        ids = content_ids(out, identity, constant=filled)
         return out.append_column(id_col, ids)
 
     def existing_ids(self, ids: pa.Array | pa.ChunkedArray, *, table: str = "events",
@@ -361,7 +366,10 @@ class Store:
         id_col = TABLES[table][1]
         if keys is not None and table == "events" and keys.num_rows <= NARROW_MAX_VALUES:
             return self._existing_ids_pruned(ids, keys, id_col)
-        files = [str(p) for p in self.files(table)]
+        if keys is not None and table == "events" and isinstance(self.root, Path):
+            files = self._files_admitting(keys)
+        else:
+            files = [str(p) for p in self.files(table)]
         if not files:
             return pa.array([], pa.string())
         where, params = _narrowing(keys) if keys is not None and table == "events" else ("", [])
@@ -376,6 +384,31 @@ class Store:
         finally:
             cur.close()
         return found.column("id").combine_chunks().cast(pa.string())
+
+    def _files_admitting(self, keys: pa.Table) -> list[str]:
+        """The committed events files with a row group whose statistics admit the range of
+        ``keys``' entity, metric and period_end: only those can hold one of their ids (the rest,
+        empty files included, need not be opened)."""
+        footers = self._footers("events")
+        if not any(groups for _, groups in footers):     # no event stored yet
+            return []
+        bounds = []
+        for col in ("entity", "metric", "period_end"):
+            mm = pc.min_max(keys.column(col))
+            bounds.append((mm["min"].as_py(), mm["max"].as_py()))
+        (e_min, e_max), (m_min, m_max), (p_min, p_max) = bounds
+        if e_min is None or m_min is None or p_min is None:
+            return [str(p) for p in self.files("events")]
+        out = []
+        folder = self.root / "events"
+        for name, groups in footers:
+            for _, e_lo, e_hi, m_lo, m_hi, p_lo, p_hi, _, _ in groups:
+                if ((e_lo is None or (e_lo <= e_max and e_min <= e_hi))
+                        and (m_lo is None or (m_lo <= m_max and m_min <= m_hi))
+                        and (p_lo is None or (p_lo <= p_max and p_min <= p_hi))):
+                    out.append(str(folder / name))
+                    break
+        return out
 
     def _existing_ids_pruned(self, ids: pa.Array | pa.ChunkedArray, keys: pa.Table, id_col: str) -> pa.Array:
         """``existing_ids`` for a small batch: only the row groups whose statistics admit one of
@@ -453,6 +486,8 @@ class Store:
                 names = [md.schema.column(i).name for i in range(md.num_columns)]
                 groups = []
                 for rg in range(md.num_row_groups):
+                    if md.row_group(rg).num_rows == 0:   # (an empty file's one group) holds no id
+                        continue
                     bounds: list[Any] = []
                     for col in ("entity", "metric", "period_end", TABLES[table][1]):
                         st = md.row_group(rg).column(names.index(col)).statistics if col in names else None
@@ -523,34 +558,23 @@ class Store:
         try:
             with self.lock():
                 self._clean_tmp()
-                # batch n is written (in a thread: Parquet encoding releases the GIL) while batch
-                # n + 1 is checked, hashed and sorted here
+                # three stages overlap (Arrow, numpy and DuckDB release the GIL): batch n + 1 is
+                # checked, hashed and sorted in one thread while batch n is deduplicated here
+                # and batch n - 1 is written in another
                 writer = _BackgroundWriter(tmp, schema.with_metadata(_commit_meta(table, recorded_at, commit_id)),
                                            write_options(schema))
                 try:
-                    for batch in batches:
-                        prepared = self.prepare(batch, table=table, run_id=run_id)
-                        n_in += prepared.num_rows
-                        hi, lo = _IdSet.keys(prepared.column(id_col))
-                        s_hi = np.sort(hi)
-                        if (s_hi[1:] == s_hi[:-1]).any():   # a repeat (or, once in 2^64, a shared half)
-                            prepared = _first_of_each(prepared, id_col)
-                            hi, lo = _IdSet.keys(prepared.column(id_col))
-                        ids = prepared.column(id_col)
-                        present = self.existing_ids(ids, table=table, keys=prepared)
-                        dup = seen.contains_keys(hi, lo)
-                        if len(present):
-                            dup |= pc.is_in(ids, value_set=present).to_numpy(zero_copy_only=False)
-                        if dup.any():
-                            keep = ~dup
-                            prepared = prepared.filter(pa.array(keep))
-                            hi, lo = hi[keep], lo[keep]
-                        if prepared.num_rows == 0:
-                            continue
-                        seen.add_keys(hi, lo)
-                        stamped = _stamp(prepared, table, recorded_at, commit_id)
-                        writer.write(stamped)
-                        added += stamped.num_rows
+                    with ThreadPoolExecutor(1, thread_name_prefix="metricstore-prepare") as preparer:
+                        for prepared in _ahead(preparer, batches, functools.partial(
+                                self.prepare, table=table, run_id=run_id)):
+                            n_in += prepared.num_rows
+                            prepared, s_hi, s_lo = self._new_in_stream(prepared, table, seen)
+                            if prepared.num_rows == 0:
+                                continue
+                            seen.add_sorted(s_hi, s_lo)
+                            stamped = _stamp(prepared, table, recorded_at, commit_id)
+                            writer.write(stamped)
+                            added += stamped.num_rows
                 finally:
                     writer.close({"metricstore.rows": str(added)})
                 if added == 0:
@@ -563,6 +587,33 @@ class Store:
             tmp.unlink(missing_ok=True)
             raise
         return AppendResult(table, commit_id, added, n_in - added, path)
+
+    def _new_in_stream(self, prepared: pa.Table, table: str,
+                       seen: _IdSet) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+        """The rows of a prepared batch that neither the batch itself (first kept), an earlier
+        batch of the stream (``seen``) nor the store holds, with their ids as (hi, lo) words
+        sorted by hi, ready for ``seen.add_sorted``."""
+        id_col = TABLES[table][1]
+        hi, lo = _IdSet.keys(prepared.column(id_col))
+        order = np.argsort(hi)        # one sort serves the repeat check, the search and the add
+        s_hi = hi[order]
+        if (s_hi[1:] == s_hi[:-1]).any():   # a repeat (or, once in 2^64, a shared half)
+            prepared = _first_of_each(prepared, id_col)
+            hi, lo = _IdSet.keys(prepared.column(id_col))
+            order = np.argsort(hi)
+            s_hi = hi[order]
+        s_lo = lo[order]
+        ids = prepared.column(id_col)
+        present = self.existing_ids(ids, table=table, keys=prepared)
+        dup_sorted = seen.contains_sorted(s_hi, s_lo)
+        if len(present):
+            dup_sorted |= pc.is_in(ids, value_set=present).to_numpy(zero_copy_only=False)[order]
+        if dup_sorted.any():
+            dup = np.empty_like(dup_sorted)
+            dup[order] = dup_sorted
+            prepared = prepared.filter(pa.array(~dup))
+            s_hi, s_lo = s_hi[~dup_sorted], s_lo[~dup_sorted]
+        return prepared, s_hi, s_lo
 
     def publish(self, data: pa.Table, table: str, recorded_at: dt.datetime, commit_id: str) -> Path:
         """Write ``data`` under a temporary name, flush it, and rename it into ``table`` in one step."""
@@ -696,6 +747,23 @@ def _stamp(prepared: pa.Table, table: str, recorded_at: dt.datetime, commit_id: 
     return prepared.cast(schema)                            # events: sorted by prepare
 
 
+#: Default columns up to this many rows are built once and shared (arrays are immutable): the
+#: batches of a stream mostly have one size. A few short values: at most about 20 MB are kept.
+DEFAULT_CACHE_ROWS = 1 << 17
+
+
+def _default_column(value: str, type_: pa.DataType, n: int) -> pa.Array:
+    """An array of ``n`` times a column's default ``value``."""
+    if n <= DEFAULT_CACHE_ROWS:
+        return _default_cached(value, type_, n)
+    return pa.repeat(pa.scalar(value, type_), n)
+
+
+@functools.lru_cache(maxsize=12)
+def _default_cached(value: str, type_: pa.DataType, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), n)
+
+
 def _words(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, 16) digests as two uint64 arrays (the first and last 8 bytes, big-endian)."""
     words = np.ascontiguousarray(digests).view(">u8").astype(np.uint64)
@@ -731,7 +799,7 @@ class _IdSet:
 
     @staticmethod
     def keys(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-        return _words(hex_to_digests(ids))
+        return hex_to_words(ids)
 
     def contains(self, ids: pa.Array | pa.ChunkedArray) -> pa.Array:
         return pa.array(self.contains_keys(*self.keys(ids)))
@@ -744,16 +812,22 @@ class _IdSet:
         if not self.levels or not len(hi):
             return hit
         order = np.argsort(hi)                # sorted needles: a cache-friendly search
-        s_hi, s_lo = hi[order], lo[order]
-        found = np.zeros(len(hi), dtype=bool)
-        for l_hi, l_lo in self.levels:
-            found |= _sorted_contains(l_hi, l_lo, s_hi, s_lo)
-        hit[order] = found
+        hit[order] = self.contains_sorted(hi[order], lo[order])
         return hit
 
+    def contains_sorted(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """``contains_keys`` for pairs already sorted by ``hi``."""
+        found = np.zeros(len(hi), dtype=bool)
+        for l_hi, l_lo in self.levels:
+            found |= _sorted_contains(l_hi, l_lo, hi, lo)
+        return found
+
     def add_keys(self, hi: np.ndarray, lo: np.ndarray) -> None:
-        order = np.argsort(hi, kind="stable")   # sorted by hi: the search walks equal his
-        hi, lo = hi[order], lo[order]
+        order = np.argsort(hi)
+        self.add_sorted(hi[order], lo[order])
+
+    def add_sorted(self, hi: np.ndarray, lo: np.ndarray) -> None:
+        """``add_keys`` for pairs already sorted by ``hi`` (the search walks equal his)."""
         while self.levels and len(self.levels[-1][0]) <= len(hi):
             o_hi, o_lo = self.levels.pop()
             hi, lo = np.concatenate([o_hi, hi]), np.concatenate([o_lo, lo])
@@ -807,6 +881,59 @@ class _BackgroundWriter:
             raise self.error
 
 
+def _ahead(pool: ThreadPoolExecutor, batches: Iterable[pa.Table],
+           fn: Callable[[pa.Table], pa.Table]) -> Iterator[pa.Table]:
+    """``fn`` of each batch, in order, computed in ``pool`` one batch ahead of the consumer.
+
+    The batches are drawn here (the caller's thread), so at most one is being worked on while
+    the consumer holds the previous result. A failure is raised when its batch's turn comes."""
+    pending: Future[pa.Table] | None = None
+    for batch in batches:
+        nxt = pool.submit(fn, batch)
+        del batch
+        if pending is not None:
+            yield pending.result()
+        pending = nxt
+    if pending is not None:
+        yield pending.result()
+
+
+def _sort_order(keys: list[pa.Array]) -> np.ndarray:
+    """The stable ascending order of rows by ``keys`` (``pc.sort_indices``' order).
+
+    Each key becomes its rank among the key's distinct values (strings through their
+    dictionary, dates as days from the least), and the ranks and the row number are packed
+    into one distinct uint64 per row: an unstable (vectorised) sort of those is stable by
+    construction. Keys with nulls, other types or too many bits take ``pc.sort_indices``."""
+    n = len(keys[0])
+    parts: list[tuple[np.ndarray, int]] = []
+    for col in keys:
+        if col.null_count:
+            parts = []
+            break
+        if pa.types.is_string(col.type):
+            enc = pc.dictionary_encode(col)
+            rank = np.empty(len(enc.dictionary), np.uint64)
+            rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary), dtype=np.uint64)
+            parts.append((rank[enc.indices.to_numpy()], len(enc.dictionary)))
+        elif pa.types.is_date32(col.type):
+            days = col.cast(pa.int32()).to_numpy().astype(np.int64)
+            low = int(days.min())
+            parts.append(((days - low).astype(np.uint64), int(days.max()) - low + 1))
+        else:
+            parts = []
+            break
+    bits = [int(width - 1).bit_length() for _, width in parts]
+    if not parts or sum(bits) + int(n - 1).bit_length() > 64:
+        return pc.sort_indices(pa.table({str(i): k for i, k in enumerate(keys)}),
+                               sort_keys=[(str(i), "ascending") for i in range(len(keys))]).to_numpy()
+    packed = np.zeros(n, np.uint64)
+    for (rank, _), b in zip(parts, bits, strict=True):
+        packed = (packed << np.uint64(b)) | rank
+    packed = (packed << np.uint64(int(n - 1).bit_length())) | np.arange(n, dtype=np.uint64)
+    return np.argsort(packed)
+
+
 def _first_of_each(table: pa.Table, id_col: str) -> pa.Table:
     idx = pa.array(range(table.num_rows), pa.int64())
     keyed = table.append_column("__i", idx)
@@ -814,8 +941,10 @@ def _first_of_each(table: pa.Table, id_col: str) -> pa.Table:
     return table.take(pc.sort_indices(firsts))
 
 
-def _check_events(arrays: dict[str, pa.Array]) -> None:
+def _check_events(arrays: dict[str, pa.Array], given: dict[str, pa.Array]) -> None:
     for name, allowed in ENUMS.items():
+        if name not in given:        # the default fills it: an allowed value by construction
+            continue
         bad = pc.invert(pc.is_in(arrays[name], value_set=pa.array(allowed)))
         if pc.any(bad).as_py():
             value = pc.filter(arrays[name], bad)[0].as_py()

@@ -1,0 +1,169 @@
+"""The bulk path (``Store.append_stream``) and the shortcuts it takes: each gives what the plain
+computation gives (the same rows, ids, order and dedup), only cheaper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from store import SchemaMismatch, Store
+from store import ids as ids_mod
+from store.ids import content_ids, hex_to_digests, hex_to_words, row_records, sha_rows, sha_rows_hex
+from store.log import _sort_order
+from store.schema import IDENTITY_COLUMNS
+from store.verify import verify
+
+
+def rows(n: int, seed: int, entities: tuple[str, ...] = ("acme", "beta", "gamma")) -> pa.Table:
+    """Up to ``n`` distinct events in no particular order (another seed repeats some of them)."""
+    rnd = random.Random(seed)
+    picks = list(dict.fromkeys(
+        (rnd.choice(entities), rnd.choice(["revenue", "net_income", "eps"]), rnd.randint(2010, 2024),
+         float(rnd.randint(0, 50)), rnd.choice(["s1", "s2"])) for _ in range(n)))
+    n = len(picks)
+    return pa.table({
+        "entity": [p[0] for p in picks],
+        "metric": [p[1] for p in picks],
+        "period_start": [dt.date(p[2], 1, 1) for p in picks],
+        "period_end": [dt.date(p[2], 12, 31) for p in picks],
+        "value": [p[3] for p in picks],
+        "unit": ["USD"] * n,
+        "reported_at": [dt.date(p[2] + 1, 3, 1) for p in picks],
+        "source": [p[4] for p in picks],
+    })
+
+
+def stored(store: Store) -> list[dict[str, object]]:
+    cols = [c for c in store.read().column_names if c not in ("recorded_at", "commit_id")]
+    return sorted(store.read().select(cols).to_pylist(), key=lambda r: str(r["event_id"]))
+
+
+def test_a_stream_stores_what_one_append_of_its_rows_stores(tmp_path_factory: pytest.TempPathFactory) -> None:
+    batches = [rows(400, seed) for seed in range(4)]
+    one = Store.create(tmp_path_factory.mktemp("one"))
+    stream = Store.create(tmp_path_factory.mktemp("stream"))
+    appended = [one.append(b) for b in batches]
+    b = stream.append_stream(iter(batches))
+    assert (b.added, b.already_present) == (sum(a.added for a in appended), sum(a.already_present for a in appended))
+    assert b.already_present > 0
+    assert stored(stream) == stored(one)
+    # each batch is one row group here, sorted by (entity, metric, period_end) as prepare sorts it
+    assert b.path is not None
+    pf = pq.ParquetFile(b.path)
+    assert pf.metadata.num_row_groups == len(batches)
+    for rg in range(pf.metadata.num_row_groups):
+        t = pf.read_row_group(rg, columns=["entity", "metric", "period_end"])
+        keys = list(zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True))
+        assert keys == sorted(keys)
+    assert verify(stream) == []
+
+
+def test_a_stream_skips_what_the_store_holds_in_any_file(store: Store) -> None:
+    held = rows(300, 7, entities=("acme",))
+    zeta = rows(50, 8, entities=("zeta",))
+    store.append(held.slice(0, 100))
+    store.append(zeta)                                   # a file the batches' range rules out
+    other = rows(300, 9, entities=("acme", "beta"))
+    r = store.append_stream(iter([other, held]))
+    assert r.already_present >= 100
+    assert store.read().num_rows == 100 + zeta.num_rows + r.added
+    assert len(pq.read_table(r.path).column("event_id").unique()) == r.added
+    again = store.append_stream(iter([held, other]))
+    assert (again.added, again.commit_id, again.already_present) == (0, None, held.num_rows + other.num_rows)
+
+
+def test_existing_ids_opens_only_files_whose_statistics_admit_the_batch(store: Store) -> None:
+    store.append(rows(40, 1, entities=("acme",)))
+    store.append(rows(40, 2, entities=("zeta",)))
+    probe = store.prepare(rows(40, 1, entities=("acme",)))
+    assert [p.rsplit("/", 1)[-1] for p in store._files_admitting(probe)] == [store.files()[1].name]
+    found = store.existing_ids(probe.column("event_id"), keys=probe)
+    assert set(found.to_pylist()) == set(probe.column("event_id").to_pylist())
+    outside = store.prepare(rows(40, 3, entities=("mid",)))
+    assert store._files_admitting(outside) == []
+
+
+def test_a_bad_batch_late_in_a_stream_commits_nothing(store: Store) -> None:
+    bad = rows(10, 5).set_column(0, "entity", pa.array([None] * 10, pa.string()))
+    before = store.files()
+    with pytest.raises(SchemaMismatch):
+        store.append_stream(iter([rows(200, 1), rows(200, 2), bad, rows(200, 3)]))
+    assert store.files() == before
+    assert [n for n in os.listdir(store.root / "_tmp") if n.startswith("commit-")] == []
+
+
+def test_an_error_in_the_caller_s_iterator_commits_nothing(store: Store) -> None:
+    def batches():
+        yield rows(100, 1)
+        yield rows(100, 2)
+        raise RuntimeError("source failed")
+
+    before = store.files()
+    with pytest.raises(RuntimeError, match="source failed"):
+        store.append_stream(batches())
+    assert store.files() == before
+
+
+def test_the_packed_sort_gives_pc_sort_indices_order() -> None:
+    rnd = random.Random(3)
+    for trial in range(200):
+        n = rnd.randint(1, 300)
+        ents = [rnd.choice(["a", "b", "ab", "B", "", "é", "a\x00"]) for _ in range(n)]
+        if trial % 7 == 0:
+            ents[rnd.randrange(n)] = None
+        keys = [pa.array(ents, pa.string()),
+                pa.array([rnd.choice(["x", "y", "xx"]) for _ in range(n)]),
+                pa.array([dt.date(2000, 1, 1) + dt.timedelta(days=rnd.choice([0, 1, -4000, 9000]))
+                          for _ in range(n)], pa.date32())]
+        want = pc.sort_indices(pa.table({str(i): k for i, k in enumerate(keys)}),
+                               sort_keys=[(str(i), "ascending") for i in range(3)]).to_numpy()
+        assert np.array_equal(_sort_order(keys), want)
+
+
+def nibbles(ids: pa.Array) -> np.ndarray:
+    """hex_to_digests as it was first written: a lookup per hex digit."""
+    table = np.zeros(256, np.uint8)
+    for i, c in enumerate(b"0123456789abcdef"):
+        table[c] = i
+    raw = np.frombuffer(b"".join(s.encode() for s in ids.to_pylist()), np.uint8).reshape(-1, 32)
+    nib = table[raw]
+    return (nib[:, 0::2] << 4) | nib[:, 1::2]
+
+
+def test_hex_ids_read_back_to_their_bytes() -> None:
+    ids = pa.array([os.urandom(16).hex() for _ in range(500)])
+    for arr in (ids, ids.slice(7, 300), pa.chunked_array([ids.slice(0, 10), ids.slice(10, 40)])):
+        flat = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        assert np.array_equal(hex_to_digests(arr), nibbles(flat))
+        hi, lo = hex_to_words(arr)
+        words = nibbles(flat).view(">u8")
+        assert np.array_equal(hi, words[:, 0]) and np.array_equal(lo, words[:, 1])
+    with pytest.raises(pa.ArrowInvalid):
+        hex_to_digests(pa.array(["abc"]))
+
+
+@pytest.mark.parametrize("width", [17, 49, 221])
+def test_both_hashers_agree(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = np.random.default_rng(width).integers(0, 256, (600, width), dtype=np.uint8)
+    want = [hashlib.sha256(r.tobytes()).hexdigest()[:32] for r in records]
+    for py_max, wide_max in ((0, 0), (10_000, 10_000)):      # DuckDB, then hashlib
+        monkeypatch.setattr(ids_mod, "PY_HASH_MAX", py_max)
+        monkeypatch.setattr(ids_mod, "PY_HASH_WIDE_MAX", wide_max)
+        assert sha_rows_hex(records).to_pylist() == want
+        assert [bytes(d).hex() for d in sha_rows(records)] == want
+
+
+def test_declared_and_detected_constant_columns_give_the_same_ids(store: Store) -> None:
+    table = store.prepare(rows(300, 4)).drop_columns(["event_id"])
+    filled = ["op", "segment", "dims", "kind", "qualifier", "authority", "source_ref", "supersedes", "unit"]
+    plain = row_records(table, IDENTITY_COLUMNS)
+    assert np.array_equal(row_records(table, IDENTITY_COLUMNS, constant=filled), plain)
+    assert content_ids(table, IDENTITY_COLUMNS).equals(store.prepare(rows(300, 4)).column("event_id").chunk(0))
