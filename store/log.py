@@ -935,10 +935,11 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
 
 
 def _first_of_each(table: pa.Table, id_col: str) -> pa.Table:
+    """The first row of each id, in the table's order."""
     idx = pa.array(range(table.num_rows), pa.int64())
     keyed = table.append_column("__i", idx)
     firsts = keyed.group_by(id_col, use_threads=False).aggregate([("__i", "min")]).column("__i_min")
-    return table.take(pc.sort_indices(firsts))
+    return table.take(pa.array(np.sort(firsts.to_numpy())))   # the rows themselves, not their ranks
 
 
 def _check_events(arrays: dict[str, pa.Array], given: dict[str, pa.Array]) -> None:

@@ -167,3 +167,14 @@ def test_declared_and_detected_constant_columns_give_the_same_ids(store: Store) 
     plain = row_records(table, IDENTITY_COLUMNS)
     assert np.array_equal(row_records(table, IDENTITY_COLUMNS, constant=filled), plain)
     assert content_ids(table, IDENTITY_COLUMNS).equals(store.prepare(rows(300, 4)).column("event_id").chunk(0))
+
+
+def test_repeats_within_a_batch_keep_each_distinct_row_once(tmp_path_factory: pytest.TempPathFactory) -> None:
+    distinct = pa.concat_tables([rows(300, seed) for seed in range(3)])   # repeats across the parts
+    want = {tuple(r.values()) for r in distinct.to_pylist()}
+    for how in ("append", "append_stream"):
+        store = Store.create(tmp_path_factory.mktemp(how))
+        r = store.append(distinct) if how == "append" else store.append_stream(iter([distinct]))
+        got = store.read().select(distinct.column_names)
+        assert {tuple(row.values()) for row in got.to_pylist()} == want
+        assert got.num_rows == len(want) == r.added
