@@ -114,21 +114,32 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
                {"times": [t for o in runs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in runs)},
                events=csv_n)
 
-    # 3-5. queries: one series, the whole view, each now and as of a past date
-    paths = {**stores, "limit": sorted_file}
+    # the store as ingested, before any maintenance: the base of the small-commit scenarios
     base = work / "base-metricstore"
     copy_tree(stores["metricstore"], base)
+    # maintenance (what `metricstore compact` ends with): the snapshot of the current growth view
+    refreshes = [worker({"task": "snapshot", "system": "metricstore", "path": str(stores["metricstore"])})
+                 for _ in range(1 if big else 3)]
+    record(results, "snapshot_refresh", size, "metricstore",
+           {"times": [t for o in refreshes for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in refreshes)})
+
+    # 3-5. queries: one series, the whole view, each now and as of a past date. `metricstore` reads
+    # the snapshot where it is current (never for as_of); `metricstore-computed` computes every
+    # answer from the events (METRICSTORE_SNAPSHOTS=0), as a store without maintenance does.
+    paths = {**stores, "limit": sorted_file, "metricstore-computed": stores["metricstore"]}
     for scenario, task, as_of, repeats in (("series_growth", "series", None, 10),
                                            ("all_growth", "all", None, 3),
                                            ("series_as_of", "series", AS_OF, 10),
                                            ("all_as_of", "all", AS_OF, 3)):
-        for system in systems:
+        for system in (*systems, "metricstore-computed"):
+            computed = system == "metricstore-computed"
             try:
-                out = worker({"task": task, "system": system, "path": str(paths[system]),
+                out = worker({"task": task, "system": "metricstore" if computed else system,
+                              "path": str(paths[system]),
                               "entity": shape.probe_entity, "as_of": AS_OF.isoformat() if as_of else None,
-                              "repeats": repeats})
+                              "repeats": repeats, "env": {"METRICSTORE_SNAPSHOTS": "0"} if computed else {}})
             except RuntimeError as exc:
-                if system in ("limit", "metricstore"):
+                if system in ("limit", "metricstore", "metricstore-computed"):
                     raise
                 log(f"{scenario} {system}: not measured ({str(exc).splitlines()[-1][:200]})")
                 continue
