@@ -225,7 +225,16 @@ class MappedTableSource(_Model):
     skip_invalid: bool = False
 
 
-Source = Annotated[DropFolderSource | HttpSource | MappedTableSource, Field(discriminator="type")]
+class MaintenanceSource(_Model):
+    """Not a source of events: the store's upkeep, as ``metricstore compact`` does it (merge small
+    files, delete merged sources past their grace period, refresh the growth snapshot)."""
+
+    type: Literal["maintenance"]
+    full: bool = False      # merge every file, large ones too
+    snapshot: bool = True   # refresh the snapshot of the current growth view afterwards
+
+
+Source = Annotated[DropFolderSource | HttpSource | MappedTableSource | MaintenanceSource, Field(discriminator="type")]
 
 
 class Job(_Model):

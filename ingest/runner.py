@@ -18,10 +18,10 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from ingest.catalog import Catalog
 from ingest.http import HttpFeed
-from ingest.jobs import DropFolderSource, HttpSource, Job, JobsConfig, MappedTableSource, redact_url
+from ingest.jobs import DropFolderSource, HttpSource, Job, JobsConfig, MaintenanceSource, MappedTableSource, redact_url
 from ingest.mapped import mapped_format
 from ingest.runs import RunLog, RunOutcome
-from ingest.sources import DropFolder, MappedTable, RunContext, SourceRunner
+from ingest.sources import DropFolder, Maintenance, MappedTable, RunContext, SourceRunner
 from store import MetricStoreError, Store, TransientError
 from store.backends import local_state
 
@@ -54,6 +54,8 @@ def build_source(job: Job, config_file: str = "jobs.toml") -> SourceRunner:
         return DropFolder(s.path, s.glob, fmt, s.skip_invalid, s.settle, s.processed, s.quarantine)
     if isinstance(s, MappedTableSource):
         return MappedTable(s.path, s.mapping, s.skip_invalid)
+    if isinstance(s, MaintenanceSource):
+        return Maintenance(s.full, s.snapshot)
     if isinstance(s, HttpSource):
         return HttpFeed(s.expanded_urls(), s.user_agent, s.token_env, s.token_header, s.token_prefix, s.timeout,
                         mapped_format(s.mapping) if s.mapping else s.format, s.skip_invalid,

@@ -290,3 +290,24 @@ class MappedTable:
                 if report.ok:
                     state.put(key, {"sha256": digest, "mapping": str(self.mapping), "run_id": ctx.run_id})
                 bar.advance(f"{f.name}: {report.summary().split(': ', 1)[-1]}")
+
+
+@dataclass
+class Maintenance:
+    """A scheduled ``metricstore compact``: merge small files, delete merged sources past their grace
+    period, then refresh the snapshot of the current growth view (local stores), so current
+    answers stay fast under steady ingestion. Its run record lists what each step did."""
+
+    full: bool = False
+    snapshot: bool = True
+
+    def run(self, ctx: RunContext) -> None:
+        from queries.snapshot import refresh  # noqa: PLC0415 (queries builds on store, not on ingest)
+        from store.compaction import compact  # noqa: PLC0415
+
+        ctx.outcome.inputs.append(f"compaction: {compact(ctx.store, full=self.full)}")
+        if self.snapshot:
+            snap = refresh(ctx.store)
+            if snap is not None:
+                ctx.outcome.inputs.append(f"snapshot: {snap.rows} growth rows, {snap.path.name}")
+        ctx.outcome.ok_inputs += len(ctx.outcome.inputs)

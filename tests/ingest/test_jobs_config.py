@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import ConfigError
-from ingest.jobs import DropFolderSource, HttpSource, load_jobs, parse_duration
+from ingest.jobs import DropFolderSource, HttpSource, MaintenanceSource, load_jobs, parse_duration
 from tests.conftest import ROOT, run_cli
 from tests.ingest.jobhelpers import write_jobs
 
@@ -22,7 +22,8 @@ source = { type = "drop_folder", path = "in" }
 
 def test_the_documented_example_is_valid_and_listed(tmp_path: Path) -> None:
     config = load_jobs(EXAMPLE)
-    assert set(config.jobs) == {"analyst-drops", "tesla-kpis", "sec-companyfacts"}
+    assert set(config.jobs) == {"analyst-drops", "tesla-kpis", "sec-companyfacts", "upkeep"}
+    assert isinstance(config.jobs["upkeep"].source, MaintenanceSource)
     sec = config.jobs["sec-companyfacts"].source
     assert isinstance(sec, HttpSource)
     assert sec.expanded_urls()[0] == "https://data.sec.gov/api/xbrl/companyfacts/CIK0000320193.json"
@@ -31,7 +32,7 @@ def test_the_documented_example_is_valid_and_listed(tmp_path: Path) -> None:
     out = run_cli("schedule", "list", "--config", str(EXAMPLE), "--format", "csv", store=tmp_path / "none")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("job,source,trigger,enabled,next_run") and len(lines) == 4
+    assert lines[0].startswith("job,source,trigger,enabled,next_run") and len(lines) == 5
 
 
 def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
