@@ -21,6 +21,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from ingest.mapped import mapped_format
 from ingest.pipeline import FileReport, ingest_file
 from ingest.progress import Progress, progress
 from ingest.runs import RunOutcome
-from store import Store
+from store import Store, TerminalError
 from store.backends import local_state
 
 #: Names of files still being written by an editor, a browser or a copy tool: never picked up.
@@ -296,18 +298,23 @@ class MappedTable:
 class Maintenance:
     """A scheduled ``metricstore compact``: merge small files, delete merged sources past their grace
     period, then refresh the snapshot of the current growth view (local stores), so current
-    answers stay fast under steady ingestion. Its run record lists what each step did."""
+    answers stay fast under steady ingestion. Its run record lists what each step did.
+
+    It runs the command itself, in its own process: the snapshot is the query layer's, which
+    ingestion does not import, and a whole-view computation's memory is returned when it ends.
+    """
 
     full: bool = False
     snapshot: bool = True
 
     def run(self, ctx: RunContext) -> None:
-        from queries.snapshot import refresh  # noqa: PLC0415 (queries builds on store, not on ingest)
-        from store.compaction import compact  # noqa: PLC0415
-
-        ctx.outcome.inputs.append(f"compaction: {compact(ctx.store, full=self.full)}")
-        if self.snapshot:
-            snap = refresh(ctx.store)
-            if snap is not None:
-                ctx.outcome.inputs.append(f"snapshot: {snap.rows} growth rows, {snap.path.name}")
-        ctx.outcome.ok_inputs += len(ctx.outcome.inputs)
+        cmd = [sys.executable, "-m", "metricstore", "compact", "--store", str(ctx.store.root)]
+        cmd += ["--full"] if self.full else []
+        cmd += [] if self.snapshot else ["--no-snapshot"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise TerminalError(f"metricstore compact exited {done.returncode}: {lines[-1] if lines else ''}")
+        steps = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+        ctx.outcome.inputs.extend(steps)
+        ctx.outcome.ok_inputs += len(steps)

@@ -46,5 +46,5 @@ def test_a_maintenance_run_records_what_each_step_did(tmp_path: Path, store: Sto
     config = load_jobs(write_jobs(tmp_path / "jobs.toml", UPKEEP.format(trigger='cron = "0 3 * * *"')))
     result = run_job(config, "upkeep", store, CATALOG)
     assert result.status == "ok", result.summary()
-    assert any(re.match(r"compaction: events: merged \d+ file\(s\), 2 rows", i) for i in result.outcome.inputs)
+    assert any(re.match(r"events: merged \d+ file\(s\), 2 rows", i) for i in result.outcome.inputs)
     assert any(i.startswith("snapshot: 2 growth rows") for i in result.outcome.inputs)
