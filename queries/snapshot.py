@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -91,26 +92,16 @@ def refresh(store: Store) -> Snapshot | None:
         return None
     folder = _folder(store)
     folder.mkdir(exist_ok=True)
-    listing = {t: live_files(store, t) for t in COVERED}
     tag = uuid.uuid4().hex
     tmp = folder / f".tmp-{tag}.parquet"
-    con = duckdb.connect(config={"threads": os.cpu_count() or 1})
-    try:
-        install(con, store)
-        for table, files in listing.items():
-            if files:
-                con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
-        con.execute("SET VARIABLE as_of = NULL")
-        con.execute("SET VARIABLE as_recorded = NULL")
-        target = "'" + str(tmp).replace("'", "''") + "'"
-        rows = con.execute(
-            f"COPY (SELECT * FROM growth_at(NULL, NULL) ORDER BY {ORDER}) TO {target} "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0]
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        con.close()
+    for attempt in range(VANISHED_RETRIES):
+        listing = {t: live_files(store, t) for t in COVERED}
+        try:
+            rows = _compute(store, listing, tmp, folder / f".tmp-{tag}-spill")
+            break
+        except duckdb.IOException as exc:   # a compaction deleted a listed source: list again
+            if attempt == VANISHED_RETRIES - 1 or "No such file" not in str(exc):
+                raise
     sha = sha256_prefix(tmp)
     final = folder / f"growth-{sha}.parquet"
     os.replace(tmp, final)
@@ -125,6 +116,36 @@ def refresh(store: Store) -> Snapshot | None:
     return Snapshot(final, {t: frozenset(v) for t, v in body["covers"].items()}, now, int(rows))
 
 
+#: A refresh whose listed file was deleted meanwhile (a compaction's grace period ended) lists again.
+VANISHED_RETRIES = 3
+#: DuckDB's memory while computing the whole view; beyond it, it spills to the snapshot folder.
+MEMORY_LIMIT = "2GB"
+
+
+def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Path) -> int:
+    """Write the growth view over exactly the ``listing`` files to ``tmp``; returns its rows."""
+    con = duckdb.connect(config={"threads": os.cpu_count() or 1})
+    try:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("SET temp_directory = ?", [str(spill)])
+        install(con, store)
+        for table, files in listing.items():
+            if files:
+                con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
+        con.execute("SET VARIABLE as_of = NULL")
+        con.execute("SET VARIABLE as_recorded = NULL")
+        target = "'" + str(tmp).replace("'", "''") + "'"
+        return int(con.execute(
+            f"COPY (SELECT * FROM growth_at(NULL, NULL) ORDER BY {ORDER}) TO {target} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
 def _prune(folder: Path, *, keep: str, grace_s: float, now: float) -> None:
     """Delete snapshots replaced more than ``grace_s`` ago, and abandoned temporary files."""
     for entry in os.scandir(folder):
@@ -132,8 +153,10 @@ def _prune(folder: Path, *, keep: str, grace_s: float, now: float) -> None:
             age = now - entry.stat().st_mtime
         except FileNotFoundError:
             continue
-        if entry.name.startswith(".tmp-"):
-            if age > 3600:
+        if entry.name.startswith(".tmp-"):      # a refresh that died
+            if age > 3600 and entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+            elif age > 3600:
                 Path(entry.path).unlink(missing_ok=True)
         elif entry.name.endswith(".json") and entry.name != keep.replace(".parquet", ".json") and age > grace_s:
             Path(entry.path).unlink(missing_ok=True)     # the manifest first: no reader picks it now
