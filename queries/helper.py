@@ -26,6 +26,8 @@ from store.integrity import ChecksumGuard
 from store.log import TABLES
 
 DateLike = dt.date | dt.datetime | str
+#: The session variable naming the entities a snapshot-backed ``growth`` computes from the events.
+RECOMPUTED = "metricstore_recomputed"
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
 
 
@@ -207,18 +209,30 @@ class MetricStore:
         return live
 
     def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: dict[str, list[Path]]) -> None:
-        """Answer ``growth`` from the snapshot when it is the current view's answer over ``live``
-        (queries.snapshot): a view of this session only, in front of the computed one."""
-        snap = self._snapshots.usable(live)
-        if snap is not None:
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM read_parquet({_literal(snap.path)})")
+        """Answer ``growth`` from the snapshot where it is the current view's answer over ``live``
+        (queries.snapshot), computing only the entities whose events changed since: a view of this
+        session only, in front of the computed one."""
+        use = self._snapshots.usable(live)
+        if use is None:
+            return
+        snap = f"read_parquet({_literal(use.snapshot.path)})"
+        if not use.changed:
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM {snap}")
+            return
+        cur.execute(f"SET VARIABLE {RECOMPUTED} = ?", [sorted(use.changed)]).fetchall()
+        cur.execute(f"""CREATE OR REPLACE TEMP VIEW growth AS
+            SELECT * FROM {snap} WHERE NOT list_contains(getvariable('{RECOMPUTED}'), entity)
+            UNION ALL BY NAME
+            SELECT * FROM growth_at(NULL, NULL) WHERE list_contains(getvariable('{RECOMPUTED}'), entity)""")
 
     def _snapshot_source(self, entity: str, as_of: DateLike | None, as_recorded: DateLike | None) -> str | None:
         """The snapshot to read one current series from, as a table expression, or None."""
         if as_of is not None or as_recorded is not None:
             return None
-        snap = self._snapshots.usable({t: self._live(t) for t in COVERED}, entity=entity)
-        return f"read_parquet({_literal(snap.path)})" if snap is not None else None
+        use = self._snapshots.usable({t: self._live(t) for t in COVERED})
+        if use is None or entity in use.changed:
+            return None
+        return f"read_parquet({_literal(use.snapshot.path)})"
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:

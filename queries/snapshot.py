@@ -12,8 +12,9 @@ A reader uses it only when it is provably the answer the view would give now:
 - the entities and metrics logs are the files it was computed from;
 - every event file it was computed from is still read, itself or through the merged file a
   compaction made of it (the compaction manifests say which), and no other event file is read;
-- for one series: other event files may exist if none holds an event of the series' entity nor
-  any withdrawal (``supersedes``), which could reach across entities.
+- newer event files may exist if none holds a withdrawal (``supersedes``, which could reach
+  across entities): the entities they hold events of are computed from the events, every other
+  entity's growth is read from the snapshot (a series of an unchanged entity is read whole).
 
 Otherwise the view is computed from the events as before. Point-in-time queries (``as_of``,
 ``as_recorded``) always are. A snapshot whose bytes do not match its manifest's checksum is ignored.
@@ -163,6 +164,19 @@ def _prune(folder: Path, *, keep: str, grace_s: float, now: float) -> None:
             Path(entry.path[: -len(".json")] + ".parquet").unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Usable:
+    """A snapshot a query may read: every entity's growth but ``changed``'s, whose events changed
+    since it was computed."""
+
+    snapshot: Snapshot
+    changed: frozenset[str]
+
+
+#: Beyond this many entities changed since the snapshot, the whole view is computed instead.
+MAX_RECOMPUTED = 256
+
+
 class Snapshots:
     """Finds the snapshot a query may read, for one store, in one process.
 
@@ -223,9 +237,10 @@ class Snapshots:
             return False
         return True
 
-    def usable(self, live: dict[str, list[Path]], entity: str | None = None) -> Snapshot | None:
-        """The snapshot that answers the current growth view over ``live`` files (for one entity's
-        series when ``entity`` is given), or None when the view must be computed."""
+    def usable(self, live: dict[str, list[Path]]) -> Usable | None:
+        """The snapshot that answers the current growth view over the ``live`` files, with the
+        entities whose events it has not seen (their growth must be computed), or None when the
+        whole view must be computed."""
         snap = self.latest()
         if snap is None:
             return None
@@ -235,10 +250,16 @@ class Snapshots:
         extra = self._unseen([p.name for p in live.get("events", [])], snap.covers["events"])
         if extra is None:
             return None
-        if extra and (entity is None or any(self._touches(p, entity)
-                                            for p in live["events"] if p.name in extra)):
-            return None
-        return snap
+        changed: set[str] = set()
+        for path in live["events"]:
+            if path.name in extra:
+                reach = self._reach_of(path)
+                if reach is None or reach[1]:       # unreadable, or a withdrawal: it could be anyone's
+                    return None
+                changed |= reach[0]
+                if len(changed) > MAX_RECOMPUTED:
+                    return None
+        return Usable(snap, frozenset(changed))
 
     def _unseen(self, names: list[str], covers: frozenset[str]) -> set[str] | None:
         """The live files (``names``) holding events the snapshot has not seen, or None when one of
@@ -277,16 +298,16 @@ class Snapshots:
             return None
         return uncovered
 
-    def _touches(self, path: Path, entity: str) -> bool:
-        """Could this event file change ``entity``'s growth: an event of it, or any withdrawal?"""
+    def _reach_of(self, path: Path) -> tuple[frozenset[str], bool] | None:
+        """The entities an event file holds events of, and whether it holds a withdrawal
+        (``supersedes``, which can reach any entity's events); None if it cannot be read."""
         hit = self._reach.get(path.name)
         if hit is None:
             try:
                 t = pq.read_table(path, columns=["entity", "supersedes"])
             except (OSError, KeyError, ValueError):
-                return True
+                return None
             hit = (frozenset(t.column("entity").unique().to_pylist()),
                    t.column("supersedes").null_count < t.num_rows)
             self._reach[path.name] = hit
-        entities, withdraws = hit
-        return withdraws or entity in entities
+        return hit

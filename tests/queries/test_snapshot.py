@@ -115,9 +115,29 @@ def test_a_commit_after_the_snapshot_is_seen(rich: Store, ingest_rows, ms: Metri
     assert ingest_rows([fact(period="FY2025", value="130", reported_at="2026-03-01")]).ok
     fy = ms.series("acme", "revenue", freq="FY")        # acme's events changed: computed
     assert fy["value"].to_list() == [110e6, 121e6, 120e6, 130e6]
-    assert "FY2025" in whole(ms)["period"].to_list()    # so does the whole view
     beta = ms.series("beta", "revenue", freq="FY")       # beta's did not: still the snapshot's
     assert beta["value"].to_list() == [100e6, 102e6, 104e6]
+    view = whole(ms)                                     # the view: acme computed, beta read
+    acme_fy = view.filter((pl.col("entity") == "acme") & (pl.col("metric") == "revenue")
+                          & (pl.col("segment") == "total") & (pl.col("ptype") == "FY"))
+    assert acme_fy["value"].to_list() == [110e6, 121e6, 120e6, 130e6]
+    beta_fy = view.filter((pl.col("entity") == "beta") & (pl.col("ptype") == "FY"))
+    assert beta_fy["value"].to_list() == [100e6, 102e6, 104e6]
+
+
+def test_the_view_over_a_snapshot_and_newer_commits_is_the_computed_view(
+        rich: Store, ingest_rows, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    refresh(rich)
+    assert ingest_rows([fact(period="2024Q4", value="33", reported_at="2025-03-02"),       # a reported Q4
+                        fact(entity="gamma", period="FY2024", value="7"),                  # a new entity
+                        fact(entity="gamma", period="FY2023", value="5")]).ok
+    assert ingest_rows([fact(entity="beta", metric="gross_margin", period="FY2024", value="41", unit="%")]).ok
+    expected = computed(ms, monkeypatch, lambda: whole(ms))
+    assert {"gamma"} < set(expected["entity"].to_list())
+    assert_frame_equal(whole(ms), expected)
+    for entity, metric, segment in series_keys(ms):
+        want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment))
+        assert_frame_equal(ms.series(entity, metric, segment), want)
 
 
 def test_a_withdrawal_filed_anywhere_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
