@@ -329,7 +329,8 @@ class MetricStore:
             where.append(f'"{name}" = ?')
             params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        order = order.replace(", months_order", ", period_start DESC")
+        # (the longer period first at one end date; a series with several units lists them in order)
+        order = order.replace(", months_order", ", period_start DESC, unit, period")
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
         if internal:   # our own SELECT over one file that needs no pinned logs (a snapshot)
             cur = self._con.cursor()

@@ -17,13 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from ingest import EntityDef, set_entity
+from ingest import EntityDef, ingest_paths, set_entity
 from queries import MetricStore
 from queries.snapshot import FOLDER, refresh
 from store import Store
 from store.compaction import CompactionPolicy, compact
 from store.verify import sha256_prefix
 from tests.conftest import fact, run_cli
+from tests.queries.test_sec_filings import FILES, sec_file
 
 KEY = ["entity", "metric", "segment", "dims", "unit", "ptype", "period", "period_start"]
 
@@ -210,3 +211,18 @@ def test_compact_command_refreshes_the_snapshot(rich: Store, monkeypatch: pytest
     assert with_snapshot.returncode == 0 and with_snapshot.stdout == without.stdout
     assert "2024Q4" in with_snapshot.stdout
     assert run_cli("verify", store=rich.root).returncode == 0
+
+
+def test_on_real_filings_the_snapshot_is_the_computed_view(tmp_path: Path, catalog,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four companies' SEC companyfacts: three fiscal calendars, restatements, derived quarters."""
+    store = Store.create(tmp_path / "store")
+    for entity in FILES:
+        assert ingest_paths(store, [sec_file(entity)], catalog=catalog).ok
+    with MetricStore(store) as ms:
+        expected = computed(ms, monkeypatch, lambda: whole(ms))
+        assert refresh(store) is not None
+        assert_frame_equal(whole(ms), expected)
+        for entity, metric, segment in series_keys(ms)[::7]:
+            want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment))
+            assert_frame_equal(ms.series(entity, metric, segment), want)
