@@ -19,7 +19,7 @@ from queries import lineage
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.sandbox import check_read_only, connect as sandboxed
 from queries.snapshot import COVERED, Snapshots
-from queries.views import files_variable
+from queries.views import files_variable, sql_literal
 from store import Store
 from store.compaction import MANIFESTS, live_files
 from store.integrity import ChecksumGuard
@@ -29,10 +29,6 @@ DateLike = dt.date | dt.datetime | str
 #: The session variable naming the entities a snapshot-backed ``growth`` computes from the events.
 RECOMPUTED = "metricstore_recomputed"
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
-
-
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def to_date(name: str, value: DateLike | None) -> dt.date | None:
@@ -215,7 +211,7 @@ class MetricStore:
         use = self._snapshots.usable(live)
         if use is None:
             return
-        snap = f"read_parquet({_literal(use.snapshot.path)})"
+        snap = f"read_parquet({sql_literal(use.snapshot.path)})"
         if not use.changed:
             cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM {snap}")
             return
@@ -232,7 +228,7 @@ class MetricStore:
         use = self._snapshots.usable({t: self._live(t) for t in COVERED})
         if use is None or entity in use.changed:
             return None
-        return f"read_parquet({_literal(use.snapshot.path)})"
+        return f"read_parquet({sql_literal(use.snapshot.path)})"
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:

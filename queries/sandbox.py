@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 
 from queries.errors import SqlError, SqlRefused
-from queries.views import install
+from queries.views import install, sql_literal
 from store import Store
 from store.backends import attach, object_root
 from store.integrity import ChecksumGuard
@@ -51,8 +51,7 @@ BASE_CONFIG: dict[str, str | bool] = {
 
 
 def _dir_literal(path: Path) -> str:
-    text = str(path).rstrip("/") + "/"
-    return "'" + text.replace("'", "''") + "'"
+    return sql_literal(str(path).rstrip("/") + "/")
 
 
 def lockdown_sql(store_root: Path) -> str:

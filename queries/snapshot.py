@@ -37,7 +37,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from queries.views import files_variable, install, sql_sources
+from queries.views import files_variable, install, sql_literal, sql_sources
 from store import Store
 from store.backends import ObjectPath
 from store.compaction import CompactionPolicy, live_files, merged_sources
@@ -135,9 +135,8 @@ def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Pat
                 con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
         con.execute("SET VARIABLE as_of = NULL")
         con.execute("SET VARIABLE as_recorded = NULL")
-        target = "'" + str(tmp).replace("'", "''") + "'"
         return int(con.execute(
-            f"COPY (SELECT * FROM growth_at(NULL, NULL) ORDER BY {ORDER}) TO {target} "
+            f"COPY (SELECT * FROM growth_at(NULL, NULL) ORDER BY {ORDER}) TO {sql_literal(tmp)} "
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
     except BaseException:
         tmp.unlink(missing_ok=True)

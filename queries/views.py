@@ -25,8 +25,9 @@ def sql_sources() -> list[tuple[str, str]]:
     return [(name, (folder / name).read_text(encoding="utf-8")) for name in names]
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def sql_literal(text: str | Path) -> str:
+    """A SQL string literal of ``text`` (a path the store chose; user values are bound as parameters)."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def files_variable(table: str) -> str:
@@ -41,7 +42,7 @@ def _files(store: Store, table: str) -> str:
     a source deleted after its grace period is never in a listing of a query that starts later.
     A session with nothing pinned (the DuckDB CLI on the catalog) reads the glob and dedupes.
     """
-    return f"coalesce(getvariable('{files_variable(table)}'), {_literal(store.glob(table))})"
+    return f"coalesce(getvariable('{files_variable(table)}'), {sql_literal(store.glob(table))})"
 
 
 def render(text: str, store: Store) -> str:
