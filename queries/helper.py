@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from store.integrity import ChecksumGuard
 from store.log import TABLES
 
 DateLike = dt.date | dt.datetime | str
+#: A query naming the growth view (not the growth_at macros, which compute): only it can read a snapshot.
+_READS_GROWTH = re.compile(r"\bgrowth\b", re.IGNORECASE)
 #: The session variable naming the entities a snapshot-backed ``growth`` computes from the events.
 RECOMPUTED = "metricstore_recomputed"
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
@@ -179,7 +182,7 @@ class MetricStore:
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             for attempt in range(VANISHED_RETRIES):
                 live = self._pin_files(cur)
-                if d is None and t is None and "growth" in query.lower():
+                if d is None and t is None and _READS_GROWTH.search(query):
                     self._read_snapshot(cur, live)
                 try:
                     return cur.sql(query, params=params or None).pl()
