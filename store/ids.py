@@ -28,8 +28,10 @@ No value is ever converted to text.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import struct
 import threading
 from collections.abc import Collection, Iterable
 
@@ -44,6 +46,9 @@ PY_HASH_MAX = 256
 #: Records longer than two SHA-256 blocks (key records), up to this many, are hashed with hashlib
 #: too: per block its SHA instructions beat DuckDB's portable SHA-256 by more than the call costs.
 PY_HASH_WIDE_MAX = 16_384
+#: Up to this many rows, records are built in plain Python (a single append): the vectorised
+#: path's fixed cost per column (encoding, compute calls) is larger than the work itself.
+PY_RECORDS_MAX = 16
 #: Rows per Arrow batch handed to DuckDB (DuckDB hashes batches in parallel).
 DUCK_CHUNK = 16_384
 
@@ -231,6 +236,49 @@ def _is_constant(arr: pa.Array) -> bool:
     return bool((data[-1] == data[0]).all() and (data == data[0]).all())
 
 
+@functools.lru_cache(maxsize=4096)
+def _string_digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()[:16]
+
+
+_NULL_STRING = bytes(17)
+_PACK = {"date32": struct.Struct("<Bi"), "float": struct.Struct("<Bd"), "int": struct.Struct("<Bq"),
+         "ticks": struct.Struct("<Bq"), "bool": struct.Struct("<BB")}
+
+
+def _fixed_pylist(arr: pa.Array, kind: str) -> list[int | float | bool | None]:
+    """A fixed-width column as Python numbers in its encoding (see :func:`_fixed_values`)."""
+    if kind == "date32":
+        arr = arr.cast(pa.int32())
+    elif kind == "ticks":
+        arr = pa.Array.from_buffers(pa.int64(), len(arr), [arr.buffers()[0], arr.buffers()[1]], offset=arr.offset)
+    values = arr.to_pylist()
+    if kind == "float":
+        return [None if v is None else float(v) + 0.0 for v in values]      # -0.0 as 0.0
+    if kind == "int":
+        return [None if v is None else int(v) for v in values]
+    return values
+
+
+def _row_records_small(table: pa.Table, cols: list[str], kinds: dict[str, str]) -> np.ndarray:
+    """:func:`row_records` for a few rows, value by value (the same bytes; a test holds them equal)."""
+    strs = [_array(table.column(c)).to_pylist() for c in cols if kinds[c] == "str"]
+    fixed = [(_fixed_pylist(_array(table.column(c)), kinds[c]), _PACK[kinds[c]]) for c in cols if kinds[c] != "str"]
+    sha = hashlib.sha256
+    out = []
+    for i in range(table.num_rows):
+        key = [ID_TAG]
+        for values in strs:
+            v = values[i]
+            key.append(_NULL_STRING if v is None else b"\x01" + _string_digest(v))
+        rec = [sha(b"".join(key)).digest()[:16]]
+        for values, pack in fixed:
+            v = values[i]
+            rec.append(bytes(pack.size) if v is None else pack.pack(1, v))
+        out.append(b"".join(rec))
+    return np.frombuffer(b"".join(out), np.uint8).reshape(table.num_rows, -1)
+
+
 def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[str] = ()) -> np.ndarray:
     """The row record of every row (see the module's docstring): an (n, w) uint8 array.
 
@@ -239,6 +287,8 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
     cols = list(identity)
     n = table.num_rows
     kinds = {c: _kind(table.schema.field(c).type) for c in cols}
+    if 0 < n <= PY_RECORDS_MAX:
+        return _row_records_small(table, cols, kinds)
     strs = [c for c in cols if kinds[c] == "str"]
     fixed = [c for c in cols if kinds[c] != "str"]
     # -- the key record, hashed once per distinct combination of string values --------------

@@ -128,11 +128,11 @@ NO_DICTIONARY = frozenset({"event_id", "record_id", "value", "value_high", "as_r
 def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
     """The Parquet writer options of every committed file: zstd, page checksums (CRC32 of every
     page, checked by readers that verify them), statistics and dictionaries where they help
-    (not in a small commit, which compaction rewrites)."""
+    (neither compression nor dictionaries in a small commit, which compaction rewrites)."""
     names = schema.names
     small = rows is not None and rows < SMALL_ROWS
     return {
-        "compression": "zstd",
+        "compression": "none" if rows is not None and rows < TINY_ROWS else "zstd",
         "write_statistics": [c for c in names if c not in NO_STATISTICS],
         "use_dictionary": False if small else [c for c in names if c not in NO_DICTIONARY],
         "write_page_checksum": True,
@@ -141,6 +141,9 @@ def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
 
 #: A commit of fewer rows is written without dictionaries (they cost more than they save).
 SMALL_ROWS = 1024
+#: A commit of fewer rows is not compressed either (a codec's setup per column costs more than
+#: the bytes it saves); compaction rewrites such files compressed.
+TINY_ROWS = 64
 
 
 class Store:
@@ -616,9 +619,27 @@ class Store:
         return prepared, s_hi, s_lo
 
     def publish(self, data: pa.Table, table: str, recorded_at: dt.datetime, commit_id: str) -> Path:
-        """Write ``data`` under a temporary name, flush it, and rename it into ``table`` in one step."""
+        """Write ``data`` under a temporary name, flush it, and rename it into ``table`` in one step.
+
+        A small commit is encoded in memory and written with one call (a file written column by
+        column costs a system call per page)."""
+        options = write_options(data.schema, data.num_rows)
+        if data.num_rows < SMALL_ROWS and isinstance(self.root, Path):
+            sink = pa.BufferOutputStream()
+            pq.write_table(data, sink, row_group_size=ROW_GROUP_ROWS, **options)
+            body = sink.getvalue()
+            tmp = self.tmp_path(commit_id)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return self._rename_into(tmp, table, recorded_at, commit_id, hashlib.sha256(body).hexdigest())
         tmp = self.tmp_path(commit_id)
-        pq.write_table(data, tmp, row_group_size=ROW_GROUP_ROWS, **write_options(data.schema, data.num_rows))
+        pq.write_table(data, tmp, row_group_size=ROW_GROUP_ROWS, **options)
         return self.publish_file(tmp, table, recorded_at, commit_id)
 
     def tmp_path(self, commit_id: str) -> Path:
@@ -637,8 +658,12 @@ class Store:
                 sha.update(chunk)
             fh.flush()
             os.fsync(fh.fileno())
+        return self._rename_into(tmp, table, recorded_at, commit_id, sha.hexdigest())
+
+    def _rename_into(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str, sha: str) -> Path:
+        """Rename a flushed file into ``table`` under its commit name, and flush the folder."""
         stamp = recorded_at.strftime("%Y%m%dT%H%M%S%f")
-        final = self.root / table / f"{stamp}Z-{commit_id}-{sha.hexdigest()[:16]}.parquet"
+        final = self.root / table / f"{stamp}Z-{commit_id}-{sha[:16]}.parquet"
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         return final
