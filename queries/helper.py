@@ -177,11 +177,12 @@ class MetricStore:
         cur = self._con.cursor()
         try:
             check_read_only(cur, query)
-            self._guard.check()  # a damaged file fails the query, named, instead of a wrong number
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             for attempt in range(VANISHED_RETRIES):
                 live = self._pin_files(cur)
+                # a damaged file fails the query, named, instead of giving a wrong number
+                self._guard.check(files=[p for files in live.values() for p in files])
                 if d is None and t is None and _READS_GROWTH.search(query):
                     self._read_snapshot(cur, live)
                 try:

@@ -60,20 +60,15 @@ def install_fault(spec: str) -> None:
         if left[0] == 0:
             _die()
 
-    if point == "write":
-        import pyarrow.parquet as pq
-        real_write = pq.write_table
-
-        def write_table(*a, **kw):  # type: ignore[no-untyped-def]
-            real_write(*a, **kw)
-            hit()
-        pq.write_table = write_table
-    elif point == "fsync":
+    if point in ("write", "fsync"):
         real_fsync = os.fsync
 
         def fsync(fd: int) -> None:
+            ours = os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith("commit-")
+            if ours and point == "write":     # written in full, not yet flushed
+                hit()
             real_fsync(fd)
-            if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith("commit-"):
+            if ours and point == "fsync":
                 hit()
         os.fsync = fsync
     elif point in ("replace", "manifest", "publish"):

@@ -129,3 +129,25 @@ def test_a_file_removed_by_compaction_between_listing_and_reading_is_not_an_erro
         ms.sql("SELECT count(*) FROM events")
         victim.unlink()  # what a compaction does to a merged source after its grace period
         assert ms.sql("SELECT count(*) AS n FROM events")["n"].to_list() == [40]
+
+
+def test_a_query_proves_the_files_it_reads_not_the_merged_sources_waiting_out_their_grace(
+        two_commits: tuple[Path, Path]) -> None:
+    """Each query proves the files it is about to read (an open session proves every file once):
+    thousands of merged sources waiting out their grace period cost a query nothing."""
+    from store.compaction import compact, retired
+
+    root, victim = two_commits
+    st = Store(root)
+    total = sum(float(i * 1000 + j) for i in (0, 1) for j in range(40))
+    with MetricStore(root) as ms:
+        assert compact(st, full=True, grace_s=3600).rows == 80
+        assert victim.name in retired(st)               # still in the folder, no longer read
+        DAMAGES["bit flipped in a data page"](victim)
+        assert ms.sql("SELECT count(*) AS n, sum(value) AS v FROM events").rows() == [(80, total)]
+        assert [f.path for f in verify(st)] == [str(victim)]   # verify reads every file all the same
+        merged = next(p for p in (root / "events").glob("2*.parquet")
+                      if p.name not in retired(st) and p.stat().st_size > 4096)
+        DAMAGES["bit flipped in the middle"](merged)
+        with pytest.raises(CorruptFile, match=merged.name):
+            ms.sql("SELECT count(*) FROM events")
