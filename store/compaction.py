@@ -163,6 +163,8 @@ def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]
 #: Parsed manifests by path: a manifest is published once by a rename and never changed (its name
 #: is its merge's commit id), so a parsed body stays true until the file is deleted.
 _MANIFEST_CACHE: dict[str, dict[str, tuple[Path, dict[str, object]]]] = {}
+#: Each cached manifest's sources (names, commit ids) as sets, by the manifest's path.
+_SOURCES: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 #: Sizes of committed files by folder and name: a committed file never changes (its checksum is in its name).
 _SIZE_CACHE: dict[str, dict[str, int]] = {}
 
@@ -191,6 +193,7 @@ def _manifests(store: Store) -> list[tuple[Path, dict[str, object]]]:
     if len(cache) > len(names):
         for n in set(cache) - set(names):
             del cache[n]
+            _SOURCES.pop(str(folder / n), None)
     return sorted(out, key=lambda m: (float(m[1].get("created_unix", 0.0)), m[0].name))  # type: ignore[arg-type]
 
 
@@ -200,36 +203,48 @@ def _commit_of(name: str) -> str | None:
     return m["commit"] if m else None
 
 
+def _sources(path: Path, body: dict[str, object]) -> tuple[frozenset[str], frozenset[str]]:
+    """A manifest's source names and their commit ids, as sets (kept while the manifest is)."""
+    got = _SOURCES.get(str(path))
+    if got is None:
+        names = frozenset(str(n) for n in body.get("sources", []))  # type: ignore[union-attr]
+        got = _SOURCES[str(path)] = (names, frozenset(c for c in map(_commit_of, names) if c))
+    return got
+
+
 def _effective(store: Store, table: str, names: list[str] | None = None) -> list[tuple[Path, dict[str, object]]]:
     """The manifests whose merge took effect: the merged file is live, or was itself merged by one that did."""
     mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
     if not mans:
         return []
-    live = {c for c in (_commit_of(n) for n in (store.names(table) if names is None else names)) if c}
+    live = set(map(_commit_of, store.names(table) if names is None else names))
     done: set[str] = set()
     changed = True
     while changed:          # newest first: a merge's output is merged by a later one, so one pass
         changed = False     # usually settles it (a second finds nothing new)
-        for _, body in reversed(mans):
+        for path, body in reversed(mans):
             cid = str(body.get("commit_id"))
             if cid not in done and cid in live:
                 done.add(cid)
-                live.update(c for c in (_commit_of(str(n)) for n in body.get("sources", [])) if c)  # type: ignore[union-attr]
+                live |= _sources(path, body)[1]
                 changed = True
     return [(p, b) for p, b in mans if str(b.get("commit_id")) in done]
 
 
-def _retired_names(store: Store, table: str, names: list[str]) -> set[str]:
-    out: set[str] = set()
-    for _, body in _effective(store, table, names):
-        out.update(str(s) for s in body.get("sources", []))  # type: ignore[union-attr]
-    return out & set(names) if out else out
+def retired_names(store: Store, table: str, names: list[str]) -> set[str]:
+    """Which of ``names`` (a listing of ``table``) are merged sources: every event of each is
+    in a file of the same listing."""
+    effective = _effective(store, table, names)
+    if not effective:
+        return set()
+    out: set[str] = set().union(*(_sources(p, b)[0] for p, b in effective))
+    return out.intersection(names)
 
 
 def retired(store: Store, table: str = "events", files: list[Path] | None = None) -> set[str]:
     """Names of live files already merged into a published file (deleted once their grace is over)."""
     names = store.names(table) if files is None else [p.name for p in files]
-    return _retired_names(store, table, names)
+    return retired_names(store, table, names)
 
 
 def merged_sources(store: Store, table: str = "events") -> dict[str, list[str]]:
@@ -246,7 +261,7 @@ def live_files(store: Store, table: str = "events") -> list[Path]:
     opens a source whose grace period may end while it reads.
     """
     names = store.names(table)
-    done = _retired_names(store, table, names)
+    done = retired_names(store, table, names)
     folder = store.root / table
     return [folder / n for n in names if n not in done]
 
@@ -310,7 +325,7 @@ def _size(folder: Path, name: str) -> int | None:
 def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool,
                     names: list[str] | None = None) -> list[Path]:
     names = store.names(table) if names is None else names
-    done = _retired_names(store, table, names)
+    done = retired_names(store, table, names)
     folder = store.root / table
     files = [n for n in names if n not in done and COMMIT_NAME.match(n)]
     if not full:

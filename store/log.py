@@ -17,6 +17,7 @@ a doubled write or a compaction running beside them harmless.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import hashlib
@@ -210,7 +211,11 @@ class Store:
                 listing = os.listdir(folder)
             except (FileNotFoundError, NotADirectoryError):
                 return []
-        out = sorted(n for n in listing if n.endswith(".parquet") and not n.startswith("."))
+        out = [n for n in listing if n.endswith(".parquet")]
+        out.sort()
+        hidden = bisect.bisect_left(out, "."), bisect.bisect_left(out, "/")   # names starting with "."
+        if hidden[0] < hidden[1]:
+            del out[hidden[0]:hidden[1]]
         self.__dict__.setdefault("_listed", {})[table] = out
         return out
 
@@ -476,10 +481,17 @@ class Store:
         """
         cache: dict[str, list[tuple[Any, ...]]] = self.__dict__.setdefault("_footer_cache", {})
         out = []
-        live = set()
         folder = self.root / table
-        for name in self.names(table):
-            live.add(name)
+        listed = self.names(table)
+        if isinstance(self.root, Path):
+            # a merged source's events are all in a file of the same listing: merged sources
+            # (thousands, while they wait out their grace period) need not be searched
+            from store.compaction import retired_names   # compaction builds on this module
+
+            merged = retired_names(self, table, listed)
+            listed = [n for n in listed if n not in merged] if merged else listed
+        live = set(listed)
+        for name in listed:
             groups = cache.get(name)
             if groups is None:
                 try:
@@ -498,8 +510,9 @@ class Store:
                     groups.append((rg, *bounds))
                 cache[name] = groups
             out.append((name, groups))
-        for name in set(cache) - live:
-            del cache[name]
+        if len(cache) > len(live):
+            for name in set(cache) - live:
+                del cache[name]
         rg_cache = self.__dict__.get("_rg_ids")
         if rg_cache:
             for key in [k for k in rg_cache if k[0] not in live]:

@@ -89,6 +89,10 @@ def test_merged_sources_stay_for_the_grace_period_and_nothing_is_counted_twice(s
         assert ms.sql("SELECT count(*) AS n FROM events")["n"][0] == 5
         assert ms.sql("SELECT count(*) AS n FROM facts")["n"][0] == 5
         assert ms.sql("SELECT count(*) AS n FROM growth WHERE yoy_change IS NOT NULL")["n"][0] == 4
+    for writer in (store, Store(store.root)):           # dedup searches the merged file, not its sources
+        assert {n for n, _ in writer._footers("events")}.isdisjoint(result.sources)
+        assert (writer.append(event("acme", "revenue", 2016, 101.0)).added,
+                writer.append_stream(iter([event("acme", "revenue", 2017, 102.0)])).added) == (0, 0)
     again = compact(store, grace_s=3600, policy=CompactionPolicy(auto=False))
     assert again.merged == 0                            # retired sources are not merged again
     assert compact(store, grace_s=0, policy=CompactionPolicy(auto=False)).deleted == n_files
