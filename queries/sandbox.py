@@ -71,12 +71,36 @@ def lock_down(con: duckdb.DuckDBPyConnection, store_root: Path) -> None:
     An object-store root (``s3://bucket/prefix``) gets its filesystem registered before the lock:
     afterwards nothing can be registered, attached or set."""
     attach(con, store_root)
+    limit_memory(con)
     # a committed file (and a snapshot) never changes under its name (its checksum is in it), so
     # its Parquet footer is parsed once, not once per query
     con.execute("SET GLOBAL parquet_metadata_cache = true")
     con.execute("SET allowed_directories = ?", [[str(store_root).rstrip("/") + "/"]])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
+
+
+#: The environment variable that caps a query session's memory (DuckDB's syntax: ``2GB``, ``50%``).
+MEMORY_ENV = "METRICSTORE_MEMORY_LIMIT"
+
+
+def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the session a private spill folder, so a query larger than its memory limit spills to
+    disk instead of failing, and the limit of ``$METRICSTORE_MEMORY_LIMIT`` (default: DuckDB's,
+    80 % of the machine's memory). DuckDB creates the folder when it first spills and removes it
+    when the session closes.
+
+    Raises:
+        SqlError: the variable is not a memory size DuckDB understands.
+    """
+    spill = Path(tempfile.gettempdir()) / f"metricstore-spill-{os.getpid()}-{os.urandom(4).hex()}"
+    con.execute("SET temp_directory = ?", [str(spill)])
+    limit = os.environ.get(MEMORY_ENV, "").strip()
+    if limit:
+        try:
+            con.execute("SET memory_limit = ?", [limit])
+        except duckdb.Error:
+            raise SqlError(f"{MEMORY_ENV}={limit!r} is not a memory size (say 2GB, 512MB or 50%)") from None
 
 
 def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPyConnection:

@@ -209,7 +209,11 @@ class Snapshots:
 
     def _newest(self, folder: Path) -> Snapshot | None:
         bodies = []
-        for entry in os.scandir(folder):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:                 # gone, or not a folder: no snapshot (answers are computed)
+            return None
+        for entry in entries:
             if entry.name.startswith("growth-") and entry.name.endswith(".json"):
                 try:
                     body = json.loads(Path(entry.path).read_text())

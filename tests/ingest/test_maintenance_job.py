@@ -48,3 +48,19 @@ def test_a_maintenance_run_records_what_each_step_did(tmp_path: Path, store: Sto
     assert result.status == "ok", result.summary()
     assert any(re.match(r"events: merged \d+ file\(s\), 2 rows", i) for i in result.outcome.inputs)
     assert any(i.startswith("snapshot: 2 growth rows") for i in result.outcome.inputs)
+
+
+def test_a_failed_maintenance_run_is_recorded_with_the_command_s_own_message(tmp_path: Path, store: Store,
+                                                                            ingest_rows) -> None:
+    assert ingest_rows([fact()]).ok and ingest_rows([fact(period="FY2023", value="90")]).ok
+    assert not (store.root / FOLDER).exists()
+    (store.root / FOLDER).write_text("not a folder")        # the snapshot step cannot write
+    config = load_jobs(write_jobs(tmp_path / "jobs.toml", UPKEEP.format(trigger='cron = "0 3 * * *"')))
+    result = run_job(config, "upkeep", store, CATALOG)
+    assert result.status == "failed" and result.error is not None
+    assert "metricstore compact exited 2" in result.error and FOLDER in result.error and "Traceback" not in result.error
+    recorded = [r for r in runs(store, "upkeep") if r["status"] == "failed"]
+    assert len(recorded) == 1 and recorded[0]["error"] == result.error
+    with MetricStore(store) as ms:                             # the merge before it stands; answers unchanged
+        assert ms.series("acme", "revenue")["value"].to_list() == [90e6, 100e6]
+    assert len(live_files(store)) == 1 and run_cli("verify", store=store.root).returncode == 0

@@ -226,3 +226,31 @@ def test_injection_through_every_argument(payload: str, ms: MetricStore, filled:
     assert store_files(filled.root) == before
     assert ms.sql("SELECT count(*) AS n FROM facts")["n"].to_list() == [3]
     assert ms.facts(entity="acme").height == 2  # the honest query still answers
+
+
+def test_a_session_spills_past_its_memory_limit_instead_of_failing(filled: Store,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``METRICSTORE_MEMORY_LIMIT`` caps a session; a query that needs more spills to disk, in a
+    private folder outside the store that is gone when the session closes."""
+    monkeypatch.setenv("METRICSTORE_MEMORY_LIMIT", "128MB")
+    before = store_files(filled.root)
+    big = ("SELECT count(*) AS n, min(s) AS first FROM (SELECT s, count(*) AS c FROM "
+           "(SELECT i::VARCHAR || repeat('x', 60) AS s FROM range(3000000) t(i)) GROUP BY s)")
+    plain = duckdb.connect()
+    plain.execute("SET memory_limit = '128MB'")
+    plain.execute("SET temp_directory = ''")              # the same limit, nowhere to spill: too big
+    with pytest.raises(duckdb.OutOfMemoryException):
+        plain.sql(big).fetchall()
+    with MetricStore(filled) as ms:
+        settings = ms.sql("SELECT current_setting('memory_limit') AS m, current_setting('temp_directory') AS t")
+        assert settings["m"][0] == plain.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        spill = Path(settings["t"][0])
+        assert not spill.is_relative_to(filled.root)
+        assert ms.sql(big).rows() == [(3_000_000, "0" + "x" * 60)]
+    assert not spill.exists() and store_files(filled.root) == before
+
+
+def test_a_memory_limit_duckdb_cannot_read_is_one_clear_line(filled: Store) -> None:
+    r = run_cli("sql", "SELECT 1", store=filled.root, env={"METRICSTORE_MEMORY_LIMIT": "lots"})
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: METRICSTORE_MEMORY_LIMIT='lots' is not a memory size (say 2GB, 512MB or 50%)")
