@@ -20,7 +20,7 @@ from queries import lineage
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.sandbox import check_read_only, connect as sandboxed
 from queries.snapshot import COVERED, Snapshots
-from queries.views import files_variable, sql_literal
+from queries.views import pin, sql_literal
 from store import Store
 from store.compaction import MANIFESTS, live_files
 from store.integrity import ChecksumGuard
@@ -201,11 +201,9 @@ class MetricStore:
 
     def _pin_files(self, cur: duckdb.DuckDBPyConnection) -> dict[str, list[Path]]:
         """Point the session's views at the live files of each log (see ``queries.views``)."""
-        live = {}
-        for table in TABLES:
-            files = live[table] = self._live(table)
-            if files:
-                cur.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]]).fetchall()
+        live = {table: self._live(table) for table in TABLES}
+        for table, files in live.items():
+            pin(cur, table, files)
         return live
 
     def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: dict[str, list[Path]]) -> None:

@@ -34,7 +34,9 @@ from queries.errors import SqlError, SqlRefused
 from queries.views import install, sql_literal
 from store import Store
 from store.backends import attach, object_root
+from store.compaction import live_files
 from store.integrity import ChecksumGuard
+from store.log import TABLES
 
 #: Statement types a user may run: one SELECT (DuckDB's classification, not ours).
 ALLOWED = frozenset({duckdb.StatementType.SELECT})
@@ -59,6 +61,7 @@ def lockdown_sql(store_root: Path) -> str:
     return (
         "SET autoinstall_known_extensions = false;\n"
         "SET autoload_known_extensions = false;\n"
+        "SET parquet_metadata_cache = true;\n"
         f"SET allowed_directories = [{_dir_literal(store_root)}];\n"
         "SET enable_external_access = false;\n"
         "SET lock_configuration = true;\n"
@@ -108,13 +111,13 @@ def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPy
 
     The views are written to a private database file (outside the store), which is opened
     ``read_only`` and removed at once (the open connection keeps it). Creating a view reads the
-    files' schemas, so the files are proven whole first (``guard``): a damaged one is named.
+    live files' schemas, so they are proven whole first (``guard``): a damaged one is named.
 
     Raises:
         CorruptFile: a committed file fails its checksum.
         SqlError: DuckDB could not create the views.
     """
-    (guard or ChecksumGuard(store)).check()
+    (guard or ChecksumGuard(store)).check(files=[p for table in TABLES for p in live_files(store, table)])
     folder = Path(tempfile.mkdtemp(prefix="metricstore-views-"))
     path = folder / "views.duckdb"
     try:

@@ -13,6 +13,8 @@ import duckdb
 
 from store import Store
 from store.backends import attach
+from store.compaction import live_files
+from store.log import TABLES
 
 #: Views a user queries; the rest (event_log, *_at macros) are building blocks.
 VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs")
@@ -57,10 +59,25 @@ def render(text: str, store: Store) -> str:
 
 
 def install(con: duckdb.DuckDBPyConnection, store: Store) -> None:
-    """Create every view and macro on ``con`` over ``store``."""
+    """Create every view and macro on ``con`` over ``store``.
+
+    Creating a view binds it, which reads the schema of every file it names: the views are bound
+    over the live files (pinned for the creation only), not the glob, which may hold thousands of
+    merged sources waiting out their grace period (each file's footer read, for every view)."""
     attach(con, store.root)  # an object store's s3:// globs read through fsspec
+    pinned = [t for t in TABLES if pin(con, t, live_files(store, t))]
     for _name, text in sql_sources():
         con.execute(render(text, store))
+    for table in pinned:
+        con.execute(f"RESET VARIABLE {files_variable(table)}")
+
+
+def pin(con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> bool:
+    """Point ``con``'s views at ``files`` for ``table`` (none: the glob); whether it did."""
+    if not files:
+        return False
+    con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]]).fetchall()
+    return True
 
 
 def write_catalog(store: Store, path: str | Path | None = None) -> Path:
