@@ -323,9 +323,9 @@ def _size(folder: Path, name: str) -> int | None:
 
 
 def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool,
-                    names: list[str] | None = None) -> list[Path]:
+                    names: list[str] | None = None, retired: set[str] | None = None) -> list[Path]:
     names = store.names(table) if names is None else names
-    done = retired_names(store, table, names)
+    done = retired_names(store, table, names) if retired is None else retired
     folder = store.root / table
     files = [n for n in names if n not in done and COMMIT_NAME.match(n)]
     if not full:
@@ -337,10 +337,11 @@ def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bo
     return [folder / n for n in files]
 
 
-def due(store: Store, policy: CompactionPolicy, table: str = "events", names: list[str] | None = None) -> bool:
+def due(store: Store, policy: CompactionPolicy, table: str = "events", names: list[str] | None = None,
+        retired: set[str] | None = None) -> bool:
     """Has the small files' count or size reached the policy's threshold? (``names``: a listing
-    of ``table`` already at hand)"""
-    small = _select_sources(store, table, policy, full=False, names=names)
+    of ``table`` already at hand; ``retired``: its merged sources, when known)"""
+    small = _select_sources(store, table, policy, full=False, names=names, retired=retired)
     return len(small) >= policy.min_files or (
         len(small) > 1 and sum(_size(p.parent, p.name) or 0 for p in small) >= policy.min_bytes)
 
@@ -445,7 +446,8 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     return result
 
 
-def maybe_compact(store: Store, table: str = "events", names: list[str] | None = None) -> CompactionResult | None:
+def maybe_compact(store: Store, table: str = "events", names: list[str] | None = None,
+                  retired: set[str] | None = None) -> CompactionResult | None:
     """The automatic trigger, run after a commit: compact when due, and delete expired sources.
 
     Never waits for another compaction and never raises for a failed merge (the commit that
@@ -455,7 +457,7 @@ def maybe_compact(store: Store, table: str = "events", names: list[str] | None =
     if not policy.auto or table != "events":
         return None
     try:
-        if due(store, policy, table, names):
+        if due(store, policy, table, names, retired):
             return compact(store, table=table, policy=policy, wait=False)
         if _expired(store, policy.grace_s, table):
             lock = FileLock(_lock_path(store), timeout=0)

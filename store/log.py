@@ -296,8 +296,16 @@ class Store:
         from store.compaction import maybe_compact   # compaction builds on this module
 
         seen = self.__dict__.get("_listed", {}).pop(table, None)
-        names = sorted({*seen, committed}) if seen is not None and committed else None
-        maybe_compact(self, table, names=names)
+        known = self.__dict__.get("_retired_of", {}).pop(table, None)
+        names = retired = None
+        if seen is not None and committed:
+            names = list(seen)                # sorted: the new name goes in its place
+            at = bisect.bisect_left(names, committed)
+            if at == len(names) or names[at] != committed:
+                names.insert(at, committed)
+            # the merged sources of that listing, when dedup found them (the new file is none)
+            retired = known[1] if known is not None and known[0] is seen else None
+        maybe_compact(self, table, names=names, retired=retired)
 
     def prepare(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None) -> pa.Table:
         """Check a batch against the schema, fill defaults and compute ids (no ``recorded_at`` yet).
@@ -489,6 +497,7 @@ class Store:
             from store.compaction import retired_names   # compaction builds on this module
 
             merged = retired_names(self, table, listed)
+            self.__dict__.setdefault("_retired_of", {})[table] = (listed, merged)   # for the trigger
             listed = [n for n in listed if n not in merged] if merged else listed
         live = set(listed)
         for name in listed:
