@@ -31,11 +31,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 #: URI schemes handled by :class:`ObjectFiles` (``s3a`` is Hadoop's name for the same objects).
 OBJECT_SCHEMES = ("s3://", "s3a://")
@@ -183,6 +185,8 @@ class ObjectFiles:
     def dataset(self, names: list[str], schema: pa.Schema | None = None) -> ds.Dataset:
         """An Arrow dataset over some of the store's files (a missing column reads as NULL)."""
         paths = [f"{self.bucket}/{self.prefix}/{n}" if self.prefix else f"{self.bucket}/{n}" for n in names]
+        import pyarrow.dataset as ds   # (imports pandas: only an object store's reads need it)
+
         return ds.dataset(paths, schema=schema, format="parquet", filesystem=self.arrow_fs())
 
 

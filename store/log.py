@@ -704,7 +704,7 @@ class Store:
         schema = TABLES[table][0]
         with self.lock():
             if not self.files(table):
-                empty = schema.empty_table()
+                empty = pa.Table.from_batches([], schema=schema)   # (empty_table() imports pandas)
                 self.publish(empty.replace_schema_metadata({b"metricstore.schema_version": str(SCHEMA_VERSION).encode(),
                                                             b"metricstore.table": table.encode(),
                                                             b"metricstore.rows": b"0"}),
