@@ -227,7 +227,7 @@ class MetricStore:
         """The snapshot to read one current series from, as a table expression, or None."""
         if as_of is not None or as_recorded is not None:
             return None
-        use = self._snapshots.usable({t: self._live(t) for t in COVERED})
+        use = self._snapshots.usable({t: self._live(t) for t in COVERED}, whole_view=False)
         if use is None or entity in use.changed:
             return None
         return f"read_parquet({sql_literal(use.snapshot.path)})"

@@ -240,10 +240,13 @@ class Snapshots:
             return False
         return True
 
-    def usable(self, live: dict[str, list[Path]]) -> Usable | None:
+    def usable(self, live: dict[str, list[Path]], *, whole_view: bool = True) -> Usable | None:
         """The snapshot that answers the current growth view over the ``live`` files, with the
         entities whose events it has not seen (their growth must be computed), or None when the
-        whole view must be computed."""
+        whole view must be computed. A query over the whole view lists those entities, so past
+        :data:`MAX_RECOMPUTED` of them it computes everything; one series (``whole_view=False``)
+        only asks whether its own entity is among them."""
+        limit = MAX_RECOMPUTED if whole_view else None
         snap = self.latest()
         if snap is None:
             return None
@@ -260,7 +263,7 @@ class Snapshots:
                 if reach is None or reach[1]:       # unreadable, or a withdrawal: it could be anyone's
                     return None
                 changed |= reach[0]
-                if len(changed) > MAX_RECOMPUTED:
+                if limit is not None and len(changed) > limit:
                     return None
         return Usable(snap, frozenset(changed))
 

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
+import queries.snapshot as snapshot_module
 from ingest import EntityDef, ingest_paths, set_entity
 from queries import MetricStore
 from queries.snapshot import FOLDER, refresh
@@ -124,6 +125,22 @@ def test_a_commit_after_the_snapshot_is_seen(rich: Store, ingest_rows, ms: Metri
     assert acme_fy["value"].to_list() == [110e6, 121e6, 120e6, 130e6]
     beta_fy = view.filter((pl.col("entity") == "beta") & (pl.col("ptype") == "FY"))
     assert beta_fy["value"].to_list() == [100e6, 102e6, 104e6]
+
+
+def test_one_series_reads_the_snapshot_however_many_other_entities_changed(
+        rich: Store, ingest_rows, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the cap on recomputed entities the whole view is computed; one series of an
+    untouched entity is still read from the snapshot (its own entity is all it asks about)."""
+    refresh(rich)
+    doctor(rich)
+    monkeypatch.setattr(snapshot_module, "MAX_RECOMPUTED", 2)
+    others = [fact(entity=f"other{i}", period="FY2024", value="1", reported_at="2025-03-01") for i in range(3)]
+    assert ingest_rows(others).ok                         # three entities changed: past the cap of 2
+    beta = ms.series("beta", "revenue", freq="FY")
+    assert beta["value"].to_list() == [100e6, 102e6, 104e6]           # the doctored snapshot: read
+    assert ms.series("other1", "revenue")["value"].to_list() == [1e6]  # a changed entity: computed
+    view = whole(ms).filter((pl.col("entity") == "beta") & (pl.col("ptype") == "FY"))
+    assert view["value"].to_list() == [50e6, 51e6, 52e6]               # the whole view: computed
 
 
 def test_the_view_over_a_snapshot_and_newer_commits_is_the_computed_view(
