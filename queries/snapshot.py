@@ -38,7 +38,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from queries.views import files_variable, install, sql_literal, sql_sources
-from store import Store
+from store import CorruptFile, Store
 from store.backends import ObjectPath
 from store.compaction import CompactionPolicy, live_files, merged_sources
 from store.log import COMMIT_NAME
@@ -92,7 +92,11 @@ def refresh(store: Store) -> Snapshot | None:
     if isinstance(store.root, ObjectPath):
         return None
     folder = _folder(store)
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CorruptFile(folder, "is not a folder, so the growth snapshot cannot be written there; "
+                                  "move it aside (readers meanwhile compute every answer)") from None
     tag = uuid.uuid4().hex
     tmp = folder / f".tmp-{tag}.parquet"
     for attempt in range(VANISHED_RETRIES):
