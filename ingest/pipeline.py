@@ -11,6 +11,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 import pyarrow as pa
@@ -160,7 +161,7 @@ def _quarantine(store: Store, raw: pl.DataFrame, problems: list[RowProblem], run
     out = raw.join(reasons, on="__row", how="inner").rename({"__row": "_row"})
     target = folder / f"{run_id}-{path.name}.rejected.csv"
     out.write_csv(target)
-    return target
+    return cast(Path, target)   # on an object store, an ObjectPath (its URI), answering as a Path
 
 
 def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = "auto",

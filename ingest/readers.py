@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
@@ -225,7 +225,9 @@ def read_parquet(path: Path) -> pl.DataFrame:
         if pa.types.is_floating(col.type):
             cols[name] = pl.Series(name, [None if v is None else repr(v) for v in col.to_pylist()], pl.String)
         else:
-            cols[name] = pl.from_arrow(col).cast(pl.String) if table.num_rows else pl.Series(name, [], pl.String)
+            # a column converts to a Series (from_arrow makes DataFrames of tables only)
+            cols[name] = (cast(pl.Series, pl.from_arrow(col)).cast(pl.String) if table.num_rows
+                          else pl.Series(name, [], pl.String))
     df = pl.DataFrame(cols) if cols else pl.DataFrame()
     if not cols:
         raise BadFile(file, "has no columns")

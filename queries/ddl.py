@@ -94,7 +94,7 @@ def external_ddl(engine: str, root: str | os.PathLike[str], *, schema: str = "me
         out.append(f"CREATE DATABASE IF NOT EXISTS {schema};")
     for table in DDL_TABLES:
         arrow_schema, id_col, _ = TABLES[table]
-        q = lambda n: _quote(n, engine)  # noqa: E731
+        q: Callable[[str], str] = lambda n: _quote(n, engine)  # noqa: E731
         cols = ",\n".join(f"    {q(f.name)} {_type(f.type, engine)}" for f in arrow_schema)
         files = f"{schema}.{table}_files"
         where = f"{base}/{table}"

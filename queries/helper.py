@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import polars as pl
@@ -186,7 +186,7 @@ class MetricStore:
                 if d is None and t is None and _READS_GROWTH.search(query):
                     self._read_snapshot(cur, live)
                 try:
-                    return cur.sql(query, params=params or None).pl()
+                    return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
                 except duckdb.IOException as exc:   # a compaction deleted a listed file: list again
                     if attempt == VANISHED_RETRIES - 1 or not _vanished(exc):
                         raise
@@ -333,7 +333,7 @@ class MetricStore:
         if internal:   # our own SELECT over one file that needs no pinned logs (a snapshot)
             cur = self._con.cursor()
             try:
-                return cur.sql(query, params=params or None).pl()
+                return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
             except duckdb.Error as exc:
                 raise SqlError(str(exc).splitlines()[0]) from None
             finally:

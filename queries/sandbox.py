@@ -33,7 +33,7 @@ import duckdb
 from queries.errors import SqlError, SqlRefused
 from queries.views import install, sql_literal
 from store import Store
-from store.backends import attach, object_root
+from store.backends import ObjectPath, attach, object_root
 from store.compaction import live_files
 from store.integrity import ChecksumGuard
 from store.log import TABLES
@@ -52,11 +52,11 @@ BASE_CONFIG: dict[str, str | bool] = {
 }
 
 
-def _dir_literal(path: Path) -> str:
+def _dir_literal(path: Path | ObjectPath) -> str:
     return sql_literal(str(path).rstrip("/") + "/")
 
 
-def lockdown_sql(store_root: Path) -> str:
+def lockdown_sql(store_root: Path | ObjectPath) -> str:
     """The statements that close a DuckDB session over ``store_root`` (also the catalog's init file)."""
     return (
         "SET autoinstall_known_extensions = false;\n"
@@ -68,7 +68,7 @@ def lockdown_sql(store_root: Path) -> str:
     )
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, store_root: Path) -> None:
+def lock_down(con: duckdb.DuckDBPyConnection, store_root: Path | ObjectPath) -> None:
     """Close ``con`` over ``store_root``: reads there only, no extension, settings locked.
 
     An object-store root (``s3://bucket/prefix``) gets its filesystem registered before the lock:
@@ -162,7 +162,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
                          "(SELECT over the store's views only)")
 
 
-def write_init_script(catalog: Path, store_root: Path) -> Path:
+def write_init_script(catalog: Path, store_root: Path | ObjectPath) -> Path:
     """Write ``<catalog>.init.sql``: what ``duckdb -readonly -init`` runs before a data team's SQL."""
     target = catalog.with_name(catalog.name + ".init.sql")
     tmp = target.with_name(target.name + ".tmp")

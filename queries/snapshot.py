@@ -33,6 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import pyarrow.parquet as pq
@@ -79,7 +80,8 @@ class Snapshot:
 
 
 def _folder(store: Store) -> Path:
-    return store.root / FOLDER
+    # local: both callers return first for an object-store root (no snapshots there)
+    return cast(Path, store.root) / FOLDER
 
 
 def refresh(store: Store) -> Snapshot | None:
@@ -118,7 +120,8 @@ def refresh(store: Store) -> Snapshot | None:
     meta_tmp.write_text(json.dumps(body, indent=1))
     os.replace(meta_tmp, folder / f"growth-{sha}.json")
     _prune(folder, keep=final.name, grace_s=CompactionPolicy.from_env().grace_s, now=now)
-    return Snapshot(final, {t: frozenset(v) for t, v in body["covers"].items()}, now, int(rows))
+    covers = cast("dict[str, list[str]]", body["covers"])
+    return Snapshot(final, {t: frozenset(v) for t, v in covers.items()}, now, int(rows))
 
 
 #: A refresh whose listed file was deleted meanwhile (a compaction's grace period ended) lists again.

@@ -33,7 +33,7 @@ import itertools
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlglot
 from sqlglot import exp
@@ -149,7 +149,8 @@ class _Translator:
         self.defaults: dict[str, dict[str, exp.Expression]] = {}
         for _name, text in sql_sources():
             for stmt in sqlglot.parse(self._strip_defaults(text), read="duckdb"):
-                self._collect(stmt)
+                # sqlglot types what it parses as its base Expr; every node it builds is an Expression
+                self._collect(cast("exp.Expression | None", stmt))
 
     def _strip_defaults(self, text: str) -> str:
         """``MACRO f(a, b := NULL)``: sqlglot cannot parse parameter defaults; note and drop them."""
@@ -159,7 +160,7 @@ class _Translator:
                 name, sep, default = part.partition(":=")
                 params.append(name.strip())
                 if sep:
-                    value = sqlglot.parse_one(default.strip(), read="duckdb")
+                    value = cast(exp.Expression, sqlglot.parse_one(default.strip(), read="duckdb"))  # (as above)
                     self.defaults.setdefault(m["name"].lower(), {})[name.strip()] = value
             return f"{m['head']}{m['name']}({', '.join(params)}) AS"
 
@@ -382,7 +383,7 @@ def _ancestors(node: exp.Expression) -> list[exp.Expression]:
     while parent is not None:
         out.append(parent)
         parent = parent.parent
-    return out
+    return cast("list[exp.Expression]", out)   # (sqlglot types a parent as its base Expr)
 
 
 def _table_ref(name: str, alias: str) -> exp.Table:

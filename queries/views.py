@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import duckdb
 
@@ -90,7 +91,8 @@ def write_catalog(store: Store, path: str | Path | None = None) -> Path:
     Returns:
         The path written (default ``<store>/catalog.duckdb``).
     """
-    target = Path(path) if path else store.root / "catalog.duckdb"
+    # a local file: the default under an object-store root is an ObjectPath, which has no with_name
+    target = Path(path) if path else cast(Path, store.root / "catalog.duckdb")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)

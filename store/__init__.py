@@ -12,7 +12,8 @@ from store.errors import (
     TerminalError,
     TransientError,
 )
-from store.log import TABLES, AppendResult, Store, content_ids, register_table
+from store.ids import content_ids
+from store.log import TABLES, AppendResult, Store, register_table
 from store.periods import Period, label_period, parse_period
 from store.schema import (
     ENTITY_SCHEMA,

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import io
@@ -38,6 +39,7 @@ import pyarrow.fs as pafs
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
+    from obstore.store import ClientConfig, S3Config
 
 #: URI schemes handled by :class:`ObjectFiles` (``s3a`` is Hadoop's name for the same objects).
 OBJECT_SCHEMES = ("s3://", "s3a://")
@@ -88,10 +90,10 @@ class ObjectFiles:
         self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        options: dict[str, Any] = {}
+        options: ClientConfig = {}
         if self.endpoint and self.endpoint.startswith("http://"):
             options["allow_http"] = True
-        config: dict[str, Any] = {}
+        config: S3Config = {}
         if self.endpoint:
             config["endpoint"] = self.endpoint
         if self.region:
@@ -117,11 +119,11 @@ class ObjectFiles:
         """The names (``folder/file``) of the objects directly in ``folder``, sorted."""
         return [name for name, _ in self.list_stat(folder)]
 
-    def list_stat(self, folder: str) -> list[tuple[str, ObjectStat]]:
+    def list_stat(self, folder: str) -> builtins.list[tuple[str, ObjectStat]]:
         """The objects directly in ``folder`` with their size and time, sorted by name (one LIST)."""
         import obstore
 
-        out: list[tuple[str, ObjectStat]] = []
+        out: builtins.list[tuple[str, ObjectStat]] = []
         for chunk in obstore.list(self._store, prefix=f"{folder}/"):
             out.extend((str(m["path"]), ObjectStat.of(m)) for m in chunk)
         return sorted((n, st) for n, st in out if "/" not in n[len(folder) + 1:])
@@ -182,7 +184,7 @@ class ObjectFiles:
             kwargs["region"] = self.region
         return pafs.S3FileSystem(**kwargs)
 
-    def dataset(self, names: list[str], schema: pa.Schema | None = None) -> ds.Dataset:
+    def dataset(self, names: builtins.list[str], schema: pa.Schema | None = None) -> ds.Dataset:
         """An Arrow dataset over some of the store's files (a missing column reads as NULL)."""
         paths = [f"{self.bucket}/{self.prefix}/{n}" if self.prefix else f"{self.bucket}/{n}" for n in names]
         import pyarrow.dataset as ds   # (imports pandas: only an object store's reads need it)
@@ -219,7 +221,7 @@ class ObjectPath(str):
     def parent(self) -> ObjectPath:
         return ObjectPath(self.files, self.key.rpartition("/")[0])
 
-    def __truediv__(self, other: str) -> ObjectPath:  # type: ignore[override]
+    def __truediv__(self, other: str) -> ObjectPath:
         return ObjectPath(self.files, f"{self.key}/{other}")
 
     def absolute(self) -> ObjectPath:

@@ -53,8 +53,10 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import pyarrow as pa
@@ -123,7 +125,7 @@ class CompactionResult:
 
 
 # -- manifests ------------------------------------------------------------------------------
-def _manifest_dir(store: Store) -> Path:
+def _manifest_dir(store: Store) -> Path | ObjectPath:
     return store.root / MANIFESTS
 
 
@@ -143,7 +145,7 @@ def _lock_path(store: Store) -> str:
     return str(base / "_lock" / "compact.lock")
 
 
-def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]) -> Path:
+def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]) -> Path | ObjectPath:
     folder = _manifest_dir(store)
     body = {"commit_id": commit_id, "table": table, "sources": sources,
             "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": time.time()}
@@ -151,7 +153,7 @@ def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]
         folder.files.put_new(f"{folder.key}/{commit_id}.json", json.dumps(body, indent=1).encode())
         return folder / f"{commit_id}.json"
     folder.mkdir(exist_ok=True)
-    tmp = store.root / "_tmp" / f"manifest-{commit_id}.json"
+    tmp = cast(Path, store.root) / "_tmp" / f"manifest-{commit_id}.json"   # local, as its folder is
     tmp.write_text(json.dumps(body, indent=1))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
@@ -162,14 +164,14 @@ def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]
 
 #: Parsed manifests by path: a manifest is published once by a rename and never changed (its name
 #: is its merge's commit id), so a parsed body stays true until the file is deleted.
-_MANIFEST_CACHE: dict[str, dict[str, tuple[Path, dict[str, object]]]] = {}
+_MANIFEST_CACHE: dict[str, dict[str, tuple[Path | ObjectPath, dict[str, object]]]] = {}
 #: Each cached manifest's sources (names, commit ids) as sets, by the manifest's path.
 _SOURCES: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 #: Sizes of committed files by folder and name: a committed file never changes (its checksum is in its name).
 _SIZE_CACHE: dict[str, dict[str, int]] = {}
 
 
-def _manifests(store: Store) -> list[tuple[Path, dict[str, object]]]:
+def _manifests(store: Store) -> list[tuple[Path | ObjectPath, dict[str, object]]]:
     """Every readable manifest, oldest first (a later compaction may have merged an earlier one's output)."""
     folder = _manifest_dir(store)
     try:
@@ -203,16 +205,17 @@ def _commit_of(name: str) -> str | None:
     return m["commit"] if m else None
 
 
-def _sources(path: Path, body: dict[str, object]) -> tuple[frozenset[str], frozenset[str]]:
+def _sources(path: Path | ObjectPath, body: dict[str, object]) -> tuple[frozenset[str], frozenset[str]]:
     """A manifest's source names and their commit ids, as sets (kept while the manifest is)."""
     got = _SOURCES.get(str(path))
     if got is None:
-        names = frozenset(str(n) for n in body.get("sources", []))  # type: ignore[union-attr]
+        names = frozenset(str(n) for n in cast("Iterable[object]", body.get("sources", [])))
         got = _SOURCES[str(path)] = (names, frozenset(c for c in map(_commit_of, names) if c))
     return got
 
 
-def _effective(store: Store, table: str, names: list[str] | None = None) -> list[tuple[Path, dict[str, object]]]:
+def _effective(store: Store, table: str,
+               names: list[str] | None = None) -> list[tuple[Path | ObjectPath, dict[str, object]]]:
     """The manifests whose merge took effect: the merged file is live, or was itself merged by one that did."""
     mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
     if not mans:
@@ -250,7 +253,7 @@ def retired(store: Store, table: str = "events", files: list[Path] | None = None
 def merged_sources(store: Store, table: str = "events") -> dict[str, list[str]]:
     """The sources of each merge whose manifest is still kept, by the merged file's commit id
     (a manifest is dropped with its sources once their grace period is over)."""
-    return {str(b.get("commit_id")): [str(s) for s in b.get("sources", [])]  # type: ignore[union-attr]
+    return {str(b.get("commit_id")): [str(s) for s in cast("Iterable[object]", b.get("sources", []))]
             for _, b in _manifests(store) if b.get("table") == table}
 
 
@@ -263,7 +266,8 @@ def live_files(store: Store, table: str = "events") -> list[Path]:
     names = store.names(table)
     done = retired_names(store, table, names)
     folder = store.root / table
-    return [folder / n for n in names if n not in done]
+    # an object store's are ObjectPaths, which answer the pathlib calls a reader makes
+    return cast("list[Path]", [folder / n for n in names if n not in done])
 
 
 def _expired(store: Store, grace_s: float, table: str) -> bool:
@@ -284,7 +288,7 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
     if not _expired(store, grace_s, table):
         return 0
     effective = {p.name for p, _ in _effective(store, table)}
-    live: dict[str, Path] | None = None
+    live: dict[str, Path | ObjectPath] | None = None
     for path, body in _manifests(store):
         if body.get("table") != table:
             continue
@@ -298,7 +302,7 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
         if live is None:
             folder = store.root / table
             live = {n: folder / n for n in store.names(table)}
-        for name in body.get("sources", []):  # type: ignore[union-attr]
+        for name in cast("Iterable[object]", body.get("sources", [])):
             p = live.pop(str(name), None)
             if p is not None:
                 p.unlink(missing_ok=True)
@@ -308,7 +312,7 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
 
 
 # -- merging --------------------------------------------------------------------------------
-def _size(folder: Path, name: str) -> int | None:
+def _size(folder: Path | ObjectPath, name: str) -> int | None:
     cache = _SIZE_CACHE.setdefault(str(folder), {})
     size = cache.get(name)
     if size is None:
@@ -323,7 +327,7 @@ def _size(folder: Path, name: str) -> int | None:
 
 
 def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool,
-                    names: list[str] | None = None, retired: set[str] | None = None) -> list[Path]:
+                    names: list[str] | None = None, retired: set[str] | None = None) -> list[Path | ObjectPath]:
     names = store.names(table) if names is None else names
     done = retired_names(store, table, names) if retired is None else retired
     folder = store.root / table
@@ -346,7 +350,8 @@ def due(store: Store, policy: CompactionPolicy, table: str = "events", names: li
         len(small) > 1 and sum(_size(p.parent, p.name) or 0 for p in small) >= policy.min_bytes)
 
 
-def _merge(store: Store, table: str, sources: list[Path], policy: CompactionPolicy) -> tuple[str, Path, int]:
+def _merge(store: Store, table: str, sources: list[Path | ObjectPath],
+           policy: CompactionPolicy) -> tuple[str, Path, int]:
     schema = TABLES[table][0]
     commit_id = uuid.uuid4().hex
     recorded_at = dt.datetime.now(dt.UTC)

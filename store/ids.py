@@ -34,6 +34,7 @@ import os
 import struct
 import threading
 from collections.abc import Collection, Iterable
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -215,7 +216,7 @@ def _fixed_values(arr: pa.Array, kind: str) -> np.ndarray:
     vals = arr.to_numpy(zero_copy_only=False)
     if kind == "float":
         vals = vals + 0.0                             # -0.0 as 0.0
-    return vals.astype(_DTYPE[kind], copy=False)
+    return cast(np.ndarray, vals.astype(_DTYPE[kind], copy=False))
 
 
 def _is_constant(arr: pa.Array) -> bool:
@@ -223,7 +224,7 @@ def _is_constant(arr: pa.Array) -> bool:
     offsets and one comparison of the packed bytes, cheaper than hashing each value."""
     n = len(arr)
     if arr.null_count:
-        return arr.null_count == n
+        return cast(bool, arr.null_count == n)
     if not pa.types.is_string(arr.type):
         return False
     offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + n + 1]
@@ -257,7 +258,7 @@ def _fixed_pylist(arr: pa.Array, kind: str) -> list[int | float | bool | None]:
         return [None if v is None else float(v) + 0.0 for v in values]      # -0.0 as 0.0
     if kind == "int":
         return [None if v is None else int(v) for v in values]
-    return values
+    return cast("list[int | float | bool | None]", values)
 
 
 def _row_records_small(table: pa.Table, cols: list[str], kinds: dict[str, str]) -> np.ndarray:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 from store.backends import ObjectPath
 from store.errors import CorruptFile
@@ -66,7 +67,8 @@ class ChecksumGuard:
                 folder = self.store.root / table
                 if not folder.is_dir():
                     continue
-                listing = (folder.iterdir() if isinstance(folder, ObjectPath)  # an object store: one LIST
+                # an object store: one LIST, of ObjectPaths (which answer the pathlib calls _check_one makes)
+                listing = (cast("Iterator[Path]", folder.iterdir()) if isinstance(folder, ObjectPath)
                            else (Path(e.path) for e in os.scandir(folder)))
                 for path in listing:
                     hashed += self._check_one(path)

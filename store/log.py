@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -107,7 +107,7 @@ def register_table(name: str, schema: pa.Schema, id_column: str, identity: tuple
     TABLES[name] = (schema, id_column, identity)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | os.PathLike[str]) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -174,13 +174,15 @@ class Store:
             except FileExistsError:
                 pass
         if not (path / MARKER).is_file():
+            # a local folder: an object store's marker was put (or found) just above
+            local = cast(Path, path)
             for sub in ("_tmp", "_lock", *TABLES):
-                (path / sub).mkdir(parents=True, exist_ok=True)
+                (local / sub).mkdir(parents=True, exist_ok=True)
             marker = {"format": FORMAT_VERSION, "created_at": _now().isoformat()}
-            tmp = path / "_tmp" / f"{MARKER}.{uuid.uuid4().hex}"
+            tmp = local / "_tmp" / f"{MARKER}.{uuid.uuid4().hex}"
             tmp.write_text(json.dumps(marker, indent=2) + "\n")
-            os.replace(tmp, path / MARKER)
-            _fsync_dir(path)
+            os.replace(tmp, local / MARKER)
+            _fsync_dir(local)
         store = cls(path)
         for name in TABLES:
             (path / name).mkdir(exist_ok=True)
@@ -197,7 +199,8 @@ class Store:
     def files(self, table: str = "events") -> list[Path]:
         """The committed files of one log, oldest first."""
         folder = self.root / table
-        return [folder / n for n in self.names(table)]
+        # an object store's are ObjectPaths, which answer the pathlib calls a reader makes
+        return cast("list[Path]", [folder / n for n in self.names(table)])
 
     def names(self, table: str = "events") -> list[str]:
         """The names of the committed files of one log, oldest first (one listing, no stat)."""
@@ -684,8 +687,9 @@ class Store:
 
     def _rename_into(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str, sha: str) -> Path:
         """Rename a flushed file into ``table`` under its commit name, and flush the folder."""
+        root = cast(Path, self.root)   # local: both callers handle an object store before this
         stamp = recorded_at.strftime("%Y%m%dT%H%M%S%f")
-        final = self.root / table / f"{stamp}Z-{commit_id}-{sha[:16]}.parquet"
+        final = root / table / f"{stamp}Z-{commit_id}-{sha[:16]}.parquet"
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         return final
@@ -972,8 +976,9 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
             break
     bits = [int(width - 1).bit_length() for _, width in parts]
     if not parts or sum(bits) + int(n - 1).bit_length() > 64:
-        return pc.sort_indices(pa.table({str(i): k for i, k in enumerate(keys)}),
-                               sort_keys=[(str(i), "ascending") for i in range(len(keys))]).to_numpy()
+        order = pc.sort_indices(pa.table({str(i): k for i, k in enumerate(keys)}),
+                                sort_keys=[(str(i), "ascending") for i in range(len(keys))])
+        return cast(np.ndarray, order.to_numpy())
     packed = np.zeros(n, np.uint64)
     for (rank, _), b in zip(parts, bits, strict=True):
         packed = (packed << np.uint64(b)) | rank

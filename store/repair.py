@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from store.log import LOCK_TIMEOUT_S, Store, _fsync_dir
 from store.verify import Finding, verify
@@ -41,7 +43,8 @@ class RepairReport:
 def leftovers(store: Store) -> list[Path]:
     """Entries in ``_tmp`` (an unfinished commit or compaction, or one being written right now)."""
     folder = store.root / "_tmp"
-    return sorted(folder.iterdir()) if folder.is_dir() else []
+    # an object store's entries are ObjectPaths, which answer the pathlib calls made of them
+    return sorted(cast("Iterable[Path]", folder.iterdir())) if folder.is_dir() else []
 
 
 def _remove(path: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,7 +67,8 @@ def verify(store: Store) -> list[Finding]:
             if table in ("events", "entities", "metrics"):  # a log registered later starts with its first append
                 findings.append(Finding(str(folder), "missing table folder"))
             continue
-        for path in sorted(folder.iterdir()):
+        # an object store's entries are ObjectPaths, which answer the pathlib calls made here
+        for path in sorted(cast("Iterable[Path]", folder.iterdir())):
             if path.is_dir():
                 continue
             if path.suffix != ".parquet":
