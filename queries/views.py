@@ -12,8 +12,9 @@ from typing import cast
 
 import duckdb
 
+from queries.errors import BadArgument
 from store import Store
-from store.backends import attach
+from store.backends import ObjectPath, attach
 from store.compaction import live_files
 from store.log import TABLES
 
@@ -90,8 +91,13 @@ def write_catalog(store: Store, path: str | Path | None = None) -> Path:
 
     Returns:
         The path written (default ``<store>/catalog.duckdb``).
+
+    Raises:
+        BadArgument: no ``path`` for an object-store root (a DuckDB file is written locally).
     """
-    # a local file: the default under an object-store root is an ObjectPath, which has no with_name
+    if path is None and isinstance(store.root, ObjectPath):
+        raise BadArgument("path", None, f"is required for an object store ({store.root}): the catalog "
+                                        "is a local DuckDB file")
     target = Path(path) if path else cast(Path, store.root / "catalog.duckdb")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")

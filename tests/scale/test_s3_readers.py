@@ -176,6 +176,11 @@ def test_a_catalog_of_an_s3_store_is_written_locally_and_opens_locked_down(tmp_p
     nowhere = run_cli("catalog", "--store", root)
     assert nowhere.returncode == 2 and "Traceback" not in nowhere.stderr
     assert len(nowhere.stderr.strip().splitlines()) == 1 and "give a local PATH" in nowhere.stderr
+    from queries import write_catalog
+    from queries.errors import BadArgument
+
+    with pytest.raises(BadArgument, match="required for an object store"):   # the Python API too
+        write_catalog(store)
     target = tmp_path / "catalog.duckdb"
     made = run_cli("catalog", str(target), "--store", root)
     assert made.returncode == 0, made.stderr
