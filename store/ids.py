@@ -201,16 +201,23 @@ def _string_digests(values: pa.Array) -> np.ndarray:
 _DTYPE = {"date32": "<i4", "float": "<f8", "int": "<i8", "ticks": "<i8", "bool": "u1"}
 
 
+def _encoded(arr: pa.Array, kind: str) -> pa.Array:
+    """A fixed-width column in the Arrow type of its encoding (dates as int32 days, numbers as
+    float64 or int64, timestamps and durations as the stored int64 in the column's unit)."""
+    if kind == "date32":
+        return arr.cast(pa.int32())
+    if kind == "float":
+        return arr.cast(pa.float64())
+    if kind == "int":
+        return arr.cast(pa.int64())
+    if kind == "ticks":
+        return pa.Array.from_buffers(pa.int64(), len(arr), [arr.buffers()[0], arr.buffers()[1]], offset=arr.offset)
+    return arr
+
+
 def _fixed_values(arr: pa.Array, kind: str) -> np.ndarray:
     """A fixed-width column as numpy values in its encoding's type, 0 where NULL."""
-    if kind == "date32":
-        arr = arr.cast(pa.int32())
-    elif kind == "float":
-        arr = arr.cast(pa.float64())
-    elif kind == "int":
-        arr = arr.cast(pa.int64())
-    elif kind == "ticks":                             # the stored integer, in the column's unit
-        arr = pa.Array.from_buffers(pa.int64(), len(arr), [arr.buffers()[0], arr.buffers()[1]], offset=arr.offset)
+    arr = _encoded(arr, kind)
     if arr.null_count:
         arr = pc.fill_null(arr, False if kind == "bool" else 0)
     vals = arr.to_numpy(zero_copy_only=False)
@@ -249,15 +256,9 @@ _PACK = {"date32": struct.Struct("<Bi"), "float": struct.Struct("<Bd"), "int": s
 
 def _fixed_pylist(arr: pa.Array, kind: str) -> list[int | float | bool | None]:
     """A fixed-width column as Python numbers in its encoding (see :func:`_fixed_values`)."""
-    if kind == "date32":
-        arr = arr.cast(pa.int32())
-    elif kind == "ticks":
-        arr = pa.Array.from_buffers(pa.int64(), len(arr), [arr.buffers()[0], arr.buffers()[1]], offset=arr.offset)
-    values = arr.to_pylist()
+    values = _encoded(arr, kind).to_pylist()
     if kind == "float":
-        return [None if v is None else float(v) + 0.0 for v in values]      # -0.0 as 0.0
-    if kind == "int":
-        return [None if v is None else int(v) for v in values]
+        return [None if v is None else v + 0.0 for v in values]      # -0.0 as 0.0
     return cast("list[int | float | bool | None]", values)
 
 
