@@ -117,13 +117,14 @@ def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPy
         CorruptFile: a committed file fails its checksum.
         SqlError: DuckDB could not create the views.
     """
-    (guard or ChecksumGuard(store)).check(files=[p for table in TABLES for p in live_files(store, table)])
+    live = {table: live_files(store, table) for table in TABLES}
+    (guard or ChecksumGuard(store)).check(files=[p for files in live.values() for p in files])
     folder = Path(tempfile.mkdtemp(prefix="metricstore-views-"))
     path = folder / "views.duckdb"
     try:
         build = duckdb.connect(str(path))
         try:
-            install(build, store)
+            install(build, store, live)   # the files just proven
             build.execute("CHECKPOINT")
         except duckdb.Error as exc:
             raise SqlError(f"cannot create the views over {store.root}: {str(exc).splitlines()[0]}") from None

@@ -60,14 +60,16 @@ def render(text: str, store: Store) -> str:
     )
 
 
-def install(con: duckdb.DuckDBPyConnection, store: Store) -> None:
+def install(con: duckdb.DuckDBPyConnection, store: Store, live: dict[str, list[Path]] | None = None) -> None:
     """Create every view and macro on ``con`` over ``store``.
 
     Creating a view binds it, which reads the schema of every file it names: the views are bound
-    over the live files (pinned for the creation only), not the glob, which may hold thousands of
-    merged sources waiting out their grace period (each file's footer read, for every view)."""
+    over the live files (pinned for the creation only; ``live`` when the caller listed them), not
+    the glob, which may hold thousands of merged sources waiting out their grace period (each
+    file's footer read, for every view)."""
     attach(con, store.root)  # an object store's s3:// globs read through fsspec
-    pinned = [t for t in TABLES if pin(con, t, live_files(store, t))]
+    live = live if live is not None else {t: live_files(store, t) for t in TABLES}
+    pinned = [t for t in TABLES if pin(con, t, live.get(t, []))]
     for _name, text in sql_sources():
         con.execute(render(text, store))
     for table in pinned:
