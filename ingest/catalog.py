@@ -14,7 +14,7 @@ from typing import Any
 
 from ingest.errors import CatalogError
 
-AGGREGATIONS = ("flow", "stock", "ratio")
+AGGREGATIONS = ("flow", "per_share", "stock", "ratio")
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,18 @@ def _toml(path: Path) -> dict[str, Any]:
 
 
 def infer_aggregation(unit: str, instant: bool) -> str:
-    """A guess for a metric the catalog does not know: ratios by unit, stocks by instant."""
+    """A guess for a metric the catalog does not know: stocks by instant, then by unit: a figure
+    per share over a period (``USD/share``: EPS, dividends) is per_share, any other quotient and
+    a proportion a ratio, the rest a flow.
+
+    Example:
+        >>> infer_aggregation("USD/share", False), infer_aggregation("USD/share", True)
+        ('per_share', 'stock')
+    """
     if unit == "ratio":
         return "ratio"
+    if unit.endswith("/share"):
+        return "stock" if instant else "per_share"
     if "/" in unit:
         return "ratio"
     return "stock" if instant else "flow"

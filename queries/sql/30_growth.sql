@@ -6,9 +6,12 @@
 -- Missing quarters of a flow are derived from year-to-date figures (Q2 = H1 - Q1,
 -- Q3 = 9M - H1, Q4 = FY - 9M, or FY - Q1 - Q2 - Q3; H2 = FY - H1) and marked derived, with the
 -- event ids they were computed from. Percent changes are NULL on a zero or negative base and for
--- ratio metrics, whose changes are in ratio units (0.03 is +3 pp).
+-- ratio metrics, whose changes are in ratio units (0.03 is +3 pp). A per-share figure (EPS) is a
+-- flow divided by a share count that moves within the year: its quarters are derived and summed
+-- to a TTM the same way, but a derived quarter is never exact (FY EPS - 9M EPS is not the
+-- quarter's EPS when the share count changed), so it is marked approx.
 
--- The actual facts with their aggregation (flow, stock, ratio); ptype, months, ord and fy come
+-- The actual facts with their aggregation (flow, per_share, stock, ratio); ptype, months, ord and fy come
 -- with each fact (computed once per distinct span, see visible_events).
 CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 SELECT f.*, coalesce(m.aggregation, 'flow') AS aggregation, NULL::VARCHAR AS derivation
@@ -49,9 +52,10 @@ y AS (
         max(period_end) FILTER (WHERE period = fy || 'Q1') AS q1_end,
         max(period_end) FILTER (WHERE period = fy || 'Q3') AS q3_end,
         max(reported_at) AS last_reported, max(recorded_at) AS last_recorded,
-        bool_and(qualifier = 'exact') AS all_exact
+        bool_and(qualifier = 'exact') AND any_value(aggregation) = 'flow' AS all_exact,
+        any_value(aggregation) AS aggregation
     FROM p
-    WHERE aggregation = 'flow' AND ptype IN ('FY', 'YTD', 'H', 'Q')
+    WHERE aggregation IN ('flow', 'per_share') AND ptype IN ('FY', 'YTD', 'H', 'Q')
     GROUP BY ALL
 ),
 -- Each missing part of a year (one branch per rule; a plain union of filters over y, which plans
@@ -83,7 +87,7 @@ derived AS (
            NULL::VARCHAR AS authority, last_reported AS reported_at, last_recorded AS recorded_at,
            'derived' AS source, derivation AS source_ref, NULL::VARCHAR AS as_reported,
            NULL::VARCHAR AS event_id, true AS derived, derived_from, fye,
-           'flow' AS aggregation, left(part, 1) AS ptype,
+           aggregation, left(part, 1) AS ptype,
            CASE left(part, 1) WHEN 'Q' THEN 3 ELSE 6 END AS months,
            year(ms_nominal_end(period_end)) * 12 + month(ms_nominal_end(period_end)) AS ord,
            fy, derivation
@@ -103,10 +107,10 @@ placed AS (
 -- A quarter's type implies its length (3 months), so the TTM frame can share the priors' partition.
 w AS (
     SELECT *,
-        CASE WHEN ptype = 'Q' AND aggregation = 'flow' THEN sum(value) OVER (
+        CASE WHEN ptype = 'Q' AND aggregation IN ('flow', 'per_share') THEN sum(value) OVER (
             PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
             RANGE BETWEEN 9 PRECEDING AND CURRENT ROW) END AS ttm_sum,
-        CASE WHEN ptype = 'Q' AND aggregation = 'flow' THEN count(*) OVER (
+        CASE WHEN ptype = 'Q' AND aggregation IN ('flow', 'per_share') THEN count(*) OVER (
             PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
             RANGE BETWEEN 9 PRECEDING AND CURRENT ROW) END AS ttm_n,
         first_value({'period': period, 'value': value, 'qualifier': qualifier}) OVER (

@@ -10,7 +10,7 @@ JOIN f t
   ON t.entity = s.entity AND t.metric = s.metric AND t.dims = s.dims AND t.period = s.period
  AND t.kind = s.kind AND t.unit = s.unit AND t.segment = 'total'
 LEFT JOIN metrics m ON m.metric = s.metric
-WHERE s.segment <> 'total' AND coalesce(m.aggregation, 'flow') <> 'ratio' AND t.value <> 0;
+WHERE s.segment <> 'total' AND coalesce(m.aggregation, 'flow') NOT IN ('ratio', 'per_share') AND t.value <> 0;
 
 CREATE OR REPLACE VIEW share AS
 SELECT * FROM share_at(getvariable('as_of'), getvariable('as_recorded'));

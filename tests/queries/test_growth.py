@@ -101,6 +101,29 @@ def test_loss_per_unit_narrowing_is_an_absolute_change(ingest_rows, ms: MetricSt
     assert r["yoy_change"] == -56000.0 and r["yoy_pct"] is None
 
 
+def test_a_derived_quarter_of_eps_is_approx_yet_summed_to_ttm_and_grown(ingest_rows, ms: MetricStore) -> None:
+    # EPS is earnings over a share count that moves within the year: FY EPS - 9M EPS is not the
+    # fourth quarter's EPS, so the derived figure is given, marked approx; revenue's stays exact
+    eps = [fact(metric="eps_diluted", unit="USD/shares", period=p, value=v,
+                reported_at=f"{int(p[-4:]) + 1 if p.startswith(('FY', '9M')) else int(p[:4]) + 1}-03-01")
+           for p, v in {"FY2023": "5.60", "2024Q1": "1.50", "2024Q2": "1.40", "2024Q3": "1.30",
+                        "9M2024": "4.21", "FY2024": "6.08"}.items()]
+    ingest_rows(eps + quarters({"FY2024": "100", "9M2024": "70"}))
+    q4 = row(ms, "2024Q4", metric="eps_diluted")
+    assert (q4["derived"], q4["derivation"], q4["qualifier"]) == (True, "FY - 9M", "approx")
+    assert q4["value"] == pytest.approx(6.08 - 4.21)
+    assert q4["ttm_value"] == pytest.approx(1.50 + 1.40 + 1.30 + 6.08 - 4.21)
+    assert row(ms, "FY2024", metric="eps_diluted")["yoy_pct"] == pytest.approx(6.08 / 5.60 - 1)
+    assert row(ms, "2024Q4", metric="revenue")["qualifier"] == "exact"
+
+
+def test_a_per_share_figure_has_no_share_of_a_total(ingest_rows, ms: MetricStore) -> None:
+    ingest_rows([fact(metric=m, unit=u, segment=s, value=v)
+                 for m, u in (("eps_basic", "USD/shares"), ("revenue", "USD m"))
+                 for s, v in (("total", "10"), ("cloud", "4"))])
+    assert ms.share()["metric"].to_list() == ["revenue"]
+
+
 def test_52_53_week_years_match_for_yoy(ingest_rows, ms: MetricStore) -> None:
     ingest_rows([fact(entity="aapl", period_start="2022-09-25", period_end="2023-09-30", period="",
                       value="383285", reported_at="2023-11-03", source="10-K 2023"),
