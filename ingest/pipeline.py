@@ -134,15 +134,19 @@ def set_entity(store: Store, entity: EntityDef, *, source: str = "user") -> bool
 
 
 def _metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred: dict[str, str]) -> None:
-    known = set(store.read("metrics").column("metric").to_pylist())
+    """Record the definition of each metric the store has none of, and a new one where the
+    catalog now defines a metric otherwise than the store's latest record (a corrected
+    aggregation takes effect from the next ingest; the old record stays in the log)."""
+    held = store.read("metrics").sort_by([("recorded_at", "ascending"), ("record_id", "ascending")])
+    known = {r["metric"]: (r["aggregation"], r["description"], r["inferred"])
+             for r in held.select(["metric", "aggregation", "description", "inferred"]).to_pylist()}
     rows: list[tuple[str, str, str | None, bool]] = []
     for m in metrics:
-        if m in known:
-            continue
         if m in catalog.metrics:
             d = catalog.metrics[m]
-            rows.append((m, d.aggregation, d.description, False))
-        elif m in inferred:
+            if known.get(m) != (d.aggregation, d.description, False):
+                rows.append((m, d.aggregation, d.description, False))
+        elif m in inferred and m not in known:
             rows.append((m, inferred[m], None, True))
     if rows:
         store.append(pa.table({

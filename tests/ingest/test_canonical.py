@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest import Catalog, canonical_dims, ingest_file, parse_unit
+from queries import MetricStore
 from store import Store
 from tests.conftest import fact, run_cli, store_files, write_csv
 
@@ -78,6 +80,45 @@ def test_unknown_metric_is_accepted_with_a_warning_and_an_inferred_kind(tmp_path
     r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(metric="widgets_made", unit="units")]))
     assert r.added == 1 and any("widgets_made" in w and "flow" in w for w in r.warnings)
     assert store.read("metrics").column("inferred").to_pylist() == [True]
+
+
+@pytest.mark.parametrize(("unit", "period", "kind"), [
+    ("USD/shares", "FY2024", "per_share"),           # dividends declared per share over a year
+    ("USD/share", "2024-12-31", "stock"),            # book value per share at an instant
+    ("CNY/vehicle", "FY2024", "ratio"),              # a loss per vehicle sold
+    ("%", "FY2024", "ratio"),
+    ("USD m", "2024-12-31", "stock"),
+])
+def test_the_inferred_kind_follows_the_unit_and_the_period(tmp_path: Path, store: Store, catalog: Catalog,
+                                                           unit: str, period: str, kind: str) -> None:
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(metric="odd_figure", unit=unit, period=period)]))
+    assert r.added == 1, r.problems
+    assert store.read("metrics").select(["metric", "aggregation"]).to_pylist() == [
+        {"metric": "odd_figure", "aggregation": kind}]
+
+
+def test_a_corrected_catalog_definition_is_recorded_at_the_next_ingest(tmp_path: Path, store: Store,
+                                                                      catalog: Catalog) -> None:
+    # a catalog that once had EPS as a flow: its derived Q4 was exact; corrected, it is approx
+    old = tmp_path / "old-catalog"
+    shutil.copytree(Path(__file__).parents[2] / "data" / "catalog", old)
+    toml = old / "metrics.toml"
+    toml.write_text(toml.read_text().replace('[eps_diluted]\naggregation = "per_share"',
+                                             '[eps_diluted]\naggregation = "flow"'))
+    rows = [fact(metric="eps_diluted", unit="USD/shares", period=p, value=v)
+            for p, v in (("9M2024", "4.21"), ("FY2024", "6.08"))]
+    ingest_one(store, Catalog.load(old), write_csv(tmp_path / "a.csv", rows))
+    ms = MetricStore(store)
+    assert ms.growth(period="2024Q4")["qualifier"].to_list() == ["exact"]
+    before = store.read("metrics").num_rows
+    ingest_one(store, catalog, write_csv(tmp_path / "b.csv", [fact(metric="eps_diluted", unit="USD/shares",
+                                                                   period="2024Q1", value="1.5")]))
+    ingest_one(store, catalog, write_csv(tmp_path / "c.csv", [fact(metric="eps_diluted", unit="USD/shares",
+                                                                   period="2023Q1", value="1.4")]))
+    assert store.read("metrics").num_rows == before + 1         # recorded once, not at every ingest
+    assert ms.sql("SELECT aggregation FROM metrics WHERE metric = 'eps_diluted'").item() == "per_share"
+    assert ms.growth(period="2024Q4")["qualifier"].to_list() == ["approx"]
+    ms.close()
 
 
 def test_strict_catalog_rejects_unknown_metrics(tmp_path: Path, store: Store) -> None:
