@@ -34,6 +34,11 @@ RECOMPUTED = "metricstore_recomputed"
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
 
 
+#: What a helper query reads instead of a view: a table expression, its parameters, and optionally
+#: a condition on its rows (whose parameters follow).
+Source = tuple[str, list[Any]] | tuple[str, list[Any], str]
+
+
 def to_date(name: str, value: DateLike | None) -> dt.date | None:
     """Read a point-in-time date argument (``date``, or ISO text)."""
     if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
@@ -183,8 +188,8 @@ class MetricStore:
                 live = self._pin_files(cur)
                 # a damaged file fails the query, named, instead of giving a wrong number
                 self._guard.check(files=[p for files in live.values() for p in files])
-                if d is None and t is None and _READS_GROWTH.search(query):
-                    self._read_snapshot(cur, live)
+                if t is None and _READS_GROWTH.search(query):
+                    self._read_snapshot(cur, live, as_of=d)
                 try:
                     return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
                 except duckdb.IOException as exc:   # a compaction deleted a listed file: list again
@@ -206,14 +211,26 @@ class MetricStore:
             pin(cur, table, files)
         return live
 
-    def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: dict[str, list[Path]]) -> None:
-        """Answer ``growth`` from the snapshot where it is the current view's answer over ``live``
-        (queries.snapshot), computing only the entities whose events changed since: a view of this
-        session only, in front of the computed one."""
+    def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: dict[str, list[Path]], *,
+                       as_of: dt.date | None) -> None:
+        """Answer ``growth`` from the snapshot where it is the view's answer over ``live``
+        (queries.snapshot): the current rows, or the versions valid ``as_of`` that date, computing
+        only the entities whose events changed since: a view of this session only, in front of the
+        computed one."""
         use = self._snapshots.usable(live)
         if use is None:
             return
-        snap = f"read_parquet({sql_literal(use.snapshot.path)})"
+        if as_of is not None:
+            timeline = self._snapshots.kept(use.snapshot, "timeline")
+            if timeline is None:
+                return
+            # the date written into the view (a DATE literal of a date we parsed), not a variable:
+            # DuckDB skips the row groups whose validity statistics exclude it
+            day = f"DATE '{as_of.isoformat()}'"
+            snap = (f"(SELECT * EXCLUDE (valid_from, valid_to) FROM read_parquet({sql_literal(timeline)}) "
+                    f"WHERE valid_from <= {day} AND {day} < valid_to)")
+        else:
+            snap = f"read_parquet({sql_literal(use.snapshot.path)})"
         if not use.changed:
             cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM {snap}")
             return
@@ -221,16 +238,26 @@ class MetricStore:
         cur.execute(f"""CREATE OR REPLACE TEMP VIEW growth AS
             SELECT * FROM {snap} WHERE NOT list_contains(getvariable('{RECOMPUTED}'), entity)
             UNION ALL BY NAME
-            SELECT * FROM growth_at(NULL, NULL) WHERE list_contains(getvariable('{RECOMPUTED}'), entity)""")
+            SELECT * FROM growth_at(getvariable('as_of'), NULL) WHERE list_contains(getvariable('{RECOMPUTED}'), entity)""")
 
-    def _snapshot_source(self, entity: str, as_of: DateLike | None, as_recorded: DateLike | None) -> str | None:
-        """The snapshot to read one current series from, as a table expression, or None."""
-        if as_of is not None or as_recorded is not None:
+    def _snapshot_source(self, entity: str, as_of: DateLike | None,
+                         as_recorded: DateLike | None) -> Source | None:
+        """The snapshot to read one series from (current, or its versions valid at ``as_of``), as
+        a table expression, its parameters and a condition on its rows, or None."""
+        if as_recorded is not None:
             return None
         use = self._snapshots.usable({t: self._live(t) for t in COVERED}, whole_view=False)
         if use is None or entity in use.changed:
             return None
-        return f"read_parquet({sql_literal(use.snapshot.path)})"
+        if as_of is None:
+            return f"read_parquet({sql_literal(use.snapshot.path)})", []
+        versions = self._snapshots.kept(use.snapshot, "versions")
+        if versions is None:
+            return None
+        d = to_date("as_of", as_of)
+        # the validity written into the query's own WHERE (a subquery around the scan costs
+        # DuckDB about a millisecond more): the series columns never name valid_from/valid_to
+        return f"read_parquet({sql_literal(versions)})", [d, d], "valid_from <= ? AND ? < valid_to"
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:
@@ -301,12 +328,13 @@ class MetricStore:
         if basis is not None:
             return lineage.growth_by_basis(self, basis, as_of=as_of, as_recorded=as_recorded,
                                            order="period_end, period_start DESC", columns=columns, **filters)
-        # the snapshot when it holds the series' current answer; else growth_at narrowed to the
-        # series, which reads only its row groups (the view computes every series)
+        # the snapshot when it holds the series' answer (now, or as_of from its versions); else
+        # growth_at narrowed to the series, which reads only its row groups (the view computes
+        # every series)
         snapshot = self._snapshot_source(entity, as_of, as_recorded)
         if snapshot is not None:
             try:
-                return self._select("growth", filters, as_of=None, as_recorded=None, source=(snapshot, []),
+                return self._select("growth", filters, as_of=None, as_recorded=None, source=snapshot,
                                     order="period_end, months_order", columns=columns, internal=True)
             except SqlError:     # the snapshot was replaced and deleted since: compute the series
                 pass
@@ -317,7 +345,7 @@ class MetricStore:
 
     def _select(self, view: str, filters: dict[str, str], *, as_of: DateLike | None,
                 as_recorded: DateLike | None, order: str, columns: str = "*",
-                source: tuple[str, list[Any]] | None = None, internal: bool = False) -> pl.DataFrame:
+                source: Source | None = None, internal: bool = False) -> pl.DataFrame:
         allowed = set(self._columns(view))
         where: list[str] = []
         params: list[Any] = list(source[1]) if source else []
@@ -326,6 +354,8 @@ class MetricStore:
                 raise BadArgument(name, value, f"is not a column of {view}")
             where.append(f'"{name}" = ?')
             params.append(value)
+        if source and len(source) > 2:     # the source's own condition (a snapshot's validity), first
+            where.insert(0, source[2])
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         # (the longer period first at one end date; a series with several units lists them in order)
         order = order.replace(", months_order", ", period_start DESC, unit, period")

@@ -16,8 +16,11 @@ A reader uses it only when it is provably the answer the view would give now:
   across entities): the entities they hold events of are computed from the events, every other
   entity's growth is read from the snapshot (a series of an unchanged entity is read whole).
 
-Otherwise the view is computed from the events as before. Point-in-time queries (``as_of``,
-``as_recorded``) always are. A snapshot whose bytes do not match its manifest's checksum is ignored.
+Otherwise the view is computed from the events as before. Beside the current answer the snapshot
+keeps every version of it over publication time (``growth_versions``, with ``valid_from`` and
+``valid_to``): an ``as_of`` answer is read from it on the same terms (the rows valid at that date),
+composed in the same way with the entities changed since. ``as_recorded`` answers are always
+computed. A snapshot whose bytes do not match its manifest's checksum is ignored.
 """
 
 from __future__ import annotations
@@ -71,12 +74,32 @@ def enabled() -> bool:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A published snapshot: its file and the log files it was computed from."""
+    """A published snapshot: its file, the file of every version of it with that file's checksum
+    (proven on first use, see :meth:`Snapshots.versions`), and the log files both were computed from."""
 
     path: Path
     covers: dict[str, frozenset[str]]
     created_unix: float
     rows: int
+    versions: Path | None = None
+    versions_sha: str | None = None
+    timeline: Path | None = None
+    timeline_sha: str | None = None
+
+
+#: The two files of every version kept beside the current answer ``growth-<sha>.parquet``: the same
+#: rows sorted by series (one series as of a date reads its row groups) and by time (the whole view
+#: as of a date reads the row groups valid then: the current rows sorted by valid_from, then the
+#: replaced ones by valid_to). valid_to is never NULL in them: 9999-12-31 stands for "still valid",
+#: so that a reader's ``valid_from <= d AND d < valid_to`` is two comparisons DuckDB pushes into the
+#: scan and checks against each row group's statistics.
+KINDS = ("versions", "timeline")
+STILL_VALID = "DATE '9999-12-31'"
+
+
+def kept_path(current: Path, kind: str) -> Path:
+    """The file of one of :data:`KINDS` kept beside the current answer ``growth-<sha>.parquet``."""
+    return current.with_name(current.name.replace(".parquet", f".{kind}.parquet"))
 
 
 def _folder(store: Store) -> Path:
@@ -104,24 +127,31 @@ def refresh(store: Store) -> Snapshot | None:
     for attempt in range(VANISHED_RETRIES):
         listing = {t: live_files(store, t) for t in COVERED}
         try:
-            rows = _compute(store, listing, tmp, folder / f".tmp-{tag}-spill")
+            rows, versions = _compute(store, listing, tmp, folder / f".tmp-{tag}-spill")
             break
         except duckdb.IOException as exc:   # a compaction deleted a listed source: list again
             if attempt == VANISHED_RETRIES - 1 or "No such file" not in str(exc):
                 raise
     sha = sha256_prefix(tmp)
     final = folder / f"growth-{sha}.parquet"
+    body: dict[str, object] = {"sql": sql_version(), "file": final.name, "sha256": sha, "rows": int(rows),
+                               "versions_rows": int(versions)}
+    for kind in KINDS:
+        body[f"{kind}_sha256"] = sha256_prefix(kept_path(tmp, kind))
+        body[f"{kind}_file"] = kept_path(final, kind).name
+        os.replace(kept_path(tmp, kind), kept_path(final, kind))
     os.replace(tmp, final)
     now = time.time()
-    body = {"sql": sql_version(), "file": final.name, "sha256": sha, "rows": int(rows),
-            "covers": {t: sorted(p.name for p in files) for t, files in listing.items()},
-            "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": now}
+    body |= {"covers": {t: sorted(p.name for p in files) for t, files in listing.items()},
+             "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": now}
     meta_tmp = folder / f".tmp-{tag}.json"
     meta_tmp.write_text(json.dumps(body, indent=1))
     os.replace(meta_tmp, folder / f"growth-{sha}.json")
     _prune(folder, keep=final.name, grace_s=CompactionPolicy.from_env().grace_s, now=now)
     covers = cast("dict[str, list[str]]", body["covers"])
-    return Snapshot(final, {t: frozenset(v) for t, v in covers.items()}, now, int(rows))
+    return Snapshot(final, {t: frozenset(v) for t, v in covers.items()}, now, int(rows),
+                    kept_path(final, "versions"), str(body["versions_sha256"]),
+                    kept_path(final, "timeline"), str(body["timeline_sha256"]))
 
 
 #: A refresh whose listed file was deleted meanwhile (a compaction's grace period ended) lists again.
@@ -130,23 +160,44 @@ VANISHED_RETRIES = 3
 MEMORY_LIMIT = "2GB"
 
 
-def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Path) -> int:
-    """Write the growth view over exactly the ``listing`` files to ``tmp``; returns its rows."""
+def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Path) -> tuple[int, int]:
+    """Write the growth view over exactly the ``listing`` files to ``tmp`` and every version of it
+    beside it (:data:`KINDS`); returns the rows of the view and of its versions.
+
+    The versions are computed in the three stages of ``35_growth_versions.sql``, each into a
+    temporary table DuckDB spills past :data:`MEMORY_LIMIT`; the current answer is the versions
+    still valid (a test holds them equal to the view computed from the events)."""
     con = duckdb.connect(config={"threads": os.cpu_count() or 1})
     try:
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute("SET temp_directory = ?", [str(spill)])
+        con.execute("SET preserve_insertion_order = false")
         install(con, store)
         for table, files in listing.items():
             if files:
                 con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
         con.execute("SET VARIABLE as_of = NULL")
         con.execute("SET VARIABLE as_recorded = NULL")
-        return int(con.execute(
-            f"COPY (SELECT * FROM growth_at(NULL, NULL) ORDER BY {ORDER}) TO {sql_literal(tmp)} "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
+        con.execute("CREATE TEMP TABLE snapshot_facts AS SELECT * FROM fact_versions()")
+        con.execute("CREATE TEMP TABLE snapshot_placed AS SELECT * FROM placed_versions('snapshot_facts')")
+        con.execute("DROP TABLE snapshot_facts")
+        con.execute("CREATE TEMP TABLE snapshot_growth AS SELECT * FROM growth_versions_of('snapshot_placed')")
+        con.execute("DROP TABLE snapshot_placed")
+
+        def copy(select: str, path: Path) -> int:
+            return int(con.execute(f"COPY ({select}) TO {sql_literal(path)} (FORMAT parquet, COMPRESSION zstd, "
+                                   f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
+
+        closed = f"SELECT * FROM (SELECT * REPLACE (coalesce(valid_to, {STILL_VALID}) AS valid_to) FROM snapshot_growth)"
+        versions = copy(f"{closed} ORDER BY {ORDER}, valid_from", kept_path(tmp, "versions"))
+        copy(f"{closed} ORDER BY valid_to = {STILL_VALID} DESC, "
+             f"CASE WHEN valid_to = {STILL_VALID} THEN valid_from ELSE valid_to END", kept_path(tmp, "timeline"))
+        rows = copy(f"SELECT * EXCLUDE (valid_from, valid_to) FROM snapshot_growth WHERE valid_to IS NULL "
+                    f"ORDER BY {ORDER}", tmp)
+        return rows, versions
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for path in (tmp, *(kept_path(tmp, kind) for kind in KINDS)):
+            path.unlink(missing_ok=True)
         raise
     finally:
         con.close()
@@ -168,6 +219,8 @@ def _prune(folder: Path, *, keep: str, grace_s: float, now: float) -> None:
         elif entry.name.endswith(".json") and entry.name != keep.replace(".parquet", ".json") and age > grace_s:
             Path(entry.path).unlink(missing_ok=True)     # the manifest first: no reader picks it now
             Path(entry.path[: -len(".json")] + ".parquet").unlink(missing_ok=True)
+            for kind in KINDS:
+                Path(entry.path[: -len(".json")] + f".{kind}.parquet").unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -232,8 +285,20 @@ class Snapshots:
             path = folder / str(body.get("file"))
             if self._whole(path, str(body.get("sha256"))):
                 covers = {t: frozenset(body.get("covers", {}).get(t, ())) for t in COVERED}
-                return Snapshot(path, covers, float(body["created_unix"]), int(body.get("rows", 0)))
+                kept = {kind: (folder / str(body[f"{kind}_file"]) if f"{kind}_file" in body else None,
+                               str(body.get(f"{kind}_sha256"))) for kind in KINDS}
+                return Snapshot(path, covers, float(body["created_unix"]), int(body.get("rows", 0)),
+                                *kept["versions"], *kept["timeline"])
         return None
+
+    def kept(self, snap: Snapshot, kind: str) -> Path | None:
+        """The file of every version of ``snap``'s answer (by series, or by time: :data:`KINDS`),
+        once proven whole (else None: the answer is computed)."""
+        path, sha = (snap.versions, snap.versions_sha) if kind == "versions" else (snap.timeline, snap.timeline_sha)
+        if path is None or sha is None:
+            return None
+        with self._lock:
+            return path if self._whole(path, sha) else None
 
     def _whole(self, path: Path, sha: str) -> bool:
         try:

@@ -73,17 +73,24 @@ def series_keys(ms: MetricStore) -> list[tuple[str, str, str]]:
     return ms.sql("SELECT DISTINCT entity, metric, segment FROM growth ORDER BY ALL").rows()
 
 
-def doctor(store: Store) -> None:
-    """Double every value of the newest snapshot and vouch for it in its manifest."""
+def doctor(store: Store, part: str = "") -> None:
+    """Double every value of the newest snapshot (``part="versions_"`` or ``"timeline_"``: of
+    that file of its versions) and vouch for it in its manifest."""
     folder = store.root / FOLDER
     meta = max(folder.glob("growth-*.json"), key=lambda p: json.loads(p.read_text())["created_unix"])
     body = json.loads(meta.read_text())
-    path = folder / body["file"]
+    path = folder / body[f"{part}file"]
     t = pq.read_table(path)
     t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
     pq.write_table(t, path)
-    body["sha256"] = sha256_prefix(path)
+    body[f"{part}sha256"] = sha256_prefix(path)
     meta.write_text(json.dumps(body))
+
+
+def dates(ms: MetricStore) -> list[object]:
+    """Every date anything was published, and the day before."""
+    return ms.sql("SELECT DISTINCT d FROM (SELECT reported_at AS d FROM events UNION ALL "
+                  "SELECT reported_at - 1 FROM events) ORDER BY d")["d"].to_list()
 
 
 def test_the_snapshot_is_the_computed_view(rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,7 +106,8 @@ def test_the_snapshot_is_the_computed_view(rich: Store, ms: MetricStore, monkeyp
             assert_frame_equal(ms.series(entity, metric, segment, freq=freq), want)
 
 
-def test_current_answers_read_the_snapshot_and_point_in_time_ones_never(rich: Store, ms: MetricStore) -> None:
+def test_current_answers_read_the_snapshot_and_point_in_time_ones_never_its_current_rows(
+        rich: Store, ms: MetricStore) -> None:
     true = whole(ms)
     true_as_of = whole(ms, as_of="2024-12-31")
     refresh(rich)
@@ -109,6 +117,56 @@ def test_current_answers_read_the_snapshot_and_point_in_time_ones_never(rich: St
     assert_frame_equal(whole(ms, as_of="2024-12-31"), true_as_of)
     assert_frame_equal(whole(ms, as_recorded="2099-01-01"), true)
     assert ms.series("acme", "revenue", freq="FY", as_of="2099-01-01")["value"].to_list() == [110e6, 121e6, 120e6]
+
+
+def test_as_of_answers_read_the_versions_and_as_recorded_ones_never(rich: Store, ms: MetricStore) -> None:
+    true_as_of = whole(ms, as_of="2024-12-31")
+    true_recorded = whole(ms, as_recorded="2099-01-01")
+    refresh(rich)
+    doctor(rich, "versions_")      # one series as of a date reads this one
+    doctor(rich, "timeline_")      # the whole view as of a date this one
+    doubled = whole(ms, as_of="2024-12-31")
+    assert doubled["value"].to_list() == [v * 2 for v in true_as_of["value"].to_list()]
+    assert ms.series("acme", "revenue", freq="FY", as_of="2025-06-30")["value"].to_list() == [220e6, 242e6, 240e6]
+    assert ms.series("acme", "revenue", freq="FY", as_of="2024-06-30")["value"].to_list() == [220e6, 230e6]
+    assert_frame_equal(whole(ms, as_recorded="2099-01-01"), true_recorded)
+    assert_frame_equal(whole(ms, as_of="2024-12-31", as_recorded="2099-01-01"), true_as_of)
+
+
+def test_the_versions_answer_as_of_every_date_like_the_computed_view(
+        rich: Store, ingest_rows, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def check() -> None:
+        for d in dates(ms):
+            expected = computed(ms, monkeypatch, lambda: whole(ms, as_of=d))
+            assert_frame_equal(whole(ms, as_of=d), expected)
+            for entity in ("acme", "beta"):
+                want = computed(ms, monkeypatch, lambda: ms.series(entity, "revenue", as_of=d))
+                assert_frame_equal(ms.series(entity, "revenue", as_of=d), want)
+
+    refresh(rich)
+    check()
+    # a newer commit: acme's answers are computed, beta's still read from the versions
+    assert ingest_rows([fact(period="FY2023", value="119", source="amended", reported_at="2024-06-01"),
+                        fact(period="2025Q1", value="31", reported_at="2025-04-20")]).ok
+    check()
+
+
+@pytest.mark.parametrize("kind", ["versions", "timeline"])
+def test_damaged_versions_are_ignored_and_the_current_rows_still_read(rich: Store, ms: MetricStore, kind: str) -> None:
+    true_as_of = whole(ms, as_of="2024-12-31")
+    true_series = ms.series("acme", "revenue", as_of="2024-12-31")
+    snap = refresh(rich)
+    assert snap is not None
+    doctor(rich)                                     # the current rows doubled, vouched for
+    path = getattr(snap, kind)
+    data = bytearray(path.read_bytes())              # the versions damaged, not vouched for
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    fresh = MetricStore(rich)
+    assert_frame_equal(whole(fresh, as_of="2024-12-31"), true_as_of)
+    assert_frame_equal(fresh.series("acme", "revenue", as_of="2024-12-31"), true_series)
+    assert fresh.series("beta", "revenue", freq="FY")["value"].to_list() == [100e6, 102e6, 104e6]
+    fresh.close()
 
 
 def test_a_commit_after_the_snapshot_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
@@ -215,7 +273,9 @@ def test_replaced_snapshots_are_deleted_after_the_grace_period(rich: Store, monk
                 .with_columns(pl.col("period_start", "period_end", "reported_at").str.to_date()).to_arrow())
     second = refresh(rich)
     assert first is not None and second is not None and first.path != second.path
-    assert {p.name for p in (rich.root / FOLDER).iterdir()} == {second.path.name, second.path.with_suffix(".json").name}
+    assert second.versions is not None and second.timeline is not None
+    assert {p.name for p in (rich.root / FOLDER).iterdir()} == {second.path.name, second.path.with_suffix(".json").name,
+                                                           second.versions.name, second.timeline.name}
 
 
 def test_compact_command_refreshes_the_snapshot(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
