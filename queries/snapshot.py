@@ -25,6 +25,7 @@ computed. A snapshot whose bytes do not match its manifest's checksum is ignored
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import hashlib
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import cast
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.views import files_variable, install, sql_literal, sql_sources
@@ -204,6 +206,25 @@ def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Pat
         shutil.rmtree(spill, ignore_errors=True)
 
 
+def _entity_bounds(metadata: pq.FileMetaData) -> tuple[list[str], list[str]] | None:
+    """Each row group's lowest and highest entity, in file order, or None unless every row group
+    has both and they ascend (the file is sorted by entity: a lookup is a bisection)."""
+    column = metadata.schema.names.index("entity") if "entity" in metadata.schema.names else None
+    if column is None:
+        return None
+    lows: list[str] = []
+    highs: list[str] = []
+    for i in range(metadata.num_row_groups):
+        stats = metadata.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, str) or not isinstance(stats.max, str):
+            return None
+        lows.append(stats.min)
+        highs.append(stats.max)
+    if any(a > b for a, b in zip(lows, highs, strict=True)) or lows != sorted(lows) or highs != sorted(highs):
+        return None
+    return lows, highs
+
+
 def _prune(folder: Path, *, keep: str, grace_s: float, now: float) -> None:
     """Delete snapshots replaced more than ``grace_s`` ago, and abandoned temporary files."""
     for entry in os.scandir(folder):
@@ -249,6 +270,7 @@ class Snapshots:
         self._listing: tuple[int, Snapshot | None] | None = None
         self._proven: dict[str, tuple[int, int]] = {}
         self._reach: dict[str, tuple[frozenset[str], bool]] = {}
+        self._row_groups: dict[str, tuple[pq.FileMetaData, tuple[list[str], list[str]] | None]] = {}
         self._lock = threading.Lock()
 
     def latest(self) -> Snapshot | None:
@@ -299,6 +321,31 @@ class Snapshots:
             return None
         with self._lock:
             return path if self._whole(path, sha) else None
+
+    def rows_of(self, path: Path, entity: str) -> pa.Table | None:
+        """Every row of ``entity`` in a snapshot file sorted by series, read from only the row
+        groups whose statistics admit it (the footer is parsed once per file), or None when the
+        file is gone or its statistics cannot tell (the caller then asks DuckDB)."""
+        with self._lock:
+            index = self._row_groups.get(str(path))
+            if index is None:
+                try:
+                    metadata = pq.read_metadata(path)
+                except OSError:
+                    return None
+                index = (metadata, _entity_bounds(metadata))
+                if len(self._row_groups) > 4:           # older snapshots: replaced, soon deleted
+                    self._row_groups.clear()
+                self._row_groups[str(path)] = index
+        metadata, bounds = index
+        if bounds is None:
+            return None
+        lows, highs = bounds
+        groups = list(range(bisect.bisect_left(highs, entity), bisect.bisect_right(lows, entity)))
+        try:
+            return pq.ParquetFile(path, metadata=metadata).read_row_groups(groups)
+        except OSError:       # replaced and deleted since (its grace period over)
+            return None
 
     def _whole(self, path: Path, sha: str) -> bool:
         try:
