@@ -39,7 +39,7 @@ FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), 
 SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qualifier", "derived",
                   "prior_period", "prior_value", "yoy_change", "yoy_pct", "qoq_change", "qoq_pct",
                   "ttm_value", "source", "event_id", "derived_from")
-SERIES_ORDER = ["period_end", "period_start", "unit", "period"]
+SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
 
 
 def to_date(name: str, value: DateLike | None) -> dt.date | None:
@@ -263,8 +263,8 @@ class MetricStore:
             d = to_date("as_of", as_of)
             keep += [pl.col("valid_from") <= d, pl.col("valid_to") > d]
         frame = cast(pl.DataFrame, pl.from_arrow(rows))
-        return (frame.filter(*keep).sort(SERIES_ORDER, descending=[False, True, False, False], nulls_last=True)
-                .select(columns))
+        return (frame.filter(*keep).sort([c for c, _ in SERIES_ORDER], descending=[d for _, d in SERIES_ORDER],
+                                         nulls_last=True).select(columns))
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:
@@ -342,7 +342,7 @@ class MetricStore:
         narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?)",
                     [entity, metric])
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,
-                            order="period_end, months_order", columns=columns)
+                            order=", ".join(f"{c} DESC" if d else c for c, d in SERIES_ORDER), columns=columns)
 
     def _select(self, view: str, filters: dict[str, str], *, as_of: DateLike | None,
                 as_recorded: DateLike | None, order: str, columns: str = "*",
@@ -356,8 +356,6 @@ class MetricStore:
             where.append(f'"{name}" = ?')
             params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        # (the longer period first at one end date; a series with several units lists them in order)
-        order = order.replace(", months_order", ", period_start DESC, unit, period")
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
         return self.sql(query, params, as_of=as_of, as_recorded=as_recorded)
 
