@@ -76,8 +76,8 @@ def enabled() -> bool:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A published snapshot: its file, the file of every version of it with that file's checksum
-    (proven on first use, see :meth:`Snapshots.versions`), and the log files both were computed from."""
+    """A published snapshot: its file, the two files of every version of it with their checksums
+    (proven on first use, see :meth:`Snapshots.kept`), and the log files they were computed from."""
 
     path: Path
     covers: dict[str, frozenset[str]]

@@ -119,6 +119,30 @@ def test_current_answers_read_the_snapshot_and_point_in_time_ones_never_its_curr
     assert ms.series("acme", "revenue", freq="FY", as_of="2099-01-01")["value"].to_list() == [110e6, 121e6, 120e6]
 
 
+def test_a_series_across_many_row_groups_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One series is read from the row groups its entity's statistics admit: with 2,048-row groups
+    (DuckDB's smallest) series straddle their boundaries, and each must come back whole, now and
+    as of a date."""
+    from benchmarks.data import entity_batch, metric_records
+
+    store = Store.create(tmp_path / "store")
+    store.append(metric_records(), table="metrics")
+    store.append_stream(entity_batch(i, 1) for i in range(12))
+    monkeypatch.setattr(snapshot_module, "ROW_GROUP_ROWS", 2048)
+    snap = refresh(store)
+    assert snap is not None and snap.versions is not None
+    assert pq.read_metadata(snap.path).num_row_groups > 4 and pq.read_metadata(snap.versions).num_row_groups > 6
+    with MetricStore(store) as ms:
+        for d in (None, "2018-06-30", "2021-02-14", "2024-12-31"):
+            for i in range(12):
+                entity = f"co{i:06d}"
+                for metric in ("revenue", "total_assets"):
+                    want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, as_of=d))
+                    assert want.height > 0
+                    assert_frame_equal(ms.series(entity, metric, as_of=d), want)
+        assert ms.series("nobody", "revenue").height == 0
+
+
 def test_as_of_answers_read_the_versions_and_as_recorded_ones_never(rich: Store, ms: MetricStore) -> None:
     true_as_of = whole(ms, as_of="2024-12-31")
     true_recorded = whole(ms, as_recorded="2099-01-01")
