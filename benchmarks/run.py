@@ -34,6 +34,10 @@ def log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
+#: Single-event appends are measured in this many rounds, the systems taking turns.
+APPEND_ROUNDS = 4
+
+
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], capture_output=True,
@@ -145,12 +149,20 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
                 continue
             record(results, scenario, size, system, out, rows=out["rows"])
 
-    # 2. single-event appends on the N-event store
+    # 2. single-event appends on the N-event store, in rounds that take turns between the systems:
+    # an fsync's cost follows the disk's state (what earlier scenarios left to write back), so no
+    # system is measured only while the disk is busiest
+    rounds: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+    for r in range(APPEND_ROUNDS):
+        for system in systems:
+            path = work / "appends-limit" if system == "limit" else stores[system]
+            count = (1000 if (system in ("limit", "metricstore") or not big) else 300) // APPEND_ROUNDS
+            rounds[system].append(worker({"task": "appends", "system": system, "path": str(path),
+                                          "count": count, "first": r * count}))
     for system in systems:
-        path = work / "appends-limit" if system == "limit" else stores[system]
-        count = 1000 if (system in ("limit", "metricstore") or not big) else 300
-        out = worker({"task": "appends", "system": system, "path": str(path), "count": count})
-        record(results, "small_append", size, system, out)
+        record(results, "small_append", size, system,
+               {"times": [t for o in rounds[system] for t in o["times"]],
+                "peak_rss_mb": max(o["peak_rss_mb"] for o in rounds[system])})
 
     # 6. one series after 10,000 small commits: automatic compaction, none, and compacted
     auto = work / "commits-auto"
