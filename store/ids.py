@@ -72,6 +72,8 @@ def _cursor() -> duckdb.DuckDBPyConnection:
 
 
 def _kind(t: pa.DataType) -> str:
+    if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
+        return "str"                        # dictionary-encoded text: hashed by its values
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return "str"
     if pa.types.is_date32(t):
@@ -299,7 +301,10 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
     tables: list[np.ndarray] = []
     for c in strs:
         arr = _array(table.column(c))
-        if n and (c in constant or _is_constant(arr)):       # (defaults, absent columns): one value, no dictionary
+        if pa.types.is_dictionary(arr.type):                 # encoded already (Store.prepare)
+            one = c in constant or (len(arr.dictionary) == 1 and not arr.null_count)
+            enc = arr.slice(0, 1) if n and one else arr
+        elif n and (c in constant or _is_constant(arr)):     # (defaults, absent columns): one value, no dictionary
             enc = pc.dictionary_encode(arr.slice(0, 1))
         else:
             enc = pc.dictionary_encode(arr)

@@ -18,9 +18,11 @@ a doubled write or a compaction running beside them harmless.
 from __future__ import annotations
 
 import bisect
+import collections
 import datetime as dt
 import functools
 import hashlib
+import io
 import json
 import os
 import queue
@@ -63,6 +65,10 @@ LOCK_TIMEOUT_S = 120.0
 #: Rows per Parquet row group: small enough that a filter on (entity, metric, period) skips most.
 ROW_GROUP_ROWS = 32 * 1024
 
+#: Batches of a stream prepared at once (checked, sorted and hashed), ahead of the dedup and
+#: the write: preparing is the longest stage of the bulk path.
+PREPARERS = 2
+
 #: Events are written sorted by these (row groups then prune on a series' filter).
 SORT_KEYS = ("entity", "metric", "period_end")
 
@@ -76,6 +82,9 @@ TABLES: dict[str, tuple[pa.Schema, str, tuple[str, ...]]] = {
     ),
     "metrics": (METRIC_SCHEMA, "record_id", ("metric", "aggregation", "description", "inferred")),
 }
+
+#: The commit id of the empty file each table of a new store starts with.
+EMPTY_COMMIT = "0" * 32
 
 COMMIT_NAME = re.compile(r"^(?P<ts>\d{8}T\d{12})Z-(?P<commit>[0-9a-f]{32})-(?P<sha>[0-9a-f]{16})\.parquet$")
 
@@ -120,16 +129,33 @@ def _now() -> dt.datetime:
 
 
 #: Columns whose Parquet statistics serve a filter (row-group pruning in readers and dedup); the
-#: long or unique texts and the values get none.
-NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "supersedes", "source_ref"})
+#: long or unique texts, the values and the few-valued labels no query filters on get none.
+NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "supersedes", "source_ref",
+                           "dims", "unit", "kind", "qualifier", "authority"})
 #: Columns too distinct for a dictionary (an attempt costs a hash per value, then falls back).
 NO_DICTIONARY = frozenset({"event_id", "record_id", "value", "value_high", "as_reported", "note", "supersedes"})
+
+
+def encoded_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its dictionary-written text columns as Arrow dictionaries: the form a large
+    batch takes from :meth:`Store.prepare` on, so the Parquet writer takes each column's
+    dictionary as it is instead of hashing every value again. Files are written without the
+    Arrow schema (``store_schema=False``): they read back as plain strings."""
+    return pa.schema([
+        pa.field(f.name, pa.dictionary(pa.int32(), f.type), f.nullable)
+        if pa.types.is_string(f.type) and f.name not in NO_DICTIONARY else f
+        for f in schema
+    ], metadata=schema.metadata)
 
 
 def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
     """The Parquet writer options of every committed file: zstd, page checksums (CRC32 of every
     page, checked by readers that verify them), statistics and dictionaries where they help
-    (neither compression nor dictionaries in a small commit, which compaction rewrites)."""
+    (neither compression nor dictionaries in a small commit, which compaction rewrites).
+
+    A schema with dictionary columns (:func:`encoded_schema`) is written without the Arrow
+    schema, so they read back as plain strings; its metadata then goes in with
+    ``add_key_value_metadata`` (:func:`write_file`)."""
     names = schema.names
     small = rows is not None and rows < SMALL_ROWS
     return {
@@ -137,7 +163,17 @@ def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
         "write_statistics": [c for c in names if c not in NO_STATISTICS],
         "use_dictionary": False if small else [c for c in names if c not in NO_DICTIONARY],
         "write_page_checksum": True,
+        "store_schema": not any(pa.types.is_dictionary(t) for t in schema.types),
     }
+
+
+def write_file(data: pa.Table, where: Any, options: dict[str, Any]) -> None:
+    """``data`` as one Parquet file (a path or a stream), its schema's metadata included
+    whether or not the Arrow schema is stored."""
+    with pq.ParquetWriter(where, data.schema, **options) as writer:
+        writer.write_table(data, row_group_size=ROW_GROUP_ROWS)
+        if not options["store_schema"] and data.schema.metadata:
+            writer.add_key_value_metadata({k.decode(): v.decode() for k, v in data.schema.metadata.items()})
 
 
 #: A commit of fewer rows is written without dictionaries (they cost more than they save).
@@ -310,10 +346,14 @@ class Store:
             retired = known[1] if known is not None and known[0] is seen else None
         maybe_compact(self, table, names=names, retired=retired)
 
-    def prepare(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None) -> pa.Table:
+    def prepare(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None,
+                encode: bool | None = None) -> pa.Table:
         """Check a batch against the schema, fill defaults and compute ids (no ``recorded_at`` yet).
 
-        Events come out sorted by :data:`SORT_KEYS` (stable: equal keys keep their order)."""
+        Events come out sorted by :data:`SORT_KEYS` (stable: equal keys keep their order).
+        With ``encode`` (by default for a batch of at least :data:`SMALL_ROWS` rows), the text
+        columns written with a dictionary come out dictionary-encoded (:func:`encoded_schema`):
+        the sort, the ids and the Parquet writer then share one encoding."""
         schema, id_col, identity = TABLES[table]
         names = set(batch.column_names)
         forbidden = names & {*STORE_SET, id_col, "recorded_at", "commit_id"}
@@ -326,6 +366,9 @@ class Store:
             f.name for f in schema if not f.nullable and f.name not in (id_col, "recorded_at", "commit_id")
         )
         n = batch.num_rows
+        if encode is None:
+            encode = n >= SMALL_ROWS
+        target = encoded_schema(schema) if encode else schema
         given: dict[str, pa.Array] = {}
         for field in schema:
             if field.name in names:
@@ -335,7 +378,15 @@ class Store:
                         col = col.cast(field.type)
                     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                         raise SchemaMismatch(field.name, f"cannot be read as {field.type}: {exc}") from exc
-                given[field.name] = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+                col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+                if field.name in DEFAULTS and table == "events":
+                    if col.null_count:
+                        col = pc.fill_null(col, DEFAULTS[field.name])
+                    if field.name == "segment":
+                        col = pc.if_else(pc.equal(col, ""), DEFAULTS[field.name], col)
+                if pa.types.is_dictionary(target.field(field.name).type):
+                    col = pc.dictionary_encode(col)
+                given[field.name] = col
         if table == "events" and n > 1 and all(k in given for k in SORT_KEYS):
             # sorted for pruning before the store's columns exist: fewer columns to move
             order = _sort_order([given[k] for k in SORT_KEYS])
@@ -344,7 +395,7 @@ class Store:
                 given = {k: v.take(indices) for k, v in given.items()}
         arrays: dict[str, pa.Array] = {}
         filled: set[str] = set()      # columns of one value throughout (the id need not compare them)
-        for field in schema:
+        for field in target:
             if field.name in (id_col, "recorded_at", "commit_id"):
                 continue
             if field.name in given:
@@ -352,18 +403,13 @@ class Store:
             elif field.name in required:
                 raise SchemaMismatch(field.name, "is required")
             elif field.name == "run_id":
-                col = pa.repeat(pa.scalar(run_id, pa.string()), n)
+                col = _constant_column(run_id, field.type, n)
             elif field.name in DEFAULTS and table == "events":
                 col = _default_column(DEFAULTS[field.name], field.type, n)
             else:
                 col = pa.nulls(n, field.type)
             if field.name not in given:
                 filled.add(field.name)
-            if field.name in DEFAULTS and table == "events" and field.name in given:
-                if col.null_count:
-                    col = pc.fill_null(col, DEFAULTS[field.name])
-                if field.name in ("segment",):
-                    col = pc.if_else(pc.equal(col, ""), DEFAULTS[field.name], col)
             if not field.nullable and col.null_count:
                 raise SchemaMismatch(field.name, f"{col.null_count} row(s) have no value")
             arrays[field.name] = col
@@ -383,12 +429,14 @@ class Store:
         and compacted files are sorted by those columns). Without it every id is read.
         """
         id_col = TABLES[table][1]
+        if len(ids) == 0:
+            return pa.array([], pa.string())
         if keys is not None and table == "events" and keys.num_rows <= NARROW_MAX_VALUES:
             return self._existing_ids_pruned(ids, keys, id_col)
         if keys is not None and table == "events" and isinstance(self.root, Path):
             files = self._files_admitting(keys)
-        else:
-            files = [str(p) for p in self.files(table)]
+        else:   # (the empty file a new store starts each table with holds no id: not opened)
+            files = [str(p) for p in self.files(table) if f"-{EMPTY_COMMIT}-" not in p.name]
         if not files:
             return pa.array([], pa.string())
         where, params = _narrowing(keys) if keys is not None and table == "events" else ("", [])
@@ -413,8 +461,7 @@ class Store:
             return []
         bounds = []
         for col in ("entity", "metric", "period_end"):
-            mm = pc.min_max(keys.column(col))
-            bounds.append((mm["min"].as_py(), mm["max"].as_py()))
+            bounds.append(key_bounds(keys.column(col)))
         (e_min, e_max), (m_min, m_max), (p_min, p_max) = bounds
         if e_min is None or m_min is None or p_min is None:
             return [str(p) for p in self.files("events")]
@@ -558,14 +605,13 @@ class Store:
             # the footer of the file just written, without reading it back: one row group
             bounds: list[Any] = []
             for col in ("entity", "metric", "period_end", TABLES[table][1]):
-                mm = pc.min_max(prepared.column(col))
-                bounds += [mm["min"].as_py(), mm["max"].as_py()]
+                bounds += key_bounds(prepared.column(col))
             self.__dict__["_footer_cache"][path.name] = [(0, *bounds)]
         return commit_id, path
 
     def append_stream(self, batches: Iterable[pa.Table], *, table: str = "events",
                       run_id: str | None = None) -> AppendResult:
-        """Append a stream of batches as one atomic commit, holding one batch in memory at a time.
+        """Append a stream of batches as one atomic commit, holding a few batches in memory at a time.
 
         The bulk path: each batch is checked, given ids and written as row groups of one file,
         published when the stream ends (a failure half-way commits nothing). Rows the store, or
@@ -586,15 +632,16 @@ class Store:
         try:
             with self.lock():
                 self._clean_tmp()
-                # three stages overlap (Arrow, numpy and DuckDB release the GIL): batch n + 1 is
-                # checked, hashed and sorted in one thread while batch n is deduplicated here
-                # and batch n - 1 is written in another
-                writer = _BackgroundWriter(tmp, schema.with_metadata(_commit_meta(table, recorded_at, commit_id)),
-                                           write_options(schema))
+                # three stages overlap (Arrow, numpy and DuckDB release the GIL): batches n + 1
+                # and n + 2 are checked, hashed and sorted in two threads while batch n is
+                # deduplicated here and batch n - 1 is written in another
+                encoded = encoded_schema(schema)
+                writer = _BackgroundWriter(tmp, encoded.with_metadata(_commit_meta(table, recorded_at, commit_id)),
+                                           write_options(encoded))
                 try:
-                    with ThreadPoolExecutor(1, thread_name_prefix="metricstore-prepare") as preparer:
+                    with ThreadPoolExecutor(PREPARERS, thread_name_prefix="metricstore-prepare") as preparer:
                         for prepared in _ahead(preparer, batches, functools.partial(
-                                self.prepare, table=table, run_id=run_id)):
+                                self.prepare, table=table, run_id=run_id, encode=True), depth=PREPARERS):
                             n_in += prepared.num_rows
                             prepared, s_hi, s_lo = self._new_in_stream(prepared, table, seen)
                             if prepared.num_rows == 0:
@@ -604,11 +651,11 @@ class Store:
                             writer.write(stamped)
                             added += stamped.num_rows
                 finally:
-                    writer.close({"metricstore.rows": str(added)})
+                    sha = writer.close({"metricstore.rows": str(added)})
                 if added == 0:
                     tmp.unlink(missing_ok=True)
                     return AppendResult(table, None, 0, n_in, None)
-                path = self.publish_file(tmp, table, recorded_at, commit_id)
+                path = self.publish_file(tmp, table, recorded_at, commit_id, sha256=sha)
         except Timeout as exc:
             raise StoreBusy(self.root, LOCK_TIMEOUT_S) from exc
         except BaseException:
@@ -651,7 +698,7 @@ class Store:
         options = write_options(data.schema, data.num_rows)
         if data.num_rows < SMALL_ROWS and isinstance(self.root, Path):
             sink = pa.BufferOutputStream()
-            pq.write_table(data, sink, row_group_size=ROW_GROUP_ROWS, **options)
+            write_file(data, sink, options)
             body = sink.getvalue()
             tmp = self.tmp_path(commit_id)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -664,7 +711,7 @@ class Store:
                 os.close(fd)
             return self._rename_into(tmp, table, recorded_at, commit_id, hashlib.sha256(body).hexdigest())
         tmp = self.tmp_path(commit_id)
-        pq.write_table(data, tmp, row_group_size=ROW_GROUP_ROWS, **options)
+        write_file(data, tmp, options)
         return self.publish_file(tmp, table, recorded_at, commit_id)
 
     def tmp_path(self, commit_id: str) -> Path:
@@ -673,17 +720,22 @@ class Store:
             return staging_path(commit_id)  # a local file, then one PUT
         return self.root / "_tmp" / f"commit-{commit_id}.parquet"
 
-    def publish_file(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str) -> Path:
-        """Checksum, flush and rename a finished file from ``_tmp`` into ``table`` in one step."""
+    def publish_file(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str,
+                     sha256: str | None = None) -> Path:
+        """Checksum, flush and rename a finished file from ``_tmp`` into ``table`` in one step.
+
+        ``sha256``: the checksum of the file's bytes when the writer computed it (see
+        :class:`_HashingSink`), else it is read back."""
         if isinstance(self.root, ObjectPath):
             return self._put_file(tmp, table, recorded_at, commit_id)  # type: ignore[return-value]
         sha = hashlib.sha256()
         with open(tmp, "rb+") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                sha.update(chunk)
+            if sha256 is None:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    sha.update(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        return self._rename_into(tmp, table, recorded_at, commit_id, sha.hexdigest())
+        return self._rename_into(tmp, table, recorded_at, commit_id, sha256 or sha.hexdigest())
 
     def _rename_into(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str, sha: str) -> Path:
         """Rename a flushed file into ``table`` under its commit name, and flush the folder."""
@@ -712,7 +764,7 @@ class Store:
                 self.publish(empty.replace_schema_metadata({b"metricstore.schema_version": str(SCHEMA_VERSION).encode(),
                                                             b"metricstore.table": table.encode(),
                                                             b"metricstore.rows": b"0"}),
-                             table, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "0" * 32)
+                             table, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), EMPTY_COMMIT)
 
     def _clean_tmp(self) -> None:
         """Remove what dead writers left in ``_tmp`` (called with the lock held)."""
@@ -787,11 +839,14 @@ def _commit_meta(table: str, recorded_at: dt.datetime, commit_id: str) -> dict[b
 
 
 def _stamp(prepared: pa.Table, table: str, recorded_at: dt.datetime, commit_id: str) -> pa.Table:
-    """Add the columns the store sets at commit, in schema order."""
+    """Add the columns the store sets at commit, in schema order (dictionary-encoded where
+    ``prepare`` encoded the batch: see :func:`encoded_schema`)."""
     schema = TABLES[table][0]
+    if any(pa.types.is_dictionary(t) for t in prepared.schema.types):
+        schema = encoded_schema(schema)
     n = prepared.num_rows
     prepared = prepared.append_column("recorded_at", pa.repeat(pa.scalar(recorded_at, pa.timestamp("us", tz="UTC")), n))
-    prepared = prepared.append_column("commit_id", pa.repeat(pa.scalar(commit_id, pa.string()), n))
+    prepared = prepared.append_column("commit_id", _constant_column(commit_id, schema.field("commit_id").type, n))
     prepared = prepared.select(schema.names)
     if [f.type for f in prepared.schema] == schema.types:   # only the nullability flags differ
         return pa.Table.from_arrays(prepared.columns, schema=schema)
@@ -807,12 +862,35 @@ def _default_column(value: str, type_: pa.DataType, n: int) -> pa.Array:
     """An array of ``n`` times a column's default ``value``."""
     if n <= DEFAULT_CACHE_ROWS:
         return _default_cached(value, type_, n)
-    return pa.repeat(pa.scalar(value, type_), n)
+    return _constant_column(value, type_, n)
 
 
-@functools.lru_cache(maxsize=12)
+@functools.lru_cache(maxsize=24)
 def _default_cached(value: str, type_: pa.DataType, n: int) -> pa.Array:
+    return _constant_column(value, type_, n)
+
+
+def _constant_column(value: Any, type_: pa.DataType, n: int) -> pa.Array:
+    """``n`` times ``value`` (None: nulls) in ``type_``; a dictionary type gets one entry."""
+    if pa.types.is_dictionary(type_):
+        if value is None:
+            return pa.nulls(n, type_)
+        return pa.DictionaryArray.from_arrays(_zeros_int32(n), pa.array([value], type_.value_type))
     return pa.repeat(pa.scalar(value, type_), n)
+
+
+def _zeros_int32(n: int) -> pa.Array:
+    return pa.array(np.zeros(n, np.int32))
+
+
+def key_bounds(col: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
+    """The least and greatest value of a column (dictionary-encoded or not), as Python values."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary.take(pc.unique(col.indices.filter(pc.is_valid(col.indices))))
+    mm = pc.min_max(col)
+    return mm["min"].as_py(), mm["max"].as_py()
 
 
 def _words(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -887,8 +965,38 @@ class _IdSet:
         self.levels.append((hi, lo))
 
 
+class _HashingSink(io.RawIOBase):
+    """A file opened for writing that computes the SHA-256 of what is written to it, so a
+    finished file's checksum needs no second read."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.fh = open(path, "xb")  # noqa: SIM115 - closed by close()
+        self.sha = hashlib.sha256()
+        self.pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.sha.update(view)
+        self.fh.write(view)
+        self.pos += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.pos
+
+    def close(self) -> None:
+        if not self.closed:
+            self.fh.close()
+        super().close()
+
+
 class _BackgroundWriter:
-    """Writes tables as row groups of one Parquet file in a thread; ``close`` waits for it.
+    """Writes tables as row groups of one Parquet file in a thread; ``close`` waits for it and
+    returns the file's SHA-256.
 
     At most one table waits while another is written. An error in the thread is raised by the
     next ``write`` or by ``close``; the file is then unfinished (the caller deletes it).
@@ -896,6 +1004,7 @@ class _BackgroundWriter:
 
     def __init__(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
         self.path, self.schema, self.options = path, schema, options
+        self.sink: _HashingSink | None = None
         self.writer: pq.ParquetWriter | None = None
         self.error: BaseException | None = None
         self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
@@ -911,7 +1020,8 @@ class _BackgroundWriter:
                 continue                          # drain: the caller learns of the error and stops
             try:
                 if self.writer is None:
-                    self.writer = pq.ParquetWriter(self.path, self.schema, **self.options)
+                    self.sink = _HashingSink(self.path)
+                    self.writer = pq.ParquetWriter(self.sink, self.schema, **self.options)
                 self.writer.write_table(item, row_group_size=ROW_GROUP_ROWS)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 self.error = exc
@@ -921,32 +1031,41 @@ class _BackgroundWriter:
             raise self.error
         self.queue.put(table)
 
-    def close(self, metadata: dict[str, str]) -> None:
+    def close(self, metadata: dict[str, str]) -> str | None:
+        """Finish the file; its SHA-256 (None when nothing was written)."""
         self.queue.put(None)
         self.thread.join()
-        if self.writer is not None:
-            if self.error is None:
-                self.writer.add_key_value_metadata(metadata)
-            self.writer.close()
+        try:
+            if self.writer is not None:
+                if self.error is None:
+                    if not self.options["store_schema"] and self.schema.metadata:   # not written with the schema
+                        metadata = {**{k.decode(): v.decode() for k, v in self.schema.metadata.items()}, **metadata}
+                    self.writer.add_key_value_metadata(metadata)
+                self.writer.close()
+        finally:
+            if self.sink is not None:
+                self.sink.close()
         if self.error is not None:
             raise self.error
+        return self.sink.sha.hexdigest() if self.sink is not None else None
 
 
 def _ahead(pool: ThreadPoolExecutor, batches: Iterable[pa.Table],
-           fn: Callable[[pa.Table], pa.Table]) -> Iterator[pa.Table]:
-    """``fn`` of each batch, in order, computed in ``pool`` one batch ahead of the consumer.
+           fn: Callable[[pa.Table], pa.Table], depth: int = 1) -> Iterator[pa.Table]:
+    """``fn`` of each batch, in order, computed in ``pool`` up to ``depth`` batches ahead of
+    the consumer.
 
-    The batches are drawn here (the caller's thread), so at most one is being worked on while
-    the consumer holds the previous result. A failure is raised when its batch's turn comes."""
-    pending: Future[pa.Table] | None = None
+    The batches are drawn here (the caller's thread), so at most ``depth`` are being worked on
+    while the consumer holds the previous result. A failure is raised when its batch's turn
+    comes."""
+    pending: collections.deque[Future[pa.Table]] = collections.deque()
     for batch in batches:
-        nxt = pool.submit(fn, batch)
+        pending.append(pool.submit(fn, batch))
         del batch
-        if pending is not None:
-            yield pending.result()
-        pending = nxt
-    if pending is not None:
-        yield pending.result()
+        if len(pending) > depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _sort_order(keys: list[pa.Array]) -> np.ndarray:
@@ -962,8 +1081,9 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
         if col.null_count:
             parts = []
             break
-        if pa.types.is_string(col.type):
-            enc = pc.dictionary_encode(col)
+        if pa.types.is_string(col.type) or (pa.types.is_dictionary(col.type)
+                                            and pa.types.is_string(col.type.value_type)):
+            enc = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
             rank = np.empty(len(enc.dictionary), np.uint64)
             rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary), dtype=np.uint64)
             parts.append((rank[enc.indices.to_numpy()], len(enc.dictionary)))
@@ -976,7 +1096,8 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
             break
     bits = [int(width - 1).bit_length() for _, width in parts]
     if not parts or sum(bits) + int(n - 1).bit_length() > 64:
-        order = pc.sort_indices(pa.table({str(i): k for i, k in enumerate(keys)}),
+        plain = [k.cast(k.type.value_type) if pa.types.is_dictionary(k.type) else k for k in keys]
+        order = pc.sort_indices(pa.table({str(i): k for i, k in enumerate(plain)}),
                                 sort_keys=[(str(i), "ascending") for i in range(len(keys))])
         return cast(np.ndarray, order.to_numpy())
     packed = np.zeros(n, np.uint64)
@@ -998,9 +1119,12 @@ def _check_events(arrays: dict[str, pa.Array], given: dict[str, pa.Array]) -> No
     for name, allowed in ENUMS.items():
         if name not in given:        # the default fills it: an allowed value by construction
             continue
-        bad = pc.invert(pc.is_in(arrays[name], value_set=pa.array(allowed)))
+        col = arrays[name]
+        if pa.types.is_dictionary(col.type):   # encoded by prepare: every entry is used
+            col = col.dictionary
+        bad = pc.invert(pc.is_in(col, value_set=pa.array(allowed)))
         if pc.any(bad).as_py():
-            value = pc.filter(arrays[name], bad)[0].as_py()
+            value = pc.filter(col, bad)[0].as_py()
             raise SchemaMismatch(name, f"{value!r} is not one of {', '.join(allowed)}")
     if pc.any(pc.less(arrays["period_end"], arrays["period_start"])).as_py():
         raise SchemaMismatch("period_end", "is before period_start")

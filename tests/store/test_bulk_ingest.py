@@ -18,7 +18,7 @@ from store import SchemaMismatch, Store
 from store import ids as ids_mod
 from store.ids import content_ids, hex_to_digests, hex_to_words, row_records, sha_rows, sha_rows_hex
 from store.log import _sort_order
-from store.schema import IDENTITY_COLUMNS
+from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS
 from store.verify import verify
 
 
@@ -178,3 +178,50 @@ def test_repeats_within_a_batch_keep_each_distinct_row_once(tmp_path_factory: py
         got = store.read().select(distinct.column_names)
         assert {tuple(row.values()) for row in got.to_pylist()} == want
         assert got.num_rows == len(want) == r.added
+
+
+def test_an_encoded_batch_gets_the_plain_batchs_ids_and_reads_back_as_text(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # large batches are dictionary-encoded from prepare to the Parquet writer: the same ids,
+    # rows and stored types as the plain path, with defaults, blanks and nulls among the labels
+    base = rows(2500, 11)
+    n = base.num_rows
+    rnd = random.Random(11)
+    batch = base.append_column("segment", pa.array([rnd.choice(["", None, "phones", "total"]) for _ in range(n)])) \
+        .append_column("dims", pa.array([rnd.choice(["", "region=eu", "region=us"]) for _ in range(n)])) \
+        .append_column("kind", pa.array([rnd.choice(["actual", None, "estimate"]) for _ in range(n)])) \
+        .append_column("source_ref", pa.array([rnd.choice([None, "p. 3"]) for _ in range(n)]))
+    assert n >= 1024   # (the size from which prepare encodes by default)
+    store = Store.create(tmp_path_factory.mktemp("enc"))
+    encoded, plain = store.prepare(batch, encode=True), store.prepare(batch, encode=False)
+    assert pa.types.is_dictionary(encoded.schema.field("entity").type)
+    assert not any(pa.types.is_dictionary(t) for t in plain.schema.types)
+    assert encoded.column("event_id").equals(plain.column("event_id"))
+    decoded = pa.table([c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in encoded.columns],
+                       names=encoded.column_names)
+    assert decoded.equals(plain.cast(decoded.schema))
+    for how in ("append", "append_stream"):
+        store = Store.create(tmp_path_factory.mktemp(how))
+        r = store.append(batch) if how == "append" else store.append_stream(iter([batch.slice(0, 1500), batch.slice(1500)]))
+        assert r.path is not None
+        read = pq.read_table(r.path)
+        assert read.schema.types == EVENT_SCHEMA.types
+        assert not any(pa.types.is_dictionary(t) for t in read.schema.types)
+        meta = pq.read_schema(r.path).metadata
+        assert meta[b"metricstore.commit_id"].decode() == r.commit_id
+        assert int(meta[b"metricstore.rows"]) == read.num_rows == r.added
+        assert hashlib.sha256(r.path.read_bytes()).hexdigest()[:16] == r.path.stem.rsplit("-", 1)[1]
+        assert sorted(read.column("event_id").to_pylist()) == sorted(set(plain.column("event_id").to_pylist()))
+        assert verify(store) == []
+
+
+def test_an_empty_batch_adds_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # found by the append-path fuzz: an empty batch, every required column present, on a store
+    # with events in it raised ValueError from the dedup search instead of adding nothing
+    store = Store.create(tmp_path_factory.mktemp("empty"))
+    store.append(rows(50, 1))
+    before = stored(store)
+    empty = rows(50, 1).slice(0, 0)
+    for r in (store.append(empty), store.append_stream(iter([empty])), store.append_stream(iter([]))):
+        assert (r.added, r.already_present, r.commit_id) == (0, 0, None)
+    assert stored(store) == before
