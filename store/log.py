@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, object_root, staging_path
-from store.ids import content_ids, hex_to_digests, hex_to_words
+from store.ids import content_ids, hex_to_digests, hex_to_words, warm_hasher
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
     DEFAULTS,
@@ -132,8 +132,10 @@ def _now() -> dt.datetime:
 #: long or unique texts, the values and the few-valued labels no query filters on get none.
 NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "supersedes", "source_ref",
                            "dims", "unit", "kind", "qualifier", "authority"})
-#: Columns too distinct for a dictionary (an attempt costs a hash per value, then falls back).
-NO_DICTIONARY = frozenset({"event_id", "record_id", "value", "value_high", "as_reported", "note", "supersedes"})
+#: Columns too distinct for a dictionary (an attempt costs a hash per value, then falls back),
+#: and the dates (sorted runs of a few distinct days: their plain pages compress about as well).
+NO_DICTIONARY = frozenset({"event_id", "record_id", "value", "value_high", "as_reported", "note", "supersedes",
+                           "period_start", "period_end", "reported_at", "recorded_at"})
 
 
 def encoded_schema(schema: pa.Schema) -> pa.Schema:
@@ -628,6 +630,8 @@ class Store:
         recorded_at, commit_id = _now(), uuid.uuid4().hex
         tmp = self.tmp_path(commit_id)
         seen = _IdSet()
+        # the hashing session opens while the first batch is read and checked, not after
+        threading.Thread(target=warm_hasher, name="metricstore-warm", daemon=True).start()
         n_in = added = 0
         try:
             with self.lock():
