@@ -43,6 +43,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from queries.errors import SqlError
+from queries.sandbox import MEMORY_ENV
 from queries.views import files_variable, install, sql_literal, sql_sources
 from store import CorruptFile, Store
 from store.backends import ObjectPath
@@ -126,14 +128,26 @@ def refresh(store: Store) -> Snapshot | None:
                                   "move it aside (readers meanwhile compute every answer)") from None
     tag = uuid.uuid4().hex
     tmp = folder / f".tmp-{tag}.parquet"
-    for attempt in range(VANISHED_RETRIES):
+    limit = os.environ.get(MEMORY_ENV, "").strip() or MEMORY_LIMIT
+    threads = os.cpu_count() or 1
+    attempt = 0
+    while True:
         listing = {t: live_files(store, t) for t in COVERED}
         try:
-            rows, versions = _compute(store, listing, tmp, folder / f".tmp-{tag}-spill")
+            rows, versions = _compute(store, listing, tmp, folder / f".tmp-{tag}-spill", limit, threads)
             break
         except duckdb.IOException as exc:   # a compaction deleted a listed source: list again
-            if attempt == VANISHED_RETRIES - 1 or "No such file" not in str(exc):
+            attempt += 1
+            if attempt == VANISHED_RETRIES or "No such file" not in str(exc):
                 raise
+        except duckdb.OutOfMemoryException:
+            # what DuckDB cannot spill is held per thread: one thread needs about half of it
+            if threads > 1:
+                threads = 1
+                continue
+            raise SqlError(f"the growth snapshot needs more than {limit} of memory; set {MEMORY_ENV} higher "
+                           f"(say 4GB; default {MEMORY_LIMIT}). The previous snapshot stays, and answers it "
+                           f"does not cover are computed from the events") from None
     sha = sha256_prefix(tmp)
     final = folder / f"growth-{sha}.parquet"
     body: dict[str, object] = {"sql": sql_version(), "file": final.name, "sha256": sha, "rows": int(rows),
@@ -158,20 +172,26 @@ def refresh(store: Store) -> Snapshot | None:
 
 #: A refresh whose listed file was deleted meanwhile (a compaction's grace period ended) lists again.
 VANISHED_RETRIES = 3
-#: DuckDB's memory while computing the whole view; beyond it, it spills to the snapshot folder.
+#: DuckDB's memory while computing the whole view, unless ``$METRICSTORE_MEMORY_LIMIT`` says
+#: otherwise; beyond it, it spills to the snapshot folder. A refresh that runs out of it with
+#: several threads runs again on one.
 MEMORY_LIMIT = "2GB"
 
 
-def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Path) -> tuple[int, int]:
+def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Path, limit: str,
+             threads: int) -> tuple[int, int]:
     """Write the growth view over exactly the ``listing`` files to ``tmp`` and every version of it
     beside it (:data:`KINDS`); returns the rows of the view and of its versions.
 
     The versions are computed in the three stages of ``35_growth_versions.sql``, each into a
     temporary table DuckDB spills past :data:`MEMORY_LIMIT`; the current answer is the versions
     still valid (a test holds them equal to the view computed from the events)."""
-    con = duckdb.connect(config={"threads": os.cpu_count() or 1})
+    con = duckdb.connect(config={"threads": threads})
     try:
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        try:
+            con.execute("SET memory_limit = ?", [limit])
+        except duckdb.Error:
+            raise SqlError(f"{MEMORY_ENV}={limit!r} is not a memory size (say 2GB, 512MB or 50%)") from None
         con.execute("SET temp_directory = ?", [str(spill)])
         con.execute("SET preserve_insertion_order = false")
         install(con, store)

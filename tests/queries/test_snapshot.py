@@ -327,3 +327,28 @@ def test_on_real_filings_the_snapshot_is_the_computed_view(tmp_path: Path, catal
         for entity, metric, segment in series_keys(ms)[::7]:
             want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment))
             assert_frame_equal(ms.series(entity, metric, segment), want)
+
+
+def test_a_refresh_short_of_memory_fails_clearly_and_keeps_the_snapshot(rich: Store) -> None:
+    """``METRICSTORE_MEMORY_LIMIT`` caps the refresh (DuckDB spills past it); when even one thread
+    cannot finish within it, ``compact`` says so in one line and the previous snapshot stays."""
+    assert run_cli("compact", store=rich.root).returncode == 0
+    before = {p.name: p.read_bytes() for p in (rich.root / FOLDER).iterdir()}
+    args = ("series", "acme", "revenue", "--freq", "Q", "--format", "csv")
+    answer = run_cli(*args, store=rich.root).stdout
+
+    short = run_cli("compact", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "1MB"})
+    assert short.returncode != 0 and "Traceback" not in short.stderr, short.stderr
+    assert short.stderr.strip().splitlines()[-1] == (
+        "error: the growth snapshot needs more than 1MB of memory; set METRICSTORE_MEMORY_LIMIT higher "
+        "(say 4GB; default 2GB). The previous snapshot stays, and answers it does not cover are computed "
+        "from the events")
+    assert {p.name: p.read_bytes() for p in (rich.root / FOLDER).iterdir()} == before   # no leftovers
+    assert run_cli(*args, store=rich.root).stdout == answer
+
+    wrong = run_cli("compact", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "lots"})
+    assert wrong.returncode != 0 and wrong.stderr.strip().splitlines()[-1] == (
+        "error: METRICSTORE_MEMORY_LIMIT='lots' is not a memory size (say 2GB, 512MB or 50%)")
+
+    enough = run_cli("compact", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "256MB"})
+    assert enough.returncode == 0 and "snapshot:" in enough.stdout, enough.stderr
