@@ -100,10 +100,19 @@ def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET temp_directory = ?", [str(spill)])
     limit = os.environ.get(MEMORY_ENV, "").strip()
     if limit:
-        try:
-            con.execute("SET memory_limit = ?", [limit])
-        except duckdb.Error:
-            raise SqlError(f"{MEMORY_ENV}={limit!r} is not a memory size (say 2GB, 512MB or 50%)") from None
+        set_memory_limit(con, limit)
+
+
+def set_memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> None:
+    """Cap the session's memory at ``limit`` (DuckDB's syntax).
+
+    Raises:
+        SqlError: ``limit`` (from ``$METRICSTORE_MEMORY_LIMIT``) is not a memory size.
+    """
+    try:
+        con.execute("SET memory_limit = ?", [limit])
+    except duckdb.Error:
+        raise SqlError(f"{MEMORY_ENV}={limit!r} is not a memory size (say 2GB, 512MB or 50%)") from None
 
 
 def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPyConnection:

@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.errors import SqlError
-from queries.sandbox import MEMORY_ENV
+from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal, sql_sources
 from store import CorruptFile, Store
 from store.backends import ObjectPath
@@ -188,10 +188,7 @@ def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Pat
     still valid (a test holds them equal to the view computed from the events)."""
     con = duckdb.connect(config={"threads": threads})
     try:
-        try:
-            con.execute("SET memory_limit = ?", [limit])
-        except duckdb.Error:
-            raise SqlError(f"{MEMORY_ENV}={limit!r} is not a memory size (say 2GB, 512MB or 50%)") from None
+        set_memory_limit(con, limit)
         con.execute("SET temp_directory = ?", [str(spill)])
         con.execute("SET preserve_insertion_order = false")
         install(con, store)
