@@ -174,8 +174,16 @@ def write_file(data: pa.Table, where: Any, options: dict[str, Any]) -> None:
     whether or not the Arrow schema is stored."""
     with pq.ParquetWriter(where, data.schema, **options) as writer:
         writer.write_table(data, row_group_size=ROW_GROUP_ROWS)
-        if not options["store_schema"] and data.schema.metadata:
-            writer.add_key_value_metadata({k.decode(): v.decode() for k, v in data.schema.metadata.items()})
+        if unstored := _unstored_metadata(data.schema, options):
+            writer.add_key_value_metadata(unstored)
+
+
+def _unstored_metadata(schema: pa.Schema, options: dict[str, Any]) -> dict[str, str]:
+    """The schema's metadata, as text, that the file must be given itself: all of it when the
+    file is written without the Arrow schema (which would carry it), else none."""
+    if options["store_schema"] or not schema.metadata:
+        return {}
+    return {k.decode(): v.decode() for k, v in schema.metadata.items()}
 
 
 #: A commit of fewer rows is written without dictionaries (they cost more than they save).
@@ -1042,9 +1050,7 @@ class _BackgroundWriter:
         try:
             if self.writer is not None:
                 if self.error is None:
-                    if not self.options["store_schema"] and self.schema.metadata:   # not written with the schema
-                        metadata = {**{k.decode(): v.decode() for k, v in self.schema.metadata.items()}, **metadata}
-                    self.writer.add_key_value_metadata(metadata)
+                    self.writer.add_key_value_metadata({**_unstored_metadata(self.schema, self.options), **metadata})
                 self.writer.close()
         finally:
             if self.sink is not None:
