@@ -183,8 +183,8 @@ def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Pat
     """Write the growth view over exactly the ``listing`` files to ``tmp`` and every version of it
     beside it (:data:`KINDS`); returns the rows of the view and of its versions.
 
-    The versions are computed in the three stages of ``35_growth_versions.sql``, each into a
-    temporary table DuckDB spills past :data:`MEMORY_LIMIT`; the current answer is the versions
+    The versions are computed in the three stages of ``35_growth_versions.sql``, on ``threads``
+    threads, each into a temporary table DuckDB spills past ``limit``; the current answer is the versions
     still valid (a test holds them equal to the view computed from the events)."""
     con = duckdb.connect(config={"threads": threads})
     try:
