@@ -9,8 +9,11 @@ exactly as before.
 
 Safety while others work:
 
-- Writers are never blocked: compaction holds its own lock (``_lock/compact.lock``), not the
-  writers' one, and a commit that lands meanwhile is simply not among the sources.
+- Writers are never blocked while a merge runs: compaction holds its own lock
+  (``_lock/compact.lock``), and a commit that lands meanwhile is simply not among the sources.
+  It takes the writers' lock only for the moments it changes the folder (the manifest and the
+  rename that publishes the merged file; the deletion of expired sources), as every change of
+  a log's folder is made, so that a writer's kept listing stays exact (``store.log.CHANGE_TOKEN``).
 - The merged file is published atomically beside its sources. Until the sources go, a reader
   sees each of their events twice; every view dedupes by event id (``events``) or collapses the
   copies in its ranking per fact key (``facts``, ``growth``), so nothing is double counted.
@@ -64,7 +67,17 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, local_state
-from store.log import COMMIT_NAME, ROW_GROUP_ROWS, TABLES, Store, remove_compaction_leftovers, write_options
+from store.errors import StoreBusy
+from store.log import (
+    COMMIT_NAME,
+    LOCK_TIMEOUT_S,
+    ROW_GROUP_ROWS,
+    TABLES,
+    Listing,
+    Store,
+    remove_compaction_leftovers,
+    write_options,
+)
 from store.schema import SCHEMA_VERSION
 
 MANIFESTS = "_compaction"
@@ -83,6 +96,9 @@ class CompactionPolicy:
         small_bytes: a file smaller than this is small, and merged again until it is not.
         grace_s: seconds a merged source stays readable before deletion (``METRICSTORE_COMPACT_GRACE_S``).
         memory_limit: DuckDB's memory cap while merging; larger merges spill to ``_tmp``.
+        lock_wait_s: seconds the automatic trigger waits for the writers' lock, held by a commit
+            of another process, to publish its merge or delete sources; past it the merge is
+            dropped and the next trigger merges (``METRICSTORE_COMPACT_LOCK_WAIT_S``).
     """
 
     auto: bool = True
@@ -91,6 +107,7 @@ class CompactionPolicy:
     small_bytes: int = 4 << 20
     grace_s: float = 300.0
     memory_limit: str = "1GB"
+    lock_wait_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> CompactionPolicy:
@@ -102,6 +119,7 @@ class CompactionPolicy:
             min_bytes=int(env.get("METRICSTORE_COMPACT_MIN_BYTES", d.min_bytes)),
             small_bytes=int(env.get("METRICSTORE_COMPACT_SMALL_BYTES", d.small_bytes)),
             grace_s=float(env.get("METRICSTORE_COMPACT_GRACE_S", d.grace_s)),
+            lock_wait_s=float(env.get("METRICSTORE_COMPACT_LOCK_WAIT_S", d.lock_wait_s)),
         )
 
 
@@ -218,9 +236,14 @@ def _effective(store: Store, table: str,
                names: list[str] | None = None) -> list[tuple[Path | ObjectPath, dict[str, object]]]:
     """The manifests whose merge took effect: the merged file is live, or was itself merged by one that did."""
     mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
+    return _took_effect(mans, store.names(table) if names is None else names)
+
+
+def _took_effect(mans: list[tuple[Path | ObjectPath, dict[str, object]]],
+                 names: list[str]) -> list[tuple[Path | ObjectPath, dict[str, object]]]:
     if not mans:
         return []
-    live = set(map(_commit_of, store.names(table) if names is None else names))
+    live = set(map(_commit_of, names))
     done: set[str] = set()
     changed = True
     while changed:          # newest first: a merge's output is merged by a later one, so one pass
@@ -237,11 +260,19 @@ def _effective(store: Store, table: str,
 def retired_names(store: Store, table: str, names: list[str]) -> set[str]:
     """Which of ``names`` (a listing of ``table``) are merged sources: every event of each is
     in a file of the same listing."""
-    effective = _effective(store, table, names)
+    return sources_state(store, table, names)[0]
+
+
+def sources_state(store: Store, table: str, names: list[str]) -> tuple[set[str], float | None]:
+    """The merged sources among ``names`` (see :func:`retired_names`), and when the oldest
+    manifest of ``table`` was written (unix seconds; None when there is none)."""
+    mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
+    oldest = min((float(b.get("created_unix", 0.0)) for _, b in mans), default=None)  # type: ignore[arg-type]
+    effective = _took_effect(mans, names)
     if not effective:
-        return set()
+        return set(), oldest
     out: set[str] = set().union(*(_sources(p, b)[0] for p, b in effective))
-    return out.intersection(names)
+    return out.intersection(names), oldest
 
 
 def retired(store: Store, table: str = "events", files: list[Path] | None = None) -> set[str]:
@@ -277,8 +308,11 @@ def _expired(store: Store, grace_s: float, table: str) -> bool:
                for _, b in _manifests(store) if b.get("table") == table)
 
 
-def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
+def cleanup(store: Store, *, grace_s: float, table: str = "events", lock_timeout_s: float = LOCK_TIMEOUT_S) -> int:
     """Delete merged sources whose grace period is over; drop finished or abandoned manifests.
+
+    The deletions are made with the writers' lock held (``lock_timeout_s``), as every change of
+    a log's folder is: a writer held it longer, and nothing is deleted this time.
 
     Returns:
         How many source files were deleted.
@@ -288,7 +322,7 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
     if not _expired(store, grace_s, table):
         return 0
     effective = {p.name for p, _ in _effective(store, table)}
-    live: dict[str, Path | ObjectPath] | None = None
+    expired = []
     for path, body in _manifests(store):
         if body.get("table") != table:
             continue
@@ -297,17 +331,24 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events") -> int:
             if age > max(grace_s, 3600.0):      # the merge died before publishing: forget it
                 path.unlink(missing_ok=True)
             continue
-        if age < grace_s:
-            continue
-        if live is None:
+        if age >= grace_s:
+            expired.append((path, body))
+    if not expired:
+        return 0
+    try:
+        with store.lock(lock_timeout_s):
+            store.changing(table)
             folder = store.root / table
             live = {n: folder / n for n in store.names(table)}
-        for name in cast("Iterable[object]", body.get("sources", [])):
-            p = live.pop(str(name), None)
-            if p is not None:
-                p.unlink(missing_ok=True)
-                deleted += 1
-        path.unlink(missing_ok=True)
+            for path, body in expired:
+                for name in cast("Iterable[object]", body.get("sources", [])):
+                    p = live.pop(str(name), None)
+                    if p is not None:
+                        p.unlink(missing_ok=True)
+                        deleted += 1
+                path.unlink(missing_ok=True)
+    except Timeout:
+        return deleted
     return deleted
 
 
@@ -327,31 +368,41 @@ def _size(folder: Path | ObjectPath, name: str) -> int | None:
 
 
 def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool,
-                    names: list[str] | None = None, retired: set[str] | None = None) -> list[Path | ObjectPath]:
-    names = store.names(table) if names is None else names
-    done = retired_names(store, table, names) if retired is None else retired
+                    live: list[str] | None = None) -> list[Path | ObjectPath]:
+    """The files a compaction merges: the live small ones (every live one with ``full``).
+    ``live``: the live files of a listing at hand (see ``Store.listing``), else listed here."""
     folder = store.root / table
-    files = [n for n in names if n not in done and COMMIT_NAME.match(n)]
+    return [folder / n for n in _selected(store, table, policy, full, live)]
+
+
+def _selected(store: Store, table: str, policy: CompactionPolicy, full: bool,
+              live: list[str] | None = None) -> list[str]:
+    if live is None:
+        names = store.names(table)
+        done = retired_names(store, table, names)
+        live = [n for n in names if n not in done]
+    folder = store.root / table
+    files = [n for n in live if _commit_of(n)]
     if not full:
         files = [n for n in files if (_size(folder, n) or policy.small_bytes) < policy.small_bytes]
     cache = _SIZE_CACHE.get(str(folder), {})
-    if len(cache) > len(names):
-        for n in set(cache) - set(names):
+    if len(cache) > len(live):
+        for n in set(cache) - set(live):
             del cache[n]
-    return [folder / n for n in files]
+    return files
 
 
-def due(store: Store, policy: CompactionPolicy, table: str = "events", names: list[str] | None = None,
-        retired: set[str] | None = None) -> bool:
-    """Has the small files' count or size reached the policy's threshold? (``names``: a listing
-    of ``table`` already at hand; ``retired``: its merged sources, when known)"""
-    small = _select_sources(store, table, policy, full=False, names=names, retired=retired)
+def due(store: Store, policy: CompactionPolicy, table: str = "events", live: list[str] | None = None) -> bool:
+    """Has the small files' count or size reached the policy's threshold? (``live``: the live
+    files of a listing at hand, see ``Store.listing``)"""
+    small = _selected(store, table, policy, full=False, live=live)
+    folder = store.root / table
     return len(small) >= policy.min_files or (
-        len(small) > 1 and sum(_size(p.parent, p.name) or 0 for p in small) >= policy.min_bytes)
+        len(small) > 1 and sum(_size(folder, n) or 0 for n in small) >= policy.min_bytes)
 
 
 def _merge(store: Store, table: str, sources: list[Path | ObjectPath],
-           policy: CompactionPolicy) -> tuple[str, Path, int]:
+           policy: CompactionPolicy, lock_timeout_s: float = LOCK_TIMEOUT_S) -> tuple[str, Path, int]:
     schema = TABLES[table][0]
     commit_id = uuid.uuid4().hex
     recorded_at = dt.datetime.now(dt.UTC)
@@ -401,11 +452,14 @@ def _merge(store: Store, table: str, sources: list[Path | ObjectPath],
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
     try:
-        _write_manifest(store, commit_id, table, [p.name for p in sources])
-        path = store.publish_file(tmp, table, recorded_at, commit_id)
-    except BaseException:
-        if isinstance(store.root, ObjectPath):   # a local tmp is removed by the next compaction
-            tmp.unlink(missing_ok=True)
+        # the writers' lock, for the moment the folder changes (see store.log.CHANGE_TOKEN)
+        with store.lock(lock_timeout_s):
+            _write_manifest(store, commit_id, table, [p.name for p in sources])
+            path = store.publish_file(tmp, table, recorded_at, commit_id, merge=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, Timeout):
+            raise StoreBusy(store.root, lock_timeout_s) from exc
         raise
     return commit_id, path, n
 
@@ -436,6 +490,9 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     policy = policy or CompactionPolicy.from_env()
     grace = policy.grace_s if grace_s is None else grace_s
     result = CompactionResult(table)
+    # the writers' lock, held for moments only, is waited for as a writer waits; by the
+    # automatic trigger, briefly (a long commit of another process: the next trigger merges)
+    lock_wait = LOCK_TIMEOUT_S if wait else policy.lock_wait_s
     try:
         with FileLock(_lock_path(store), timeout=-1 if wait else 0):
             remove_compaction_leftovers(_scratch(store))               # a compaction that died
@@ -443,32 +500,43 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
             if len(sources) < 2:
                 result.skipped = f"{len(sources)} file(s) to merge"
             else:
-                _, result.path, result.rows = _merge(store, table, sources, policy)
-                result.merged, result.sources = len(sources), [p.name for p in sources]
-            result.deleted = cleanup(store, grace_s=grace, table=table)
+                try:
+                    _, result.path, result.rows = _merge(store, table, sources, policy, lock_wait)
+                    result.merged, result.sources = len(sources), [p.name for p in sources]
+                except StoreBusy:
+                    if wait:
+                        raise
+                    result.skipped = f"a writer held the store's lock past {lock_wait:g} s"
+            result.deleted = cleanup(store, grace_s=grace, table=table, lock_timeout_s=lock_wait)
     except Timeout:
         result.skipped = "another compaction is running"
     return result
 
 
-def maybe_compact(store: Store, table: str = "events", names: list[str] | None = None,
-                  retired: set[str] | None = None) -> CompactionResult | None:
+def maybe_compact(store: Store, table: str = "events", listing: Listing | None = None) -> CompactionResult | None:
     """The automatic trigger, run after a commit: compact when due, and delete expired sources.
 
-    Never waits for another compaction and never raises for a failed merge (the commit that
-    triggered it has already succeeded; the next commit tries again).
+    ``listing``: the one the commit kept (see ``Store.listing``), whose live files and oldest
+    manifest spare a listing of the folder and of the manifests. Never waits for another
+    compaction and never raises for a failed merge (the commit that triggered it has already
+    succeeded; the next commit tries again).
     """
     policy = CompactionPolicy.from_env()
     if not policy.auto or table != "events":
         return None
     try:
-        if due(store, policy, table, names, retired):
+        if due(store, policy, table, listing.live if listing is not None else None):
             return compact(store, table=table, policy=policy, wait=False)
-        if _expired(store, policy.grace_s, table):
+        if listing is not None:
+            expired = (listing.oldest_manifest is not None
+                       and time.time() - listing.oldest_manifest >= policy.grace_s)
+        else:
+            expired = _expired(store, policy.grace_s, table)
+        if expired:
             lock = FileLock(_lock_path(store), timeout=0)
             try:
                 with lock:
-                    cleanup(store, grace_s=policy.grace_s, table=table)
+                    cleanup(store, grace_s=policy.grace_s, table=table, lock_timeout_s=policy.lock_wait_s)
             except Timeout:
                 pass
     except (OSError, duckdb.Error):

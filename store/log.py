@@ -128,6 +128,44 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _mtime_ns(folder: Path) -> int | None:
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
+
+
+#: In ``_lock``, a file per log holding a random token, replaced (with the writers' lock held)
+#: before every change this store's code makes to the log's folder: a listing taken under that
+#: lock stays exact while the token, and the folder's mtime, stand. A writer extends the listing
+#: it keeps by the file it commits, so a small append need not list and sift a folder of
+#: thousands of merged sources waiting out their grace period. (The mtime catches most changes
+#: made by hand; one made in the same clock tick as a commit may go unseen until the next change,
+#: and the worst it can do is let an event be written twice, which every reader dedupes by id.)
+CHANGE_TOKEN = "{table}.changed"
+
+
+@dataclass
+class Listing:
+    """One log's committed files as a store last listed them (see :meth:`Store.listing`).
+
+    Attributes:
+        names: every committed file's name, sorted (oldest first).
+        live: the names that are not merged sources (each of those has its events in a file of
+            the same listing, and waits out its grace period); ``names`` itself when none is.
+        oldest_manifest: when the oldest compaction manifest of the log was written (unix
+            seconds), or None: the trigger deletes expired sources without listing manifests.
+        token: the change token the listing is good for (see ``CHANGE_TOKEN``).
+        mtime_ns: the folder's mtime when it was listed.
+    """
+
+    names: list[str]
+    live: list[str]
+    oldest_manifest: float | None
+    token: bytes
+    mtime_ns: int | None
+
+
 #: Columns whose Parquet statistics serve a filter (row-group pruning in readers and dedup); the
 #: long or unique texts, the values and the few-valued labels no query filters on get none.
 NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "supersedes", "source_ref",
@@ -265,8 +303,67 @@ class Store:
         hidden = bisect.bisect_left(out, "."), bisect.bisect_left(out, "/")   # names starting with "."
         if hidden[0] < hidden[1]:
             del out[hidden[0]:hidden[1]]
-        self.__dict__.setdefault("_listed", {})[table] = out
         return out
+
+    def listing(self, table: str = "events") -> Listing:
+        """The committed files of ``table``, its live files (not merged sources) among them.
+
+        Kept while the log's change token and its folder's mtime stand (see ``CHANGE_TOKEN``), and
+        extended by this store's own commits: with the writers' lock held it is exact; without,
+        it is as old as any listing. An object store's is listed afresh each time, with every
+        file live (a dedup that searches a merged source too finds nothing new in it).
+        """
+        cache: dict[str, Listing] = self.__dict__.setdefault("_listings", {})
+        if not isinstance(self.root, Path):
+            names = self.names(table)
+            return Listing(names, names, None, b"", None)
+        token, mtime = self._change_token(table), _mtime_ns(self.root / table)
+        hit = cache.get(table)
+        if hit is not None and token and hit.token == token and hit.mtime_ns == mtime:
+            return hit
+        from store.compaction import sources_state   # compaction builds on this module
+
+        names = self.names(table)
+        merged, oldest = sources_state(self, table, names)
+        got = Listing(names, [n for n in names if n not in merged] if merged else list(names), oldest, token, mtime)
+        if token and mtime is not None:
+            cache[table] = got
+        else:
+            cache.pop(table, None)
+        return got
+
+    def _change_token(self, table: str) -> bytes:
+        """The log's change token (empty when none was written yet: nothing is then kept)."""
+        try:
+            with open(os.path.join(self.root, "_lock", CHANGE_TOKEN.format(table=table)), "rb") as fh:
+                return fh.read()
+        except OSError:
+            return b""
+
+    def changing(self, table: str) -> tuple[bytes, bytes]:
+        """Replace the log's change token, before changing its folder with the writers' lock held.
+
+        Every change this store's code makes to a log's folder (a commit, a compaction's publish
+        or cleanup, a repair) calls this first, so a listing kept by any process is known stale.
+
+        Returns:
+            The token replaced and the new one (empty for an object store, which keeps no listing).
+        """
+        if not isinstance(self.root, Path):
+            return b"", b""
+        path = os.path.join(self.root, "_lock", CHANGE_TOKEN.format(table=table))
+        new = uuid.uuid4().bytes
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            old = os.pread(fd, len(new), 0)
+            os.pwrite(fd, new, 0)
+        finally:
+            os.close(fd)
+        return old, new
 
     def glob(self, table: str = "events") -> str:
         """The glob pattern a reader (DuckDB, polars, Spark) uses for one log."""
@@ -337,24 +434,19 @@ class Store:
     def _after_commit(self, table: str, committed: str | None = None) -> None:
         """Compact when small files pile up (see ``store.compaction``); outside the writers' lock.
 
-        The trigger counts small files in the listing this commit took under the lock, plus its
-        own file: a commit or compaction of another process since is seen by the next trigger
-        (the compaction itself lists again, under its own lock)."""
+        The trigger counts the small files of the listing this commit kept (see :meth:`listing`),
+        when it kept one: a commit or compaction of another process since is seen by the next
+        trigger (the compaction itself lists again, under its own lock)."""
         if isinstance(self.root, ObjectPath):
             return  # compaction works on local folders only (file locks, renames)
         from store.compaction import maybe_compact   # compaction builds on this module
 
-        seen = self.__dict__.get("_listed", {}).pop(table, None)
-        known = self.__dict__.get("_retired_of", {}).pop(table, None)
-        names = retired = None
-        if seen is not None and committed:
-            names = list(seen)                # sorted: the new name goes in its place
-            at = bisect.bisect_left(names, committed)
-            if at == len(names) or names[at] != committed:
-                names.insert(at, committed)
-            # the merged sources of that listing, when dedup found them (the new file is none)
-            retired = known[1] if known is not None and known[0] is seen else None
-        maybe_compact(self, table, names=names, retired=retired)
+        kept = self.__dict__.get("_listings", {}).get(table)
+        if kept is not None and committed:
+            at = bisect.bisect_left(kept.names, committed)
+            if at == len(kept.names) or kept.names[at] != committed:
+                kept = None             # not extended by this commit: the trigger lists afresh
+        maybe_compact(self, table, listing=kept if committed else None)
 
     def prepare(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None,
                 encode: bool | None = None) -> pa.Table:
@@ -550,15 +642,9 @@ class Store:
         cache: dict[str, list[tuple[Any, ...]]] = self.__dict__.setdefault("_footer_cache", {})
         out = []
         folder = self.root / table
-        listed = self.names(table)
-        if isinstance(self.root, Path):
-            # a merged source's events are all in a file of the same listing: merged sources
-            # (thousands, while they wait out their grace period) need not be searched
-            from store.compaction import retired_names   # compaction builds on this module
-
-            merged = retired_names(self, table, listed)
-            self.__dict__.setdefault("_retired_of", {})[table] = (listed, merged)   # for the trigger
-            listed = [n for n in listed if n not in merged] if merged else listed
+        # a merged source's events are all in a file of the same listing: merged sources
+        # (thousands, while they wait out their grace period) need not be searched
+        listed = self.listing(table).live
         live = set(listed)
         for name in listed:
             groups = cache.get(name)
@@ -733,7 +819,7 @@ class Store:
         return self.root / "_tmp" / f"commit-{commit_id}.parquet"
 
     def publish_file(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str,
-                     sha256: str | None = None) -> Path:
+                     sha256: str | None = None, *, merge: bool = False) -> Path:
         """Checksum, flush and rename a finished file from ``_tmp`` into ``table`` in one step.
 
         ``sha256``: the checksum of the file's bytes when the writer computed it (see
@@ -747,15 +833,29 @@ class Store:
                     sha.update(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        return self._rename_into(tmp, table, recorded_at, commit_id, sha256 or sha.hexdigest())
+        return self._rename_into(tmp, table, recorded_at, commit_id, sha256 or sha.hexdigest(), merge=merge)
 
-    def _rename_into(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str, sha: str) -> Path:
-        """Rename a flushed file into ``table`` under its commit name, and flush the folder."""
+    def _rename_into(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str, sha: str,
+                     *, merge: bool = False) -> Path:
+        """Rename a flushed file into ``table`` under its commit name, and flush the folder (the
+        writers' lock held). A listing kept that was current is extended by a commit's file; a
+        merge's changes which files are live, and the next listing is taken afresh."""
         root = cast(Path, self.root)   # local: both callers handle an object store before this
         stamp = recorded_at.strftime("%Y%m%dT%H%M%S%f")
         final = root / table / f"{stamp}Z-{commit_id}-{sha[:16]}.parquet"
+        old, new = self.changing(table)
+        kept = self.__dict__.get("_listings", {}).pop(table, None)
+        current = (kept is not None and not merge and old and kept.token == old
+                   and kept.mtime_ns == _mtime_ns(final.parent))
         os.replace(tmp, final)
         _fsync_dir(final.parent)
+        if current:
+            assert kept is not None
+            bisect.insort(kept.names, final.name)
+            if kept.live is not kept.names:
+                bisect.insort(kept.live, final.name)
+            kept.token, kept.mtime_ns = new, _mtime_ns(final.parent)
+            self.__dict__["_listings"][table] = kept
         return final
 
     def _put_file(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str) -> ObjectPath:

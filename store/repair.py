@@ -69,7 +69,8 @@ def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
 
     report = RepairReport()
     try:
-        with store.lock(timeout_s), FileLock(str(store.root / "_lock" / "compact.lock"), timeout=timeout_s):
+        # the compactor's lock first, as a compaction takes them (it publishes under the writers')
+        with FileLock(str(store.root / "_lock" / "compact.lock"), timeout=timeout_s), store.lock(timeout_s):
             for p in leftovers(store):
                 _remove(p)
                 report.removed.append(str(p))
@@ -82,6 +83,7 @@ def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
                 target = target_dir / path.name
                 if target.exists():
                     target = target_dir / f"{path.name}.{os.getpid()}"
+                store.changing(path.parent.name)      # kept listings are stale (see store.log.CHANGE_TOKEN)
                 shutil.move(str(path), str(target))
                 _fsync_dir(path.parent)
                 report.moved.append((finding, str(target)))

@@ -163,7 +163,7 @@ def test_s3_manifest_is_published_before_the_merged_file_and_a_failed_publish_re
     events_before, answers_before, names_before = events(store), answers(reader), store.names()
     seen: list[list[str]] = []
 
-    def dying_publish(tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str) -> Path:
+    def dying_publish(tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str, **_: object) -> Path:
         seen.append(s3_keys(root))
         raise OSError("the network went away")
 
