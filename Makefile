@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SIZE   ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test torture bench clean
+.PHONY: setup demo test test-scale torture bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/metricstore demo
 
+# Every test but the scale-out suites (S3 through a local moto server, Spark), which have their own
+# target: CI runs both.
 test: setup
-	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --ignore=tests/scale $(PYTEST_ARGS)
+
+test-scale: setup
+	$(BIN)/python -m pytest -q -n 2 tests/scale $(PYTEST_ARGS)
 
 # The full crash/fuzz campaign (>= 200 SIGKILLs of writers, compactions and scheduled ingests; 8 writers
 # + compactor + readers; 1,000 fuzzed inputs per property). TORTURE_ARGS=--json torture.json keeps the figures.
