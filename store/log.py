@@ -152,7 +152,7 @@ class Listing:
     Attributes:
         names: every committed file's name, sorted (oldest first).
         live: the names that are not merged sources (each of those has its events in a file of
-            the same listing, and waits out its grace period); ``names`` itself when none is.
+            the same listing, and waits out its grace period).
         oldest_manifest: when the oldest compaction manifest of the log was written (unix
             seconds), or None: the trigger deletes expired sources without listing manifests.
         token: the change token the listing is good for (see ``CHANGE_TOKEN``).
@@ -309,9 +309,11 @@ class Store:
         """The committed files of ``table``, its live files (not merged sources) among them.
 
         Kept while the log's change token and its folder's mtime stand (see ``CHANGE_TOKEN``), and
-        extended by this store's own commits: with the writers' lock held it is exact; without,
-        it is as old as any listing. An object store's is listed afresh each time, with every
-        file live (a dedup that searches a merged source too finds nothing new in it).
+        extended by this store's own commits. Call it with the writers' lock held, as the append
+        paths do: it is then exact. (One taken without the lock is kept too, and could miss a
+        change that fell between reading the token and listing, in the same clock tick as the
+        folder's last change.) An object store's is listed afresh each time, with every file live
+        (a dedup that searches a merged source too finds nothing new in it).
         """
         cache: dict[str, Listing] = self.__dict__.setdefault("_listings", {})
         if not isinstance(self.root, Path):
