@@ -40,8 +40,8 @@ def _copies(store: Store, year: int) -> int:
 
 
 def _in_another_process(root: Path, code: str) -> None:
-    script = f"from store import Store\nfrom store.compaction import compact, CompactionPolicy\n" \
-             f"from tests.store.test_compaction import event\nstore = Store({str(root)!r})\n" + textwrap.dedent(code)
+    script = f"from store import Store\nfrom tests.store.test_compaction import event\n" \
+             f"store = Store({str(root)!r})\n" + textwrap.dedent(code)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "METRICSTORE_AUTO_COMPACT": "0"})
     assert out.returncode == 0, out.stderr
