@@ -334,10 +334,13 @@ class Store:
             cache.pop(table, None)
         return got
 
+    def _token_path(self, table: str) -> str:
+        return os.path.join(self.root, "_lock", CHANGE_TOKEN.format(table=table))
+
     def _change_token(self, table: str) -> bytes:
         """The log's change token (empty when none was written yet: nothing is then kept)."""
         try:
-            with open(os.path.join(self.root, "_lock", CHANGE_TOKEN.format(table=table)), "rb") as fh:
+            with open(self._token_path(table), "rb") as fh:
                 return fh.read()
         except OSError:
             return b""
@@ -353,7 +356,7 @@ class Store:
         """
         if not isinstance(self.root, Path):
             return b"", b""
-        path = os.path.join(self.root, "_lock", CHANGE_TOKEN.format(table=table))
+        path = self._token_path(table)
         new = uuid.uuid4().bytes
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
