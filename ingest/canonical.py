@@ -142,15 +142,28 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     df = df.with_columns([pl.lit(None, pl.String).alias(c) for c in OPTIONAL if c not in cols])
 
     probs: list[pl.DataFrame] = []
+    # checks on one state of the frame (frames are immutable: a check sees the frame as it was
+    # when flagged), each state's checks run as one pass; only a check that fails selects its rows
+    pending: list[tuple[pl.DataFrame, pl.Expr, str, pl.Expr | str, pl.Expr | None]] = []
+
+    def run_checks() -> None:
+        if not pending:
+            return
+        frame = pending[0][0]
+        failed = frame.select([p[1].fill_null(False).any().alias(str(i)) for i, p in enumerate(pending)]).row(0)
+        for (_, mask, column, reason, value), bad in zip(pending, failed, strict=True):
+            if bad:
+                probs.append(frame.filter(mask.fill_null(False)).select(
+                    pl.col("__row"), pl.lit(column).alias("column"),
+                    (value if value is not None else pl.col(column)).cast(pl.String).alias("value"),
+                    (pl.lit(reason) if isinstance(reason, str) else reason).cast(pl.String).alias("reason"),
+                ))
+        pending.clear()
 
     def flag(mask: pl.Expr, column: str, reason: pl.Expr | str, value: pl.Expr | None = None) -> None:
-        sel = df.filter(mask.fill_null(False)).select(
-            pl.col("__row"), pl.lit(column).alias("column"),
-            (value if value is not None else pl.col(column)).cast(pl.String).alias("value"),
-            (pl.lit(reason) if isinstance(reason, str) else reason).cast(pl.String).alias("reason"),
-        )
-        if sel.height:
-            probs.append(sel)
+        if pending and pending[0][0] is not df:
+            run_checks()
+        pending.append((df, mask, column, reason, value))
 
     # -- size and presence -----------------------------------------------------------------
     for c in cols:
@@ -299,6 +312,8 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     if namespaced:
         warnings.append(f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
                         f"names, aggregation inferred (e.g. {', '.join(namespaced[:3])})")
+
+    run_checks()
 
     # -- conflicts within the batch --------------------------------------------------------
     key = ["entity", "metric", "segment", "__dims", "__start", "__end", "kind", "__base", "source",

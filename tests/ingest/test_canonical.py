@@ -191,6 +191,27 @@ def test_bad_row_gives_one_clear_line_and_commits_nothing(tmp_path: Path, name: 
     assert "0 added" in r.stdout and "1 rejected" in r.stdout
 
 
+def test_each_check_sees_the_values_as_they_stood_when_it_ran() -> None:
+    """Problems of every stage of the checks, in one batch, are each reported once; a check on
+    the text as read (a field's length) sees it before it is stripped."""
+    import polars as pl
+
+    from ingest.canonical import normalise
+    from ingest.readers import MAX_FIELD
+
+    base = {"entity": "acme", "metric": "revenue", "period": "FY2024", "value": "1", "unit": "USD",
+            "reported_at": "2025-02-01", "source": "s", "kind": "actual"}
+    rows = [{**base, "entity": "  " + "a" * (MAX_FIELD - 1)},    # too long as read, not once stripped
+            {**base, "kind": "rumour"}, {**base, "value": "twelve"}, {**base, "unit": "furlongs"},
+            {**base, "kind": "target", "reported_at": "2099-01-01"}, {**base, "metric": "margin"}]
+    df = pl.DataFrame(rows).with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
+    out = normalise(df, "f.csv", Catalog(), {})
+    assert sorted((p.row, p.column) for p in out.problems) == [
+        (2, "entity"), (3, "kind"), (4, "value"), (5, "unit"), (6, "reported_at")]
+    assert "too long" in out.problems[0].reason
+    assert out.events["__row"].to_list() == [7]
+
+
 def test_formula_like_text_is_kept_as_text(tmp_path: Path, store: Store, catalog: Catalog) -> None:
     rows = [fact(source_ref="=cmd|' /C calc'!A0", note="+SUM(A1)")]
     assert ingest_one(store, catalog, write_csv(tmp_path / "a.csv", rows)).added == 1
