@@ -17,7 +17,8 @@ import pytest
 from store import SchemaMismatch, Store
 from store import ids as ids_mod
 from store.ids import content_ids, hex_to_digests, hex_to_words, row_records, sha_rows, sha_rows_hex
-from store.log import _sort_order
+from store import log as log_mod
+from store.log import _IdSet, _sort_order
 from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS
 from store.verify import verify
 
@@ -159,6 +160,41 @@ def test_both_hashers_agree(width: int, monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setattr(ids_mod, "PY_HASH_WIDE_MAX", wide_max)
         assert sha_rows_hex(records).to_pylist() == want
         assert [bytes(d).hex() for d in sha_rows(records)] == want
+
+
+@pytest.mark.parametrize("run_max", [1 << 21, 700])
+def test_a_streams_id_set_answers_as_a_set_of_pairs(run_max: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream's id set (runs merged up to a size, a filter grown as ids come in) says of
+    each id what a plain set of (hi, lo) pairs says: repeats of earlier batches, ids sharing
+    their first 8 bytes but not their last, and new ids alike."""
+    monkeypatch.setattr(log_mod, "ID_RUN_MAX", run_max)
+    monkeypatch.setattr(log_mod, "ID_FILTER_BITS", (10, 32))      # grown a few times on the way
+    rng = np.random.default_rng(run_max)
+    seen: _IdSet = _IdSet()
+    plain: set[tuple[int, int]] = set()
+    for batch in range(40):
+        n = int(rng.integers(1, 400))
+        hi = rng.integers(0, 2**64, n, dtype=np.uint64)
+        lo = rng.integers(0, 2**64, n, dtype=np.uint64)
+        if plain:                                 # repeats, and near misses sharing hi
+            old = list(plain)
+            pick = rng.integers(0, len(old), min(n, 50))
+            hi[: len(pick)] = [old[i][0] for i in pick]
+            lo[: len(pick)] = [old[i][1] ^ (int(rng.integers(0, 2)) << 63) for i in pick]
+        pairs = list(dict.fromkeys(zip(hi.tolist(), lo.tolist(), strict=True)))     # a batch's own repeats go first
+        hi = np.array([p[0] for p in pairs], np.uint64)
+        lo = np.array([p[1] for p in pairs], np.uint64)
+        order = np.argsort(hi, kind="stable")
+        hi, lo = hi[order], lo[order]
+        found = seen.contains_sorted(hi, lo)
+        assert found.tolist() == [(h, l) in plain for h, l in zip(hi.tolist(), lo.tolist(), strict=True)], batch
+        seen.add_sorted(hi[~found], lo[~found])
+        plain.update((h, l) for h, l, f in zip(hi.tolist(), lo.tolist(), found.tolist(), strict=True) if not f)
+    assert seen.count == len(plain) and seen.bits > 13
+    assert sum(len(h) for h, _ in seen.levels) == len(plain)
+    assert all(len(h) <= max(run_max, 400) for h, _ in seen.levels)
+    if run_max < 1000:
+        assert len(seen.levels) > 3
 
 
 def test_declared_and_detected_constant_columns_give_the_same_ids(store: Store) -> None:
