@@ -337,9 +337,7 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
         present = np.zeros(bound, bool)
         present[key] = True
         distinct = np.flatnonzero(present)
-        slot = np.empty(bound, np.int64)
-        slot[distinct] = np.arange(len(distinct))
-        inverse = slot[key]
+        inverse = np.searchsorted(distinct, key)
         first = np.empty(len(distinct), np.int64)   # a row of each key (any: they agree)
         first[inverse] = np.arange(n)
     elif n:
