@@ -1061,20 +1061,21 @@ class _IdSet:
     def keys(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         return hex_to_words(ids)
 
-    def _slots(self, hi: np.ndarray) -> np.ndarray:
-        return hi >> np.uint64(64 - self.bits)
+    def _bits_of(self, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each id's filter bit: the byte that holds it and the bit's mask in that byte."""
+        slot = hi >> np.uint64(64 - self.bits)
+        return slot >> np.uint64(3), np.uint8(1) << (slot & np.uint64(7)).astype(np.uint8)
 
     def _mark(self, hi: np.ndarray) -> None:
-        slot = self._slots(hi)
-        np.bitwise_or.at(self.filter, slot >> np.uint64(3), np.uint8(1) << (slot & np.uint64(7)).astype(np.uint8))
+        np.bitwise_or.at(self.filter, *self._bits_of(hi))
 
     def contains_sorted(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Which pairs, sorted by ``hi``, the set holds."""
         found = np.zeros(len(hi), dtype=bool)
         if not self.count or not len(hi):
             return found
-        slot = self._slots(hi)
-        maybe = np.flatnonzero((self.filter[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
+        byte, mask = self._bits_of(hi)
+        maybe = np.flatnonzero(self.filter[byte] & mask)
         if len(maybe):
             m_hi, m_lo = hi[maybe], lo[maybe]          # (still sorted by hi)
             hit = np.zeros(len(maybe), dtype=bool)
