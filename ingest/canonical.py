@@ -144,14 +144,15 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     probs: list[pl.DataFrame] = []
     # checks on one state of the frame (frames are immutable: a check sees the frame as it was
     # when flagged), each state's checks run as one pass; only a check that fails selects its rows
-    pending: list[tuple[pl.DataFrame, pl.Expr, str, pl.Expr | str, pl.Expr | None]] = []
+    pending: list[tuple[pl.Expr, str, pl.Expr | str, pl.Expr | None]] = []
+    checked = df                  # the frame the pending checks were flagged on
 
     def run_checks() -> None:
         if not pending:
             return
-        frame = pending[0][0]
-        failed = frame.select([p[1].fill_null(False).any().alias(str(i)) for i, p in enumerate(pending)]).row(0)
-        for (_, mask, column, reason, value), bad in zip(pending, failed, strict=True):
+        frame = checked
+        failed = frame.select([p[0].fill_null(False).any().alias(str(i)) for i, p in enumerate(pending)]).row(0)
+        for (mask, column, reason, value), bad in zip(pending, failed, strict=True):
             if bad:
                 probs.append(frame.filter(mask.fill_null(False)).select(
                     pl.col("__row"), pl.lit(column).alias("column"),
@@ -161,9 +162,11 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         pending.clear()
 
     def flag(mask: pl.Expr, column: str, reason: pl.Expr | str, value: pl.Expr | None = None) -> None:
-        if pending and pending[0][0] is not df:
+        nonlocal checked
+        if pending and checked is not df:
             run_checks()
-        pending.append((df, mask, column, reason, value))
+        checked = df
+        pending.append((mask, column, reason, value))
 
     # -- size and presence -----------------------------------------------------------------
     for c in cols:
