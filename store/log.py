@@ -68,6 +68,11 @@ ROW_GROUP_ROWS = 32 * 1024
 #: Batches of a stream prepared at once (checked, sorted and hashed), ahead of the dedup and
 #: the write: preparing is the longest stage of the bulk path.
 PREPARERS = 2
+#: An events batch of at least this many rows is appended through the stream's pipeline, in
+#: slices of :data:`SLICE_ROWS` (four row groups): prepared on two threads while the slices
+#: before are deduplicated and written, instead of one pass after another over the whole batch.
+STREAM_MIN_ROWS = 256 * 1024
+SLICE_ROWS = 4 * ROW_GROUP_ROWS
 
 #: Events are written sorted by these (row groups then prune on a series' filter).
 SORT_KEYS = ("entity", "metric", "period_end")
@@ -413,6 +418,8 @@ class Store:
             SchemaMismatch: a required column is missing or a value breaks the schema.
             StoreBusy: another writer held the lock past the timeout.
         """
+        if table == "events" and batch.num_rows >= STREAM_MIN_ROWS:
+            return self._append_large(batch, run_id)
         prepared = self.prepare(batch, table=table, run_id=run_id)
         id_col = TABLES[table][1]
         ids = prepared.column(id_col)
@@ -434,6 +441,30 @@ class Store:
             raise StoreBusy(self.root, LOCK_TIMEOUT_S) from exc
         self._after_commit(table, path.name)
         return AppendResult(table, commit_id, prepared.num_rows, n_in - prepared.num_rows, path)
+
+    def _append_large(self, batch: pa.Table, run_id: str | None) -> AppendResult:
+        """:meth:`append` of a large events batch, through :meth:`append_stream`'s pipeline.
+
+        The batch is sorted as a whole first (when its keys already have the stored types: a
+        cast could tie rows the caller's values order), so the slices, and the file, come out
+        in the order one pass would give them, and the first of repeated events is the same
+        one. A slice refused by the checks is reported as the whole batch would be (a count of
+        empty values is the batch's, not the slice's)."""
+        keys = [batch.column(k) for k in SORT_KEYS if k in batch.column_names]
+        if len(keys) == len(SORT_KEYS) and all(
+                _value_type(k.type) == EVENT_SCHEMA.field(name).type for name, k in zip(SORT_KEYS, keys, strict=True)):
+            order = _sort_order([k.chunk(0) if k.num_chunks == 1 else k.combine_chunks() for k in keys])
+            if not np.array_equal(order, np.arange(batch.num_rows)):
+                batch = batch.take(pa.array(order))
+        try:
+            result = self.append_stream((batch.slice(at, SLICE_ROWS) for at in range(0, batch.num_rows, SLICE_ROWS)),
+                                        run_id=run_id)
+        except SchemaMismatch:
+            self.prepare(batch, run_id=run_id)     # raises the whole batch's account of it
+            raise
+        if result.path is not None:
+            self._after_commit("events", result.path.name)
+        return result
 
     def _after_commit(self, table: str, committed: str | None = None) -> None:
         """Compact when small files pile up (see ``store.compaction``); outside the writers' lock.
@@ -1239,6 +1270,11 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
         packed = (packed << np.uint64(b)) | rank
     packed = (packed << np.uint64(int(n - 1).bit_length())) | np.arange(n, dtype=np.uint64)
     return np.argsort(packed)
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    """A dictionary type's value type; any other type itself."""
+    return t.value_type if pa.types.is_dictionary(t) else t
 
 
 def _first_of_each(table: pa.Table, id_col: str) -> pa.Table:

@@ -113,6 +113,61 @@ def test_an_error_in_the_caller_s_iterator_commits_nothing(store: Store) -> None
     assert store.files() == before
 
 
+def large(n: int, seed: int) -> pa.Table:
+    """``n`` events in shuffled order, a tenth of them repeated later with another note (not
+    part of an event's identity), and periods as plain dates (no cast before the sort)."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(n)
+    years = 1950 + k % 70
+    t = pa.table({
+        "entity": pa.array([f"co{i:04d}" for i in (k // 70) % 997]),
+        "metric": pa.array(np.array(["revenue", "eps", "units"])[k // (70 * 997) % 3]),
+        "period_start": pa.array([dt.date(y, 1, 1) for y in years]),
+        "period_end": pa.array([dt.date(y, 12, 31) for y in years]),
+        "value": pa.array(k * 0.5),
+        "unit": pa.array(["USD"] * n),
+        "reported_at": pa.array([dt.date(y + 1, 3, 1) for y in years]),
+        "source": pa.array(["filing"] * n),
+        "note": pa.array(["first"] * n),
+    })
+    again = t.take(pa.array(rng.choice(n, n // 10, replace=False))).set_column(8, "note", pa.array(["again"] * (n // 10)))
+    both = pa.concat_tables([t, again])
+    return both.take(pa.array(rng.permutation(both.num_rows)))
+
+
+def test_a_large_append_stores_what_one_pass_over_the_batch_stores(store: Store) -> None:
+    batch = large(log_mod.STREAM_MIN_ROWS + 40_000, 3)
+    r = store.append(batch)
+    expected = log_mod._first_of_each(store.prepare(batch), "event_id")   # the one-pass computation
+    assert (r.added, r.already_present) == (expected.num_rows, batch.num_rows - expected.num_rows)
+    assert r.path is not None and store.files()[-1] == r.path
+    got = pq.read_table(r.path, columns=expected.column_names)
+    for col in ("event_id", "entity", "metric", "period_end", "value", "note"):    # the same rows, in the same order
+        assert got.column(col).to_pylist() == expected.column(col).to_pylist(), col
+    keys = list(zip(*(got.column(c).to_pylist() for c in log_mod.SORT_KEYS), strict=True))
+    assert keys == sorted(keys)                      # sorted as a whole, not slice by slice
+    first: dict[tuple[object, ...], str] = {}         # of repeated events, the first given is kept
+    for row in batch.select(["entity", "metric", "period_end", "value", "note"]).to_pylist():
+        first.setdefault((row["entity"], row["metric"], row["period_end"], row["value"]), row["note"])
+    kept = {(e, m, p, v): n for e, m, p, v, n in zip(*(got.column(c).to_pylist() for c in
+                                                       ("entity", "metric", "period_end", "value", "note")), strict=True)}
+    assert kept == first
+    assert "again" in kept.values()
+    assert store.append(batch).added == 0
+
+
+def test_a_large_append_refused_reports_the_whole_batch_and_commits_nothing(store: Store) -> None:
+    batch = large(log_mod.STREAM_MIN_ROWS + 40_000, 4)
+    before = store.files()
+    empty = np.zeros(batch.num_rows, bool)
+    empty[[5, log_mod.SLICE_ROWS + 7, batch.num_rows - 1]] = True     # in three different slices
+    unit = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), batch.column("unit"))
+    with pytest.raises(SchemaMismatch, match="3 row"):
+        store.append(batch.set_column(batch.schema.get_field_index("unit"), "unit", unit))
+    assert store.files() == before
+    assert [n for n in os.listdir(store.root / "_tmp") if n.startswith("commit-")] == []
+
+
 def test_the_packed_sort_gives_pc_sort_indices_order() -> None:
     rnd = random.Random(3)
     for trial in range(200):
