@@ -91,7 +91,7 @@ def decode(raw: bytes, file: str) -> str:
             return raw.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise BadFile(file, f"not valid UTF-16 text at byte {exc.start}") from None
-    if b"\x00" in raw.split(b"\n", 1)[0]:
+    if b"\x00" in raw[:_line_end(raw)]:
         raise BadFile(file, "not UTF-8 text: NUL bytes in the first line (UTF-16 or UTF-32 without a byte "
                             "order mark?); save the file as UTF-8", row=1)
     try:
@@ -100,6 +100,26 @@ def decode(raw: bytes, file: str) -> str:
         line = raw[: exc.start].count(b"\n") + 1
         raise BadFile(file, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
                             f"(save the file as UTF-8)", row=line) from None
+
+
+_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _line_end(raw: bytes) -> int:
+    end = raw.find(b"\n")
+    return len(raw) if end < 0 else end
+
+
+def utf8_bytes(raw: bytes, file: str) -> bytes:
+    """The file's text as UTF-8 bytes without a BOM, checked as :func:`decode` checks it: UTF-8
+    input is handed on as read (ASCII needs no decoding at all), other encodings are re-encoded."""
+    if raw.startswith(_WIDE_BOMS) or not raw.isascii():
+        text = decode(raw, file)
+        if raw.startswith(_WIDE_BOMS):
+            return text.encode("utf-8")
+    elif b"\x00" in raw[:_line_end(raw)]:
+        decode(raw, file)     # refuses it, in its words
+    return raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
 
 
 def _finish(df: pl.DataFrame, file: str, first_row: int) -> pl.DataFrame:
@@ -119,16 +139,15 @@ def read_csv(path: Path) -> pl.DataFrame:
     """A CSV file (comma, or tab for ``.tsv``), UTF-8 with or without BOM, or UTF-16 with BOM."""
     file = str(path)
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise BadFile(file, "is empty (expected a header row and data rows)")
-    text = decode(raw, file)
+    data = utf8_bytes(raw, file)
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    data = text.encode("utf-8")
     try:
-        df = pl.read_csv(io.BytesIO(data), infer_schema=False, separator=sep, has_header=True,
+        df = pl.read_csv(data, infer_schema=False, separator=sep, has_header=True,
                          quote_char='"', raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
-        raise _locate_csv_problem(text, file, sep) or BadFile(file, f"is not valid CSV: {str(exc).splitlines()[0]}") from None
+        raise _locate_csv_problem(decode(raw, file), file, sep) or BadFile(file, f"is not valid CSV: {str(exc).splitlines()[0]}") from None
     if len(df.columns) == 1 and sep == "," and "\t" in df.columns[0]:
         raise BadFile(file, "looks tab-separated; name it .tsv or use commas", row=1)
     return _finish(df, file, first_row=2)
