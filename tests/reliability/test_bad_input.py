@@ -49,6 +49,7 @@ def parquet_bytes(table: pa.Table, tmp: Path) -> bytes:
 FILES: list[tuple[str, str, object, str]] = [
     ("UTF-16 without a BOM", "a.csv", (HEADER + ROW).encode("utf-16-le"), "NUL bytes in the first line"),
     ("Windows-1252 smart quotes", "a.csv", (HEADER + "acme,revenue,FY2024,1,USD,2025-02-01,\u201cs\u201d\n").encode("cp1252"), "not UTF-8 text: byte 0x93"),
+    ("Latin-1 in the header", "a.csv", ("d\u00e9tail," + HEADER + "x," + ROW).encode("latin-1"), "not UTF-8 text: byte 0xe9"),
     ("only a BOM", "a.csv", codecs.BOM_UTF8, "is empty"),
     ("only whitespace", "a.csv", b"  \n\t\n \n", "is empty"),
     ("a column twice", "a.csv", (HEADER.strip() + ",VALUE\n" + ROW.strip() + ",2\n").encode(), "'value' appears twice"),
