@@ -97,21 +97,26 @@ def canonical_dims(text: str | None) -> str:
     return ";".join(f"{k}={out[k]}" for k in sorted(out))
 
 
-def _lookup(values: pl.Series, fn: Callable[[Any], str], dtype_ok: PolarsDataType) -> pl.DataFrame:
-    """Apply ``fn`` to each unique value once: returns key, ok value, error text."""
+def _lookup(values: pl.Series, fn: Callable[[Any], Any], key: str,
+            out: dict[str, PolarsDataType], err: str) -> pl.DataFrame:
+    """Apply ``fn`` to each unique value once: a frame of the value (column ``key``), what
+    ``fn`` gave (a column of ``out``, or a tuple of them; null where it failed) and the error
+    text (column ``err``), to join on ``key``."""
     keys: list[Any] = []
-    oks: list[str | None] = []
+    oks: list[tuple[Any, ...]] = []
     errs: list[str | None] = []
+    none = (None,) * len(out)
     for v in values.unique().to_list():
         keys.append(v)
         try:
-            oks.append(fn(v))
+            got = fn(v)
+            oks.append(got if len(out) > 1 else (got,))
             errs.append(None)
         except ValueError as exc:
-            oks.append(None)
+            oks.append(none)
             errs.append(str(exc))
-    return pl.DataFrame({"key": keys, "ok": oks, "err": errs},
-                        schema={"key": values.dtype, "ok": dtype_ok, "err": pl.String})
+    columns = {key: keys, **{name: [o[i] for o in oks] for i, name in enumerate(out)}, err: errs}
+    return pl.DataFrame(columns, schema={key: values.dtype, **out, err: pl.String})
 
 
 def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int],
@@ -206,6 +211,8 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     # -- numbers ---------------------------------------------------------------------------
     def number(col: str) -> tuple[pl.Expr, pl.Expr]:
         v = pl.col(col)
+        if not df.select(v.str.contains_any(["(", ","]).any()).item():
+            return v, v.str.contains(_NUMBER)      # no parentheses, no thousands: as written
         paren = v.str.contains(r"^\(.*\)$").fill_null(False)
         inner = pl.when(paren).then(v.str.slice(1, v.str.len_chars() - 2).str.strip_chars()).otherwise(v)
         inner = pl.when(inner.str.contains(_THOUSANDS)).then(inner.str.replace_all(",", "")).otherwise(inner)
@@ -221,22 +228,22 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     flag(pl.col("value_high").is_not_null() & ~pl.col("__hok"), "value_high", "is not a number")
 
     # -- units -----------------------------------------------------------------------------
-    units = _lookup(df["unit"].drop_nulls(), lambda u: (lambda p: f"{p.base}|{p.exponent}")(parse_unit(u)), pl.String)
-    df = df.join(units.rename({"key": "unit", "ok": "__unit", "err": "__unit_err"}), on="unit", how="left")
+    units = _lookup(df["unit"].drop_nulls(), lambda u: (lambda p: (p.base, p.exponent))(parse_unit(u)),
+                    "unit", {"__base": pl.String, "__exp": pl.Int64}, "__unit_err")
+    df = df.join(units, on="unit", how="left")
     flag(pl.col("__unit_err").is_not_null(), "unit", pl.col("__unit_err"))
-    df = df.with_columns(
-        pl.col("__unit").str.split("|").list.get(0, null_on_oob=True).alias("__base"),
-        pl.col("__unit").str.split("|").list.get(1, null_on_oob=True).cast(pl.Int64).alias("__exp"),
-    )
 
-    def scaled(text: str) -> pl.Expr:
+    def scaled(text: str, ok: str) -> pl.Expr:
+        if not df.select((pl.col(ok) & pl.col(text).str.contains("[eE]")).any()).item():
+            # no exponent written: the unit's is the number's (exact: the text is parsed once)
+            return (pl.col(text) + pl.lit("e") + pl.col("__exp").cast(pl.String)).cast(pl.Float64, strict=False)
         mant = pl.col(text).str.extract(r"^([+-]?[\d.]+)", 1)
         exp = pl.col(text).str.extract(r"[eE]([+-]?\d+)$", 1).cast(pl.Int64).fill_null(0) + pl.col("__exp")
         return (mant + pl.lit("e") + exp.cast(pl.String)).cast(pl.Float64, strict=False)
 
     df = df.with_columns(
-        pl.when(pl.col("__vok")).then(scaled("__v")).alias("__value"),
-        pl.when(pl.col("__hok")).then(scaled("__h")).alias("__value_high"),
+        pl.when(pl.col("__vok")).then(scaled("__v", "__vok")).alias("__value"),
+        pl.when(pl.col("__hok")).then(scaled("__h", "__hok")).alias("__value_high"),
     )
     for c, src in (("__value", "value"), ("__value_high", "value_high")):
         flag(pl.col(c).is_not_null() & ~pl.col(c).is_finite(), src, "is out of range")
@@ -248,24 +255,23 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
          & (pl.col("__value_high") < pl.col("__value")), "value_high", "is below value")
 
     # -- dims ------------------------------------------------------------------------------
-    dims = _lookup(df["dims"].fill_null(""), canonical_dims, pl.String)
-    df = df.with_columns(pl.col("dims").fill_null("")).join(
-        dims.rename({"key": "dims", "ok": "__dims", "err": "__dims_err"}), on="dims", how="left")
+    dims = _lookup(df["dims"].fill_null(""), canonical_dims, "dims", {"__dims": pl.String}, "__dims_err")
+    df = df.with_columns(pl.col("dims").fill_null("")).join(dims, on="dims", how="left")
     flag(pl.col("__dims_err").is_not_null(), "dims", pl.col("__dims_err"))
 
     # -- periods ---------------------------------------------------------------------------
     df = df.with_columns(pl.col("entity").replace_strict(fye, default=12, return_dtype=pl.Int64).alias("__fye"))
     df = df.with_columns((pl.col("period").fill_null("") + "|" + pl.col("__fye").cast(pl.String)).alias("__pkey"))
 
-    def parse_key(key: str) -> str:
+    def parse_key(key: str) -> tuple[dt.date | None, dt.date | None]:
         label, f = key.rsplit("|", 1)
         if not label:
-            return ""
+            return None, None
         p = parse_period(label, int(f))
-        return f"{p.start.isoformat()}|{p.end.isoformat()}"
+        return p.start, p.end
 
-    periods = _lookup(df["__pkey"], parse_key, pl.String)
-    df = df.join(periods.rename({"key": "__pkey", "ok": "__p", "err": "__p_err"}), on="__pkey", how="left")
+    periods = _lookup(df["__pkey"], parse_key, "__pkey", {"__p_start": pl.Date, "__p_end": pl.Date}, "__p_err")
+    df = df.join(periods, on="__pkey", how="left")
     flag(pl.col("__p_err").is_not_null(), "period", pl.col("__p_err").str.replace(r"^'.*?' ", ""))
     both = pl.col("period").is_not_null() & (pl.col("period_start").is_not_null() | pl.col("period_end").is_not_null())
     flag(both, "period", "give either period or period_start/period_end, not both")
@@ -275,13 +281,9 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         parsed = pl.col(c).str.to_date("%Y-%m-%d", strict=False)
         df = df.with_columns(pl.when(pl.col(c).str.contains(_DATE)).then(parsed).alias(f"__{c}"))
         flag(pl.col(c).is_not_null() & pl.col(f"__{c}").is_null(), c, "is not a date (YYYY-MM-DD)")
-    df = df.with_columns(
-        pl.when(pl.col("__p").is_not_null() & (pl.col("__p") != ""))
-        .then(pl.col("__p").str.split("|").list.get(0, null_on_oob=True).str.to_date("%Y-%m-%d", strict=False))
-        .otherwise(pl.col("__period_start")).alias("__start"),
-        pl.when(pl.col("__p").is_not_null() & (pl.col("__p") != ""))
-        .then(pl.col("__p").str.split("|").list.get(1, null_on_oob=True).str.to_date("%Y-%m-%d", strict=False))
-        .otherwise(pl.col("__period_end")).alias("__end"),
+    df = df.with_columns(   # a period label read, else the dates given (a label that failed is flagged)
+        pl.coalesce("__p_start", "__period_start").alias("__start"),
+        pl.coalesce("__p_end", "__period_end").alias("__end"),
     )
     flag(pl.col("__end") < pl.col("__start"), "period_end", "ends before the period starts")
     flag((pl.col("kind") == "actual") & (pl.col("__reported_at") < pl.col("__end")), "reported_at",
@@ -289,8 +291,8 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     flag(pl.col("__reported_at") > pl.lit(today + FUTURE_SLACK), "reported_at", "is in the future")
 
     # -- authority -------------------------------------------------------------------------
-    auth = _lookup(df["source"].drop_nulls(), catalog.authority_of, pl.String)
-    df = df.join(auth.rename({"key": "source", "ok": "__auth", "err": "__auth_err"}), on="source", how="left")
+    auth = _lookup(df["source"].drop_nulls(), catalog.authority_of, "source", {"__auth": pl.String}, "__auth_err")
+    df = df.join(auth, on="source", how="left")
     df = df.with_columns(pl.coalesce("authority", "__auth").alias("authority"))
 
     # -- metrics the catalog does not know -------------------------------------------------
@@ -322,10 +324,17 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     key = ["entity", "metric", "segment", "__dims", "__start", "__end", "kind", "__base", "source",
            "__reported_at", "op"]
     clean = df.filter(pl.col("__value").is_not_null() & pl.col("__start").is_not_null())
-    conflicts = (
-        clean.group_by(key).agg(pl.col("__value").n_unique().alias("n"), pl.col("__row"))
-        .filter(pl.col("n") > 1).explode("__row").select("__row")
-    )
+    # grouped first by a hash of the key (one column, not eleven): equal keys hash alike, so a
+    # batch with no hash group of two values has no conflict (nearly every batch); a group that
+    # has one is looked at by the key itself
+    by_hash = pl.DataFrame({"k": clean.select(key).hash_rows(), "v": clean["__value"]})
+    if by_hash.group_by("k").agg(pl.col("v").n_unique() > 1)["v"].any():
+        conflicts = (
+            clean.group_by(key).agg(pl.col("__value").n_unique().alias("n"), pl.col("__row"))
+            .filter(pl.col("n") > 1).explode("__row").select("__row")
+        )
+    else:
+        conflicts = clean.clear().select("__row")
     if conflicts.height:
         first = clean.join(conflicts, on="__row").group_by(key).agg(pl.col("__row").min().alias("__first"))
         flagged = clean.join(conflicts, on="__row").join(first, on=key)

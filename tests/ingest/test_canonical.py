@@ -23,7 +23,7 @@ def ingest_one(store: Store, catalog: Catalog, path: Path, **kw: object):
     return ingest_file(store, path, catalog=catalog, **kw)
 
 
-@pytest.mark.parametrize("value,unit,expected", [
+VALUES = [
     ("365906.4", "CNY m", 365906.4e6),
     ("365.9", "CNY bn", 365.9e9),
     ("20.9", "%", 0.209),
@@ -34,7 +34,10 @@ def ingest_one(store: Store, catalog: Catalog, path: Path, **kw: object):
     ("-0.7", "RMB bn", -0.7e9),
     ("1.5e3", "USD k", 1.5e6),
     ("30", "weeks", 30.0),
-])
+]
+
+
+@pytest.mark.parametrize("value,unit,expected", VALUES)
 def test_values_are_normalised_to_base_units_exactly(tmp_path: Path, store: Store, catalog: Catalog,
                                                      value: str, unit: str, expected: float) -> None:
     r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(value=value, unit=unit)]))
@@ -42,6 +45,18 @@ def test_values_are_normalised_to_base_units_exactly(tmp_path: Path, store: Stor
     t = store.read()
     assert t.column("value").to_pylist() == [expected]
     assert t.column("as_reported").to_pylist() == [f"{value} {unit}"]
+
+
+def test_each_value_of_a_mixed_batch_is_read_as_it_would_be_alone(tmp_path: Path, store: Store,
+                                                                   catalog: Catalog) -> None:
+    # plain numbers, thousands, parentheses and exponents in one file: how a column is read is
+    # chosen per batch (plain columns skip the other forms' passes), never at a row's expense
+    rows = [fact(value=v, unit=u, period=f"FY{2000 + i}", reported_at="2024-06-01") for i, (v, u, _) in enumerate(VALUES)]
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", rows))
+    assert r.ok and r.added == len(VALUES), r.problems
+    t = store.read()
+    got = dict(zip(t.column("as_reported").to_pylist(), t.column("value").to_pylist(), strict=True))
+    assert got == {f"{v} {u}": expected for v, u, expected in VALUES}
 
 
 @settings(max_examples=200, deadline=None)
