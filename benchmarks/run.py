@@ -138,8 +138,8 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     # store without maintenance does. A series now and as of a date run back to back, before the
     # whole view computed from the events (9 GB at 10 M) evicts the page cache: their ratio is a target
     paths = {**stores, "limit": sorted_file, "metricstore-computed": stores["metricstore"]}
-    for scenario, task, as_of, repeats in (("series_growth", "series", None, 10),
-                                           ("series_as_of", "series", AS_OF, 10),
+    for scenario, task, as_of, repeats in (("series_growth", "series", None, 30),
+                                           ("series_as_of", "series", AS_OF, 30),
                                            ("all_growth", "all", None, 3),
                                            ("all_as_of", "all", AS_OF, 3)):
         for system in (*systems, "metricstore-computed"):
