@@ -98,7 +98,8 @@ def _kind(t: pa.DataType) -> str:
 _WIDTH = {"date32": 4, "float": 8, "int": 8, "ticks": 8, "bool": 1}
 
 
-def _array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array (its only chunk as is; several chunks joined)."""
     if isinstance(col, pa.ChunkedArray):
         return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
     return col
@@ -121,7 +122,7 @@ def _packed_hex(arr: pa.Array) -> bytes | None:
 
 def hex_to_digests(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """32-hex-digit ids as an (n, 16) uint8 array of their bytes."""
-    arr = _array(ids)
+    arr = one_array(ids)
     if len(arr) == 0:
         return np.zeros((0, 16), np.uint8)
     raw = _packed_hex(arr)
@@ -171,7 +172,7 @@ def sha_rows_hex(records: np.ndarray) -> pa.Array:
     finally:
         cur.close()
     # DuckDB keeps the order of a plain projection over one registered table
-    return _array(out.column("h")).cast(pa.string())
+    return one_array(out.column("h")).cast(pa.string())
 
 
 def sha_rows(records: np.ndarray) -> np.ndarray:
@@ -272,8 +273,8 @@ def _fixed_pylist(arr: pa.Array, kind: str) -> list[int | float | bool | None]:
 
 def _row_records_small(table: pa.Table, cols: list[str], kinds: dict[str, str]) -> np.ndarray:
     """:func:`row_records` for a few rows, value by value (the same bytes; a test holds them equal)."""
-    strs = [_array(table.column(c)).to_pylist() for c in cols if kinds[c] == "str"]
-    fixed = [(_fixed_pylist(_array(table.column(c)), kinds[c]), _PACK[kinds[c]]) for c in cols if kinds[c] != "str"]
+    strs = [one_array(table.column(c)).to_pylist() for c in cols if kinds[c] == "str"]
+    fixed = [(_fixed_pylist(one_array(table.column(c)), kinds[c]), _PACK[kinds[c]]) for c in cols if kinds[c] != "str"]
     sha = hashlib.sha256
     out = []
     for i in range(table.num_rows):
@@ -306,7 +307,7 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
     codes: list[np.ndarray] = []
     tables: list[np.ndarray] = []
     for c in strs:
-        arr = _array(table.column(c))
+        arr = one_array(table.column(c))
         if pa.types.is_dictionary(arr.type):                 # encoded already (Store.prepare)
             one = c in constant or (len(arr.dictionary) == 1 and not arr.null_count)
             enc = arr.slice(0, 1) if n and one else arr
@@ -357,7 +358,7 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
     rec = np.empty(n, np.dtype(fields))               # packed: every byte is assigned below
     rec["k"] = np.ascontiguousarray(kdig[inverse]).view("V16").reshape(-1)
     for j, c in enumerate(fixed):
-        arr = _array(table.column(c))
+        arr = one_array(table.column(c))
         rec[f"t{j}"] = pc.is_valid(arr).to_numpy(zero_copy_only=False) if arr.null_count else 1
         rec[f"v{j}"] = _fixed_values(arr, kinds[c])
     return rec.view(np.uint8).reshape(n, rec.dtype.itemsize)

@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, object_root, staging_path
-from store.ids import content_ids, hex_to_digests, hex_to_words, warm_hasher
+from store.ids import content_ids, hex_to_digests, hex_to_words, one_array, warm_hasher
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
     DEFAULTS,
@@ -453,7 +453,7 @@ class Store:
         keys = [batch.column(k) for k in SORT_KEYS if k in batch.column_names]
         if len(keys) == len(SORT_KEYS) and all(
                 _value_type(k.type) == EVENT_SCHEMA.field(name).type for name, k in zip(SORT_KEYS, keys, strict=True)):
-            order = _sort_order([k.chunk(0) if k.num_chunks == 1 else k.combine_chunks() for k in keys])
+            order = _sort_order([one_array(k) for k in keys])
             if not np.array_equal(order, np.arange(batch.num_rows)):
                 batch = batch.take(pa.array(order))
         try:
@@ -515,7 +515,7 @@ class Store:
                         col = col.cast(field.type)
                     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                         raise SchemaMismatch(field.name, f"cannot be read as {field.type}: {exc}") from exc
-                col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+                col = one_array(col)
                 if field.name in DEFAULTS and table == "events":
                     if col.null_count:
                         col = pc.fill_null(col, DEFAULTS[field.name])
