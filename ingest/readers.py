@@ -113,12 +113,10 @@ def _line_end(raw: bytes) -> int:
 def utf8_bytes(raw: bytes, file: str) -> bytes:
     """The file's text as UTF-8 bytes without a BOM, checked as :func:`decode` checks it: UTF-8
     input is handed on as read (ASCII needs no decoding at all), other encodings are re-encoded."""
-    if raw.startswith(_WIDE_BOMS) or not raw.isascii():
-        text = decode(raw, file)
-        if raw.startswith(_WIDE_BOMS):
-            return text.encode("utf-8")
-    elif b"\x00" in raw[:_line_end(raw)]:
-        decode(raw, file)     # refuses it, in its words
+    if raw.startswith(_WIDE_BOMS):
+        return decode(raw, file).encode("utf-8")
+    if not raw.isascii() or b"\x00" in raw[:_line_end(raw)]:
+        decode(raw, file)     # checks it (ASCII without NUL bytes needs no check)
     return raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
 
 
