@@ -1066,9 +1066,12 @@ def _sorted_contains(l_hi: np.ndarray, l_lo: np.ndarray, hi: np.ndarray, lo: np.
 #: A run of the stream's id set is merged with the next no further than this many ids: past it a
 #: merge moves more memory than the searches it saves cost (the filter keeps searches rare).
 ID_RUN_MAX = 1 << 21
-#: The id set's filter has about 8 bits an id (one id in nine that is new gets searched for),
-#: from 2^24 bits (2 MB, its pages touched as used), up to 2^32 bits (512 MB: 500 M ids).
+#: The id set's filter has 32 to 64 bits an id (one id in 40 to 60 that is new gets searched
+#: for: each search reads a few runs of up to 16 MB, at about 0.5 us a run, more than marking
+#: and testing a bit costs), from 2^24 bits (2 MB, its pages touched as used) up to 2^32 bits
+#: (512 MB: 134 M ids at 32 bits each, more with more false hits).
 ID_FILTER_BITS = (24, 32)
+ID_FILTER_DENSITY = 32
 
 
 class _IdSet:
@@ -1118,7 +1121,7 @@ class _IdSet:
     def add_sorted(self, hi: np.ndarray, lo: np.ndarray) -> None:
         """Add pairs sorted by ``hi`` (the search walks equal his)."""
         self.count += len(hi)
-        bits = min(max(ID_FILTER_BITS[0], int(8 * self.count - 1).bit_length()), ID_FILTER_BITS[1])
+        bits = min(max(ID_FILTER_BITS[0], int(ID_FILTER_DENSITY * self.count - 1).bit_length()), ID_FILTER_BITS[1])
         if bits > self.bits:                  # a larger filter: every id marked again
             self.bits, self.filter = bits, np.zeros(1 << (bits - 3), np.uint8)
             for l_hi, _ in self.levels:
