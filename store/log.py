@@ -1066,11 +1066,11 @@ def _sorted_contains(l_hi: np.ndarray, l_lo: np.ndarray, hi: np.ndarray, lo: np.
 #: A run of the stream's id set is merged with the next no further than this many ids: past it a
 #: merge moves more memory than the searches it saves cost (the filter keeps searches rare).
 ID_RUN_MAX = 1 << 21
-#: The id set's filter has 32 to 64 bits an id (one id in 40 to 60 that is new gets searched
-#: for: each search reads a few runs of up to 16 MB, at about 0.5 us a run, more than marking
-#: and testing a bit costs), from 2^24 bits (2 MB, its pages touched as used) up to 2^32 bits
-#: (512 MB: 134 M ids at 32 bits each, more with more false hits).
+#: The id set's filter: from 2^24 bits (2 MB, its pages touched as used) up to 2^32 bits (512 MB).
 ID_FILTER_BITS = (24, 32)
+#: Bits of the filter an id, at least (at most twice as many: the filter is a power of two), up
+#: to 134 M ids. One new id in 30 to 60 is then searched for in the runs: a search reads a few
+#: runs of up to 16 MB at about 0.5 us a run, far more than marking and testing a bit costs.
 ID_FILTER_DENSITY = 32
 
 
@@ -1078,11 +1078,11 @@ class _IdSet:
     """The ids a stream has written so far: pairs of uint64 (an id's first and last 8 bytes).
 
     Runs of pairs sorted by hi, merged like a log-structured tree up to :data:`ID_RUN_MAX` ids a
-    run, and a filter: a bitmap over the top bits of hi, about 8 bits an id. A clear bit proves an
+    run, and a filter: a bitmap over the top bits of hi, 32 to 64 bits an id. A clear bit proves an
     id absent, so only the few ids whose bit is set are searched for in the runs.
 
-    16 bytes an id and no Python object per id: a 10 M-event stream dedups across its batches in
-    about 176 MB, with integer searches instead of string ones.
+    20 to 24 bytes an id and no Python object per id: a 10 M-event stream dedups across its
+    batches in about 200-240 MB, with integer searches instead of string ones.
     """
 
     def __init__(self) -> None:
