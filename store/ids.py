@@ -3,8 +3,8 @@
 An id is the first 128 bits of a SHA-256, written as 32 lowercase hex digits. It depends only on
 the values of the identity columns (never on time, run or commit), so the same content yields the
 same id on every run, platform and library version: the encoding below is fixed byte for byte and
-SHA-256 is a standard (the bulk path hashes in DuckDB, the small path with :mod:`hashlib`; a test
-holds the two, and an independent plain-Python rendering of this specification, equal).
+SHA-256 is a standard (many values are hashed in one call of polars-hash, a few with :mod:`hashlib`;
+a test holds the two, and an independent plain-Python rendering of this specification, equal).
 
 Encoding (version 2), over the identity columns in their declared order, split into the
 variable-width columns (strings) and the fixed-width ones (dates, numbers, booleans):
@@ -31,52 +31,28 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
-import os
 import struct
-import threading
 from collections.abc import Collection, Iterable
 from typing import cast
 
-import duckdb
 import numpy as np
+import polars as pl
+import polars_hash as plh
 import pyarrow as pa
 import pyarrow.compute as pc
 
 ID_TAG = b"metricstore/id/v2"
-#: Up to this many records are hashed with hashlib in Python; more in DuckDB (parallel, no GIL).
-PY_HASH_MAX = 256
-#: Records longer than two SHA-256 blocks (key records), up to this many, are hashed with hashlib
-#: too: per block its SHA instructions beat DuckDB's portable SHA-256 by more than the call costs.
-PY_HASH_WIDE_MAX = 16_384
+#: Up to this many values are hashed with hashlib in Python (about 0.35 us a value, one call
+#: each); more in one call of polars-hash (about 25 us a call, then 0.15 us a value, no GIL).
+PY_HASH_MAX = 128
 #: Up to this many rows, records are built in plain Python (a single append): the vectorised
 #: path's fixed cost per column (encoding, compute calls) is larger than the work itself.
 PY_RECORDS_MAX = 16
-#: Rows per Arrow batch handed to DuckDB (DuckDB hashes batches in parallel).
-DUCK_CHUNK = 16_384
-#: Rows per Arrow batch DuckDB hands back.
-DUCK_OUT_ROWS = 1_000_000
-
-_LOCK = threading.Lock()
-_CON: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
 _NIBBLE = np.zeros(256, np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _NIBBLE[_c] = _i
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-
-
-def _cursor() -> duckdb.DuckDBPyConnection:
-    """A cursor on this process's hashing connection (a forked child opens its own)."""
-    global _CON
-    with _LOCK:
-        if _CON is None or _CON[0] != os.getpid():
-            _CON = (os.getpid(), duckdb.connect())
-        return _CON[1].cursor()
-
-
-def warm_hasher() -> None:
-    """Open this process's hashing session ahead of its first use (it takes ~20 ms)."""
-    _cursor().close()
 
 
 def _kind(t: pa.DataType) -> str:
@@ -152,35 +128,20 @@ def digests_to_hex(d: np.ndarray) -> pa.Array:
     return fixed.cast(pa.binary()).cast(pa.string())
 
 
-def _in_python(n: int, width: int) -> bool:
-    """Whether ``n`` records of ``width`` bytes are hashed faster with hashlib than in DuckDB."""
-    return n <= PY_HASH_MAX or (width > 119 and n <= PY_HASH_WIDE_MAX)
-
-
-def _duck_sha256_hex(values: pa.Array) -> np.ndarray:
-    """SHA-256 of each (non-null) value, blob or text, hashed in DuckDB (batches in parallel, no
-    GIL): the first 32 of its 64 hex digits, as an (n, 32) uint8 array of ASCII.
-
-    The digits are cut in numpy (a view, then one copy) rather than by ``left()`` in SQL, whose
-    per-row Unicode walk costs DuckDB about as much again as the hex it cuts."""
+def _sha256_hex(values: pa.Array) -> np.ndarray:
+    """SHA-256 of each (non-null) value, blob or text, in one call of polars-hash (Rust, the GIL
+    released): the first 32 of its 64 hex digits, as an (n, 32) uint8 array of ASCII."""
     if len(values) == 0:
         return np.zeros((0, 32), np.uint8)
-    cur = _cursor()
-    try:
-        cur.register("vals", pa.Table.from_batches(pa.table({"v": values}).to_batches(max_chunksize=DUCK_CHUNK)))
-        out = cur.sql("SELECT sha256(v) AS h FROM vals").to_arrow_table(batch_size=DUCK_OUT_ROWS)
-    finally:
-        cur.close()
-    # DuckDB keeps the order of a plain projection over one registered table
-    parts = []
-    for chunk in out.column("h").chunks:
-        chunk = chunk.cast(pa.string())
-        offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
-        digits = np.frombuffer(chunk.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
-        if chunk.null_count or len(digits) != 64 * len(chunk):
-            raise ValueError("DuckDB's sha256 returned something other than 64 hex digits a value")
-        parts.append(digits.reshape(-1, 64)[:, :32])
-    return np.concatenate(parts)
+    hexed = pl.Series("v", values).to_frame().select(plh.col("v").chash.sha2_256()).to_series()
+    out = hexed.to_arrow(compat_level=pl.CompatLevel.oldest())     # one array, 64-bit offsets
+    if out.type != pa.large_string():
+        out = out.cast(pa.large_string())
+    offsets = np.frombuffer(out.buffers()[1], np.int64)[out.offset:out.offset + len(out) + 1]
+    digits = np.frombuffer(out.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    if out.null_count or len(out) != len(values) or len(digits) != 64 * len(out):
+        raise ValueError("sha2_256 gave something other than 64 hex digits a value")
+    return digits.reshape(-1, 64)[:, :32]
 
 
 def _hex_strings(digits: np.ndarray) -> pa.Array:
@@ -192,22 +153,25 @@ def _hex_strings(digits: np.ndarray) -> pa.Array:
 
 def _hex_digests(digits: np.ndarray) -> np.ndarray:
     """An (n, 32) uint8 array of ASCII hex digits as an (n, 16) uint8 array of their bytes."""
-    return np.frombuffer(binascii.unhexlify(np.ascontiguousarray(digits)), np.uint8).reshape(-1, 16)
+    return np.frombuffer(binascii.unhexlify(np.ascontiguousarray(digits).data), np.uint8).reshape(-1, 16)
 
 
-def _duck_records(records: np.ndarray) -> pa.Array:
+def _blobs(records: np.ndarray) -> pa.Array:
+    """The rows of an (n, w) uint8 array as n binary values."""
     n, w = records.shape
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(w), n, [None, pa.py_buffer(np.ascontiguousarray(records))])
+    offsets = np.arange(0, w * n + 1, w, dtype=np.int32)
+    return pa.BinaryArray.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
+                                                        pa.py_buffer(np.ascontiguousarray(records))])
 
 
 def sha_rows_hex(records: np.ndarray) -> pa.Array:
     """SHA-256 of every row of an (n, w) uint8 array, first 16 bytes as 32 hex digits."""
     n, w = records.shape
-    if _in_python(n, w):
+    if n <= PY_HASH_MAX:
         sha = hashlib.sha256
         buf = records.tobytes()
         return pa.array([sha(buf[i:i + w]).hexdigest()[:32] for i in range(0, n * w, w)], pa.string())
-    return _hex_strings(_duck_sha256_hex(_duck_records(records)))
+    return _hex_strings(_sha256_hex(_blobs(records)))
 
 
 def sha_rows(records: np.ndarray) -> np.ndarray:
@@ -215,12 +179,12 @@ def sha_rows(records: np.ndarray) -> np.ndarray:
     n, w = records.shape
     if n == 0:
         return np.zeros((0, 16), np.uint8)
-    if _in_python(n, w):
+    if n <= PY_HASH_MAX:
         sha = hashlib.sha256
         buf = records.tobytes()
         return np.frombuffer(b"".join([sha(buf[i:i + w]).digest()[:16] for i in range(0, n * w, w)]),
                              np.uint8).reshape(n, 16)
-    return _hex_digests(_duck_sha256_hex(_duck_records(records)))
+    return _hex_digests(_sha256_hex(_blobs(records)))
 
 
 def _string_digests(values: pa.Array) -> np.ndarray:
@@ -232,7 +196,7 @@ def _string_digests(values: pa.Array) -> np.ndarray:
         sha = hashlib.sha256
         return np.frombuffer(b"".join([sha(v.encode()).digest()[:16] for v in values.to_pylist()]),
                              np.uint8).reshape(n, 16)
-    return _hex_digests(_duck_sha256_hex(values.cast(pa.string())))
+    return _hex_digests(_sha256_hex(values))
 
 
 _DTYPE = {"date32": "<i4", "float": "<f8", "int": "<i8", "ticks": "<i8", "bool": "u1"}

@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, object_root, staging_path
-from store.ids import content_ids, hex_to_digests, hex_to_words, one_array, warm_hasher
+from store.ids import content_ids, hex_to_digests, hex_to_words, one_array
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
     DEFAULTS,
@@ -759,8 +759,6 @@ class Store:
         recorded_at, commit_id = _now(), uuid.uuid4().hex
         tmp = self.tmp_path(commit_id)
         seen = _IdSet()
-        # the hashing session opens while the first batch is read and checked, not after
-        threading.Thread(target=warm_hasher, name="metricstore-warm", daemon=True).start()
         n_in = added = 0
         try:
             with self.lock():

@@ -210,24 +210,21 @@ def test_hex_ids_read_back_to_their_bytes() -> None:
 def test_both_hashers_agree(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
     records = np.random.default_rng(width).integers(0, 256, (600, width), dtype=np.uint8)
     want = [hashlib.sha256(r.tobytes()).hexdigest()[:32] for r in records]
-    monkeypatch.setattr(ids_mod, "DUCK_OUT_ROWS", 256)         # DuckDB's answer in several batches
-    for py_max, wide_max in ((0, 0), (10_000, 10_000)):      # DuckDB, then hashlib
+    for py_max in (0, 10_000):                               # polars-hash, then hashlib
         monkeypatch.setattr(ids_mod, "PY_HASH_MAX", py_max)
-        monkeypatch.setattr(ids_mod, "PY_HASH_WIDE_MAX", wide_max)
         assert sha_rows_hex(records).to_pylist() == want
         assert [bytes(d).hex() for d in sha_rows(records)] == want
 
 
-def test_text_values_hash_alike_in_duckdb_and_hashlib(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many distinct strings (their digests taken in DuckDB) give the ids a few do (hashlib)."""
+def test_text_values_hash_alike_batched_and_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many distinct strings (their digests taken in one polars-hash call) give the ids hashlib
+    gives them one by one."""
     names = [f"entity {i} \u00e9\u4e2d" if i % 3 else f"e{i}" for i in range(700)]
     table = pa.table({"entity": names, "value": np.arange(700, dtype=np.float64)})
-    monkeypatch.setattr(ids_mod, "DUCK_OUT_ROWS", 300)
-    in_duckdb = content_ids(table, ["entity", "value"]).to_pylist()
+    batched = content_ids(table, ["entity", "value"]).to_pylist()
     monkeypatch.setattr(ids_mod, "PY_HASH_MAX", 10_000)
-    monkeypatch.setattr(ids_mod, "PY_HASH_WIDE_MAX", 10_000)
-    assert in_duckdb == content_ids(table, ["entity", "value"]).to_pylist()
-    assert len(set(in_duckdb)) == 700
+    assert batched == content_ids(table, ["entity", "value"]).to_pylist()
+    assert len(set(batched)) == 700
 
 
 @pytest.mark.parametrize("run_max", [1 << 21, 700])

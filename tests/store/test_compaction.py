@@ -218,7 +218,7 @@ def spec_id(row: dict[str, object], types: dict[str, str]) -> str:
 @example(rows=[("", -0.0, None, None, None, None), ("\u00e9", 0.0, dt.date(1969, 12, 31), "", -1, False)])
 def test_small_batches_hash_to_the_same_ids_as_large_ones(
         rows: list[tuple[str, float | None, dt.date | None, str | None, int | None, bool | None]]) -> None:
-    """A few rows are encoded value by value, many vectorised, more still hashed in DuckDB: the
+    """A few rows are encoded value by value, many vectorised, more still hashed in one batched call: the
     three give the ids the specification gives, for every kind of column, NULLs included."""
     table = pa.table({"entity": pa.array([r[0] for r in rows], pa.string()),
                       "value": pa.array([r[1] for r in rows], pa.float64()),
@@ -231,7 +231,7 @@ def test_small_batches_hash_to_the_same_ids_as_large_ones(
              "flag": "bool"}
     expected = [spec_id(r, types) for r in table.to_pylist()]
     assert content_ids(table, cols).to_pylist() == expected
-    for copies in (20, 400):                            # vectorised, then past hashlib's limit: DuckDB
+    for copies in (20, 400):                            # vectorised, then past hashlib's limit: polars-hash
         big = pa.concat_tables([table] * copies)
         assert content_ids(big, cols).to_pylist()[: len(rows)] == expected
     assert set(IDENTITY_COLUMNS) >= {"entity", "value", "period_end", "source_ref"}
