@@ -1162,6 +1162,10 @@ class _HashingSink(io.RawIOBase):
         super().close()
 
 
+#: Bytes the stream's Parquet writer gathers before handing them to the hashing file.
+SINK_BUFFER = 4 << 20
+
+
 class _BackgroundWriter:
     """Writes tables as row groups of one Parquet file in a thread; ``close`` waits for it and
     returns the file's SHA-256.
@@ -1173,6 +1177,7 @@ class _BackgroundWriter:
     def __init__(self, path: Path, schema: pa.Schema, options: dict[str, Any]) -> None:
         self.path, self.schema, self.options = path, schema, options
         self.sink: _HashingSink | None = None
+        self.stream: pa.NativeFile | None = None
         self.writer: pq.ParquetWriter | None = None
         self.error: BaseException | None = None
         self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
@@ -1189,7 +1194,10 @@ class _BackgroundWriter:
             try:
                 if self.writer is None:
                     self.sink = _HashingSink(self.path)
-                    self.writer = pq.ParquetWriter(self.sink, self.schema, **self.options)
+                    # the writer's many small writes (a few per page) gather in a native buffer:
+                    # Python (and the GIL) sees one write of SINK_BUFFER bytes at a time
+                    self.stream = pa.BufferedOutputStream(pa.PythonFile(self.sink, mode="w"), SINK_BUFFER)
+                    self.writer = pq.ParquetWriter(self.stream, self.schema, **self.options)
                 self.writer.write_table(item, row_group_size=ROW_GROUP_ROWS)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 self.error = exc
@@ -1209,6 +1217,8 @@ class _BackgroundWriter:
                     self.writer.add_key_value_metadata({**_unstored_metadata(self.schema, self.options), **metadata})
                 self.writer.close()
         finally:
+            if self.stream is not None:
+                self.stream.close()
             if self.sink is not None:
                 self.sink.close()
         if self.error is not None:
