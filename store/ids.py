@@ -22,7 +22,7 @@ variable-width columns (strings) and the fixed-width ones (dates, numbers, boole
 
 Every field is tagged and fixed in width, so the encoding is unambiguous ('' and NULL differ,
 no separator can be forged). Strings are hashed once per distinct value and key records once per
-distinct combination, so the cost per row is one SHA-256 of one 64-byte block (events: 48 bytes).
+distinct combination, so the cost per row is one SHA-256 of one 64-byte block (events: 49 bytes).
 No value is ever converted to text.
 """
 
