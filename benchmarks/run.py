@@ -6,7 +6,6 @@ its own; times are taken inside the worker, around the work alone (not the inter
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -38,6 +37,9 @@ def log(msg: str) -> None:
 APPEND_ROUNDS = 4
 #: Bulk ingests (each a run) likewise, at every size.
 BULK_ROUNDS = 3
+#: One-series queries: processes per scenario and system, and measured calls in each.
+SERIES_ROUNDS = 3
+SERIES_REPEATS = 20
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -138,23 +140,37 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     # store without maintenance does. A series now and as of a date run back to back, before the
     # whole view computed from the events (9 GB at 10 M) evicts the page cache: their ratio is a target
     paths = {**stores, "limit": sorted_file, "metricstore-computed": stores["metricstore"]}
-    for scenario, task, as_of, repeats in (("series_growth", "series", None, 30),
-                                           ("series_as_of", "series", AS_OF, 30),
-                                           ("all_growth", "all", None, 3),
-                                           ("all_as_of", "all", AS_OF, 3)):
+
+    def query(task: str, system: str, as_of: dt.date | None, repeats: int) -> dict[str, Any] | None:
+        computed = system == "metricstore-computed"
+        try:
+            return worker({"task": task, "system": "metricstore" if computed else system,
+                           "path": str(paths[system]),
+                           "entity": shape.probe_entity, "as_of": as_of.isoformat() if as_of else None,
+                           "repeats": repeats, "env": {"METRICSTORE_SNAPSHOTS": "0"} if computed else {}})
+        except RuntimeError as exc:
+            if system in ("limit", "metricstore", "metricstore-computed"):
+                raise
+            log(f"{task} {system}: not measured ({str(exc).splitlines()[-1][:200]})")
+            return None
+
+    # one series, now and as of a date: SERIES_ROUNDS processes each, the scenarios and systems
+    # taking turns, their calls pooled (a process's median of a few-ms query moves by 10-20 %
+    # from one process to the next: one process each made the as-of ratio a draw of that jitter)
+    pooled: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for _ in range(SERIES_ROUNDS):
+        for scenario, as_of in (("series_growth", None), ("series_as_of", AS_OF)):
+            for system in (*systems, "metricstore-computed"):
+                if (out := query("series", system, as_of, SERIES_REPEATS)) is not None:
+                    pooled.setdefault((scenario, system), []).append(out)
+    for (scenario, system), outs in pooled.items():
+        record(results, scenario, size, system,
+               {"times": [t for o in outs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in outs)},
+               rows=outs[0]["rows"])
+    for scenario, as_of in (("all_growth", None), ("all_as_of", AS_OF)):
         for system in (*systems, "metricstore-computed"):
-            computed = system == "metricstore-computed"
-            try:
-                out = worker({"task": task, "system": "metricstore" if computed else system,
-                              "path": str(paths[system]),
-                              "entity": shape.probe_entity, "as_of": AS_OF.isoformat() if as_of else None,
-                              "repeats": repeats, "env": {"METRICSTORE_SNAPSHOTS": "0"} if computed else {}})
-            except RuntimeError as exc:
-                if system in ("limit", "metricstore", "metricstore-computed"):
-                    raise
-                log(f"{scenario} {system}: not measured ({str(exc).splitlines()[-1][:200]})")
-                continue
-            record(results, scenario, size, system, out, rows=out["rows"])
+            if (out := query("all", system, as_of, 3)) is not None:
+                record(results, scenario, size, system, out, rows=out["rows"])
 
     # 2. single-event appends on the N-event store, in rounds that take turns between the systems:
     # an fsync's cost follows the disk's state (what earlier scenarios left to write back), so no
