@@ -145,7 +145,7 @@ def _sha256_hex(values: pa.Array) -> np.ndarray:
 
 
 def _hex_strings(digits: np.ndarray) -> pa.Array:
-    """An (n, 32) uint8 array of ASCII hex digits as a string array (no copy)."""
+    """An (n, 32) uint8 array of ASCII hex digits as a string array (the digits copied at most once)."""
     n = len(digits)
     offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(digits)))

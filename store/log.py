@@ -1217,10 +1217,12 @@ class _BackgroundWriter:
                     self.writer.add_key_value_metadata({**_unstored_metadata(self.schema, self.options), **metadata})
                 self.writer.close()
         finally:
-            if self.stream is not None:
-                self.stream.close()
-            if self.sink is not None:
-                self.sink.close()
+            try:
+                if self.stream is not None:
+                    self.stream.close()           # the buffer's last bytes, into the hashing file
+            finally:
+                if self.sink is not None:
+                    self.sink.close()
         if self.error is not None:
             raise self.error
         return self.sink.sha.hexdigest() if self.sink is not None else None

@@ -4,9 +4,13 @@ computation gives (the same rows, ids, order and dedup), only cheaper."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -326,3 +330,41 @@ def test_an_empty_batch_adds_nothing(tmp_path_factory: pytest.TempPathFactory) -
     for r in (store.append(empty), store.append_stream(iter([empty])), store.append_stream(iter([]))):
         assert (r.added, r.already_present, r.commit_id) == (0, 0, None)
     assert stored(store) == before
+
+
+WRITE_REFUSED = """
+import resource, signal, sys
+import numpy as np, pyarrow as pa
+from store import Store
+store = Store(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)        # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+n = 100_000
+batches = (pa.table({"entity": [f"co{i % 500}" for i in range(b * n, (b + 1) * n)], "metric": ["revenue"] * n,
+                     "period_start": pa.array(np.full(n, 0, "datetime64[D]")),
+                     "period_end": pa.array(np.arange(b * n, (b + 1) * n).astype("datetime64[D]")),
+                     "value": np.random.default_rng(b).random(n), "unit": ["USD"] * n,
+                     "reported_at": pa.array(np.full(n, 20000, "datetime64[D]")), "source": ["feed"] * n})
+           for b in range(4))
+try:
+    store.append_stream(batches)
+except OSError as exc:
+    print("refused", exc.errno)
+"""
+
+
+def test_a_stream_the_disk_refuses_half_way_commits_nothing(tmp_path: Path) -> None:
+    """A real process whose files may not grow past 1 MB streams about 8 MB of events: the write
+    fails part-way through the file, the error reaches the caller, and the store is as it was
+    (no commit, no temporary file left; the events already there still read back)."""
+    root = tmp_path / "s"
+    store = Store.create(root)
+    store.append(rows(50, 1))
+    before = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "_lock" not in p.parts)
+    run = subprocess.run([sys.executable, "-c", WRITE_REFUSED, str(root)], capture_output=True, text=True,
+                         timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["refused", str(errno.EFBIG)], run.stdout + run.stderr
+    after = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "_lock" not in p.parts)
+    assert after == before
+    assert Store(root).read().num_rows == 50
