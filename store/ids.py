@@ -151,11 +151,6 @@ def _hex_strings(digits: np.ndarray) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(digits)))
 
 
-def _hex_digests(digits: np.ndarray) -> np.ndarray:
-    """An (n, 32) uint8 array of ASCII hex digits as an (n, 16) uint8 array of their bytes."""
-    return np.frombuffer(binascii.unhexlify(np.ascontiguousarray(digits).data), np.uint8).reshape(-1, 16)
-
-
 def _blobs(records: np.ndarray) -> pa.Array:
     """The rows of an (n, w) uint8 array as n binary values."""
     n, w = records.shape
@@ -184,7 +179,7 @@ def sha_rows(records: np.ndarray) -> np.ndarray:
         buf = records.tobytes()
         return np.frombuffer(b"".join([sha(buf[i:i + w]).digest()[:16] for i in range(0, n * w, w)]),
                              np.uint8).reshape(n, 16)
-    return _hex_digests(_sha256_hex(_blobs(records)))
+    return hex_to_digests(_hex_strings(_sha256_hex(_blobs(records))))
 
 
 def _string_digests(values: pa.Array) -> np.ndarray:
@@ -196,7 +191,7 @@ def _string_digests(values: pa.Array) -> np.ndarray:
         sha = hashlib.sha256
         return np.frombuffer(b"".join([sha(v.encode()).digest()[:16] for v in values.to_pylist()]),
                              np.uint8).reshape(n, 16)
-    return _hex_digests(_sha256_hex(values))
+    return hex_to_digests(_hex_strings(_sha256_hex(values)))
 
 
 _DTYPE = {"date32": "<i4", "float": "<f8", "int": "<i8", "ticks": "<i8", "bool": "u1"}
