@@ -52,7 +52,6 @@ PY_RECORDS_MAX = 16
 _NIBBLE = np.zeros(256, np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _NIBBLE[_c] = _i
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
 def _kind(t: pa.DataType) -> str:
@@ -118,21 +117,10 @@ def hex_to_words(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
     return words[:, 0].copy(), words[:, 1].copy()
 
 
-def digests_to_hex(d: np.ndarray) -> pa.Array:
-    """(n, 16) uint8 digests as 32-hex-digit strings."""
-    n = len(d)
-    out = np.empty((n, 32), np.uint8)
-    out[:, 0::2] = _HEX[d >> 4]
-    out[:, 1::2] = _HEX[d & 15]
-    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), n, [None, pa.py_buffer(out)])
-    return fixed.cast(pa.binary()).cast(pa.string())
-
-
 def _sha256_hex(values: pa.Array) -> np.ndarray:
     """SHA-256 of each (non-null) value, blob or text, in one call of polars-hash (Rust, the GIL
-    released): the first 32 of its 64 hex digits, as an (n, 32) uint8 array of ASCII."""
-    if len(values) == 0:
-        return np.zeros((0, 32), np.uint8)
+    released): the first 32 of its 64 hex digits, as an (n, 32) uint8 array of ASCII. Callers
+    hash their first :data:`PY_HASH_MAX` values with hashlib, so ``values`` is never empty."""
     hexed = pl.Series("v", values).to_frame().select(plh.col("v").chash.sha2_256()).to_series()
     out = hexed.to_arrow(compat_level=pl.CompatLevel.oldest())     # one array, 64-bit offsets
     if out.type != pa.large_string():
