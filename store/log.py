@@ -179,6 +179,13 @@ NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "supers
 #: and the dates (sorted runs of a few distinct days: their plain pages compress about as well).
 NO_DICTIONARY = frozenset({"event_id", "record_id", "value", "value_high", "as_reported", "note", "supersedes",
                            "period_start", "period_end", "reported_at", "recorded_at"})
+#: Columns written in an encoding other than plain (every reader of Parquet 2.x formats reads them:
+#: DuckDB, polars, pyarrow, Spark). The ids' hex digits go in one run, their lengths apart
+#: (DELTA_LENGTH_BYTE_ARRAY), not each after its length: zstd then compresses them in a third of
+#: the time, a little smaller. The values' bytes go split by their position in the number
+#: (BYTE_STREAM_SPLIT): sign and exponent bytes together compress faster and smaller.
+ENCODINGS = {"event_id": "DELTA_LENGTH_BYTE_ARRAY", "record_id": "DELTA_LENGTH_BYTE_ARRAY",
+             "value": "BYTE_STREAM_SPLIT", "value_high": "BYTE_STREAM_SPLIT"}
 
 
 def encoded_schema(schema: pa.Schema) -> pa.Schema:
@@ -195,18 +202,21 @@ def encoded_schema(schema: pa.Schema) -> pa.Schema:
 
 def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
     """The Parquet writer options of every committed file: zstd, page checksums (CRC32 of every
-    page, checked by readers that verify them), statistics and dictionaries where they help
-    (neither compression nor dictionaries in a small commit, which compaction rewrites).
+    page, checked by readers that verify them), statistics, dictionaries and :data:`ENCODINGS`
+    where they help (no dictionaries in a small commit, which compaction rewrites; neither
+    compression nor other encodings in a tiny one).
 
     A schema with dictionary columns (:func:`encoded_schema`) is written without the Arrow
     schema, so they read back as plain strings; its metadata then goes in with
     ``add_key_value_metadata`` (:func:`write_file`)."""
     names = schema.names
     small = rows is not None and rows < SMALL_ROWS
+    tiny = rows is not None and rows < TINY_ROWS
     return {
-        "compression": "none" if rows is not None and rows < TINY_ROWS else "zstd",
+        "compression": "none" if tiny else "zstd",
         "write_statistics": [c for c in names if c not in NO_STATISTICS],
         "use_dictionary": False if small else [c for c in names if c not in NO_DICTIONARY],
+        "column_encoding": {} if tiny else {c: e for c, e in ENCODINGS.items() if c in names},
         "write_page_checksum": True,
         "store_schema": not any(pa.types.is_dictionary(t) for t in schema.types),
     }

@@ -94,3 +94,27 @@ def test_sec_filings_facts_and_growth_match_duckdb(spark: Any, sec_store: Store,
             ours = ms.sql(f"SELECT * FROM {view}", as_of=as_of)
             assert ours.height > 100, view
             assert_same_rows(ours, spark.sql(f"SELECT * FROM {view}"))
+
+
+def test_spark_reads_the_encodings_of_a_large_commit(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # a commit of more than a few rows writes its ids DELTA_LENGTH_BYTE_ARRAY and its values
+    # BYTE_STREAM_SPLIT (store.log.ENCODINGS): Spark reads back the very ids and values
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    n = 5000
+    days = [dt.date(2000, 1, 1) + dt.timedelta(days=i) for i in range(n)]
+    values = [(-1) ** i * i * 1234.5678 + (1e-300 if i % 11 == 0 else 0.0) for i in range(n)]
+    store = Store.create(tmp_path_factory.mktemp("encodings"))
+    r = store.append(pa.table({"entity": [f"co{i % 13}" for i in range(n)], "metric": ["revenue"] * n,
+                               "period_start": days, "period_end": days, "value": values, "unit": ["USD"] * n,
+                               "reported_at": [dt.date(2030, 1, 1)] * n, "source": ["feed"] * n}))
+    assert r.path is not None and r.added == n
+    meta = pq.ParquetFile(r.path).metadata.row_group(0)
+    names = [meta.column(i).path_in_schema for i in range(meta.num_columns)]
+    assert "DELTA_LENGTH_BYTE_ARRAY" in meta.column(names.index("event_id")).encodings
+    assert "BYTE_STREAM_SPLIT" in meta.column(names.index("value")).encodings
+    want = sorted(zip(*pq.read_table(r.path, columns=["event_id", "value"]).to_pydict().values()))
+    got = sorted((row["event_id"], row["value"]) for row in spark.read.parquet(str(r.path)).select("event_id", "value").collect())
+    assert got == want and len(got) == n

@@ -368,3 +368,51 @@ def test_a_stream_the_disk_refuses_half_way_commits_nothing(tmp_path: Path) -> N
     after = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "_lock" not in p.parts)
     assert after == before
     assert Store(root).read().num_rows == 50
+
+
+def _encodings(path: Path) -> dict[str, tuple[str, ...]]:
+    meta = pq.ParquetFile(path).metadata
+    return {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
+            for i in range(meta.num_columns)}
+
+
+def _pairs(ids: list[object], values: list[object]) -> list[str]:
+    """(id, value) pairs as text, sorted: -0.0, 0.0 and None told apart."""
+    return sorted(repr(p) for p in zip(ids, values, strict=True))
+
+
+def test_ids_and_values_are_written_in_their_encodings_and_read_back_by_every_reader(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # the ids' digits in one run (DELTA_LENGTH_BYTE_ARRAY) and the values' bytes split
+    # (BYTE_STREAM_SPLIT) in every commit but a tiny one; DuckDB, polars and pyarrow read
+    # back the very values written (Spark: tests/scale)
+    import duckdb
+    import polars as pl
+    rnd = random.Random(5)
+    n = 3000
+    values = [rnd.choice([0.0, -0.0, 1e-300, -2.5e15, 365.906e9, 0.1, None, i / 7]) for i in range(n)]
+    days = [dt.date(2000, 1, 1) + dt.timedelta(days=i) for i in range(n)]    # every row an event of its own
+    batch = pa.table({"entity": [f"co{i % 7}" for i in range(n)], "metric": ["revenue"] * n, "period_start": days,
+                      "period_end": days, "value": pa.array(values, pa.float64()), "unit": ["USD"] * n,
+                      "reported_at": [dt.date(2030, 1, 1)] * n, "source": ["feed"] * n,
+                      "op": ["assert" if v is not None else "retract" for v in values]})
+    store = Store.create(tmp_path_factory.mktemp("encodings"))
+    commits = {"large": store.append(batch.slice(0, 2000)), "small": store.append(batch.slice(2000, 200)),
+               "tiny": store.append(batch.slice(2200, 10)),
+               "stream": store.append_stream(iter([batch.slice(2210, 400), batch.slice(2610)]))}
+    for name, r in commits.items():
+        assert r.path is not None and r.added > 0
+        enc = _encodings(r.path)
+        assert ("DELTA_LENGTH_BYTE_ARRAY" in enc["event_id"]) is (name != "tiny"), (name, r.added, enc["event_id"])
+        assert ("BYTE_STREAM_SPLIT" in enc["value"]) is (name != "tiny"), (name, enc["value"])
+        arrow = pq.read_table(r.path).to_pydict()
+        duck = duckdb.sql(f"SELECT event_id, value FROM read_parquet('{r.path}')").to_arrow_table().to_pydict()
+        frame = pl.read_parquet(r.path)
+        assert _pairs(arrow["event_id"], arrow["value"]) == _pairs(duck["event_id"], duck["value"]) \
+            == _pairs(frame["event_id"].to_list(), frame["value"].to_list()), name
+    read = store.read()
+    plain = store.prepare(batch, encode=False)          # (sorted: its ids beside its own values)
+    assert _pairs(read.column("event_id").to_pylist(), read.column("value").to_pylist()) == \
+        _pairs(plain.column("event_id").to_pylist(), plain.column("value").to_pylist())
+    assert sorted(map(repr, plain.column("value").to_pylist())) == sorted(map(repr, values))
+    assert verify(store) == []
