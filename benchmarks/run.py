@@ -40,10 +40,13 @@ BULK_ROUNDS = 3
 #: One-series queries: processes per scenario and system, and measured calls in each.
 SERIES_ROUNDS = 3
 SERIES_REPEATS = 20
+#: The snapshot refresh's DuckDB memory limit (METRICSTORE_MEMORY_LIMIT): at 10 M events it needs
+#: about the default 2 GB, and on some runs more (it then fails in one line and the run stops).
+SNAPSHOT_MEMORY = "4GB"
 
 
-def worker(spec: dict[str, Any]) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     out = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], capture_output=True,
                          text=True, env=env, cwd=ROOT)
     if out.returncode != 0:
@@ -129,8 +132,8 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     base = work / "base-metricstore"
     copy_tree(stores["metricstore"], base)
     # maintenance (what `metricstore compact` ends with): the snapshot of the current growth view
-    refreshes = [worker({"task": "snapshot", "system": "metricstore", "path": str(stores["metricstore"])})
-                 for _ in range(1 if big else 3)]
+    refreshes = [worker({"task": "snapshot", "system": "metricstore", "path": str(stores["metricstore"])},
+                        {"METRICSTORE_MEMORY_LIMIT": SNAPSHOT_MEMORY}) for _ in range(1 if big else 3)]
     record(results, "snapshot_refresh", size, "metricstore",
            {"times": [t for o in refreshes for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in refreshes)})
 
