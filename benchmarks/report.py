@@ -69,6 +69,11 @@ def targets(results: list[dict[str, Any]], size: int) -> list[tuple[str, str, bo
     return rows
 
 
+def machine() -> str:
+    """This machine, as a record's ``machine`` names the one it was measured on."""
+    return f"{platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
 def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
     sizes = sorted({r["size"] for r in results})
     out = ["# Benchmarks", "",
@@ -76,7 +81,7 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
            "`benchmarks/results.json`. Every system runs in the same run on the same machine and data;",
            "each measured task runs in its own process (peak RSS is that process's). Times are medians;",
            "`ratio` is the median over the limit's median for the same scenario and size.", "",
-           f"Machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}.",
+           f"Machine: {next((r['machine'] for r in results if 'machine' in r), machine())}.",
            ""]
     for size in sizes:
         out += [f"## {size:,} events", "", "| scenario | system | median | p99 | peak RSS | ratio to limit | runs |",

@@ -21,6 +21,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from benchmarks.data import Shape, batches
+from benchmarks.report import machine
 from benchmarks.systems import AS_OF, copy_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def record(results: list[dict[str, Any]], scenario: str, size: int, system: str,
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
     rec = {"scenario": scenario, "size": size, "system": system, "median_s": statistics.median(times),
            "p99_s": p99, "peak_rss_mb": round(out["peak_rss_mb"], 1), "ratio_to_limit": None,
-           "runs": len(times), **extra}
+           "runs": len(times), "machine": machine(), **extra}
     results.append(rec)
     log(f"{scenario:40s} {system:12s} median {rec['median_s']:.6f}s p99 {p99:.6f}s rss {rec['peak_rss_mb']} MB")
     return rec
