@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -386,8 +388,6 @@ def test_ids_and_values_are_written_in_their_encodings_and_read_back_by_every_re
     # the ids' digits in one run (DELTA_LENGTH_BYTE_ARRAY) and the values' bytes split
     # (BYTE_STREAM_SPLIT) in every commit but a tiny one; DuckDB, polars and pyarrow read
     # back the very values written (Spark: tests/scale)
-    import duckdb
-    import polars as pl
     rnd = random.Random(5)
     n = 3000
     values = [rnd.choice([0.0, -0.0, 1e-300, -2.5e15, 365.906e9, 0.1, None, i / 7]) for i in range(n)]
