@@ -294,7 +294,8 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
         tagged = np.zeros((len(digs) + 1, 17), np.uint8)     # row 0: NULL
         tagged[1:, 0] = 1
         tagged[1:, 1:] = digs
-        code = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        indices = pc.fill_null(enc.indices, -1) if enc.indices.null_count else enc.indices
+        code = np.add(indices.to_numpy(zero_copy_only=False), 1, dtype=np.int64)
         codes.append(code if len(code) == n else np.broadcast_to(code, n))
         tables.append(tagged)
     key = np.zeros(n, np.int64)
@@ -313,7 +314,9 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
         present = np.zeros(bound, bool)
         present[key] = True
         distinct = np.flatnonzero(present)
-        inverse = np.searchsorted(distinct, key)
+        rank = np.empty(bound, np.int64)            # each present key's place among them
+        rank[distinct] = np.arange(len(distinct))
+        inverse = rank[key]
         first = np.empty(len(distinct), np.int64)   # a row of each key (any: they agree)
         first[inverse] = np.arange(n)
     elif n:
@@ -321,17 +324,18 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
         inverse = inverse.reshape(-1)
     else:
         first, inverse = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    krec = np.empty((max(len(first), 1), len(tag) + 17 * len(strs)), np.uint8)
-    krec[:, :len(tag)] = tag
+    # (rows moved as whole void items: numpy copies those far faster than (m, 17) byte slices)
+    krec = np.empty(len(first), np.dtype([("tag", f"V{len(tag)}"), *((f"s{j}", "V17") for j in range(len(strs)))]))
+    krec["tag"] = tag.view(f"V{len(tag)}")[0]
     for j, (code, tagged) in enumerate(zip(codes, tables, strict=True)):
-        krec[:len(first), len(tag) + 17 * j:len(tag) + 17 * (j + 1)] = tagged[code[first]]
-    kdig = sha_rows(krec[:len(first)]) if n else np.zeros((0, 16), np.uint8)
+        krec[f"s{j}"] = tagged.view("V17").reshape(-1)[code[first]]
+    kdig = sha_rows(krec.view(np.uint8).reshape(len(first), krec.dtype.itemsize))
     # -- the row record: the key digest and the fixed-width values ---------------------------
     fields: list[tuple[str, str]] = [("k", "V16")]
     for j, c in enumerate(fixed):
         fields += [(f"t{j}", "u1"), (f"v{j}", _DTYPE[kinds[c]])]
     rec = np.empty(n, np.dtype(fields))               # packed: every byte is assigned below
-    rec["k"] = np.ascontiguousarray(kdig[inverse]).view("V16").reshape(-1)
+    rec["k"] = np.ascontiguousarray(kdig).view("V16").reshape(-1)[inverse]
     for j, c in enumerate(fixed):
         arr = one_array(table.column(c))
         rec[f"t{j}"] = pc.is_valid(arr).to_numpy(zero_copy_only=False) if arr.null_count else 1
