@@ -117,26 +117,20 @@ def hex_to_words(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
     return words[:, 0].copy(), words[:, 1].copy()
 
 
-def _sha256_hex(values: pa.Array) -> np.ndarray:
+def _sha256_hex(values: pa.Array) -> pa.Array:
     """SHA-256 of each (non-null) value, blob or text, in one call of polars-hash (Rust, the GIL
-    released): the first 32 of its 64 hex digits, as an (n, 32) uint8 array of ASCII. Callers
-    hash their first :data:`PY_HASH_MAX` values with hashlib, so ``values`` is never empty."""
-    hexed = pl.Series("v", values).to_frame().select(plh.col("v").chash.sha2_256()).to_series()
+    released): the first 32 of its 64 hex digits, as strings (cut in polars, where a slice of a
+    string is a view: only the 32 digits are copied out). Callers hash their first
+    :data:`PY_HASH_MAX` values with hashlib, so ``values`` is never empty."""
+    hexed = pl.Series("v", values).to_frame().select(plh.col("v").chash.sha2_256().str.slice(0, 32)).to_series()
     out = hexed.to_arrow(compat_level=pl.CompatLevel.oldest())     # one array, 64-bit offsets
     if out.type != pa.large_string():
         out = out.cast(pa.large_string())
     offsets = np.frombuffer(out.buffers()[1], np.int64)[out.offset:out.offset + len(out) + 1]
-    digits = np.frombuffer(out.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
-    if out.null_count or len(out) != len(values) or len(digits) != 64 * len(out):
+    # (each value is at most 32 digits: 32 a value in all means 32 each)
+    if out.null_count or len(out) != len(values) or offsets[-1] - offsets[0] != 32 * len(out):
         raise ValueError("sha2_256 gave something other than 64 hex digits a value")
-    return digits.reshape(-1, 64)[:, :32]
-
-
-def _hex_strings(digits: np.ndarray) -> pa.Array:
-    """An (n, 32) uint8 array of ASCII hex digits as a string array (the digits copied at most once)."""
-    n = len(digits)
-    offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(digits)))
+    return out.cast(pa.string())
 
 
 def _blobs(records: np.ndarray) -> pa.Array:
@@ -154,7 +148,7 @@ def sha_rows_hex(records: np.ndarray) -> pa.Array:
         sha = hashlib.sha256
         buf = records.tobytes()
         return pa.array([sha(buf[i:i + w]).hexdigest()[:32] for i in range(0, n * w, w)], pa.string())
-    return _hex_strings(_sha256_hex(_blobs(records)))
+    return _sha256_hex(_blobs(records))
 
 
 def sha_rows(records: np.ndarray) -> np.ndarray:
@@ -167,7 +161,7 @@ def sha_rows(records: np.ndarray) -> np.ndarray:
         buf = records.tobytes()
         return np.frombuffer(b"".join([sha(buf[i:i + w]).digest()[:16] for i in range(0, n * w, w)]),
                              np.uint8).reshape(n, 16)
-    return hex_to_digests(_hex_strings(_sha256_hex(_blobs(records))))
+    return hex_to_digests(_sha256_hex(_blobs(records)))
 
 
 def _string_digests(values: pa.Array) -> np.ndarray:
@@ -179,7 +173,7 @@ def _string_digests(values: pa.Array) -> np.ndarray:
         sha = hashlib.sha256
         return np.frombuffer(b"".join([sha(v.encode()).digest()[:16] for v in values.to_pylist()]),
                              np.uint8).reshape(n, 16)
-    return hex_to_digests(_hex_strings(_sha256_hex(values)))
+    return hex_to_digests(_sha256_hex(values))
 
 
 _DTYPE = {"date32": "<i4", "float": "<f8", "int": "<i8", "ticks": "<i8", "bool": "u1"}
