@@ -820,13 +820,11 @@ class Store:
         sorted by hi, ready for ``seen.add_sorted``."""
         id_col = TABLES[table][1]
         hi, lo = _IdSet.keys(prepared.column(id_col))
-        order = np.argsort(hi)        # one sort serves the repeat check, the search and the add
-        s_hi = hi[order]
+        order, s_hi = _order_by(hi)   # one sort serves the repeat check, the search and the add
         if (s_hi[1:] == s_hi[:-1]).any():   # a repeat (or, once in 2^64, a shared half)
             prepared = _first_of_each(prepared, id_col)
             hi, lo = _IdSet.keys(prepared.column(id_col))
-            order = np.argsort(hi)
-            s_hi = hi[order]
+            order, s_hi = _order_by(hi)
         s_lo = lo[order]
         ids = prepared.column(id_col)
         present = self.existing_ids(ids, table=table, keys=prepared)
@@ -1063,6 +1061,25 @@ def _words(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return words[:, 0].copy(), words[:, 1].copy()
 
 
+def _order_by(hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts ``hi`` (uint64), and ``hi`` sorted. The row numbers ride in the low
+    bits of the values while they are sorted (quicker than arg-sorting them); where two values
+    differ only in those bits the result is checked and arg-sorted instead."""
+    row_bits = int(len(hi) - 1).bit_length()
+    if len(hi) < 2 or row_bits > 32:
+        order = np.argsort(hi, kind="stable")
+        return order, hi[order]
+    low = np.uint64((1 << row_bits) - 1)
+    packed = (hi & ~low) | np.arange(len(hi), dtype=np.uint64)
+    packed.sort()
+    order = (packed & low).astype(np.intp)
+    s_hi = hi[order]
+    if (s_hi[1:] < s_hi[:-1]).any():
+        order = np.argsort(hi, kind="stable")
+        s_hi = hi[order]
+    return order, s_hi
+
+
 def _sorted_contains(l_hi: np.ndarray, l_lo: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """Which (hi, lo) pairs are among the pairs (l_hi, l_lo), sorted by hi."""
     hit = np.zeros(len(hi), dtype=bool)
@@ -1115,10 +1132,20 @@ class _IdSet:
     def _bits_of(self, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each id's filter bit: the byte that holds it and the bit's mask in that byte."""
         slot = hi >> np.uint64(64 - self.bits)
-        return slot >> np.uint64(3), np.uint8(1) << (slot & np.uint64(7)).astype(np.uint8)
+        return (slot >> np.uint64(3)).astype(np.intp), np.uint8(1) << (slot & np.uint64(7)).astype(np.uint8)
 
     def _mark(self, hi: np.ndarray) -> None:
-        np.bitwise_or.at(self.filter, *self._bits_of(hi))
+        """Set the filter bits of ``hi`` (sorted): a gather, an OR and a scatter, then the few ids
+        that share a byte with their neighbour again one by one (the scatter kept one of their
+        bits). A sixth of ``np.bitwise_or.at``'s time over them all."""
+        byte, mask = self._bits_of(hi)
+        marked = self.filter[byte]
+        marked |= mask
+        self.filter[byte] = marked
+        shared = np.flatnonzero(byte[1:] == byte[:-1])   # (sorted: a shared byte is a neighbour's)
+        if len(shared):
+            again = np.union1d(shared, shared + 1)
+            np.bitwise_or.at(self.filter, byte[again], mask[again])
 
     def contains_sorted(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Which pairs, sorted by ``hi``, the set holds."""

@@ -24,7 +24,7 @@ from store import SchemaMismatch, Store
 from store import ids as ids_mod
 from store.ids import content_ids, hex_to_digests, hex_to_words, row_records, sha_rows, sha_rows_hex
 from store import log as log_mod
-from store.log import _IdSet, _sort_order
+from store.log import _IdSet, _order_by, _sort_order
 from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS
 from store.verify import verify
 
@@ -266,6 +266,33 @@ def test_a_streams_id_set_answers_as_a_set_of_pairs(run_max: int, monkeypatch: p
     assert all(len(h) <= max(run_max, 400) for h, _ in seen.levels)
     if run_max < 1000:
         assert len(seen.levels) > 3
+
+
+def test_the_id_filter_has_the_bit_of_every_id_marked() -> None:
+    """Marking by scatter (with the ids that share a byte marked again) sets the bits
+    ``np.bitwise_or.at`` sets, whether ids share bytes rarely, often, or all of them one."""
+    rng = np.random.default_rng(5)
+    for spread in (2**64 - 1, 2**50, 2**44, 0):
+        seen = _IdSet()
+        hi = np.sort(rng.integers(0, spread, 5_000, dtype=np.uint64, endpoint=True))
+        want = seen.filter.copy()
+        np.bitwise_or.at(want, *seen._bits_of(hi))
+        seen._mark(hi)
+        assert np.array_equal(seen.filter, want), spread
+        assert np.count_nonzero(want) > 0
+
+
+def test_ids_are_ordered_by_their_first_half_however_close_they_are() -> None:
+    """The order of a batch's ids (row numbers sorted along with them) sorts them, for ids far
+    apart, ids that differ only in their last bits (where the row numbers rode) and repeats."""
+    rng = np.random.default_rng(9)
+    for n in (1, 2, 300, 70_000):
+        for spread in (2**64 - 1, 2**10, 0):
+            base = rng.integers(0, 2**64 - 1 - spread, dtype=np.uint64, endpoint=True)
+            hi = base + rng.integers(0, spread, n, dtype=np.uint64, endpoint=True)
+            order, s_hi = _order_by(hi)
+            assert np.array_equal(np.sort(order), np.arange(n)), (n, spread)
+            assert np.array_equal(hi[order], s_hi) and np.array_equal(s_hi, np.sort(hi)), (n, spread)
 
 
 def test_declared_and_detected_constant_columns_give_the_same_ids(store: Store) -> None:
