@@ -1142,9 +1142,12 @@ class _IdSet:
         marked = self.filter[byte]
         marked |= mask
         self.filter[byte] = marked
-        shared = np.flatnonzero(byte[1:] == byte[:-1])   # (sorted: a shared byte is a neighbour's)
-        if len(shared):
-            again = np.union1d(shared, shared + 1)
+        same = byte[1:] == byte[:-1]          # (sorted: a shared byte is a neighbour's)
+        if same.any():
+            shared = np.zeros(len(byte), bool)
+            shared[1:] = same
+            shared[:-1] |= same
+            again = np.flatnonzero(shared)
             np.bitwise_or.at(self.filter, byte[again], mask[again])
 
     def contains_sorted(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
