@@ -29,6 +29,7 @@ import hashlib
 import io
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,10 +296,13 @@ def attach(con: Any, root: object) -> None:
 
 
 def staging_path(commit_id: str) -> Path:
-    """Where a commit to an object store is written locally before its single PUT."""
+    """Where a commit to an object store is written locally before its single PUT: a name of its
+    own on every call. The folder is the machine's: two processes creating stores at once both
+    stage the empty first commit (whose id is fixed), and a name from the commit id alone let one
+    PUT, then delete, the other's file."""
     folder = Path(tempfile.gettempdir()) / "metricstore-staging"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"commit-{commit_id}.parquet"
+    return folder / f"commit-{commit_id}-{uuid.uuid4().hex[:16]}.parquet"
 
 
 #: Overrides where an object store's machine-local state lives (see :func:`local_state`).

@@ -21,6 +21,7 @@ import pytest
 
 from queries.views import install
 from store import Store, StoreNotFound
+from store.backends import staging_path
 from store.verify import verify
 
 
@@ -176,6 +177,28 @@ class TestS3Store(StoreContract):
         with pytest.raises(FileExistsError):
             files.put_new(f"events/{r.path.name}", b"another writer's bytes")
         assert verify(s) == []
+
+    def test_stores_created_at_once_on_one_machine_all_get_their_first_commits(self) -> None:
+        """Every store's first (empty) commit has the same id, and is staged in the machine's one
+        staging folder: stores created at once must not take each other's staged files."""
+        assert staging_path("0" * 32) != staging_path("0" * 32)
+        errors: list[BaseException] = []
+        start = threading.Barrier(6)
+
+        def create() -> None:
+            try:
+                start.wait()
+                for _ in range(3):
+                    assert verify(self.create_store()) == []
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
 
     def test_nothing_is_staged_in_the_bucket(self) -> None:
         s = self.create_store()
