@@ -81,18 +81,21 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
            "`benchmarks/results.json`. Every system runs in the same run on the same machine and data;",
            "each measured task runs in its own process (peak RSS is that process's). Times are medians;",
            "`ratio` is the median over the limit's median for the same scenario and size.", "",
-           f"Machine: {next((r['machine'] for r in results if 'machine' in r), machine())}.",
-           ""]
+           "A run that measured only some scenarios (`--only bulk`) replaced their rows, the limit's",
+           "included, and kept the others: each row names its run (the day and the commit measured).", ""]
+    runs = {r.get("run", "?"): r.get("machine", machine()) for r in results}
+    out += [f"- run `{run}`: {where}" for run, where in sorted(runs.items())] + [""]
     for size in sizes:
-        out += [f"## {size:,} events", "", "| scenario | system | median | p99 | peak RSS | ratio to limit | runs |",
-                "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        out += [f"## {size:,} events", "",
+                "| scenario | system | median | p99 | peak RSS | ratio to limit | runs | run |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         for sc in SCENARIOS:
             for sy in SYSTEMS:
                 r = _get(results, sc, size, sy)
                 if r:
                     ratio = "" if r["ratio_to_limit"] is None else f"{r['ratio_to_limit']:.2f}"
                     out.append(f"| {sc} | {sy} | {_fmt_s(r['median_s'])} | {_fmt_s(r['p99_s'])} | "
-                               f"{r['peak_rss_mb']:.0f} MB | {ratio} | {r.get('runs', '')} |")
+                               f"{r['peak_rss_mb']:.0f} MB | {ratio} | {r.get('runs', '')} | {r.get('run', '?')} |")
         out += ["", f"### Targets at {size:,} events", "", "| target | measured | met |", "| --- | --- | --- |"]
         for name, measured, ok in targets(results, size):
             out.append(f"| {name} | {measured} | {'yes' if ok else ('no' if ok is False else 'n/a')} |")

@@ -30,6 +30,24 @@ CSV_MAX = 1_000_000
 SMALL_COMMITS = 10_000
 
 
+def _run_label() -> str:
+    """The day and the commit a run measured (a record names its run: a table can hold rows
+    of a run that measured only some scenarios beside those of the run before it)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=ROOT, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=ROOT, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown commit", ""
+    return f"{dt.date.today():%Y-%m-%d} {commit}{' (changed)' if dirty else ''}"
+
+
+RUN = _run_label()
+#: The scenarios of ``--only bulk``: the ingests alone, at a tenth of a whole run's time.
+BULK_SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv")
+
+
 def log(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
@@ -61,7 +79,7 @@ def record(results: list[dict[str, Any]], scenario: str, size: int, system: str,
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
     rec = {"scenario": scenario, "size": size, "system": system, "median_s": statistics.median(times),
            "p99_s": p99, "peak_rss_mb": round(out["peak_rss_mb"], 1), "ratio_to_limit": None,
-           "runs": len(times), "machine": machine(), **extra}
+           "runs": len(times), "machine": machine(), "run": RUN, **extra}
     results.append(rec)
     log(f"{scenario:40s} {system:12s} median {rec['median_s']:.6f}s p99 {p99:.6f}s rss {rec['peak_rss_mb']} MB")
     return rec
@@ -91,7 +109,8 @@ def generate(size: int, work: Path) -> tuple[Path, Path, Path, int]:
     return src, sorted_file, csv_path, pq.ParquetFile(src).metadata.num_rows
 
 
-def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: bool = True) -> None:
+def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: bool = True,
+             bulk_only: bool = False) -> None:
     big = size >= 5_000_000
     shape = Shape.of(size)
     work.mkdir(parents=True, exist_ok=True)
@@ -128,6 +147,8 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
         record(results, "bulk_ingest_csv", size, system,
                {"times": [t for o in runs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in runs)},
                events=csv_n)
+    if bulk_only:
+        return
 
     # the store as ingested, before any maintenance: the base of the small-commit scenarios
     base = work / "base-metricstore"
