@@ -54,8 +54,9 @@ def log(msg: str) -> None:
 
 #: Single-event appends are measured in this many rounds, the systems taking turns.
 APPEND_ROUNDS = 4
-#: Bulk ingests (each a run) likewise, at every size.
-BULK_ROUNDS = 3
+#: Bulk ingests (each a run) likewise, at every size: five, as on a shared machine the same
+#: ingest's time moves by 20 % and more from one run to the next (a median of three moved with it).
+BULK_ROUNDS = 5
 #: One-series queries: processes per scenario and system, and measured calls in each.
 SERIES_ROUNDS = 3
 SERIES_REPEATS = 20
