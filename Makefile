@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SIZE   ?= all
+ONLY   ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-scale torture bench clean
@@ -37,7 +38,7 @@ torture: setup
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
-	$(BIN)/python -m benchmarks --size $(SIZE)
+	$(BIN)/python -m benchmarks --size $(SIZE) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) data/store data/*.png .pytest_cache .hypothesis
