@@ -129,7 +129,7 @@ def _sha256_hex(values: pa.Array) -> pa.Array:
     offsets = np.frombuffer(out.buffers()[1], np.int64)[out.offset:out.offset + len(out) + 1]
     # (each value is at most 32 digits: 32 a value in all means 32 each)
     if out.null_count or len(out) != len(values) or offsets[-1] - offsets[0] != 32 * len(out):
-        raise ValueError("sha2_256 gave something other than 64 hex digits a value")
+        raise ValueError("sha2_256 gave something other than 32 of 64 hex digits a value")
     return out.cast(pa.string())
 
 

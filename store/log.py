@@ -1137,7 +1137,8 @@ class _IdSet:
     def _mark(self, hi: np.ndarray) -> None:
         """Set the filter bits of ``hi`` (sorted): a gather, an OR and a scatter, then the few ids
         that share a byte with their neighbour again one by one (the scatter kept one of their
-        bits). A sixth of ``np.bitwise_or.at``'s time over them all."""
+        bits). On a warm 64 MB filter a sixth of ``np.bitwise_or.at``'s time over them all; in
+        the stream, where the filter is cold, about 15 % less."""
         byte, mask = self._bits_of(hi)
         marked = self.filter[byte]
         marked |= mask
