@@ -54,6 +54,7 @@ for _i, _c in enumerate(b"0123456789abcdef"):
     _NIBBLE[_c] = _i
 
 
+@functools.lru_cache(maxsize=256)
 def _kind(t: pa.DataType) -> str:
     if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
         return "str"                        # dictionary-encoded text: hashed by its values
@@ -183,11 +184,11 @@ def _encoded(arr: pa.Array, kind: str) -> pa.Array:
     """A fixed-width column in the Arrow type of its encoding (dates as int32 days, numbers as
     float64 or int64, timestamps and durations as the stored int64 in the column's unit)."""
     if kind == "date32":
-        return arr.cast(pa.int32())
+        return arr.view(pa.int32())            # (the same 4 bytes a value: no cast, no copy)
     if kind == "float":
-        return arr.cast(pa.float64())
+        return arr if arr.type == pa.float64() else arr.cast(pa.float64())
     if kind == "int":
-        return arr.cast(pa.int64())
+        return arr if arr.type == pa.int64() else arr.cast(pa.int64())
     if kind == "ticks":
         return pa.Array.from_buffers(pa.int64(), len(arr), [arr.buffers()[0], arr.buffers()[1]], offset=arr.offset)
     return arr

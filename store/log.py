@@ -646,15 +646,21 @@ class Store:
         hex_list = wanted_hex.to_pylist()
         id_lo, id_hi = min(hex_list), max(hex_list)
         hit = np.zeros(len(wanted), bool)
+        # (every row group of the store is looked at, once an append: the entity, which prunes
+        # most, is tested first, and a batch of one entity or metric without a generator)
+        one_e = next(iter(entities)) if len(entities) == 1 else None
+        one_m = next(iter(metrics)) if len(metrics) == 1 else None
         for name, groups in self._footers("events"):
             for rg, e_lo, e_hi, m_lo, m_hi, p_lo, p_hi, i_lo, i_hi in groups:
-                if i_lo is not None and (id_hi < i_lo or id_lo > i_hi):
-                    continue
-                if e_lo is not None and not any(e_lo <= e <= e_hi for e in entities):
-                    continue
-                if m_lo is not None and not any(m_lo <= m <= m_hi for m in metrics):
+                if e_lo is not None and not (e_lo <= one_e <= e_hi if one_e is not None
+                                             else any(e_lo <= e <= e_hi for e in entities)):
                     continue
                 if p_lo is not None and (hi < p_lo or lo > p_hi):
+                    continue
+                if m_lo is not None and not (m_lo <= one_m <= m_hi if one_m is not None
+                                             else any(m_lo <= m <= m_hi for m in metrics)):
+                    continue
+                if i_lo is not None and (id_hi < i_lo or id_lo > i_hi):
                     continue
                 got = self._row_group_ids(name, rg, id_col)
                 if got is None:               # merged away by a compaction since the listing
@@ -719,13 +725,14 @@ class Store:
                     groups.append((rg, *bounds))
                 cache[name] = groups
             out.append((name, groups))
-        if len(cache) > len(live):
-            for name in set(cache) - live:
+        if len(cache) > len(live):    # files merged away: their footers and ids go
+            gone = set(cache) - live
+            for name in gone:
                 del cache[name]
-        rg_cache = self.__dict__.get("_rg_ids")
-        if rg_cache:
-            for key in [k for k in rg_cache if k[0] not in live]:
-                self.__dict__["_rg_rows"] -= len(rg_cache.pop(key)[0])
+            rg_cache = self.__dict__.get("_rg_ids")
+            if rg_cache:
+                for key in [k for k in rg_cache if k[0] in gone]:
+                    self.__dict__["_rg_rows"] -= len(rg_cache.pop(key)[0])
         return out
 
     def _duckdb(self) -> duckdb.DuckDBPyConnection:
