@@ -700,33 +700,29 @@ class Store:
         Cached by file name: a committed file never changes (its checksum is in its name).
         """
         cache: dict[str, list[tuple[Any, ...]]] = self.__dict__.setdefault("_footer_cache", {})
-        out = []
         folder = self.root / table
         # a merged source's events are all in a file of the same listing: merged sources
         # (thousands, while they wait out their grace period) need not be searched
         listed = self.listing(table).live
-        live = set(listed)
-        for name in listed:
-            groups = cache.get(name)
-            if groups is None:
-                try:
-                    md = pq.read_metadata(folder / name)
-                except FileNotFoundError:      # merged away by a compaction since the listing
+        for name in [n for n in listed if n not in cache]:   # (on every append: comprehensions)
+            try:
+                md = pq.read_metadata(folder / name)
+            except FileNotFoundError:      # merged away by a compaction since the listing
+                continue
+            names = [md.schema.column(i).name for i in range(md.num_columns)]
+            groups = []
+            for rg in range(md.num_row_groups):
+                if md.row_group(rg).num_rows == 0:   # (an empty file's one group) holds no id
                     continue
-                names = [md.schema.column(i).name for i in range(md.num_columns)]
-                groups = []
-                for rg in range(md.num_row_groups):
-                    if md.row_group(rg).num_rows == 0:   # (an empty file's one group) holds no id
-                        continue
-                    bounds: list[Any] = []
-                    for col in ("entity", "metric", "period_end", TABLES[table][1]):
-                        st = md.row_group(rg).column(names.index(col)).statistics if col in names else None
-                        bounds += [st.min, st.max] if st is not None and st.has_min_max else [None, None]
-                    groups.append((rg, *bounds))
-                cache[name] = groups
-            out.append((name, groups))
-        if len(cache) > len(live):    # files merged away: their footers and ids go
-            gone = set(cache) - live
+                bounds: list[Any] = []
+                for col in ("entity", "metric", "period_end", TABLES[table][1]):
+                    st = md.row_group(rg).column(names.index(col)).statistics if col in names else None
+                    bounds += [st.min, st.max] if st is not None and st.has_min_max else [None, None]
+                groups.append((rg, *bounds))
+            cache[name] = groups
+        out = [(name, cache[name]) for name in listed if name in cache]
+        if len(cache) > len(out):     # files merged away: their footers and ids go
+            gone = set(cache) - set(listed)
             for name in gone:
                 del cache[name]
             rg_cache = self.__dict__.get("_rg_ids")
