@@ -1048,10 +1048,17 @@ def _zeros_int32(n: int) -> pa.Array:
     return pa.array(np.zeros(n, np.int32))
 
 
+#: Up to this many values, :func:`key_bounds` compares them in Python.
+KEY_BOUNDS_PY_MAX = 16
+
+
 def key_bounds(col: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
     """The least and greatest value of a column (dictionary-encoded or not), as Python values."""
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
+    if len(col) <= KEY_BOUNDS_PY_MAX:    # (a single append's: a compute call costs more than this)
+        values = [v for v in col.to_pylist() if v is not None]
+        return (min(values), max(values)) if values else (None, None)
     if pa.types.is_dictionary(col.type):
         col = col.dictionary.take(pc.unique(col.indices.filter(pc.is_valid(col.indices))))
     mm = pc.min_max(col)

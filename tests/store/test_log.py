@@ -7,6 +7,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from store import MetricEvent, SchemaMismatch, Store, StoreNotFound
+from store.log import KEY_BOUNDS_PY_MAX, key_bounds
 from store.verify import verify
 
 
@@ -199,3 +201,19 @@ def test_committed_and_compacted_files_carry_page_checksums(store: Store, tmp_pa
         _flip_last_byte_of_a_page(path, "value", bad)
         with pytest.raises(OSError, match="CRC"):
             pq.ParquetFile(bad, page_checksum_verification=True).read()
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.text(max_size=6) | st.none(), min_size=1, max_size=40), encode=st.booleans())
+def test_key_bounds_of_a_few_values_are_those_of_many(values: list[str | None], encode: bool) -> None:
+    """A few values' least and greatest are found in Python, more by Arrow's min_max: the same
+    answer (the bounds a commit's footer is cached with, and the ones Parquet writes)."""
+    col = pa.array(values, pa.string())
+    if encode:
+        col = pc.dictionary_encode(col)
+    many = pa.concat_arrays([col] * (KEY_BOUNDS_PY_MAX // len(values) + 1))
+    assert len(many) > KEY_BOUNDS_PY_MAX
+    if len(col) <= KEY_BOUNDS_PY_MAX:
+        assert key_bounds(col) == key_bounds(many)
+    dates = pa.array([None if v is None else dt.date(2000, 1, 1) + dt.timedelta(days=len(v)) for v in values], pa.date32())
+    assert key_bounds(dates.slice(0, KEY_BOUNDS_PY_MAX)) == key_bounds(pa.concat_arrays([dates.slice(0, KEY_BOUNDS_PY_MAX)] * 2))
