@@ -98,6 +98,30 @@ def test_existing_ids_opens_only_files_whose_statistics_admit_the_batch(store: S
     assert store._files_admitting(outside) == []
 
 
+def test_ids_have_statistics_only_in_small_commits_and_a_single_append_finds_them_either_way(store: Store) -> None:
+    many, few = rows(3000, 1), rows(5, 7, entities=("zeta",))
+    big = store.append_stream(iter([many]))
+    small = store.append(few)
+    assert big.added > log_mod.SMALL_ROWS and small.added == few.num_rows
+
+    def id_bounds(path: Path) -> list[tuple[object, object] | None]:
+        md = pq.read_metadata(path)
+        col = md.schema.names.index("event_id")
+        out = []
+        for rg in range(md.num_row_groups):
+            st = md.row_group(rg).column(col).statistics
+            out.append((st.min, st.max) if st is not None and st.has_min_max else None)
+        return out
+
+    assert set(id_bounds(big.path)) == {None}
+    small_ids = pq.read_table(small.path).column("event_id").to_pylist()
+    assert id_bounds(small.path) == [(min(small_ids), max(small_ids))]
+    for batch in (many.slice(1234, 1), few.slice(3, 1), many.slice(0, 2)):
+        again = Store.open(store.root).append(batch)
+        assert (again.added, again.already_present) == (0, batch.num_rows)
+    assert Store.open(store.root).append(rows(1, 8, entities=("omega",))).added == 1
+
+
 def test_a_bad_batch_late_in_a_stream_commits_nothing(store: Store) -> None:
     bad = rows(10, 5).set_column(0, "entity", pa.array([None] * 10, pa.string()))
     before = store.files()
