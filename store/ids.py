@@ -83,6 +83,30 @@ def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     return col
 
 
+#: :func:`dictionary_encode` looks at this many leading values for runs of equal ones ...
+RUN_PROBE_ROWS = 4096
+#: ... and hashes the runs rather than the values when they hold this many values each on average.
+RUN_MIN_LENGTH = 8
+
+
+def dictionary_encode(arr: pa.Array) -> pa.DictionaryArray:
+    """``pc.dictionary_encode(arr)``, the same dictionary and indices, through the runs of equal
+    values when its first values come in runs (input grouped or sorted by the column, as
+    exports by company usually are): one hash a run instead of one a value, a third to two thirds
+    of the time. Otherwise, or with nulls, the plain call (the probe costs about 1 % of it)."""
+    n = len(arr)
+    if arr.null_count or n < 2 * RUN_PROBE_ROWS or not pa.types.is_string(arr.type):
+        return cast(pa.DictionaryArray, pc.dictionary_encode(arr))
+    probe = pc.run_end_encode(arr.slice(0, RUN_PROBE_ROWS))
+    if len(probe.run_ends) * RUN_MIN_LENGTH > RUN_PROBE_ROWS:
+        return cast(pa.DictionaryArray, pc.dictionary_encode(arr))
+    runs = pc.run_end_encode(arr)
+    enc = pc.dictionary_encode(runs.values)
+    lengths = np.diff(runs.run_ends.to_numpy(), prepend=np.int32(0))
+    indices = np.repeat(enc.indices.to_numpy(), lengths)
+    return pa.DictionaryArray.from_arrays(pa.array(indices), enc.dictionary, safe=False)
+
+
 def _packed_hex(arr: pa.Array) -> bytes | None:
     """The bytes of 32-hex-digit strings, read at once (``binascii.unhexlify`` over the packed
     characters), or None when some value is not exactly 32 hex digits (or null)."""
@@ -284,7 +308,7 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
         elif n and (c in constant or _is_constant(arr)):     # (defaults, absent columns): one value, no dictionary
             enc = pc.dictionary_encode(arr.slice(0, 1))
         else:
-            enc = pc.dictionary_encode(arr)
+            enc = dictionary_encode(arr)
         digs = _string_digests(enc.dictionary)
         tagged = np.zeros((len(digs) + 1, 17), np.uint8)     # row 0: NULL
         tagged[1:, 0] = 1

@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, object_root, staging_path
-from store.ids import content_ids, hex_to_digests, hex_to_words, one_array
+from store.ids import content_ids, dictionary_encode, hex_to_digests, hex_to_words, one_array
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
     DEFAULTS,
@@ -548,7 +548,7 @@ class Store:
                     if field.name == "segment":
                         col = pc.if_else(pc.equal(col, ""), DEFAULTS[field.name], col)
                 if pa.types.is_dictionary(target.field(field.name).type):
-                    col = pc.dictionary_encode(col)
+                    col = dictionary_encode(col)
                 given[field.name] = col
         if table == "events" and n > 1 and all(k in given for k in SORT_KEYS):
             # sorted for pruning before the store's columns exist: fewer columns to move
@@ -1328,7 +1328,7 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
             break
         if pa.types.is_string(col.type) or (pa.types.is_dictionary(col.type)
                                             and pa.types.is_string(col.type.value_type)):
-            enc = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
+            enc = col if pa.types.is_dictionary(col.type) else dictionary_encode(col)
             rank = np.empty(len(enc.dictionary), np.uint64)
             rank[pc.sort_indices(enc.dictionary).to_numpy()] = np.arange(len(enc.dictionary), dtype=np.uint64)
             parts.append((rank[enc.indices.to_numpy()], len(enc.dictionary)))

@@ -214,6 +214,28 @@ def test_the_packed_sort_gives_pc_sort_indices_order() -> None:
         assert np.array_equal(_sort_order(keys), want)
 
 
+def test_encoding_through_runs_gives_pc_dictionary_encode_s_dictionary_and_indices() -> None:
+    rnd = random.Random(5)
+    probe = ids_mod.RUN_PROBE_ROWS
+    seen_runs = seen_plain = 0
+    for trial in range(60):
+        n = rnd.choice([1, probe, 2 * probe, 3 * probe + 17, 5 * probe])
+        values = [rnd.choice(["a", "b", "ab", "", "é", "a\x00", "x" * 40]) for _ in range(n)]
+        if trial % 3 == 0:                  # grouped throughout, or only at the start
+            values[: n if trial % 2 else n // 2] = sorted(values[: n if trial % 2 else n // 2])
+        if trial % 11 == 0:
+            values[rnd.randrange(n)] = None
+        arr = pa.array(values, pa.string())
+        for part in (arr, arr.slice(rnd.randrange(n), n)):
+            got, want = ids_mod.dictionary_encode(part), pc.dictionary_encode(part)
+            assert got.type == want.type and got.equals(want)
+            head = pc.run_end_encode(part.slice(0, probe))
+            if len(part) >= 2 * probe and not part.null_count:
+                runs = len(head.run_ends) * ids_mod.RUN_MIN_LENGTH <= probe
+                seen_runs, seen_plain = seen_runs + runs, seen_plain + (not runs)
+    assert seen_runs and seen_plain          # both ways were taken
+
+
 def nibbles(ids: pa.Array) -> np.ndarray:
     """hex_to_digests as it was first written: a lookup per hex digit."""
     table = np.zeros(256, np.uint8)
