@@ -357,6 +357,10 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
     rec["k"] = np.ascontiguousarray(kdig).view("V16").reshape(-1)[inverse]
     for j, c in enumerate(fixed):
         arr = one_array(table.column(c))
+        if arr.null_count == n:           # NULL throughout (a range's high end, mostly): all zero
+            rec[f"t{j}"] = 0
+            rec[f"v{j}"] = 0
+            continue
         rec[f"t{j}"] = pc.is_valid(arr).to_numpy(zero_copy_only=False) if arr.null_count else 1
         rec[f"v{j}"] = _fixed_values(arr, kinds[c])
     return rec.view(np.uint8).reshape(n, rec.dtype.itemsize)
