@@ -105,6 +105,8 @@ def test_batch_may_not_set_store_columns(store: Store) -> None:
     ("kind", "rumour", "not one of"),
     ("value", float("nan"), "NaN"),
     ("period_end", dt.date(1999, 1, 1), "before period_start"),
+    ("value", None, "an assert needs a value"),
+    ("value_high", float("inf"), "NaN and infinity"),
 ])
 def test_invalid_values_are_refused_whole(store: Store, column: str, value: object, reason: str) -> None:
     b = batch(2)
@@ -115,6 +117,19 @@ def test_invalid_values_are_refused_whole(store: Store, column: str, value: obje
     with pytest.raises(SchemaMismatch, match=reason):
         store.append(b)
     assert store.read().num_rows == 0
+
+
+@pytest.mark.parametrize("n", [2, 3000])          # value by value, and encoded (op a dictionary)
+def test_only_an_assert_needs_a_value(store: Store, n: int) -> None:
+    b = batch(n)
+    values = b.column("value").to_pylist()
+    values[n - 1] = None
+    b = b.set_column(b.column_names.index("value"), "value", pa.array(values, pa.float64()))
+    with pytest.raises(SchemaMismatch, match="an assert needs a value"):
+        store.append(b)
+    assert store.read().num_rows == 0
+    retracted = b.append_column("op", pa.array(["assert"] * (n - 1) + ["retract"]))
+    assert store.append(retracted).added == n
 
 
 def test_opening_a_folder_that_is_not_a_store_fails_clearly(tmp_path: Path) -> None:
