@@ -653,15 +653,13 @@ class Store:
         hex_list = wanted_hex.to_pylist()
         id_lo, id_hi = min(hex_list), max(hex_list)
         hit = np.zeros(len(wanted), bool)
-        # (every row group of the store is looked at, once an append: the entity, which prunes
-        # most, is tested first, and a batch of one entity or metric without a generator)
-        one_e = next(iter(entities)) if len(entities) == 1 else None
+        # (a file sorted by entity, as every commit and compaction is, is searched for the row
+        # groups of the batch's entities by bisection: an append's time hardly grows with the
+        # store; the rest are then tested one by one, a metric alone without a generator)
         one_m = next(iter(metrics)) if len(metrics) == 1 else None
+        by_entity = self.__dict__.setdefault("_entity_order", {})
         for name, groups in self._footers("events"):
-            for rg, e_lo, e_hi, m_lo, m_hi, p_lo, p_hi, i_lo, i_hi in groups:
-                if e_lo is not None and not (e_lo <= one_e <= e_hi if one_e is not None
-                                             else any(e_lo <= e <= e_hi for e in entities)):
-                    continue
+            for rg, _, _, m_lo, m_hi, p_lo, p_hi, i_lo, i_hi in _groups_admitting(groups, entities, by_entity, name):
                 if p_lo is not None and (hi < p_lo or lo > p_hi):
                     continue
                 if m_lo is not None and not (m_lo <= one_m <= m_hi if one_m is not None
@@ -730,8 +728,10 @@ class Store:
         out = [(name, cache[name]) for name in listed if name in cache]
         if len(cache) > len(out):     # files merged away: their footers and ids go
             gone = set(cache) - set(listed)
+            order = self.__dict__.get("_entity_order", {})
             for name in gone:
                 del cache[name]
+                order.pop(name, None)
             rg_cache = self.__dict__.get("_rg_ids")
             if rg_cache:
                 for key in [k for k in rg_cache if k[0] in gone]:
@@ -764,8 +764,8 @@ class Store:
         if table == "events" and 0 < n <= ROW_GROUP_ROWS and "_footer_cache" in self.__dict__:
             # the footer of the file just written, without reading it back: one row group
             bounds: list[Any] = []
-            for col in ("entity", "metric", "period_end", TABLES[table][1]):
-                bounds += key_bounds(prepared.column(col))
+            for col in ("entity", "metric", "period_end", TABLES[table][1]):   # (ids: see ID_COLUMNS)
+                bounds += key_bounds(prepared.column(col)) if n < SMALL_ROWS or col not in ID_COLUMNS else [None, None]
             self.__dict__["_footer_cache"][path.name] = [(0, *bounds)]
         return commit_id, path
 
@@ -1070,6 +1070,28 @@ def key_bounds(col: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
         col = col.dictionary.take(pc.unique(col.indices.filter(pc.is_valid(col.indices))))
     mm = pc.min_max(col)
     return mm["min"].as_py(), mm["max"].as_py()
+
+
+def _groups_admitting(groups: list[tuple[Any, ...]], entities: set[str],
+                      by_entity: dict[str, tuple[list[str], list[str]] | None], name: str) -> list[tuple[Any, ...]]:
+    """The row groups of one file (:meth:`Store._footers`) whose entity bounds admit one of
+    ``entities``. When the groups' least and greatest entities both ascend (a file sorted by
+    entity), two bisections an entity find them; otherwise each group is tested.
+    ``by_entity`` caches each file's ascending bounds (None: not sorted) by its name."""
+    if name not in by_entity:
+        lows, highs = [g[1] for g in groups], [g[2] for g in groups]
+        ascending = (None not in lows and None not in highs
+                     and all(a <= b for a, b in zip(lows, lows[1:])) and all(a <= b for a, b in zip(highs, highs[1:])))
+        by_entity[name] = (lows, highs) if ascending else None
+    sorted_bounds = by_entity[name]
+    if sorted_bounds is None:
+        return [g for g in groups if g[1] is None or any(g[1] <= e <= g[2] for e in entities)]
+    lows, highs = sorted_bounds
+    if len(entities) == 1:
+        e = next(iter(entities))   # groups from the first ending at or after e to the last starting at or before it
+        return groups[bisect.bisect_left(highs, e):bisect.bisect_right(lows, e)]
+    picked = sorted({i for e in entities for i in range(bisect.bisect_left(highs, e), bisect.bisect_right(lows, e))})
+    return [groups[i] for i in picked]
 
 
 def _words(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from store import MetricEvent, SchemaMismatch, Store, StoreNotFound
-from store.log import KEY_BOUNDS_PY_MAX, key_bounds
+from store.log import KEY_BOUNDS_PY_MAX, _groups_admitting, key_bounds
 from store.verify import verify
 
 
@@ -231,3 +231,29 @@ def test_key_bounds_of_a_few_values_are_those_of_many(values: list[str | None], 
     assert key_bounds(col) == key_bounds(many)
     dates = pa.array([None if v is None else dt.date(2000, 1, 1) + dt.timedelta(days=len(v)) for v in values], pa.date32())
     assert key_bounds(dates.slice(0, KEY_BOUNDS_PY_MAX)) == key_bounds(pa.concat_arrays([dates.slice(0, KEY_BOUNDS_PY_MAX)] * 2))
+
+
+_entity = st.text(alphabet=st.sampled_from(["a", "b", "é", "\x00", "\U0001f600"]), max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(_entity, _entity) | st.none(), max_size=12), ascending=st.booleans(),
+       entities=st.sets(_entity, min_size=1, max_size=4))
+def test_the_row_groups_of_a_batch_s_entities_are_those_a_test_of_each_group_admits(
+        pairs: list[tuple[str, str] | None], ascending: bool, entities: set[str]) -> None:
+    """A single append's dedup finds the row groups of its entities in a file sorted by entity by
+    bisection, in any other by testing each group: the groups a test of each one admits, in order."""
+    bounds = [None if p is None else tuple(sorted(p)) for p in pairs]
+    if ascending:                       # as a file sorted by entity has them: both ends ascend
+        known = sorted(b for b in bounds if b is not None)
+        bounds = [(lo, max(hi for _, hi in known[:i + 1])) for i, (lo, _) in enumerate(known)]
+    groups = [(i, *(b if b is not None else (None, None)), None, None, None, None, None, None) for i, b in enumerate(bounds)]
+    want = [g for g in groups if g[1] is None or any(g[1] <= e <= g[2] for e in entities)]
+    cache: dict[str, tuple[list[str], list[str]] | None] = {}
+    for _ in range(2):                  # the file's bounds computed, then cached
+        assert _groups_admitting(groups, entities, cache, "f") == want
+    lows, highs = [g[1] for g in groups], [g[2] for g in groups]
+    ascend = None not in lows and lows == sorted(lows) and highs == sorted(highs)
+    assert (cache["f"] is not None) == ascend
+    if ascending:
+        assert ascend
