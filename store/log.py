@@ -214,6 +214,12 @@ def encoded_schema(schema: pa.Schema) -> pa.Schema:
     ], metadata=schema.metadata)
 
 
+def has_statistics(column: str, rows: int | None) -> bool:
+    """Whether a committed file of ``rows`` rows (None: a stream, counted as large) has
+    statistics for ``column`` (see :data:`NO_STATISTICS` and :data:`ID_COLUMNS`)."""
+    return column not in NO_STATISTICS and (column not in ID_COLUMNS or (rows is not None and rows < SMALL_ROWS))
+
+
 def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
     """The Parquet writer options of every committed file: zstd, page checksums (CRC32 of every
     page, checked by readers that verify them), statistics, dictionaries and :data:`ENCODINGS`
@@ -229,7 +235,7 @@ def write_options(schema: pa.Schema, rows: int | None = None) -> dict[str, Any]:
     tiny = rows is not None and rows < TINY_ROWS
     return {
         "compression": "none" if tiny else "zstd",
-        "write_statistics": [c for c in names if c not in NO_STATISTICS and (small or c not in ID_COLUMNS)],
+        "write_statistics": [c for c in names if has_statistics(c, rows)],
         "use_dictionary": False if small else [c for c in names if c not in NO_DICTIONARY],
         "column_encoding": {} if tiny else {c: e for c, e in ENCODINGS.items() if c in names},
         "write_page_checksum": True,
@@ -764,8 +770,8 @@ class Store:
         if table == "events" and 0 < n <= ROW_GROUP_ROWS and "_footer_cache" in self.__dict__:
             # the footer of the file just written, without reading it back: one row group
             bounds: list[Any] = []
-            for col in ("entity", "metric", "period_end", TABLES[table][1]):   # (ids: see ID_COLUMNS)
-                bounds += key_bounds(prepared.column(col)) if n < SMALL_ROWS or col not in ID_COLUMNS else [None, None]
+            for col in ("entity", "metric", "period_end", TABLES[table][1]):
+                bounds += key_bounds(prepared.column(col)) if has_statistics(col, n) else [None, None]
             self.__dict__["_footer_cache"][path.name] = [(0, *bounds)]
         return commit_id, path
 
