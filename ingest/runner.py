@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from filelock import FileLock, Timeout
+from store.locks import FileLock, LockHeld
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ingest.catalog import Catalog
@@ -67,7 +67,7 @@ def build_source(job: Job, config_file: str = "jobs.toml") -> SourceRunner:
 
 def job_lock(store: Store, job: str) -> FileLock:
     """One run of ``job`` at a time (a file lock in the store folder, or in an object store's local state)."""
-    return FileLock(str(local_state(store.root) / "_lock" / f"job-{job}.lock"), timeout=0)
+    return FileLock(local_state(store.root) / "_lock" / f"job-{job}.lock", 0)
 
 
 def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, trigger: str = "manual",
@@ -89,7 +89,7 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
     lock = job_lock(store, name)
     try:
         lock.acquire()
-    except Timeout:
+    except LockHeld:
         run_id, started = runs.start(name, trigger=trigger)
         outcome = RunOutcome(skipped_reason=f"job {name!r} is already running; skipped")
         runs.finish(run_id, name, started, outcome, trigger=trigger, status="skipped")

@@ -27,7 +27,7 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from filelock import FileLock, Timeout
+from store.locks import FileLock, LockHeld
 
 from ingest.catalog import Catalog
 from ingest.errors import SchedulerRunning
@@ -142,7 +142,7 @@ class Scheduler:
         self.config, self.store, self.catalog_root, self.strict = config, store, catalog_root, strict
         self.workers = workers
         self.stop_event = threading.Event()
-        self._lock = FileLock(str(local_state(store.root) / "_lock" / "scheduler.lock"), timeout=0)
+        self._lock = FileLock(local_state(store.root) / "_lock" / "scheduler.lock", 0)
         self.scheduler: Any = None
 
     def _build(self) -> Any:
@@ -194,7 +194,7 @@ class Scheduler:
 
         try:
             self._lock.acquire()
-        except Timeout:
+        except LockHeld:
             raise SchedulerRunning(self.store.root) from None
         self.scheduler = self._build()
         self.scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
@@ -210,7 +210,7 @@ class Scheduler:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
-        if self._lock.is_locked:
+        if self._lock.held:
             self._lock.release()
 
     def run_forever(self) -> None:

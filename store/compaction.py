@@ -64,10 +64,10 @@ from typing import cast
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, local_state
 from store.errors import StoreBusy
+from store.locks import FileLock, LockHeld
 from store.log import (
     COMMIT_NAME,
     LOCK_TIMEOUT_S,
@@ -347,7 +347,7 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events", lock_timeout
                         p.unlink(missing_ok=True)
                         deleted += 1
                 path.unlink(missing_ok=True)
-    except Timeout:
+    except LockHeld:
         return deleted
     return deleted
 
@@ -458,7 +458,7 @@ def _merge(store: Store, table: str, sources: list[Path | ObjectPath],
             path = store.publish_file(tmp, table, recorded_at, commit_id, merge=True)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, Timeout):
+        if isinstance(exc, LockHeld):
             raise StoreBusy(store.root, lock_timeout_s) from exc
         raise
     return commit_id, path, n
@@ -494,7 +494,7 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     # automatic trigger, briefly (a long commit of another process: the next trigger merges)
     lock_wait = LOCK_TIMEOUT_S if wait else policy.lock_wait_s
     try:
-        with FileLock(_lock_path(store), timeout=-1 if wait else 0):
+        with FileLock(_lock_path(store), None if wait else 0):
             remove_compaction_leftovers(_scratch(store))               # a compaction that died
             sources = _select_sources(store, table, policy, full)
             if len(sources) < 2:
@@ -508,7 +508,7 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
                         raise
                     result.skipped = f"a writer held the store's lock past {lock_wait:g} s"
             result.deleted = cleanup(store, grace_s=grace, table=table, lock_timeout_s=lock_wait)
-    except Timeout:
+    except LockHeld:
         result.skipped = "another compaction is running"
     return result
 
@@ -533,11 +533,11 @@ def maybe_compact(store: Store, table: str = "events", listing: Listing | None =
         else:
             expired = _expired(store, policy.grace_s, table)
         if expired:
-            lock = FileLock(_lock_path(store), timeout=0)
+            lock = FileLock(_lock_path(store), 0)
             try:
                 with lock:
                     cleanup(store, grace_s=policy.grace_s, table=table, lock_timeout_s=policy.lock_wait_s)
-            except Timeout:
+            except LockHeld:
                 pass
     except (OSError, duckdb.Error):
         return None

@@ -42,9 +42,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from filelock import FileLock, Timeout
 
 from store.backends import ObjectPath, attach, object_root, staging_path
+from store.locks import FileLock, LockHeld
 from store.ids import content_ids, dictionary_encode, hex_to_digests, hex_to_words, one_array
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.schema import (
@@ -432,7 +432,7 @@ class Store:
         and readers dedupe by id, so racing writers cannot corrupt the log."""
         if isinstance(self.root, ObjectPath):
             return self.root.files.lock()  # type: ignore[return-value]
-        return FileLock(str(self.root / "_lock" / "append.lock"), timeout=timeout_s)
+        return FileLock(self.root / "_lock" / "append.lock", timeout_s)
 
     def append(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None) -> AppendResult:
         """Append a batch as one atomic commit; rows already present are not written again.
@@ -469,7 +469,7 @@ class Store:
                 if prepared.num_rows == 0:
                     return AppendResult(table, None, 0, n_in, None)
                 commit_id, path = self._commit(prepared, table)
-        except Timeout as exc:
+        except LockHeld as exc:
             raise StoreBusy(self.root, LOCK_TIMEOUT_S) from exc
         self._after_commit(table, path.name)
         return AppendResult(table, commit_id, prepared.num_rows, n_in - prepared.num_rows, path)
@@ -822,7 +822,7 @@ class Store:
                     tmp.unlink(missing_ok=True)
                     return AppendResult(table, None, 0, n_in, None)
                 path = self.publish_file(tmp, table, recorded_at, commit_id, sha256=sha)
-        except Timeout as exc:
+        except LockHeld as exc:
             raise StoreBusy(self.root, LOCK_TIMEOUT_S) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -960,9 +960,9 @@ class Store:
                 (folder / n).unlink(missing_ok=True)
         if any(n.startswith(COMPACTION_LEFTOVERS) for n in listing):
             try:   # a running compaction holds its lock: its files are alive, leave them
-                with FileLock(str(self.root / "_lock" / "compact.lock"), timeout=0):
+                with FileLock(self.root / "_lock" / "compact.lock", 0):
                     remove_compaction_leftovers(folder)
-            except Timeout:
+            except LockHeld:
                 pass
 
 

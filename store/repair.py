@@ -63,14 +63,14 @@ def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
     Raises:
         StoreBusy: a writer held the lock past ``timeout_s``.
     """
-    from filelock import FileLock, Timeout
+    from store.locks import FileLock, LockHeld
 
     from store.errors import StoreBusy
 
     report = RepairReport()
     try:
         # the compactor's lock first, as a compaction takes them (it publishes under the writers')
-        with FileLock(str(store.root / "_lock" / "compact.lock"), timeout=timeout_s), store.lock(timeout_s):
+        with FileLock(store.root / "_lock" / "compact.lock", timeout_s), store.lock(timeout_s):
             for p in leftovers(store):
                 _remove(p)
                 report.removed.append(str(p))
@@ -89,7 +89,7 @@ def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
                 report.moved.append((finding, str(target)))
             if report.removed:
                 _fsync_dir(store.root / "_tmp")
-    except Timeout as exc:
+    except LockHeld as exc:
         raise StoreBusy(store.root, timeout_s) from exc
     report.remaining = verify(store)
     return report

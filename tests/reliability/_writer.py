@@ -90,7 +90,7 @@ def install_fault(spec: str) -> None:
                 hit()
         Path.unlink = unlink  # type: ignore[method-assign]
     elif point == "lock":
-        from filelock import FileLock
+        from store.locks import FileLock
         real_enter = FileLock.__enter__
 
         def enter(self):  # type: ignore[no-untyped-def]
