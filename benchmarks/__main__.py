@@ -1,4 +1,4 @@
-"""``python -m benchmarks --size 1M|10M|all [--only bulk]``: run the suite (or only its bulk ingests),
+"""``python -m benchmarks --size 1M|10M|all [--only bulk|appends]``: run the suite (or one group of it),
 write BENCHMARKS.md and benchmarks/results.json."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from benchmarks.report import write_markdown
-from benchmarks.run import BULK_SCENARIOS, ROOT, add_ratios, log, run_size
+from benchmarks.run import ONLY, ROOT, add_ratios, log, run_size
 
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 
@@ -29,20 +29,21 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     ap.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--no-peers", action="store_true", help="only this store and the limit")
-    ap.add_argument("--only", choices=["bulk"], default=None,
-                    help="only the bulk ingests (Arrow and CSV): their records are replaced, the others kept")
+    ap.add_argument("--only", choices=sorted(ONLY), default=None,
+                    help="only the bulk ingests (Arrow and CSV) or the single appends: their records are "
+                         "replaced, the others kept")
     args = ap.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="metricstore-bench-"))
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else []
     sizes = parse_size(args.size)
     results = [r for r in results if r["size"] not in sizes
-               or (args.only == "bulk" and r["scenario"] not in BULK_SCENARIOS)]
+               or (args.only is not None and r["scenario"] not in ONLY[args.only])]
     t0 = time.perf_counter()
     try:
         for size in sizes:
             fresh: list[dict[str, object]] = []
-            run_size(size, work / str(size), fresh, peers=not args.no_peers, bulk_only=args.only == "bulk")
+            run_size(size, work / str(size), fresh, peers=not args.no_peers, only=args.only)
             results.extend(fresh)
             add_ratios(results)
             out.write_text(json.dumps(results, indent=1) + "\n")

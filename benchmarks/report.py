@@ -81,7 +81,7 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
            "`benchmarks/results.json`. Every system runs in the same run on the same machine and data;",
            "each measured task runs in its own process (peak RSS is that process's). Times are medians;",
            "`ratio` is the median over the limit's median for the same scenario and size.", "",
-           "A run that measured only some scenarios (`--only bulk`) replaced their rows, the limit's",
+           "A run that measured only some scenarios (`--only bulk`, `--only appends`) replaced their rows, the limit's",
            "included, and kept the others: each row names its run (the day and the commit measured).", ""]
     runs = {r.get("run", "?"): r.get("machine", machine()) for r in results}
     out += [f"- run `{run}`: {where}" for run, where in sorted(runs.items())] + [""]

@@ -46,6 +46,9 @@ def _run_label() -> str:
 RUN = _run_label()
 #: The scenarios of ``--only bulk``: the ingests alone, at a tenth of a whole run's time.
 BULK_SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv")
+#: ``--only GROUP``: the scenarios each group measures (their records are replaced, the rest kept).
+#: ``appends`` ingests each system's store once, unmeasured, then measures its single appends.
+ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",)}
 
 
 def log(msg: str) -> None:
@@ -111,7 +114,7 @@ def generate(size: int, work: Path) -> tuple[Path, Path, Path, int]:
 
 
 def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: bool = True,
-             bulk_only: bool = False) -> None:
+             only: str | None = None) -> None:
     big = size >= 5_000_000
     shape = Shape.of(size)
     work.mkdir(parents=True, exist_ok=True)
@@ -123,6 +126,13 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     # 1. bulk ingest, from Arrow and from CSV: three rounds at every size, the systems taking turns
     # (one run measured right after the generation met the disk still writing it back: at 10 M the
     # limit took 5.2 s in such a run against 2.1 s on a quiet disk)
+    if only == "appends":
+        for system in systems:
+            stores[system] = work / f"bulk-{system}-0"
+            shutil.rmtree(stores[system], ignore_errors=True)
+            worker({"task": "bulk_arrow", "system": system, "src": str(src), "dest": str(stores[system])})
+        _appends(results, size, work, systems, stores)
+        return
     arrow: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
     for r in range(BULK_ROUNDS):
         for system in systems:
@@ -148,7 +158,7 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
         record(results, "bulk_ingest_csv", size, system,
                {"times": [t for o in runs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in runs)},
                events=csv_n)
-    if bulk_only:
+    if only == "bulk":
         return
 
     # the store as ingested, before any maintenance: the base of the small-commit scenarios
@@ -198,20 +208,7 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
             if (out := query("all", system, as_of, 3)) is not None:
                 record(results, scenario, size, system, out, rows=out["rows"])
 
-    # 2. single-event appends on the N-event store, in rounds that take turns between the systems:
-    # an fsync's cost follows the disk's state (what earlier scenarios left to write back), so no
-    # system is measured only while the disk is busiest
-    rounds: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
-    for r in range(APPEND_ROUNDS):
-        for system in systems:
-            path = work / "appends-limit" if system == "limit" else stores[system]
-            count = (1000 if (system in ("limit", "metricstore") or not big) else 300) // APPEND_ROUNDS
-            rounds[system].append(worker({"task": "appends", "system": system, "path": str(path),
-                                          "count": count, "first": r * count}))
-    for system in systems:
-        record(results, "small_append", size, system,
-               {"times": [t for o in rounds[system] for t in o["times"]],
-                "peak_rss_mb": max(o["peak_rss_mb"] for o in rounds[system])})
+    _appends(results, size, work, systems, stores)
 
     # 6. one series after 10,000 small commits: automatic compaction, none, and compacted
     auto = work / "commits-auto"
@@ -240,6 +237,24 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
         record(results, scenario, size, "limit", lim)
     for p in (auto, none, base):
         shutil.rmtree(p, ignore_errors=True)
+
+
+def _appends(results: list[dict[str, Any]], size: int, work: Path, systems: tuple[str, ...],
+             stores: dict[str, Path]) -> None:
+    """2. Single-event appends on the N-event store, in rounds that take turns between the
+    systems: an fsync's cost follows the disk's state (what earlier scenarios left to write back),
+    so no system is measured only while the disk is busiest."""
+    rounds: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+    for r in range(APPEND_ROUNDS):
+        for system in systems:
+            path = work / "appends-limit" if system == "limit" else stores[system]
+            count = (1000 if (system in ("limit", "metricstore") or size < 5_000_000) else 300) // APPEND_ROUNDS
+            rounds[system].append(worker({"task": "appends", "system": system, "path": str(path),
+                                          "count": count, "first": r * count}))
+    for system in systems:
+        record(results, "small_append", size, system,
+               {"times": [t for o in rounds[system] for t in o["times"]],
+                "peak_rss_mb": max(o["peak_rss_mb"] for o in rounds[system])})
 
 
 def add_ratios(results: list[dict[str, Any]]) -> None:

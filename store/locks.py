@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
+from typing import Self
 
 import portalocker
 from portalocker.exceptions import AlreadyLocked
@@ -63,7 +64,7 @@ class FileLock:
         """Does this object hold its lock now?"""
         return self._lock.fh is not None
 
-    def __enter__(self) -> FileLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -44,9 +44,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from store.backends import ObjectPath, attach, object_root, staging_path
-from store.locks import FileLock, LockHeld
-from store.ids import content_ids, dictionary_encode, hex_to_digests, hex_to_words, one_array
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
+from store.ids import content_ids, dictionary_encode, hex_to_digests, hex_to_words, one_array
+from store.locks import FileLock, LockHeld
 from store.schema import (
     DEFAULTS,
     ENTITY_SCHEMA,
