@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from store.locks import FileLock, LockHeld
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ingest.catalog import Catalog
@@ -24,6 +23,7 @@ from ingest.runs import RunLog, RunOutcome
 from ingest.sources import DropFolder, Maintenance, MappedTable, RunContext, SourceRunner
 from store import MetricStoreError, Store, TransientError
 from store.backends import local_state
+from store.locks import FileLock, LockHeld
 
 log = logging.getLogger("metricstore.jobs")
 

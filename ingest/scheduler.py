@@ -27,8 +27,6 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from store.locks import FileLock, LockHeld
-
 from ingest.catalog import Catalog
 from ingest.errors import SchedulerRunning
 from ingest.jobs import Job, JobsConfig, Trigger, load_jobs
@@ -36,6 +34,7 @@ from ingest.runner import run_job
 from ingest.runs import RunLog, RunOutcome
 from store import MetricStoreError, Store
 from store.backends import local_state
+from store.locks import FileLock, LockHeld
 
 log = logging.getLogger("metricstore.jobs")
 

@@ -63,9 +63,8 @@ def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
     Raises:
         StoreBusy: a writer held the lock past ``timeout_s``.
     """
-    from store.locks import FileLock, LockHeld
-
     from store.errors import StoreBusy
+    from store.locks import FileLock, LockHeld
 
     report = RepairReport()
     try:
