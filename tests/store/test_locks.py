@@ -19,12 +19,14 @@ from store.repair import repair
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _holder(path: Path, hold_s: float) -> subprocess.Popen[str]:
-    """Another process taking the lock file ``path``, saying so, holding it ``hold_s`` seconds."""
+def _holder(path: Path, hold_s: float, done: Path | None = None) -> subprocess.Popen[str]:
+    """Another process taking the lock file ``path``, saying so, holding it ``hold_s`` seconds
+    (then creating the file ``done``, if given, before it lets go)."""
+    finish = f"    open({str(done)!r}, 'w').close()\n" if done else ""
     proc = subprocess.Popen(
         [sys.executable, "-c", f"import time\nfrom store.locks import FileLock\n"
                                f"with FileLock({str(path)!r}, 0):\n"
-                               f"    print('held', flush=True)\n    time.sleep({hold_s})\n"],
+                               f"    print('held', flush=True)\n    time.sleep({hold_s})\n{finish}"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
@@ -97,11 +99,12 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
 
 
 def test_a_waiter_without_timeout_is_woken_by_the_release(tmp_path: Path) -> None:
-    path = tmp_path / "a.lock"
-    holder = _holder(path, 0.5)
+    path, done = tmp_path / "a.lock", tmp_path / "done"
+    holder = _holder(path, 0.5, done)
     try:
         with FileLock(path, None):
-            assert holder.wait(timeout=10) == 0       # it had let go, having finished its sleep
+            assert done.exists()                      # taken only once the holder had finished
+        assert holder.wait(timeout=10) == 0
     finally:
         holder.kill()
         holder.wait()
