@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from queries import MetricStore
 from store import Store
 from store.compaction import CompactionPolicy, compact, maybe_compact, retired
+from store.ids import content_id_of, id_layout
 from store.log import content_ids
 from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS
 from store.verify import verify
@@ -231,6 +232,8 @@ def test_small_batches_hash_to_the_same_ids_as_large_ones(
              "flag": "bool"}
     expected = [spec_id(r, types) for r in table.to_pylist()]
     assert content_ids(table, cols).to_pylist() == expected
+    layout = id_layout(table.schema, cols)              # a single append's: from Python values
+    assert [content_id_of(r, layout) for r in table.to_pylist()] == expected
     for copies in (20, 400):                            # vectorised, then past hashlib's limit: polars-hash
         big = pa.concat_tables([table] * copies)
         assert content_ids(big, cols).to_pylist()[: len(rows)] == expected
@@ -250,6 +253,7 @@ def test_event_ids_are_pinned() -> None:
     pinned = spec_id(row, types)
     assert content_ids(table, IDENTITY_COLUMNS).to_pylist() == [pinned]
     assert content_ids(pa.concat_tables([table] * 300), IDENTITY_COLUMNS).to_pylist() == [pinned] * 300
+    assert content_id_of(row, id_layout(EVENT_SCHEMA, IDENTITY_COLUMNS)) == pinned
     assert pinned == "4605f6a243334049d08ab39622d1991d"
 
 

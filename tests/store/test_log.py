@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from store import MetricEvent, SchemaMismatch, Store, StoreNotFound
-from store.log import KEY_BOUNDS_PY_MAX, _groups_admitting, key_bounds
+from store.log import KEY_BOUNDS_PY_MAX, _groups_admitting, _prepared_row, key_bounds
+from store.schema import EVENT_SCHEMA
 from store.verify import verify
 
 
@@ -257,3 +258,54 @@ def test_the_row_groups_of_a_batch_s_entities_are_those_a_test_of_each_group_adm
     assert (cache["f"] is not None) == ascend
     if ascending:
         assert ascend
+
+
+_texts = st.text(alphabet=st.sampled_from("ab\u00e9 "), max_size=3)
+_days = st.dates(dt.date(1990, 1, 1), dt.date(2030, 12, 31))
+#: Optional columns of an events batch and what a test row may hold in them (None among it: the
+#: column is there, NULL; absent: left out).
+_OPTIONAL = {
+    "op": st.sampled_from(["assert", "retract"]), "segment": st.sampled_from(["total", "", "cars"]),
+    "dims": _texts, "value_high": st.floats(-1e9, 1e9), "kind": st.sampled_from(["actual", "guidance"]),
+    "qualifier": st.sampled_from(["exact", "range"]), "authority": st.sampled_from(["primary", "secondary"]),
+    "source_ref": _texts, "as_reported": _texts, "note": _texts, "supersedes": _texts,
+}
+#: What may break a row (None: nothing), each a column and the value put in it.
+_BREAKS = [None] * 6 + [("entity", None), ("metric", None), ("value", None), ("value", float("nan")),
+                        ("value_high", float("inf")), ("value", -float("inf")), ("kind", "rumour"),
+                        ("op", "bogus"), ("qualifier", ""), ("period_end", dt.date(1989, 12, 31)),
+                        ("reported_at", None), ("value", -0.0)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), run_id=st.none() | st.just("run-1"), cast=st.booleans(), broken=st.sampled_from(_BREAKS))
+def test_one_row_is_prepared_as_any_batch_is(store: Store, data: st.DataObject, run_id: str | None, cast: bool,
+                                             broken: tuple[str, object] | None) -> None:
+    """A single event is prepared from its Python values (a path of its own, for speed): what it
+    gives, or refuses, is what the general path gives for the same row, here that row twice."""
+    start = data.draw(_days)
+    row: dict[str, object] = {
+        "entity": data.draw(_texts), "metric": data.draw(_texts), "unit": "CNY", "source": "s",
+        "period_start": start, "period_end": start + dt.timedelta(days=data.draw(st.integers(0, 400))),
+        "reported_at": data.draw(_days), "value": data.draw(st.floats(-1e12, 1e12)),
+    }
+    for name in data.draw(st.lists(st.sampled_from(sorted(_OPTIONAL)), unique=True)):
+        row[name] = data.draw(_OPTIONAL[name] | st.none())
+    if broken is not None:
+        row[broken[0]] = broken[1]
+    types = {f.name: f.type for f in EVENT_SCHEMA}
+    if cast:
+        types["value"] = pa.float32()               # a column to cast: the general path's
+    one = pa.table({k: pa.array([v], types[k]) for k, v in row.items()})
+    try:
+        got = store.prepare(one, run_id=run_id)
+    except SchemaMismatch as exc:
+        with pytest.raises(SchemaMismatch) as general:
+            store.prepare(pa.concat_tables([one, one]), run_id=run_id)
+        assert general.value.column == exc.column
+        return
+    want = store.prepare(pa.concat_tables([one, one]), run_id=run_id).slice(0, 1)
+    assert got.schema.equals(want.schema, check_metadata=True)
+    assert got.equals(want)
+    if not cast:                                    # every column as stored: the row took its own path
+        assert _prepared_row(one, run_id) is not None
