@@ -661,7 +661,7 @@ class Store:
         """``existing_ids`` for a small batch: only the row groups whose statistics admit one of
         the batch's (entity, metric, period_end) are searched, and of those only the id column,
         whose digests stay cached in memory (a committed file never changes)."""
-        wanted_hex = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        wanted_hex = one_array(ids)
         wanted = hex_to_digests(wanted_hex)
         w_hi, w_lo = _words(wanted)
         entities = set(keys.column("entity").to_pylist())
@@ -1087,8 +1087,7 @@ KEY_BOUNDS_PY_MAX = 16
 
 def key_bounds(col: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
     """The least and greatest value of a column (dictionary-encoded or not), as Python values."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+    col = one_array(col)
     if len(col) <= KEY_BOUNDS_PY_MAX:    # (a single append's: a compute call costs more than this)
         values = [v for v in col.to_pylist() if v is not None]
         return (min(values), max(values)) if values else (None, None)
