@@ -111,16 +111,27 @@ class CompactionPolicy:
 
     @classmethod
     def from_env(cls) -> CompactionPolicy:
-        env = os.environ
-        d = cls()
-        return cls(
-            auto=env.get("METRICSTORE_AUTO_COMPACT", "1").strip().lower() not in ("0", "false", "no", "off"),
-            min_files=int(env.get("METRICSTORE_COMPACT_MIN_FILES", d.min_files)),
-            min_bytes=int(env.get("METRICSTORE_COMPACT_MIN_BYTES", d.min_bytes)),
-            small_bytes=int(env.get("METRICSTORE_COMPACT_SMALL_BYTES", d.small_bytes)),
-            grace_s=float(env.get("METRICSTORE_COMPACT_GRACE_S", d.grace_s)),
-            lock_wait_s=float(env.get("METRICSTORE_COMPACT_LOCK_WAIT_S", d.lock_wait_s)),
-        )
+        """The policy the environment sets (read on every commit: kept by the variables' values)."""
+        return _policy_of(tuple(os.environ.get(name) for name in _POLICY_ENV))
+
+
+#: The variables of :meth:`CompactionPolicy.from_env`, in the order :func:`_policy_of` reads them.
+_POLICY_ENV = ("METRICSTORE_AUTO_COMPACT", "METRICSTORE_COMPACT_MIN_FILES", "METRICSTORE_COMPACT_MIN_BYTES",
+               "METRICSTORE_COMPACT_SMALL_BYTES", "METRICSTORE_COMPACT_GRACE_S", "METRICSTORE_COMPACT_LOCK_WAIT_S")
+
+
+@functools.lru_cache(maxsize=16)
+def _policy_of(values: tuple[str | None, ...]) -> CompactionPolicy:
+    auto, min_files, min_bytes, small_bytes, grace_s, lock_wait_s = values
+    d = CompactionPolicy()
+    return CompactionPolicy(
+        auto=(auto or "1").strip().lower() not in ("0", "false", "no", "off"),
+        min_files=int(min_files) if min_files is not None else d.min_files,
+        min_bytes=int(min_bytes) if min_bytes is not None else d.min_bytes,
+        small_bytes=int(small_bytes) if small_bytes is not None else d.small_bytes,
+        grace_s=float(grace_s) if grace_s is not None else d.grace_s,
+        lock_wait_s=float(lock_wait_s) if lock_wait_s is not None else d.lock_wait_s,
+    )
 
 
 @dataclass
@@ -218,6 +229,7 @@ def _manifests(store: Store) -> list[tuple[Path | ObjectPath, dict[str, object]]
 
 
 @functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)      # (every live file's name, on every commit's trigger)
 def _commit_of(name: str) -> str | None:
     m = COMMIT_NAME.match(name)
     return m["commit"] if m else None
