@@ -395,9 +395,9 @@ def _selected(store: Store, table: str, policy: CompactionPolicy, full: bool,
         live = [n for n in names if n not in done]
     folder = store.root / table
     files = [n for n in live if _commit_of(n)]
-    if not full:
-        files = [n for n in files if (_size(folder, n) or policy.small_bytes) < policy.small_bytes]
-    cache = _SIZE_CACHE.get(str(folder), {})
+    cache = _SIZE_CACHE.setdefault(str(folder), {})
+    if not full:     # (sizes from the cache first: on every commit's trigger, a look-up a live file)
+        files = [n for n in files if (cache.get(n) or _size(folder, n) or policy.small_bytes) < policy.small_bytes]
     if len(cache) > len(live):
         for n in set(cache) - set(live):
             del cache[n]
@@ -408,9 +408,10 @@ def due(store: Store, policy: CompactionPolicy, table: str = "events", live: lis
     """Has the small files' count or size reached the policy's threshold? (``live``: the live
     files of a listing at hand, see ``Store.listing``)"""
     small = _selected(store, table, policy, full=False, live=live)
-    folder = store.root / table
-    return len(small) >= policy.min_files or (
-        len(small) > 1 and sum(_size(folder, n) or 0 for n in small) >= policy.min_bytes)
+    if len(small) >= policy.min_files:
+        return True
+    sizes = _SIZE_CACHE.get(str(store.root / table), {})      # (each small one's, by _selected)
+    return len(small) > 1 and sum(sizes.get(n) or 0 for n in small) >= policy.min_bytes
 
 
 def _merge(store: Store, table: str, sources: list[Path | ObjectPath],

@@ -143,7 +143,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _mtime_ns(folder: Path) -> int | None:
+def _mtime_ns(folder: str | os.PathLike[str]) -> int | None:
     try:
         return os.stat(folder).st_mtime_ns
     except OSError:
@@ -327,6 +327,16 @@ class Store:
         return cls.create(root) if create else cls(root)
 
     # -- reading ---------------------------------------------------------------------------
+    def _local(self, name: str) -> str:
+        """A path under a local store's root, as text (kept: a single append names a few of them
+        several times, and each ``Path`` joined and turned back into text costs more than the
+        system call it is for)."""
+        paths: dict[str, str] = self.__dict__.setdefault("_local_paths", {})
+        got = paths.get(name)
+        if got is None:
+            got = paths[name] = os.path.join(self.root, name)
+        return got
+
     def files(self, table: str = "events") -> list[Path]:
         """The committed files of one log, oldest first."""
         folder = self.root / table
@@ -366,7 +376,7 @@ class Store:
         if not isinstance(self.root, Path):
             names = self.names(table)
             return Listing(names, names, None, b"", None)
-        token, mtime = self._change_token(table), _mtime_ns(self.root / table)
+        token, mtime = self._change_token(table), _mtime_ns(self._local(table))
         hit = cache.get(table)
         if hit is not None and token and hit.token == token and hit.mtime_ns == mtime:
             return hit
@@ -382,7 +392,7 @@ class Store:
         return got
 
     def _token_path(self, table: str) -> str:
-        return os.path.join(self.root, "_lock", CHANGE_TOKEN.format(table=table))
+        return self._local(os.path.join("_lock", CHANGE_TOKEN.format(table=table)))
 
     def _change_token(self, table: str) -> bytes:
         """The log's change token (empty when none was written yet: nothing is then kept)."""
@@ -442,7 +452,7 @@ class Store:
         and readers dedupe by id, so racing writers cannot corrupt the log."""
         if isinstance(self.root, ObjectPath):
             return self.root.files.lock()  # type: ignore[return-value]
-        return FileLock(self.root / "_lock" / "append.lock", timeout_s)
+        return FileLock(self._local(os.path.join("_lock", "append.lock")), timeout_s)
 
     def append(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None) -> AppendResult:
         """Append a batch as one atomic commit; rows already present are not written again.
@@ -881,13 +891,13 @@ class Store:
             sink = pa.BufferOutputStream()
             write_file(data, sink, options)
             body = sink.getvalue()
-            tmp = self.tmp_path(commit_id)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            staged = os.path.join(self._local("_tmp"), f"commit-{commit_id}.parquet")   # (tmp_path's, as text)
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
                 view = memoryview(body)
                 while view:
                     view = view[os.write(fd, view):]
-                return self._rename_into(tmp, table, recorded_at, commit_id, hashlib.sha256(body).hexdigest(),
+                return self._rename_into(staged, table, recorded_at, commit_id, hashlib.sha256(body).hexdigest(),
                                          flush=lambda: os.fsync(fd))
             finally:
                 os.close(fd)
@@ -918,7 +928,7 @@ class Store:
             os.fsync(fh.fileno())
         return self._rename_into(tmp, table, recorded_at, commit_id, sha256 or sha.hexdigest(), merge=merge)
 
-    def _rename_into(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str, sha: str,
+    def _rename_into(self, tmp: str | Path, table: str, recorded_at: dt.datetime, commit_id: str, sha: str,
                      *, merge: bool = False, flush: Callable[[], None] | None = None) -> Path:
         """Rename a flushed file into ``table`` under its commit name, and flush the folder (the
         writers' lock held). A listing kept that was current is extended by a commit's file; a
@@ -928,25 +938,25 @@ class Store:
         the work before the rename is done: a single append's Python runs before it sleeps in
         its first flush, not after it, on caches the wait left cold (measured: about 2 ms of an
         append's work ran 2x slower after a flush than before it on this machine's slow state)."""
-        root = cast(Path, self.root)   # local: both callers handle an object store before this
-        stamp = recorded_at.strftime("%Y%m%dT%H%M%S%f")
-        final = root / table / f"{stamp}Z-{commit_id}-{sha[:16]}.parquet"
+        # (local: both callers handle an object store before this; paths as text, see _local)
+        name = f"{recorded_at.strftime('%Y%m%dT%H%M%S%f')}Z-{commit_id}-{sha[:16]}.parquet"
+        folder = self._local(table)
         old, new = self.changing(table)
         kept = self.__dict__.get("_listings", {}).pop(table, None)
         current = (kept is not None and not merge and old and kept.token == old
-                   and kept.mtime_ns == _mtime_ns(final.parent))
+                   and kept.mtime_ns == _mtime_ns(folder))
         if flush is not None:
             flush()
-        os.replace(tmp, final)
+        os.replace(tmp, os.path.join(folder, name))
         if current:
             assert kept is not None
-            bisect.insort(kept.names, final.name)
+            bisect.insort(kept.names, name)
             if kept.live is not kept.names:
-                bisect.insort(kept.live, final.name)
-            kept.token, kept.mtime_ns = new, _mtime_ns(final.parent)
+                bisect.insort(kept.live, name)
+            kept.token, kept.mtime_ns = new, _mtime_ns(folder)
             self.__dict__["_listings"][table] = kept
-        _fsync_dir(final.parent)
-        return final
+        _fsync_dir(folder)
+        return cast(Path, self.root) / table / name
 
     def _put_file(self, tmp: Path, table: str, recorded_at: dt.datetime, commit_id: str) -> ObjectPath:
         """The object-store publish: one conditional PUT of the whole file under its final name."""
@@ -970,22 +980,22 @@ class Store:
 
     def _clean_tmp(self) -> None:
         """Remove what dead writers left in ``_tmp`` (called with the lock held)."""
-        folder = self.root / "_tmp"
-        if isinstance(folder, ObjectPath):
-            for p in folder.glob("commit-*"):
+        if isinstance(self.root, ObjectPath):
+            for p in (self.root / "_tmp").glob("commit-*"):
                 p.unlink(missing_ok=True)
             return
+        folder = self._local("_tmp")
         try:
             listing = os.listdir(folder)
         except FileNotFoundError:
             return
         for n in listing:
             if n.startswith("commit-"):
-                (folder / n).unlink(missing_ok=True)
+                Path(folder, n).unlink(missing_ok=True)
         if any(n.startswith(COMPACTION_LEFTOVERS) for n in listing):
             try:   # a running compaction holds its lock: its files are alive, leave them
                 with FileLock(self.root / "_lock" / "compact.lock", 0):
-                    remove_compaction_leftovers(folder)
+                    remove_compaction_leftovers(Path(folder))
             except LockHeld:
                 pass
 
