@@ -687,6 +687,8 @@ class Store:
         one_m = next(iter(metrics)) if len(metrics) == 1 else None
         by_entity = self.__dict__.setdefault("_entity_order", {})
         for name, groups in self._footers("events"):
+            if len(groups) == 1 and groups[0][7] is not None and (id_hi < groups[0][7] or id_lo > groups[0][8]):
+                continue      # (a small commit: its ids' bounds, tested first, rule most probes out)
             for rg, _, _, m_lo, m_hi, p_lo, p_hi, i_lo, i_hi in _groups_admitting(groups, entities, by_entity, name):
                 if p_lo is not None and (hi < p_lo or lo > p_hi):
                     continue
@@ -700,7 +702,7 @@ class Store:
                     continue
                 hit |= _sorted_contains(got[0], got[1], w_hi, w_lo)
         if not hit.any():
-            return pa.array([], pa.string())
+            return _NO_IDS
         return pc.unique(pc.filter(wanted_hex.cast(pa.string()), pa.array(hit)))
 
     def _row_group_ids(self, name: str, rg: int, id_col: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -1018,6 +1020,8 @@ def remove_compaction_leftovers(folder: Path) -> None:
             else:
                 path.unlink(missing_ok=True)
 
+
+_NO_IDS = pa.array([], pa.string())     # (arrays are immutable: one serves every search that finds none)
 
 #: Ids of committed row groups a store keeps in memory for the dedup of small appends (16 bytes each).
 ID_CACHE_ROWS = 2_000_000
