@@ -229,7 +229,6 @@ def _manifests(store: Store) -> list[tuple[Path | ObjectPath, dict[str, object]]
 
 
 @functools.lru_cache(maxsize=1 << 16)
-@functools.lru_cache(maxsize=1 << 14)      # (every live file's name, on every commit's trigger)
 def _commit_of(name: str) -> str | None:
     m = COMMIT_NAME.match(name)
     return m["commit"] if m else None

@@ -1475,9 +1475,10 @@ def _prepared_row(batch: pa.Table, run_id: str | None) -> pa.Table | None:
         return None
     row: dict[str, Any] = {}
     for name in PREPARED_EVENTS.names[:-1]:        # (the last is the id)
-        v = given.get(name)
-        if v is None:
+        if name not in given:
             v = run_id if name == "run_id" else DEFAULTS.get(name)
+        elif (v := given[name]) is None:
+            v = DEFAULTS.get(name)                  # (a run_id given as NULL stays NULL)
         elif name == "segment" and v == "":
             v = DEFAULTS[name]
         if v is None and name in _EVENT_NOT_NULL:
@@ -1499,7 +1500,6 @@ def _prepared_row(batch: pa.Table, run_id: str | None) -> pa.Table | None:
         else:                              # a default, NULL or the run: one of a few values
             arrays.append(_one_value_array(row[f.name], f.type))
     return pa.Table.from_arrays(arrays, schema=PREPARED_EVENTS)
-
 
 
 def _check_events(arrays: dict[str, pa.Array], given: dict[str, pa.Array]) -> None:

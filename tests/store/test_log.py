@@ -268,7 +268,7 @@ _OPTIONAL = {
     "op": st.sampled_from(["assert", "retract"]), "segment": st.sampled_from(["total", "", "cars"]),
     "dims": _texts, "value_high": st.floats(-1e9, 1e9), "kind": st.sampled_from(["actual", "guidance"]),
     "qualifier": st.sampled_from(["exact", "range"]), "authority": st.sampled_from(["primary", "secondary"]),
-    "source_ref": _texts, "as_reported": _texts, "note": _texts, "supersedes": _texts,
+    "source_ref": _texts, "as_reported": _texts, "note": _texts, "supersedes": _texts, "run_id": _texts,
 }
 #: What may break a row (None: nothing), each a column and the value put in it.
 _BREAKS = [None] * 6 + [("entity", None), ("metric", None), ("value", None), ("value", float("nan")),
