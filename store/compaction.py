@@ -67,7 +67,7 @@ import pyarrow.parquet as pq
 
 from store.backends import ObjectPath, attach, local_state
 from store.errors import StoreBusy
-from store.locks import FileLock, LockHeld
+from store.locks import LockHeld
 from store.log import (
     COMMIT_NAME,
     LOCK_TIMEOUT_S,
@@ -166,12 +166,6 @@ def _scratch(store: Store) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
     return store.root / "_tmp"
-
-
-def _lock_path(store: Store) -> str:
-    """The compactor's lock: in the store's ``_lock``, or for an object store in this machine's state folder."""
-    base = local_state(store.root) if isinstance(store.root, ObjectPath) else store.root
-    return str(base / "_lock" / "compact.lock")
 
 
 def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]) -> Path | ObjectPath:
@@ -506,7 +500,7 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     # automatic trigger, briefly (a long commit of another process: the next trigger merges)
     lock_wait = LOCK_TIMEOUT_S if wait else policy.lock_wait_s
     try:
-        with FileLock(_lock_path(store), None if wait else 0):
+        with store.compactor_lock(None if wait else 0):
             remove_compaction_leftovers(_scratch(store))               # a compaction that died
             sources = _select_sources(store, table, policy, full)
             if len(sources) < 2:
@@ -545,7 +539,7 @@ def maybe_compact(store: Store, table: str = "events", listing: Listing | None =
         else:
             expired = _expired(store, policy.grace_s, table)
         if expired:
-            lock = FileLock(_lock_path(store), 0)
+            lock = store.compactor_lock(0)
             try:
                 with lock:
                     cleanup(store, grace_s=policy.grace_s, table=table, lock_timeout_s=policy.lock_wait_s)

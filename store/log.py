@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from store.backends import ObjectPath, attach, object_root, staging_path
+from store.backends import ObjectPath, attach, local_state, object_root, staging_path
 from store.errors import SchemaMismatch, StoreBusy, StoreNotFound
 from store.ids import (
     content_id_of,
@@ -453,6 +453,12 @@ class Store:
         if isinstance(self.root, ObjectPath):
             return self.root.files.lock()  # type: ignore[return-value]
         return FileLock(self._local(os.path.join("_lock", "append.lock")), timeout_s)
+
+    def compactor_lock(self, timeout_s: float | None) -> FileLock:
+        """The compactor's lock (see ``store.compaction``): in the store's ``_lock``, or for an
+        object store in this machine's state folder."""
+        base = local_state(self.root) if isinstance(self.root, ObjectPath) else self.root
+        return FileLock(base / "_lock" / "compact.lock", timeout_s)
 
     def append(self, batch: pa.Table, *, table: str = "events", run_id: str | None = None) -> AppendResult:
         """Append a batch as one atomic commit; rows already present are not written again.
@@ -996,7 +1002,7 @@ class Store:
                 Path(folder, n).unlink(missing_ok=True)
         if any(n.startswith(COMPACTION_LEFTOVERS) for n in listing):
             try:   # a running compaction holds its lock: its files are alive, leave them
-                with FileLock(self.root / "_lock" / "compact.lock", 0):
+                with self.compactor_lock(0):
                     remove_compaction_leftovers(Path(folder))
             except LockHeld:
                 pass

@@ -64,12 +64,12 @@ def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
         StoreBusy: a writer held the lock past ``timeout_s``.
     """
     from store.errors import StoreBusy
-    from store.locks import FileLock, LockHeld
+    from store.locks import LockHeld
 
     report = RepairReport()
     try:
         # the compactor's lock first, as a compaction takes them (it publishes under the writers')
-        with FileLock(store.root / "_lock" / "compact.lock", timeout_s), store.lock(timeout_s):
+        with store.compactor_lock(timeout_s), store.lock(timeout_s):
             for p in leftovers(store):
                 _remove(p)
                 report.removed.append(str(p))
