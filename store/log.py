@@ -1082,19 +1082,20 @@ def _stamped_layout(table: str, encoded: bool) -> tuple[pa.Schema, list[str], li
 
 
 #: Default columns up to this many rows are built once and shared (arrays are immutable): the
-#: batches of a stream mostly have one size. A few short values: at most about 20 MB are kept.
+#: batches of a stream mostly have one size, a single event's defaults and NULLs one row each.
+#: A few short values: at most about 30 MB are kept.
 DEFAULT_CACHE_ROWS = 1 << 17
 
 
-def _default_column(value: str, type_: pa.DataType, n: int) -> pa.Array:
-    """An array of ``n`` times a column's default ``value``."""
+def _default_column(value: Any, type_: pa.DataType, n: int) -> pa.Array:
+    """An array of ``n`` times a column's default ``value`` (None: NULL)."""
     if n <= DEFAULT_CACHE_ROWS:
         return _default_cached(value, type_, n)
     return _constant_column(value, type_, n)
 
 
-@functools.lru_cache(maxsize=24)
-def _default_cached(value: str, type_: pa.DataType, n: int) -> pa.Array:
+@functools.lru_cache(maxsize=40)
+def _default_cached(value: Any, type_: pa.DataType, n: int) -> pa.Array:
     return _constant_column(value, type_, n)
 
 
@@ -1461,12 +1462,6 @@ _EVENT_NOT_NULL = frozenset(f.name for f in EVENT_SCHEMA if not f.nullable)
 _EVENT_ID_LAYOUT = id_layout(EVENT_SCHEMA, IDENTITY_COLUMNS)
 
 
-@functools.lru_cache(maxsize=64)
-def _one_value_array(value: Any, type_: pa.DataType) -> pa.Array:
-    """A one-row array of a default or NULL (arrays are immutable: built once, shared)."""
-    return pa.array([value], type_)
-
-
 def _prepared_row(batch: pa.Table, run_id: str | None) -> pa.Table | None:
     """:meth:`Store.prepare` of a one-row events batch through its Python values: the same table
     (a test holds the two equal) in a fraction of the time, Arrow's cost per call and column
@@ -1504,7 +1499,7 @@ def _prepared_row(batch: pa.Table, run_id: str | None) -> pa.Table | None:
         elif f.name in given and given[f.name] == row[f.name]:      # as given (no default put in)
             arrays.append(one_array(columns[f.name]))
         else:                              # a default, NULL or the run: one of a few values
-            arrays.append(_one_value_array(row[f.name], f.type))
+            arrays.append(_default_column(row[f.name], f.type, 1))
     return pa.Table.from_arrays(arrays, schema=PREPARED_EVENTS)
 
 
