@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -14,10 +15,7 @@ from metricstore.cli import app
 from tests.conftest import ROOT
 
 
-Command = TyperGroup | typer.core.TyperCommand
-
-
-def walk(command: Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Command]]:
+def walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
     """Every command under ``command`` (groups included), with the words that reach it."""
     found = [(path, command)]
     if isinstance(command, TyperGroup):
