@@ -25,7 +25,7 @@ MAGNITUDES = ((1e12, "tn"), (1e9, "bn"), (1e6, "m"))
 #: Label columns a readable table keeps, in this order.
 LABELS = ("entity", "metric", "segment", "dims", "period")
 #: Columns read as a fraction and shown as a percentage in a readable table.
-FRACTIONS = ("share", "change_pct")
+FRACTIONS = ("share",)
 
 
 def fmt_value(v: object) -> str:
@@ -102,11 +102,11 @@ READABLE: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], str]]] = {
 def readable(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """The readable table of ``df`` as text cells, and how many of its columns it leaves out.
 
-    A result without a ``value`` column (a user's own SQL) keeps every column; fractions
+    A result without a numeric ``value`` column (a user's own SQL) keeps every column; fractions
     (``*_pct``, ``share``) show as percentages.
     """
     rows = df.to_dicts()
-    if "value" not in df.columns:
+    if "value" not in df.columns or not df["value"].dtype.is_numeric():
         cells = {c: [percent(r[c], signed=c != "share") if _is_fraction(df, c) else fmt_value(r[c]) for r in rows]
                  for c in df.columns}
         return pl.DataFrame(cells, schema=dict.fromkeys(df.columns, pl.String)), 0
@@ -122,7 +122,8 @@ def readable(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
 
 def _is_fraction(df: pl.DataFrame, column: str) -> bool:
-    return df[column].dtype.is_float() and (column.endswith("_pct") or column in FRACTIONS)
+    dtype = df[column].dtype
+    return dtype.is_numeric() and not dtype.is_integer() and (column.endswith("_pct") or column in FRACTIONS)
 
 
 def _table(df: pl.DataFrame, title: str | None, right: set[str], wrap: bool) -> None:

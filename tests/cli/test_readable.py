@@ -69,6 +69,8 @@ def test_sql_shows_ratios_as_percentages_with_flags(seeded: Path) -> None:
     r = run_cli("sql", "SELECT segment, share FROM share WHERE entity = 'xiaomi' AND period = 'FY2024' "
                 "AND metric = 'revenue' AND dims = '' ORDER BY share DESC", store=seeded, env=WIDE)
     assert cells(r.stdout)[1]["smartphones"]["share"] == "52.4 %"
+    r = run_cli("sql", "SELECT 'x' AS value, 0.25 AS yoy_pct, 3 AS n", store=seeded, env=WIDE)   # no numeric value
+    assert cells(r.stdout) == (["value", "yoy_pct", "n"], {"x": {"value": "x", "yoy_pct": "+25.0 %", "n": "3"}})
 
 
 def test_units_and_points() -> None:
