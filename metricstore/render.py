@@ -130,8 +130,9 @@ def _table(df: pl.DataFrame, title: str | None, right: set[str], wrap: bool) -> 
     console = Console(width=max(Console().width, 160) if not sys.stdout.isatty() else None)
     table = Table(title=title, show_lines=False, header_style="bold")
     for c in df.columns:
-        table.add_column(c, justify="right" if c in right else "left", overflow="fold",
-                         no_wrap=not wrap and c not in ("dims", "metric", "segment", "entity"))
+        keep = not wrap and c not in ("dims", "metric", "segment", "entity", "flags")   # (figures are not folded)
+        table.add_column(c, justify="right" if c in right else "left", overflow="fold", no_wrap=keep,
+                         min_width=max([len(c), *(len(fmt_value(v)) for v in df[c])]) if keep else None)
     for row in df.iter_rows():
         table.add_row(*(fmt_value(v) for v in row))
     console.print(table)
