@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest import Catalog, Settings, ingest_paths
+from metricstore.render import human, percent
 from queries import MetricStore
 from store import Store
 
@@ -42,18 +43,6 @@ ORDER BY period_end
 """
 
 
-def _pct(v: float | None) -> str:
-    return "" if v is None else f"{v * 100:+.1f} %"
-
-
-def _cny(v: float, unit: str) -> str:
-    if unit == "CNY":
-        return f"{v / 1e9:,.1f} bn CNY"
-    if unit == "units":
-        return f"{v / 1e6:,.1f} m units" if v >= 1e6 else f"{v:,.0f} units"
-    return f"{v:,.4g} {unit}"
-
-
 def build_store(cfg: Settings, seed: Path) -> Store:
     """Ingest every seed file (idempotent: a second run adds nothing)."""
     store = Store.open(cfg.store, create=True)
@@ -66,6 +55,14 @@ def build_store(cfg: Settings, seed: Path) -> Store:
     return store
 
 
+def _table(title: str, *columns: str, left: int = 1) -> Table:
+    """A table titled on the left, its first ``left`` columns text, the rest figures."""
+    t = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i < left else "right", no_wrap=True)
+    return t
+
+
 def run_demo(cfg: Settings, seed: Path, chart: Path) -> None:
     store = build_store(cfg, seed)
     console = Console(width=None if sys.stdout.isatty() else 120)
@@ -74,31 +71,25 @@ def run_demo(cfg: Settings, seed: Path, chart: Path) -> None:
         mix = ms.sql(MIX_SQL, [ENTITY, "FY2024"])
         loss = ms.sql(LOSS_SQL, [ENTITY])
 
-    t = Table(title="Xiaomi: growth computed from reported levels (the store) vs the article")
-    for c in ("metric", "segment", "period", "value", "prior", "YoY (store)", "YoY (article)"):
-        t.add_column(c, justify="left" if c in ("metric", "segment", "period") else "right")
+    t = _table("Xiaomi 2024: growth computed by the store from reported levels, vs the article",
+               "metric", "segment", "period", "value", "prior year", "YoY (store)", "YoY (article)", left=3)
     for r in growth.iter_rows(named=True):
-        article = _pct(r["reported_pct"])
+        article = percent(r["reported_pct"])
         if article and r["reported_qualifier"] != "exact":
             article = f"{r['reported_qualifier']} {article}"
-        t.add_row(r["metric"], r["segment"], r["period"], _cny(r["value"], r["unit"]),
-                  f"{r['prior_period']}: {_cny(r['prior_value'], r['unit'])}", _pct(r["yoy_pct"]), article)
+        t.add_row(r["metric"].replace("_", " "), r["segment"].replace("_", " "), r["period"],
+                  human(r["value"], r["unit"]), f"{human(r['prior_value'], r['unit'])} ({r['prior_period']})",
+                  percent(r["yoy_pct"]), article)
     console.print(t)
 
-    m = Table(title="Revenue mix FY2024 (segment revenue / total revenue)")
-    m.add_column("segment")
-    m.add_column("revenue", justify="right")
-    m.add_column("share", justify="right")
+    m = _table("Revenue mix FY2024", "segment", "revenue", "share of total")
     for r in mix.iter_rows(named=True):
-        m.add_row(r["segment"], _cny(r["value"], "CNY"), f"{r['share'] * 100:.1f} %")
+        m.add_row(r["segment"].replace("_", " "), human(r["value"], "CNY"), percent(r["share"], signed=False))
     console.print(m)
 
-    lo = Table(title="Smart EV: net loss per vehicle sold")
-    lo.add_column("period")
-    lo.add_column("loss per unit", justify="right")
-    lo.add_column("qualifier")
+    lo = _table("Smart EV: net loss per vehicle sold", "period", "qualifier", "loss per vehicle", left=2)
     for r in loss.iter_rows(named=True):
-        lo.add_row(r["period"], f"{r['value']:,.0f} CNY", r["qualifier"])
+        lo.add_row(r["period"], r["qualifier"], human(r["value"], "CNY"))
     console.print(lo)
     if loss.height >= 2:
         first, last = loss.row(0, named=True), loss.row(-1, named=True)

@@ -1,4 +1,4 @@
-"""``metricstore schedule ...`` and ``metricstore jobs ...``: scheduled ingestion from jobs.toml."""
+"""Scheduled ingestion from jobs.toml: ``metricstore schedule run|list`` and ``metricstore jobs run|runs``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from ingest import Catalog
 from ingest.jobs import load_jobs, redact_url
 from ingest.runner import run_job
 from ingest.scheduler import Scheduler, describe_jobs
-from metricstore.cli import StoreOpt, app, open_store, settings
+from metricstore.options import ListFormatOpt, StoreOpt, open_store, settings
 from metricstore.render import render
+from queries import MetricStore
 from store import Store, StoreNotFound
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The jobs file.")]
@@ -25,6 +26,7 @@ DEFAULT_CONFIG = Path("data/jobs.toml")
 schedule_app = typer.Typer(help="Run ingestion jobs on their triggers (jobs.toml), or list them.",
                            no_args_is_help=True)
 jobs_app = typer.Typer(help="Run one ingestion job now, or show recent runs.", no_args_is_help=True)
+app = typer.Typer()
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(jobs_app, name="jobs")
 
@@ -60,7 +62,7 @@ def schedule_run(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None) -> 
 
 @schedule_app.command("list")
 def schedule_list(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None,
-                  fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table") -> None:
+                  fmt: ListFormatOpt = "table") -> None:
     """Jobs, their triggers, next run times and last outcomes."""
     jobs = load_jobs(config)
     try:
@@ -103,11 +105,9 @@ def jobs_runs(
     job: Annotated[str | None, typer.Argument(help="Only this job's runs.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 20,
     store: StoreOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    fmt: ListFormatOpt = "table",
 ) -> None:
     """Recent runs from the run log (the ingest_runs view)."""
-    from queries import MetricStore
-
     with MetricStore(open_store(store)) as ms:
         df = ms.sql("SELECT job, run_id, \"trigger\", status, started, seconds, inputs_read, added, "
                     "already_present, rejected, unchanged, error FROM ingest_runs "

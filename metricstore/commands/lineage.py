@@ -1,4 +1,4 @@
-"""Commands for point-in-time truth and lineage (issue 3): ``history``, ``restatements``, ``explain``.
+"""Point-in-time truth and lineage: ``history``, ``restatements``, ``explain``.
 
 Each parses its options, calls one :class:`queries.MetricStore` method and renders the answer.
 """
@@ -9,15 +9,12 @@ from typing import Annotated
 
 import typer
 
-from metricstore.cli import AsOfOpt, AsRecOpt, FormatOpt, OutputOpt, StoreOpt, app, open_store
+from metricstore.options import (AsOfOpt, AsRecOpt, DimsOpt, EntityArg, FormatOpt, MetricArg, OutputOpt,
+                                 PeriodArg, SegmentOpt, StoreOpt, open_store)
 from metricstore.render import render
 from queries import MetricStore
 
-EntityArg = Annotated[str, typer.Argument(help="Entity id, e.g. aapl.")]
-MetricArg = Annotated[str, typer.Argument(help="Metric name, e.g. revenue (or an XBRL concept, us-gaap:Revenues).")]
-PeriodArg = Annotated[str, typer.Argument(help="Period label on the entity's fiscal calendar: FY2008, 2024Q4, 9M2024, 2024-09-28.")]
-SegmentOpt = Annotated[str, typer.Option("--segment", help="Segment ('total' for the whole entity).")]
-DimsOpt = Annotated[str, typer.Option("--dims", help="Dimensions, key=value;key=value.")]
+app = typer.Typer()
 
 HISTORY_TABLE = ("version", "value", "unit", "qualifier", "authority", "kind", "source", "source_ref",
                  "reported_at", "recorded_at", "is_current")

@@ -1,4 +1,4 @@
-"""Commands for running the store beyond one machine (issue 7): ``metricstore ddl``."""
+"""Running the store beyond one machine: ``metricstore ddl``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
-from metricstore.cli import app, settings
+from metricstore.options import settings
 from queries.ddl import ENGINES, external_ddl
+
+app = typer.Typer()
 
 
 @app.command()

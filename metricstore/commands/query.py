@@ -1,0 +1,60 @@
+"""Reading the store: ``metricstore sql``, ``metricstore series`` and ``metricstore catalog``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from metricstore.options import (AsOfOpt, AsRecOpt, DimsOpt, EntityArg, FormatOpt, OutputOpt, SegmentOpt,
+                                 StoreOpt, WideOpt, err, open_store)
+from metricstore.render import render
+from queries import BadArgument, MetricStore, write_catalog
+
+app = typer.Typer()
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over events, facts, growth, share, entities, metrics.")],
+    store: StoreOpt = None, as_of: AsOfOpt = None, as_recorded: AsRecOpt = None,
+    fmt: FormatOpt = "table", output: OutputOpt = None, wide: WideOpt = False,
+) -> None:
+    """Run a read-only SQL query over the store's views."""
+    with MetricStore(open_store(store)) as ms:
+        df = ms.sql(query, as_of=as_of, as_recorded=as_recorded)
+    render(df, fmt, output, readable_table=not wide)
+
+
+@app.command()
+def series(
+    entity: EntityArg,
+    metric: Annotated[str, typer.Argument(help="Metric name, e.g. revenue.")],
+    segment: SegmentOpt = "total", dims: DimsOpt = "",
+    freq: Annotated[str | None, typer.Option("--freq", help="FY, H, Q or M (all when omitted).")] = None,
+    store: StoreOpt = None, as_of: AsOfOpt = None, as_recorded: AsRecOpt = None,
+    fmt: FormatOpt = "table", output: OutputOpt = None, wide: WideOpt = False,
+    basis: Annotated[str | None, typer.Option("--basis", help="Prior period for YoY/QoQ: as_of (default: as known at --as-of), latest (as known now), first (as first reported).")] = None,
+) -> None:
+    """One series over time with YoY, QoQ and TTM (--wide: every column)."""
+    with MetricStore(open_store(store)) as ms:
+        df = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, as_recorded=as_recorded, basis=basis)
+    render(df, fmt, output, title=f"{entity} {metric} ({segment})", readable_table=not wide)
+
+
+@app.command()
+def catalog(
+    path: Annotated[Path | None, typer.Argument(help="Where to write the DuckDB file [default: <store>/catalog.duckdb].")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write a DuckDB database file with the views, for the DuckDB CLI, DBeaver or a notebook."""
+    st = open_store(store)
+    try:
+        target = write_catalog(st, path)
+    except BadArgument as exc:   # no PATH for an object-store root
+        err.print(f"error: {exc}: give a local PATH for the catalog file (a DuckDB session reads its views' "
+                  "s3:// paths through the httpfs extension and your S3 credentials)")
+        raise typer.Exit(2) from None
+    init = target.with_name(target.name + ".init.sql")  # read-only, store files only: queries/sandbox.py
+    print(f"wrote {target}: open it with `duckdb -readonly -init {init} {target}` and query growth, facts, share")
