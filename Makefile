@@ -1,43 +1,58 @@
 # metricstore: `make demo` and `make test` work on a fresh clone with only Python 3.11+ and make.
+# Each target installs what it needs into .venv, once per version of pyproject.toml (a stamp per set of
+# extras): `make demo` the core dependencies only, `make test` adds the test extra, `make test-scale`
+# the S3 and Spark extras, `make bench` the peer systems.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH   := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 SIZE   ?= all
 ONLY   ?=
 PYTEST_ARGS ?=
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: setup demo test test-scale torture bench clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,spark,s3]"
-	@rm -f $(VENV)/.installed-*
-	@touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
-setup: $(STAMP)
+$(VENV)/.installed-core-$(HASH): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	@touch $@
 
-demo: setup
+$(VENV)/.installed-test-$(HASH): $(VENV)/.installed-core-$(HASH)
+	$(PIP) -e ".[test]"
+	@touch $@
+
+$(VENV)/.installed-scale-$(HASH): $(VENV)/.installed-test-$(HASH)
+	$(PIP) -e ".[test,test-s3,s3,spark]"
+	@touch $@
+
+$(VENV)/.installed-bench-$(HASH): $(VENV)/.installed-test-$(HASH)
+	$(PIP) -e ".[test,bench]"
+	@touch $@
+
+setup: $(VENV)/.installed-test-$(HASH)
+
+demo: $(VENV)/.installed-core-$(HASH)
 	$(BIN)/metricstore demo
 
 # Every test but the scale-out suites (S3 through a local moto server, Spark), which have their own
 # target: CI runs both.
-test: setup
+test: $(VENV)/.installed-test-$(HASH)
 	$(BIN)/python -m pytest -q -n 2 --ignore=tests/scale $(PYTEST_ARGS)
 
-test-scale: setup
+test-scale: $(VENV)/.installed-scale-$(HASH)
 	$(BIN)/python -m pytest -q -n 2 tests/scale $(PYTEST_ARGS)
 
 # The full crash/fuzz campaign (>= 200 SIGKILLs of writers, compactions and scheduled ingests; 8 writers
 # + compactor + readers; 1,000 fuzzed inputs per property). TORTURE_ARGS=--json torture.json keeps the figures.
 TORTURE_ARGS ?=
-torture: setup
+torture: $(VENV)/.installed-test-$(HASH)
 	METRICSTORE_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q -n 2 -p no:cacheprovider tests/reliability/test_bad_input.py -k fuzz
 	$(BIN)/python -m tests.reliability.torture --trials 200 --scheduled 30 --compactions 40 $(TORTURE_ARGS)
 
-bench: setup
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+bench: $(VENV)/.installed-bench-$(HASH)
 	$(BIN)/python -m benchmarks --size $(SIZE) $(if $(ONLY),--only $(ONLY))
 
 clean:
