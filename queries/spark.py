@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 import sqlglot
 from sqlglot import exp
 
-from queries.helper import DateLike, to_date, to_timestamp
+from queries.args import DateLike, to_date, to_timestamp
 from queries.views import sql_sources
 from store.log import TABLES
 
