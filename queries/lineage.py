@@ -36,19 +36,49 @@ def _fact_filters(entity: str, metric: str, segment: str, dims: str) -> tuple[st
     return "entity = ? AND metric = ? AND segment = ? AND dims = ?", [entity.lower(), metric, segment.lower(), dims]
 
 
-def _no_such(sql: Sql, entity: str, metric: str, period: str, *, as_of: DateLike | None,
-             as_recorded: DateLike | None) -> BadArgument:
-    known = sql("SELECT DISTINCT period, period_end FROM history WHERE entity = ? AND metric = ? "
-                   "ORDER BY period_end DESC LIMIT 6", [entity.lower(), metric],
-                   as_of=as_of, as_recorded=as_recorded)["period"].to_list()
-    hint = f"known periods include {', '.join(known)}" if known else f"no {metric!r} facts for {entity!r}"
+def _no_such(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", dims: str = "", *,
+             as_of: DateLike | None, as_recorded: DateLike | None) -> BadArgument:
     when = f" as of {as_of}" if as_of else ""
+    withdrawn = _withdrawn(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
+    if withdrawn:
+        return BadArgument("period", period, f"no {entity} {metric} figure for this period{when}: {withdrawn} "
+                                             f"(`metricstore history {entity} {metric} {period}` lists every version)")
+    known = sql("SELECT DISTINCT period, period_end FROM history WHERE entity = ? AND metric = ? "
+                "ORDER BY period_end DESC LIMIT 6", [entity.lower(), metric],
+                as_of=as_of, as_recorded=as_recorded)["period"].to_list()
+    hint = f"known periods include {', '.join(known)}" if known else f"no {metric!r} facts for {entity!r}"
     return BadArgument("period", period, f"no {entity} {metric} figure for this period{when} ({hint})")
+
+
+def _withdrawn(sql: Sql, entity: str, metric: str, period: str, segment: str, dims: str, *,
+               as_of: DateLike | None, as_recorded: DateLike | None) -> str | None:
+    """Why a fact that has versions has no current value: which event withdrew it (a retraction or
+    a correction naming its event in ``supersedes``, or a retraction of the whole fact); None when
+    it has no version (or a current one)."""
+    where, params = _fact_filters(entity, metric, segment, dims)
+    rows = sql(f"SELECT op, value, unit, source, reported_at, event_id, supersedes, is_current, withdrawal "
+               f"FROM history WHERE {where} AND period = ? ORDER BY reported_at, recorded_at, event_id",
+               [*params, period], as_of=as_of, as_recorded=as_recorded).to_dicts()
+    if not rows or any(r["is_current"] for r in rows):
+        return None
+    standing = [r for r in rows if r["withdrawal"] is None]
+    retracts = [r for r in standing if r["op"] == "retract" and r["supersedes"] is None]
+    if retracts:
+        r = retracts[-1]
+        return (f"the fact was retracted by event {r['event_id']} (source {r['source']}, "
+                f"reported {r['reported_at']})")
+    asserts = [r for r in rows if r["op"] == "assert" and r["withdrawal"] is not None]
+    if not asserts:
+        return None
+    last = asserts[-1]
+    more = f"; {len(asserts) - 1} earlier version(s) were withdrawn too" if len(asserts) > 1 else ""
+    return f"its value {last['value']:,.10g} {last['unit']} (event {last['event_id']}) was {last['withdrawal']}{more}"
 
 
 def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
             dims: str = "", as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
-    """Every version of one fact, oldest first, and which one the current view picks.
+    """Every version of one fact, oldest first, and which one the current view picks; a version
+    withdrawn by another event names it (``withdrawn_by``, and in words ``withdrawal``).
 
     Example:
         >>> history(ms.sql, "aapl", "revenue", "FY2008")        # doctest: +SKIP
@@ -65,7 +95,7 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
         if derived.height:
             raise BadArgument("period", period, f"is derived ({derived['derivation'][0]}), never reported: "
                               f"`metricstore explain {entity} {metric} {period}` shows its terms")
-        raise _no_such(sql, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+        raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     return df
 
 
@@ -124,7 +154,7 @@ def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
                 f"WHERE {where} AND period = ? ORDER BY role DESC, term", [*params, period],
                 as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
-        raise _no_such(sql, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+        raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     restated = _restated_terms(sql, df, [*params], as_of=as_of, as_recorded=as_recorded)
     lines: dict[str, str] = {}
     for role in df["role"].unique(maintain_order=True).to_list():
