@@ -57,7 +57,7 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     # creating the views reads the live files' schemas: one a compaction deletes meanwhile is listed again
-    read_listed(lambda: list_live(store, TABLES), lambda live: _write_views(tmp, store, live))
+    read_listed(store, lambda: list_live(store, TABLES), lambda live: _write_views(tmp, store, live))
     tmp.replace(target)
     _write_init_script(target, store.root)
     return target

@@ -58,7 +58,7 @@ class MetricStore:
         self._view_columns: dict[str, list[str]] = {}
         # creating the views reads the live files' schemas (a file a compaction deletes meanwhile:
         # listed again, see queries.live)
-        self._con = read_listed(lambda: self._live.reading(TABLES),
+        self._con = read_listed(self.store, lambda: self._live.reading(TABLES),
                                 lambda live: sandboxed(self.store, self._guard, live))
 
     def close(self) -> None:
@@ -106,7 +106,7 @@ class MetricStore:
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             # a file a compaction deleted under the query: listed again and run again (queries.live)
-            return read_listed(lambda: self._live.reading(TABLES), run)
+            return read_listed(self.store, lambda: self._live.reading(TABLES), run)
         except duckdb.PermissionException as exc:
             raise SqlRefused(str(exc).splitlines()[0]) from None
         except duckdb.Error as exc:

@@ -7,8 +7,10 @@ period (or a compaction run with ``grace_s=0``) can still find a listed file gon
 then says depends on where it meets the gap ("No files found that match the pattern", "No such
 file or directory", a failed bind of a view), so :func:`read_listed` does not read the message:
 when a read fails, it asks whether a file of its listing has gone since, and if so lists again
-and reads again (the new listing holds the merged file, with the same events). A read that fails
-with nothing gone fails as it did; one that keeps losing files raises :class:`FilesVanished`.
+and reads again (the new listing holds the merged file, with the same events); after a couple of
+such attempts it reads holding the compactor's lock, so that no compaction deletes anything under
+it. A read that fails with nothing gone fails as it did; one that keeps losing files raises
+:class:`FilesVanished`.
 
 All listing of the query layer goes through :func:`list_live` (and its cache, :class:`LiveFiles`):
 the one place to change should the store offer its own listing of live files.
@@ -18,13 +20,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from queries.errors import FilesVanished
 from store import Store
 from store.compaction import MANIFESTS, CompactionPolicy, live_files
+from store.locks import LockHeld
 
 T = TypeVar("T")
 
@@ -52,11 +56,18 @@ def vanished(reading: Reading) -> list[Path]:
     return [p for files in reading.values() for p in files if not p.exists()]
 
 
-def read_listed(list_files: Callable[[], Reading], read: Callable[[Reading], T], *,
+def read_listed(store: Store, list_files: Callable[[], Reading], read: Callable[[Reading], T], *,
                 retries: int = VANISHED_RETRIES) -> T:
     """``read(list_files())``, listed and read again while a failed read's listing lost files.
 
+    A read slower than the compactions around it (a grace period of 0 s beside busy writers, or
+    shorter than the read) could lose files at every attempt: from the :data:`HOLD_AFTER`-th on,
+    an attempt holds the compactor's lock of ``store`` while it lists and reads, so that no
+    compaction merges or deletes meanwhile (a compaction running then is waited for, up to
+    :data:`HOLD_WAIT_S`; a store whose lock cannot be taken, read-only, is read without it).
+
     Args:
+        store: the store read.
         list_files: lists the files the read will read (called again before each retry).
         read: reads them; may add the other files it opens to the listing it is given.
         retries: attempts in all.
@@ -65,25 +76,43 @@ def read_listed(list_files: Callable[[], Reading], read: Callable[[Reading], T],
         What ``read`` returned.
 
     Raises:
-        FilesVanished: every attempt lost a listed file (a compaction deleting files faster
-            than the read could finish, grace period shorter than the read).
+        FilesVanished: every attempt lost a listed file.
         Exception: whatever ``read`` raised when none of its files had gone.
 
     Example:
-        >>> read_listed(lambda: list_live(store, ["events"]), count_events)   # doctest: +SKIP
+        >>> read_listed(store, lambda: list_live(store, ["events"]), count_events)   # doctest: +SKIP
     """
     for attempt in range(retries):
-        reading = list_files()
-        try:
-            return read(reading)
-        except Exception as exc:            # the condition, not the message: did a listed file go?
-            gone = vanished(reading)
-            if not gone:
-                raise
-            if attempt == retries - 1:
-                raise FilesVanished(gone[0], retries, CompactionPolicy.from_env().grace_s) from exc
+        with _holding(store if attempt >= HOLD_AFTER else None):
+            reading = list_files()
+            try:
+                return read(reading)
+            except Exception as exc:            # the condition, not the message: did a listed file go?
+                gone = vanished(reading)
+                if not gone:
+                    raise
+                if attempt == retries - 1:
+                    raise FilesVanished(gone[0], retries, CompactionPolicy.from_env().grace_s) from exc
         time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+#: Attempts of a read made before the next ones hold the compactor's lock (see :func:`read_listed`).
+HOLD_AFTER = 2
+#: Seconds such an attempt waits for a running compaction to end before it reads without the lock.
+HOLD_WAIT_S = 60.0
+
+
+@contextmanager
+def _holding(store: Store | None) -> Iterator[None]:
+    """The compactor's lock of ``store`` held, when it can be taken in :data:`HOLD_WAIT_S` (None: nothing)."""
+    with ExitStack() as stack:
+        if store is not None:
+            try:
+                stack.enter_context(store.compactor_lock(HOLD_WAIT_S))
+            except (LockHeld, OSError):     # a long compaction, or a read-only store: read without it
+                pass
+        yield
 
 
 #: A folder's listing is reused while its mtime is unchanged, but only if that mtime was at least

@@ -124,8 +124,9 @@ def refresh(store: Store) -> Snapshot | None:
     10 M events it takes minutes (455-680 s measured, beside a default grace period of 300 s),
     and it would otherwise lose its sources to every compaction that ends in that time. Where
     hard links cannot be made, it reads the files in place, and a file deleted under it is
-    listed again and the refresh run again (:func:`queries.live.read_listed`): at 10 M events
-    that works only with a grace period longer than the refresh.
+    listed again and the refresh run again (:func:`queries.live.read_listed`), from the third
+    attempt on holding the compactor's lock: at 10 M events no compaction then runs for the
+    minutes the refresh takes.
 
     Raises:
         CorruptFile: ``_snapshots`` is not a folder.
@@ -166,7 +167,7 @@ def refresh(store: Store) -> Snapshot | None:
         return _hold(listed[-1], held)
 
     try:
-        rows, versions = read_listed(listing, compute)
+        rows, versions = read_listed(store, listing, compute)
     except duckdb.Error as exc:
         raise SqlError(f"the growth snapshot could not be computed: {str(exc).splitlines()[0]}") from None
     finally:

@@ -426,7 +426,8 @@ def _qualify(node: exp.Expression) -> exp.Expression:
     if not isinstance(node, exp.Select) or not node.args.get("qualify"):
         return node
     star, named = node.is_star, set(node.named_selects)
-    out = transforms.eliminate_qualify(node.copy())
+    # sqlglot types what it returns as its base Expr; every node it builds is an Expression
+    out = cast(exp.Expression, transforms.eliminate_qualify(node.copy()))
     if star and isinstance(out, exp.Select):
         inner = out.args["from_"].this.this               # FROM (the original select, window columns added)
         added = [n for n in inner.named_selects if n not in named]

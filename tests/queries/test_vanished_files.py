@@ -37,7 +37,7 @@ def test_a_read_whose_files_were_deleted_lists_again(four_commits: Store) -> Non
     def listing() -> dict[str, list[Path]]:
         return next(listings, None) or list_live(store, ["events"])
 
-    assert read_listed(listing, lambda live: count(live["events"])) == 4
+    assert read_listed(store, listing, lambda live: count(live["events"])) == 4
 
 
 def test_a_read_that_keeps_losing_its_files_fails_in_one_line(four_commits: Store) -> None:
@@ -45,7 +45,7 @@ def test_a_read_that_keeps_losing_its_files_fails_in_one_line(four_commits: Stor
     stale = list_live(store, ["events"])
     compact(store, grace_s=0)
     with pytest.raises(FilesVanished) as err:
-        read_listed(lambda: stale, lambda live: count(live["events"]), retries=2)
+        read_listed(store, lambda: stale, lambda live: count(live["events"]), retries=2)
     assert "\n" not in str(err.value) and "deleted by a compaction" in str(err.value)
     assert "METRICSTORE_COMPACT_GRACE_S" in str(err.value)
 
@@ -59,7 +59,7 @@ def test_a_failure_with_every_file_in_place_is_not_retried(four_commits: Store) 
                               params=[[str(p) for p in live["events"]]]).fetchall()[0][0])
 
     with pytest.raises(duckdb.BinderException):
-        read_listed(lambda: list_live(four_commits, ["events"]), bad)
+        read_listed(four_commits, lambda: list_live(four_commits, ["events"]), bad)
     assert len(calls) == 1
 
 
