@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from queries.catalog import write_catalog
 from queries.errors import BadArgument, QueryError, SqlError
 from queries.helper import MetricStore
-from queries.views import VIEWS, install, sql_sources, write_catalog
+from queries.views import VIEWS, install, sql_sources
 
 __all__ = [
     "VIEWS",

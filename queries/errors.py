@@ -2,13 +2,16 @@
 
     QueryError
     ├── BadArgument      an argument (date, frequency, name) is not valid   (terminal, ValueError)
+    ├── FilesVanished    compactions kept deleting the files a read listed   (transient)
     └── SqlError         DuckDB refused or failed the query                  (terminal)
         └── SqlRefused   the query would write, attach, load or leave the store (terminal, PermissionError)
 """
 
 from __future__ import annotations
 
-from store.errors import MetricStoreError, TerminalError
+from pathlib import Path
+
+from store.errors import MetricStoreError, TerminalError, TransientError
 
 
 class QueryError(MetricStoreError):
@@ -35,3 +38,17 @@ class SqlError(QueryError, TerminalError):
 
 class SqlRefused(SqlError, PermissionError):
     """The read-only SQL surface refused the query (a write, an attach, a file outside the store)."""
+
+
+class FilesVanished(QueryError, TransientError):
+    """A read listed the live files again and again, and each time a compaction deleted one of
+    them before it was read (see queries/live.py)."""
+
+    def __init__(self, path: Path, attempts: int, grace_s: float) -> None:
+        self.path = path
+        self.attempts = attempts
+        self.grace_s = grace_s
+        super().__init__(
+            f"{path.name}: deleted by a compaction while this read was reading it, {attempts} times in a row "
+            f"(merged sources are kept {grace_s:g} s for readers); run it again, or keep them longer "
+            "(METRICSTORE_COMPACT_GRACE_S)")

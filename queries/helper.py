@@ -8,25 +8,23 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import duckdb
 import polars as pl
 
 from queries import lineage
+from queries.args import DateLike, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
+from queries.live import LiveFiles, Reading, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
-from queries.snapshot import COVERED, Snapshots
+from queries.snapshot import COVERED, FOLDER as SNAPSHOTS, Snapshots
 from queries.views import pin, sql_literal
 from store import Store
-from store.compaction import MANIFESTS, live_files
 from store.integrity import ChecksumGuard
 from store.log import TABLES
 
-DateLike = dt.date | dt.datetime | str
 #: A query naming the growth view (not the growth_at macros, which compute): only it can read a snapshot.
 _READS_GROWTH = re.compile(r"\bgrowth\b", re.IGNORECASE)
 #: The session variable naming the entities a snapshot-backed ``growth`` computes from the events.
@@ -40,94 +38,6 @@ SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qual
                   "prior_period", "prior_value", "yoy_change", "yoy_pct", "qoq_change", "qoq_pct",
                   "ttm_value", "source", "event_id", "derived_from")
 SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
-
-
-def to_date(name: str, value: DateLike | None) -> dt.date | None:
-    """Read a point-in-time date argument (``date``, or ISO text)."""
-    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
-        return value
-    if isinstance(value, dt.datetime):
-        return value.date()
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise BadArgument(name, value, "is not a date (YYYY-MM-DD)") from None
-
-
-def to_timestamp(name: str, value: DateLike | None) -> dt.datetime | None:
-    """Read a system-time argument (``datetime``, ``date`` or ISO text; naive means UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        ts = value
-    elif isinstance(value, dt.date):
-        ts = dt.datetime.combine(value, dt.time.max)
-    else:
-        try:
-            ts = dt.datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            raise BadArgument(name, value, "is not a timestamp (YYYY-MM-DDTHH:MM:SS)") from None
-        if len(str(value).strip()) == 10:
-            ts = dt.datetime.combine(ts.date(), dt.time.max)
-    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
-
-
-#: Each query reads the live files listed when it starts (merged sources left out), so a source
-#: deleted after its grace period is not in its listing. Should a file still vanish (a grace period
-#: shorter than the query, a compaction run with ``grace_s=0``), the query is listed and run again:
-#: the new listing holds the merged file, with the same events.
-VANISHED_RETRIES = 5
-
-
-def _vanished(exc: Exception) -> bool:
-    return "No such file" in str(exc)
-
-
-#: A folder's listing is reused while its mtime is unchanged, but only if that mtime was at least
-#: this much older than the listing: a change made within the filesystem's timestamp granularity
-#: of the listing could leave the mtime as it was (as git treats a "racily clean" index entry).
-RACY_S = 0.1
-
-
-class LiveFiles:
-    """``store.compaction.live_files`` per table, listed again only when the table's folder or the
-    compaction manifests' folder changed (their mtimes).
-
-    A commit, a compaction or a deletion adds or removes a file in a table folder, and a manifest
-    is published by a rename into ``_compaction/``: each changes a folder's mtime. The listing is a
-    cache of what the folders say, never a source of truth; an object store (no folder mtimes) is
-    listed at every query.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._cache: dict[str, tuple[tuple[int, int], list[Path]]] = {}
-
-    def _stamp(self, table: str) -> tuple[int, int] | None:
-        if not isinstance(self.store.root, Path):
-            return None
-        try:
-            folder = os.stat(self.store.root / table).st_mtime_ns
-        except OSError:
-            return None
-        try:
-            manifests = os.stat(self.store.root / MANIFESTS).st_mtime_ns
-        except OSError:
-            manifests = -1
-        return folder, manifests
-
-    def __call__(self, table: str) -> list[Path]:
-        stamp = self._stamp(table)
-        hit = self._cache.get(table)
-        if stamp is not None and hit is not None and hit[0] == stamp:
-            return hit[1]
-        listed_at = time.time_ns()
-        files = live_files(self.store, table)
-        if stamp is not None and max(stamp) < listed_at - int(RACY_S * 1e9):
-            self._cache[table] = (stamp, files)
-        else:
-            self._cache.pop(table, None)
-        return files
 
 
 class MetricStore:
@@ -146,13 +56,10 @@ class MetricStore:
         self._live = LiveFiles(self.store)
         self._snapshots = Snapshots(self.store)
         self._view_columns: dict[str, list[str]] = {}
-        for attempt in range(VANISHED_RETRIES):
-            try:
-                self._con = sandboxed(self.store, self._guard)
-                break
-            except SqlError as exc:       # a compaction deleted a listed file: list again
-                if attempt == VANISHED_RETRIES - 1 or not _vanished(exc):
-                    raise
+        # creating the views reads the live files' schemas (a file a compaction deletes meanwhile:
+        # listed again, see queries.live)
+        self._con = read_listed(self.store, lambda: self._live.reading(TABLES),
+                                lambda live: sandboxed(self.store, self._guard, live))
 
     def close(self) -> None:
         self._con.close()
@@ -183,23 +90,23 @@ class MetricStore:
         d = to_date("as_of", as_of)
         t = to_timestamp("as_recorded", as_recorded)
         cur = self._con.cursor()
+        reads_snapshot = t is None and _READS_GROWTH.search(query) is not None
+
+        def run(live: Reading) -> pl.DataFrame:
+            for table, files in live.items():       # the session's views read these files
+                pin(cur, table, files)
+            # a damaged file fails the query, named, instead of giving a wrong number
+            self._guard.check(files=[p for files in live.values() for p in files])
+            if reads_snapshot:
+                self._read_snapshot(cur, live, as_of=d)
+            return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
+
         try:
             check_read_only(cur, query)
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
-            for attempt in range(VANISHED_RETRIES):
-                live = self._pin_files(cur)
-                # a damaged file fails the query, named, instead of giving a wrong number
-                self._guard.check(files=[p for files in live.values() for p in files])
-                if t is None and _READS_GROWTH.search(query):
-                    self._read_snapshot(cur, live, as_of=d)
-                try:
-                    return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
-                except duckdb.IOException as exc:   # a compaction deleted a listed file: list again
-                    if attempt == VANISHED_RETRIES - 1 or not _vanished(exc):
-                        raise
-                    time.sleep(0.05 * 2**attempt)
-            raise AssertionError("unreachable")
+            # a file a compaction deleted under the query: listed again and run again (queries.live)
+            return read_listed(self.store, lambda: self._live.reading(TABLES), run)
         except duckdb.PermissionException as exc:
             raise SqlRefused(str(exc).splitlines()[0]) from None
         except duckdb.Error as exc:
@@ -207,19 +114,13 @@ class MetricStore:
         finally:
             cur.close()
 
-    def _pin_files(self, cur: duckdb.DuckDBPyConnection) -> dict[str, list[Path]]:
-        """Point the session's views at the live files of each log (see ``queries.views``)."""
-        live = {table: self._live(table) for table in TABLES}
-        for table, files in live.items():
-            pin(cur, table, files)
-        return live
-
-    def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: dict[str, list[Path]], *,
-                       as_of: dt.date | None) -> None:
+    def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None) -> None:
         """Answer ``growth`` from the snapshot where it is the view's answer over ``live``
         (queries.snapshot): the current rows, or the versions valid ``as_of`` that date, computing
         only the entities whose events changed since: a view of this session only, in front of the
-        computed one."""
+        computed one. The snapshot file read joins ``live`` (a newer snapshot's refresh may delete
+        it once its grace period is over: the query then runs again on the newer one)."""
+        cur.execute("DROP VIEW IF EXISTS temp.main.growth")    # one of an earlier attempt of this query
         use = self._snapshots.usable(live)
         if use is None:
             return
@@ -227,6 +128,7 @@ class MetricStore:
             timeline = self._snapshots.kept(use.snapshot, "timeline")
             if timeline is None:
                 return
+            live[SNAPSHOTS] = [timeline]
             # the date written into the view (a DATE literal of a date we parsed), not a variable:
             # DuckDB skips the row groups whose validity statistics exclude it
             day = f"DATE '{as_of.isoformat()}'"
@@ -234,6 +136,7 @@ class MetricStore:
                     f"WHERE valid_from <= {day} AND {day} < valid_to)")
         else:
             snap = f"read_parquet({sql_literal(use.snapshot.path)})"
+            live[SNAPSHOTS] = [use.snapshot.path]
         if not use.changed:
             cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM {snap}")
             return
@@ -251,7 +154,7 @@ class MetricStore:
         group of the file on every query (about 10 ms at 10 M events)."""
         if as_recorded is not None:
             return None
-        use = self._snapshots.usable({t: self._live(t) for t in COVERED}, whole_view=False)
+        use = self._snapshots.usable(self._live.reading(COVERED), whole_view=False)
         if use is None or filters["entity"] in use.changed:
             return None
         path = use.snapshot.path if as_of is None else self._snapshots.kept(use.snapshot, "versions")
@@ -280,7 +183,7 @@ class MetricStore:
         default, what a backtest wants), 'latest' (as known now) or 'first' (as first reported).
         """
         if basis is not None:
-            return lineage.growth_by_basis(self, basis, as_of=as_of, as_recorded=as_recorded, **filters)
+            return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded, **filters)
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, segment, dims, ptype, period_end")
 
@@ -293,17 +196,17 @@ class MetricStore:
     def history(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
         """Every version of one fact, oldest first, and which one is current (see queries.lineage)."""
-        return lineage.history(self, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
+        return lineage.history(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
 
     def restatements(self, entity: str, metric: str | None = None, *, as_of: DateLike | None = None,
                      as_recorded: DateLike | None = None) -> pl.DataFrame:
         """The facts whose value changed between the company's publications: by how much, and when."""
-        return lineage.restatements(self, entity, metric, as_of=as_of, as_recorded=as_recorded)
+        return lineage.restatements(self.sql, entity, metric, as_of=as_of, as_recorded=as_recorded)
 
     def explain(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
         """The events behind a facts or growth row, with the arithmetic of a derived value."""
-        return lineage.explain(self, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
+        return lineage.explain(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
 
     def series(
         self,
@@ -331,7 +234,7 @@ class MetricStore:
             filters["ptype"] = key
         columns = ", ".join(SERIES_COLUMNS)
         if basis is not None:
-            return lineage.growth_by_basis(self, basis, as_of=as_of, as_recorded=as_recorded,
+            return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded,
                                            order="period_end, period_start DESC", columns=columns, **filters)
         # the snapshot when it holds the series' answer (now, or as_of from its versions); else
         # growth_at narrowed to the series, which reads only its row groups (the view computes

@@ -3,19 +3,25 @@
 
 The SQL lives in ``queries/sql/55_lineage.sql`` (``history``, ``restatements``, ``lineage_at``,
 ``growth_basis_at``); these functions bind the caller's values as parameters and shape the answer.
-:class:`queries.MetricStore` exposes them as methods.
+Each takes the ``sql`` runner of a session (``MetricStore.sql``), which exposes them as methods.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import polars as pl
 
+from queries.args import DateLike
 from queries.errors import BadArgument
 
-if TYPE_CHECKING:
-    from queries.helper import DateLike, MetricStore
+
+class Sql(Protocol):
+    """Runs a query over the views at a point in time (:meth:`queries.MetricStore.sql`)."""
+
+    def __call__(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame: ...
 
 #: Bases of comparison for growth (see growth_basis_at in 55_lineage.sql).
 BASES = ("as_of", "latest", "first")
@@ -30,46 +36,76 @@ def _fact_filters(entity: str, metric: str, segment: str, dims: str) -> tuple[st
     return "entity = ? AND metric = ? AND segment = ? AND dims = ?", [entity.lower(), metric, segment.lower(), dims]
 
 
-def _no_such(ms: MetricStore, entity: str, metric: str, period: str, *, as_of: DateLike | None,
-             as_recorded: DateLike | None) -> BadArgument:
-    known = ms.sql("SELECT DISTINCT period, period_end FROM history WHERE entity = ? AND metric = ? "
-                   "ORDER BY period_end DESC LIMIT 6", [entity.lower(), metric],
-                   as_of=as_of, as_recorded=as_recorded)["period"].to_list()
-    hint = f"known periods include {', '.join(known)}" if known else f"no {metric!r} facts for {entity!r}"
+def _no_such(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", dims: str = "", *,
+             as_of: DateLike | None, as_recorded: DateLike | None) -> BadArgument:
     when = f" as of {as_of}" if as_of else ""
+    withdrawn = _withdrawn(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
+    if withdrawn:
+        return BadArgument("period", period, f"no {entity} {metric} figure for this period{when}: {withdrawn} "
+                                             f"(`metricstore history {entity} {metric} {period}` lists every version)")
+    known = sql("SELECT DISTINCT period, period_end FROM history WHERE entity = ? AND metric = ? "
+                "ORDER BY period_end DESC LIMIT 6", [entity.lower(), metric],
+                as_of=as_of, as_recorded=as_recorded)["period"].to_list()
+    hint = f"known periods include {', '.join(known)}" if known else f"no {metric!r} facts for {entity!r}"
     return BadArgument("period", period, f"no {entity} {metric} figure for this period{when} ({hint})")
 
 
-def history(ms: MetricStore, entity: str, metric: str, period: str, segment: str = "total", *,
+def _withdrawn(sql: Sql, entity: str, metric: str, period: str, segment: str, dims: str, *,
+               as_of: DateLike | None, as_recorded: DateLike | None) -> str | None:
+    """Why a fact that has versions has no current value: which event withdrew it (a retraction or
+    a correction naming its event in ``supersedes``, or a retraction of the whole fact); None when
+    it has no version (or a current one)."""
+    where, params = _fact_filters(entity, metric, segment, dims)
+    rows = sql(f"SELECT op, value, unit, source, reported_at, event_id, supersedes, is_current, withdrawal "
+               f"FROM history WHERE {where} AND period = ? ORDER BY reported_at, recorded_at, event_id",
+               [*params, period], as_of=as_of, as_recorded=as_recorded).to_dicts()
+    if not rows or any(r["is_current"] for r in rows):
+        return None
+    standing = [r for r in rows if r["withdrawal"] is None]
+    retracts = [r for r in standing if r["op"] == "retract" and r["supersedes"] is None]
+    if retracts:
+        r = retracts[-1]
+        return (f"the fact was retracted by event {r['event_id']} (source {r['source']}, "
+                f"reported {r['reported_at']})")
+    asserts = [r for r in rows if r["op"] == "assert" and r["withdrawal"] is not None]
+    if not asserts:
+        return None
+    last = asserts[-1]
+    more = f"; {len(asserts) - 1} earlier version(s) were withdrawn too" if len(asserts) > 1 else ""
+    return f"its value {last['value']:,.10g} {last['unit']} (event {last['event_id']}) was {last['withdrawal']}{more}"
+
+
+def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
             dims: str = "", as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
-    """Every version of one fact, oldest first, and which one the current view picks.
+    """Every version of one fact, oldest first, and which one the current view picks; a version
+    withdrawn by another event names it (``withdrawn_by``, and in words ``withdrawal``).
 
     Example:
-        >>> history(ms, "aapl", "revenue", "FY2008")        # doctest: +SKIP
+        >>> history(ms.sql, "aapl", "revenue", "FY2008")        # doctest: +SKIP
         version value        source                         reported_at is_current
         1       32479000000  0001193125-09-214859 10-K      2009-10-27  false
         2       37491000000  0001193125-10-012091 10-K/A    2010-01-25  false ...
     """
     where, params = _fact_filters(entity, metric, segment, dims)
-    df = ms.sql(f"SELECT * FROM history WHERE {where} AND period = ? ORDER BY kind, unit, version",
+    df = sql(f"SELECT * FROM history WHERE {where} AND period = ? ORDER BY kind, unit, version",
                 [*params, period], as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
-        derived = ms.sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
+        derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
                          [*params, period], as_of=as_of, as_recorded=as_recorded)
         if derived.height:
             raise BadArgument("period", period, f"is derived ({derived['derivation'][0]}), never reported: "
                               f"`metricstore explain {entity} {metric} {period}` shows its terms")
-        raise _no_such(ms, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+        raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     return df
 
 
-def restatements(ms: MetricStore, entity: str, metric: str | None = None, *,
+def restatements(sql: Sql, entity: str, metric: str | None = None, *,
                  as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
     """The facts of ``entity`` whose value changed between the company's publications, newest first."""
     where, params = "entity = ?", [entity.lower()]
     if metric:
         where, params = where + " AND metric = ?", [*params, metric]
-    return ms.sql(f"SELECT * FROM restatements WHERE {where} ORDER BY restated_at DESC, metric, period_end DESC",
+    return sql(f"SELECT * FROM restatements WHERE {where} ORDER BY restated_at DESC, metric, period_end DESC",
                   params, as_of=as_of, as_recorded=as_recorded)
 
 
@@ -100,7 +136,7 @@ def arithmetic(period: str, rows: list[dict[str, Any]], value: float | None = No
     return f"{period} = {terms} = {_num(total, div)} ({shown})"
 
 
-def explain(ms: MetricStore, entity: str, metric: str, period: str, segment: str = "total", *,
+def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
             dims: str = "", as_of: DateLike | None = None,
             as_recorded: DateLike | None = None) -> pl.DataFrame:
     """The events behind one row of ``facts`` or ``growth``, and the arithmetic of derived values.
@@ -110,16 +146,16 @@ def explain(ms: MetricStore, entity: str, metric: str, period: str, segment: str
     with source, source_ref, as_reported, commit_id and run_id; ``arithmetic`` spells the sum out.
 
     Example:
-        >>> explain(ms, "xiaomi", "revenue", "2024Q4")["arithmetic"][0]      # doctest: +SKIP
+        >>> explain(ms.sql, "xiaomi", "revenue", "2024Q4")["arithmetic"][0]      # doctest: +SKIP
         '2024Q4 = FY2024 365,906.4 - 9M2024 256,901.2 = 109,005.2 (CNY m)'
     """
     where, params = _fact_filters(entity, metric, segment, dims)
-    df = ms.sql(f"SELECT {EXPLAIN_COLUMNS} FROM lineage_at(getvariable('as_of'), getvariable('as_recorded')) "
+    df = sql(f"SELECT {EXPLAIN_COLUMNS} FROM lineage_at(getvariable('as_of'), getvariable('as_recorded')) "
                 f"WHERE {where} AND period = ? ORDER BY role DESC, term", [*params, period],
                 as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
-        raise _no_such(ms, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
-    restated = _restated_terms(ms, df, [*params], as_of=as_of, as_recorded=as_recorded)
+        raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
+    restated = _restated_terms(sql, df, [*params], as_of=as_of, as_recorded=as_recorded)
     lines: dict[str, str] = {}
     for role in df["role"].unique(maintain_order=True).to_list():
         rows = df.filter(pl.col("role") == role).to_dicts()
@@ -128,13 +164,13 @@ def explain(ms: MetricStore, entity: str, metric: str, period: str, segment: str
     return df.with_columns(pl.col("role").replace_strict(lines, return_dtype=pl.String).alias("arithmetic"))
 
 
-def _restated_terms(ms: MetricStore, df: pl.DataFrame, key: list[Any], *, as_of: DateLike | None,
+def _restated_terms(sql: Sql, df: pl.DataFrame, key: list[Any], *, as_of: DateLike | None,
                     as_recorded: DateLike | None) -> dict[str, Any]:
     """period -> the last date its value was restated, for the periods that are terms of derived values."""
     periods = df.filter(pl.col("role").str.ends_with("term"))["event_period"].unique().to_list()
     if not periods:
         return {}
-    r = ms.sql("SELECT period, max(restated_at) AS d FROM restatements WHERE entity = ? AND metric = ? "
+    r = sql("SELECT period, max(restated_at) AS d FROM restatements WHERE entity = ? AND metric = ? "
                "AND segment = ? AND dims = ? AND list_contains(?, period) GROUP BY ALL", [*key, periods], as_of=as_of, as_recorded=as_recorded)
     return dict(zip(r["period"].to_list(), r["d"].to_list(), strict=True))
 
@@ -153,14 +189,14 @@ def vintage_caution(rows: list[dict[str, Any]], restated: dict[str, Any]) -> str
     return f" [caution: terms from different vintages: {'; '.join(notes)}]" if notes else ""
 
 
-def growth_by_basis(ms: MetricStore, basis: str, *, as_of: DateLike | None = None,
+def growth_by_basis(sql: Sql, basis: str, *, as_of: DateLike | None = None,
                     as_recorded: DateLike | None = None, order: str = "entity, metric, segment, dims, ptype, period_end",
                     columns: str = "*", **filters: str) -> pl.DataFrame:
     """The growth view with the prior period on ``basis``: 'as_of' (default: as known at the same
     as_of, what a backtest wants), 'latest' (as known now) or 'first' (as first reported)."""
     if basis not in BASES:
         raise BadArgument("basis", basis, f"is not one of {', '.join(BASES)}")
-    allowed = set(ms.sql("SELECT * FROM growth_basis('as_of') LIMIT 0").columns)
+    allowed = set(sql("SELECT * FROM growth_basis('as_of') LIMIT 0").columns)
     where, params = [], []
     for name, value in filters.items():
         if name not in allowed:
@@ -168,5 +204,5 @@ def growth_by_basis(ms: MetricStore, basis: str, *, as_of: DateLike | None = Non
         where.append(f'"{name}" = ?')
         params.append(value)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    return ms.sql(f"SELECT {columns} FROM growth_basis(?){clause} ORDER BY {order}", [basis, *params],
+    return sql(f"SELECT {columns} FROM growth_basis(?){clause} ORDER BY {order}", [basis, *params],
                   as_of=as_of, as_recorded=as_recorded)

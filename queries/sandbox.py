@@ -31,10 +31,10 @@ from pathlib import Path
 import duckdb
 
 from queries.errors import SqlError, SqlRefused
+from queries.live import Reading, list_live
 from queries.views import install, sql_literal
 from store import Store
 from store.backends import ObjectPath, attach, object_root
-from store.compaction import live_files
 from store.integrity import ChecksumGuard
 from store.log import TABLES
 
@@ -115,18 +115,19 @@ def set_memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> None:
         raise SqlError(f"{MEMORY_ENV}={limit!r} is not a memory size (say 2GB, 512MB or 50%)") from None
 
 
-def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPyConnection:
+def connect(store: Store, guard: ChecksumGuard | None = None, live: Reading | None = None) -> duckdb.DuckDBPyConnection:
     """A locked-down, read-only connection with the views of ``store`` installed.
 
     The views are written to a private database file (outside the store), which is opened
     ``read_only`` and removed at once (the open connection keeps it). Creating a view reads the
-    live files' schemas, so they are proven whole first (``guard``): a damaged one is named.
+    live files' schemas (``live``, when the caller listed them), so they are proven whole first
+    (``guard``): a damaged one is named.
 
     Raises:
         CorruptFile: a committed file fails its checksum.
         SqlError: DuckDB could not create the views.
     """
-    live = {table: live_files(store, table) for table in TABLES}
+    live = live if live is not None else list_live(store, TABLES)
     (guard or ChecksumGuard(store)).check(files=[p for files in live.values() for p in files])
     folder = Path(tempfile.mkdtemp(prefix="metricstore-views-"))
     path = folder / "views.duckdb"
@@ -147,7 +148,7 @@ def connect(store: Store, guard: ChecksumGuard | None = None) -> duckdb.DuckDBPy
 
 
 def connect_catalog(path: str | os.PathLike[str], store_root: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    """Open a catalog file (see :func:`queries.write_catalog`) as the sandbox opens it."""
+    """Open a catalog file (see :func:`queries.catalog.write_catalog`) as the sandbox opens it."""
     con = duckdb.connect(str(path), read_only=True, config=dict(BASE_CONFIG))
     lock_down(con, object_root(store_root) or Path(store_root).absolute())
     return con
@@ -170,16 +171,3 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
     if kind not in ALLOWED:
         raise SqlRefused(f"{kind.name} statements are not allowed: the SQL surface is read-only "
                          "(SELECT over the store's views only)")
-
-
-def write_init_script(catalog: Path, store_root: Path | ObjectPath) -> Path:
-    """Write ``<catalog>.init.sql``: what ``duckdb -readonly -init`` runs before a data team's SQL."""
-    target = catalog.with_name(catalog.name + ".init.sql")
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(
-        "-- Locks a DuckDB session on the metricstore catalog down to reading the store.\n"
-        f"-- Open with:  duckdb -readonly -init {target} {catalog}\n" + lockdown_sql(store_root),
-        encoding="utf-8",
-    )
-    tmp.replace(target)
-    return target

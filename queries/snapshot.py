@@ -44,11 +44,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.errors import SqlError
+from queries.live import Reading, list_live, local_root, read_listed
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal, sql_sources
 from store import CorruptFile, Store
-from store.backends import ObjectPath
-from store.compaction import CompactionPolicy, live_files, merged_sources
+from store.compaction import CompactionPolicy, merged_sources
 from store.log import COMMIT_NAME
 from store.verify import sha256_prefix
 
@@ -106,9 +106,10 @@ def kept_path(current: Path, kind: str) -> Path:
     return current.with_name(current.name.replace(".parquet", f".{kind}.parquet"))
 
 
-def _folder(store: Store) -> Path:
-    # local: both callers return first for an object-store root (no snapshots there)
-    return cast(Path, store.root) / FOLDER
+def _folder(store: Store) -> Path | None:
+    """The snapshots' folder (None for an object store: snapshots are kept for local stores only)."""
+    root = local_root(store)
+    return None if root is None else root / FOLDER
 
 
 def refresh(store: Store) -> Snapshot | None:
@@ -117,10 +118,24 @@ def refresh(store: Store) -> Snapshot | None:
     Returns ``None`` for an object-store root (snapshots are kept for local stores only).
     Older snapshots are deleted once older than the compaction grace period (a reader may
     still be reading one).
+
+    The refresh reads the files it listed through hard links of its own (:func:`_hold`), so a
+    compaction that deletes them meanwhile changes nothing for it, however long it runs: at
+    10 M events it takes minutes (455-680 s measured, beside a default grace period of 300 s),
+    and it would otherwise lose its sources to every compaction that ends in that time. Where
+    hard links cannot be made, it reads the files in place, and a file deleted under it is
+    listed again and the refresh run again (:func:`queries.live.read_listed`), from the third
+    attempt on holding the compactor's lock: at 10 M events no compaction then runs for the
+    minutes the refresh takes.
+
+    Raises:
+        CorruptFile: ``_snapshots`` is not a folder.
+        SqlError: the view could not be computed (out of memory, a damaged file): one line.
+        FilesVanished: the files read in place kept being deleted under the refresh.
     """
-    if isinstance(store.root, ObjectPath):
-        return None
     folder = _folder(store)
+    if folder is None:
+        return None
     try:
         folder.mkdir(exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -128,26 +143,35 @@ def refresh(store: Store) -> Snapshot | None:
                                   "move it aside (readers meanwhile compute every answer)") from None
     tag = uuid.uuid4().hex
     tmp = folder / f".tmp-{tag}.parquet"
+    held = folder / f".tmp-{tag}-held"
     limit = os.environ.get(MEMORY_ENV, "").strip() or MEMORY_LIMIT
-    threads = os.cpu_count() or 1
-    attempt = 0
-    while True:
-        listing = {t: live_files(store, t) for t in COVERED}
-        try:
-            rows, versions = _compute(store, listing, tmp, folder / f".tmp-{tag}-spill", limit, threads)
-            break
-        except duckdb.IOException as exc:   # a compaction deleted a listed source: list again
-            attempt += 1
-            if attempt == VANISHED_RETRIES or "No such file" not in str(exc):
-                raise
-        except duckdb.OutOfMemoryException:
-            # what DuckDB cannot spill is held per thread: one thread needs about half of it
-            if threads > 1:
-                threads = 1
-                continue
-            raise SqlError(f"the growth snapshot needs more than {limit} of memory; set {MEMORY_ENV} higher "
-                           f"(say 4GB; default {MEMORY_LIMIT}). The previous snapshot stays, and answers it "
-                           f"does not cover are computed from the events") from None
+    threads = [os.cpu_count() or 1]
+
+    def compute(listing: Reading) -> tuple[int, int]:
+        while True:
+            try:
+                return _compute(store, listing, tmp, folder / f".tmp-{tag}-spill", limit, threads[0])
+            except duckdb.OutOfMemoryException:
+                # what DuckDB cannot spill is held per thread: one thread needs about half of it
+                if threads[0] > 1:
+                    threads[0] = 1
+                    continue
+                raise SqlError(f"the growth snapshot needs more than {limit} of memory; set {MEMORY_ENV} higher "
+                               f"(say 4GB; default {MEMORY_LIMIT}). The previous snapshot stays, and answers it "
+                               f"does not cover are computed from the events") from None
+
+    listed: list[Reading] = []
+
+    def listing() -> Reading:
+        listed.append(list_live(store, COVERED))
+        return _hold(listed[-1], held)
+
+    try:
+        rows, versions = read_listed(store, listing, compute)
+    except duckdb.Error as exc:
+        raise SqlError(f"the growth snapshot could not be computed: {str(exc).splitlines()[0]}") from None
+    finally:
+        shutil.rmtree(held, ignore_errors=True)
     sha = sha256_prefix(tmp)
     final = folder / f"growth-{sha}.parquet"
     body: dict[str, object] = {"sql": sql_version(), "file": final.name, "sha256": sha, "rows": int(rows),
@@ -158,7 +182,7 @@ def refresh(store: Store) -> Snapshot | None:
         os.replace(kept_path(tmp, kind), kept_path(final, kind))
     os.replace(tmp, final)
     now = time.time()
-    body |= {"covers": {t: sorted(p.name for p in files) for t, files in listing.items()},
+    body |= {"covers": {t: sorted(p.name for p in files) for t, files in listed[-1].items()},
              "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": now}
     meta_tmp = folder / f".tmp-{tag}.json"
     meta_tmp.write_text(json.dumps(body, indent=1))
@@ -170,15 +194,33 @@ def refresh(store: Store) -> Snapshot | None:
                     kept_path(final, "timeline"), str(body["timeline_sha256"]))
 
 
-#: A refresh whose listed file was deleted meanwhile (a compaction's grace period ended) lists again.
-VANISHED_RETRIES = 3
+def _hold(listing: Reading, folder: Path) -> Reading:
+    """The files of ``listing`` as hard links in ``folder`` (same names), which a compaction's
+    deletion of the originals does not reach: a long refresh reads what it listed. ``listing``
+    itself, read in place, where a link cannot be made (a file deleted since the listing: the
+    read then fails and lists again; a filesystem without hard links)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    out: Reading = {}
+    try:
+        for table, files in listing.items():
+            (folder / table).mkdir(parents=True)
+            out[table] = []
+            for path in files:
+                os.link(path, folder / table / path.name)
+                out[table].append(folder / table / path.name)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return listing
+    return out
+
+
 #: DuckDB's memory while computing the whole view, unless ``$METRICSTORE_MEMORY_LIMIT`` says
 #: otherwise; beyond it, it spills to the snapshot folder. A refresh that runs out of it with
 #: several threads runs again on one.
 MEMORY_LIMIT = "2GB"
 
 
-def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Path, limit: str,
+def _compute(store: Store, listing: Reading, tmp: Path, spill: Path, limit: str,
              threads: int) -> tuple[int, int]:
     """Write the growth view over exactly the ``listing`` files to ``tmp`` and every version of it
     beside it (:data:`KINDS`); returns the rows of the view and of its versions.
@@ -191,7 +233,7 @@ def _compute(store: Store, listing: dict[str, list[Path]], tmp: Path, spill: Pat
         set_memory_limit(con, limit)
         con.execute("SET temp_directory = ?", [str(spill)])
         con.execute("SET preserve_insertion_order = false")
-        install(con, store)
+        install(con, store, listing)
         for table, files in listing.items():
             if files:
                 con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
@@ -292,9 +334,9 @@ class Snapshots:
 
     def latest(self) -> Snapshot | None:
         """The newest snapshot computed by this SQL, whole on disk, or None."""
-        if isinstance(self.store.root, ObjectPath) or not enabled():
-            return None
         folder = _folder(self.store)
+        if folder is None or not enabled():
+            return None
         try:
             stamp = os.stat(folder).st_mtime_ns
         except OSError:

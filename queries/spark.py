@@ -11,7 +11,7 @@ Spark SQL. Every DuckDB-only construct is handled in :class:`_Translator`, and o
 - ``getvariable('as_of')`` becomes the literal passed to :func:`register_views`;
 - ``read_parquet(__EVENTS__, union_by_name = true)`` becomes the table's files read by Spark with
   ``mergeSchema`` (the same promise: older files with fewer columns still read);
-- ``QUALIFY`` becomes a filtered subquery; ``UNION ALL BY NAME`` an explicit column list (Spark
+- ``QUALIFY`` becomes a filtered subquery (sqlglot's ``eliminate_qualify``); ``UNION ALL BY NAME`` an explicit column list (Spark
   reports each side's columns); a ``LATERAL`` union of correlated branches (Spark cannot
   decorrelate it) is distributed into a union of single-branch laterals;
 - ``regexp_full_match`` becomes an anchored ``RLIKE``; ``to_days(n)`` becomes ``make_dt_interval(n)``.
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import exp, transforms
 
-from queries.helper import DateLike, to_date, to_timestamp
+from queries.args import DateLike, to_date, to_timestamp
 from queries.views import sql_sources
 from store.log import TABLES
 
@@ -421,16 +421,18 @@ def _functions(node: exp.Expression) -> exp.Expression:
 
 
 def _qualify(node: exp.Expression) -> exp.Expression:
-    """``SELECT p FROM t QUALIFY c`` -> ``SELECT * EXCEPT (q) FROM (SELECT p, c AS q FROM t) WHERE q``."""
+    """``QUALIFY`` as a filtered subquery: sqlglot's ``eliminate_qualify``, whose outer ``SELECT *``
+    would also return the window columns it adds (``_w``): they are left out with ``* EXCEPT``."""
     if not isinstance(node, exp.Select) or not node.args.get("qualify"):
         return node
-    cond = node.args["qualify"].this
-    inner = node.copy()
-    inner.set("qualify", None)
-    inner.select(exp.alias_(cond.copy(), "__ms_keep"), copy=False)
-    outer = exp.select(exp.Star(except_=[exp.column("__ms_keep")])).from_(
-        exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("__ms_q"))))
-    return outer.where(exp.column("__ms_keep"))
+    star, named = node.is_star, set(node.named_selects)
+    # sqlglot types what it returns as its base Expr; every node it builds is an Expression
+    out = cast(exp.Expression, transforms.eliminate_qualify(node.copy()))
+    if star and isinstance(out, exp.Select):
+        inner = out.args["from_"].this.this               # FROM (the original select, window columns added)
+        added = [n for n in inner.named_selects if n not in named]
+        out.set("expressions", [exp.Star(except_=[exp.column(n) for n in added])] if added else [exp.Star()])
+    return out
 
 
 def _lateral_unions(node: exp.Expression) -> exp.Expression:

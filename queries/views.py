@@ -1,21 +1,19 @@
 """Installs the SQL views and macros of ``queries/sql/*.sql`` on a DuckDB connection.
 
 The ``.sql`` files are the one source of truth for the CLI, the Python helper and the catalog
-file handed to data teams. They refer to the store's files through placeholders filled here.
+file handed to data teams (``queries/catalog.py``). They refer to the store's files through placeholders filled here.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import cast
 
 import duckdb
 
-from queries.errors import BadArgument
+from queries.live import Reading, list_live
 from store import Store
-from store.backends import ObjectPath, attach
-from store.compaction import live_files
+from store.backends import attach
 from store.log import TABLES
 
 #: Views a user queries; the rest (event_log, *_at macros) are building blocks.
@@ -60,7 +58,7 @@ def render(text: str, store: Store) -> str:
     )
 
 
-def install(con: duckdb.DuckDBPyConnection, store: Store, live: dict[str, list[Path]] | None = None) -> None:
+def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None = None) -> None:
     """Create every view and macro on ``con`` over ``store``.
 
     Creating a view binds it, which reads the schema of every file it names: the views are bound
@@ -68,7 +66,7 @@ def install(con: duckdb.DuckDBPyConnection, store: Store, live: dict[str, list[P
     the glob, which may hold thousands of merged sources waiting out their grace period (each
     file's footer read, for every view)."""
     attach(con, store.root)  # an object store's s3:// globs read through fsspec
-    live = live if live is not None else {t: live_files(store, t) for t in TABLES}
+    live = live if live is not None else list_live(store, TABLES)
     pinned = [t for t in TABLES if pin(con, t, live.get(t, []))]
     for _name, text in sql_sources():
         con.execute(render(text, store))
@@ -82,36 +80,3 @@ def pin(con: duckdb.DuckDBPyConnection, table: str, files: list[Path]) -> bool:
         return False
     con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]]).fetchall()
     return True
-
-
-def write_catalog(store: Store, path: str | Path | None = None) -> Path:
-    """Write a DuckDB database file holding the views over ``store``.
-
-    A data team opens it with ``duckdb PATH`` (or DBeaver, a notebook) and queries ``growth``;
-    the views read the store's Parquet files at query time, so new commits show without a rebuild.
-    ``SET VARIABLE as_of = DATE '2024-06-30'`` turns every view to that point in time.
-
-    Returns:
-        The path written (default ``<store>/catalog.duckdb``).
-
-    Raises:
-        BadArgument: no ``path`` for an object-store root (a DuckDB file is written locally).
-    """
-    if path is None and isinstance(store.root, ObjectPath):
-        raise BadArgument("path", None, f"is required for an object store ({store.root}): the catalog "
-                                        "is a local DuckDB file")
-    target = Path(path) if path else cast(Path, store.root / "catalog.duckdb")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        install(con, store)
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    tmp.replace(target)
-    from queries.sandbox import write_init_script  # noqa: PLC0415 (sandbox imports this module)
-
-    write_init_script(target, store.root)  # `duckdb -readonly -init <it> <target>`: the locked session
-    return target

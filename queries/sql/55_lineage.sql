@@ -9,10 +9,25 @@ SELECT * FROM visible_events(as_of, as_recorded)
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY recorded_at, commit_id) = 1;
 
 -- Every version of every fact, oldest first (publication, then recording, then event id), with
--- the change from the version before and whether the current view picks it.
+-- the change from the version before and whether the current view picks it. A version that a
+-- visible event withdrew (a retract or a correction naming it in `supersedes`, filed under any
+-- fact) says which: the first such event (withdrawn_by), and in words (withdrawal).
 CREATE OR REPLACE MACRO history_at(as_of, as_recorded) AS TABLE
 WITH v AS (SELECT * FROM lineage_events(as_of, as_recorded)),
-cur AS (SELECT event_id FROM facts_at(as_of, as_recorded))
+cur AS (SELECT event_id FROM facts_at(as_of, as_recorded)),
+w AS (
+    SELECT supersedes AS withdrawn_id, event_id AS withdrawn_by,
+           CASE WHEN op = 'retract' THEN 'retracted' ELSE 'corrected' END
+           || ' by event ' || event_id
+           || ' (' || CASE WHEN op = 'retract' THEN 'a retraction' ELSE 'a correction' END
+           || ' filed as ' || entity || ' ' || metric || ' ' || period
+           || CASE WHEN segment <> 'total' THEN ' segment ' || segment ELSE '' END
+           || CASE WHEN dims <> '' THEN ' dims ' || dims ELSE '' END
+           || ', source ' || source || ', reported ' || CAST(reported_at AS VARCHAR) || ')' AS withdrawal
+    FROM v
+    WHERE supersedes IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY supersedes ORDER BY reported_at, recorded_at, event_id) = 1
+)
 SELECT v.entity, v.metric, v.segment, v.dims, v.period, v.kind, v.unit,
        row_number() OVER k AS version,
        v.op, v.value, v.value_high, v.qualifier, v.authority,
@@ -21,8 +36,10 @@ SELECT v.entity, v.metric, v.segment, v.dims, v.period, v.kind, v.unit,
        v.reported_at, v.recorded_at, v.source, v.source_ref, v.as_reported, v.note,
        v.event_id, v.commit_id, v.run_id, v.supersedes,
        v.event_id IN (SELECT event_id FROM cur) AS is_current,
+       w.withdrawn_by, w.withdrawal,
        v.period_start, v.period_end
 FROM v
+LEFT JOIN w ON w.withdrawn_id = v.event_id
 WINDOW k AS (PARTITION BY v.entity, v.metric, v.segment, v.dims, v.period, v.kind, v.unit
              ORDER BY v.reported_at, v.recorded_at, v.event_id);
 

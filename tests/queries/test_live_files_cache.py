@@ -1,4 +1,4 @@
-"""The helper's cached file listing (queries.helper.LiveFiles): reused while the folders are
+"""The helper's cached file listing (queries.live.LiveFiles): reused while the folders are
 unchanged, listed again after a commit, a compaction or a deletion, never trusted when racy."""
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ Concurrency (:func:`concurrency_run`): N writers append at once while reader pro
 in a loop; the final event set must equal the union of what the writers were told was committed,
 and no reader may fail or see a count go down.
 
+Readers during compaction (:func:`reader_compaction_run`): writers compact automatically at every
+second small file and delete merged sources after a grace period of 0 s, then 1 s, while readers
+open sessions and query and ``metricstore compact`` runs in a loop; no reader may fail.
+
 ``make torture`` runs the full campaign; ``tests/reliability/test_crash.py`` runs a few trials in
 ``make test``.
 """
@@ -81,11 +85,11 @@ def _env() -> dict[str, str]:
 
 
 def spawn_writer(root: Path, writer: int, first: int, count: int, rows: int, ack: Path,
-                 fault: str = "") -> subprocess.Popen[bytes]:
+                 fault: str = "", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability._writer", str(root), str(writer), str(first), str(count),
          str(rows), str(ack), fault],
-        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env={**_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
 
@@ -472,23 +476,40 @@ def _same_store(ack: Path, trial: int, per_store: int) -> bool:
     return n // per_store == trial // per_store and n <= trial
 
 
-def _reader(root: str, seconds_max: float, out: str) -> None:
-    """A reader process: query in a loop until told to stop; record counts and errors."""
+def _reader(root: str, seconds_max: float, out: str, sessions: bool = False) -> None:
+    """A reader process: query in a loop until told to stop; record counts and errors.
+
+    ``sessions``: open a new session (``MetricStore``) for every round, as a command-line user
+    does, so that opening one (listing the files, creating the views) meets compactions too; a
+    round also reads ``growth``, which may be answered from the snapshot."""
     from queries import MetricStore
 
     stop = Path(out + ".stop")
     counts: list[int] = []
     errors: list[str] = []
     deadline = time.monotonic() + seconds_max
+
+    def one_round(ms: MetricStore) -> None:
+        try:
+            counts.append(int(ms.sql("SELECT count(*) AS n FROM events")["n"][0]))
+            ms.sql("SELECT entity, count(*) AS n, sum(value) AS v FROM facts GROUP BY entity")
+            if sessions:
+                ms.sql("SELECT entity, count(*) AS n FROM growth GROUP BY entity")
+        except Exception as exc:  # noqa: BLE001 - a reader must never fail; record what it saw
+            errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+
     with MetricStore(root) as ms:
         Path(out + ".ready").write_text("")
         # at least one query even when the writers finished first; then until told to stop
         while (not stop.exists() or not counts) and time.monotonic() < deadline:
+            if not sessions:
+                one_round(ms)
+                continue
             try:
-                counts.append(int(ms.sql("SELECT count(*) AS n FROM events")["n"][0]))
-                ms.sql("SELECT entity, count(*) AS n, sum(value) AS v FROM facts GROUP BY entity")
-            except Exception as exc:  # noqa: BLE001 - a reader must never fail; record what it saw
-                errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                with MetricStore(root) as fresh:
+                    one_round(fresh)
+            except Exception as exc:  # noqa: BLE001 - opening a session must not fail either
+                errors.append(f"{type(exc).__name__} (opening): {str(exc)[:300]}")
     Path(out).write_text(json.dumps({"counts": counts, "errors": errors}))
 
 
@@ -551,6 +572,69 @@ def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: in
     }
 
 
+def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appends: int = 30, rows: int = 5,
+                          readers: int = 1, min_files: int = 2, compact_cli: bool = True,
+                          timeout: float = 600.0) -> dict[str, object]:
+    """Readers during compaction: ``writers`` processes append with automatic compaction at every
+    ``min_files`` small files and merged sources deleted after ``grace_s`` seconds, while reader
+    processes open sessions and query in a loop and ``metricstore compact`` (which also refreshes
+    the growth snapshot) runs again and again. No reader query, session or compaction may fail:
+    a file a compaction deletes under a reader is listed again, never an error."""
+    from store import Store
+
+    root = work / "store"
+    Store.create(root)
+    env = {"METRICSTORE_AUTO_COMPACT": "1", "METRICSTORE_COMPACT_MIN_FILES": str(min_files),
+           "METRICSTORE_COMPACT_GRACE_S": f"{grace_s:g}"}
+    reader_out = [work / f"reader{i}.json" for i in range(readers)]
+    reader_procs = [subprocess.Popen([sys.executable, "-c",
+                                      "import sys; from tests.reliability.torture import _reader; "
+                                      "_reader(sys.argv[1], float(sys.argv[2]), sys.argv[3], sessions=True)",
+                                      str(root), str(timeout), str(out)], cwd=ROOT, env={**_env(), **env},
+                                     stderr=subprocess.PIPE)
+                    for out in reader_out]
+    ready_by = time.monotonic() + min(timeout, 120.0)
+    while time.monotonic() < ready_by and not all(Path(str(o) + ".ready").exists() or p.poll() is not None
+                                                  for o, p in zip(reader_out, reader_procs, strict=True)):
+        time.sleep(0.05)
+    procs = [spawn_writer(root, w, 0, appends, rows, work / f"w{w}.ack", env=env) for w in range(writers)]
+    compact_runs, compact_failures = 0, []
+    while compact_cli and any(p.poll() is None for p in procs):
+        r = subprocess.run([sys.executable, "-m", "metricstore", "compact", "--store", str(root)], cwd=ROOT,
+                           env={**_env(), **env}, capture_output=True, text=True, timeout=timeout)
+        compact_runs += 1
+        if r.returncode != 0 or "Traceback" in r.stderr:
+            compact_failures.append(f"exit {r.returncode}: {r.stderr.strip()[-400:]}")
+    codes = [p.wait(timeout=timeout) for p in procs]
+    writer_errors = [p.stderr.read().decode()[-500:] for p in procs if p.stderr and p.returncode]
+    for out in reader_out:
+        Path(str(out) + ".stop").write_text("")
+    reader_errors: list[str] = []
+    queries = 0
+    for p, out in zip(reader_procs, reader_out, strict=True):
+        p.wait(timeout=timeout)
+        if p.returncode:
+            reader_errors.append(p.stderr.read().decode()[-500:] if p.stderr else "")
+        data = json.loads(out.read_text()) if out.exists() else {"counts": [], "errors": ["no output"]}
+        queries += len(data["counts"])
+        reader_errors.extend(data["errors"])
+    acked = {(w, b) for w in range(writers) for b in read_acks(work / f"w{w}.ack")[2]}
+    per, _, distinct = batch_counts(root)
+    return {
+        "grace_s": grace_s, "writers": writers, "appends_each": appends, "readers": readers,
+        "writer_exit_codes": codes, "writer_errors": writer_errors,
+        "final_equals_union_of_acks": per == {f"w{w}-b{b}": rows for w, b in acked},
+        "events_found": distinct, "compact_runs": compact_runs, "compact_failures": compact_failures,
+        "reader_rounds": queries, "reader_failures": len(reader_errors), "reader_errors": reader_errors[:10],
+    }
+
+
+def reader_compaction_ok(run: dict[str, object]) -> bool:
+    """Did a :func:`reader_compaction_run` pass: nothing lost, no reader, writer or compaction failed?"""
+    return (bool(run["final_equals_union_of_acks"]) and not run["writer_errors"] and not run["reader_failures"]
+            and not run["compact_failures"])
+
+
 def spawn_compactor(root: Path, log: Path, timeout: float) -> subprocess.Popen[bytes]:
     """A compactor process looping until ``<log>.stop`` appears (needs the store's compaction)."""
     code = (
@@ -580,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--compactor", action="store_true")
+    p.add_argument("--reader-grace", type=float, nargs="*", default=[0.0, 1.0],
+                   help="grace periods (s) of the readers-during-compaction phase (none: skip it)")
+    p.add_argument("--reader-appends", type=int, default=40, help="appends per writer in that phase")
     args = p.parse_args(argv)
     import tempfile
 
@@ -598,17 +685,28 @@ def main(argv: list[str] | None = None) -> int:
     conc = concurrency_run(work / "conc", writers=args.writers, appends=args.appends,
                            compactor=args.compactor or importlib.util.find_spec("store.compaction") is not None)
     t2 = time.monotonic()
+    during: list[dict[str, object]] = []
+    for grace in args.reader_grace:
+        (work / f"readers-{grace:g}").mkdir(parents=True, exist_ok=True)
+        during.append(reader_compaction_run(work / f"readers-{grace:g}", grace_s=grace,
+                                            appends=args.reader_appends))
+        print(f"readers during compaction, grace {grace:g} s: {during[-1]['reader_rounds']} rounds, "
+              f"{during[-1]['reader_failures']} reader failures, {len(during[-1]['compact_failures'])} failed "
+              f"compactions of {during[-1]['compact_runs']}", flush=True)
+    t3 = time.monotonic()
     summary = {"seed": args.seed, "kill_trials": stats.as_dict(), "scheduled_ingest_trials": sched.as_dict(),
                "compaction_trials": comp.as_dict() if comp else "store.compaction not present",
                "kill_seconds": round(t1 - t0, 1),
-               "concurrency": conc, "concurrency_seconds": round(t2 - t1, 1)}
+               "concurrency": conc, "concurrency_seconds": round(t2 - t1, 1),
+               "readers_during_compaction": during, "readers_during_compaction_seconds": round(t3 - t2, 1)}
     text = json.dumps(summary, indent=2)
     print(text)
     if args.json:
         args.json.write_text(text + "\n")
     ok = (not stats.failures and stats.events_lost == 0 and not sched.failures and not (comp and comp.failures)
           and conc["final_equals_union_of_acks"]
-          and not conc["reader_errors"] and not conc["counts_went_down"] and not conc["writer_errors"])
+          and not conc["reader_errors"] and not conc["counts_went_down"] and not conc["writer_errors"]
+          and all(reader_compaction_ok(run) for run in during))
     print("TORTURE", "PASSED" if ok else "FAILED", file=sys.stderr)
     return 0 if ok else 1
 

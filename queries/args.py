@@ -1,0 +1,51 @@
+"""The point-in-time arguments every query takes: ``as_of`` (a date) and ``as_recorded`` (a time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from queries.errors import BadArgument
+
+#: What a caller may pass for a date or a time: a ``date``, a ``datetime`` or ISO text.
+DateLike = dt.date | dt.datetime | str
+
+
+def to_date(name: str, value: DateLike | None) -> dt.date | None:
+    """Read a point-in-time date argument (``date``, or ISO text).
+
+    Example:
+        >>> to_date("as_of", "2024-06-30")
+        datetime.date(2024, 6, 30)
+    """
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.date()
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise BadArgument(name, value, "is not a date (YYYY-MM-DD)") from None
+
+
+def to_timestamp(name: str, value: DateLike | None) -> dt.datetime | None:
+    """Read a system-time argument (``datetime``, ``date`` or ISO text; naive means UTC, a bare
+    date means the end of that day).
+
+    Example:
+        >>> to_timestamp("as_recorded", "2024-06-30T12:00:00")
+        datetime.datetime(2024, 6, 30, 12, 0, tzinfo=datetime.timezone.utc)
+    """
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        ts = value
+    elif isinstance(value, dt.date):
+        ts = dt.datetime.combine(value, dt.time.max)
+    else:
+        try:
+            ts = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise BadArgument(name, value, "is not a timestamp (YYYY-MM-DDTHH:MM:SS)") from None
+        if len(str(value).strip()) == 10:
+            ts = dt.datetime.combine(ts.date(), dt.time.max)
+    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)

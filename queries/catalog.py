@@ -1,0 +1,96 @@
+"""The catalog file: a DuckDB database holding the views over a store, for the DuckDB CLI, DBeaver
+or a notebook, and beside it the init script that locks a session on it down to reading the store.
+
+    metricstore catalog            ->  <store>/catalog.duckdb and <store>/catalog.duckdb.init.sql
+    duckdb -readonly -init <store>/catalog.duckdb.init.sql <store>/catalog.duckdb
+
+The views read the store's Parquet files at query time, so new commits show without a rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from queries.errors import BadArgument
+from queries.live import Reading, list_live, local_root, read_listed
+from queries.sandbox import lockdown_sql
+from queries.views import install
+from store import Store
+from store.backends import ObjectPath
+from store.log import TABLES
+
+#: The default file name, in the store's folder.
+DEFAULT_NAME = "catalog.duckdb"
+
+
+def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write a DuckDB database file holding the views over ``store``, and its init script.
+
+    A data team opens it with ``duckdb -readonly -init <path>.init.sql <path>`` (or DBeaver, a
+    notebook) and queries ``growth``; ``SET VARIABLE as_of = DATE '2024-06-30'`` turns every view
+    to that point in time. The file is written beside, then renamed over ``path``: a session open
+    on the previous one keeps it.
+
+    Args:
+        store: the store the views read.
+        path: where to write it (default ``<store>/catalog.duckdb``; required for an object store).
+
+    Returns:
+        The path written; the init script is :func:`init_script_of` it.
+
+    Raises:
+        BadArgument: no ``path`` for an object-store root (a DuckDB file is written locally).
+
+    Example:
+        >>> write_catalog(Store("data/store"))                  # doctest: +SKIP
+        PosixPath('/.../data/store/catalog.duckdb')
+    """
+    folder = local_root(store)
+    if path is None and folder is None:
+        raise BadArgument("path", None, f"is required for an object store ({store.root}): give a local PATH for "
+                                        "the catalog file (a DuckDB session reads its views' s3:// paths "
+                                        "through the httpfs extension and your S3 credentials)")
+    target = Path(path) if path is not None else Path(str(folder)) / DEFAULT_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    # creating the views reads the live files' schemas: one a compaction deletes meanwhile is listed again
+    read_listed(store, lambda: list_live(store, TABLES), lambda live: _write_views(tmp, store, live))
+    tmp.replace(target)
+    _write_init_script(target, store.root)
+    return target
+
+
+def _write_views(tmp: Path, store: Store, live: Reading) -> None:
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        install(con, store, live)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def init_script_of(catalog: Path) -> Path:
+    """The init script written beside a catalog file (``<catalog>.init.sql``)."""
+    return catalog.with_name(catalog.name + ".init.sql")
+
+
+def open_command(catalog: Path) -> str:
+    """The shell command that opens ``catalog`` locked down: ``duckdb -readonly -init <script> <catalog>``."""
+    return f"duckdb -readonly -init {init_script_of(catalog)} {catalog}"
+
+
+def _write_init_script(catalog: Path, store_root: Path | ObjectPath) -> Path:
+    """Write the statements ``duckdb -readonly -init`` runs before a data team's SQL."""
+    target = init_script_of(catalog)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(
+        "-- Locks a DuckDB session on the metricstore catalog down to reading the store.\n"
+        f"-- Open with:  {open_command(catalog)}\n" + lockdown_sql(store_root),
+        encoding="utf-8",
+    )
+    tmp.replace(target)
+    return target
