@@ -17,7 +17,7 @@ from queries import MetricStore
 app = typer.Typer()
 
 HISTORY_TABLE = ("version", "value", "unit", "qualifier", "authority", "kind", "source", "source_ref",
-                 "reported_at", "recorded_at", "is_current")
+                 "reported_at", "recorded_at", "is_current", "withdrawal")
 RESTATEMENT_TABLE = ("metric", "period", "unit", "old_value", "new_value", "change", "change_pct",
                      "old_reported_at", "restated_at", "old_source", "new_source", "is_current")
 EXPLAIN_TABLE = ("role", "term", "event_period", "value", "unit", "qualifier", "source", "source_ref",

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from metricstore.options import (AsOfOpt, AsRecOpt, DimsOpt, EntityArg, FormatOpt, OutputOpt, SegmentOpt,
-                                 StoreOpt, WideOpt, err, open_store)
+                                 StoreOpt, WideOpt, open_store)
 from metricstore.render import render
-from queries import BadArgument, MetricStore, write_catalog
+from queries import MetricStore, write_catalog
+from queries.catalog import open_command
 
 app = typer.Typer()
 
@@ -49,12 +50,5 @@ def catalog(
     store: StoreOpt = None,
 ) -> None:
     """Write a DuckDB database file with the views, for the DuckDB CLI, DBeaver or a notebook."""
-    st = open_store(store)
-    try:
-        target = write_catalog(st, path)
-    except BadArgument as exc:   # no PATH for an object-store root
-        err.print(f"error: {exc}: give a local PATH for the catalog file (a DuckDB session reads its views' "
-                  "s3:// paths through the httpfs extension and your S3 credentials)")
-        raise typer.Exit(2) from None
-    init = target.with_name(target.name + ".init.sql")  # read-only, store files only: queries/sandbox.py
-    print(f"wrote {target}: open it with `duckdb -readonly -init {init} {target}` and query growth, facts, share")
+    target = write_catalog(open_store(store), path)   # BadArgument (an object store without PATH): one line
+    print(f"wrote {target}: open it with `{open_command(target)}` and query growth, facts, share")
