@@ -32,7 +32,6 @@ from ingest.jobs import redact_url
 from ingest.pipeline import FileReport, RunReport, ingest_paths, new_run_id
 from store import Store, register_table
 
-STATUSES = ("running", "ok", "partial", "failed", "skipped")
 MAX_ERROR = 2000
 
 RUN_SCHEMA = pa.schema(
