@@ -77,7 +77,7 @@ class RunOutcome:
         """Count one ingested file (or downloaded body, under ``name``)."""
         self.inputs.append(name or report.file)
         self.added += report.added
-        self.already_present += report.already_present
+        self.already_present += report.already_present + report.duplicates  # (the log has no column of its own for them)
         self.rejected += report.rejected
         if report.ok:
             self.ok_inputs += 1
