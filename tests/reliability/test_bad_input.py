@@ -55,7 +55,7 @@ FILES: list[tuple[str, str, object, str]] = [
     ("a column twice", "a.csv", (HEADER.strip() + ",VALUE\n" + ROW.strip() + ",2\n").encode(), "'value' appears twice"),
     ("tab-separated named .csv", "a.csv", (HEADER + ROW).replace(",", "\t").encode(), "looks tab-separated"),
     ("an unterminated quote", "a.csv", (HEADER + 'acme,"revenue,FY2024,1,USD,2025-02-01,s\n').encode(), "fields; the header has 7"),
-    ("Parquet bytes named .csv", "a.csv", "parquet", "not UTF-8"),
+    ("Parquet bytes named .csv", "a.csv", "parquet", "is a Parquet file, not a file of facts"),
     ("JSON: an empty array", "a.json", b"[]", "holds no rows"),
     ("JSON: a number", "a.json", b"42", "not a JSON array of objects"),
     ("JSON: arrays, not objects", "a.json", b"[[1, 2]]", "item is a list"),
