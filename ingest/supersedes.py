@@ -46,7 +46,7 @@ def stored_events(store: Store, ids: list[str]) -> pl.DataFrame:
         return empty
     finally:
         con.close()
-    return pl.DataFrame(pl.from_arrow(got)).cast(dict(empty.schema)) if got.num_rows else empty
+    return pl.DataFrame(pl.from_arrow(got)).cast(empty.schema) if got.num_rows else empty
 
 
 def check_supersedes(store: Store, events: pl.DataFrame, fye: dict[str, int], file: str) -> list[RowProblem]:
@@ -62,7 +62,7 @@ def check_supersedes(store: Store, events: pl.DataFrame, fye: dict[str, int], fi
         prepared = pl.DataFrame(pl.from_arrow(store.prepare(events.drop("__row").to_arrow(), encode=False)
                                               .select(list(_READ))))
         mine = prepared.filter(pl.col("event_id").is_in(list(missing)))
-        known = pl.concat([known, mine.cast(dict(known.schema))]).unique("event_id")
+        known = pl.concat([known, mine.cast(known.schema)]).unique("event_id")
     rows = _labelled(named.select("__row", "supersedes", *_READ[1:]), fye)
     targets = _labelled(known, fye).rename({c: f"t_{c}" for c in FACT_KEY})
     joined = rows.join(targets, left_on="supersedes", right_on="event_id", how="left")
