@@ -251,11 +251,12 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
     events = norm.events.filter(~pl.col("__row").is_in(list(bad))).drop("__row")
     if events.height == 0:
         return report
-    report.duplicates = events.height - events.select(IDENTITY_COLUMNS).unique().height
     _entity_records(store, catalog, events["entity"].unique().to_list(), batch.entities)
     _metric_records(store, catalog, events["metric"].unique().to_list(), norm.new_metrics)
     result = store.append(events.to_arrow(), run_id=run_id)
     report.added, report.commit_id = result.added, result.commit_id
+    if result.already_present:   # (only then can rows repeat each other: most batches skip the look)
+        report.duplicates = events.height - events.select(IDENTITY_COLUMNS).unique().height
     report.already_present = result.already_present - report.duplicates
     return report
 

@@ -4,6 +4,7 @@ real command on a real store: one clear line per refusal, nothing committed, not
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ingest import limits
 from store import Store
 from tests.conftest import ROOT, fact, run_cli, store_files, write_csv
 
@@ -259,3 +263,21 @@ def test_an_oversized_json_or_parquet_cell_is_quarantined_truncated(tmp_path: Pa
     assert r.returncode == 2 and lines_about(r, "field too long")
     (q,) = (tmp_path / "store" / "quarantine").glob("*big.parquet.rejected.csv")
     assert q.stat().st_size < 20_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(st.text(alphabet='ae\u00e9"\n,\u20ac\U0001d11e', max_size=12), min_size=3, max_size=3),
+                     min_size=1, max_size=4),
+       keep=st.integers(min_value=1, max_value=15))
+def test_cutting_long_fields_keeps_every_record_and_a_prefix_of_each_field(rows: list[list[str]], keep: int) -> None:
+    """The cutter against Python's csv module, in 7-byte chunks so that every quote, doubled
+    quote and multi-byte character falls on a chunk boundary somewhere."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    old, limits.CHUNK = limits.CHUNK, 7
+    try:
+        out, _ = limits.cut_long_fields(io.BytesIO(text.getvalue().encode()), b",", keep)
+    finally:
+        limits.CHUNK = old
+    got = list(csv.reader(io.StringIO(out.decode("utf-8"))))
+    assert got == [[f.encode()[:keep].decode("utf-8", "ignore") for f in r] for r in rows]
