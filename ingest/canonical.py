@@ -4,6 +4,9 @@ Required: ``entity, metric, period, value, unit, reported_at, source`` (or ``per
 ``period_end`` instead of ``period``). Optional: ``segment, dims, kind, qualifier, value_high,
 source_ref, note, op, supersedes, authority``.
 
+Text is read in Unicode NFC, keys lower-cased and stripped; entity and metric names are ASCII
+(:data:`NAME_RULE`); periods and dates before the year 1000 are refused (:data:`MIN_YEAR`).
+
 :func:`normalise` turns a frame of text (from :mod:`ingest.readers`) into a frame of events in the
 store's schema and a list of :class:`RowProblem`, one per rejected value. Work per unique value
 (unit texts, period labels, dims) is done once in Python; everything per row is vectorised.

@@ -2,7 +2,9 @@
 
 Each file is one batch: without ``skip_invalid`` a file with any invalid row commits nothing;
 with it, the valid rows commit. Either way every rejected row is reported and written, with its
-reasons, to ``<store>/quarantine/``. Every event a run writes carries the run's id.
+reasons, to ``<store>/quarantine/``. Every event a run writes carries the run's id. A row whose
+``supersedes`` names no known event of its own fact is rejected like any invalid row
+(:mod:`ingest.supersedes`); rows repeating another row of the file are counted as duplicates.
 """
 
 from __future__ import annotations
