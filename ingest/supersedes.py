@@ -28,8 +28,16 @@ def _labelled(df: pl.DataFrame, fye: dict[str, int]) -> pl.DataFrame:
                    on=["entity", "period_start", "period_end"], how="left")
 
 
-def stored_events(store: Store, ids: list[str]) -> pl.DataFrame:
-    """The fact key of each of ``ids`` the store holds (read only, straight from its event files)."""
+#: Most entities (and metrics) a look-up is narrowed to; more read every row group's ids.
+NARROW_MAX = 200
+
+
+def stored_events(store: Store, ids: list[str], entities: list[str] | None = None,
+                  metrics: list[str] | None = None) -> pl.DataFrame:
+    """The fact key of each of ``ids`` the store holds (read only, straight from its event files).
+
+    ``entities`` and ``metrics`` narrow the search: event files are sorted by them, so DuckDB
+    skips every row group whose statistics rule them out (a speed-up for large stores)."""
     empty = pl.DataFrame(schema={"event_id": pl.String, "entity": pl.String, "metric": pl.String,
                                  "segment": pl.String, "dims": pl.String, "period_start": pl.Date,
                                  "period_end": pl.Date, "kind": pl.String, "unit": pl.String})
@@ -39,9 +47,14 @@ def stored_events(store: Store, ids: list[str]) -> pl.DataFrame:
     try:
         attach(con, store.root)
         con.register("wanted", pa.table({"event_id": ids}))
+        where, params = "", [store.glob("events")]
+        if entities and metrics and len(entities) <= NARROW_MAX and len(metrics) <= NARROW_MAX:
+            where = (f"WHERE e.entity IN ({', '.join('?' * len(entities))}) "
+                     f"AND e.metric IN ({', '.join('?' * len(metrics))})")
+            params += [*entities, *metrics]
         got = con.sql(f"SELECT DISTINCT {', '.join('e.' + c for c in _READ)} "
-                      "FROM read_parquet(?, union_by_name = true) e JOIN wanted USING (event_id)",
-                      params=[store.glob("events")]).to_arrow_table()
+                      f"FROM read_parquet(?, union_by_name = true) e JOIN wanted USING (event_id) {where}",
+                      params=params).to_arrow_table()
     except duckdb.IOException:       # a store with no event file yet
         return empty
     finally:
@@ -56,13 +69,18 @@ def check_supersedes(store: Store, events: pl.DataFrame, fye: dict[str, int], fi
     if named.height == 0:
         return []
     ids = named["supersedes"].unique().to_list()
-    known = stored_events(store, ids)
+    # the store's events of the rows' entities and metrics, then the batch's own (with the ids the
+    # store will give them), then, for an id still unknown, the whole store (to say whose it is)
+    known = stored_events(store, ids, named["entity"].unique().to_list(), named["metric"].unique().to_list())
     missing = set(ids) - set(known["event_id"].to_list())
-    if missing:   # the batch's own events, with the ids the store will give them
+    if missing:
         prepared = pl.DataFrame(pl.from_arrow(store.prepare(events.drop("__row").to_arrow(), encode=False)
                                               .select(list(_READ))))
         mine = prepared.filter(pl.col("event_id").is_in(list(missing)))
         known = pl.concat([known, mine.cast(known.schema)]).unique("event_id")
+        missing -= set(mine["event_id"].to_list())
+    if missing:
+        known = pl.concat([known, stored_events(store, sorted(missing))]).unique("event_id")
     rows = _labelled(named.select("__row", "supersedes", *_READ[1:]), fye)
     targets = _labelled(known, fye).rename({c: f"t_{c}" for c in FACT_KEY})
     joined = rows.join(targets, left_on="supersedes", right_on="event_id", how="left")
