@@ -4,6 +4,9 @@ Required: ``entity, metric, period, value, unit, reported_at, source`` (or ``per
 ``period_end`` instead of ``period``). Optional: ``segment, dims, kind, qualifier, value_high,
 source_ref, note, op, supersedes, authority``.
 
+Text is read in Unicode NFC, keys lower-cased and stripped; entity and metric names are ASCII
+(:data:`NAME_RULE`); periods and dates before the year 1000 are refused (:data:`MIN_YEAR`).
+
 :func:`normalise` turns a frame of text (from :mod:`ingest.readers`) into a frame of events in the
 store's schema and a list of :class:`RowProblem`, one per rejected value. Work per unique value
 (unit texts, period labels, dims) is done once in Python; everything per row is vectorised.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +26,7 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from ingest.catalog import Catalog, infer_aggregation
-from ingest.errors import BadFile, RowProblem
+from ingest.errors import BadFile, RowProblem, clip, shown_name
 from ingest.readers import MAX_FIELD
 from ingest.units import parse_unit
 from store import parse_period
@@ -33,12 +37,19 @@ OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "
             "value_high", "source_ref", "note", "op", "supersedes", "authority")
 KNOWN = frozenset(REQUIRED + OPTIONAL)
 
-_NAME = r"^[a-z0-9][a-z0-9_.:\-]*$"
+NAME = r"^[a-z0-9][a-z0-9_.:\-]*$"
 #: A namespaced name (an XBRL concept such as ``us-gaap:SalesRevenueNet``) keeps its case.
 _QNAME = r"^[a-z][a-z0-9\-]*:[A-Za-z_][A-Za-z0-9_.\-]*$"
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
+#: Why an entity or metric name is refused. Names are ASCII: they are typed on the command line
+#: and in SQL, and a letter that looks like another (Cyrillic a, Latin a) would make two entities
+#: that read the same. Display names, segments, dims and sources may be any text (NFC).
+NAME_RULE = "is not a valid name (ASCII letters a-z, digits and _ . : -, starting with a letter or digit)"
+#: Earliest year of a period or publication date: labels have four-digit years (FY0999 would be
+#: FY999), and no financial figure is older.
+MIN_YEAR = 1000
 #: How far past today a ``reported_at`` may lie (time zones; nothing is published next week).
 FUTURE_SLACK = dt.timedelta(days=1)
 
@@ -68,7 +79,7 @@ def canonical_dims(text: str | None) -> str:
     """
     if text is None or not text.strip():
         return ""
-    t = text.strip()
+    t = unicodedata.normalize("NFC", text.strip())
     pairs: list[tuple[str, str]] = []
     if t.startswith("{"):
         try:
@@ -83,18 +94,48 @@ def canonical_dims(text: str | None) -> str:
             if not part.strip():
                 continue
             if "=" not in part:
-                raise ValueError(f"{part.strip()!r} is not key=value")
+                raise ValueError(f"{clip(part.strip())!r} is not key=value")
             k, v = part.split("=", 1)
             pairs.append((k, v))
     out: dict[str, str] = {}
     for k, v in pairs:
         key, val = k.strip().lower(), v.strip()
         if not re.fullmatch(r"[a-z0-9_]+", key) or not val or any(ch in val for ch in ";="):
-            raise ValueError(f"{k.strip()}={v.strip()} is not a valid dimension (key: a-z 0-9 _)")
+            raise ValueError(f"{clip(k.strip() + '=' + v.strip())} is not a valid dimension (key: a-z 0-9 _)")
         if key in out:
             raise ValueError(f"dimension {key!r} given twice")
         out[key] = val
     return ";".join(f"{k}={out[k]}" for k in sorted(out))
+
+
+def _nfc(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """Text in Unicode NFC (``e`` + U+0301 becomes U+00E9), as case and spaces are normalised:
+    two spellings of one name are one key. Only columns holding non-ASCII text are touched
+    (a speed-up: most batches are ASCII throughout, and NFC leaves ASCII as it is)."""
+    wide = df.select([pl.col(c).str.contains(r"[^\x00-\x7F]").any().alias(c) for c in columns]).row(0)
+    touched = [c for c, has in zip(columns, wide, strict=True) if has]
+    return df.with_columns([pl.col(c).str.normalize("NFC") for c in touched]) if touched else df
+
+
+def _uncatalogued(rows: pl.DataFrame, file: str) -> tuple[list[str], dict[str, str]]:
+    """Warnings for the accepted rows' metrics the catalog does not know, and their inferred aggregations."""
+    warnings: list[str] = []
+    new_metrics: dict[str, str] = {}
+    found = rows.group_by("metric").agg(pl.col("__base").first(),
+                                        (pl.col("__start") == pl.col("__end")).all().alias("inst"),
+                                        pl.col("__row").min())
+    namespaced: list[str] = []
+    for m, base, inst, row in found.sort("__row").iter_rows():
+        agg = infer_aggregation(base or "", bool(inst))
+        new_metrics[m] = agg
+        if ":" in m:  # raw XBRL concepts are many and expected: one warning for them all
+            namespaced.append(m)
+            continue
+        warnings.append(f"{file}:{row}: metric {clip(m)!r} is not in the catalog; accepted as {agg} (inferred)")
+    if namespaced:
+        warnings.append(f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
+                        f"names, aggregation inferred (e.g. {', '.join(namespaced[:3])})")
+    return warnings, new_metrics
 
 
 def _lookup(values: pl.Series, fn: Callable[[Any], Any], key: str,
@@ -137,7 +178,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     cols = [c for c in df.columns if c != "__row"]
     unknown = [c for c in cols if c not in KNOWN]
     if unknown:
-        raise BadFile(file, f"unknown column {unknown[0]!r} (expected {', '.join(REQUIRED)}, "
+        raise BadFile(file, f"unknown column {shown_name(unknown[0])!r} (expected {', '.join(REQUIRED)}, "
                             f"period or period_start/period_end, and optionally {', '.join(OPTIONAL[3:])})", row=1)
     for c in REQUIRED:
         if c not in cols:
@@ -178,6 +219,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         flag(pl.col(c).str.len_chars() > MAX_FIELD, c, f"field too long (limit {MAX_FIELD:,} characters)",
              pl.col(c).str.slice(0, 40) + "...")
     df = df.with_columns([_s(c).alias(c) for c in REQUIRED + OPTIONAL])
+    df = _nfc(df, REQUIRED + OPTIONAL)
     df = df.with_columns(
         pl.col("op").str.to_lowercase().fill_null("assert"),
         pl.col("kind").str.to_lowercase().fill_null("actual"),
@@ -197,11 +239,9 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     flag(pl.col("value").is_null() & (pl.col("op") != "retract"), "value", "is required")
     for c, allowed in ENUMS.items():
         flag(pl.col(c).is_not_null() & ~pl.col(c).is_in(allowed), c, f"is not one of {', '.join(allowed)}")
-    flag(pl.col("entity").is_not_null() & ~pl.col("entity").str.contains(_NAME), "entity",
-         "is not a valid name (letters, digits, _ . : -)")
-    flag(pl.col("metric").is_not_null() & ~pl.col("metric").str.contains(_NAME)
-         & ~pl.col("metric").str.contains(_QNAME), "metric",
-         "is not a valid name (letters, digits, _ . : -)")
+    flag(pl.col("entity").is_not_null() & ~pl.col("entity").str.contains(NAME), "entity", NAME_RULE)
+    named = pl.col("metric").str.contains(NAME) | pl.col("metric").str.contains(_QNAME)
+    flag(pl.col("metric").is_not_null() & ~named, "metric", NAME_RULE)
     flag(pl.col("supersedes").is_not_null() & ~pl.col("supersedes").str.contains(r"^[0-9a-f]{32}$"),
          "supersedes", "is not an event id (32 hex digits)")
 
@@ -241,9 +281,12 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         exp = pl.col(text).str.extract(r"[eE]([+-]?\d+)$", 1).cast(pl.Int64).fill_null(0) + pl.col("__exp")
         return (mant + pl.lit("e") + exp.cast(pl.String)).cast(pl.Float64, strict=False)
 
+    def plus_zero(v: pl.Expr) -> pl.Expr:   # -0.0 (written "-0", "(0)") is stored as 0
+        return pl.when(v == 0).then(pl.lit(0.0)).otherwise(v)
+
     df = df.with_columns(
-        pl.when(pl.col("__vok")).then(scaled("__v", "__vok")).alias("__value"),
-        pl.when(pl.col("__hok")).then(scaled("__h", "__hok")).alias("__value_high"),
+        plus_zero(pl.when(pl.col("__vok")).then(scaled("__v", "__vok"))).alias("__value"),
+        plus_zero(pl.when(pl.col("__hok")).then(scaled("__h", "__hok"))).alias("__value_high"),
     )
     for c, src in (("__value", "value"), ("__value_high", "value_high")):
         flag(pl.col(c).is_not_null() & ~pl.col(c).is_finite(), src, "is out of range")
@@ -286,6 +329,10 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         pl.coalesce("__p_end", "__period_end").alias("__end"),
     )
     flag(pl.col("__end") < pl.col("__start"), "period_end", "ends before the period starts")
+    too_old = f"is before the year {MIN_YEAR} (period labels have four-digit years)"
+    flag(pl.col("period").is_not_null() & (pl.col("__p_start").dt.year() < MIN_YEAR), "period", too_old)
+    for c in ("period_start", "period_end", "reported_at"):
+        flag(pl.col(f"__{c}").dt.year() < MIN_YEAR, c, too_old)
     flag((pl.col("kind") == "actual") & (pl.col("__reported_at") < pl.col("__end")), "reported_at",
          pl.lit("an actual cannot be reported before its period ends (") + pl.col("__end").cast(pl.String) + ")")
     flag(pl.col("__reported_at") > pl.lit(today + FUTURE_SLACK), "reported_at", "is in the future")
@@ -295,28 +342,10 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     df = df.join(auth, on="source", how="left")
     df = df.with_columns(pl.coalesce("authority", "__auth").alias("authority"))
 
-    # -- metrics the catalog does not know -------------------------------------------------
-    warnings: list[str] = []
-    new_metrics: dict[str, str] = {}
-    unknown_metrics = (
-        df.filter(pl.col("metric").is_not_null() & ~pl.col("metric").is_in(list(catalog.metrics)))
-        .group_by("metric").agg(pl.col("__base").first(), (pl.col("__start") == pl.col("__end")).all().alias("inst"),
-                                pl.col("__row").min())
-    )
-    namespaced: list[str] = []
-    for m, base, inst, row in unknown_metrics.sort("__row").iter_rows():
-        if catalog.strict:
-            flag(pl.col("metric") == m, "metric", "is not in the catalog (strict catalog)")
-            continue
-        agg = infer_aggregation(base or "", bool(inst))
-        new_metrics[m] = agg
-        if ":" in m:  # raw XBRL concepts are many and expected: one warning for them all
-            namespaced.append(m)
-            continue
-        warnings.append(f"{file}:{row}: metric {m!r} is not in the catalog; accepted as {agg} (inferred)")
-    if namespaced:
-        warnings.append(f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
-                        f"names, aggregation inferred (e.g. {', '.join(namespaced[:3])})")
+    # -- metrics the catalog does not know (warned of below, for the rows accepted) ----------
+    uncatalogued = pl.col("metric").is_not_null() & named & ~pl.col("metric").is_in(list(catalog.metrics))
+    if catalog.strict:
+        flag(uncatalogued, "metric", "is not in the catalog (strict catalog)")
 
     run_checks()
 
@@ -336,12 +365,16 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     else:
         conflicts = clean.clear().select("__row")
     if conflicts.height:
-        first = clean.join(conflicts, on="__row").group_by(key).agg(pl.col("__row").min().alias("__first"))
-        flagged = clean.join(conflicts, on="__row").join(first, on=key)
+        # each row names another of its group: the first, or for the first itself the second
+        rows = pl.col("__row").sort()
+        first = clean.join(conflicts, on="__row").group_by(key).agg(rows.first().alias("__first"),
+                                                                    rows.get(1).alias("__second"))
+        flagged = clean.join(conflicts, on="__row").join(first, on=key, nulls_equal=True)
+        other = pl.when(pl.col("__row") == pl.col("__first")).then(pl.col("__second")).otherwise(pl.col("__first"))
         probs.append(flagged.select(
             "__row", pl.lit("value").alias("column"), pl.col("value"),
-            (pl.lit("conflicts with another row of this batch for the same fact, source and date "
-                    "(first at row ") + pl.col("__first").cast(pl.String) + ")").alias("reason")))
+            (pl.lit("conflicts with row ") + other.cast(pl.String)
+             + pl.lit(" of this batch: the same fact, source and date with another value")).alias("reason")))
 
     problems_df = (pl.concat(probs) if probs else
                    pl.DataFrame(schema={"__row": pl.Int64, "column": pl.String, "value": pl.String, "reason": pl.String}))
@@ -350,6 +383,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     bad_rows = set(problems_df["__row"].to_list())
 
     good = df.filter(~pl.col("__row").is_in(list(bad_rows)))
+    warnings, new_metrics = _uncatalogued(good.filter(uncatalogued), file)
     as_reported = pl.concat_str([pl.col("value").fill_null(""), pl.col("unit").fill_null("")], separator=" ")
     events = good.select(
         pl.col("op"), pl.col("entity"), pl.col("metric"), pl.col("segment"),

@@ -72,10 +72,6 @@ class Catalog:
         cat.source_rules = [(r["pattern"], r["authority"]) for r in sources.get("rule", [])]
         return cat
 
-    def canonical_metric(self, name: str) -> str:
-        """The standard name for ``name`` (aliases resolved)."""
-        return self.aliases.get(name, name)
-
     def authority_of(self, source: str) -> str:
         for pattern, authority in self.source_rules:
             if fnmatch.fnmatchcase(source, pattern):

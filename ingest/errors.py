@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from store.errors import MetricStoreError, TerminalError, TransientError
@@ -22,6 +23,29 @@ from store.errors import MetricStoreError, TerminalError, TransientError
 
 class IngestError(MetricStoreError):
     """Base of the ingest layer's errors."""
+
+
+#: Longest piece of a file's content a message repeats (a value, a unit, a period label).
+SHOWN = 80
+#: Longest column name a message repeats: a header may be a secret's first line.
+SHOWN_NAME = 40
+_NAME_LIKE = re.compile(r"[\w .:$%()/-]*")
+
+
+def clip(text: str, limit: int = SHOWN) -> str:
+    """``text`` as a message may repeat it: at most ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown_name(name: str) -> str:
+    """A column name as a message may repeat it: its name-like start (letters, digits, spaces,
+    ``_ . : - $ % ( ) /``), at most :data:`SHOWN_NAME` characters. What follows a character no
+    column name has (``KEY=value`` of a secrets file read as a header) is never echoed."""
+    head = _NAME_LIKE.match(name)
+    kept = head.group(0) if head else ""
+    if kept == name and len(name) <= SHOWN_NAME:
+        return name
+    return kept[: SHOWN_NAME - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -35,8 +59,11 @@ class RowProblem:
     reason: str
 
     def __str__(self) -> str:
-        shown = "" if self.value is None else repr(self.value if len(self.value) <= 80 else self.value[:77] + "...")
-        return f"{self.file}:{self.row}: column {self.column}={shown}: {self.reason}"
+        where = f"{self.file}:{self.row}" if self.row else self.file
+        if not self.column:
+            return f"{where}: {self.reason}"
+        shown = "" if self.value is None else repr(clip(self.value))
+        return f"{where}: column {shown_name(self.column)}={shown}: {self.reason}"
 
 
 class BadFile(IngestError, TerminalError, ValueError):
@@ -46,8 +73,8 @@ class BadFile(IngestError, TerminalError, ValueError):
                  value: str | None = None) -> None:
         self.file, self.reason, self.row, self.column, self.value = file, reason, row, column, value
         where = file if row is None else f"{file}:{row}"
-        what = f" column {column}" if column else ""
-        shown = f"={value!r}" if value is not None else ""
+        what = f" column {shown_name(column)}" if column else ""
+        shown = f"={clip(value)!r}" if value is not None else ""
         super().__init__(f"{where}:{what}{shown}: {reason}".replace(":: ", ": "))
 
 

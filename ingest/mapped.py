@@ -31,7 +31,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.config import PROJECT_ROOT, read_toml
-from ingest.errors import BadFile, ConfigError
+from ingest.errors import BadFile, ConfigError, clip, shown_name
 from ingest.readers import READERS, Batch, read_csv, read_parquet, register
 from store import parse_period
 
@@ -260,7 +260,7 @@ def apply_mapping(mapping: Mapping, wide: pl.DataFrame, file: str) -> pl.DataFra
         raise BadFile(file, f"column {missing[0]!r} of mapping {mapping.name!r} is not in the file", row=1)
     stray = [c for c in cols if c not in needed and c not in mapping.ignore]
     if stray:
-        raise BadFile(file, f"column {stray[0]!r} is not in mapping {mapping.name!r} "
+        raise BadFile(file, f"column {shown_name(stray[0])!r} is not in mapping {mapping.name!r} "
                             f"(map it under [columns] or list it in ignore)", row=1, column=stray[0])
     out: dict[str, list[str | None]] = {k: [] for k in (
         "entity", "metric", "segment", "dims", "period", "value", "unit", "kind", "qualifier",
@@ -273,7 +273,7 @@ def apply_mapping(mapping: Mapping, wide: pl.DataFrame, file: str) -> pl.DataFra
         try:
             period = parse_period(label, mapping.fiscal_year_end_month)
         except ValueError as exc:
-            raise BadFile(file, f"period {label!r} cannot be read: {exc}", row=row["__row"]) from None
+            raise BadFile(file, f"period {clip(label)!r} cannot be read: {clip(str(exc))}", row=row["__row"]) from None
         if mapping.reported_at.column:
             reported = (row.get(mapping.reported_at.column) or "").strip() or None
         elif mapping.reported_at.date:

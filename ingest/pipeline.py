@@ -2,12 +2,15 @@
 
 Each file is one batch: without ``skip_invalid`` a file with any invalid row commits nothing;
 with it, the valid rows commit. Either way every rejected row is reported and written, with its
-reasons, to ``<store>/quarantine/``. Every event a run writes carries the run's id.
+reasons, to ``<store>/quarantine/``. Every event a run writes carries the run's id. A row whose
+``supersedes`` names no known event of its own fact is rejected like any invalid row
+(:mod:`ingest.supersedes`); rows repeating another row of the file are counted as duplicates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,14 +19,16 @@ from typing import cast
 import polars as pl
 import pyarrow as pa
 
-from ingest.canonical import normalise
+from ingest.canonical import NAME, NAME_RULE, normalise
 from ingest.catalog import Catalog, EntityDef
-from ingest.errors import BadFile, RowProblem
+from ingest.errors import BadFile, IngestError, RowProblem, clip
 from ingest.readers import READERS, Batch, detect_format
+from ingest.supersedes import check_supersedes
+from store import Store
+from store.schema import IDENTITY_COLUMNS
 
 #: What a parser raises on input nobody foresaw; turned into a BadFile naming the file.
 UNREADABLE = (pl.exceptions.PolarsError, pa.ArrowException, RecursionError, UnicodeError, OverflowError)
-from store import Store
 
 
 @dataclass
@@ -35,6 +40,7 @@ class FileReport:
     rows: int = 0
     added: int = 0
     already_present: int = 0
+    duplicates: int = 0          # rows repeating an earlier row of the same file (not stored twice)
     rejected: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -47,9 +53,11 @@ class FileReport:
         return self.error is None and self.rejected == 0
 
     def summary(self) -> str:
-        if self.error:
-            return f"{self.file}: rejected: {self.error}"
-        return (f"{self.file}: {self.added} added, {self.already_present} already present, "
+        if self.error:   # the file's one line (``problems`` lists rejected rows only), its name once
+            return f"{self.file}: rejected: {self.error.removeprefix(self.file + ': ')}"
+        dups = ("" if not self.duplicates else "1 duplicate within the file, " if self.duplicates == 1
+                else f"{self.duplicates} duplicates within the file, ")
+        return (f"{self.file}: {self.added} added, {dups}{self.already_present} already present, "
                 f"{self.rejected} rejected")
 
 
@@ -73,11 +81,16 @@ class RunReport:
         return sum(f.already_present for f in self.files)
 
     @property
+    def duplicates(self) -> int:
+        return sum(f.duplicates for f in self.files)
+
+    @property
     def rejected(self) -> int:
         return sum(f.rejected for f in self.files)
 
     def summary(self) -> str:
-        return (f"{self.added} events added, {self.already_present} already present, "
+        dups = f"{self.duplicates} duplicate row(s) within files, " if self.duplicates else ""
+        return (f"{self.added} events added, {dups}{self.already_present} already present, "
                 f"{self.rejected} rejected ({len(self.files)} file(s), run {self.run_id})")
 
 
@@ -124,7 +137,12 @@ def set_entity(store: Store, entity: EntityDef, *, source: str = "user") -> bool
 
     Returns:
         True when a new record was written, False when the store already held exactly this one.
+
+    Raises:
+        IngestError: the id is not a valid name (the rule ingest checks rows against).
     """
+    if not re.fullmatch(NAME, entity.entity):
+        raise IngestError(f"entity {clip(entity.entity)!r} {NAME_RULE}")
     result = store.append(pa.table({
         "entity": [entity.entity], "name": [entity.name], "cik": [entity.cik], "ticker": [entity.ticker],
         "fiscal_year_end_month": pa.array([entity.fiscal_year_end_month], pa.int8()),
@@ -189,8 +207,11 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
     run_id = run_id or new_run_id()
     report = FileReport(str(path))
     try:
+        if path.is_dir():
+            raise BadFile(str(path), "is a directory; give the files in it (for example "
+                                     f"{path / '*.csv'})")
         if not path.is_file():
-            raise BadFile(str(path), "no such file")
+            raise BadFile(str(path), "no such file" if not path.exists() else "is not a regular file")
         report.format = detect_format(path) if fmt == "auto" else fmt
         if report.format not in READERS:
             raise BadFile(str(path), f"unknown format {report.format!r} (one of {', '.join(sorted(READERS))})")
@@ -198,10 +219,9 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
             out = READERS[report.format](path)
         except UNREADABLE as exc:  # a parser gave up on input no check foresaw: one line, never a traceback
             raise BadFile(str(path), f"cannot be read as {report.format}: {type(exc).__name__}: "
-                                     f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+                                     f"{clip((str(exc).splitlines() or [''])[0], 160)}") from None
     except BadFile as exc:
         report.error = str(exc)
-        report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]
         return report
     batch = out if isinstance(out, Batch) else Batch(out)
     if entity:
@@ -217,24 +237,29 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
             norm = normalise(raw, str(path), catalog, fye, today=today)
         except UNREADABLE as exc:
             raise BadFile(str(path), f"cannot be validated: {type(exc).__name__}: "
-                                     f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+                                     f"{clip((str(exc).splitlines() or [''])[0], 160)}") from None
     except BadFile as exc:
         report.error = str(exc)
-        report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]
         return report
-    report.problems, report.warnings = norm.problems, norm.warnings
-    report.rejected = len(norm.rejected_rows)
-    if norm.problems:
-        report.quarantine = _quarantine(store, raw, norm.problems, run_id, path)
+    withdrawals = check_supersedes(store, norm.events, fye, str(path))
+    problems = sorted(norm.problems + withdrawals, key=lambda p: p.row)
+    bad = norm.rejected_rows | {p.row for p in withdrawals}
+    report.problems, report.warnings = problems, norm.warnings
+    report.rejected = len(bad)
+    if problems:
+        report.quarantine = _quarantine(store, raw, problems, run_id, path)
         if not skip_invalid:
             return report
-    events = norm.events.drop("__row")
+    events = norm.events.filter(~pl.col("__row").is_in(list(bad))).drop("__row")
     if events.height == 0:
         return report
     _entity_records(store, catalog, events["entity"].unique().to_list(), batch.entities)
     _metric_records(store, catalog, events["metric"].unique().to_list(), norm.new_metrics)
     result = store.append(events.to_arrow(), run_id=run_id)
-    report.added, report.already_present, report.commit_id = result.added, result.already_present, result.commit_id
+    report.added, report.commit_id = result.added, result.commit_id
+    if result.already_present:   # (only then can rows repeat each other: most batches skip the look)
+        report.duplicates = events.height - events.select(IDENTITY_COLUMNS).unique().height
+    report.already_present = result.already_present - report.duplicates
     return report
 
 

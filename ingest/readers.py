@@ -22,7 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.catalog import EntityDef
-from ingest.errors import BadFile
+from ingest.errors import BadFile, clip, shown_name
+from ingest.filetypes import head_of, inner_path, is_gzip, open_input, read_input, refuse_binary
+from ingest.limits import read_limited
 
 #: Longest value accepted in any field (a quote can be long; a megabyte is not a quote).
 MAX_FIELD = 10_000
@@ -53,24 +55,24 @@ def register(name: str, sniff: Callable[[Path, bytes], bool] | None = None) -> C
 
 
 def detect_format(path: Path) -> str:
-    """The format of ``path``: registered sniffers first, then extension, then first bytes."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise BadFile(str(path), f"cannot be read: {exc.strerror}") from None
+    """The format of ``path``: registered sniffers first, then extension, then first bytes.
+
+    A gzip-compressed file is looked at decompressed, under its name without ``.gz``; an archive,
+    a document or an image is refused, saying what it is."""
+    head = head_of(path)
     for name, sniff in SNIFFERS:
         if sniff(path, head):
             return name
-    ext = path.suffix.lower()
+    ext = inner_path(path).suffix.lower()
     if ext in (".csv", ".tsv", ".txt"):
-        return "csv"
+        return "csv"            # (the reader refuses what is no text, saying what it is)
     if ext in (".json", ".ndjson", ".jsonl"):
         return "json"
     if ext in (".parquet", ".pq"):
         return "parquet"
     if head.startswith(b"PAR1"):
         return "parquet"
+    refuse_binary(path, head)
     stripped = head.lstrip(codecs.BOM_UTF8).lstrip()
     if stripped[:1] in (b"{", b"["):
         return "json"
@@ -124,28 +126,41 @@ def _finish(df: pl.DataFrame, file: str, first_row: int) -> pl.DataFrame:
     names = [c.strip().lower() for c in df.columns]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise BadFile(file, f"column {dup!r} appears twice in the header", row=1)
+        raise BadFile(file, f"column {shown_name(dup)!r} appears twice in the header", row=1)
     df = df.rename(dict(zip(df.columns, names, strict=True)))
     if df.height == 0:
         raise BadFile(file, "has a header but no rows")
     df = df.with_columns(pl.all().cast(pl.String))
+    df = _cut_long_cells(df)
     return df.with_row_index("__row", offset=first_row).with_columns(pl.col("__row").cast(pl.Int64))
+
+
+def _cut_long_cells(df: pl.DataFrame) -> pl.DataFrame:
+    """Cells over :data:`MAX_FIELD` characters cut to one more than that: still refused ("field too
+    long"), and quarantined truncated, but no check copies megabytes. (Lengths in bytes are read
+    without touching the text: a frame with no long cell costs one look per column.)"""
+    long = df.select([pl.col(c).str.len_bytes().max().alias(c) for c in df.columns]).row(0)
+    cut = [c for c, n in zip(df.columns, long, strict=True) if n is not None and n > MAX_FIELD]
+    return df.with_columns([pl.col(c).str.slice(0, MAX_FIELD + 1) for c in cut]) if cut else df
 
 
 @register("csv")
 def read_csv(path: Path) -> pl.DataFrame:
-    """A CSV file (comma, or tab for ``.tsv``), UTF-8 with or without BOM, or UTF-16 with BOM."""
+    """A CSV file (comma, or tab for ``.tsv``), UTF-8 with or without BOM, or UTF-16 with BOM,
+    plain or gzip-compressed. A field far over :data:`MAX_FIELD` is cut as the file is read
+    (:func:`ingest.limits.read_limited`), so its row is refused in bounded memory."""
     file = str(path)
-    raw = path.read_bytes()
+    sep = "\t" if inner_path(path).suffix.lower() == ".tsv" else ","
+    raw = read_limited(lambda: open_input(path), sep.encode(), keep=4 * (MAX_FIELD + 1))[0]
+    refuse_binary(path, raw[:64])
     if not raw or raw.isspace():
         raise BadFile(file, "is empty (expected a header row and data rows)")
     data = utf8_bytes(raw, file)
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         df = pl.read_csv(data, infer_schema=False, separator=sep, has_header=True,
                          quote_char='"', raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
-        raise _locate_csv_problem(decode(raw, file), file, sep) or BadFile(file, f"is not valid CSV: {str(exc).splitlines()[0]}") from None
+        raise _locate_csv_problem(decode(raw, file), file, sep) or BadFile(file, f"is not valid CSV: {clip(str(exc).splitlines()[0], 160)}") from None
     if len(df.columns) == 1 and sep == "," and "\t" in df.columns[0]:
         raise BadFile(file, "looks tab-separated; name it .tsv or use commas", row=1)
     return _finish(df, file, first_row=2)
@@ -179,7 +194,7 @@ def _scalar(v: Any) -> str | None:
 def read_json(path: Path) -> pl.DataFrame:
     """A JSON array of objects, ``{"events": [...]}``, or JSON lines (one object a line)."""
     file = str(path)
-    text = decode(path.read_bytes(), file).strip()
+    text = decode(read_input(path), file).strip()
     if not text:
         raise BadFile(file, "is empty (expected a JSON array of objects)")
 
@@ -226,7 +241,13 @@ def read_parquet(path: Path) -> pl.DataFrame:
     """A Parquet file with the canonical columns (typed or text)."""
     file = str(path)
     try:
-        table = pq.read_table(path)
+        with path.open("rb") as fh:
+            gz = is_gzip(fh.read(2))
+        if gz:
+            with open_input(path) as fh:
+                table = pq.read_table(pa.BufferReader(fh.read()))
+        else:
+            table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise BadFile(file, f"is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     cols = {}

@@ -32,7 +32,6 @@ from ingest.jobs import redact_url
 from ingest.pipeline import FileReport, RunReport, ingest_paths, new_run_id
 from store import Store, register_table
 
-STATUSES = ("running", "ok", "partial", "failed", "skipped")
 MAX_ERROR = 2000
 
 RUN_SCHEMA = pa.schema(
@@ -78,7 +77,7 @@ class RunOutcome:
         """Count one ingested file (or downloaded body, under ``name``)."""
         self.inputs.append(name or report.file)
         self.added += report.added
-        self.already_present += report.already_present
+        self.already_present += report.already_present + report.duplicates  # (the log has no column of its own for them)
         self.rejected += report.rejected
         if report.ok:
             self.ok_inputs += 1

@@ -52,7 +52,8 @@ import polars as pl
 
 from ingest.catalog import Catalog, EntityDef
 from ingest.config import Settings
-from ingest.errors import BadFile, CatalogError
+from ingest.errors import BadFile, CatalogError, clip
+from ingest.filetypes import read_input
 from ingest.readers import Batch, register
 from ingest.units import parse_unit
 from store.periods import nominal_end
@@ -115,17 +116,17 @@ def _flatten(doc: dict[str, Any], file: str) -> pl.DataFrame:
         raise BadFile(file, "is not SEC companyfacts: no 'facts' object")
     for taxonomy, concepts in facts.items():
         if not isinstance(concepts, dict):
-            raise BadFile(file, f"facts.{taxonomy} is not an object of concepts")
+            raise BadFile(file, f"facts.{clip(taxonomy)} is not an object of concepts")
         for concept, body in concepts.items():
             units = body.get("units") if isinstance(body, dict) else None
             if not isinstance(units, dict):
-                raise BadFile(file, f"{taxonomy}:{concept} has no 'units' object")
+                raise BadFile(file, f"{clip(f'{taxonomy}:{concept}')} has no 'units' object")
             for unit_key, rows in units.items():
                 if not isinstance(rows, list):
-                    raise BadFile(file, f"{taxonomy}:{concept} unit {unit_key} is not a list of facts")
+                    raise BadFile(file, f"{clip(f'{taxonomy}:{concept}')} unit {clip(unit_key)} is not a list of facts")
                 for r in rows:
                     if not isinstance(r, dict):
-                        raise BadFile(file, f"{taxonomy}:{concept} holds a fact that is not an object")
+                        raise BadFile(file, f"{clip(f'{taxonomy}:{concept}')} holds a fact that is not an object")
                     cols["taxonomy"].append(taxonomy)
                     cols["concept"].append(concept)
                     cols["unit_key"].append(unit_key)
@@ -140,7 +141,7 @@ def _flatten(doc: dict[str, Any], file: str) -> pl.DataFrame:
 def _entity(doc: dict[str, Any], catalog: Catalog, file: str) -> tuple[str, str, EntityDef | None]:
     raw = str(doc.get("cik", "")).strip()
     if not raw.isdigit():
-        raise BadFile(file, f"'cik' {raw!r} is not a number")
+        raise BadFile(file, f"'cik' {clip(str(raw))!r} is not a number")
     cik = str(int(raw))
     known = catalog.entity_by_cik(cik)
     return (known.entity if known else f"cik{cik}"), cik, known
@@ -184,7 +185,7 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
     """Read a companyfacts JSON file into canonical rows and the entity's record."""
     file = str(path)
     try:
-        doc = json.loads(path.read_bytes(), parse_float=str, parse_int=str)
+        doc = json.loads(read_input(path), parse_float=str, parse_int=str)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadFile(file, f"is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or "facts" not in doc:
@@ -197,7 +198,7 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
         missing = df.filter(pl.col(col).is_null())
         if missing.height:
             r = missing.row(0, named=True)
-            raise BadFile(file, f"{r['taxonomy']}:{r['concept']}: a fact has no '{col}'")
+            raise BadFile(file, f"{clip(str(r['taxonomy']) + ':' + str(r['concept']))}: a fact has no '{col}'")
 
     df = df.with_row_index("__i").with_columns(
         (pl.col("taxonomy") + ":" + pl.col("concept")).alias("qname"),

@@ -180,13 +180,22 @@ class DropFolder:
     def quarantine_dir(self) -> Path:
         return self.quarantine or self.path / "quarantine"
 
-    def candidates(self) -> list[Path]:
-        """Files matching the pattern, temporary names left out, oldest first."""
+    def _matching(self) -> list[Path]:
         if not self.path.is_dir():
             return []
-        out = [p for p in self.path.glob(self.pattern)
-               if p.parent == self.path and p.is_file() and not is_temporary(p.name)]
+        return [p for p in self.path.glob(self.pattern) if p.parent == self.path and not is_temporary(p.name)]
+
+    def candidates(self) -> list[Path]:
+        """Files matching the pattern, temporary names and links left out, oldest first."""
+        out = [p for p in self._matching() if not _outside(p, self.path) and p.is_file()]
         return sorted(out, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    def links(self) -> list[Path]:
+        """Names matching the pattern that are links, or lead out of the folder: never read.
+
+        A link could bring any file the scheduler can read (a secrets file, another user's
+        export) into the store and its reports; files are dropped by copying them in."""
+        return sorted(p for p in self._matching() if _outside(p, self.path))
 
     def ready(self) -> list[Path]:
         """The candidates whose size and modification time held still over ``settle`` seconds."""
@@ -196,8 +205,10 @@ class DropFolder:
         return [p for p, look in first.items() if look is not None and _look(p) == look]
 
     def run(self, ctx: RunContext) -> None:
+        for link in self.links():
+            self.refuse_link(ctx, link)
         files = self.ready()
-        if not files:
+        if not files and not ctx.outcome.inputs:
             ctx.outcome.skipped_reason = f"no new file in {self.path}"
             return
         with progress(ctx.job, len(files), terminal=ctx.terminal) as bar:
@@ -219,6 +230,34 @@ class DropFolder:
             moved = move_to(f, target)
         ctx.outcome.add_file(report, str(f))
         bar.advance(f"{f.name}: {report.summary().split(': ', 1)[-1]} -> {moved.parent.name}/")
+
+
+    def refuse_link(self, ctx: RunContext, link: Path) -> None:
+        """Move a link (the link itself, never what it points to) to quarantine beside a report."""
+        why = (f"{link}: is a symbolic link (or leads outside {self.path}); links are not followed: "
+               "copy the file into the folder instead")
+        target = self.quarantine_dir / link.name
+        if os.path.lexists(target):
+            target = self.quarantine_dir / f"{link.name}.{time.time_ns()}"
+        write_atomic(target.with_name(target.name + ".report.txt"),
+                     f"file: {link}\nrun: {ctx.run_id}\nerror: {why}\nNothing was read from it.\n")
+        try:
+            os.replace(link, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            os.symlink(os.readlink(link), target)    # the link again, across file systems
+            link.unlink()
+        _fsync_dir(target.parent)
+        ctx.outcome.add_failure(str(link), why)
+
+
+def _outside(p: Path, folder: Path) -> bool:
+    """Whether ``p`` is a link, or resolves to a place outside ``folder``."""
+    try:
+        return p.is_symlink() or p.resolve().parent != folder.resolve()
+    except OSError:
+        return True
 
 
 def _look(p: Path) -> tuple[int, int] | None:
@@ -277,8 +316,9 @@ class MappedTable:
         with progress(ctx.job, len(files), terminal=ctx.terminal) as bar:
             for f in files:
                 if not f.is_file():
-                    ctx.outcome.add_failure(str(f), f"{f}: no such file")
-                    bar.advance(f"{f.name}: missing")
+                    why = "is a directory, not a file" if f.is_dir() else "no such file"
+                    ctx.outcome.add_failure(str(f), f"{f}: {why}")
+                    bar.advance(f"{f.name}: {why}")
                     continue
                 digest = sha256_file(f)
                 key = str(f.absolute())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ingest.errors import clip
+
 SCALES: dict[str, int] = {
     "": 0, "k": 3, "thousand": 3, "thousands": 3, "000": 3, "'000": 3,
     "m": 6, "mn": 6, "mm": 6, "mio": 6, "million": 6, "millions": 6,
@@ -73,7 +75,7 @@ def parse_unit(text: str) -> Unit:
         den = m["den"].lower()
         den_base = "share" if den in ("share", "shares") else "unit" if den.rstrip("s") in {c.rstrip("s") for c in COUNTS} else None
         if den_base is None:
-            raise ValueError(f"unknown unit {text!r}: cannot divide by {m['den']!r}")
+            raise ValueError(f"unknown unit {clip(text)!r}: cannot divide by {clip(m['den'])!r}")
         return Unit(f"{num.base}/{den_base}", num.exponent)
     words = t.split(" ")
     scale = 0
@@ -84,7 +86,7 @@ def parse_unit(text: str) -> Unit:
         else:
             rest.append(w)
     if len(rest) != 1:
-        raise ValueError(f"unknown unit {text!r}")
+        raise ValueError(f"unknown unit {clip(text)!r}")
     word = rest[0]
     upper = word.upper()
     if upper in CURRENCY_ALIASES:
@@ -100,5 +102,5 @@ def parse_unit(text: str) -> Unit:
     if m := re.fullmatch(r"([A-Z]{3})(k|m|mn|bn|b|tn)", word):
         if m[1] in CURRENCIES:
             return Unit(m[1], scale + SCALES[m[2]])
-    raise ValueError(f"unknown unit {text!r} (use a currency code with k/m/bn, a count such as "
+    raise ValueError(f"unknown unit {clip(text)!r} (use a currency code with k/m/bn, a count such as "
                      f"'units', '%', 'pp', 'weeks', 'm2')")

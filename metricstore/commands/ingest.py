@@ -19,7 +19,7 @@ app = typer.Typer()
 
 @app.command()
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="Input files (CSV, JSON, Parquet, SEC companyfacts...).")],
+    files: Annotated[list[Path], typer.Argument(help="Input files (CSV, JSON, Parquet, SEC companyfacts...; also gzip-compressed, e.g. q4.csv.gz). A folder is refused: give its files, e.g. inbox/*.csv.")],
     store: StoreOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, csv, json, parquet, or another registered format.")] = "auto",
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Commit the valid rows of a file that has invalid ones.")] = False,

@@ -236,12 +236,13 @@ def test_formula_like_text_is_kept_as_text(tmp_path: Path, store: Store, catalog
 def test_conflicting_rows_in_one_batch_are_both_rejected(tmp_path: Path, store: Store, catalog: Catalog) -> None:
     r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(value="100"), fact(value="101")]))
     assert r.added == 0 and r.rejected == 2
-    assert all("conflicts with another row" in p.reason for p in r.problems)
+    assert [(p.row, p.reason.split(":")[0]) for p in r.problems] == [(2, "conflicts with row 3 of this batch"),
+                                                                      (3, "conflicts with row 2 of this batch")]
 
 
 def test_duplicate_rows_in_one_batch_count_once(tmp_path: Path, store: Store, catalog: Catalog) -> None:
     r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(), fact()]))
-    assert (r.added, r.already_present, r.rejected) == (1, 1, 0)
+    assert (r.added, r.duplicates, r.already_present, r.rejected) == (1, 1, 0, 0)
 
 
 FILE_CASES = [

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import gzip
+import io
 import json
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,6 +42,17 @@ def one_fact(**kw: object) -> bytes:
     return companyfacts(facts={"us-gaap": {"Revenues": {"label": "Revenues", "units": {"USD": [f]}}}})
 
 
+def zipped(**members: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, text in members.items():
+            z.writestr(name.replace("__", "/"), text)
+    return out.getvalue()
+
+
+SECRET = "AKIA0123456789SECRET"
+
+
 def parquet_bytes(table: pa.Table, tmp: Path) -> bytes:
     p = tmp / "x.parquet"
     pq.write_table(table, p)
@@ -55,7 +69,7 @@ FILES: list[tuple[str, str, object, str]] = [
     ("a column twice", "a.csv", (HEADER.strip() + ",VALUE\n" + ROW.strip() + ",2\n").encode(), "'value' appears twice"),
     ("tab-separated named .csv", "a.csv", (HEADER + ROW).replace(",", "\t").encode(), "looks tab-separated"),
     ("an unterminated quote", "a.csv", (HEADER + 'acme,"revenue,FY2024,1,USD,2025-02-01,s\n').encode(), "fields; the header has 7"),
-    ("Parquet bytes named .csv", "a.csv", "parquet", "not UTF-8"),
+    ("Parquet bytes named .csv", "a.csv", "parquet", "is a Parquet file, not a file of facts"),
     ("JSON: an empty array", "a.json", b"[]", "holds no rows"),
     ("JSON: a number", "a.json", b"42", "not a JSON array of objects"),
     ("JSON: arrays, not objects", "a.json", b"[[1, 2]]", "item is a list"),
@@ -75,6 +89,13 @@ FILES: list[tuple[str, str, object, str]] = [
     ("companyfacts: cik is null", "cf.json", json.dumps({"cik": None, "entityName": None, "facts": {}}).encode(), "'cik'"),
     ("companyfacts: a date that does not exist", "cf.json", one_fact(end="2024-13-45"), "is not a date"),
     ("companyfacts: a value that is text", "cf.json", one_fact(val="abc"), "is not a number"),
+    ("a ZIP archive named .csv", "a.csv", zipped(a_csv=HEADER + ROW), "is a ZIP archive"),
+    ("an Excel workbook named .csv", "a.csv", zipped(xl__workbook_xml="<workbook/>"), "is an Excel workbook"),
+    ("a PDF named .csv", "a.csv", b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n", "is a PDF document"),
+    ("a damaged gzip", "a.csv.gz", gzip.compress((HEADER + ROW).encode())[:-12], "cannot be decompressed"),
+    ("a ZIP inside gzip", "a.csv.gz", gzip.compress(zipped(a_csv=HEADER + ROW)), "is a ZIP archive"),
+    ("a secrets file as the header", "a.csv", f"aws_secret_access_key={SECRET}\nx\n".encode(),
+     "unknown column 'aws_secret_access_key...'"),
 ]
 
 #: (name, row, column, what the one line must say): rejected values, each named with its row
@@ -92,6 +113,12 @@ ROWS: list[tuple[str, dict[str, object], str, str]] = [
     ("supersedes that is not an event id", fact(supersedes="../../etc/passwd"), "supersedes", "not an event id"),
     ("a period and its start/end both", fact(period_start="2024-01-01", period_end="2024-12-31"), "period", "not both"),
     ("a dimension given twice", fact(dims="region=cn;region=us"), "dims", "given twice"),
+    ("supersedes naming no event", fact(supersedes="0" * 32), "supersedes", "names no event"),
+    ("an accented entity name", fact(entity="soci\u00e9t\u00e9"), "entity", "ASCII letters"),
+    ("an accented metric name", fact(metric="b\u00e9n\u00e9fice"), "metric", "ASCII letters"),
+    ("a year before 1000", fact(period="FY0999"), "period", "before the year 1000"),
+    ("published before the year 1000", fact(kind="guidance", reported_at="0999-12-31"), "reported_at", "before the year 1000"),
+    ("a unit 5,000 characters long", fact(unit="x" * 5000), "unit", "unknown unit 'xxx"),
 ]
 
 
@@ -128,7 +155,7 @@ def test_bad_file_is_refused_with_one_clear_line(name: str, fname: str, content:
     assert not r.ok and r.added == 0
     lines = [str(p) for p in r.problems] + ([r.error] if r.error else [])
     assert any(str(path) in ln and reason in ln for ln in lines), lines
-    assert all("\n" not in ln for ln in lines)
+    assert all("\n" not in ln and SECRET not in ln and len(ln) < 600 for ln in lines)
     assert store_files(seeded.root / "events") == before
 
 
@@ -142,6 +169,7 @@ def test_bad_value_is_rejected_naming_file_row_column_and_value(name: str, row: 
     assert r.added == 0 and r.rejected == 1
     assert any(p.row == 3 and p.column == column and reason in p.reason and str(p).startswith(f"{path}:3: column {column}=")
                for p in r.problems), [str(p) for p in r.problems]
+    assert all(len(str(p)) < 400 for p in r.problems), [str(p) for p in r.problems]
     assert store_files(seeded.root / "events") == before
 
 
