@@ -10,7 +10,7 @@ PUBLIC = {
     "store": {"ENTITY_SCHEMA", "EVENT_SCHEMA", "METRIC_SCHEMA", "SCHEMA_VERSION", "TABLES", "AppendResult",
               "Authority", "CorruptFile", "Kind", "MetricEvent", "MetricStoreError", "Op", "Period", "Qualifier",
               "SchemaMismatch", "Store", "StoreBusy", "StoreError", "StoreNotFound", "TerminalError",
-              "TransientError", "content_ids", "label_period", "parse_period", "register_table"},
+              "TransientError", "content_ids", "label_period", "parse_period"},
     "queries": {"VIEWS", "BadArgument", "MetricStore", "QueryError", "SqlError", "install", "sql_sources",
                 "write_catalog"},
 }
