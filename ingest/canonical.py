@@ -26,7 +26,7 @@ from ingest.errors import BadFile, RowProblem
 from ingest.readers import MAX_FIELD
 from ingest.units import parse_unit
 from store import parse_period
-from store.schema import ENUMS
+from store.rules import polars_checks
 
 REQUIRED = ("entity", "metric", "value", "unit", "reported_at", "source")
 OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "qualifier",
@@ -195,8 +195,6 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     for c in ("entity", "metric", "unit", "reported_at", "source"):
         flag(pl.col(c).is_null(), c, "is required")
     flag(pl.col("value").is_null() & (pl.col("op") != "retract"), "value", "is required")
-    for c, allowed in ENUMS.items():
-        flag(pl.col(c).is_not_null() & ~pl.col(c).is_in(allowed), c, f"is not one of {', '.join(allowed)}")
     flag(pl.col("entity").is_not_null() & ~pl.col("entity").str.contains(_NAME), "entity",
          "is not a valid name (letters, digits, _ . : -)")
     flag(pl.col("metric").is_not_null() & ~pl.col("metric").str.contains(_NAME)
@@ -247,8 +245,6 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     )
     for c, src in (("__value", "value"), ("__value_high", "value_high")):
         flag(pl.col(c).is_not_null() & ~pl.col(c).is_finite(), src, "is out of range")
-    flag((pl.col("qualifier") == "range") & pl.col("value_high").is_null(), "value_high",
-         "a range needs value_high")
     flag(pl.col("value_high").is_not_null() & (pl.col("qualifier") != "range"), "value_high",
          "is only for qualifier 'range'")
     flag(pl.col("__value_high").is_not_null() & pl.col("__value").is_not_null()
@@ -285,7 +281,10 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         pl.coalesce("__p_start", "__period_start").alias("__start"),
         pl.coalesce("__p_end", "__period_end").alias("__end"),
     )
-    flag(pl.col("__end") < pl.col("__start"), "period_end", "ends before the period starts")
+    # the event rules as the store states them (store.rules): allowed values, period order, a range's high end
+    for mask, column, reason in polars_checks({"period_start": "__start", "period_end": "__end",
+                                               "value_high": "value_high"}):
+        flag(mask, column, reason)
     flag((pl.col("kind") == "actual") & (pl.col("__reported_at") < pl.col("__end")), "reported_at",
          pl.lit("an actual cannot be reported before its period ends (") + pl.col("__end").cast(pl.String) + ")")
     flag(pl.col("__reported_at") > pl.lit(today + FUTURE_SLACK), "reported_at", "is in the future")
