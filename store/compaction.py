@@ -72,8 +72,8 @@ from store.manifests import merged_sources as _merged_sources
 from store.parquet import ROW_GROUP_ROWS, write_options
 from store.schema import SCHEMA_VERSION, TABLES
 
-__all__ = ["MANIFESTS", "CompactionPolicy", "CompactionResult", "cleanup", "compact", "due", "live_files",
-           "maybe_compact", "merged_sources", "retired", "retired_names"]
+__all__ = ["MANIFESTS", "CompactionPolicy", "CompactionResult", "cleanup", "compact", "due",
+           "live_files", "maybe_compact", "merged_sources", "retired", "retired_names"]
 
 #: Sort order of compacted events: the keys of a series, then of a fact, then the id.
 EVENT_ORDER = ("entity", "metric", "segment", "dims", "period_end", "period_start", "event_id")

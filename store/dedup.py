@@ -138,9 +138,11 @@ class CommittedIds:
         # store; the rest are then tested one by one, a metric alone without a generator)
         one_m = next(iter(metrics)) if len(metrics) == 1 else None
         for name, groups in self.footers_of("events"):
-            if len(groups) == 1 and groups[0].id_lo is not None and (id_hi < groups[0].id_lo or id_lo > groups[0].id_hi):
+            first = groups[0] if len(groups) == 1 else None
+            if first is not None and first.id_lo is not None and (id_hi < first.id_lo or id_lo > first.id_hi):
                 continue      # (a small commit: its ids' bounds, tested first, rule most probes out)
-            for rg, _, _, m_lo, m_hi, p_lo, p_hi, i_lo, i_hi in groups_admitting(groups, entities, self.entity_order, name):
+            admitted = groups_admitting(groups, entities, self.entity_order, name)
+            for rg, _, _, m_lo, m_hi, p_lo, p_hi, i_lo, i_hi in admitted:
                 if p_lo is not None and (hi < p_lo or lo > p_hi):
                     continue
                 if m_lo is not None and not (m_lo <= one_m <= m_hi if one_m is not None
