@@ -13,7 +13,7 @@ Safety while others work:
   (``_lock/compact.lock``), and a commit that lands meanwhile is simply not among the sources.
   It takes the writers' lock only for the moments it changes the folder (the manifest and the
   rename that publishes the merged file; the deletion of expired sources), as every change of
-  a log's folder is made, so that a writer's kept listing stays exact (``store.log.CHANGE_TOKEN``).
+  a log's folder is made, so that a writer's kept listing stays exact (``store.layout.CHANGE_TOKEN``).
 - The merged file is published atomically beside its sources. Until the sources go, a reader
   sees each of their events twice; every view dedupes by event id (``events``) or collapses the
   copies in its ranking per fact key (``facts``, ``growth``), so nothing is double counted.
@@ -58,6 +58,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import pyarrow as pa
@@ -267,7 +268,7 @@ def _select_sources(store: Log, table: str, policy: CompactionPolicy, full: bool
                     live: list[str] | None = None) -> list[Path]:
     """The files a compaction merges: the live small ones (every live one with ``full``).
     ``live``: the live files of a listing at hand (see ``Log.listing``), else listed here."""
-    return [store.backend.path(table, n) for n in _selected(store, table, policy, full, live)[0]]  # type: ignore[misc]
+    return cast("list[Path]", [store.backend.path(table, n) for n in _selected(store, table, policy, full, live)[0]])
 
 
 def _selected(store: Log, table: str, policy: CompactionPolicy, full: bool,
@@ -338,7 +339,7 @@ def _merge(store: Log, table: str, sources: list[Path],
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
     try:
-        # the writers' lock, for the moment the folder changes (see store.log.CHANGE_TOKEN)
+        # the writers' lock, for the moment the folder changes (see store.layout.CHANGE_TOKEN)
         with store.lock(lock_timeout_s):
             manifests.write(store.backend, commit_id, table, [p.name for p in sources])
             path = store.publish_file(tmp, table, recorded_at, commit_id, merge=True)

@@ -53,7 +53,7 @@ WRITE_BATCH_ROWS = 8192
 
 def encoded_schema(schema: pa.Schema) -> pa.Schema:
     """``schema`` with its dictionary-written text columns as Arrow dictionaries: the form a large
-    batch takes from :meth:`Store.prepare` on, so the Parquet writer takes each column's
+    batch takes from :func:`store.prepare.prepare` on, so the Parquet writer takes each column's
     dictionary as it is instead of hashing every value again. Files are written without the
     Arrow schema (``store_schema=False``): they read back as plain strings."""
     return pa.schema([

@@ -103,7 +103,7 @@ def prepare(batch: pa.Table, *, table: str = "events", run_id: str | None = None
     return out.append_column(id_col, ids)
 
 
-#: What :meth:`Store.prepare` makes of an events batch: the stored columns but those set at
+#: What :func:`prepare` makes of an events batch: the stored columns but those set at
 #: commit, then the id (the fields as ``pa.table`` infers them: nullable, no metadata).
 PREPARED_EVENTS = pa.schema([pa.field(f.name, f.type) for f in EVENT_SCHEMA if f.name not in STORE_SET]
                             + [pa.field("event_id", pa.string())])
@@ -113,7 +113,7 @@ _EVENT_ID_LAYOUT = id_layout(EVENT_SCHEMA, IDENTITY_COLUMNS)
 
 
 def prepared_row(batch: pa.Table, run_id: str | None) -> pa.Table | None:
-    """:meth:`Store.prepare` of a one-row events batch through its Python values: the same table
+    """:func:`prepare` of a one-row events batch through its Python values: the same table
     (a test holds the two equal) in a fraction of the time, Arrow's cost per call and column
     being most of what preparing a single event costs. None when the row needs the general
     path: a column to cast, or a value the checks refuse (the general path then says which)."""

@@ -78,7 +78,7 @@ def repair(store: Log, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
                 target = target_dir / path.name
                 if target.exists():
                     target = target_dir / f"{path.name}.{os.getpid()}"
-                store.changing(path.parent.name)      # kept listings are stale (see store.log.CHANGE_TOKEN)
+                store.changing(path.parent.name)      # kept listings are stale (see store.layout.CHANGE_TOKEN)
                 shutil.move(str(path), str(target))
                 fsync_dir(path.parent)
                 report.moved.append((finding, str(target)))
