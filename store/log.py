@@ -264,12 +264,14 @@ class Log:
                     and kept.mtime_ns == self.backend.mtime_ns(table)):
                 state.append(new)
         path = put(before)
-        if state and kept is not None:
-            bisect.insort(kept.names, name)
+        if state and kept is not None:     # (new lists: a reader may be going through the old ones)
+            names = kept.names.copy()
+            bisect.insort(names, name)
+            live = names
             if kept.live is not kept.names:
-                bisect.insort(kept.live, name)
-            kept.token, kept.mtime_ns = state[0], self.backend.mtime_ns(table)
-            self.listings[table] = kept
+                live = kept.live.copy()
+                bisect.insort(live, name)
+            self.listings[table] = Listing(names, live, kept.oldest_manifest, state[0], self.backend.mtime_ns(table))
         return path
 
     def _commit_empty(self, table: str) -> None:
