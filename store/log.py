@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from store import manifests
-from store.backends import Backend, backend_for
+from store.backends import Backend, ObjectPath, backend_for
 from store.errors import StoreNotFound
 from store.layout import (
     COMMIT_NAME,
@@ -82,7 +82,7 @@ class Log:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.backend: Backend = backend_for(root)
-        self.root: Path = cast(Path, self.backend.root)   # (an ObjectPath answers the pathlib calls readers make)
+        self.root: Path | ObjectPath = self.backend.root   # (an ObjectPath answers the pathlib calls readers make)
         if not self.backend.exists(MARKER):
             raise StoreNotFound(self.root)
         self.listings: dict[str, Listing] = {}
