@@ -36,7 +36,6 @@ STATUSES = ("running", "ok", "partial", "failed", "skipped")
 MAX_ERROR = 2000
 
 
-
 @dataclass
 class RunOutcome:
     """What a run did, accumulated input by input; written as the run's final record."""
