@@ -30,33 +30,9 @@ import pyarrow as pa
 from ingest.catalog import Catalog
 from ingest.jobs import redact_url
 from ingest.pipeline import FileReport, RunReport, ingest_paths, new_run_id
-from store import Store, register_table
+from store import Store
 
 MAX_ERROR = 2000
-
-RUN_SCHEMA = pa.schema(
-    [
-        pa.field("record_id", pa.string(), nullable=False),
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("job", pa.string(), nullable=False),
-        pa.field("trigger", pa.string(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("started", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("finished", pa.timestamp("us", tz="UTC")),
-        pa.field("inputs", pa.list_(pa.string())),
-        pa.field("inputs_read", pa.int64()),
-        pa.field("added", pa.int64()),
-        pa.field("already_present", pa.int64()),
-        pa.field("rejected", pa.int64()),
-        pa.field("unchanged", pa.int64()),
-        pa.field("error", pa.string()),
-        pa.field("host", pa.string()),
-        pa.field("pid", pa.int64()),
-        pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("commit_id", pa.string(), nullable=False),
-    ]
-)
-register_table("runs", RUN_SCHEMA, "record_id", ("run_id", "status", "finished"))
 
 
 @dataclass

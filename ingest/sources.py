@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fnmatch
-import hashlib
 import json
 import os
 import shutil
@@ -36,6 +35,7 @@ from ingest.progress import Progress, progress
 from ingest.runs import RunOutcome
 from store import Store, TerminalError
 from store.backends import local_state
+from store.layout import atomic_write, file_sha256, fsync_dir
 
 #: Names of files still being written by an editor, a browser or a copy tool: never picked up.
 TEMPORARY = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.download", "*.swp", "~$*", ".*",
@@ -59,37 +59,6 @@ class SourceRunner(Protocol):
         """Ingest what is new; count every input in ``ctx.outcome``."""
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def move_into(src: Path, folder: Path) -> Path:
     """Move ``src`` into ``folder`` without ever losing it, and without overwriting a different file.
 
@@ -104,8 +73,8 @@ def destination(src: Path, folder: Path) -> Path:
     """Where ``src`` goes in ``folder``: its own name, or its name with its content hash when a
     different file already has that name."""
     target = folder / src.name
-    if target.exists() and sha256_file(target) != sha256_file(src):
-        target = folder / f"{src.stem}.{sha256_file(src)[:12]}{src.suffix}"
+    if target.exists() and file_sha256(target) != file_sha256(src):
+        target = folder / f"{src.stem}.{file_sha256(src)[:12]}{src.suffix}"
     return target
 
 
@@ -123,10 +92,10 @@ def move_to(src: Path, target: Path) -> Path:
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         src.unlink()  # only once the copy is durable: a crash before this leaves the file twice, never zero
-    _fsync_dir(folder)
-    _fsync_dir(src.parent)
+    fsync_dir(folder)
+    fsync_dir(src.parent)
     return target
 
 
@@ -226,7 +195,7 @@ class DropFolder:
             # The report first, then the file beside it: a crash in between leaves the file in the
             # drop folder, to be rejected (and reported) again on the next run.
             target = destination(f, self.quarantine_dir)
-            write_atomic(target.with_name(target.name + ".report.txt"), _report_text(report, ctx.run_id, f))
+            atomic_write(target.with_name(target.name + ".report.txt"), _report_text(report, ctx.run_id, f))
             moved = move_to(f, target)
         ctx.outcome.add_file(report, str(f))
         bar.advance(f"{f.name}: {report.summary().split(': ', 1)[-1]} -> {moved.parent.name}/")
@@ -287,7 +256,7 @@ class JobState:
         """Keyed by the redacted URL (or path): a token in a URL's query never reaches the file."""
         self.data.pop(key, None)
         self.data[redact_url(key)] = value
-        write_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 
 @dataclass
@@ -320,7 +289,7 @@ class MappedTable:
                     ctx.outcome.add_failure(str(f), f"{f}: {why}")
                     bar.advance(f"{f.name}: {why}")
                     continue
-                digest = sha256_file(f)
+                digest = file_sha256(f)
                 key = str(f.absolute())
                 if state.get(key).get("sha256") == digest and state.get(key).get("mapping") == str(self.mapping):
                     ctx.outcome.add_unchanged(str(f))

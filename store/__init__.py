@@ -13,7 +13,6 @@ from store.errors import (
     TransientError,
 )
 from store.ids import content_ids
-from store.log import TABLES, AppendResult, Store, register_table
 from store.periods import Period, label_period, parse_period
 from store.schema import (
     ENTITY_SCHEMA,
@@ -25,7 +24,9 @@ from store.schema import (
     MetricEvent,
     Op,
     Qualifier,
+    TABLES,
 )
+from store.store import AppendResult, Store
 
 __all__ = [
     "ENTITY_SCHEMA",
@@ -52,5 +53,4 @@ __all__ = [
     "content_ids",
     "label_period",
     "parse_period",
-    "register_table",
 ]

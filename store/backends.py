@@ -1,20 +1,17 @@
-"""Where a store's files live: a local folder or an object store (S3 and S3-compatible).
+"""Where a store's files live, behind one small interface: a local folder or an object store.
 
-A :class:`~store.log.Store` touches its files through few operations: list a log's files, read
-one, publish a commit, delete one (compaction), the marker file, the writers' lock. A local
-store does them as it always has (temporary file, fsync, rename, directory fsync, a file lock);
-an object store through :class:`ObjectFiles`:
+A store chooses its :class:`Backend` once, from its root (:func:`backend_for`), and touches its
+files only through it: list a log's files, publish a commit, read or delete a file, write a
+manifest, the locks. The two backends keep the same contract (one test suite runs against both:
+``tests/store/contract.py``):
 
-- **publish** is one PUT of the final object under a name that is new by construction (commit
-  id and checksum in it), sent as a conditional put (``If-None-Match: *``) so that no writer can
-  ever overwrite another's object: a reader sees the whole commit or nothing;
-- **no lock** is needed for correctness: two writers that race may both write the same event,
-  and every reader keeps each event id once (which is also what makes compaction safe);
-- **reads** go through Arrow datasets over :class:`pyarrow.fs.S3FileSystem`, handed to DuckDB.
-
-Configuration is AWS's standard: ``AWS_ENDPOINT_URL`` (an S3-compatible endpoint),
-``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
-``AWS_SESSION_TOKEN`` or a profile.
+- :class:`LocalBackend`: temporary file, fsync, rename, folder fsync (``store.layout``); file
+  locks; a change token per log, so that a listing can be kept between commits.
+- :class:`S3Backend` (``s3://bucket/prefix``, see :mod:`store.objects`): a publish is one PUT
+  of the final object under a name new by construction, sent as a conditional put
+  (``If-None-Match: *``) so that no writer can ever overwrite another's object; no writers' lock
+  (two racing writers may both write an event, and every reader keeps each id once); every
+  listing is fresh; files are staged on this machine, never in the bucket.
 
 Example:
     >>> from store import Store
@@ -23,32 +20,312 @@ Example:
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import hashlib
-import io
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import pyarrow as pa
-import pyarrow.fs as pafs
+from store.layout import CHANGE_TOKEN, atomic_write, fsync_dir
+from store.locks import FileLock
+from store.objects import ObjectFiles, ObjectPath, ObjectStat
 
-if TYPE_CHECKING:
-    import pyarrow.dataset as ds
-    from obstore.store import ClientConfig, S3Config
+__all__ = ["Backend", "LocalBackend", "ObjectFiles", "ObjectPath", "ObjectStat", "S3Backend", "attach",
+           "backend_for", "local_root", "local_state", "object_root", "staging_path"]
 
 #: URI schemes handled by :class:`ObjectFiles` (``s3a`` is Hadoop's name for the same objects).
 OBJECT_SCHEMES = ("s3://", "s3a://")
 
 
-def is_object_uri(root: object) -> bool:
-    """Is ``root`` an object-store URI (``s3://bucket/prefix``) rather than a local path?"""
-    return isinstance(root, str) and root.startswith(OBJECT_SCHEMES)
+class Backend(Protocol):
+    """The operations a store makes on its files. ``name`` arguments are relative to the root
+    (``events/<file>``, ``_compaction/<id>.json``); ``folder`` is one of the root's folders."""
+
+    @property
+    def root(self) -> Path | ObjectPath:
+        """The store's root: a ``Path``, or an :class:`ObjectPath` (its URI, answering the
+        pathlib calls a reader makes)."""
+
+    @property
+    def keeps_listing(self) -> bool:
+        """Can a listing be kept between calls (a change token tells when it is stale)?"""
+
+    @property
+    def compacts_after_commit(self) -> bool:
+        """Does a commit trigger compaction by itself (file locks and renames: local only)?"""
+
+    def path(self, folder: str, name: str) -> Path | ObjectPath: ...
+    def list_names(self, folder: str) -> list[str]: ...
+    def entries(self, folder: str) -> list[Path] | list[ObjectPath]: ...
+    def size(self, folder: str, name: str) -> int | None: ...
+    def exists(self, name: str) -> bool: ...
+    def read_text(self, name: str) -> str: ...
+    def write_new(self, name: str, data: bytes, *, tmp_prefix: str = ".") -> None: ...
+    def delete(self, name: str) -> None: ...
+    def init(self, marker: str, marker_body: bytes, folders: Iterable[str]) -> None: ...
+    def writers_lock(self, timeout_s: float) -> AbstractContextManager[Any]: ...
+    def compactor_lock(self, timeout_s: float | None) -> FileLock: ...
+    def staging_path(self, commit_id: str) -> Path: ...
+    def scratch(self) -> Path: ...
+    def clean_staging(self) -> list[str]: ...
+    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> Path | ObjectPath: ...
+    def publish_bytes(self, body: Any, table: str, name: str, staged: str,
+                      before: Callable[[], None]) -> Path | ObjectPath: ...
+    def change_token(self, table: str) -> bytes: ...
+    def changing(self, table: str) -> tuple[bytes, bytes]: ...
+    def mtime_ns(self, folder: str) -> int | None: ...
+    def attach(self, con: Any) -> None: ...
+
+
+class LocalBackend:
+    """A store in a local folder."""
+
+    keeps_listing = True
+    compacts_after_commit = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._text: dict[str, str] = {}
+
+    def text(self, name: str) -> str:
+        """A path under the root, as text (kept: a single append names a few of them several
+        times, and each ``Path`` joined and turned back into text costs more than its system call)."""
+        got = self._text.get(name)
+        if got is None:
+            got = self._text[name] = os.path.join(self.root, name)
+        return got
+
+    def path(self, folder: str, name: str) -> Path:
+        return self.root / folder / name
+
+    def list_names(self, folder: str) -> list[str]:
+        try:
+            return os.listdir(self.text(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def entries(self, folder: str) -> list[Path]:
+        """Everything directly in ``folder`` (files and folders), as paths; [] when it is absent."""
+        try:
+            return [Path(e.path) for e in os.scandir(self.text(folder))]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def size(self, folder: str, name: str) -> int | None:
+        try:
+            return os.stat(os.path.join(self.text(folder), name)).st_size
+        except FileNotFoundError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        return os.path.isfile(self.text(name))
+
+    def read_text(self, name: str) -> str:
+        with open(self.text(name), encoding="utf-8") as fh:
+            return fh.read()
+
+    def write_new(self, name: str, data: bytes, *, tmp_prefix: str = ".") -> None:
+        folder = os.path.dirname(self.text(name))
+        os.makedirs(folder, exist_ok=True)
+        atomic_write(self.text(name), data, tmp_dir=self.text("_tmp"), tmp_prefix=tmp_prefix)
+
+    def delete(self, name: str) -> None:
+        Path(self.text(name)).unlink(missing_ok=True)
+
+    def init(self, marker: str, marker_body: bytes, folders: Iterable[str]) -> None:
+        for sub in ("_tmp", "_lock", *folders):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if not self.exists(marker):
+            atomic_write(self.text(marker), marker_body, tmp_dir=self.text("_tmp"))
+
+    def writers_lock(self, timeout_s: float) -> FileLock:
+        return FileLock(self.text(os.path.join("_lock", "append.lock")), timeout_s)
+
+    def compactor_lock(self, timeout_s: float | None) -> FileLock:
+        return FileLock(self.root / "_lock" / "compact.lock", timeout_s)
+
+    def staging_path(self, commit_id: str) -> Path:
+        return self.root / "_tmp" / f"commit-{commit_id}.parquet"
+
+    def scratch(self) -> Path:
+        return self.root / "_tmp"
+
+    def clean_staging(self) -> list[str]:
+        """Remove dead writers' ``commit-*`` files from ``_tmp``; the names left there."""
+        folder = self.text("_tmp")
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return []
+        for n in names:
+            if n.startswith("commit-"):
+                Path(folder, n).unlink(missing_ok=True)
+        return [n for n in names if not n.startswith("commit-")]
+
+    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> Path:
+        if not flushed:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        folder = self.text(table)
+        os.replace(tmp, os.path.join(folder, name))
+        fsync_dir(folder)
+        return self.root / table / name
+
+    def publish_bytes(self, body: Any, table: str, name: str, staged: str,
+                      before: Callable[[], None]) -> Path:
+        """Write ``body`` to ``_tmp/staged``, call ``before`` (the caller's work before the
+        rename), flush and rename it into ``table``. (The flush comes after ``before``: a single
+        append's Python runs before it sleeps in its first flush, not after it, on caches the
+        wait left cold.)"""
+        path = os.path.join(self.text("_tmp"), staged)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+            before()
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return self.publish_file(path, table, name, flushed=True)
+
+    def _token_path(self, table: str) -> str:
+        return self.text(os.path.join("_lock", CHANGE_TOKEN.format(table=table)))
+
+    def change_token(self, table: str) -> bytes:
+        try:
+            with open(self._token_path(table), "rb") as fh:
+                return fh.read()
+        except OSError:
+            return b""
+
+    def changing(self, table: str) -> tuple[bytes, bytes]:
+        path = self._token_path(table)
+        new = uuid.uuid4().bytes
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            old = os.pread(fd, len(new), 0)
+            os.pwrite(fd, new, 0)
+        finally:
+            os.close(fd)
+        return old, new
+
+    def mtime_ns(self, folder: str) -> int | None:
+        try:
+            return os.stat(self.text(folder)).st_mtime_ns
+        except OSError:
+            return None
+
+    def attach(self, con: Any) -> None:
+        """Nothing to do: DuckDB reads local paths."""
+
+
+class S3Backend:
+    """A store in an S3 bucket under a prefix (see the module's docstring)."""
+
+    keeps_listing = False
+    compacts_after_commit = False   # a merge costs a GET of every small file; writers may not delete
+
+    def __init__(self, root: ObjectPath) -> None:
+        self.root = root
+        self.files = root.files
+        self._sizes: dict[str, int] = {}
+
+    def path(self, folder: str, name: str) -> ObjectPath:
+        return ObjectPath(self.files, f"{self.root.key}/{folder}/{name}" if self.root.key else f"{folder}/{name}")
+
+    def _key(self, name: str) -> str:
+        return f"{self.root.key}/{name}" if self.root.key else name
+
+    def list_names(self, folder: str) -> list[str]:
+        listed = self.files.list_stat(self._key(folder))
+        self._sizes.update((n, st.st_size) for n, st in listed)   # (one LIST gives every size: no HEAD each)
+        return [n.rsplit("/", 1)[-1] for n, _ in listed]
+
+    def entries(self, folder: str) -> list[ObjectPath]:
+        """The objects directly under ``folder``, each knowing its size and time (one LIST)."""
+        return list((self.root / folder).iterdir())
+
+    def size(self, folder: str, name: str) -> int | None:
+        key = self._key(f"{folder}/{name}")
+        if key not in self._sizes:
+            self.list_names(folder)
+        return self._sizes.get(key)
+
+    def exists(self, name: str) -> bool:
+        return self.files.exists(self._key(name))
+
+    def read_text(self, name: str) -> str:
+        return self.files.read_bytes(self._key(name)).decode("utf-8")
+
+    def write_new(self, name: str, data: bytes, *, tmp_prefix: str = ".") -> None:
+        self.files.put_new(self._key(name), data)      # one conditional PUT: whole or absent
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.files.delete(self._key(name))
+
+    def init(self, marker: str, marker_body: bytes, folders: Iterable[str]) -> None:
+        if not self.exists(marker):
+            with contextlib.suppress(FileExistsError):   # of two creators racing, the first marker stays
+                self.write_new(marker, marker_body)
+
+    def writers_lock(self, timeout_s: float) -> AbstractContextManager[None]:
+        return self.files.lock()
+
+    def compactor_lock(self, timeout_s: float | None) -> FileLock:
+        return FileLock(local_state(self.root) / "_lock" / "compact.lock", timeout_s)
+
+    def staging_path(self, commit_id: str) -> Path:
+        return staging_path(commit_id)
+
+    def scratch(self) -> Path:
+        folder = local_state(self.root) / "_tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def clean_staging(self) -> list[str]:
+        return []      # (staged on this machine, each under a name of its own: nothing in the bucket)
+
+    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> ObjectPath:
+        try:
+            with open(tmp, "rb") as fh:
+                data = fh.read()
+            return self.publish_bytes(data, table, name, "", lambda: None)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def publish_bytes(self, body: Any, table: str, name: str, staged: str,
+                      before: Callable[[], None]) -> ObjectPath:
+        before()
+        self.files.put_new(self._key(f"{table}/{name}"), bytes(body))
+        return self.path(table, name)
+
+    def change_token(self, table: str) -> bytes:
+        return b""
+
+    def changing(self, table: str) -> tuple[bytes, bytes]:
+        return b"", b""
+
+    def mtime_ns(self, folder: str) -> int | None:
+        return None
+
+    def attach(self, con: Any) -> None:
+        attach(con, self.root)
+
+
+def backend_for(root: str | os.PathLike[str]) -> LocalBackend | S3Backend:
+    """The backend of a store root: ``s3://bucket/prefix`` (or ``s3a://``), else a local folder."""
+    obj = object_root(root)
+    return S3Backend(obj) if obj is not None else LocalBackend(local_root(root))
 
 
 def local_root(root: str | os.PathLike[str]) -> Path:
@@ -57,217 +334,6 @@ def local_root(root: str | os.PathLike[str]) -> Path:
     if isinstance(text, str) and text.startswith("file://"):
         text = text[len("file://"):]
     return Path(text).absolute()
-
-
-@dataclass(frozen=True, order=True)
-class ObjectStat:
-    """The part of ``os.stat_result`` an object has: its size and when it was last written."""
-
-    st_size: int
-    st_mtime_ns: int
-    etag: str = ""
-
-    @property
-    def st_mtime(self) -> float:
-        return self.st_mtime_ns / 1e9
-
-    @classmethod
-    def of(cls, meta: Any) -> ObjectStat:
-        when = meta.get("last_modified")
-        ns = int(when.timestamp() * 1_000_000) * 1000 if when is not None else 0
-        return cls(int(meta.get("size") or 0), ns, str(meta.get("e_tag") or ""))
-
-
-class ObjectFiles:
-    """A store's files in an S3 bucket under a prefix: ``s3://bucket/prefix/<table>/<file>``."""
-
-    def __init__(self, uri: str) -> None:
-        from obstore.store import S3Store  # the `s3` extra
-
-        rest = uri.split("://", 1)[1].strip("/")
-        self.bucket, _, self.prefix = rest.partition("/")
-        if not self.bucket:
-            raise ValueError(f"{uri}: an object-store root names a bucket: s3://bucket/prefix")
-        self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
-        self.endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        options: ClientConfig = {}
-        if self.endpoint and self.endpoint.startswith("http://"):
-            options["allow_http"] = True
-        config: S3Config = {}
-        if self.endpoint:
-            config["endpoint"] = self.endpoint
-        if self.region:
-            config["region"] = self.region
-        self._store = S3Store(self.bucket, prefix=self.prefix or None, config=config or None,
-                              client_options=options or None)
-
-    # -- the operations a store needs ------------------------------------------------------
-    def url(self, name: str) -> str:
-        """The full URI of a file (``name`` relative to the root, e.g. ``events/x.parquet``)."""
-        return f"{self.uri}/{name}"
-
-    def exists(self, name: str) -> bool:
-        import obstore
-
-        try:
-            obstore.head(self._store, name)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def list(self, folder: str) -> list[str]:
-        """The names (``folder/file``) of the objects directly in ``folder``, sorted."""
-        return [name for name, _ in self.list_stat(folder)]
-
-    def list_stat(self, folder: str) -> builtins.list[tuple[str, ObjectStat]]:
-        """The objects directly in ``folder`` with their size and time, sorted by name (one LIST)."""
-        import obstore
-
-        out: builtins.list[tuple[str, ObjectStat]] = []
-        for chunk in obstore.list(self._store, prefix=f"{folder}/"):
-            out.extend((str(m["path"]), ObjectStat.of(m)) for m in chunk)
-        return sorted((n, st) for n, st in out if "/" not in n[len(folder) + 1:])
-
-    def stat(self, name: str) -> ObjectStat:
-        """Size and modification time of one object (one HEAD). Raises FileNotFoundError."""
-        import obstore
-
-        return ObjectStat.of(obstore.head(self._store, name))
-
-    def read_bytes(self, name: str) -> bytes:
-        import obstore
-
-        return bytes(obstore.get(self._store, name).bytes())
-
-    def put_new(self, name: str, data: bytes) -> None:
-        """Write ``data`` as a new object in one PUT; refuse (FileExistsError) to overwrite one."""
-        import obstore
-        from obstore.exceptions import AlreadyExistsError
-
-        try:
-            obstore.put(self._store, name, data, mode="create")
-        except AlreadyExistsError as exc:
-            raise FileExistsError(self.url(name)) from exc
-
-    def delete(self, name: str) -> None:
-        import obstore
-
-        obstore.delete(self._store, name)
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """No lock: conditional puts of unique names, and readers that dedupe, make it needless."""
-        yield
-
-    # -- readers ---------------------------------------------------------------------------
-    def fsspec(self) -> Any:
-        """An fsspec (s3fs) filesystem over the same bucket, for DuckDB (see :func:`attach`)."""
-        if getattr(self, "_fsspec", None) is None:
-            import s3fs
-
-            # no listing cache: a commit made since must show in the next glob
-            kwargs: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True}
-            if self.endpoint:
-                kwargs["endpoint_url"] = self.endpoint
-            if self.region:
-                kwargs["client_kwargs"] = {"region_name": self.region}
-            self._fsspec = s3fs.S3FileSystem(**kwargs)
-        return self._fsspec
-
-    def arrow_fs(self) -> pafs.FileSystem:
-        kwargs: dict[str, Any] = {}
-        if self.endpoint:
-            kwargs["endpoint_override"] = self.endpoint
-            if self.endpoint.startswith("http://"):
-                kwargs["scheme"] = "http"
-        if self.region:
-            kwargs["region"] = self.region
-        return pafs.S3FileSystem(**kwargs)
-
-    def dataset(self, names: builtins.list[str], schema: pa.Schema | None = None) -> ds.Dataset:
-        """An Arrow dataset over some of the store's files (a missing column reads as NULL)."""
-        paths = [f"{self.bucket}/{self.prefix}/{n}" if self.prefix else f"{self.bucket}/{n}" for n in names]
-        import pyarrow.dataset as ds   # (imports pandas: only an object store's reads need it)
-
-        return ds.dataset(paths, schema=schema, format="parquet", filesystem=self.arrow_fs())
-
-
-class ObjectPath(str):
-    """A file or folder of an object store, answering the few pathlib calls a store makes.
-
-    It is a ``str`` holding the full URI (``s3://bucket/prefix/events/x.parquet``), so DuckDB
-    (with :func:`attach`), pyarrow and Spark read it as they read a local path.
-    """
-
-    files: ObjectFiles
-    key: str
-    _stat: ObjectStat | None
-
-    def __new__(cls, files: ObjectFiles, key: str = "", stat: ObjectStat | None = None) -> ObjectPath:
-        key = key.strip("/")
-        obj = super().__new__(cls, files.url(key) if key else files.uri)
-        obj.files, obj.key, obj._stat = files, key, stat
-        return obj
-
-    @property
-    def name(self) -> str:
-        return self.key.rsplit("/", 1)[-1]
-
-    @property
-    def suffix(self) -> str:
-        return os.path.splitext(self.name)[1]
-
-    @property
-    def parent(self) -> ObjectPath:
-        return ObjectPath(self.files, self.key.rpartition("/")[0])
-
-    def __truediv__(self, other: str) -> ObjectPath:
-        return ObjectPath(self.files, f"{self.key}/{other}")
-
-    def absolute(self) -> ObjectPath:
-        return self
-
-    def is_file(self) -> bool:
-        return bool(self.key) and self.files.exists(self.key)
-
-    def exists(self) -> bool:
-        return self.is_file() or self.is_dir()
-
-    def is_dir(self) -> bool:
-        return bool(self.files.list(self.key))
-
-    def iterdir(self) -> Iterator[ObjectPath]:
-        """The objects directly under this folder; each knows its size and time from the listing."""
-        return iter([ObjectPath(self.files, n, st) for n, st in self.files.list_stat(self.key)])
-
-    def stat(self) -> ObjectStat:
-        """Size and time: from the listing that found this object, else one HEAD request."""
-        return self._stat if self._stat is not None else self.files.stat(self.key)
-
-    def glob(self, pattern: str) -> list[ObjectPath]:
-        import fnmatch
-
-        return [p for p in self.iterdir() if fnmatch.fnmatch(p.name, pattern)]
-
-    def mkdir(self, *args: object, **kwargs: object) -> None:
-        """Folders do not exist on an object store: nothing to do."""
-
-    def read_bytes(self) -> bytes:
-        return self.files.read_bytes(self.key)
-
-    def read_text(self, encoding: str = "utf-8") -> str:
-        return self.read_bytes().decode(encoding)
-
-    def open(self, mode: str = "rb") -> io.BytesIO:
-        if mode != "rb":
-            raise ValueError(f"{self}: objects are written whole (put_new), not opened for {mode!r}")
-        return io.BytesIO(self.read_bytes())
-
-    def unlink(self, missing_ok: bool = False) -> None:
-        if not missing_ok and not self.is_file():
-            raise FileNotFoundError(self)
-        self.files.delete(self.key)
 
 
 def object_root(root: object) -> ObjectPath | None:

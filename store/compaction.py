@@ -13,7 +13,7 @@ Safety while others work:
   (``_lock/compact.lock``), and a commit that lands meanwhile is simply not among the sources.
   It takes the writers' lock only for the moments it changes the folder (the manifest and the
   rename that publishes the merged file; the deletion of expired sources), as every change of
-  a log's folder is made, so that a writer's kept listing stays exact (``store.log.CHANGE_TOKEN``).
+  a log's folder is made, so that a writer's kept listing stays exact (``store.layout.CHANGE_TOKEN``).
 - The merged file is published atomically beside its sources. Until the sources go, a reader
   sees each of their events twice; every view dedupes by event id (``events``) or collapses the
   copies in its ranking per fact key (``facts``, ``growth``), so nothing is double counted.
@@ -51,12 +51,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import os
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -65,22 +64,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.backends import ObjectPath, attach, local_state
+from store import manifests
 from store.errors import StoreBusy
+from store.layout import LOCK_TIMEOUT_S, MANIFESTS, commit_of, remove_compaction_leftovers
 from store.locks import LockHeld
-from store.log import (
-    COMMIT_NAME,
-    LOCK_TIMEOUT_S,
-    ROW_GROUP_ROWS,
-    TABLES,
-    Listing,
-    Store,
-    remove_compaction_leftovers,
-    write_options,
-)
-from store.schema import SCHEMA_VERSION
+from store.log import Listing, Log
+from store.manifests import merged_sources as _merged_sources
+from store.parquet import ROW_GROUP_ROWS, write_options
+from store.schema import SCHEMA_VERSION, TABLES
 
-MANIFESTS = "_compaction"
+__all__ = ["MANIFESTS", "CompactionPolicy", "CompactionResult", "cleanup", "compact", "due",
+           "live_files", "maybe_compact", "merged_sources", "retired", "retired_names"]
+
 #: Sort order of compacted events: the keys of a series, then of a fact, then the id.
 EVENT_ORDER = ("entity", "metric", "segment", "dims", "period_end", "period_start", "event_id")
 
@@ -153,167 +148,38 @@ class CompactionResult:
                 f"{self.deleted} merged source(s) deleted")
 
 
-# -- manifests ------------------------------------------------------------------------------
-def _manifest_dir(store: Store) -> Path | ObjectPath:
-    return store.root / MANIFESTS
-
-
-def _scratch(store: Store) -> Path:
+# -- which files ----------------------------------------------------------------------------
+def _scratch(store: Log) -> Path:
     """The local folder where a merge is written before it is published (``_tmp`` of a local store;
     on an object store, the machine's state folder: nothing is staged in the bucket)."""
-    if isinstance(store.root, ObjectPath):
-        folder = local_state(store.root) / "_tmp"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return store.root / "_tmp"
+    return store.backend.scratch()
 
 
-def _write_manifest(store: Store, commit_id: str, table: str, sources: list[str]) -> Path | ObjectPath:
-    folder = _manifest_dir(store)
-    body = {"commit_id": commit_id, "table": table, "sources": sources,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": time.time()}
-    if isinstance(folder, ObjectPath):    # one conditional PUT: whole or absent, never overwritten
-        folder.files.put_new(f"{folder.key}/{commit_id}.json", json.dumps(body, indent=1).encode())
-        return folder / f"{commit_id}.json"
-    folder.mkdir(exist_ok=True)
-    tmp = cast(Path, store.root) / "_tmp" / f"manifest-{commit_id}.json"   # local, as its folder is
-    tmp.write_text(json.dumps(body, indent=1))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    final = folder / f"{commit_id}.json"
-    os.replace(tmp, final)
-    return final
-
-
-#: Parsed manifests by path: a manifest is published once by a rename and never changed (its name
-#: is its merge's commit id), so a parsed body stays true until the file is deleted.
-_MANIFEST_CACHE: dict[str, dict[str, tuple[Path | ObjectPath, dict[str, object]]]] = {}
-#: Each cached manifest's sources (names, commit ids) as sets, by the manifest's path.
-_SOURCES: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-#: Sizes of committed files by folder and name: a committed file never changes (its checksum is in its name).
-_SIZE_CACHE: dict[str, dict[str, int]] = {}
-
-
-def _manifests(store: Store) -> list[tuple[Path | ObjectPath, dict[str, object]]]:
-    """Every readable manifest, oldest first (a later compaction may have merged an earlier one's output)."""
-    folder = _manifest_dir(store)
-    try:
-        listing = [p.name for p in folder.iterdir()] if isinstance(folder, ObjectPath) else os.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    names = [n for n in listing if n.endswith(".json")]
-    out = []
-    cache = _MANIFEST_CACHE.setdefault(str(folder), {})
-    for n in names:
-        hit = cache.get(n)
-        if hit is None:
-            try:
-                body = json.loads((folder / n).read_text())
-            except (OSError, ValueError):   # (FileNotFoundError is an OSError: deleted since the listing)
-                continue    # a manifest being replaced, or a stray file: not ours to judge
-            if not isinstance(body, dict):
-                continue
-            hit = cache[n] = (folder / n, body)
-        out.append(hit)
-    if len(cache) > len(names):
-        for n in set(cache) - set(names):
-            del cache[n]
-            _SOURCES.pop(str(folder / n), None)
-    return sorted(out, key=lambda m: (float(m[1].get("created_unix", 0.0)), m[0].name))  # type: ignore[arg-type]
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _commit_of(name: str) -> str | None:
-    m = COMMIT_NAME.match(name)
-    return m["commit"] if m else None
-
-
-def _sources(path: Path | ObjectPath, body: dict[str, object]) -> tuple[frozenset[str], frozenset[str]]:
-    """A manifest's source names and their commit ids, as sets (kept while the manifest is)."""
-    got = _SOURCES.get(str(path))
-    if got is None:
-        names = frozenset(str(n) for n in cast("Iterable[object]", body.get("sources", [])))
-        got = _SOURCES[str(path)] = (names, frozenset(c for c in map(_commit_of, names) if c))
-    return got
-
-
-def _effective(store: Store, table: str,
-               names: list[str] | None = None) -> list[tuple[Path | ObjectPath, dict[str, object]]]:
-    """The manifests whose merge took effect: the merged file is live, or was itself merged by one that did."""
-    mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
-    return _took_effect(mans, store.names(table) if names is None else names)
-
-
-def _took_effect(mans: list[tuple[Path | ObjectPath, dict[str, object]]],
-                 names: list[str]) -> list[tuple[Path | ObjectPath, dict[str, object]]]:
-    if not mans:
-        return []
-    live = set(map(_commit_of, names))
-    done: set[str] = set()
-    changed = True
-    while changed:          # newest first: a merge's output is merged by a later one, so one pass
-        changed = False     # usually settles it (a second finds nothing new)
-        for path, body in reversed(mans):
-            cid = str(body.get("commit_id"))
-            if cid not in done and cid in live:
-                done.add(cid)
-                live |= _sources(path, body)[1]
-                changed = True
-    return [(p, b) for p, b in mans if str(b.get("commit_id")) in done]
-
-
-def retired_names(store: Store, table: str, names: list[str]) -> set[str]:
+def retired_names(store: Log, table: str, names: list[str]) -> set[str]:
     """Which of ``names`` (a listing of ``table``) are merged sources: every event of each is
     in a file of the same listing."""
-    return sources_state(store, table, names)[0]
+    return manifests.sources_state(store.backend, table, names)[0]
 
 
-def sources_state(store: Store, table: str, names: list[str]) -> tuple[set[str], float | None]:
-    """The merged sources among ``names`` (see :func:`retired_names`), and when the oldest
-    manifest of ``table`` was written (unix seconds; None when there is none)."""
-    mans = [(p, b) for p, b in _manifests(store) if b.get("table") == table]
-    oldest = min((float(b.get("created_unix", 0.0)) for _, b in mans), default=None)  # type: ignore[arg-type]
-    effective = _took_effect(mans, names)
-    if not effective:
-        return set(), oldest
-    out: set[str] = set().union(*(_sources(p, b)[0] for p, b in effective))
-    return out.intersection(names), oldest
-
-
-def retired(store: Store, table: str = "events", files: list[Path] | None = None) -> set[str]:
+def retired(store: Log, table: str = "events", files: list[Path] | None = None) -> set[str]:
     """Names of live files already merged into a published file (deleted once their grace is over)."""
     names = store.names(table) if files is None else [p.name for p in files]
     return retired_names(store, table, names)
 
 
-def merged_sources(store: Store, table: str = "events") -> dict[str, list[str]]:
+def merged_sources(store: Log, table: str = "events") -> dict[str, list[str]]:
     """The sources of each merge whose manifest is still kept, by the merged file's commit id
     (a manifest is dropped with its sources once their grace period is over)."""
-    return {str(b.get("commit_id")): [str(s) for s in cast("Iterable[object]", b.get("sources", []))]
-            for _, b in _manifests(store) if b.get("table") == table}
+    return _merged_sources(store.backend, table)
 
 
-def live_files(store: Store, table: str = "events") -> list[Path]:
-    """The files a reader should read: every committed file but the sources already merged.
-
-    A reader that reads this list, rather than the glob, neither reads a merged event twice nor
-    opens a source whose grace period may end while it reads.
-    """
-    names = store.names(table)
-    done = retired_names(store, table, names)
-    folder = store.root / table
-    # an object store's are ObjectPaths, which answer the pathlib calls a reader makes
-    return cast("list[Path]", [folder / n for n in names if n not in done])
+def live_files(store: Log, table: str = "events") -> list[Path]:
+    """The files a reader should read: :meth:`Log.live_files` (every committed file but the
+    merged sources, by the store's one listing)."""
+    return store.live_files(table)
 
 
-def _expired(store: Store, grace_s: float, table: str) -> bool:
-    """Could ``cleanup`` have anything to do: a manifest of ``table`` past its grace period?"""
-    now = time.time()
-    return any(now - float(b.get("created_unix", now)) >= grace_s  # type: ignore[arg-type]
-               for _, b in _manifests(store) if b.get("table") == table)
-
-
-def cleanup(store: Store, *, grace_s: float, table: str = "events", lock_timeout_s: float = LOCK_TIMEOUT_S) -> int:
+def cleanup(store: Log, *, grace_s: float, table: str = "events", lock_timeout_s: float = LOCK_TIMEOUT_S) -> int:
     """Delete merged sources whose grace period is over; drop finished or abandoned manifests.
 
     The deletions are made with the writers' lock held (``lock_timeout_s``), as every change of
@@ -324,97 +190,112 @@ def cleanup(store: Store, *, grace_s: float, table: str = "events", lock_timeout
     """
     deleted = 0
     now = time.time()
-    if not _expired(store, grace_s, table):
+    backend = store.backend
+    if not manifests.any_expired(backend, table, grace_s):
         return 0
-    effective = {p.name for p, _ in _effective(store, table)}
+    mans = manifests.CACHE.of_table(backend, table)
+    effective = {m.name for m in manifests.took_effect(mans, store.names(table))}
     expired = []
-    for path, body in _manifests(store):
-        if body.get("table") != table:
-            continue
-        age = now - float(body.get("created_unix", now))  # type: ignore[arg-type]
-        if path.name not in effective:
+    for m in mans:
+        age = now - m.created_unix
+        if m.name not in effective:
             if age > max(grace_s, 3600.0):      # the merge died before publishing: forget it
-                path.unlink(missing_ok=True)
+                manifests.delete(backend, m)
             continue
         if age >= grace_s:
-            expired.append((path, body))
+            expired.append(m)
     if not expired:
         return 0
     try:
         with store.lock(lock_timeout_s):
             store.changing(table)
-            folder = store.root / table
-            live = {n: folder / n for n in store.names(table)}
-            for path, body in expired:
-                for name in cast("Iterable[object]", body.get("sources", [])):
-                    p = live.pop(str(name), None)
-                    if p is not None:
-                        p.unlink(missing_ok=True)
+            live = set(store.names(table))
+            for m in expired:
+                for name in m.sources:
+                    if name in live:
+                        live.discard(name)
+                        backend.delete(f"{table}/{name}")
                         deleted += 1
-                path.unlink(missing_ok=True)
+                manifests.delete(backend, m)
     except LockHeld:
         return deleted
     return deleted
 
 
 # -- merging --------------------------------------------------------------------------------
-def _size(folder: Path | ObjectPath, name: str) -> int | None:
-    cache = _SIZE_CACHE.setdefault(str(folder), {})
-    size = cache.get(name)
-    if size is None:
-        if isinstance(folder, ObjectPath):      # one LIST gives every size (no HEAD per object)
-            cache.update((p.name, p.stat().st_size) for p in folder.iterdir())
-            return cache.get(name)
-        try:
-            size = cache[name] = os.stat(os.path.join(folder, name)).st_size
-        except FileNotFoundError:
-            return None
-    return size
+class FileSizes:
+    """Sizes of committed files by store root and name (a committed file never changes: its
+    checksum is in its name). Shared by the process's threads (the automatic trigger runs after
+    a commit, outside the writers' lock, in as many threads as append): one lock guards it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_folder: dict[str, dict[str, int]] = {}
+
+    def small(self, store: Log, table: str, names: list[str], small_bytes: int) -> tuple[list[str], int]:
+        """The files among ``names`` (a log's live files) smaller than ``small_bytes`` (a file gone
+        counts as large), and their bytes in all; entries of files no longer live are dropped."""
+        key = f"{store.root}/{table}"
+        with self._lock:
+            known = dict(self._by_folder.get(key, {}))
+        found: dict[str, int] = {}
+        out, total = [], 0
+        for n in names:      # (sizes from the cache first: on every commit's trigger, a look-up a live file)
+            size = known.get(n)
+            if size is None:
+                size = store.backend.size(table, n)
+                if size is None:
+                    continue
+                found[n] = size
+            if size < small_bytes:
+                out.append(n)
+                total += size
+        listed = set(names)
+        with self._lock:
+            cache = self._by_folder.setdefault(key, {})
+            cache.update(found)
+            if len(cache) > len(listed):
+                for n in [n for n in cache if n not in listed]:
+                    del cache[n]
+        return out, total
 
 
-def _select_sources(store: Store, table: str, policy: CompactionPolicy, full: bool,
-                    live: list[str] | None = None) -> list[Path | ObjectPath]:
+#: The process's one cache of file sizes.
+SIZES = FileSizes()
+
+
+def _select_sources(store: Log, table: str, policy: CompactionPolicy, full: bool,
+                    live: list[str] | None = None) -> list[Path]:
     """The files a compaction merges: the live small ones (every live one with ``full``).
-    ``live``: the live files of a listing at hand (see ``Store.listing``), else listed here."""
-    folder = store.root / table
-    return [folder / n for n in _selected(store, table, policy, full, live)]
+    ``live``: the live files of a listing at hand (see ``Log.listing``), else listed here."""
+    return cast("list[Path]", [store.backend.path(table, n) for n in _selected(store, table, policy, full, live)[0]])
 
 
-def _selected(store: Store, table: str, policy: CompactionPolicy, full: bool,
-              live: list[str] | None = None) -> list[str]:
+def _selected(store: Log, table: str, policy: CompactionPolicy, full: bool,
+              live: list[str] | None = None) -> tuple[list[str], int]:
     if live is None:
-        names = store.names(table)
-        done = retired_names(store, table, names)
-        live = [n for n in names if n not in done]
-    folder = store.root / table
-    files = [n for n in live if _commit_of(n)]
-    cache = _SIZE_CACHE.setdefault(str(folder), {})
-    if not full:     # (sizes from the cache first: on every commit's trigger, a look-up a live file)
-        files = [n for n in files if (cache.get(n) or _size(folder, n) or policy.small_bytes) < policy.small_bytes]
-    if len(cache) > len(live):
-        for n in set(cache) - set(live):
-            del cache[n]
-    return files
+        live = store.listing(table).live
+    files = [n for n in live if commit_of(n)]
+    if full:
+        return files, 0
+    return SIZES.small(store, table, files, policy.small_bytes)
 
 
-def due(store: Store, policy: CompactionPolicy, table: str = "events", live: list[str] | None = None) -> bool:
+def due(store: Log, policy: CompactionPolicy, table: str = "events", live: list[str] | None = None) -> bool:
     """Has the small files' count or size reached the policy's threshold? (``live``: the live
-    files of a listing at hand, see ``Store.listing``)"""
-    small = _selected(store, table, policy, full=False, live=live)
-    if len(small) >= policy.min_files:
-        return True
-    sizes = _SIZE_CACHE.get(str(store.root / table), {})      # (each small one's, by _selected)
-    return len(small) > 1 and sum(sizes.get(n) or 0 for n in small) >= policy.min_bytes
+    files of a listing at hand, see ``Log.listing``)"""
+    small, size = _selected(store, table, policy, full=False, live=live)
+    return len(small) >= policy.min_files or (len(small) > 1 and size >= policy.min_bytes)
 
 
-def _merge(store: Store, table: str, sources: list[Path | ObjectPath],
+def _merge(store: Log, table: str, sources: list[Path],
            policy: CompactionPolicy, lock_timeout_s: float = LOCK_TIMEOUT_S) -> tuple[str, Path, int]:
-    schema = TABLES[table][0]
+    schema = TABLES[table].schema
     commit_id = uuid.uuid4().hex
     recorded_at = dt.datetime.now(dt.UTC)
     # not ``store.tmp_path``: writers clear stale ``commit-*`` files, and this one is alive
     tmp = _scratch(store) / f"compact-{commit_id}.parquet"
-    order = EVENT_ORDER if table == "events" else (TABLES[table][1],)
+    order = EVENT_ORDER if table == "events" else (TABLES[table].id_column,)
     cols = ", ".join(f'"{f.name}"' for f in schema)
     meta = {
         "metricstore.schema_version": str(SCHEMA_VERSION),
@@ -426,7 +307,7 @@ def _merge(store: Store, table: str, sources: list[Path | ObjectPath],
     spill = _scratch(store) / f"duckdb-{commit_id}"
     con = duckdb.connect()
     try:
-        attach(con, store.root)             # s3:// sources read through fsspec (no-op locally)
+        store.backend.attach(con)           # s3:// sources read through fsspec (no-op locally)
         con.execute(f"SET memory_limit = '{policy.memory_limit}'")
         con.execute(f"SET temp_directory = '{spill}'")
         con.execute("SET preserve_insertion_order = true")
@@ -458,9 +339,9 @@ def _merge(store: Store, table: str, sources: list[Path | ObjectPath],
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
     try:
-        # the writers' lock, for the moment the folder changes (see store.log.CHANGE_TOKEN)
+        # the writers' lock, for the moment the folder changes (see store.layout.CHANGE_TOKEN)
         with store.lock(lock_timeout_s):
-            _write_manifest(store, commit_id, table, [p.name for p in sources])
+            manifests.write(store.backend, commit_id, table, [p.name for p in sources])
             path = store.publish_file(tmp, table, recorded_at, commit_id, merge=True)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -476,7 +357,7 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([c.cast(f.type) for c, f in zip(table.columns, schema, strict=True)], schema=schema)
 
 
-def compact(store: Store, *, table: str = "events", full: bool = False, grace_s: float | None = None,
+def compact(store: Log, *, table: str = "events", full: bool = False, grace_s: float | None = None,
             policy: CompactionPolicy | None = None, wait: bool = True) -> CompactionResult:
     """Merge the small files of ``table`` (every file with ``full``) into one sorted file.
 
@@ -519,7 +400,7 @@ def compact(store: Store, *, table: str = "events", full: bool = False, grace_s:
     return result
 
 
-def maybe_compact(store: Store, table: str = "events", listing: Listing | None = None) -> CompactionResult | None:
+def maybe_compact(store: Log, table: str = "events", listing: Listing | None = None) -> CompactionResult | None:
     """The automatic trigger, run after a commit: compact when due, and delete expired sources.
 
     ``listing``: the one the commit kept (see ``Store.listing``), whose live files and oldest
@@ -537,7 +418,7 @@ def maybe_compact(store: Store, table: str = "events", listing: Listing | None =
             expired = (listing.oldest_manifest is not None
                        and time.time() - listing.oldest_manifest >= policy.grace_s)
         else:
-            expired = _expired(store, policy.grace_s, table)
+            expired = manifests.any_expired(store.backend, table, policy.grace_s)
         if expired:
             lock = store.compactor_lock(0)
             try:

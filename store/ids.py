@@ -74,9 +74,6 @@ def _kind(t: pa.DataType) -> str:
     raise TypeError(f"no content-id encoding for {t}")
 
 
-_WIDTH = {"date32": 4, "float": 8, "int": 8, "ticks": 8, "bool": 1}
-
-
 def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     """A column as one array (its only chunk as is; several chunks joined)."""
     if isinstance(col, pa.ChunkedArray):
@@ -416,11 +413,6 @@ def row_records(table: pa.Table, identity: Iterable[str], constant: Collection[s
         rec[f"t{j}"] = pc.is_valid(arr).to_numpy(zero_copy_only=False) if arr.null_count else 1
         rec[f"v{j}"] = _fixed_values(arr, kinds[c])
     return rec.view(np.uint8).reshape(n, rec.dtype.itemsize)
-
-
-def content_digests(table: pa.Table, identity: Iterable[str], constant: Collection[str] = ()) -> np.ndarray:
-    """The content-derived id of every row as an (n, 16) uint8 array (see the module's docstring)."""
-    return sha_rows(row_records(table, identity, constant))
 
 
 def content_ids(table: pa.Table, identity: Iterable[str], constant: Collection[str] = ()) -> pa.Array:

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
-from store.backends import ObjectPath
 from store.errors import CorruptFile
-from store.log import COMMIT_NAME, TABLES, Store
+from store.layout import COMMIT_NAME
+from store.log import Log
+from store.schema import TABLES
 from store.verify import sha256_prefix
 
 #: Set METRICSTORE_VERIFY_ON_READ=0 to skip the check (a trusted, read-mostly deployment).
@@ -39,7 +40,7 @@ class ChecksumGuard:
         >>> guard.check()                    # raises CorruptFile naming a damaged file
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Log) -> None:
         self.store = store
         self._proven: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -64,13 +65,8 @@ class ChecksumGuard:
                     hashed += self._check_one(path)
                 return hashed
             for table in tables or tuple(TABLES):
-                folder = self.store.root / table
-                if not folder.is_dir():
-                    continue
-                # an object store: one LIST, of ObjectPaths (which answer the pathlib calls _check_one makes)
-                listing = (cast("Iterator[Path]", folder.iterdir()) if isinstance(folder, ObjectPath)
-                           else (Path(e.path) for e in os.scandir(folder)))
-                for path in listing:
+                # (an object store's entries are ObjectPaths, knowing their size and time from the LIST)
+                for path in cast("list[Path]", self.store.backend.entries(table)):
                     hashed += self._check_one(path)
         return hashed
 

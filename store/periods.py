@@ -27,10 +27,6 @@ class Period:
     start: dt.date
     end: dt.date
 
-    @property
-    def is_instant(self) -> bool:
-        return self.start == self.end
-
     def label(self, fye: int = 12) -> str:
         return label_period(self.start, self.end, fye)
 
@@ -55,12 +51,6 @@ def nominal_end(d: dt.date) -> dt.date:
 def nominal_start(d: dt.date) -> dt.date:
     """The month start nearest ``d``."""
     return nominal_end(d - dt.timedelta(days=1)) + dt.timedelta(days=1)
-
-
-def fiscal_year(d: dt.date, fye: int = 12) -> int:
-    """The fiscal year (named by the year it ends in) holding the nominal month of ``d``."""
-    ne = nominal_end(d)
-    return ne.year + (1 if ne.month > fye else 0)
 
 
 def label_period(start: dt.date, end: dt.date, fye: int = 12) -> str:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from store.log import LOCK_TIMEOUT_S, Store, _fsync_dir
+from store.layout import LOCK_TIMEOUT_S, fsync_dir
+from store.log import Log
 from store.verify import Finding, verify
 
 DAMAGED = "_damaged"
@@ -35,16 +36,11 @@ class RepairReport:
     moved: list[tuple[Finding, str]] = field(default_factory=list)  # (problem, where the file went)
     remaining: list[Finding] = field(default_factory=list)  # what verify still finds afterwards
 
-    @property
-    def data_set_aside(self) -> bool:
-        return bool(self.moved)
 
-
-def leftovers(store: Store) -> list[Path]:
+def leftovers(store: Log) -> list[Path]:
     """Entries in ``_tmp`` (an unfinished commit or compaction, or one being written right now)."""
-    folder = store.root / "_tmp"
-    # an object store's entries are ObjectPaths, which answer the pathlib calls made of them
-    return sorted(cast("Iterable[Path]", folder.iterdir())) if folder.is_dir() else []
+    # (an object store's entries are ObjectPaths, which answer the pathlib calls made of them)
+    return sorted(cast("list[Path]", store.backend.entries("_tmp")))
 
 
 def _remove(path: Path) -> None:
@@ -54,7 +50,7 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
+def repair(store: Log, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
     """Remove dead writers' temporary files and move damaged files aside, under the writers' lock.
 
     Returns:
@@ -82,12 +78,12 @@ def repair(store: Store, *, timeout_s: float = LOCK_TIMEOUT_S) -> RepairReport:
                 target = target_dir / path.name
                 if target.exists():
                     target = target_dir / f"{path.name}.{os.getpid()}"
-                store.changing(path.parent.name)      # kept listings are stale (see store.log.CHANGE_TOKEN)
+                store.changing(path.parent.name)      # kept listings are stale (see store.layout.CHANGE_TOKEN)
                 shutil.move(str(path), str(target))
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
                 report.moved.append((finding, str(target)))
             if report.removed:
-                _fsync_dir(store.root / "_tmp")
+                fsync_dir(store.root / "_tmp")
     except LockHeld as exc:
         raise StoreBusy(store.root, timeout_s) from exc
     report.remaining = verify(store)

@@ -8,40 +8,14 @@ never build a model per row.
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from store.rules import DEFAULTS, ENUMS, Authority, Kind, Op, Qualifier, row_violation
+
 SCHEMA_VERSION = 1
-
-
-class Op(StrEnum):
-    ASSERT = "assert"
-    RETRACT = "retract"
-
-
-class Kind(StrEnum):
-    ACTUAL = "actual"
-    GUIDANCE = "guidance"
-    TARGET = "target"
-    ESTIMATE = "estimate"
-
-
-class Qualifier(StrEnum):
-    EXACT = "exact"
-    APPROX = "approx"
-    AT_LEAST = "at_least"
-    AT_MOST = "at_most"
-    RANGE = "range"
-
-
-class Authority(StrEnum):
-    """How far a source can be trusted: the company's own word outranks a secondary report."""
-
-    PRIMARY = "primary"
-    SECONDARY = "secondary"
 
 
 class MetricEvent(BaseModel):
@@ -84,12 +58,9 @@ class MetricEvent(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> MetricEvent:
-        if self.period_end < self.period_start:
-            raise ValueError("period_end is before period_start")
-        if self.op is Op.ASSERT and self.value is None:
-            raise ValueError("an assert needs a value")
-        if self.qualifier is Qualifier.RANGE and self.value_high is None:
-            raise ValueError("a range needs value_high")
+        broken = row_violation(self.__dict__)     # (store.rules: the one place the rules live)
+        if broken is not None:
+            raise ValueError(f"{broken.column}: {broken.reason}")
         return self
 
     def to_row(self) -> dict[str, Any]:
@@ -144,21 +115,9 @@ IDENTITY_COLUMNS = (
     "source_ref", "supersedes",
 )
 
-DEFAULTS: dict[str, str] = {
-    "op": Op.ASSERT.value,
-    "segment": "total",
-    "dims": "",
-    "kind": Kind.ACTUAL.value,
-    "qualifier": Qualifier.EXACT.value,
-    "authority": Authority.PRIMARY.value,
-}
-
-ENUMS: dict[str, tuple[str, ...]] = {
-    "op": tuple(o.value for o in Op),
-    "kind": tuple(k.value for k in Kind),
-    "qualifier": tuple(q.value for q in Qualifier),
-    "authority": tuple(a.value for a in Authority),
-}
+__all__ = ["DEFAULTS", "ENTITY_SCHEMA", "ENUMS", "EVENT_SCHEMA", "IDENTITY_COLUMNS", "METRIC_SCHEMA",
+           "REQUIRED_INPUT", "RUN_SCHEMA", "SCHEMA_VERSION", "STORE_SET", "TABLES", "Authority", "Kind",
+           "MetricEvent", "Op", "Qualifier", "Table"]
 
 
 #: Entities: one record per version of what the store knows about a company (latest wins).
@@ -189,3 +148,45 @@ METRIC_SCHEMA = pa.schema(
         pa.field("commit_id", pa.string(), nullable=False),
     ]
 )
+
+#: The ingest run log: two records a run, ``running`` then its outcome (see ``ingest.runs``).
+RUN_SCHEMA = pa.schema(
+    [
+        pa.field("record_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("job", pa.string(), nullable=False),
+        pa.field("trigger", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("started", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("finished", pa.timestamp("us", tz="UTC")),
+        pa.field("inputs", pa.list_(pa.string())),
+        pa.field("inputs_read", pa.int64()),
+        pa.field("added", pa.int64()),
+        pa.field("already_present", pa.int64()),
+        pa.field("rejected", pa.int64()),
+        pa.field("unchanged", pa.int64()),
+        pa.field("error", pa.string()),
+        pa.field("host", pa.string()),
+        pa.field("pid", pa.int64()),
+        pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("commit_id", pa.string(), nullable=False),
+    ]
+)
+
+
+class Table(NamedTuple):
+    """One append-only log of a store: its schema, its id column, and the columns hashed into the id."""
+
+    schema: pa.Schema
+    id_column: str
+    identity: tuple[str, ...]
+
+
+#: Every log a store holds, declared here (``Store.create`` makes a folder and an empty file each).
+TABLES: dict[str, Table] = {
+    "events": Table(EVENT_SCHEMA, "event_id", IDENTITY_COLUMNS),
+    "entities": Table(ENTITY_SCHEMA, "record_id",
+                      ("entity", "name", "cik", "ticker", "fiscal_year_end_month", "fiscal_year_end", "source")),
+    "metrics": Table(METRIC_SCHEMA, "record_id", ("metric", "aggregation", "description", "inferred")),
+    "runs": Table(RUN_SCHEMA, "record_id", ("run_id", "status", "finished")),
+}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,9 @@ from typing import cast
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.log import COMMIT_NAME, TABLES, Store
+from store.layout import COMMIT_NAME, file_sha256
+from store.log import Log
+from store.schema import TABLES
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,9 @@ class Finding:
 
 
 def sha256_prefix(path: Path) -> str:
-    sha = hashlib.sha256()
+    """The first 16 hex digits of the SHA-256 of a file's bytes (the part a commit name holds)."""
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
+        return file_sha256(fh)[:16]
 
 
 def check_file(path: Path, table: str) -> str | None:
@@ -58,17 +57,17 @@ def check_file(path: Path, table: str) -> str | None:
     return None
 
 
-def verify(store: Store) -> list[Finding]:
+def verify(store: Log) -> list[Finding]:
     """Read every file of every table and report what is wrong (an empty list when all is well)."""
     findings: list[Finding] = []
     for table in TABLES:
-        folder = store.root / table
-        if not folder.is_dir():
-            if table in ("events", "entities", "metrics"):  # a log registered later starts with its first append
-                findings.append(Finding(str(folder), "missing table folder"))
+        # (an object store's entries are ObjectPaths, which answer the pathlib calls made here)
+        entries = sorted(cast("list[Path]", store.backend.entries(table)))
+        if not entries:
+            if table in ("events", "entities", "metrics"):  # (a store made before runs/ was declared has none)
+                findings.append(Finding(str(store.root / table), "missing table folder"))
             continue
-        # an object store's entries are ObjectPaths, which answer the pathlib calls made here
-        for path in sorted(cast("Iterable[Path]", folder.iterdir())):
+        for path in entries:
             if path.is_dir():
                 continue
             if path.suffix != ".parquet":

@@ -11,7 +11,7 @@ PUBLIC = {
     "store": {"ENTITY_SCHEMA", "EVENT_SCHEMA", "METRIC_SCHEMA", "SCHEMA_VERSION", "TABLES", "AppendResult",
               "Authority", "CorruptFile", "Kind", "MetricEvent", "MetricStoreError", "Op", "Period", "Qualifier",
               "SchemaMismatch", "Store", "StoreBusy", "StoreError", "StoreNotFound", "TerminalError",
-              "TransientError", "content_ids", "label_period", "parse_period", "register_table"},
+              "TransientError", "content_ids", "label_period", "parse_period"},
     "ingest": {"READERS", "BadFile", "Batch", "BatchRejected", "Catalog", "CatalogError", "EntityDef", "FileReport",
                "IngestError", "Mapping", "MetricDef", "RowProblem", "RunLog", "RunOutcome", "RunReport", "Settings",
                "Unit", "canonical_dims", "detect_format", "infer_aggregation", "ingest_recorded", "ingest_file",

@@ -23,8 +23,12 @@ import pytest
 from store import SchemaMismatch, Store
 from store import ids as ids_mod
 from store.ids import content_ids, hex_to_digests, hex_to_words, row_records, sha_rows, sha_rows_hex
-from store import log as log_mod
-from store.log import _IdSet, _order_by, _sort_order
+from store import dedup, parquet
+from store import prepare as prepare_mod
+from store import store as store_mod
+from store.dedup import IdSet as _IdSet
+from store.dedup import order_by as _order_by
+from store.prepare import sort_order as _sort_order
 from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS
 from store.verify import verify
 
@@ -91,18 +95,18 @@ def test_existing_ids_opens_only_files_whose_statistics_admit_the_batch(store: S
     store.append(rows(40, 1, entities=("acme",)))
     store.append(rows(40, 2, entities=("zeta",)))
     probe = store.prepare(rows(40, 1, entities=("acme",)))
-    assert [p.rsplit("/", 1)[-1] for p in store._files_admitting(probe)] == [store.files()[1].name]
+    assert [p.rsplit("/", 1)[-1] for p in store.ids.files_admitting(probe)] == [store.files()[1].name]
     found = store.existing_ids(probe.column("event_id"), keys=probe)
     assert set(found.to_pylist()) == set(probe.column("event_id").to_pylist())
     outside = store.prepare(rows(40, 3, entities=("mid",)))
-    assert store._files_admitting(outside) == []
+    assert store.ids.files_admitting(outside) == []
 
 
 def test_ids_have_statistics_only_in_small_commits_and_a_single_append_finds_them_either_way(store: Store) -> None:
     many, few = rows(3000, 1), rows(5, 7, entities=("zeta",))
     big = store.append_stream(iter([many]))
     small = store.append(few)
-    assert big.added > log_mod.SMALL_ROWS and small.added == few.num_rows
+    assert big.added > parquet.SMALL_ROWS and small.added == few.num_rows
 
     def id_bounds(path: Path) -> list[tuple[object, object] | None]:
         md = pq.read_metadata(path)
@@ -166,15 +170,15 @@ def large(n: int, seed: int) -> pa.Table:
 
 
 def test_a_large_append_stores_what_one_pass_over_the_batch_stores(store: Store) -> None:
-    batch = large(log_mod.STREAM_MIN_ROWS + 40_000, 3)
+    batch = large(store_mod.STREAM_MIN_ROWS + 40_000, 3)
     r = store.append(batch)
-    expected = log_mod._first_of_each(store.prepare(batch), "event_id")   # the one-pass computation
+    expected = prepare_mod.first_of_each(store.prepare(batch), "event_id")   # the one-pass computation
     assert (r.added, r.already_present) == (expected.num_rows, batch.num_rows - expected.num_rows)
     assert r.path is not None and store.files()[-1] == r.path
     got = pq.read_table(r.path, columns=expected.column_names)
     for col in ("event_id", "entity", "metric", "period_end", "value", "note"):    # the same rows, in the same order
         assert got.column(col).to_pylist() == expected.column(col).to_pylist(), col
-    keys = list(zip(*(got.column(c).to_pylist() for c in log_mod.SORT_KEYS), strict=True))
+    keys = list(zip(*(got.column(c).to_pylist() for c in prepare_mod.SORT_KEYS), strict=True))
     assert keys == sorted(keys)                      # sorted as a whole, not slice by slice
     first: dict[tuple[object, ...], str] = {}         # of repeated events, the first given is kept
     for row in batch.select(["entity", "metric", "period_end", "value", "note"]).to_pylist():
@@ -187,10 +191,10 @@ def test_a_large_append_stores_what_one_pass_over_the_batch_stores(store: Store)
 
 
 def test_a_large_append_refused_reports_the_whole_batch_and_commits_nothing(store: Store) -> None:
-    batch = large(log_mod.STREAM_MIN_ROWS + 40_000, 4)
+    batch = large(store_mod.STREAM_MIN_ROWS + 40_000, 4)
     before = store.files()
     empty = np.zeros(batch.num_rows, bool)
-    empty[[5, log_mod.SLICE_ROWS + 7, batch.num_rows - 1]] = True     # in three different slices
+    empty[[5, store_mod.SLICE_ROWS + 7, batch.num_rows - 1]] = True     # in three different slices
     unit = pc.if_else(pa.array(empty), pa.scalar(None, pa.string()), batch.column("unit"))
     with pytest.raises(SchemaMismatch, match="3 row"):
         store.append(batch.set_column(batch.schema.get_field_index("unit"), "unit", unit))
@@ -284,8 +288,8 @@ def test_a_streams_id_set_answers_as_a_set_of_pairs(run_max: int, monkeypatch: p
     """The stream's id set (runs merged up to a size, a filter grown as ids come in) says of
     each id what a plain set of (hi, lo) pairs says: repeats of earlier batches, ids sharing
     their first 8 bytes but not their last, and new ids alike."""
-    monkeypatch.setattr(log_mod, "ID_RUN_MAX", run_max)
-    monkeypatch.setattr(log_mod, "ID_FILTER_BITS", (10, 32))      # grown a few times on the way
+    monkeypatch.setattr(dedup, "ID_RUN_MAX", run_max)
+    monkeypatch.setattr(dedup, "ID_FILTER_BITS", (10, 32))      # grown a few times on the way
     rng = np.random.default_rng(run_max)
     seen: _IdSet = _IdSet()
     plain: set[tuple[int, int]] = set()

@@ -21,7 +21,7 @@ from queries import MetricStore
 from store import Store
 from store.compaction import CompactionPolicy, compact, maybe_compact, retired
 from store.ids import content_id_of, id_layout
-from store.log import content_ids
+from store.ids import content_ids
 from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS
 from store.verify import verify
 
@@ -91,7 +91,7 @@ def test_merged_sources_stay_for_the_grace_period_and_nothing_is_counted_twice(s
         assert ms.sql("SELECT count(*) AS n FROM facts")["n"][0] == 5
         assert ms.sql("SELECT count(*) AS n FROM growth WHERE yoy_change IS NOT NULL")["n"][0] == 4
     for writer in (store, Store(store.root)):           # dedup searches the merged file, not its sources
-        assert {n for n, _ in writer._footers("events")}.isdisjoint(result.sources)
+        assert {n for n, _ in writer.ids.footers_of("events")}.isdisjoint(result.sources)
         assert (writer.append(event("acme", "revenue", 2016, 101.0)).added,
                 writer.append_stream(iter([event("acme", "revenue", 2017, 102.0)])).added) == (0, 0)
     again = compact(store, grace_s=3600, policy=CompactionPolicy(auto=False))
@@ -270,7 +270,7 @@ def test_compaction_cli_reports_what_it_did(tmp_path: Path) -> None:
 
 
 def test_a_large_merge_is_written_in_whole_row_groups(store: Store) -> None:
-    from store.log import ROW_GROUP_ROWS
+    from store.parquet import ROW_GROUP_ROWS
     n = 0
     for k in range(5):
         rows = 17_000 + 1_000 * k

@@ -49,11 +49,13 @@ def _in_another_process(root: Path, code: str) -> None:
 
 def test_a_kept_listing_is_reused_and_extended_by_its_own_commits(store: Store) -> None:
     store.append(event("acme", "revenue", 2000, 1.0))
-    kept = store.listing()
+    before = store.listing()
     r = store.append(event("acme", "revenue", 2001, 2.0))
+    kept = store.listings["events"]                      # the commit's extension of the listing
     assert store.listing() is kept                       # not listed again
-    assert r.path is not None and r.path.name in kept.names and r.path.name in kept.live
+    assert r.path is not None and kept.names == sorted([*before.names, r.path.name]) and r.path.name in kept.live
     assert kept.names == sorted(os.listdir(store.root / "events"))
+    assert r.path.name not in before.names               # (extended as a new listing: a reader may hold the old)
 
 
 def test_another_process_committing_in_the_same_tick_is_seen(store: Store) -> None:

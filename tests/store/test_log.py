@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from store import MetricEvent, SchemaMismatch, Store, StoreNotFound
-from store.log import KEY_BOUNDS_PY_MAX, _groups_admitting, _prepared_row, key_bounds
+from store.dedup import KEY_BOUNDS_PY_MAX, RowGroupBounds, key_bounds
+from store.dedup import groups_admitting as _groups_admitting
+from store.prepare import prepared_row as _prepared_row
 from store.schema import EVENT_SCHEMA
 from store.verify import verify
 
@@ -248,7 +250,8 @@ def test_the_row_groups_of_a_batch_s_entities_are_those_a_test_of_each_group_adm
     if ascending:                       # as a file sorted by entity has them: both ends ascend
         known = sorted(b for b in bounds if b is not None)
         bounds = [(lo, max(hi for _, hi in known[:i + 1])) for i, (lo, _) in enumerate(known)]
-    groups = [(i, *(b if b is not None else (None, None)), None, None, None, None, None, None) for i, b in enumerate(bounds)]
+    groups = [RowGroupBounds(i, *(b if b is not None else (None, None)), None, None, None, None, None, None)
+              for i, b in enumerate(bounds)]
     want = [g for g in groups if g[1] is None or any(g[1] <= e <= g[2] for e in entities)]
     cache: dict[str, tuple[list[str], list[str]] | None] = {}
     for _ in range(2):                  # the file's bounds computed, then cached

@@ -1,0 +1,164 @@
+"""What makes a metric event valid: the one place its rules live.
+
+Every path that accepts events calls these: :meth:`Store.append` (through ``store.prepare``) over
+whole Arrow columns or one row's Python values, the pydantic :class:`~store.schema.MetricEvent`,
+and the canonical reader of ``ingest`` (through :func:`polars_checks`, which flags each bad row
+of a file instead of refusing the whole batch). Each rule is one :class:`Rule`; an engine for
+each representation applies all of them, and a test holds the engines equal.
+
+The rules (on the stored columns, after defaults are filled):
+
+- ``op``, ``kind``, ``qualifier`` and ``authority`` take one of their allowed values;
+- ``period_end`` is not before ``period_start``;
+- an assert has a value (a retraction need not);
+- ``value`` and ``value_high`` are finite numbers (no NaN, no infinity);
+- a range (``qualifier = 'range'``) has a ``value_high``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store.errors import SchemaMismatch
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+class Op(StrEnum):
+    ASSERT = "assert"
+    RETRACT = "retract"
+
+
+class Kind(StrEnum):
+    ACTUAL = "actual"
+    GUIDANCE = "guidance"
+    TARGET = "target"
+    ESTIMATE = "estimate"
+
+
+class Qualifier(StrEnum):
+    EXACT = "exact"
+    APPROX = "approx"
+    AT_LEAST = "at_least"
+    AT_MOST = "at_most"
+    RANGE = "range"
+
+
+class Authority(StrEnum):
+    """How far a source can be trusted: the company's own word outranks a secondary report."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+#: The value a column takes when a batch leaves it out (or gives NULL).
+DEFAULTS: dict[str, str] = {
+    "op": Op.ASSERT.value,
+    "segment": "total",
+    "dims": "",
+    "kind": Kind.ACTUAL.value,
+    "qualifier": Qualifier.EXACT.value,
+    "authority": Authority.PRIMARY.value,
+}
+
+ENUMS: dict[str, tuple[str, ...]] = {
+    "op": tuple(o.value for o in Op),
+    "kind": tuple(k.value for k in Kind),
+    "qualifier": tuple(q.value for q in Qualifier),
+    "authority": tuple(a.value for a in Authority),
+}
+
+
+class Rule(NamedTuple):
+    """One rule: the column a violation is reported on, and why."""
+
+    column: str
+    reason: str
+
+
+PERIOD_ORDER = Rule("period_end", "ends before period_start")
+ASSERT_VALUE = Rule("value", "an assert needs a value")
+RANGE_HIGH = Rule("value_high", "a range needs value_high")
+FINITE = "NaN and infinity are not values"
+
+
+def enum_rule(column: str, value: object) -> Rule:
+    return Rule(column, f"{value!r} is not one of {', '.join(ENUMS[column])}")
+
+
+def row_violation(row: Mapping[str, Any]) -> Rule | None:
+    """The first rule one event breaks, its columns given as Python values with defaults filled
+    (dates as :class:`datetime.date`), or None."""
+    for name, allowed in ENUMS.items():
+        if row[name] not in allowed:
+            return enum_rule(name, row[name])
+    if row["period_end"] < row["period_start"]:
+        return PERIOD_ORDER
+    if row["value"] is None and row["op"] == Op.ASSERT:
+        return ASSERT_VALUE
+    for name in ("value", "value_high"):
+        v = row[name]
+        if v is not None and not math.isfinite(v):
+            return Rule(name, FINITE)
+    if row["qualifier"] == Qualifier.RANGE and row["value_high"] is None:
+        return RANGE_HIGH
+    return None
+
+
+def check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -> None:
+    """Refuse a batch (:class:`SchemaMismatch`, the first rule broken) whose columns, defaults
+    filled, break a rule. ``given``: the columns the caller gave (a default is allowed by
+    construction: its enum is not looked at)."""
+    for name, allowed in ENUMS.items():
+        if name not in given:
+            continue
+        col = arrays[name]
+        if pa.types.is_dictionary(col.type):   # encoded by prepare: every entry is used
+            col = col.dictionary
+        bad = pc.invert(pc.is_in(col, value_set=pa.array(allowed)))
+        if pc.any(bad).as_py():
+            _refuse(enum_rule(name, pc.filter(col, bad)[0].as_py()))
+    if pc.any(pc.less(arrays["period_end"], arrays["period_start"])).as_py():
+        _refuse(PERIOD_ORDER)
+    if arrays["value"].null_count:    # (else no assert lacks one: op, often encoded, is not read)
+        if pc.any(pc.and_(pc.equal(arrays["op"], Op.ASSERT.value), pc.is_null(arrays["value"]))).as_py():
+            _refuse(ASSERT_VALUE)
+    for name in ("value", "value_high"):
+        col = arrays[name]
+        if col.null_count == len(col):
+            continue
+        if pa.types.is_floating(col.type) and pc.any(pc.invert(pc.is_finite(col))).as_py():
+            _refuse(Rule(name, FINITE))
+    high = arrays["value_high"]
+    if high.null_count and "qualifier" in given:   # (a default qualifier is exact: no range)
+        ranges = pc.equal(arrays["qualifier"], Qualifier.RANGE.value)
+        if pc.any(pc.and_(ranges, pc.is_null(high))).as_py():
+            _refuse(RANGE_HIGH)
+
+
+def _refuse(rule: Rule) -> None:
+    raise SchemaMismatch(rule.column, rule.reason)
+
+
+def polars_checks(col: Mapping[str, str]) -> list[tuple[pl.Expr, str, str]]:
+    """The rules as row masks of a polars frame, for a reader that reports each bad row: (mask of
+    the rows breaking it, column, reason). ``col`` names the frame's column holding each stored
+    column (``period_start``, ``period_end``, ``value_high``, ``qualifier``; the enums by their
+    own names). Number parsing and required cells are the reader's own checks."""
+    import polars as pl
+
+    out: list[tuple[pl.Expr, str, str]] = []
+    for name, allowed in ENUMS.items():
+        c = pl.col(col.get(name, name))
+        out.append((c.is_not_null() & ~c.is_in(allowed), name, f"is not one of {', '.join(allowed)}"))
+    out.append((pl.col(col["period_end"]) < pl.col(col["period_start"]), *PERIOD_ORDER))
+    out.append(((pl.col(col.get("qualifier", "qualifier")) == Qualifier.RANGE.value)
+                & pl.col(col["value_high"]).is_null(), *RANGE_HIGH))
+    return out

@@ -1,0 +1,83 @@
+"""The event rules live in ``store.rules``, and every engine applying them agrees: the one-row check
+(a single append, the pydantic model), the column check (a batch append) and the polars masks (the
+canonical reader, which reports each bad row)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from store import MetricEvent, SchemaMismatch, Store
+from store.rules import DEFAULTS, ENUMS, check_columns, polars_checks, row_violation
+
+_rows = st.fixed_dictionaries({
+    "op": st.sampled_from(["assert", "retract", "amend"]),
+    "kind": st.sampled_from(["actual", "guidance", "rumour"]),
+    "qualifier": st.sampled_from(["exact", "range", "approx"]),
+    "authority": st.sampled_from(["primary", "secondary"]),
+    "period_start": st.sampled_from([dt.date(2024, 1, 1), dt.date(2024, 12, 31)]),
+    "period_end": st.sampled_from([dt.date(2024, 6, 30), dt.date(2024, 12, 31)]),
+    "value": st.sampled_from([None, 1.0, math.nan, math.inf]),
+    "value_high": st.sampled_from([None, 2.0, -math.inf]),
+})
+
+
+def _columns(row: dict[str, Any]) -> dict[str, pa.Array]:
+    types = {"period_start": pa.date32(), "period_end": pa.date32(), "value": pa.float64(), "value_high": pa.float64()}
+    return {k: pa.array([v], types.get(k, pa.string())) for k, v in row.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(row=_rows)
+def test_the_row_check_the_column_check_and_the_polars_masks_agree(row: dict[str, Any]) -> None:
+    broken = row_violation(row)
+    try:
+        check_columns(_columns(row), given=row)
+        refused = None
+    except SchemaMismatch as exc:
+        refused = (exc.column, exc.reason)
+    assert refused == (None if broken is None else tuple(broken))
+    frame = pl.DataFrame([row], schema_overrides={"value": pl.Float64, "value_high": pl.Float64})
+    flagged = [(column, reason) for mask, column, reason in polars_checks(
+        {"period_start": "period_start", "period_end": "period_end", "value_high": "value_high"})
+        if frame.select(mask.fill_null(False)).item()]
+    # the reader's masks leave out what it checks as input (a missing value, a number out of range)
+    reader_rules = broken is not None and broken.reason not in ("an assert needs a value",
+                                                                "NaN and infinity are not values")
+    if reader_rules:
+        assert broken is not None and flagged and flagged[0][0] == broken.column
+        assert broken.reason.endswith(flagged[0][1])     # (the reader reports the value in a column of its own)
+    else:
+        assert broken is not None or flagged == []
+
+
+def test_the_model_states_the_same_rule() -> None:
+    base = dict(entity="acme", metric="revenue", period_start=dt.date(2024, 1, 1), period_end=dt.date(2024, 12, 31),
+                value=1.0, unit="USD", reported_at=dt.date(2025, 2, 1), source="s")
+    with pytest.raises(ValidationError, match="a range needs value_high"):
+        MetricEvent(**base, qualifier="range")
+    assert MetricEvent(**base, qualifier="range", value_high=2.0).value_high == 2.0
+    assert set(DEFAULTS) >= set(ENUMS)
+
+
+@pytest.mark.parametrize("n", [1, 3, 2000])        # the one-row path, a small batch, an encoded one
+def test_append_refuses_a_range_without_value_high_whole_and_clearly(tmp_path: Any, n: int) -> None:
+    store = Store.create(tmp_path / "store")
+    batch = pa.table({
+        "entity": ["acme"] * n, "metric": ["revenue"] * n,
+        "period_start": [dt.date(2000 + i % 20, 1, 1) for i in range(n)],
+        "period_end": [dt.date(2000 + i % 20, 12, 31) for i in range(n)],
+        "value": [float(i) for i in range(n)], "unit": ["USD"] * n, "reported_at": [dt.date(2025, 2, 1)] * n,
+        "source": [f"s{i}" for i in range(n)], "qualifier": ["exact"] * (n - 1) + ["range"],
+    })
+    with pytest.raises(SchemaMismatch, match="column 'value_high': a range needs value_high"):
+        store.append(batch)
+    assert store.read().num_rows == 0
