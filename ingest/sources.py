@@ -208,7 +208,7 @@ class DropFolder:
         target = self.quarantine_dir / link.name
         if os.path.lexists(target):
             target = self.quarantine_dir / f"{link.name}.{time.time_ns()}"
-        write_atomic(target.with_name(target.name + ".report.txt"),
+        atomic_write(target.with_name(target.name + ".report.txt"),
                      f"file: {link}\nrun: {ctx.run_id}\nerror: {why}\nNothing was read from it.\n")
         try:
             os.replace(link, target)
@@ -217,7 +217,7 @@ class DropFolder:
                 raise
             os.symlink(os.readlink(link), target)    # the link again, across file systems
             link.unlink()
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         ctx.outcome.add_failure(str(link), why)
 
 

@@ -43,7 +43,7 @@ VANISHED_RETRIES = 6
 def local_root(store: Store) -> Path | None:
     """The store's folder, or None for an object store (``s3://``: no folders, no snapshots, no
     default place for a catalog file). The query layer's one test of the backend."""
-    return store.root if isinstance(store.root, Path) else None
+    return store.backend.folder
 
 
 def list_live(store: Store, tables: Iterable[str]) -> Reading:

@@ -58,6 +58,11 @@ class Backend(Protocol):
     def compacts_after_commit(self) -> bool:
         """Does a commit trigger compaction by itself (file locks and renames: local only)?"""
 
+    @property
+    def folder(self) -> Path | None:
+        """The store's folder on this machine, None on object storage (no renames, no file locks,
+        no place for snapshots or a catalog file beside the log)."""
+
     def path(self, folder: str, name: str) -> Path | ObjectPath: ...
     def list_names(self, folder: str) -> list[str]: ...
     def entries(self, folder: str) -> list[Path] | list[ObjectPath]: ...
@@ -90,6 +95,10 @@ class LocalBackend:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._text: dict[str, str] = {}
+
+    @property
+    def folder(self) -> Path:
+        return self.root
 
     def text(self, name: str) -> str:
         """A path under the root, as text (kept: a single append names a few of them several
@@ -238,6 +247,8 @@ class S3Backend:
         self.root = root
         self.files = root.files
         self._sizes: dict[str, int] = {}
+
+    folder = None
 
     def path(self, folder: str, name: str) -> ObjectPath:
         return ObjectPath(self.files, f"{self.root.key}/{folder}/{name}" if self.root.key else f"{folder}/{name}")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from store.backends import ObjectPath
 from store.errors import StoreError
-from store.log import Store
+from store.store import Store
 from store.repair import leftovers, repair as repair_store
 from store.verify import Finding, verify
 
@@ -39,7 +38,7 @@ def checkup(store: Store, *, repair: bool = False) -> Checkup:
         StoreError: ``repair`` on an object store (it works by rename under file locks).
         StoreBusy: a writer held the lock too long (repair only).
     """
-    if repair and isinstance(store.root, ObjectPath):
+    if repair and store.backend.folder is None:
         raise StoreError(
             f"{store.root}: repair works on local stores only (it moves damaged files aside by rename, under "
             "file locks); on object storage nothing is staged in the bucket, so only damaged objects can be "
