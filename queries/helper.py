@@ -17,7 +17,7 @@ import polars as pl
 from queries import lineage
 from queries.args import DateLike, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
-from queries.live import LiveFiles, Reading, read_listed
+from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
 from queries.snapshot import COVERED, FOLDER as SNAPSHOTS, Snapshots
 from queries.views import pin, sql_literal
@@ -53,12 +53,11 @@ class MetricStore:
         self.store = root if isinstance(root, Store) else Store(root)
         # read-only, no file outside the store, settings locked (queries/sandbox.py)
         self._guard = ChecksumGuard(self.store)
-        self._live = LiveFiles(self.store)
         self._snapshots = Snapshots(self.store)
         self._view_columns: dict[str, list[str]] = {}
         # creating the views reads the live files' schemas (a file a compaction deletes meanwhile:
         # listed again, see queries.live)
-        self._con = read_listed(self.store, lambda: self._live.reading(TABLES),
+        self._con = read_listed(self.store, lambda: list_live(self.store, TABLES),
                                 lambda live: sandboxed(self.store, self._guard, live))
 
     def close(self) -> None:
@@ -106,7 +105,7 @@ class MetricStore:
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             # a file a compaction deleted under the query: listed again and run again (queries.live)
-            return read_listed(self.store, lambda: self._live.reading(TABLES), run)
+            return read_listed(self.store, lambda: list_live(self.store, TABLES), run)
         except duckdb.PermissionException as exc:
             raise SqlRefused(str(exc).splitlines()[0]) from None
         except duckdb.Error as exc:
@@ -154,7 +153,7 @@ class MetricStore:
         group of the file on every query (about 10 ms at 10 M events)."""
         if as_recorded is not None:
             return None
-        use = self._snapshots.usable(self._live.reading(COVERED), whole_view=False)
+        use = self._snapshots.usable(list_live(self.store, COVERED), whole_view=False)
         if use is None or filters["entity"] in use.changed:
             return None
         path = use.snapshot.path if as_of is None else self._snapshots.kept(use.snapshot, "versions")

@@ -12,13 +12,13 @@ such attempts it reads holding the compactor's lock, so that no compaction delet
 it. A read that fails with nothing gone fails as it did; one that keeps losing files raises
 :class:`FilesVanished`.
 
-All listing of the query layer goes through :func:`list_live` (and its cache, :class:`LiveFiles`):
-the one place to change should the store offer its own listing of live files.
+All listing of the query layer goes through :func:`list_live`, which asks the store
+(:meth:`store.Store.live_files`): one listing, with one rule for when it is stale, serves writers,
+readers, compaction and snapshots.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from queries.errors import FilesVanished
 from store import Store
-from store.compaction import MANIFESTS, CompactionPolicy, live_files
+from store.compaction import CompactionPolicy
 from store.locks import LockHeld
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ def local_root(store: Store) -> Path | None:
 
 def list_live(store: Store, tables: Iterable[str]) -> Reading:
     """The live files of each of ``tables`` (every committed file but the merged sources)."""
-    return {table: live_files(store, table) for table in tables}
+    return {table: store.live_files(table) for table in tables}
 
 
 def vanished(reading: Reading) -> list[Path]:
@@ -113,56 +113,3 @@ def _holding(store: Store | None) -> Iterator[None]:
             except (LockHeld, OSError):     # a long compaction, or a read-only store: read without it
                 pass
         yield
-
-
-#: A folder's listing is reused while its mtime is unchanged, but only if that mtime was at least
-#: this much older than the listing: a change made within the filesystem's timestamp granularity
-#: of the listing could leave the mtime as it was (as git treats a "racily clean" index entry).
-RACY_S = 0.1
-
-
-class LiveFiles:
-    """:func:`list_live` per table, listed again only when the table's folder or the compaction
-    manifests' folder changed (their mtimes).
-
-    A commit, a compaction or a deletion adds or removes a file in a table folder, and a manifest
-    is published by a rename into ``_compaction/``: each changes a folder's mtime. The listing is a
-    cache of what the folders say, never a source of truth; an object store (no folder mtimes) is
-    listed at every query.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._cache: dict[str, tuple[tuple[int, int], list[Path]]] = {}
-
-    def _stamp(self, table: str) -> tuple[int, int] | None:
-        root = local_root(self.store)
-        if root is None:
-            return None
-        try:
-            folder = os.stat(root / table).st_mtime_ns
-        except OSError:
-            return None
-        try:
-            manifests = os.stat(root / MANIFESTS).st_mtime_ns
-        except OSError:
-            manifests = -1
-        return folder, manifests
-
-    def reading(self, tables: Iterable[str]) -> Reading:
-        """The live files of each of ``tables`` (see :meth:`__call__`)."""
-        return {table: self(table) for table in tables}
-
-    def __call__(self, table: str) -> list[Path]:
-        """The live files of ``table``, from the cache while its folders are unchanged."""
-        stamp = self._stamp(table)
-        hit = self._cache.get(table)
-        if stamp is not None and hit is not None and hit[0] == stamp:
-            return hit[1]
-        listed_at = time.time_ns()
-        files = list_live(self.store, [table])[table]
-        if stamp is not None and max(stamp) < listed_at - int(RACY_S * 1e9):
-            self._cache[table] = (stamp, files)
-        else:
-            self._cache.pop(table, None)
-        return files

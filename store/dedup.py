@@ -186,7 +186,7 @@ class CommittedIds:
         cache = self.footers
         # a merged source's events are all in a file of the same listing: merged sources
         # (thousands, while they wait out their grace period) need not be searched
-        listed = self.log.listing(table).live
+        listed = self.log.listing(table, locked=True).live   # (an append holds the writers' lock)
         for name in [n for n in listed if n not in cache]:   # (on every append: comprehensions)
             groups = self._read_footer(table, name)
             if groups is not None:

