@@ -30,8 +30,11 @@ def serve(
 ) -> None:
     """Serve the views over the PostgreSQL wire protocol (psql, psycopg, DBeaver, Metabase)."""
     # imported here: the wire layer's packages are the optional `serve` extra
-    from queries.serve import ServeConfig, load_users, serve as run, tls_context, users_from_env
-    from queries.serve import hash_password as make_hash
+    try:
+        from queries.serve import ServeConfig, load_users, serve as run, tls_context, users_from_env
+        from queries.serve import hash_password as make_hash
+    except ImportError as exc:
+        raise BadArgument("serve", exc.name, "is not installed: pip install 'metricstore[serve]'") from None
 
     if hash_password:
         password = getpass.getpass("password: ") if os.isatty(0) else input()

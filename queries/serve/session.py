@@ -32,12 +32,12 @@ from queries.errors import SqlError
 from queries.helper import MetricStore
 from store import Store
 
-_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*(.*?)\s*;?\s*$",
-                  re.IGNORECASE | re.DOTALL)
+_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*([^;]*?)\s*;?\s*$",
+                  re.IGNORECASE)
 _RESET = re.compile(r"^\s*RESET\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
 _SHOW = re.compile(r"^\s*SHOW\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
-_IGNORED = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD\s+ALL|DEALLOCATE\b.*"
-                      r"|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)\b.*)\s*;?\s*$", re.IGNORECASE | re.DOTALL)
+_IGNORED = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD\s+ALL|DEALLOCATE\b[^;]*"
+                      r"|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)\b[^;]*)\s*;?\s*$", re.IGNORECASE)
 POINT_IN_TIME = ("as_of", "as_recorded")
 
 #: PostgreSQL spellings in the catalog queries of psql and JDBC drivers that DuckDB does not parse
