@@ -127,6 +127,9 @@ class Handler(BuenaVistaHandler):
     """One client connection."""
 
     server: Server
+    request: socket.socket
+    rfile: Any
+    wfile: Any
 
     def handle(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
@@ -189,7 +192,7 @@ class Handler(BuenaVistaHandler):
         else:
             raise Refused("08P01", f"unknown message type {kind!r}")
 
-    def handle_startup(self, conn: Connection) -> _Context | None:  # type: ignore[override]
+    def handle_startup(self, conn: Connection) -> _Context | None:
         length = self.r.read_uint32()
         if length < 8 or length > 10_000:
             raise Refused("08P01", "invalid startup packet length")
@@ -220,7 +223,7 @@ class Handler(BuenaVistaHandler):
         if not self.server.admit():
             raise Refused("53300", f"too many connections (at most {self.server.config.max_connections})")
         self.admitted = True
-        ctx = _Context(None, self.server.rewriter, params)  # type: ignore[arg-type]  # the session comes after the password
+        ctx = _Context(None, self.server.rewriter, params)  # the session comes after the password
         self.wfile.write(struct.pack("!cii", b"R", 8, 3))   # AuthenticationCleartextPassword
         return ctx
 
@@ -265,7 +268,7 @@ class Handler(BuenaVistaHandler):
             raw = buf.read_bytes(size) if size >= 0 else None
             values.append(None if raw is None else _decode(raw, oids[i] if i < len(oids) else 0, formats[i]))
         result_formats = [buf.read_int16() for _ in range(buf.read_int16())]
-        ctx.add_portal(portal, stmt, values, result_formats)  # type: ignore[arg-type]
+        ctx.add_portal(portal, stmt, values, result_formats)
         self.send_bind_complete()
 
     def send_error(self, exception: object, ctx: BVContext | None = None) -> None:
@@ -277,7 +280,7 @@ class Handler(BuenaVistaHandler):
         elif isinstance(exception, BadArgument):
             code = "22023"      # invalid_parameter_value
         elif isinstance(exception, SqlError):
-            code = "57014" if "statement timeout" in str(exception) else "42000"
+            code = "57014" if str(exception).startswith("canceling statement") else "42000"
         message = str(exception).splitlines()[0] if str(exception) else type(exception).__name__
         fatal = isinstance(exception, Refused)
         out = BVBuffer()

@@ -207,9 +207,11 @@ class StoreSession(Session):
         try:
             return self.ms.sql(sql, list(params) if params else None, as_of=self.as_of, as_recorded=self.as_recorded)
         except SqlError as exc:
-            if not timer.is_alive() and "interrupt" in str(exc).lower():
-                raise SqlError(f"canceling statement due to statement timeout ({self.timeout_s:g} s)") from None
-            raise
+            if "interrupt" not in str(exc).lower():
+                raise
+            if timer.is_alive():
+                raise SqlError("canceling statement due to user request") from None
+            raise SqlError(f"canceling statement due to statement timeout ({self.timeout_s:g} s)") from None
         finally:
             timer.cancel()
 
