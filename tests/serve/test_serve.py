@@ -21,7 +21,7 @@ from ingest import Catalog, ingest_paths
 from queries import VIEWS, MetricStore
 from queries.serve import verify_password
 from tests.conftest import CATALOG, ROOT, fact, run_cli, write_csv
-from tests.serve.conftest import MAX_CONNECTIONS, PASSWORD, TIMEOUT_S, USER, Served
+from tests.serve.conftest import MAX_CONNECTIONS, PASSWORD, TIMEOUT_S, USER, Served, free_port, start, stop, wait_listening
 
 SLOW = "SELECT sum(a.range * b.range) FROM range(200000) a, range(200000) b"
 
@@ -239,3 +239,25 @@ def test_hash_password_prints_a_hash_a_users_file_takes() -> None:
     stored = out.stdout.strip()
     assert stored.startswith("scrypt$") and "s3cret" not in stored
     assert verify_password("s3cret", stored) and not verify_password("s3cret!", stored)
+
+
+def test_tls_when_a_certificate_is_given(served: Served, tmp_path: Any) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (it makes the test's self-signed certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    port, log = free_port(), tmp_path / "tls.log"
+    proc = start(["--store", str(served.store.root), "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)],
+                 log, env={"METRICSTORE_SERVE_USER": USER, "METRICSTORE_SERVE_PASSWORD": PASSWORD})
+    try:
+        wait_listening(port, proc, log)
+        dsn = served.dsn().replace(f"port={served.port}", f"port={port}")
+        with psycopg.connect(dsn.replace("sslmode=disable", "sslmode=require")) as conn:
+            assert conn.pgconn.ssl_in_use
+            assert conn.execute("SELECT count(*) FROM metrics").fetchone() is not None
+        with pytest.raises(psycopg.OperationalError, match="TLS connections only"):
+            psycopg.connect(dsn)
+    finally:
+        stop(proc)
