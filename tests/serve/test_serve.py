@@ -193,6 +193,26 @@ def test_catalog_queries_of_browsing_tools(served: Served) -> None:
                              "WHERE a.attrelid = %s AND a.attnum > 0 ORDER BY a.attnum", [found[0][0]]).fetchall()
         assert ("entity", "varchar") in attrs
         assert conn.execute("SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'main'").fetchone() == ("main",)
+        # the constructs of the JDBC driver's getTables/getColumns (DBeaver, Metabase): comments joined
+        # from pg_description, regex on schema names, pg_get_expr of defaults, column numbers by window
+        listed = conn.execute(
+            "SELECT n.nspname, c.relname, CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'r' THEN 'TABLE' END AS kind, "
+            "d.description FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c "
+            "LEFT JOIN pg_catalog.pg_description d ON (c.oid = d.objoid AND d.objsubid = 0) "
+            "WHERE c.relnamespace = n.oid AND c.relname LIKE '%' AND c.relkind = 'v' "
+            "AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 3, 1, 2").fetchall()
+        assert {(r[1], r[2]) for r in listed} >= {(v, "VIEW") for v in VIEWS}
+        cols = conn.execute(
+            "SELECT * FROM (SELECT n.nspname, c.relname, a.attname, a.atttypid, t.typtype, "
+            "row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) AS attnum, "
+            "pg_catalog.pg_get_expr(def.adbin, def.adrelid) AS adsrc, dsc.description "
+            "FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_class c ON (c.relnamespace = n.oid) "
+            "JOIN pg_catalog.pg_attribute a ON (a.attrelid = c.oid) JOIN pg_catalog.pg_type t ON (a.atttypid = t.oid) "
+            "LEFT JOIN pg_catalog.pg_attrdef def ON (a.attrelid = def.adrelid AND a.attnum = def.adnum) "
+            "LEFT JOIN pg_catalog.pg_description dsc ON (c.oid = dsc.objoid AND a.attnum = dsc.objsubid) "
+            "WHERE c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped AND c.relname LIKE 'growth') c "
+            "WHERE true ORDER BY nspname, relname, attnum").fetchall()
+        assert [r[2] for r in cols][:3] == ["entity", "metric", "segment"] and ("period_end", 1082) in {(r[2], r[3]) for r in cols}
 
 
 def test_a_new_commit_is_seen_by_the_next_query(served: Served, tmp_path: Any) -> None:
