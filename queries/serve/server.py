@@ -163,6 +163,9 @@ class Handler(BuenaVistaHandler):
         except (struct.error, ValueError, IndexError, KeyError, UnicodeDecodeError) as exc:
             log.info("closing %s: malformed message (%s)", self.peer, type(exc).__name__)
             self._quiet_error(Refused("08P01", "malformed protocol message"))
+        except Exception as exc:  # one connection's fault never reaches the other sessions or the log as a traceback
+            log.error("closing %s: %s: %s", self.peer, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            self._quiet_error(Refused("XX000", "internal error; the connection is closed"))
         finally:
             if ctx is not None:
                 self.server.ctxts.pop(ctx.process_id, None)
