@@ -21,7 +21,7 @@ $(VENV)/.installed-core-$(HASH): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-test-$(HASH): $(VENV)/.installed-core-$(HASH)
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,serve]"
 	@touch $@
 
 $(VENV)/.installed-scale-$(HASH): $(VENV)/.installed-test-$(HASH)

@@ -1,0 +1,223 @@
+"""One wire connection: a :class:`~queries.MetricStore` (the locked, read-only sandbox) and its
+point in time.
+
+A statement is one of:
+
+- ``SET as_of = '2024-06-30'`` / ``SET as_recorded = '...'`` (``TO`` works too; ``RESET`` or
+  ``= DEFAULT`` clears it): the session's point in time, applied to every query after it;
+- ``BEGIN``/``COMMIT``/``ROLLBACK``, ``SET`` of any other setting, ``DISCARD ALL``: accepted and
+  ignored (drivers send them; there is nothing to commit and no setting a client may change);
+- ``SHOW name``: the session's value (``as_of``, ``as_recorded``) or the server's parameter;
+- anything else goes to :meth:`MetricStore.sql`, which accepts one ``SELECT`` and nothing else.
+
+psql and the JDBC drivers of DBeaver and Metabase browse through ``pg_catalog`` and
+``information_schema``, which DuckDB emulates; :func:`pg_compat` rewrites the few PostgreSQL
+spellings in their queries that DuckDB does not parse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import duckdb
+import polars as pl
+from buenavista.core import BVType, QueryResult, Session
+
+from queries.args import to_date, to_timestamp
+from queries.errors import SqlError
+from queries.helper import MetricStore
+from store import Store
+
+_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*([^;]*?)\s*;?\s*$",
+                  re.IGNORECASE)
+_RESET = re.compile(r"^\s*RESET\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
+_SHOW = re.compile(r"^\s*SHOW\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
+_IGNORED = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD\s+ALL|DEALLOCATE\b[^;]*"
+                      r"|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)\b[^;]*)\s*;?\s*$", re.IGNORECASE)
+POINT_IN_TIME = ("as_of", "as_recorded")
+
+#: PostgreSQL spellings in the catalog queries of psql and JDBC drivers that DuckDB does not parse
+_COMPAT = (
+    (re.compile(r"OPERATOR\s*\(\s*pg_catalog\.([~!=<>]+)\s*\)", re.IGNORECASE), r"\1"),
+    (re.compile(r"\s+COLLATE\s+pg_catalog\.default", re.IGNORECASE), ""),
+    (re.compile(r"pg_catalog\.pg_get_userbyid\s*\([^()]*\)", re.IGNORECASE), "'metricstore'"),
+    (re.compile(r"\bpg_get_userbyid\s*\([^()]*\)", re.IGNORECASE), "'metricstore'"),
+    (re.compile(r"(?:pg_catalog\.)?pg_get_expr\s*\([^()]*\)", re.IGNORECASE), "NULL"),
+    (re.compile(r"::\s*pg_catalog\.(regtype|regclass|regproc|oid)\b", re.IGNORECASE), "::VARCHAR"),
+    (re.compile(r"::\s*pg_catalog\.(text|name|char)\b", re.IGNORECASE), "::VARCHAR"),
+)
+
+
+def pg_compat(query: str) -> str:
+    """``query`` with the PostgreSQL-only spellings of catalog queries replaced (see ``_COMPAT``)."""
+    for pattern, replacement in _COMPAT:
+        query = pattern.sub(replacement, query)
+    return query
+
+
+def _bvtype(dtype: pl.DataType) -> BVType:
+    if dtype in (pl.Int64, pl.UInt32, pl.UInt64):
+        return BVType.BIGINT
+    if dtype.is_integer():
+        return BVType.INTEGER
+    if dtype.is_float():
+        return BVType.FLOAT
+    if dtype.is_decimal():
+        return BVType.DECIMAL
+    if dtype == pl.Boolean:
+        return BVType.BOOL
+    if dtype == pl.Date:
+        return BVType.DATE
+    if isinstance(dtype, pl.Datetime):
+        return BVType.TIMESTAMP
+    return BVType.TEXT   # strings; lists and structs as their text
+
+
+def _text(value: Any) -> str:
+    return str(value)
+
+
+class FrameResult(QueryResult):
+    """A polars DataFrame as the wire layer reads it: names, types, rows."""
+
+    def __init__(self, frame: pl.DataFrame | None, tag: str = "") -> None:
+        super().__init__()
+        self.frame = frame
+        self.tag = tag
+        self.types = [_bvtype(t) for t in frame.dtypes] if frame is not None else []
+
+    def has_results(self) -> bool:
+        return self.frame is not None
+
+    def column_count(self) -> int:
+        return len(self.types)
+
+    def column(self, index: int) -> tuple[str, BVType]:
+        assert self.frame is not None
+        return self.frame.columns[index], self.types[index]
+
+    def rows(self) -> Iterator[list[Any]]:
+        if self.frame is None:
+            return iter(())
+        text = [i for i, t in enumerate(self.types) if t is BVType.TEXT and self.frame.dtypes[i] != pl.String]
+        return (self._row(r, text) for r in self.frame.iter_rows())
+
+    @staticmethod
+    def _row(row: tuple[Any, ...], text: list[int]) -> list[Any]:
+        out = list(row)
+        for i in text:
+            if out[i] is not None:
+                out[i] = _text(out[i])
+        return out
+
+    def status(self) -> str:
+        return self.tag
+
+
+class _Cursors:
+    """The session's DuckDB connection, remembering the cursor a query runs on so that a timeout or
+    a cancel request can interrupt it from another thread (:meth:`MetricStore.sql` opens one per query)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self._lock = threading.Lock()
+        self._current: duckdb.DuckDBPyConnection | None = None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self._con.cursor()
+        with self._lock:
+            self._current = cur
+        return cur
+
+    def interrupt(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._current.interrupt()
+
+    def close(self) -> None:
+        self._con.close()
+
+
+class StoreSession(Session):
+    """A connection's session: the sandbox, its point in time, a statement timeout."""
+
+    def __init__(self, store: Store, *, timeout_s: float, parameters: dict[str, str]) -> None:
+        super().__init__()
+        self.ms = MetricStore(store)
+        self._cursors = _Cursors(self.ms._con)
+        self.ms._con = self._cursors  # type: ignore[assignment]  # cursor() and close() are all it calls
+        self.timeout_s = timeout_s
+        self.parameters = parameters
+        self.as_of: dt.date | None = None
+        self.as_recorded: dt.datetime | None = None
+
+    def set_point(self, name: str, value: str | None) -> None:
+        """Set ``as_of``/``as_recorded`` (None clears it). Raises BadArgument for a bad date."""
+        if name == "as_of":
+            self.as_of = to_date("as_of", value) if value else None
+        else:
+            self.as_recorded = to_timestamp("as_recorded", value) if value else None
+
+    def cursor(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.ms.close()
+
+    def in_transaction(self) -> bool:
+        return False
+
+    def interrupt(self) -> None:
+        """Stop the running query (a cancel request)."""
+        self._cursors.interrupt()
+
+    def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> QueryResult:
+        if not sql.strip().rstrip(";").strip():
+            return FrameResult(None, "EMPTY")
+        if _IGNORED.match(sql):
+            return FrameResult(None, sql.split()[0].upper().rstrip(";"))
+        if m := _SET.match(sql):
+            name, value = m.group(1).lower(), m.group(2)
+            if name in POINT_IN_TIME:
+                self.set_point(name, None if value.upper() == "DEFAULT" else _unquote(value))
+            return FrameResult(None, "SET")
+        if m := _RESET.match(sql):
+            name = m.group(1).lower()
+            for point in POINT_IN_TIME:
+                if name in (point, "all"):
+                    self.set_point(point, None)
+            return FrameResult(None, "RESET")
+        if m := _SHOW.match(sql):
+            return FrameResult(self._show(m.group(1).lower()), "SHOW")
+        return FrameResult(self._query(pg_compat(sql), params), "")
+
+    def _show(self, name: str) -> pl.DataFrame:
+        points = {"as_of": self.as_of, "as_recorded": self.as_recorded}
+        value = points[name] if name in points else self.parameters.get(name)
+        return pl.DataFrame({name: [None if value is None else str(value)]}, schema={name: pl.String})
+
+    def _query(self, sql: str, params: Sequence[Any] | None) -> pl.DataFrame:
+        timer = threading.Timer(self.timeout_s, self._cursors.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return self.ms.sql(sql, list(params) if params else None, as_of=self.as_of, as_recorded=self.as_recorded)
+        except SqlError as exc:
+            if "interrupt" not in str(exc).lower():
+                raise
+            if timer.is_alive():
+                raise SqlError("canceling statement due to user request") from None
+            raise SqlError(f"canceling statement due to statement timeout ({self.timeout_s:g} s)") from None
+        finally:
+            timer.cancel()
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1].replace(value[0] * 2, value[0])
+    return value
