@@ -204,6 +204,10 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
         report.problems = [RowProblem(str(path), exc.row or 0, exc.column or "", exc.value, exc.reason)]
         return report
     batch = out if isinstance(out, Batch) else Batch(out)
+    if batch.chunks is not None:    # a file read in chunks streams into one commit
+        from ingest.chunked import ingest_chunks   # builds on this module
+        return ingest_chunks(store, path, batch, report, catalog=catalog, skip_invalid=skip_invalid,
+                             run_id=run_id, today=today, entity=entity)
     if entity:
         batch = Batch(batch.frame.with_columns(pl.lit(entity.strip().lower(), pl.String).alias("entity")),
                       [replace(e, entity=entity.strip().lower()) for e in batch.entities])

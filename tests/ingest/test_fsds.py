@@ -1,0 +1,177 @@
+"""SEC Financial Statement Data Sets: a hand-made quarter (tests/fixtures/fsds/) and the real
+2009q3 quarter from ../shared/data (ingested once for the module), alone and beside Apple's
+companyfacts."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import Catalog, RunReport, detect_format, ingest_paths
+from queries import MetricStore
+from store import Store
+from tests.conftest import ROOT, needs_shared, run_cli
+
+FIXTURE = ROOT / "tests" / "fixtures" / "fsds"
+ACME, BETA = "cik9999901", "cik9999902"
+Q3 = "0009999901-24-000010 10-Q"
+APPLE_10Q = "0001193125-09-153165 10-Q"
+
+
+def make_zip(folder: Path, name: str = "2024q3.zip", **members: bytes | None) -> Path:
+    """The fixture quarter zipped, with members replaced (bytes) or left out (None)."""
+    files = {n: (FIXTURE / n).read_bytes() for n in ("sub.txt", "num.txt", "tag.txt")}
+    files.update(members)
+    path = folder / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, data in files.items():
+            if data is not None:
+                zf.writestr(member, data)
+    return path
+
+
+def fixture_rows() -> list[dict[str, str]]:
+    with (FIXTURE / "num.txt").open(newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+@pytest.fixture
+def acme(tmp_path: Path, store: Store, catalog: Catalog) -> Store:
+    report = ingest_paths(store, [make_zip(tmp_path)], catalog=catalog)
+    assert report.ok, [str(p) for f in report.files for p in f.problems] + [f.error for f in report.files]
+    return store
+
+
+def one(ms: MetricStore, sql: str, params: list[object]) -> dict[str, object]:
+    df = ms.sql(sql, params)
+    assert df.height == 1, df
+    return df.row(0, named=True)
+
+
+# -- the hand-made quarter ------------------------------------------------------------------------
+def test_detected_and_every_valued_row_is_one_event(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    path = make_zip(tmp_path)
+    assert detect_format(path) == "sec-fsds"
+    valued = [r for r in fixture_rows() if r["value"]]
+    first = ingest_paths(store, [path], catalog=catalog)
+    assert (first.added, first.rejected) == (len(valued), 0) == (14, 0)
+    assert any("1 row(s) without a value" in w for w in first.files[0].warnings)
+    again = ingest_paths(store, [path], catalog=catalog)
+    assert (again.added, again.already_present) == (0, len(valued))
+
+
+def test_rows_follow_the_companyfacts_rules(acme: Store, ms: MetricStore) -> None:
+    rev = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'revenue' AND period = '2024Q3' AND dims = ''", [ACME])
+    assert (rev["value"], rev["unit"], rev["source"], rev["source_ref"], str(rev["reported_at"])) == (
+        1_000_000_000, "USD", Q3, "us-gaap:Revenues", "2024-08-01")
+    # ACME's instance is acme-20240629.xml: a 52/53-week year, quarters end on the last Saturday
+    assert (str(rev["period_start"]), str(rev["period_end"])) == ("2024-03-31", "2024-06-29")
+    shadow = one(ms, "SELECT * FROM events WHERE entity = ? AND metric = 'us-gaap:SalesRevenueNet'", [ACME])
+    assert shadow["value"] == 999_000_000 and "shadowed by us-gaap:Revenues" in shadow["note"]
+    assert one(ms, "SELECT value FROM facts WHERE entity = ? AND metric = 'revenue' AND period = '9M2024'",
+               [ACME])["value"] == 2_900_000_000
+    eps = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'eps_diluted'", [ACME])
+    assert (eps["value"], eps["unit"]) == (1.23, "USD/share")           # a perShare tag in USD
+    custom = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'acme:WidgetBacklog'", [ACME])
+    assert (custom["period"], custom["value"]) == ("2024-06-29", 12_000_000)
+    assert "footnote: Unaudited." in one(ms, "SELECT note FROM events WHERE event_id = ?", [custom["event_id"]])["note"]
+    early = one(ms, "SELECT * FROM events WHERE entity = ? AND period_end = DATE '2024-09-28'", [ACME])
+    assert early["kind"] == "guidance" and "filed before the period ended" in early["note"]
+    beta = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'revenue'", [BETA])
+    assert (beta["period"], beta["value"]) == ("2024H1", 5_000_000)
+    assert (str(beta["period_start"]), str(beta["period_end"])) == ("2024-01-01", "2024-06-30")
+
+
+def test_segments_and_coregistrant_become_dims(acme: Store, ms: MetricStore) -> None:
+    seg = ms.sql("SELECT dims, value FROM facts WHERE entity = ? AND metric = 'revenue' AND period = '2024Q3' "
+                 "AND dims <> '' ORDER BY dims", [ACME])
+    assert seg.rows() == [("statementbusinesssegmentsaxis=GadgetsMember", 400_000_000),
+                          ("statementbusinesssegmentsaxis=WidgetsMember", 600_000_000)]
+    assets = ms.sql("SELECT dims, value FROM facts WHERE entity = ? AND metric = 'total_assets' ORDER BY dims", [ACME])
+    assert assets.rows() == [("", 5_512_345_000), ("coreg=AcmeFinanceSubsidiary", 800_000_000)]
+
+
+def test_entities_from_sub_and_the_amendment_restates(acme: Store, ms: MetricStore) -> None:
+    e = one(ms, "SELECT * FROM entities WHERE entity = ?", [ACME])
+    assert (e["name"], e["cik"], e["fiscal_year_end_month"]) == ("ACME WIDGETS INC", "9999901", 9)
+    assert one(ms, "SELECT cik FROM entities WHERE entity = ?", [BETA])["cik"] == "9999902"
+    fy = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'revenue' AND period = 'FY2023'", [ACME])
+    assert (fy["value"], fy["source"]) == (3_950_000_000, "0009999901-24-000020 10-K/A")
+
+
+def test_a_file_of_the_era_before_segments_reads_alike(tmp_path: Path, store: Store, catalog: Catalog,
+                                                       ms: MetricStore) -> None:
+    """Files before the SEC added ``segments``: ``coreg`` after ``version``, no segments column."""
+    rows = [r for r in fixture_rows() if not r["segments"]]
+    cols = ["adsh", "tag", "version", "coreg", "ddate", "qtrs", "uom", "value", "footnote"]
+    text = "".join("\t".join(r) + "\n" for r in [cols] + [[row[c] for c in cols] for row in rows])
+    report = ingest_paths(store, [make_zip(tmp_path, **{"num.txt": text.encode()})], catalog=catalog)
+    assert (report.added, report.rejected) == (len([r for r in rows if r["value"]]), 0) == (12, 0)
+    assert ms.sql("SELECT dims FROM facts WHERE entity = ? AND metric = 'total_assets' ORDER BY dims",
+                  [ACME])["dims"].to_list() == ["", "coreg=AcmeFinanceSubsidiary"]
+
+
+def test_the_cli_ingests_a_quarter(tmp_path: Path) -> None:
+    r = run_cli("ingest", str(make_zip(tmp_path)), "--format", "sec-fsds", store=tmp_path / "st")
+    assert r.returncode == 0, r.stderr
+    assert "14 added, 0 already present, 0 rejected" in r.stdout
+
+
+# -- the real 2009q3 quarter ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quarter() -> Path:
+    return needs_shared("sec-fsds", "2009q3.zip")
+
+
+@pytest.fixture(scope="module")
+def raw_num(quarter: Path) -> list[dict[str, str]]:
+    with zipfile.ZipFile(quarter) as zf, zf.open("num.txt") as fh:
+        lines = fh.read().decode("utf-8").splitlines()
+    return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@pytest.fixture(scope="module")
+def real(quarter: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, RunReport, MetricStore]]:
+    """The quarter ingested once, then Apple's companyfacts beside it."""
+    catalog = Catalog.load(ROOT / "data" / "catalog")
+    store = Store.create(tmp_path_factory.mktemp("fsds") / "store")
+    report = ingest_paths(store, [quarter], catalog=catalog)
+    ms = MetricStore(store)
+    yield store, report, ms
+    ms.close()
+
+
+def test_every_row_of_the_quarter_is_one_event(real: tuple[Store, RunReport, MetricStore],
+                                               raw_num: list[dict[str, str]], quarter: Path) -> None:
+    store, report, ms = real
+    valued = [r for r in raw_num if r["value"]]
+    assert len(raw_num) == 126_650 and report.ok
+    assert report.added == len(valued) == ms.sql("SELECT count(*) n FROM events WHERE run_id = ?",
+                                                  [report.run_id])["n"][0]
+    assert ms.sql("SELECT count(*) n FROM events WHERE run_id = ? AND dims <> ''",
+                  [report.run_id])["n"][0] >= 17_000    # segment and co-registrant figures
+    again = ingest_paths(store, [quarter], catalog=Catalog.load(ROOT / "data" / "catalog"))
+    assert (again.added, again.already_present) == (0, len(valued))
+
+
+@pytest.mark.parametrize("index", [0, 1, 4_321, 60_000, 126_649])
+def test_spot_values_match_the_raw_file(real: tuple[Store, RunReport, MetricStore],
+                                        raw_num: list[dict[str, str]], index: int) -> None:
+    _, report, ms = real
+    r = raw_num[index]
+    if not r["value"]:
+        pytest.skip("a nil row")
+    got = ms.sql("SELECT value, period_end, source, source_ref, unit, dims FROM events "
+                 "WHERE run_id = ? AND source LIKE ? AND source_ref LIKE ?",
+                 [report.run_id, r["adsh"] + " %", "%:" + r["tag"]])
+    matches = [g for g in got.iter_rows(named=True)
+               if g["value"] == pytest.approx(float(r["value"]))
+               and abs((g["period_end"] - dt.datetime.strptime(r["ddate"], "%Y%m%d").date()).days) <= 6
+               and (r["coreg"] == "") == ("coreg=" not in g["dims"])
+               and (r["segments"] == "") == (g["dims"] in ("", f"coreg={r['coreg']}"))]
+    assert matches, (r, got)
