@@ -10,9 +10,11 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from ingest import Catalog, RunReport, detect_format, ingest_paths
+from ingest.sec import read_companyfacts
 from queries import MetricStore
 from store import Store
 from tests.conftest import ROOT, needs_shared, run_cli
@@ -175,3 +177,34 @@ def test_spot_values_match_the_raw_file(real: tuple[Store, RunReport, MetricStor
                and (r["coreg"] == "") == ("coreg=" not in g["dims"])
                and (r["segments"] == "") == (g["dims"] in ("", f"coreg={r['coreg']}"))]
     assert matches, (r, got)
+
+
+# -- the same filing through companyfacts and through the data sets -------------------------------
+def test_apple_through_both_is_one_set_of_facts(real: tuple[Store, RunReport, MetricStore]) -> None:
+    """Apple's 10-Q of July 2009 through both readers: the same facts under the same event ids."""
+    store, report, ms = real
+    apple = needs_shared("sec", "CIK0000320193_apple_asof2024-11.json")
+    cf = read_companyfacts(apple).frame.filter(pl.col("source") == APPLE_10Q)
+    fs = ms.sql("SELECT source_ref, CAST(period_start AS VARCHAR) AS period_start, CAST(period_end AS VARCHAR) "
+                "AS period_end, value, metric, dims FROM events WHERE run_id = ? AND source = ?",
+                [report.run_id, APPLE_10Q])
+    assert fs.height == 176 and (fs["dims"] == "").all()
+    both = fs.join(cf.select("source_ref", "period_start", "period_end", pl.col("value").cast(pl.Float64).alias("cf"),
+                             pl.col("metric").alias("cf_metric")),
+                   on=["source_ref", "period_start", "period_end"], how="inner")
+    assert both.height == 172                          # every us-gaap fact; custom aapl: and dei: are in one only
+    assert (both["value"] == both["cf"]).all() and (both["metric"] == both["cf_metric"]).all()
+    added = ingest_paths(store, [apple], catalog=Catalog.load(ROOT / "data" / "catalog"))
+    assert added.ok and added.already_present == both.height    # same content, same ids: not stored twice
+    # no fact counted twice: nothing current as of the filing sits beside a copy a few days off
+    near = ms.sql("""
+        WITH f AS (SELECT * FROM facts_as_of(DATE '2009-07-22') WHERE entity = 'aapl')
+        SELECT a.metric, a.period, b.period AS other FROM f a JOIN f b
+          ON a.metric = b.metric AND a.dims = b.dims AND a.unit = b.unit AND a.period < b.period
+         AND (a.period_start = a.period_end) = (b.period_start = b.period_end)
+         AND abs(date_diff('day', a.period_end, b.period_end)) BETWEEN 1 AND 6
+         AND abs(date_diff('day', a.period_start, b.period_start)) <= 6""")
+    assert near.height == 0, near
+    revenue = ms.sql("SELECT period, value, source FROM facts_as_of(DATE '2009-07-22') WHERE entity = 'aapl' "
+                     "AND metric = 'revenue' AND period IN ('2009Q3', '9M2009') ORDER BY period")
+    assert revenue.rows() == [("2009Q3", 8_337_000_000, APPLE_10Q), ("9M2009", 26_667_000_000, APPLE_10Q)]  # as in num.txt
