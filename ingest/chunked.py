@@ -95,7 +95,7 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
                                 f"{(str(exc).splitlines() or [''])[0][:200]}") from None
     except BadFile as exc:
         report.error = str(exc)
-        report.problems = [RowProblem(file, exc.row or 0, exc.column or "", exc.value, exc.reason)]
+        report.problems = [RowProblem(exc.file, exc.row or 0, exc.column or "", exc.value, exc.reason)]
         return report
     except _Refused:
         result = None

@@ -17,7 +17,7 @@ from ingest import Catalog, RunReport, detect_format, ingest_paths
 from ingest.sec import read_companyfacts
 from queries import MetricStore
 from store import Store
-from tests.conftest import ROOT, needs_shared, run_cli
+from tests.conftest import ROOT, needs_shared, run_cli, store_files
 
 FIXTURE = ROOT / "tests" / "fixtures" / "fsds"
 ACME, BETA = "cik9999901", "cik9999902"
@@ -208,3 +208,74 @@ def test_apple_through_both_is_one_set_of_facts(real: tuple[Store, RunReport, Me
     revenue = ms.sql("SELECT period, value, source FROM facts_as_of(DATE '2009-07-22') WHERE entity = 'aapl' "
                      "AND metric = 'revenue' AND period IN ('2009Q3', '9M2009') ORDER BY period")
     assert revenue.rows() == [("2009Q3", 8_337_000_000, APPLE_10Q), ("9M2009", 26_667_000_000, APPLE_10Q)]  # as in num.txt
+
+
+# -- bad input: one line, exit 2, the store unchanged ----------------------------------------------
+def _num_with(row: list[str]) -> bytes:
+    return (FIXTURE / "num.txt").read_bytes() + ("\t".join(row) + "\n").encode()
+
+
+_ROW = ["0009999901-24-000010", "Revenues", "us-gaap/2024", "20240630", "1", "USD", "", "", "1.0000", ""]
+BAD = [
+    ("no num.txt", {"num.txt": None}, "2024q3.zip: holds no num.txt"),
+    ("unknown accession", {"num.txt": _num_with(["0000000000-00-000000", *_ROW[1:]])},
+     "2024q3.zip/num.txt:17: column adsh='0000000000-00-000000': is not an accession of sub.txt"),
+    ("qtrs 7", {"num.txt": _num_with([*_ROW[:4], "7", *_ROW[5:]])},
+     "2024q3.zip/num.txt:17: column qtrs='7': is not a number of quarters"),
+    ("bad date", {"num.txt": _num_with([*_ROW[:3], "20091340", *_ROW[4:]])},
+     "2024q3.zip/num.txt:17: column ddate='20091340': is not a date (YYYYMMDD)"),
+    ("non-UTF-8 name", {"sub.txt": (FIXTURE / "sub.txt").read_bytes().replace(b"BETA CORP", b"B\xc9TA CORP")},
+     "2024q3.zip/sub.txt:4: not UTF-8 text: byte 0xc9"),
+    ("truncated zip", "truncate", "2024q3.zip: is truncated or damaged"),
+]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, catalog: Catalog) -> Store:
+    """A store that holds the good quarter already (the refused file must change nothing)."""
+    st = Store.create(tmp_path / "store")
+    (tmp_path / "good").mkdir()
+    assert ingest_paths(st, [make_zip(tmp_path / "good")], catalog=catalog).ok
+    return st
+
+
+@pytest.mark.parametrize("name,members,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_quarter_is_one_line_exit_2_and_commits_nothing(name: str, members: object, message: str,
+                                                             tmp_path: Path, seeded: Store) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    if members == "truncate":
+        path = make_zip(folder)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        assert isinstance(members, dict)
+        path = make_zip(folder, **members)
+    before = store_files(seeded.root)
+    r = run_cli("ingest", str(path), store=seeded.root)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if message in ln]     # '<file>: rejected: <message>'
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: rejected: "), r.stdout
+    logs = ("events", "entities", "metrics")    # the run log records the refused run, as for any file
+    assert {k: v for k, v in store_files(seeded.root).items() if k.startswith(logs)} == \
+           {k: v for k, v in before.items() if k.startswith(logs)}
+
+
+def test_in_small_blocks_the_same_events_and_a_late_bad_row_commits_nothing(
+        tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.fsds
+
+    whole = Store.create(tmp_path / "whole")
+    assert ingest_paths(whole, [make_zip(tmp_path)], catalog=catalog).ok
+    monkeypatch.setattr(ingest.fsds, "BLOCK_BYTES", 300)     # a row or three a block
+    blocks = Store.create(tmp_path / "blocks")
+    report = ingest_paths(blocks, [make_zip(tmp_path)], catalog=catalog)
+    assert report.ok and report.added == 14
+    ids = [sorted(s.read("events").column("event_id").to_pylist()) for s in (whole, blocks)]
+    assert ids[0] == ids[1] and len(set(blocks.read("events").column("commit_id").to_pylist())) == 1
+
+    late = Store.create(tmp_path / "late")
+    bad = make_zip(tmp_path / "late", **{"num.txt": _num_with([*_ROW[:4], "7", *_ROW[5:]])})
+    report = ingest_paths(late, [bad], catalog=catalog)
+    assert report.added == 0 and report.files[0].error and "num.txt:17: column qtrs='7'" in report.files[0].error
+    assert late.read("events").num_rows == 0 and late.read("entities").num_rows == 0
