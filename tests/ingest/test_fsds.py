@@ -279,3 +279,59 @@ def test_in_small_blocks_the_same_events_and_a_late_bad_row_commits_nothing(
     report = ingest_paths(late, [bad], catalog=catalog)
     assert report.added == 0 and report.files[0].error and "num.txt:17: column qtrs='7'" in report.files[0].error
     assert late.read("events").num_rows == 0 and late.read("entities").num_rows == 0
+
+
+# -- a scheduled job fetching each quarter's zip ---------------------------------------------------
+def test_sec_fsds_job_fetches_each_new_quarter_once(tmp_path: Path, store: Store, catalog: Catalog) -> None:
+    from ingest.fsds_feed import quarters
+    from ingest.jobs import load_jobs
+    from ingest.runner import run_job
+    from tests.conftest import http_server
+    from tests.ingest.test_http import Feed, make_handler
+
+    assert quarters("2023q4", None, dt.date(2024, 7, 14), 14) == ["2023q4", "2024q1", "2024q2"]
+    assert quarters("2023q4", "2024q1", dt.date(2024, 7, 14), 14) == ["2023q4", "2024q1"]
+    assert quarters("2024q2", None, dt.date(2024, 7, 13), 14) == []          # not published yet
+    feed = Feed()
+    feed.bodies["/dera/2024q1.zip"] = make_zip(tmp_path)
+    feed.fail_first["/dera/2024q1.zip"] = 1                                   # a 503 first: retried
+    with http_server(make_handler(feed)) as base:
+        jobs = tmp_path / "jobs.toml"
+        jobs.write_text(f"""
+[jobs.fsds]
+trigger = {{ cron = "0 6 * * *" }}
+retry = {{ attempts = 2, backoff = "0.1s", max_backoff = "0.2s" }}
+
+[jobs.fsds.source]
+type = "sec_fsds"
+base_url = "{base}/dera/"
+first = "2024q1"
+last = "2024q2"
+user_agent = "metricstore fsds tests (tests@example.com)"
+timeout = "5s"
+""", encoding="utf-8")
+        config = load_jobs(jobs)
+        first = run_job(config, "fsds", store, catalog)
+        assert first.outcome.added == 14 and first.outcome.failed_inputs == 1     # 2024q2: 404, not out yet
+        assert feed.count("/dera/2024q1.zip") == 2 and feed.count("/dera/2024q2.zip") == 1
+        assert all(h["user-agent"] == "metricstore fsds tests (tests@example.com)" for _, h in feed.hits)
+        feed.bodies["/dera/2024q2.zip"] = make_zip(tmp_path, "q2.zip", **{"num.txt": _num_with(
+            [_ROW[0], "Goodwill", "us-gaap/2024", "20240630", "0", "USD", "", "", "7000000.0000", ""])})
+        second = run_job(config, "fsds", store, catalog)
+        assert (second.status, second.outcome.added, second.outcome.already_present) == ("ok", 1, 14), second.error
+        assert feed.count("/dera/2024q1.zip") == 2                                # an ingested quarter: no request
+        third = run_job(config, "fsds", store, catalog)
+        assert third.status == "skipped" and len(feed.hits) == 4
+
+
+def test_a_quarter_dropped_in_a_drop_folder_is_ingested_and_moved(tmp_path: Path, store: Store,
+                                                                   catalog: Catalog) -> None:
+    from ingest.sources import DropFolder, RunContext
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    make_zip(drop)
+    ctx = RunContext(store, catalog, "run-drop", "drops", terminal=False)
+    DropFolder(drop, settle=0).run(ctx)
+    assert (ctx.outcome.added, ctx.outcome.failed_inputs) == (14, 0)
+    assert (drop / "processed" / "2024q3.zip").is_file() and not (drop / "2024q3.zip").exists()
