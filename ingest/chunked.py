@@ -48,8 +48,9 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     if entity:
         records = [replace(e, entity=entity.strip().lower()) for e in records]
     fye = fiscal_year_ends(store, catalog)
-    held = {e: m for e, m in zip(store.read("entities").column("entity").to_pylist(),
-                                 store.read("entities").column("fiscal_year_end_month").to_pylist(), strict=True)}
+    known = store.read("entities")
+    held = dict(zip(known.column("entity").to_pylist(), known.column("fiscal_year_end_month").to_pylist(),
+                    strict=True))
     # a record only where it tells the store something: a data set's fiscal year end is a month,
     # so it never replaces a finer record (companyfacts' 52/53-week description) of the same month
     records = [e for e in records if held.get(e.entity) != e.fiscal_year_end_month]

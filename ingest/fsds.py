@@ -28,7 +28,7 @@ reader counts them in a warning.
 
 ``num.txt`` is read in blocks (``pyarrow.csv.open_csv``), twice: a first pass over the key columns
 of mapped tags decides which concept takes a standard name; the second makes the events,
-one block at a time. Only ``sub.txt`` and the ``perShare`` tags are held whole.
+one block at a time. Only ``sub.txt``, the ``perShare`` tags and the keys of mapped rows are held whole.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ import zipfile
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import IO
-
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -90,8 +88,9 @@ def _header(zf: zipfile.ZipFile, member: str, file: str, required: tuple[str, ..
     return names
 
 
-def _csv(source: IO[bytes] | pa.Buffer, wanted: tuple[str, ...], header: list[str]) -> tuple[
+def _csv(wanted: tuple[str, ...], header: list[str]) -> tuple[
         pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    """Tab-separated, no quoting, every wanted column as text (empty: null)."""
     cols = [c for c in wanted if c in header]
     return (pacsv.ReadOptions(block_size=BLOCK_BYTES),
             pacsv.ParseOptions(delimiter="\t", quote_char=False),
@@ -124,7 +123,7 @@ def _submissions(zf: zipfile.ZipFile, zfile: str, catalog: Catalog) -> tuple[pl.
     header = _header(zf, member, file, SUB_REQUIRED)
     raw = zf.read(member)
     decode(raw, file)                                       # names the line of a non-UTF-8 byte
-    table = pacsv.read_csv(io.BytesIO(raw), *_csv(io.BytesIO(raw), SUB_COLUMNS, header))
+    table = pacsv.read_csv(io.BytesIO(raw), *_csv(SUB_COLUMNS, header))
     sub = pl.from_arrow(table)
     assert isinstance(sub, pl.DataFrame)
     sub = sub.with_columns([pl.lit(None, pl.String).alias(c) for c in SUB_COLUMNS if c not in sub.columns])
@@ -158,8 +157,7 @@ def _submissions(zf: zipfile.ZipFile, zfile: str, catalog: Catalog) -> tuple[pl.
     prefix = pl.col("instance").str.to_lowercase().str.extract(r"^([a-z][a-z0-9\-]*?)-", 1)
     out = sub.select(
         "adsh",
-        pl.col("cik").str.strip_chars_start("0").replace_strict(
-            {k.lstrip("0") or "0": v for k, v in ids.items()}, default=None).alias("entity"),
+        pl.col("cik").cast(pl.Int64).cast(pl.String).replace_strict(ids, default=None).alias("entity"),
         (pl.col("adsh") + " " + pl.col("form").str.strip_chars()).alias("source"),
         pl.col("filed").str.strptime(pl.Date, "%Y%m%d").cast(pl.String).alias("reported_at"),
         pl.concat_str([pl.lit("fy="), pl.col("fy").fill_null("?"), pl.lit(" fp="), pl.col("fp").fill_null("?")])
@@ -191,7 +189,7 @@ def _per_share(zf: zipfile.ZipFile, zfile: str) -> pl.DataFrame:
     header = _header(zf, member, file, ("tag", "version", "datatype"))
     parts = []
     with zf.open(member) as fh:
-        for block in pacsv.open_csv(fh, *_csv(fh, ("tag", "version", "datatype"), header)):
+        for block in pacsv.open_csv(fh, *_csv(("tag", "version", "datatype"), header)):
             df = pl.from_arrow(block)
             assert isinstance(df, pl.DataFrame)
             parts.append(df.filter(pl.col("datatype") == "perShare").select("tag", "version"))
@@ -205,7 +203,7 @@ def _blocks(zf: zipfile.ZipFile, member: str, wanted: tuple[str, ...], header: l
     """``num.txt`` a block at a time, all text, with every column of ``wanted`` (null where absent)."""
     try:
         with zf.open(member) as fh:
-            for block in pacsv.open_csv(fh, *_csv(fh, wanted, header)):
+            for block in pacsv.open_csv(fh, *_csv(wanted, header)):
                 df = pl.from_arrow(block)
                 assert isinstance(df, pl.DataFrame)
                 yield df.with_columns([pl.lit(None, pl.String).alias(c) for c in wanted if c not in df.columns])
