@@ -13,7 +13,7 @@ Every row of ``num.txt`` with a value becomes one event, on the rules of the com
 - period: ``period_end`` is ``ddate``, ``period_start`` the first day of the month ``qtrs``
   quarters earlier (``qtrs = 0``: an instant). The SEC rounds both to whole months. A filer whose
   own period ends off the month end (the date its instance document is named after,
-  ``aapl-20090627.xml``) keeps a 52/53-week calendar: its dates are moved to that weekday
+  ``aapl-20090627.xml``, or for inline XBRL ``aapl-20240928_htm.xml``) keeps a 52/53-week calendar: its dates are moved to that weekday
   (:func:`_span`), so they are the days companyfacts gives (and the ids the same);
 - ``reported_at`` = ``filed``; ``source`` = ``<accession> <form>``; ``source_ref`` = the concept;
 - ``unit`` from ``uom`` through companyfacts' unit rules; a ``perShare`` tag (``tag.txt``) in a
@@ -163,7 +163,7 @@ def _submissions(zf: zipfile.ZipFile, zfile: str, catalog: Catalog) -> tuple[pl.
         pl.concat_str([pl.lit("fy="), pl.col("fy").fill_null("?"), pl.lit(" fp="), pl.col("fp").fill_null("?")])
         .alias("__sub_note"),
         pl.coalesce(prefix, pl.lit("cik") + pl.col("cik").str.strip_chars_start("0")).alias("__custom"),
-        pl.col("instance").str.extract(r"-(\d{8})\.xml$", 1).alias("__exact"),
+        pl.col("instance").str.extract(r"-(\d{8})(?:_htm)?\.xml$", 1).alias("__exact"),
     )
     return out, list(records.values())
 

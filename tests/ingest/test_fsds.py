@@ -71,7 +71,7 @@ def test_rows_follow_the_companyfacts_rules(acme: Store, ms: MetricStore) -> Non
     rev = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'revenue' AND period = '2024Q3' AND dims = ''", [ACME])
     assert (rev["value"], rev["unit"], rev["source"], rev["source_ref"], str(rev["reported_at"])) == (
         1_000_000_000, "USD", Q3, "us-gaap:Revenues", "2024-08-01")
-    # ACME's instance is acme-20240629.xml: a 52/53-week year, quarters end on the last Saturday
+    # ACME's instance is acme-20240629_htm.xml: a 52/53-week year, quarters end on the last Saturday
     assert (str(rev["period_start"]), str(rev["period_end"])) == ("2024-03-31", "2024-06-29")
     shadow = one(ms, "SELECT * FROM events WHERE entity = ? AND metric = 'us-gaap:SalesRevenueNet'", [ACME])
     assert shadow["value"] == 999_000_000 and "shadowed by us-gaap:Revenues" in shadow["note"]
