@@ -234,7 +234,42 @@ class MaintenanceSource(_Model):
     snapshot: bool = True   # refresh the snapshot of the current growth view afterwards
 
 
-Source = Annotated[DropFolderSource | HttpSource | MappedTableSource | MaintenanceSource, Field(discriminator="type")]
+class SecFsdsSource(_Model):
+    """The SEC's financial statement data sets: each quarter's zip from ``first`` on, once published
+    (``ingest.fsds_feed``); the HTTP settings are those of ``http``."""
+
+    type: Literal["sec_fsds"]
+    base_url: str = "https://www.sec.gov/files/dera/data/financial-statement-data-sets/"
+    first: str = "2009q2"
+    last: str | None = None
+    publish_lag: int = Field(default=14, ge=0)   # days after a quarter's end before its zip is asked for
+    user_agent: str = "metricstore/0.1 (set user_agent to your name and e-mail, as the SEC requires)"
+    timeout: float = 300.0
+    max_rate: float = Field(default=10.0, gt=0)
+    skip_invalid: bool = False
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: object) -> float:
+        return parse_duration(v)
+
+    @field_validator("first", "last")
+    @classmethod
+    def _quarter(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d{4}q[1-4]", v):
+            raise ValueError(f"{v!r} is not a quarter (like 2009q2)")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"{redact_url(v)!r} is not an http(s) URL")
+        return v
+
+
+Source = Annotated[DropFolderSource | HttpSource | MappedTableSource | MaintenanceSource | SecFsdsSource,
+                   Field(discriminator="type")]
 
 
 class Job(_Model):
@@ -318,10 +353,10 @@ def load_jobs(path: str | Path) -> JobsConfig:
 def _first_error(exc: ValidationError) -> tuple[str, str | None]:
     e = exc.errors()[0]
     loc = [str(x) for x in e["loc"]]
-    if len(loc) >= 2 and loc[0] == "source" and loc[1] in ("drop_folder", "http", "mapped_table"):
+    if len(loc) >= 2 and loc[0] == "source" and loc[1] in ("drop_folder", "http", "mapped_table", "sec_fsds"):
         loc = [loc[0], *loc[2:]]
     msg = redact_url(str(e["msg"]).removeprefix("Value error, "))
     if e["type"] == "union_tag_invalid" or e["type"] == "union_tag_not_found":
-        msg = "type must be one of drop_folder, http, mapped_table"
+        msg = "type must be one of drop_folder, http, mapped_table, sec_fsds"
         loc = ["source", "type"]
     return msg, ".".join(loc) or None

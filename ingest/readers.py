@@ -12,7 +12,7 @@ import codecs
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -32,10 +32,14 @@ MAX_FIELD = 10_000
 @dataclass
 class Batch:
     """What a reader returns when it knows more than rows: entity records (name, CIK, fiscal
-    year end) that the pipeline writes to the store's entity log before the events."""
+    year end) that the pipeline writes to the store's entity log before the events. A reader of
+    a file too large to hold sets ``chunks`` (``frame`` then stays empty): it yields the rows as
+    frames a few at a time, and the pipeline streams them into one commit (``ingest.chunked``)."""
 
     frame: pl.DataFrame
     entities: list[EntityDef] = field(default_factory=list)
+    chunks: Callable[[], Iterator[pl.DataFrame]] | None = None
+    warnings: list[str] = field(default_factory=list)   # what the reader set aside, said once
 
 
 Reader = Callable[[Path], "pl.DataFrame | Batch"]

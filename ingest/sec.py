@@ -63,6 +63,8 @@ MAPPING_FILE = "sec_concepts.toml"
 ANNUAL_FORMS = ("10-K", "10-K/A", "20-F", "20-F/A", "40-F", "40-F/A", "10-KT", "10-KT/A")
 #: Least number of trailing zeros for a value to count as a rounded re-report (thousands).
 MIN_ROUNDING_ZEROS = 3
+#: The note on a value for a period that had not ended when it was filed (kept as guidance).
+EARLY_NOTE = "filed before the period ended: kept as guidance, not an actual"
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -242,7 +244,7 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
             pl.concat_str([pl.lit("fy="), pl.col("fy").fill_null("?"), pl.lit(" fp="), pl.col("fp").fill_null("?")]),
             pl.when(pl.col("frame").is_not_null()).then(pl.lit("frame=") + pl.col("frame")),
             pl.col("__n_shadow"),
-            pl.when(early).then(pl.lit("filed before the period ended: kept as guidance, not an actual")),
+            pl.when(early).then(pl.lit(EARLY_NOTE)),
             pl.when(pl.col("__dup") > 1).then(pl.lit("another value of this concept and period is in the same filing")),
             pl.when(pl.col("__rep") > 1).then(pl.lit("repeats an identical fact of the same filing")),
             pl.col("__n_round"),

@@ -1,0 +1,122 @@
+"""Ingesting a file too large to hold: a reader's chunks normalised one at a time, one commit.
+
+A reader that returns a :class:`ingest.readers.Batch` with ``chunks`` set (the SEC's financial
+statement data sets) hands over a generator of text frames, each in the canonical format with
+its ``__row`` numbers. Each chunk is normalised on its own and handed to
+:meth:`store.Store.append_stream`, so the file streams through in memory a few chunks deep and
+lands as one atomic commit.
+
+Without ``skip_invalid`` a chunk with an invalid row stops the writing: the remaining chunks are
+still checked (every problem is reported), then the stream is abandoned and nothing commits.
+Entity and metric records are written after the events commit, so a refused file leaves the
+store as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from ingest.canonical import normalise
+from ingest.catalog import Catalog
+from ingest.errors import BadFile, RowProblem
+from ingest.pipeline import (STREAMERS, UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine,
+                             fiscal_year_ends)
+from ingest.readers import Batch
+from store import Store
+
+#: The per-chunk warning of :func:`ingest.canonical.normalise` about raw concept names; said once per file.
+_CONCEPT_WARNING = "concept metric(s) not in the catalog"
+
+
+class _Refused(Exception):
+    """Ends the stream handed to ``append_stream`` so that nothing commits."""
+
+
+def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *, catalog: Catalog,
+                  skip_invalid: bool, run_id: str, today: dt.date | None = None,
+                  entity: str | None = None) -> FileReport:
+    """Normalise and append ``batch.chunks`` as one commit; fill in and return ``report``."""
+    assert batch.chunks is not None
+    file = str(path)
+    records = batch.entities
+    if entity:
+        records = [replace(e, entity=entity.strip().lower()) for e in records]
+    fye = fiscal_year_ends(store, catalog)
+    known = store.read("entities")
+    held = dict(zip(known.column("entity").to_pylist(), known.column("fiscal_year_end_month").to_pylist(),
+                    strict=True))
+    # a record only where it tells the store something: a data set's fiscal year end is a month,
+    # so it never replaces a finer record (companyfacts' 52/53-week description) of the same month
+    records = [e for e in records if held.get(e.entity) != e.fiscal_year_end_month]
+    for e in records:
+        fye[e.entity] = e.fiscal_year_end_month
+    new_metrics: dict[str, str] = {}
+    entities: set[str] = set()
+    metrics: set[str] = set()
+    problems: list[RowProblem] = []
+    rejected_raw: list[pl.DataFrame] = []
+    warnings: dict[str, None] = {}
+
+    def events() -> Iterator[pa.Table]:
+        for raw in batch.chunks():  # type: ignore[misc]
+            if entity:
+                raw = raw.with_columns(pl.lit(entity.strip().lower(), pl.String).alias("entity"))
+            report.rows += raw.height
+            try:
+                norm = normalise(raw, file, catalog, fye, today=today)
+            except UNREADABLE as exc:
+                raise BadFile(file, f"cannot be validated: {type(exc).__name__}: "
+                                    f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+            warnings.update((w, None) for w in norm.warnings if _CONCEPT_WARNING not in w)
+            new_metrics.update(norm.new_metrics)
+            if norm.problems:
+                problems.extend(norm.problems)
+                rejected_raw.append(raw.filter(pl.col("__row").is_in(list(norm.rejected_rows))))
+            if problems and not skip_invalid:
+                continue                      # keep checking, write nothing more
+            out = norm.events.drop("__row")
+            if out.height:
+                entities.update(out["entity"].unique().to_list())
+                metrics.update(out["metric"].unique().to_list())
+                yield out.to_arrow()
+        if problems and not skip_invalid:
+            raise _Refused
+
+    try:
+        try:
+            result = store.append_stream(events(), run_id=run_id)
+        except UNREADABLE as exc:
+            raise BadFile(file, f"cannot be read: {type(exc).__name__}: "
+                                f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+    except BadFile as exc:
+        report.error = str(exc)
+        report.problems = [RowProblem(exc.file, exc.row or 0, exc.column or "", exc.value, exc.reason)]
+        return report
+    except _Refused:
+        result = None
+    report.problems = problems
+    report.rejected = len({p.row for p in problems})
+    namespaced = [m for m in new_metrics if ":" in m]
+    if namespaced:
+        warnings[f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
+                 f"names, aggregation inferred (e.g. {', '.join(sorted(namespaced)[:3])})"] = None
+    report.warnings = list(warnings) + batch.warnings
+    if problems:
+        report.quarantine = _quarantine(store, pl.concat(rejected_raw, how="diagonal_relaxed"), problems,
+                                        run_id, path)
+    if result is None:
+        return report
+    if result.added:
+        _entity_records(store, catalog, sorted(entities), [e for e in records if e.entity in entities])
+        _metric_records(store, catalog, sorted(metrics), new_metrics)
+    report.added, report.already_present, report.commit_id = result.added, result.already_present, result.commit_id
+    return report
+
+
+STREAMERS["chunks"] = ingest_chunks

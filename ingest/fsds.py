@@ -1,0 +1,386 @@
+"""SEC Financial Statement Data Sets: a quarter's zip (``2024q3.zip``) of ``sub.txt``, ``num.txt``,
+``tag.txt`` and ``pre.txt``, tab-separated UTF-8, every XBRL number of every filing of the quarter.
+
+Every row of ``num.txt`` with a value becomes one event, on the rules of the companyfacts reader
+(:mod:`ingest.sec`), so that a fact reached through both is the same fact:
+
+- ``entity``: the catalog's id for the submission's CIK (``aapl``), else ``cik<n>``; its name and
+  fiscal year end (``fye``, a month) from ``sub.txt`` are written as entity records;
+- ``metric``: the standard name from ``sec_concepts.toml`` where ``<taxonomy>:<tag>`` is mapped and
+  wins its filing's priority, else ``<taxonomy>:<tag>``. The taxonomy is the prefix of ``version``
+  (``us-gaap/2009`` -> ``us-gaap``); a custom tag (``version`` is the accession) is kept under the
+  filer's own taxonomy, the prefix of its instance document (``aapl-20090627.xml`` -> ``aapl``);
+- period: ``period_end`` is ``ddate``, ``period_start`` the first day of the month ``qtrs``
+  quarters earlier (``qtrs = 0``: an instant). The SEC rounds both to whole months. A filer whose
+  own period ends off the month end (the date its instance document is named after,
+  ``aapl-20090627.xml``, or for inline XBRL ``aapl-20240928_htm.xml``) keeps a 52/53-week calendar: its dates are moved to that weekday
+  (:func:`_span`), so they are the days companyfacts gives (and the ids the same);
+- ``reported_at`` = ``filed``; ``source`` = ``<accession> <form>``; ``source_ref`` = the concept;
+- ``unit`` from ``uom`` through companyfacts' unit rules; a ``perShare`` tag (``tag.txt``) in a
+  currency is per share (``USD`` -> ``USD/shares``), as companyfacts states it;
+- ``segments`` (``Axis=Member;...``) and ``coreg`` become dimensions (``dims``); files from before
+  the SEC added ``segments`` (the readme of that era lists ``coreg`` only) are read alike.
+
+A value for a period not yet ended when filed is ``guidance``, as in companyfacts. ``num.txt`` has
+one row per (accession, tag, version, ddate, qtrs, uom, segments, coreg), so a filing never holds
+two values or a repeat of one fact. A row without a value (an XBRL nil) is not an event: the
+reader counts them in a warning.
+
+``num.txt`` is read in blocks (``pyarrow.csv.open_csv``), twice: a first pass over the key columns
+of mapped tags decides which concept takes a standard name; the second makes the events,
+one block at a time. Only ``sub.txt``, the ``perShare`` tags and the keys of mapped rows are held whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ingest.catalog import Catalog, EntityDef
+from ingest.config import Settings
+from ingest.errors import BadFile
+from ingest.readers import Batch, decode, register
+from ingest.sec import EARLY_NOTE, _mapping, _unit
+from store.periods import nominal_end
+
+FORMAT = "sec-fsds"
+#: Bytes of ``num.txt`` parsed per block (about 100,000 rows): the memory a chunk takes.
+BLOCK_BYTES = 8 << 20
+NUM_REQUIRED = ("adsh", "tag", "version", "ddate", "qtrs", "uom", "value")
+NUM_COLUMNS = (*NUM_REQUIRED, "segments", "coreg", "footnote")
+SUB_REQUIRED = ("adsh", "cik", "name", "form", "filed")
+SUB_COLUMNS = (*SUB_REQUIRED, "fye", "fy", "fp", "instance")
+#: ``qtrs`` a period may span: an instant, or one to four quarters.
+QTRS = ("0", "1", "2", "3", "4")
+_DATE8 = r"^\d{8}$"
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """A zip holding ``num.txt`` or ``sub.txt``, or a ``.zip`` too damaged to list (said by the reader)."""
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {n.rsplit("/", 1)[-1] for n in zf.namelist()}
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return path.suffix.lower() == ".zip"
+    return bool(names & {"num.txt", "sub.txt"})
+
+
+def _member(zf: zipfile.ZipFile, name: str) -> str | None:
+    return next((n for n in zf.namelist() if n.rsplit("/", 1)[-1] == name), None)
+
+
+def _header(zf: zipfile.ZipFile, member: str, file: str, required: tuple[str, ...]) -> list[str]:
+    with zf.open(member) as fh:
+        line = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    names = [c.strip().lower() for c in line.split("\t")]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise BadFile(file, f"has no column {missing[0]!r} (a data sets file has {', '.join(required)})", row=1)
+    return names
+
+
+def _csv(wanted: tuple[str, ...], header: list[str]) -> tuple[
+        pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    """Tab-separated, no quoting, every wanted column as text (empty: null)."""
+    cols = [c for c in wanted if c in header]
+    return (pacsv.ReadOptions(block_size=BLOCK_BYTES),
+            pacsv.ParseOptions(delimiter="\t", quote_char=False),
+            pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, include_columns=cols,
+                                 strings_can_be_null=True, quoted_strings_can_be_null=False))
+
+
+def _damaged(file: str, exc: BaseException) -> BadFile:
+    if isinstance(exc, (zipfile.BadZipFile, EOFError)):
+        return BadFile(file, f"is truncated or damaged: {exc}")
+    first = (str(exc).splitlines() or [""])[0][:200]
+    if "UTF8" in first or "UTF-8" in first:
+        return BadFile(file, f"is not UTF-8 text ({first})")
+    return BadFile(file, f"cannot be read as tab-separated text: {first}")
+
+
+def _date(text: str) -> dt.date | None:
+    try:
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:8])) if len(text) == 8 and text.isdigit() else None
+    except ValueError:
+        return None
+
+
+def _submissions(zf: zipfile.ZipFile, zfile: str, catalog: Catalog) -> tuple[pl.DataFrame, list[EntityDef]]:
+    """``sub.txt``: one row per accession (entity, source, filed, note, custom taxonomy) and the entities."""
+    member = _member(zf, "sub.txt")
+    file = f"{zfile}/sub.txt"
+    if member is None:
+        raise BadFile(zfile, "holds no sub.txt (a data sets zip has sub.txt and num.txt)")
+    header = _header(zf, member, file, SUB_REQUIRED)
+    raw = zf.read(member)
+    decode(raw, file)                                       # names the line of a non-UTF-8 byte
+    table = pacsv.read_csv(io.BytesIO(raw), *_csv(SUB_COLUMNS, header))
+    sub = pl.from_arrow(table)
+    assert isinstance(sub, pl.DataFrame)
+    sub = sub.with_columns([pl.lit(None, pl.String).alias(c) for c in SUB_COLUMNS if c not in sub.columns])
+    sub = sub.with_row_index("__row", offset=2)
+    for col in SUB_REQUIRED:
+        bad = sub.filter(pl.col(col).is_null())
+        if bad.height:
+            raise BadFile(file, "is empty", row=int(bad["__row"][0]), column=col)
+    bad = sub.filter(~pl.col("cik").str.contains(r"^\d{1,10}$"))
+    if bad.height:
+        raise BadFile(file, "is not a CIK (digits)", row=int(bad["__row"][0]), column="cik", value=bad["cik"][0])
+    dup = sub.filter(pl.col("adsh").is_duplicated())
+    if dup.height:
+        raise BadFile(file, "appears twice", row=int(dup["__row"][1]), column="adsh", value=dup["adsh"][0])
+    filed = {t: _date(t) for t in sub["filed"].unique().to_list()}
+    bad = sub.filter(pl.col("filed").replace_strict(filed, default=None, return_dtype=pl.Date).is_null())
+    if bad.height:
+        raise BadFile(file, "is not a date (YYYYMMDD)", row=int(bad["__row"][0]), column="filed", value=bad["filed"][0])
+
+    records: dict[str, EntityDef] = {}
+    ids: dict[str, str] = {}
+    for r in sub.sort("filed").iter_rows(named=True):        # the latest filing's name and year end win
+        cik = str(int(r["cik"]))
+        known = catalog.entity_by_cik(cik)
+        entity = known.entity if known else f"cik{cik}"
+        ids[cik] = entity
+        month, text = _fiscal_year_end(r["fye"])
+        month = month or (known.fiscal_year_end_month if known else 12)
+        name = (known.name if known and known.name else None) or r["name"].strip() or None
+        records[entity] = EntityDef(entity, name, known.ticker if known else None, cik, month, text)
+    prefix = pl.col("instance").str.to_lowercase().str.extract(r"^([a-z][a-z0-9\-]*?)-", 1)
+    out = sub.select(
+        "adsh",
+        pl.col("cik").cast(pl.Int64).cast(pl.String).replace_strict(ids, default=None).alias("entity"),
+        (pl.col("adsh") + " " + pl.col("form").str.strip_chars()).alias("source"),
+        pl.col("filed").str.strptime(pl.Date, "%Y%m%d").cast(pl.String).alias("reported_at"),
+        pl.concat_str([pl.lit("fy="), pl.col("fy").fill_null("?"), pl.lit(" fp="), pl.col("fp").fill_null("?")])
+        .alias("__sub_note"),
+        pl.coalesce(prefix, pl.lit("cik") + pl.col("cik").str.strip_chars_start("0")).alias("__custom"),
+        pl.col("instance").str.extract(r"-(\d{8})(?:_htm)?\.xml$", 1).alias("__exact"),
+    )
+    return out, list(records.values())
+
+
+def _fiscal_year_end(fye: str | None) -> tuple[int | None, str | None]:
+    """``'0930'`` -> (9, '--09-30'); the SEC rounds it to a month end already."""
+    if not fye or len(fye.strip()) != 4 or not fye.strip().isdigit():
+        return None, None
+    try:
+        d = dt.date(2000, int(fye[:2]), int(fye[2:]))
+    except ValueError:
+        return None, None
+    return nominal_end(d).month, f"--{d:%m-%d}"
+
+
+def _per_share(zf: zipfile.ZipFile, zfile: str) -> pl.DataFrame:
+    """(tag, version) of the ``perShare`` tags of ``tag.txt`` (none when it is absent)."""
+    empty = pl.DataFrame(schema={"tag": pl.String, "version": pl.String, "__per_share": pl.Boolean})
+    member = _member(zf, "tag.txt")
+    if member is None:
+        return empty
+    file = f"{zfile}/tag.txt"
+    header = _header(zf, member, file, ("tag", "version", "datatype"))
+    parts = []
+    with zf.open(member) as fh:
+        for block in pacsv.open_csv(fh, *_csv(("tag", "version", "datatype"), header)):
+            df = pl.from_arrow(block)
+            assert isinstance(df, pl.DataFrame)
+            parts.append(df.filter(pl.col("datatype") == "perShare").select("tag", "version"))
+    if not parts:
+        return empty
+    return pl.concat(parts).unique().with_columns(pl.lit(True).alias("__per_share"))
+
+
+def _blocks(zf: zipfile.ZipFile, member: str, wanted: tuple[str, ...], header: list[str],
+            file: str) -> Iterator[pl.DataFrame]:
+    """``num.txt`` a block at a time, all text, with every column of ``wanted`` (null where absent)."""
+    try:
+        with zf.open(member) as fh:
+            for block in pacsv.open_csv(fh, *_csv(wanted, header)):
+                df = pl.from_arrow(block)
+                assert isinstance(df, pl.DataFrame)
+                yield df.with_columns([pl.lit(None, pl.String).alias(c) for c in wanted if c not in df.columns])
+    except (zipfile.BadZipFile, EOFError, pa.ArrowException, OSError, UnicodeError) as exc:
+        raise _damaged(file, exc) from None
+
+
+def _qname(taxonomy_from: str) -> pl.Expr:
+    """``<taxonomy>:<tag>``: the prefix of a standard ``version``, else the filer's own (``taxonomy_from``)."""
+    std = pl.col("version").str.contains("/")
+    return (pl.when(std).then(pl.col("version").str.split("/").list.first().str.to_lowercase())
+            .otherwise(pl.col(taxonomy_from)) + ":" + pl.col("tag"))
+
+
+_KEY = ["std", "adsh", "ddate", "qtrs", "uom", "segments", "coreg"]
+
+
+def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
+             mapping: pl.DataFrame) -> pl.DataFrame:
+    """Pass one: per filing, period, unit and dims, the priority of the best mapped concept."""
+    parts = []
+    for df in _blocks(zf, member, ("adsh", "tag", "version", "ddate", "qtrs", "uom", "segments", "coreg"), header, file):
+        df = df.filter(pl.col("version").str.contains("/")).with_columns(_qname("version").alias("qname"))
+        parts.append(df.join(mapping, on="qname", how="inner"))
+    if not parts:
+        return pl.DataFrame(schema={**{k: pl.String for k in _KEY}, "__best": pl.Int64, "__best_name": pl.String})
+    hits = pl.concat(parts)
+    return hits.sort("prio").group_by(_KEY).agg(pl.col("prio").first().alias("__best"),
+                                                 pl.col("qname").first().alias("__best_name"))
+
+
+def _dims(segments: str | None, coreg: str | None, unit_dims: str) -> str:
+    """``Axis=Member;...`` and the co-registrant as ``key=value`` dims (keys a-z 0-9 _)."""
+    out: dict[str, str] = {}
+
+    def put(key: str, value: str) -> None:
+        key = "".join(ch if ch.isalnum() and ch.isascii() else "_" for ch in key.strip().lower()) or "member"
+        value = value.strip().replace(";", "_").replace("=", "_")
+        if not value:
+            return
+        k, n = key, 1
+        while k in out:
+            n += 1
+            k = f"{key}_{n}"
+        out[k] = value
+
+    for part in (segments or "").split(";"):
+        if part.strip():
+            axis, _, member = part.partition("=")
+            put(axis if member else "member", member or axis)
+    if coreg:
+        put("coreg", coreg)
+    if unit_dims:
+        put(*unit_dims.split("=", 1))
+    return ";".join(f"{k}={out[k]}" for k in sorted(out))
+
+
+def _span(ddate: str, qtrs: str, exact: str | None) -> tuple[str, str]:
+    """(start, end) of ``qtrs`` quarters to ``ddate`` (month ends), on the filer's own week calendar.
+
+    A filer whose own period ends off the month end (its instance document is named after
+    2009-06-27, a Saturday, where ``ddate`` says 2009-06-30) keeps a 52/53-week calendar: each of
+    its period ends is that weekday, on the same side of the month end (Apple: the last Saturday
+    of the month), and each period starts the day after the previous one ends.
+    """
+    end = _date(ddate)
+    assert end is not None
+    month = end.year * 12 + end.month - 3 * int(qtrs)              # its 1st: the day after the month end before
+    before = dt.date(month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+    own = _date(exact or "")
+    if own is not None and nominal_end(own) != own and nominal_end(own).day >= 28:
+        before, end = _on_weekday(before, own), _on_weekday(end, own)
+    start = end if qtrs == "0" else before + dt.timedelta(days=1)
+    return start.isoformat(), end.isoformat()
+
+
+def _on_weekday(month_end: dt.date, own: dt.date) -> dt.date:
+    """``month_end`` moved to ``own``'s weekday: the last one of its month when ``own`` falls
+    before its month end, else the first one after."""
+    if own <= nominal_end(own):
+        return month_end - dt.timedelta(days=(month_end.weekday() - own.weekday()) % 7)
+    return month_end + dt.timedelta(days=(own.weekday() - month_end.weekday()) % 7 or 7)
+
+
+def _lookup(df: pl.DataFrame, cols: list[str], fn: object, out: list[str]) -> pl.DataFrame:
+    """``fn`` applied once per distinct value of ``cols``, joined back on them."""
+    keys = df.select(cols).unique()
+    values = [fn(*row) for row in keys.iter_rows()]  # type: ignore[operator]
+    res = keys.with_columns([pl.Series(name, [v[i] if isinstance(v, tuple) else v for v in values], pl.String)
+                             for i, name in enumerate(out)])
+    return df.join(res, on=cols, how="left", nulls_equal=True)
+
+
+def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFrame, mapping: pl.DataFrame,
+            per_share: pl.DataFrame, aliases: dict[str, str]) -> pl.DataFrame:
+    """One block of ``num.txt`` (with ``__row``) -> canonical text rows; a bad value raises BadFile."""
+    df = df.join(sub, on="adsh", how="left")
+
+    def refuse(mask: pl.Expr, column: str, reason: str) -> None:
+        bad = df.filter(mask)
+        if bad.height:
+            raise BadFile(file, reason, row=int(bad["__row"][0]), column=column, value=bad[column][0])
+
+    refuse(pl.col("entity").is_null(), "adsh", "is not an accession of sub.txt")
+    refuse(pl.col("tag").is_null() | pl.col("version").is_null(), "tag", "is empty")
+    refuse(pl.col("uom").is_null(), "uom", "is empty")
+    refuse(~pl.col("qtrs").is_in(QTRS).fill_null(False), "qtrs",
+           "is not a number of quarters this store reads (0 for an instant, or 1 to 4)")
+    dates = {t: _date(t) for t in df["ddate"].drop_nulls().unique().to_list()}
+    refuse(pl.col("ddate").replace_strict(dates, default=None, return_dtype=pl.Date).is_null(), "ddate",
+           "is not a date (YYYYMMDD)")
+
+    df = df.with_columns(_qname("__custom").alias("qname")).join(mapping, on="qname", how="left")
+    df = df.join(winners, on=_KEY, how="left", nulls_equal=True)
+    shadowed = pl.col("std").is_not_null() & (pl.col("prio") > pl.col("__best"))
+    df = df.with_columns(
+        pl.when(pl.col("std").is_null() | shadowed).then(pl.col("qname")).otherwise(pl.col("std")).alias("metric"),
+        pl.when(shadowed).then(pl.lit("shadowed by ") + pl.col("__best_name") + pl.lit(" in the same filing"))
+        .alias("__n_shadow"),
+    )
+    df = df.join(per_share, on=["tag", "version"], how="left")
+    per = pl.col("__per_share").fill_null(False) & ~pl.col("uom").str.contains("/")
+    df = df.with_columns(pl.when(per).then(pl.col("uom") + "/shares").otherwise(pl.col("uom")).alias("__ukey"))
+    df = _lookup(df, ["__ukey"], lambda k: _unit(k, aliases)[:2], ["unit", "__udims"])
+    df = _lookup(df, ["segments", "coreg", "__udims"], _dims, ["dims"])
+    df = _lookup(df, ["ddate", "qtrs", "__exact"], _span, ["period_start", "period_end"])
+    early = pl.col("reported_at") < pl.col("period_end")
+    return df.select(
+        "entity", "metric", "period_start", "period_end", "value", "unit", "dims",
+        pl.when(early).then(pl.lit("guidance")).otherwise(pl.lit("actual")).alias("kind"),
+        pl.lit("exact").alias("qualifier"), pl.lit("primary").alias("authority"),
+        "reported_at", "source", pl.col("qname").alias("source_ref"),
+        pl.concat_str([pl.col("__sub_note"), pl.col("__n_shadow"), pl.when(early).then(pl.lit(EARLY_NOTE)),
+                       pl.when(pl.col("footnote").is_not_null()).then(pl.lit("footnote: ") + pl.col("footnote"))],
+                      separator="; ", ignore_nulls=True).alias("note"),
+        "__row",
+    )
+
+
+def _chunks(path: Path, member: str, header: list[str], sub: pl.DataFrame, winners: pl.DataFrame,
+            mapping: pl.DataFrame, per_share: pl.DataFrame, aliases: dict[str, str],
+            warnings: list[str]) -> Iterator[pl.DataFrame]:
+    file = f"{path}/num.txt"
+    first, nil = 2, 0
+    with zipfile.ZipFile(path) as zf:
+        for df in _blocks(zf, member, NUM_COLUMNS, header, file):
+            df = df.with_row_index("__row", offset=first).with_columns(pl.col("__row").cast(pl.Int64))
+            first += df.height
+            valued = df.filter(pl.col("value").is_not_null())
+            nil += df.height - valued.height
+            if valued.height:
+                yield _events(valued, file, sub, winners, mapping, per_share, aliases)
+    if nil:
+        warnings.append(f"{file}: {nil} row(s) without a value (XBRL nil) are not events")
+
+
+@register(FORMAT, sniff=sniff)
+def read_fsds(path: Path, catalog: Catalog | None = None) -> Batch:
+    """Read a data sets quarter: ``sub.txt`` and the tags now, ``num.txt`` as chunks when ingested."""
+    zfile = str(path)
+    catalog = catalog or Catalog.load(Settings().catalog)
+    concepts, aliases = _mapping(str(catalog.root) if catalog.root else "")
+    mapping = pl.DataFrame({"qname": list(concepts), "std": [m for m, _ in concepts.values()],
+                            "prio": [p for _, p in concepts.values()]},
+                           schema={"qname": pl.String, "std": pl.String, "prio": pl.Int64})
+    try:
+        with zipfile.ZipFile(path) as zf:
+            member = _member(zf, "num.txt")
+            if member is None:
+                raise BadFile(zfile, "holds no num.txt (a data sets zip has sub.txt and num.txt)")
+            sub, entities = _submissions(zf, zfile, catalog)
+            per_share = _per_share(zf, zfile)
+            header = _header(zf, member, f"{zfile}/num.txt", NUM_REQUIRED)
+            winners = _winners(zf, member, header, f"{zfile}/num.txt", mapping)
+    except (zipfile.BadZipFile, EOFError, pa.ArrowException, OSError) as exc:
+        raise _damaged(zfile, exc) from None
+    warnings: list[str] = []
+    return Batch(pl.DataFrame(), entities,
+                 chunks=partial(_chunks, path, member, header, sub, winners, mapping, per_share, aliases, warnings),
+                 warnings=warnings)
