@@ -150,7 +150,7 @@ class MetricStore:
         """One series read from the snapshot where it holds the series' answer (the current file,
         or the versions valid ``as_of`` a date), else None. Only the row groups whose statistics
         admit the entity are read, with pyarrow: DuckDB would check the statistics of every row
-        group of the file on every query (about 10 ms at 10 M events)."""
+        group of the file on every query, a cost that grows with the store."""
         if as_recorded is not None:
             return None
         use = self._snapshots.usable(list_live(self.store, COVERED), whole_view=False)

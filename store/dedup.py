@@ -352,7 +352,7 @@ ID_RUN_MAX = 1 << 21
 ID_FILTER_BITS = (24, 32)
 #: Bits of the filter an id, at least (at most twice as many: the filter is a power of two), up
 #: to 134 M ids. One new id in 30 to 60 is then searched for in the runs: a search reads a few
-#: runs of up to 16 MB at about 0.5 us a run, far more than marking and testing a bit costs.
+#: runs of up to 16 MB, far more than marking and testing a bit costs.
 ID_FILTER_DENSITY = 32
 
 

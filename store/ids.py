@@ -43,8 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 ID_TAG = b"metricstore/id/v2"
-#: Up to this many values are hashed with hashlib in Python (about 0.35 us a value, one call
-#: each); more in one call of polars-hash (about 25 us a call, then 0.15 us a value, no GIL).
+#: Up to this many values are hashed with hashlib in Python (a call per value, no set-up); more in
+#: one call of polars-hash (a fixed cost per call, then cheaper per value, and no GIL).
 PY_HASH_MAX = 128
 #: Up to this many rows, records are built in plain Python (a single append): the vectorised
 #: path's fixed cost per column (encoding, compute calls) is larger than the work itself.

@@ -6,11 +6,10 @@ operating system gives a lock back when its holder dies, so a killed writer neve
 stale. The lock files stay in place (removing one while another process waits on it would let two
 holders in).
 
-portalocker rather than filelock: one lock and unlock cost about 0.05 ms against filelock 4's
-0.2 to 0.3 ms (its fork tracking and singleton bookkeeping), and every single-event append takes
-the writers' lock once; see benchmarks/NOTES.md. Its ``lock``/``unlock`` on a descriptor this
-module opens, rather than its ``Lock`` object: the same ``flock``, 0.025 ms a lock and unlock
-against 0.06 (the object opens a text file and keeps its own state for each lock taken).
+portalocker rather than filelock: filelock's fork tracking and singleton bookkeeping cost several
+times portalocker's lock and unlock, and every single-event append takes the writers' lock once
+(docs/performance.md). Its ``lock``/``unlock`` on a descriptor this module opens, rather than its
+``Lock`` object: the same ``flock``, without a text file opened and state kept per lock taken.
 """
 
 from __future__ import annotations

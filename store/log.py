@@ -194,7 +194,7 @@ class Log:
     def read(self, table: str = "events") -> pa.Table:
         """Every row of one log once (deduplicated by id, earliest recording kept)."""
         id_col = TABLES[table].id_column
-        con = self.duckdb().cursor()      # (a new connection costs about 20 ms: an ingest reads three logs)
+        con = self.duckdb().cursor()      # (a new connection is costly: an ingest reads three logs)
         try:
             return con.sql(
                 f"SELECT * FROM read_parquet(?, union_by_name=true) "

@@ -122,7 +122,7 @@ def assert_same_rows(duck: pl.DataFrame, spark_df: Any) -> None:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
     """A real S3-compatible server (moto) on 127.0.0.1, and the AWS environment pointing at it."""
-    pytest.importorskip("moto", reason="install the `s3` extra: pip install -e '.[s3]'")
+    pytest.importorskip("moto", reason="install the `test-s3` extra: pip install -e '.[test-s3]'")
     pytest.importorskip("obstore", reason="install the `s3` extra: pip install -e '.[s3]'")
     from moto.server import ThreadedMotoServer
 
