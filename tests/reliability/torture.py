@@ -521,17 +521,7 @@ def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: in
     root = work / "store"
     Store.create(root)
     reader_out = [work / f"reader{i}.json" for i in range(readers)]
-    reader_procs = [subprocess.Popen([sys.executable, "-c",
-                                      "import sys; from tests.reliability.torture import _reader; "
-                                      "_reader(sys.argv[1], float(sys.argv[2]), sys.argv[3])",
-                                      str(root), str(timeout), str(out)], cwd=ROOT, env=_env(),
-                                     stderr=subprocess.PIPE)
-                    for out in reader_out]
-    # readers open their sessions first, so that they query while the writers append
-    ready_by = time.monotonic() + min(timeout, 120.0)
-    while time.monotonic() < ready_by and not all(Path(str(o) + ".ready").exists() or p.poll() is not None
-                                                  for o, p in zip(reader_out, reader_procs, strict=True)):
-        time.sleep(0.05)
+    reader_procs = _start_readers(root, reader_out, timeout)   # they query while the writers append
     procs = [spawn_writer(root, w, 0, appends, rows, work / f"w{w}.ack") for w in range(writers)]
     comp_proc = None
     if compactor:
@@ -572,6 +562,23 @@ def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: in
     }
 
 
+
+def _start_readers(root: Path, outs: list[Path], timeout: float, *, env: dict[str, str] | None = None,
+                   sessions: bool = False) -> list[subprocess.Popen[bytes]]:
+    """Reader processes (:func:`_reader`), one per output file, returned once each has opened its
+    session (or died), so that they query while the writers append."""
+    procs = [subprocess.Popen([sys.executable, "-c",
+                               "import sys; from tests.reliability.torture import _reader; "
+                               f"_reader(sys.argv[1], float(sys.argv[2]), sys.argv[3], sessions={sessions})",
+                               str(root), str(timeout), str(out)], cwd=ROOT, env={**_env(), **(env or {})},
+                              stderr=subprocess.PIPE)
+             for out in outs]
+    ready_by = time.monotonic() + min(timeout, 120.0)
+    while time.monotonic() < ready_by and not all(Path(str(o) + ".ready").exists() or p.poll() is not None
+                                                  for o, p in zip(outs, procs, strict=True)):
+        time.sleep(0.05)
+    return procs
+
 def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appends: int = 30, rows: int = 5,
                           readers: int = 1, min_files: int = 2, compact_cli: bool = True,
                           timeout: float = 600.0) -> dict[str, object]:
@@ -587,16 +594,7 @@ def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appen
     env = {"METRICSTORE_AUTO_COMPACT": "1", "METRICSTORE_COMPACT_MIN_FILES": str(min_files),
            "METRICSTORE_COMPACT_GRACE_S": f"{grace_s:g}"}
     reader_out = [work / f"reader{i}.json" for i in range(readers)]
-    reader_procs = [subprocess.Popen([sys.executable, "-c",
-                                      "import sys; from tests.reliability.torture import _reader; "
-                                      "_reader(sys.argv[1], float(sys.argv[2]), sys.argv[3], sessions=True)",
-                                      str(root), str(timeout), str(out)], cwd=ROOT, env={**_env(), **env},
-                                     stderr=subprocess.PIPE)
-                    for out in reader_out]
-    ready_by = time.monotonic() + min(timeout, 120.0)
-    while time.monotonic() < ready_by and not all(Path(str(o) + ".ready").exists() or p.poll() is not None
-                                                  for o, p in zip(reader_out, reader_procs, strict=True)):
-        time.sleep(0.05)
+    reader_procs = _start_readers(root, reader_out, timeout, env=env, sessions=True)
     procs = [spawn_writer(root, w, 0, appends, rows, work / f"w{w}.ack", env=env) for w in range(writers)]
     compact_runs, compact_failures = 0, []
     while compact_cli and any(p.poll() is None for p in procs):
