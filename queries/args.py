@@ -1,10 +1,22 @@
-"""The point-in-time arguments every query takes: ``as_of`` (a date) and ``as_recorded`` (a time)."""
+"""The arguments every query takes: text keys, ``as_of`` (a date) and ``as_recorded`` (a time)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 from queries.errors import BadArgument
+
+def key_text(value: str) -> str:
+    """A text key (entity, metric, segment, dims) as the store holds it: Unicode NFC, as ingest
+    normalises it, so that ``café`` typed with a combining accent finds the facts stored under it.
+
+    Example:
+        >>> key_text("cafe\u0301") == "caf\u00e9"
+        True
+    """
+    return unicodedata.normalize("NFC", value)
+
 
 #: What a caller may pass for a date or a time: a ``date``, a ``datetime`` or ISO text.
 DateLike = dt.date | dt.datetime | str

@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from queries import lineage
-from queries.args import DateLike, to_date, to_timestamp
+from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
@@ -225,7 +225,9 @@ class MetricStore:
             freq: ``FY``, ``H``, ``Q``, ``M`` (or ``YTD``, ``I`` for instants); all when None.
             basis: the prior period's version for YoY/QoQ: 'as_of' (default), 'latest', 'first'.
         """
-        filters: dict[str, str] = {"entity": entity, "metric": metric, "segment": segment, "dims": dims}
+        entity, metric = key_text(entity), key_text(metric)
+        filters: dict[str, str] = {"entity": entity, "metric": metric, "segment": key_text(segment),
+                                   "dims": key_text(dims)}
         if freq is not None:
             key = freq.upper()
             if key not in FREQS:
@@ -256,7 +258,7 @@ class MetricStore:
             if name not in allowed:
                 raise BadArgument(name, value, f"is not a column of {view}")
             where.append(f'"{name}" = ?')
-            params.append(value)
+            params.append(key_text(value) if isinstance(value, str) else value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
         return self.sql(query, params, as_of=as_of, as_recorded=as_recorded)

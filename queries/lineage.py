@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from queries.args import DateLike
+from queries.args import DateLike, key_text
 from queries.errors import BadArgument
 
 
@@ -33,7 +33,8 @@ EXPLAIN_COLUMNS = (
 
 
 def _fact_filters(entity: str, metric: str, segment: str, dims: str) -> tuple[str, list[Any]]:
-    return "entity = ? AND metric = ? AND segment = ? AND dims = ?", [entity.lower(), metric, segment.lower(), dims]
+    key = [key_text(entity.lower()), key_text(metric), key_text(segment.lower()), key_text(dims)]
+    return "entity = ? AND metric = ? AND segment = ? AND dims = ?", key
 
 
 def _no_such(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", dims: str = "", *,

@@ -94,6 +94,18 @@ def test_text_keys_are_nfc_and_names_are_ascii_with_a_message_that_says_so(tmp_p
     assert r.returncode == 2 and "ASCII" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_a_key_typed_with_a_combining_accent_finds_the_stored_fact(tmp_path: Path) -> None:
+    """Queries normalise their text keys as ingest does: the segment stored NFC is found by an NFD
+    argument, in series and in history."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    assert ingest(tmp_path, write_csv(tmp_path / "u.csv", [fact(segment=nfc)])).returncode == 0
+    store = tmp_path / "store"
+    r = run_cli("series", "acme", "revenue", "--segment", nfd, "--format", "csv", store=store)
+    assert r.returncode == 0 and r.stdout.count("FY2024") == 1, r.stdout + r.stderr
+    r = run_cli("history", "acme", "revenue", "FY2024", "--segment", nfd, "--format", "csv", store=store)
+    assert r.returncode == 0 and r.stdout.count("\n") == 2, r.stdout + r.stderr     # header + one version
+
+
 # -- 3. links out of the drop folder --------------------------------------------------------------
 
 def test_the_drop_folder_skips_links_and_never_echoes_a_file_s_content(tmp_path: Path) -> None:
