@@ -57,8 +57,12 @@ NUM_REQUIRED = ("adsh", "tag", "version", "ddate", "qtrs", "uom", "value")
 NUM_COLUMNS = (*NUM_REQUIRED, "segments", "coreg", "footnote")
 SUB_REQUIRED = ("adsh", "cik", "name", "form", "filed")
 SUB_COLUMNS = (*SUB_REQUIRED, "fye", "fy", "fp", "instance")
-#: ``qtrs`` a period may span: an instant, or one to four quarters.
-QTRS = ("0", "1", "2", "3", "4")
+#: ``qtrs``: the whole number of quarters a value spans (the SEC's readme: "the count of the number
+#: of quarters represented by the data value", 0 for an instant). Most are 0 to 4; filings before
+#: 2015 also give inception-to-date values of a development-stage company (5 quarters and more),
+#: stored under their dates (``2008-01-01/2009-09-30``). Past a century it is no financial period.
+QTRS = r"^\d{1,3}$"
+QTRS_MAX = 400
 _DATE8 = r"^\d{8}$"
 
 
@@ -310,8 +314,9 @@ def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFram
     refuse(pl.col("entity").is_null(), "adsh", "is not an accession of sub.txt")
     refuse(pl.col("tag").is_null() | pl.col("version").is_null(), "tag", "is empty")
     refuse(pl.col("uom").is_null(), "uom", "is empty")
-    refuse(~pl.col("qtrs").is_in(QTRS).fill_null(False), "qtrs",
-           "is not a number of quarters this store reads (0 for an instant, or 1 to 4)")
+    whole = pl.col("qtrs").str.contains(QTRS).fill_null(False)
+    refuse(~whole | (whole & (pl.col("qtrs").cast(pl.Int32, strict=False) > QTRS_MAX)), "qtrs",
+           f"is not a number of quarters (a whole number, 0 for an instant, at most {QTRS_MAX})")
     dates = {t: _date(t) for t in df["ddate"].drop_nulls().unique().to_list()}
     refuse(pl.col("ddate").replace_strict(dates, default=None, return_dtype=pl.Date).is_null(), "ddate",
            "is not a date (YYYYMMDD)")

@@ -16,7 +16,7 @@ import pytest
 from ingest import Catalog, RunReport, detect_format, ingest_paths
 from ingest.sec import read_companyfacts
 from queries import MetricStore
-from store import Store
+from store import Store, label_period
 from tests.conftest import ROOT, needs_shared, run_cli, store_files
 
 FIXTURE = ROOT / "tests" / "fixtures" / "fsds"
@@ -217,16 +217,18 @@ def _num_with(row: list[str]) -> bytes:
 
 _ROW = ["0009999901-24-000010", "Revenues", "us-gaap/2024", "20240630", "1", "USD", "", "", "1.0000", ""]
 BAD = [
-    ("no num.txt", {"num.txt": None}, "2024q3.zip: holds no num.txt"),
+    ("no num.txt", {"num.txt": None}, "holds no num.txt"),
     ("unknown accession", {"num.txt": _num_with(["0000000000-00-000000", *_ROW[1:]])},
      "2024q3.zip/num.txt:17: column adsh='0000000000-00-000000': is not an accession of sub.txt"),
-    ("qtrs 7", {"num.txt": _num_with([*_ROW[:4], "7", *_ROW[5:]])},
-     "2024q3.zip/num.txt:17: column qtrs='7': is not a number of quarters"),
+    ("qtrs 2.5", {"num.txt": _num_with([*_ROW[:4], "2.5", *_ROW[5:]])},
+     "2024q3.zip/num.txt:17: column qtrs='2.5': is not a number of quarters"),
+    ("qtrs 999", {"num.txt": _num_with([*_ROW[:4], "999", *_ROW[5:]])},
+     "2024q3.zip/num.txt:17: column qtrs='999': is not a number of quarters"),
     ("bad date", {"num.txt": _num_with([*_ROW[:3], "20091340", *_ROW[4:]])},
      "2024q3.zip/num.txt:17: column ddate='20091340': is not a date (YYYYMMDD)"),
     ("non-UTF-8 name", {"sub.txt": (FIXTURE / "sub.txt").read_bytes().replace(b"BETA CORP", b"B\xc9TA CORP")},
      "2024q3.zip/sub.txt:4: not UTF-8 text: byte 0xc9"),
-    ("truncated zip", "truncate", "2024q3.zip: is truncated or damaged"),
+    ("truncated zip", "truncate", "is truncated or damaged"),
 ]
 
 
@@ -237,6 +239,19 @@ def seeded(tmp_path: Path, catalog: Catalog) -> Store:
     (tmp_path / "good").mkdir()
     assert ingest_paths(st, [make_zip(tmp_path / "good")], catalog=catalog).ok
     return st
+
+def test_an_inception_to_date_value_is_stored_under_its_dates(tmp_path: Path, store: Store,
+                                                              catalog: Catalog) -> None:
+    """A ``qtrs`` past 4 (a development-stage company's inception-to-date column, in filings before
+    2015) is a value like any other, under the dates of its 21 months (on the filer's week calendar)."""
+    row = [*_ROW[:4], "7", *_ROW[5:8], "7.5000", ""]
+    report = ingest_paths(store, [make_zip(tmp_path, **{"num.txt": _num_with(row)})], catalog=catalog)
+    assert report.ok, report.summary()
+    got = [e for e in store.read("events").to_pylist() if e["value"] == 7.5]
+    assert len(got) == 1
+    start, end = got[0]["period_start"], got[0]["period_end"]
+    assert abs((end - dt.date(2024, 6, 30)).days) <= 6 and 7 * 91 - 7 <= (end - start).days <= 7 * 91 + 7
+    assert label_period(start, end) == f"{start.isoformat()}/{end.isoformat()}"     # no FY, H or 9M
 
 
 @pytest.mark.parametrize("name,members,message", BAD, ids=[b[0] for b in BAD])
@@ -275,9 +290,9 @@ def test_in_small_blocks_the_same_events_and_a_late_bad_row_commits_nothing(
     assert ids[0] == ids[1] and len(set(blocks.read("events").column("commit_id").to_pylist())) == 1
 
     late = Store.create(tmp_path / "late")
-    bad = make_zip(tmp_path / "late", **{"num.txt": _num_with([*_ROW[:4], "7", *_ROW[5:]])})
+    bad = make_zip(tmp_path / "late", **{"num.txt": _num_with([*_ROW[:4], "-1", *_ROW[5:]])})
     report = ingest_paths(late, [bad], catalog=catalog)
-    assert report.added == 0 and report.files[0].error and "num.txt:17: column qtrs='7'" in report.files[0].error
+    assert report.added == 0 and report.files[0].error and "num.txt:17: column qtrs='-1'" in report.files[0].error
     assert late.read("events").num_rows == 0 and late.read("entities").num_rows == 0
 
 
