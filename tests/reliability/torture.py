@@ -664,7 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compactor", action="store_true")
     p.add_argument("--reader-grace", type=float, nargs="*", default=[0.0, 1.0],
                    help="grace periods (s) of the readers-during-compaction phase (none: skip it)")
-    p.add_argument("--reader-appends", type=int, default=600, help="appends per writer in that phase (more appends: more compactions under the readers)")
+    p.add_argument("--reader-appends", type=int, default=600,
+                   help="appends per writer in that phase (more appends: more compactions under the readers)")
     args = p.parse_args(argv)
     import tempfile
 
