@@ -9,7 +9,7 @@ HASH   := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 SIZE   ?= all
 ONLY   ?=
 PYTEST_ARGS ?=
-PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+PIP    := $(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check
 
 .PHONY: setup demo test test-scale torture bench clean
 
