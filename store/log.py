@@ -141,7 +141,8 @@ class Log:
         exact. Without the lock, a change falling between reading the token and listing, in the
         clock tick of the folder's last change, would leave both as they were (git's "racily
         clean" entries): a listing taken within :data:`RACY_NS` of its folder's last change is
-        then taken again. A backend that keeps no token (an object store) lists afresh each time.
+        taken again, and not kept (the lock held later would say nothing of the moment it was
+        taken). A backend that keeps no token (an object store) lists afresh each time.
         """
         backend = self.backend
         now = time.time_ns()
@@ -153,7 +154,7 @@ class Log:
                 and (locked or _settled(hit))):
             return hit
         got = self._list(table, token, mtime, now)
-        if token and mtime is not None:
+        if token and mtime is not None and (locked or _settled(got)):
             self.listings[table] = got
         else:
             self.listings.pop(table, None)
