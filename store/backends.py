@@ -77,7 +77,7 @@ class Backend(Protocol):
     def staging_path(self, commit_id: str) -> Path: ...
     def scratch(self) -> Path: ...
     def clean_staging(self) -> list[str]: ...
-    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> Path | ObjectPath: ...
+    def publish_file(self, tmp: str | Path, table: str, name: str) -> Path | ObjectPath: ...
     def publish_bytes(self, body: Any, table: str, name: str, staged: str,
                       before: Callable[[], None]) -> Path | ObjectPath: ...
     def change_token(self, table: str) -> bytes: ...
@@ -175,10 +175,13 @@ class LocalBackend:
                 Path(folder, n).unlink(missing_ok=True)
         return [n for n in names if not n.startswith("commit-")]
 
-    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> Path:
-        if not flushed:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+    def publish_file(self, tmp: str | Path, table: str, name: str) -> Path:
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        return self._rename_in(tmp, table, name)
+
+    def _rename_in(self, tmp: str | Path, table: str, name: str) -> Path:
+        """Rename a flushed file into ``table`` under ``name``, then flush the folder."""
         folder = self.text(table)
         os.replace(tmp, os.path.join(folder, name))
         fsync_dir(folder)
@@ -200,7 +203,7 @@ class LocalBackend:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return self.publish_file(path, table, name, flushed=True)
+        return self._rename_in(path, table, name)
 
     def _token_path(self, table: str) -> str:
         return self.text(os.path.join("_lock", CHANGE_TOKEN.format(table=table)))
@@ -306,7 +309,7 @@ class S3Backend:
     def clean_staging(self) -> list[str]:
         return []      # (staged on this machine, each under a name of its own: nothing in the bucket)
 
-    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> ObjectPath:
+    def publish_file(self, tmp: str | Path, table: str, name: str) -> ObjectPath:
         try:
             with open(tmp, "rb") as fh:
                 data = fh.read()
