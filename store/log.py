@@ -71,7 +71,7 @@ class Listing:
     oldest_manifest: float | None
     token: bytes
     mtime_ns: int | None
-    listed_ns: int = 0
+    listed_ns: int
 
 
 #: A folder changed within this many nanoseconds of a listing may have changed again unseen, in the
@@ -82,6 +82,7 @@ RACY_NS = 100_000_000
 def _settled(listing: Listing) -> bool:
     """Whether ``listing``'s folder had been still for :data:`RACY_NS` when it was listed."""
     return listing.mtime_ns is not None and listing.mtime_ns < listing.listed_ns - RACY_NS
+
 
 class Log:
     """A store's logs on their backend: listing, locks, publishing, reading.
@@ -282,12 +283,9 @@ class Log:
                 state.append(new)
         path = put(before)
         if state and kept is not None:     # (new lists: a reader may be going through the old ones)
-            names = kept.names.copy()
+            names, live = kept.names.copy(), kept.live.copy()
             bisect.insort(names, name)
-            live = names
-            if kept.live is not kept.names:
-                live = kept.live.copy()
-                bisect.insort(live, name)
+            bisect.insort(live, name)
             now = time.time_ns()
             self.listings[table] = Listing(names, live, kept.oldest_manifest, state[0], self.backend.mtime_ns(table), now)
         return path
