@@ -249,7 +249,7 @@ class S3Backend:
     def __init__(self, root: ObjectPath) -> None:
         self.root = root
         self.files = root.files
-        self._sizes: dict[str, int] = {}
+        self._sizes: dict[str, dict[str, int]] = {}    # each folder's last listing: name -> size
 
     folder = None
 
@@ -260,19 +260,20 @@ class S3Backend:
         return f"{self.root.key}/{name}" if self.root.key else name
 
     def list_names(self, folder: str) -> list[str]:
-        listed = self.files.list_stat(self._key(folder))
-        self._sizes.update((n, st.st_size) for n, st in listed)   # (one LIST gives every size: no HEAD each)
-        return [n.rsplit("/", 1)[-1] for n, _ in listed]
+        listed = [(n.rsplit("/", 1)[-1], st.st_size) for n, st in self.files.list_stat(self._key(folder))]
+        self._sizes[folder] = dict(listed)     # (one LIST gives every size: no HEAD each)
+        return [n for n, _ in listed]
 
     def entries(self, folder: str) -> list[ObjectPath]:
         """The objects directly under ``folder``, each knowing its size and time (one LIST)."""
         return list((self.root / folder).iterdir())
 
     def size(self, folder: str, name: str) -> int | None:
-        key = self._key(f"{folder}/{name}")
-        if key not in self._sizes:
+        known = self._sizes.get(folder)
+        if known is None or name not in known:
             self.list_names(folder)
-        return self._sizes.get(key)
+            known = self._sizes[folder]
+        return known.get(name)
 
     def exists(self, name: str) -> bool:
         return self.files.exists(self._key(name))
