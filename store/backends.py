@@ -77,7 +77,7 @@ class Backend(Protocol):
     def staging_path(self, commit_id: str) -> Path: ...
     def scratch(self) -> Path: ...
     def clean_staging(self) -> list[str]: ...
-    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> Path | ObjectPath: ...
+    def publish_file(self, tmp: str | Path, table: str, name: str) -> Path | ObjectPath: ...
     def publish_bytes(self, body: Any, table: str, name: str, staged: str,
                       before: Callable[[], None]) -> Path | ObjectPath: ...
     def change_token(self, table: str) -> bytes: ...
@@ -175,10 +175,13 @@ class LocalBackend:
                 Path(folder, n).unlink(missing_ok=True)
         return [n for n in names if not n.startswith("commit-")]
 
-    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> Path:
-        if not flushed:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+    def publish_file(self, tmp: str | Path, table: str, name: str) -> Path:
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        return self._rename_in(tmp, table, name)
+
+    def _rename_in(self, tmp: str | Path, table: str, name: str) -> Path:
+        """Rename a flushed file into ``table`` under ``name``, then flush the folder."""
         folder = self.text(table)
         os.replace(tmp, os.path.join(folder, name))
         fsync_dir(folder)
@@ -200,7 +203,7 @@ class LocalBackend:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return self.publish_file(path, table, name, flushed=True)
+        return self._rename_in(path, table, name)
 
     def _token_path(self, table: str) -> str:
         return self.text(os.path.join("_lock", CHANGE_TOKEN.format(table=table)))
@@ -246,7 +249,7 @@ class S3Backend:
     def __init__(self, root: ObjectPath) -> None:
         self.root = root
         self.files = root.files
-        self._sizes: dict[str, int] = {}
+        self._sizes: dict[str, dict[str, int]] = {}    # each folder's last listing: name -> size
 
     folder = None
 
@@ -257,19 +260,20 @@ class S3Backend:
         return f"{self.root.key}/{name}" if self.root.key else name
 
     def list_names(self, folder: str) -> list[str]:
-        listed = self.files.list_stat(self._key(folder))
-        self._sizes.update((n, st.st_size) for n, st in listed)   # (one LIST gives every size: no HEAD each)
-        return [n.rsplit("/", 1)[-1] for n, _ in listed]
+        listed = [(n.rsplit("/", 1)[-1], st.st_size) for n, st in self.files.list_stat(self._key(folder))]
+        self._sizes[folder] = dict(listed)     # (one LIST gives every size: no HEAD each)
+        return [n for n, _ in listed]
 
     def entries(self, folder: str) -> list[ObjectPath]:
         """The objects directly under ``folder``, each knowing its size and time (one LIST)."""
         return list((self.root / folder).iterdir())
 
     def size(self, folder: str, name: str) -> int | None:
-        key = self._key(f"{folder}/{name}")
-        if key not in self._sizes:
+        known = self._sizes.get(folder)
+        if known is None or name not in known:
             self.list_names(folder)
-        return self._sizes.get(key)
+            known = self._sizes[folder]
+        return known.get(name)
 
     def exists(self, name: str) -> bool:
         return self.files.exists(self._key(name))
@@ -306,7 +310,7 @@ class S3Backend:
     def clean_staging(self) -> list[str]:
         return []      # (staged on this machine, each under a name of its own: nothing in the bucket)
 
-    def publish_file(self, tmp: str | Path, table: str, name: str, *, flushed: bool = False) -> ObjectPath:
+    def publish_file(self, tmp: str | Path, table: str, name: str) -> ObjectPath:
         try:
             with open(tmp, "rb") as fh:
                 data = fh.read()

@@ -7,10 +7,7 @@ from dataclasses import dataclass, field
 from store.errors import StoreError
 from store.store import Store
 from store.repair import leftovers, repair as repair_store
-from store.verify import Finding, verify
-
-#: The logs every store has (a log registered later starts with its first append).
-CORE_TABLES = ("events", "entities", "metrics")
+from store.verify import CORE_TABLES, Finding, verify
 
 
 @dataclass

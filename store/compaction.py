@@ -74,7 +74,7 @@ from store.parquet import ROW_GROUP_ROWS, write_options
 from store.schema import SCHEMA_VERSION, TABLES
 
 __all__ = ["MANIFESTS", "CompactionPolicy", "CompactionResult", "cleanup", "compact", "due",
-           "live_files", "maybe_compact", "merged_sources", "retired", "retired_names"]
+           "live_files", "maybe_compact", "merged_sources", "retired"]
 
 #: Sort order of compacted events: the keys of a series, then of a fact, then the id.
 EVENT_ORDER = ("entity", "metric", "segment", "dims", "period_end", "period_start", "event_id")
@@ -149,22 +149,11 @@ class CompactionResult:
 
 
 # -- which files ----------------------------------------------------------------------------
-def _scratch(store: Log) -> Path:
-    """The local folder where a merge is written before it is published (``_tmp`` of a local store;
-    on an object store, the machine's state folder: nothing is staged in the bucket)."""
-    return store.backend.scratch()
-
-
-def retired_names(store: Log, table: str, names: list[str]) -> set[str]:
-    """Which of ``names`` (a listing of ``table``) are merged sources: every event of each is
-    in a file of the same listing."""
-    return manifests.sources_state(store.backend, table, names)[0]
-
-
 def retired(store: Log, table: str = "events", files: list[Path] | None = None) -> set[str]:
-    """Names of live files already merged into a published file (deleted once their grace is over)."""
+    """Names of live files already merged into a published file (deleted once their grace is over):
+    every event of each is in a file of the same listing."""
     names = store.names(table) if files is None else [p.name for p in files]
-    return retired_names(store, table, names)
+    return manifests.sources_state(store.backend, table, names)[0]
 
 
 def merged_sources(store: Log, table: str = "events") -> dict[str, list[str]]:
@@ -294,7 +283,8 @@ def _merge(store: Log, table: str, sources: list[Path],
     commit_id = uuid.uuid4().hex
     recorded_at = dt.datetime.now(dt.UTC)
     # not ``store.tmp_path``: writers clear stale ``commit-*`` files, and this one is alive
-    tmp = _scratch(store) / f"compact-{commit_id}.parquet"
+    scratch = store.backend.scratch()   # (local: _tmp; an object store's: this machine's state folder)
+    tmp = scratch / f"compact-{commit_id}.parquet"
     order = EVENT_ORDER if table == "events" else (TABLES[table].id_column,)
     cols = ", ".join(f'"{f.name}"' for f in schema)
     meta = {
@@ -304,7 +294,7 @@ def _merge(store: Log, table: str, sources: list[Path],
         "metricstore.recorded_at": recorded_at.isoformat(),
         "metricstore.compacted_from": str(len(sources)),
     }
-    spill = _scratch(store) / f"duckdb-{commit_id}"
+    spill = scratch / f"duckdb-{commit_id}"
     con = duckdb.connect()
     try:
         store.backend.attach(con)           # s3:// sources read through fsspec (no-op locally)
@@ -382,7 +372,7 @@ def compact(store: Log, *, table: str = "events", full: bool = False, grace_s: f
     lock_wait = LOCK_TIMEOUT_S if wait else policy.lock_wait_s
     try:
         with store.compactor_lock(None if wait else 0):
-            remove_compaction_leftovers(_scratch(store))               # a compaction that died
+            remove_compaction_leftovers(store.backend.scratch())       # a compaction that died
             sources = _select_sources(store, table, policy, full)
             if len(sources) < 2:
                 result.skipped = f"{len(sources)} file(s) to merge"

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from store.ids import hex_to_digests, hex_to_words, one_array
+from store.ids import hex_to_words, one_array
 from store.layout import EMPTY_COMMIT
 from store.parquet import ROW_GROUP_ROWS, has_statistics
 from store.schema import TABLES
@@ -125,7 +125,7 @@ class CommittedIds:
         one of the batch's (entity, metric, period_end) are searched, and of those only the id
         column, whose digests stay cached in memory (a committed file never changes)."""
         wanted_hex = one_array(ids)
-        w_hi, w_lo = words(hex_to_digests(wanted_hex))
+        w_hi, w_lo = hex_to_words(wanted_hex)
         entities = set(keys.column("entity").to_pylist())
         metrics = set(keys.column("metric").to_pylist())
         ends = keys.column("period_end").to_pylist()
@@ -170,7 +170,7 @@ class CommittedIds:
             col = pq.ParquetFile(self.log.backend.path("events", name)).read_row_group(rg, columns=[id_col]).column(0)
         except FileNotFoundError:
             return None
-        w_hi, w_lo = words(hex_to_digests(col))
+        w_hi, w_lo = hex_to_words(col)
         order = np.argsort(w_hi, kind="stable")
         got = (w_hi[order], w_lo[order])
         cache[(name, rg)] = got
@@ -293,12 +293,6 @@ def groups_admitting(groups: list[RowGroupBounds], entities: set[str],
         return groups[bisect.bisect_left(highs, e):bisect.bisect_right(lows, e)]
     picked = sorted({i for e in entities for i in range(bisect.bisect_left(highs, e), bisect.bisect_right(lows, e))})
     return [groups[i] for i in picked]
-
-
-def words(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 16) digests as two uint64 arrays (the first and last 8 bytes, big-endian)."""
-    words = np.ascontiguousarray(digests).view(">u8").astype(np.uint64)
-    return words[:, 0].copy(), words[:, 1].copy()
 
 
 def order_by(hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

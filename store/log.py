@@ -71,7 +71,7 @@ class Listing:
     oldest_manifest: float | None
     token: bytes
     mtime_ns: int | None
-    listed_ns: int = 0
+    listed_ns: int
 
 
 #: A folder changed within this many nanoseconds of a listing may have changed again unseen, in the
@@ -82,6 +82,7 @@ RACY_NS = 100_000_000
 def _settled(listing: Listing) -> bool:
     """Whether ``listing``'s folder had been still for :data:`RACY_NS` when it was listed."""
     return listing.mtime_ns is not None and listing.mtime_ns < listing.listed_ns - RACY_NS
+
 
 class Log:
     """A store's logs on their backend: listing, locks, publishing, reading.
@@ -141,7 +142,8 @@ class Log:
         exact. Without the lock, a change falling between reading the token and listing, in the
         clock tick of the folder's last change, would leave both as they were (git's "racily
         clean" entries): a listing taken within :data:`RACY_NS` of its folder's last change is
-        then taken again. A backend that keeps no token (an object store) lists afresh each time.
+        taken again, and not kept (the lock held later would say nothing of the moment it was
+        taken). A backend that keeps no token (an object store) lists afresh each time.
         """
         backend = self.backend
         now = time.time_ns()
@@ -153,7 +155,7 @@ class Log:
                 and (locked or _settled(hit))):
             return hit
         got = self._list(table, token, mtime, now)
-        if token and mtime is not None:
+        if token and mtime is not None and (locked or _settled(got)):
             self.listings[table] = got
         else:
             self.listings.pop(table, None)
@@ -281,12 +283,9 @@ class Log:
                 state.append(new)
         path = put(before)
         if state and kept is not None:     # (new lists: a reader may be going through the old ones)
-            names = kept.names.copy()
+            names, live = kept.names.copy(), kept.live.copy()
             bisect.insort(names, name)
-            live = names
-            if kept.live is not kept.names:
-                live = kept.live.copy()
-                bisect.insort(live, name)
+            bisect.insort(live, name)
             now = time.time_ns()
             self.listings[table] = Listing(names, live, kept.oldest_manifest, state[0], self.backend.mtime_ns(table), now)
         return path

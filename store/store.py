@@ -123,7 +123,8 @@ class Store(Log):
 
     def existing_ids(self, ids: pa.Array | pa.ChunkedArray, *, table: str = "events",
                      keys: pa.Table | None = None) -> pa.Array:
-        """Which of ``ids`` the log already holds.
+        """Which of ``ids`` the log already holds. Called with the writers' lock held (``lock()``,
+        as the append paths do): its listing of the log is then trusted as exact (see ``listing``).
 
         ``keys``, the candidate rows themselves, narrows the search: an event's entity, metric and
         period are part of its content, hence of its id, so only rows with those values can hold

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -13,6 +12,9 @@ import pyarrow.parquet as pq
 from store.layout import COMMIT_NAME, file_sha256
 from store.log import Log
 from store.schema import TABLES
+
+#: The logs every store has (a log registered later, as ``runs``, starts with its first append).
+CORE_TABLES = ("events", "entities", "metrics")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def verify(store: Log) -> list[Finding]:
         # (an object store's entries are ObjectPaths, which answer the pathlib calls made here)
         entries = sorted(cast("list[Path]", store.backend.entries(table)))
         if not entries:
-            if table in ("events", "entities", "metrics"):  # (a store made before runs/ was declared has none)
+            if table in CORE_TABLES:
                 findings.append(Finding(str(store.root / table), "missing table folder"))
             continue
         for path in entries:

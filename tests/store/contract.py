@@ -152,6 +152,9 @@ class StoreContract:
         assert s.backend.size("events", r.path.name) == len(r.path.read_bytes())
         assert s.backend.size("events", "nothing.parquet") is None
         assert s.backend.list_names("nothing-here") == [] and s.backend.entries("nothing-here") == []
+        s.backend.delete(f"events/{r.path.name}")      # listed (its size known), then gone
+        assert r.path.name not in s.names()               # listed again: its size is forgotten
+        assert s.backend.size("events", r.path.name) is None
 
     # -- live files: one listing, one rule ---------------------------------------------------
     def test_live_files_leave_out_merged_sources_and_read_each_event_once(self) -> None:

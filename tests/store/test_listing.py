@@ -142,3 +142,27 @@ def test_the_automatic_merge_gives_way_to_a_writer_holding_the_lock(store: Store
         holder.wait()
     done = maybe_compact(store)                          # the lock is free again
     assert done is not None and done.merged == 4 and store.read().num_rows == 3 and verify(store) == []
+
+
+def test_a_racy_listing_taken_without_the_lock_is_not_trusted_under_it(store: Store) -> None:
+    """A reader lists the log while another process's commit is half done (its token replaced, its
+    rename not yet landed) in the folder's current clock tick; the rename then lands in that tick.
+    A later append of the same store object, under the writers' lock, must not trust that listing:
+    the lock says nothing changes now, not that nothing was changing when the listing was taken."""
+    store.append(event("acme", "revenue", 2000, 1.0))
+    mine = set(store.listing().names)
+    _in_another_process(store.root, 'store.append(event("acme", "revenue", 2001, 2.0))')
+    events = store.root / "events"
+    (late,) = [p for p in events.glob("*.parquet") if p.name not in mine]
+    aside = store.root / late.name
+    late.rename(aside)                                   # the other commit's rename, not yet landed
+    tick = time.time_ns() + 10**10                       # the folder's last change: this clock tick
+    os.utime(events, ns=(tick, tick))
+    assert late.name not in store.listing().names        # listed without the lock, racy
+    aside.rename(late)                                   # lands in the same tick: token and mtime unmoved
+    os.utime(events, ns=(tick, tick))
+
+    again = store.append(event("acme", "revenue", 2001, 2.0))   # the other process's event
+
+    assert (again.added, again.already_present) == (0, 1)
+    assert _copies(store, 2001) == 1
