@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -55,6 +56,8 @@ class MetricStore:
         self._guard = ChecksumGuard(self.store)
         self._snapshots = Snapshots(self.store)
         self._view_columns: dict[str, list[str]] = {}
+        self._running: set[duckdb.DuckDBPyConnection] = set()     # the cursors of queries running now
+        self._running_lock = threading.Lock()
         # creating the views reads the live files' schemas (a file a compaction deletes meanwhile:
         # listed again, see queries.live)
         self._con = read_listed(self.store, lambda: list_live(self.store, TABLES),
@@ -62,6 +65,13 @@ class MetricStore:
 
     def close(self) -> None:
         self._con.close()
+
+    def interrupt(self) -> None:
+        """Stop the queries of this store running now, from another thread (a timeout, a cancel
+        request): each fails with a :class:`SqlError` that says it was interrupted."""
+        with self._running_lock:
+            for cur in self._running:
+                cur.interrupt()
 
     def __enter__(self) -> MetricStore:
         return self
@@ -89,6 +99,8 @@ class MetricStore:
         d = to_date("as_of", as_of)
         t = to_timestamp("as_recorded", as_recorded)
         cur = self._con.cursor()
+        with self._running_lock:
+            self._running.add(cur)
         reads_snapshot = t is None and _READS_GROWTH.search(query) is not None
 
         def run(live: Reading) -> pl.DataFrame:
@@ -111,6 +123,8 @@ class MetricStore:
         except duckdb.Error as exc:
             raise SqlError(str(exc).splitlines()[0]) from None
         finally:
+            with self._running_lock:
+                self._running.discard(cur)
             cur.close()
 
     def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None) -> None:
