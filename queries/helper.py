@@ -41,6 +41,11 @@ SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qual
 SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
 
 
+def _keys(filters: dict[str, Any]) -> dict[str, Any]:
+    """Equality filters with their text as the store holds it (:func:`queries.args.key_text`)."""
+    return {name: key_text(v) if isinstance(v, str) else v for name, v in filters.items()}
+
+
 class MetricStore:
     """Read the views of a store as polars DataFrames.
 
@@ -185,7 +190,7 @@ class MetricStore:
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:
         """Current facts, filtered by equality on any column (``entity="xiaomi"``)."""
-        return self._select("facts", filters, as_of=as_of, as_recorded=as_recorded,
+        return self._select("facts", _keys(filters), as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, segment, dims, period_end, period")
 
     def growth(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
@@ -195,6 +200,7 @@ class MetricStore:
         ``basis`` picks the prior period's version: 'as_of' (as known at the same as_of: the
         default, what a backtest wants), 'latest' (as known now) or 'first' (as first reported).
         """
+        filters = _keys(filters)
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded, **filters)
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
@@ -203,7 +209,7 @@ class MetricStore:
     def share(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:
         """Each segment's share of its entity's total."""
-        return self._select("share", filters, as_of=as_of, as_recorded=as_recorded,
+        return self._select("share", _keys(filters), as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, period, segment")
 
     def history(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
@@ -272,7 +278,7 @@ class MetricStore:
             if name not in allowed:
                 raise BadArgument(name, value, f"is not a column of {view}")
             where.append(f'"{name}" = ?')
-            params.append(key_text(value) if isinstance(value, str) else value)
+            params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
         return self.sql(query, params, as_of=as_of, as_recorded=as_recorded)
