@@ -10,7 +10,7 @@ import pytest
 
 from queries import MetricStore
 from queries.errors import FilesVanished
-from queries.live import list_live, read_listed
+from queries.live import list_live, read_listed, vanished
 from queries.snapshot import COVERED, FOLDER, _hold, refresh
 from store import Store
 from store.compaction import compact
@@ -48,6 +48,18 @@ def test_a_read_that_keeps_losing_its_files_fails_in_one_line(four_commits: Stor
         read_listed(store, lambda: stale, lambda live: count(live["events"]), retries=2)
     assert "\n" not in str(err.value) and "deleted by a compaction" in str(err.value)
     assert "METRICSTORE_COMPACT_GRACE_S" in str(err.value)
+
+
+def test_vanished_names_the_listed_files_gone_from_each_folder(four_commits: Store, tmp_path: Path) -> None:
+    store = four_commits
+    listing = list_live(store, COVERED)
+    assert vanished(listing) == []
+    gone_folder = tmp_path / "gone"
+    listing["other"] = [gone_folder / "a.parquet"]          # a folder that is no more
+    assert compact(store, grace_s=0).deleted >= 4
+    gone = [p for files in listing.values() for p in files if not p.exists()]
+    assert len(gone) >= 5 and gone[-1] == gone_folder / "a.parquet"
+    assert vanished(listing) == gone
 
 
 def test_a_failure_with_every_file_in_place_is_not_retried(four_commits: Store) -> None:
