@@ -19,7 +19,8 @@ and no reader may fail or see a count go down.
 
 Readers during compaction (:func:`reader_compaction_run`): writers compact automatically at every
 second small file and delete merged sources after a grace period of 0 s, then 1 s, while readers
-open sessions and query and ``metricstore compact`` runs in a loop; no reader may fail.
+open sessions and query and ``metricstore compact`` runs in a loop; no reader may fail or see a
+count go down.
 
 ``make torture`` runs the full campaign; ``tests/reliability/test_crash.py`` runs a few trials in
 ``make test``.
@@ -627,14 +628,15 @@ def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appen
         "final_equals_union_of_acks": per == {f"w{w}-b{b}": rows for w, b in acked},
         "events_found": distinct, "compact_runs": compact_runs, "compact_failures": compact_failures,
         "reader_rounds": sum(len(c) for c in seen_counts), "reader_failures": len(reader_errors),
-        "reader_errors": reader_errors[:10],
+        "reader_errors": reader_errors[:10], "counts_went_down": _went_down(seen_counts),
     }
 
 
 def reader_compaction_ok(run: dict[str, object]) -> bool:
-    """Did a :func:`reader_compaction_run` pass: nothing lost, no reader, writer or compaction failed?"""
+    """Did a :func:`reader_compaction_run` pass: nothing lost, no reader, writer or compaction failed,
+    no reader saw fewer events than it had seen before?"""
     return (bool(run["final_equals_union_of_acks"]) and not run["writer_errors"] and not run["reader_failures"]
-            and not run["compact_failures"])
+            and not run["compact_failures"] and not run["counts_went_down"])
 
 
 def spawn_compactor(root: Path, log: Path, timeout: float) -> subprocess.Popen[bytes]:
