@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -40,6 +41,11 @@ SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qual
 SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
 
 
+def _keys(filters: dict[str, Any]) -> dict[str, Any]:
+    """Equality filters with their text as the store holds it (:func:`queries.args.key_text`)."""
+    return {name: key_text(v) if isinstance(v, str) else v for name, v in filters.items()}
+
+
 class MetricStore:
     """Read the views of a store as polars DataFrames.
 
@@ -55,6 +61,8 @@ class MetricStore:
         self._guard = ChecksumGuard(self.store)
         self._snapshots = Snapshots(self.store)
         self._view_columns: dict[str, list[str]] = {}
+        self._running: set[duckdb.DuckDBPyConnection] = set()     # the cursors of queries running now
+        self._running_lock = threading.Lock()
         # creating the views reads the live files' schemas (a file a compaction deletes meanwhile:
         # listed again, see queries.live)
         self._con = read_listed(self.store, lambda: list_live(self.store, TABLES),
@@ -62,6 +70,13 @@ class MetricStore:
 
     def close(self) -> None:
         self._con.close()
+
+    def interrupt(self) -> None:
+        """Stop the queries of this store running now, from another thread (a timeout, a cancel
+        request): each fails with a :class:`SqlError` that says it was interrupted."""
+        with self._running_lock:
+            for cur in self._running:
+                cur.interrupt()
 
     def __enter__(self) -> MetricStore:
         return self
@@ -89,6 +104,8 @@ class MetricStore:
         d = to_date("as_of", as_of)
         t = to_timestamp("as_recorded", as_recorded)
         cur = self._con.cursor()
+        with self._running_lock:
+            self._running.add(cur)
         reads_snapshot = t is None and _READS_GROWTH.search(query) is not None
 
         def run(live: Reading) -> pl.DataFrame:
@@ -111,6 +128,8 @@ class MetricStore:
         except duckdb.Error as exc:
             raise SqlError(str(exc).splitlines()[0]) from None
         finally:
+            with self._running_lock:
+                self._running.discard(cur)
             cur.close()
 
     def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None) -> None:
@@ -171,7 +190,7 @@ class MetricStore:
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:
         """Current facts, filtered by equality on any column (``entity="xiaomi"``)."""
-        return self._select("facts", filters, as_of=as_of, as_recorded=as_recorded,
+        return self._select("facts", _keys(filters), as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, segment, dims, period_end, period")
 
     def growth(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
@@ -181,6 +200,7 @@ class MetricStore:
         ``basis`` picks the prior period's version: 'as_of' (as known at the same as_of: the
         default, what a backtest wants), 'latest' (as known now) or 'first' (as first reported).
         """
+        filters = _keys(filters)
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded, **filters)
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
@@ -189,7 +209,7 @@ class MetricStore:
     def share(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:
         """Each segment's share of its entity's total."""
-        return self._select("share", filters, as_of=as_of, as_recorded=as_recorded,
+        return self._select("share", _keys(filters), as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, period, segment")
 
     def history(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
@@ -258,7 +278,7 @@ class MetricStore:
             if name not in allowed:
                 raise BadArgument(name, value, f"is not a column of {view}")
             where.append(f'"{name}" = ?')
-            params.append(key_text(value) if isinstance(value, str) else value)
+            params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
         return self.sql(query, params, as_of=as_of, as_recorded=as_recorded)

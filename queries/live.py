@@ -52,8 +52,22 @@ def list_live(store: Store, tables: Iterable[str]) -> Reading:
 
 
 def vanished(reading: Reading) -> list[Path]:
-    """The files of ``reading`` that no longer exist (a compaction deleted them since the listing)."""
-    return [p for files in reading.values() for p in files if not p.exists()]
+    """The files of ``reading`` that no longer exist (a compaction deleted them since the listing).
+
+    Each folder is listed once (on an object store, one LIST instead of a HEAD a file): a read
+    that fails for any reason asks, and a log may hold thousands of live files."""
+    by_folder: dict[Path, list[Path]] = {}
+    for files in reading.values():
+        for p in files:
+            by_folder.setdefault(p.parent, []).append(p)
+    gone: list[Path] = []
+    for folder, files in by_folder.items():
+        try:
+            present = {p.name for p in folder.iterdir()}
+        except OSError:         # the folder itself is gone
+            present = set()
+        gone += [p for p in files if p.name not in present]
+    return gone
 
 
 def read_listed(store: Store, list_files: Callable[[], Reading], read: Callable[[Reading], T], *,

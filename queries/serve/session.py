@@ -23,7 +23,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import duckdb
 import polars as pl
 from buenavista.core import BVType, QueryResult, Session
 
@@ -118,38 +117,12 @@ class FrameResult(QueryResult):
         return self.tag
 
 
-class _Cursors:
-    """The session's DuckDB connection, remembering the cursor a query runs on so that a timeout or
-    a cancel request can interrupt it from another thread (:meth:`MetricStore.sql` opens one per query)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-        self._lock = threading.Lock()
-        self._current: duckdb.DuckDBPyConnection | None = None
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self._con.cursor()
-        with self._lock:
-            self._current = cur
-        return cur
-
-    def interrupt(self) -> None:
-        with self._lock:
-            if self._current is not None:
-                self._current.interrupt()
-
-    def close(self) -> None:
-        self._con.close()
-
-
 class StoreSession(Session):
     """A connection's session: the sandbox, its point in time, a statement timeout."""
 
     def __init__(self, store: Store, *, timeout_s: float, parameters: dict[str, str]) -> None:
         super().__init__()
         self.ms = MetricStore(store)
-        self._cursors = _Cursors(self.ms._con)
-        self.ms._con = self._cursors  # type: ignore[assignment]  # cursor() and close() are all it calls
         self.timeout_s = timeout_s
         self.parameters = parameters
         self.as_of: dt.date | None = None
@@ -173,7 +146,7 @@ class StoreSession(Session):
 
     def interrupt(self) -> None:
         """Stop the running query (a cancel request)."""
-        self._cursors.interrupt()
+        self.ms.interrupt()
 
     def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> QueryResult:
         if not sql.strip().rstrip(";").strip():
@@ -201,7 +174,7 @@ class StoreSession(Session):
         return pl.DataFrame({name: [None if value is None else str(value)]}, schema={name: pl.String})
 
     def _query(self, sql: str, params: Sequence[Any] | None) -> pl.DataFrame:
-        timer = threading.Timer(self.timeout_s, self._cursors.interrupt)
+        timer = threading.Timer(self.timeout_s, self.ms.interrupt)
         timer.daemon = True
         timer.start()
         try:

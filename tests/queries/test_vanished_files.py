@@ -4,14 +4,16 @@ snapshot refresh, which can outlast the grace period, reads hard links of what i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from queries import MetricStore
 from queries.errors import FilesVanished
-from queries.live import list_live, read_listed
-from queries.snapshot import COVERED, FOLDER, _hold, refresh
+from queries.live import list_live, read_listed, vanished
+from queries import snapshot
+from queries.snapshot import COVERED, FOLDER, refresh
 from store import Store
 from store.compaction import compact
 from tests.conftest import fact
@@ -50,6 +52,18 @@ def test_a_read_that_keeps_losing_its_files_fails_in_one_line(four_commits: Stor
     assert "METRICSTORE_COMPACT_GRACE_S" in str(err.value)
 
 
+def test_vanished_names_the_listed_files_gone_from_each_folder(four_commits: Store, tmp_path: Path) -> None:
+    store = four_commits
+    listing = list_live(store, COVERED)
+    assert vanished(listing) == []
+    gone_folder = tmp_path / "gone"
+    listing["other"] = [gone_folder / "a.parquet"]          # a folder that is no more
+    assert compact(store, grace_s=0).deleted >= 4
+    gone = [p for files in listing.values() for p in files if not p.exists()]
+    assert len(gone) >= 5 and gone[-1] == gone_folder / "a.parquet"
+    assert vanished(listing) == gone
+
+
 def test_a_failure_with_every_file_in_place_is_not_retried(four_commits: Store) -> None:
     calls = []
 
@@ -63,17 +77,28 @@ def test_a_failure_with_every_file_in_place_is_not_retried(four_commits: Store) 
     assert len(calls) == 1
 
 
-def test_the_refresh_reads_what_it_listed_though_a_compaction_deleted_it(four_commits: Store) -> None:
-    """A refresh longer than the grace period (minutes at 10 M events) keeps its sources."""
+def test_the_refresh_reads_what_it_listed_though_a_compaction_deleted_it(
+        four_commits: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh longer than the grace period (minutes at 10 M events) keeps its sources: a
+    compaction that deletes them while it computes neither fails it nor makes it list again."""
     store = four_commits
-    listing = list_live(store, COVERED)
-    held = _hold(listing, Path(store.root) / FOLDER / ".tmp-test-held")
-    assert [p.name for p in held["events"]] == [p.name for p in listing["events"]]
-    assert compact(store, grace_s=0).deleted >= 4
-    assert not any(p.exists() for p in listing["events"])
-    assert count(held["events"]) == 4                       # the held links still read
+    listed = list_live(store, COVERED)
+    computed: list[int] = []
+
+    def compute(of: Store, listing: dict[str, list[Path]], *rest: Any) -> tuple[int, int]:
+        computed.append(count(listing["events"]))
+        if len(computed) == 1:
+            assert compact(store, grace_s=0).deleted >= 4
+            assert not any(p.exists() for p in listed["events"])
+        return real(of, listing, *rest)
+
+    real = snapshot._compute
+    monkeypatch.setattr(snapshot, "_compute", compute)
     snap = refresh(store)
     assert snap is not None and snap.rows > 0
+    assert computed == [4]                                  # once, over the files it listed
+    assert snap.covers["events"] == {p.name for p in listed["events"]}
+    assert not [p for p in (Path(store.root) / FOLDER).iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_a_query_of_a_store_compacted_at_grace_zero_answers(four_commits: Store) -> None:

@@ -19,7 +19,8 @@ and no reader may fail or see a count go down.
 
 Readers during compaction (:func:`reader_compaction_run`): writers compact automatically at every
 second small file and delete merged sources after a grace period of 0 s, then 1 s, while readers
-open sessions and query and ``metricstore compact`` runs in a loop; no reader may fail.
+open sessions and query and ``metricstore compact`` runs in a loop; no reader may fail or see a
+count go down.
 
 ``make torture`` runs the full campaign; ``tests/reliability/test_crash.py`` runs a few trials in
 ``make test``.
@@ -532,11 +533,7 @@ def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: in
         Path(str(out) + ".stop").write_text("")
     if comp_proc is not None:
         (work / "compactor.log.stop").write_text("")
-    reader_errors_proc = []
-    for p in reader_procs:
-        p.wait(timeout=timeout)
-        if p.returncode:
-            reader_errors_proc.append(p.stderr.read().decode()[-500:] if p.stderr else "")
+    seen_counts, reader_errors = _reader_results(reader_procs, reader_out, timeout)
     compactions = 0
     if comp_proc is not None:
         comp_proc.wait(timeout=timeout)
@@ -544,22 +541,37 @@ def concurrency_run(work: Path, *, writers: int = 8, appends: int = 10, rows: in
     acked = {(w, b) for w in range(writers) for b in read_acks(work / f"w{w}.ack")[2]}
     per, raw, distinct = batch_counts(root)
     expected = {f"w{w}-b{b}": rows for w, b in acked}
-    seen_counts: list[list[int]] = []
-    reader_errors: list[str] = []
-    for out in reader_out:
-        data = json.loads(out.read_text()) if out.exists() else {"counts": [], "errors": ["no output"]}
-        seen_counts.append(data["counts"])
-        reader_errors.extend(data["errors"])
-    went_down = sum(1 for c in seen_counts for a, b in zip(c, c[1:], strict=False) if b < a)
     return {
         "writers": writers, "appends_each": appends, "rows_per_append": rows, "readers": readers,
         "compactor": compactor, "compactions": compactions,
         "writer_exit_codes": codes, "writer_errors": writer_errors,
         "acked_batches": len(acked), "events_expected": len(acked) * rows, "events_found": distinct,
         "raw_rows": raw, "final_equals_union_of_acks": per == expected,
-        "reader_queries": sum(len(c) for c in seen_counts), "reader_errors": reader_errors + reader_errors_proc,
-        "counts_went_down": went_down,
+        "reader_queries": sum(len(c) for c in seen_counts), "reader_errors": reader_errors,
+        "counts_went_down": _went_down(seen_counts),
     }
+
+
+def _reader_results(procs: list[subprocess.Popen[bytes]], outs: list[Path],
+                    timeout: float) -> tuple[list[list[int]], list[str]]:
+    """Wait for the reader processes (:func:`_reader`, told to stop); the event counts each saw,
+    in order, and every error: their queries', then a dead process's stderr."""
+    counts: list[list[int]] = []
+    errors: list[str] = []
+    died: list[str] = []
+    for p, out in zip(procs, outs, strict=True):
+        p.wait(timeout=timeout)
+        if p.returncode:
+            died.append(p.stderr.read().decode()[-500:] if p.stderr else "")
+        data = json.loads(out.read_text()) if out.exists() else {"counts": [], "errors": ["no output"]}
+        counts.append(data["counts"])
+        errors.extend(data["errors"])
+    return counts, errors + died
+
+
+def _went_down(counts: list[list[int]]) -> int:
+    """How many times a reader's count of events was lower than at its round before."""
+    return sum(1 for c in counts for a, b in zip(c, c[1:], strict=False) if b < a)
 
 
 
@@ -607,15 +619,7 @@ def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appen
     writer_errors = [p.stderr.read().decode()[-500:] for p in procs if p.stderr and p.returncode]
     for out in reader_out:
         Path(str(out) + ".stop").write_text("")
-    reader_errors: list[str] = []
-    queries = 0
-    for p, out in zip(reader_procs, reader_out, strict=True):
-        p.wait(timeout=timeout)
-        if p.returncode:
-            reader_errors.append(p.stderr.read().decode()[-500:] if p.stderr else "")
-        data = json.loads(out.read_text()) if out.exists() else {"counts": [], "errors": ["no output"]}
-        queries += len(data["counts"])
-        reader_errors.extend(data["errors"])
+    seen_counts, reader_errors = _reader_results(reader_procs, reader_out, timeout)
     acked = {(w, b) for w in range(writers) for b in read_acks(work / f"w{w}.ack")[2]}
     per, _, distinct = batch_counts(root)
     return {
@@ -623,14 +627,16 @@ def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appen
         "writer_exit_codes": codes, "writer_errors": writer_errors,
         "final_equals_union_of_acks": per == {f"w{w}-b{b}": rows for w, b in acked},
         "events_found": distinct, "compact_runs": compact_runs, "compact_failures": compact_failures,
-        "reader_rounds": queries, "reader_failures": len(reader_errors), "reader_errors": reader_errors[:10],
+        "reader_rounds": sum(len(c) for c in seen_counts), "reader_failures": len(reader_errors),
+        "reader_errors": reader_errors[:10], "counts_went_down": _went_down(seen_counts),
     }
 
 
 def reader_compaction_ok(run: dict[str, object]) -> bool:
-    """Did a :func:`reader_compaction_run` pass: nothing lost, no reader, writer or compaction failed?"""
+    """Did a :func:`reader_compaction_run` pass: nothing lost, no reader, writer or compaction failed,
+    no reader saw fewer events than it had seen before?"""
     return (bool(run["final_equals_union_of_acks"]) and not run["writer_errors"] and not run["reader_failures"]
-            and not run["compact_failures"])
+            and not run["compact_failures"] and not run["counts_went_down"])
 
 
 def spawn_compactor(root: Path, log: Path, timeout: float) -> subprocess.Popen[bytes]:
