@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from store import TABLES
+from store.backends import object_uri
 
 ENGINES = ("spark", "trino", "athena")
 
@@ -58,13 +59,12 @@ def _type(t: pa.DataType, engine: str) -> str:
 
 def location(root: str | os.PathLike[str], engine: str) -> str:
     """The store root as the engine addresses it (``s3a://`` for Spark, ``s3://`` for the others)."""
-    text = str(root).rstrip("/")
+    # object_uri: s3a:// read as s3://, and the s3:/bucket a settings Path makes of s3://bucket
+    text = (object_uri(root) or str(root)).rstrip("/")
     if "://" not in text:
         text = Path(text).expanduser().absolute().as_uri()
     if engine == "spark" and text.startswith("s3://"):
         return "s3a://" + text[len("s3://"):]
-    if engine != "spark" and text.startswith("s3a://"):
-        return "s3://" + text[len("s3a://"):]
     return text
 
 

@@ -35,7 +35,7 @@ from store.locks import FileLock
 from store.objects import ObjectFiles, ObjectPath, ObjectStat
 
 __all__ = ["Backend", "LocalBackend", "ObjectFiles", "ObjectPath", "ObjectStat", "S3Backend", "attach",
-           "backend_for", "local_root", "local_state", "object_root", "staging_path"]
+           "backend_for", "local_root", "local_state", "object_root", "object_uri", "staging_path"]
 
 #: URI schemes handled by :class:`ObjectFiles` (``s3a`` is Hadoop's name for the same objects).
 OBJECT_SCHEMES = ("s3://", "s3a://")
@@ -351,20 +351,28 @@ def local_root(root: str | os.PathLike[str]) -> Path:
     return Path(text).absolute()
 
 
-def object_root(root: object) -> ObjectPath | None:
-    """The root of an object store (``s3://bucket/prefix``), or None for a local path.
+def object_uri(root: object) -> str | None:
+    """An object-store root as ``s3://bucket/prefix`` (from ``s3a://`` too), or None for a local path.
 
     Accepts the ``s3:/bucket`` a ``pathlib.Path`` makes of ``s3://bucket`` (settings typed as paths).
+    Text only: no client is made (see :func:`object_root`).
     """
-    if isinstance(root, ObjectPath):
-        return root
     text = os.fspath(root) if isinstance(root, os.PathLike) else root
     if not isinstance(text, str):
         return None
     for scheme in ("s3://", "s3a://", "s3:/", "s3a:/"):
         if text.startswith(scheme):
-            return ObjectPath(ObjectFiles("s3://" + text[len(scheme):]))
+            return "s3://" + text[len(scheme):]
     return None
+
+
+def object_root(root: object) -> ObjectPath | None:
+    """The root of an object store (``s3://bucket/prefix``, as :func:`object_uri` reads it), or None
+    for a local path."""
+    if isinstance(root, ObjectPath):
+        return root
+    uri = object_uri(root)
+    return ObjectPath(ObjectFiles(uri)) if uri is not None else None
 
 
 def attach(con: Any, root: object) -> None:

@@ -5,8 +5,11 @@ Each parses its options, calls one :class:`queries.MetricStore` method and rende
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from metricstore.options import (AsOfOpt, AsRecOpt, DimsOpt, EntityArg, FormatOpt, MetricArg, OutputOpt,
@@ -24,6 +27,19 @@ EXPLAIN_TABLE = ("role", "term", "event_period", "value", "unit", "qualifier", "
                  "as_reported", "reported_at", "commit_id")
 
 
+def _answer(store: Path | None, ask: Callable[[MetricStore], pl.DataFrame], fmt: str, output: Path | None,
+            table: tuple[str, ...], title: str, *, preface: str | None = None) -> None:
+    """Open the store, ask it one question and render the answer: every column in csv, json or parquet;
+    in a table the ``table`` columns, after the distinct lines of the ``preface`` column."""
+    with MetricStore(open_store(store)) as ms:
+        df = ask(ms)
+    if fmt == "table":
+        for line in df[preface].unique(maintain_order=True).to_list() if preface else []:
+            print(line)
+        df = df.select(table)
+    render(df, fmt, output, title=title)
+
+
 @app.command()
 def history(
     entity: EntityArg, metric: MetricArg, period: PeriodArg,
@@ -32,10 +48,8 @@ def history(
     fmt: FormatOpt = "table", output: OutputOpt = None,
 ) -> None:
     """Every version of one fact, oldest first, with its source and dates, and which one is current."""
-    with MetricStore(open_store(store)) as ms:
-        df = ms.history(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
-    render(df.select(HISTORY_TABLE) if fmt == "table" else df, fmt, output,
-           title=f"{entity} {metric} {period}: every version")
+    _answer(store, lambda ms: ms.history(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded),
+            fmt, output, HISTORY_TABLE, f"{entity} {metric} {period}: every version")
 
 
 @app.command()
@@ -46,9 +60,8 @@ def restatements(
     fmt: FormatOpt = "table", output: OutputOpt = None,
 ) -> None:
     """The facts whose value changed between the company's filings: by how much, and when."""
-    with MetricStore(open_store(store)) as ms:
-        df = ms.restatements(entity, metric, as_of=as_of, as_recorded=as_recorded)
-    render(df.select(RESTATEMENT_TABLE) if fmt == "table" else df, fmt, output, title=f"{entity}: restatements")
+    _answer(store, lambda ms: ms.restatements(entity, metric, as_of=as_of, as_recorded=as_recorded),
+            fmt, output, RESTATEMENT_TABLE, f"{entity}: restatements")
 
 
 @app.command()
@@ -59,10 +72,5 @@ def explain(
     fmt: FormatOpt = "table", output: OutputOpt = None,
 ) -> None:
     """The events behind one facts/growth row: sources, commits, and the arithmetic of a derived value."""
-    with MetricStore(open_store(store)) as ms:
-        df = ms.explain(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
-    if fmt == "table":
-        for line in df["arithmetic"].unique(maintain_order=True).to_list():
-            print(line)
-        df = df.select(EXPLAIN_TABLE)
-    render(df, fmt, output, title=f"{entity} {metric} {period}: the events behind it")
+    _answer(store, lambda ms: ms.explain(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded),
+            fmt, output, EXPLAIN_TABLE, f"{entity} {metric} {period}: the events behind it", preface="arithmetic")

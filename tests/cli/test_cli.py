@@ -89,3 +89,17 @@ def test_demo_prints_the_articles_growth_from_the_store(tmp_path: Path) -> None:
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = run_cli("demo", "--chart", str(chart), "--seed", str(ROOT / "data" / "seed"), store=tmp_path / "s")
     assert "0 events added" in again.stdout
+
+
+@pytest.mark.parametrize(("env", "args", "trino", "spark"), [
+    ({"METRICSTORE_STORE": "s3://bucket/prefix"}, (), "s3://bucket/prefix", "s3a://bucket/prefix"),
+    ({}, ("--store", "s3a://bucket/prefix/"), "s3://bucket/prefix", "s3a://bucket/prefix"),
+    ({}, ("--store", "somewhere"), (ROOT / "somewhere").as_uri(), (ROOT / "somewhere").as_uri()),
+])
+def test_ddl_locates_the_store_from_the_environment_or_store(env: dict[str, str], args: tuple[str, ...],
+                                                             trino: str, spark: str) -> None:
+    """The store from METRICSTORE_STORE (which the settings read as a path: s3:/bucket) or --store."""
+    for engine, where in (("trino", trino), ("spark", spark)):
+        r = run_cli("ddl", "--engine", engine, *args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0].startswith(f"-- metricstore: external tables over {where} ({engine})"), r.stdout

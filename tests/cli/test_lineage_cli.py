@@ -99,3 +99,16 @@ def test_series_basis_option(acme_store: Path) -> None:
 def test_history_of_a_derived_quarter_points_to_explain(acme_store: Path) -> None:
     with MetricStore(acme_store) as ms, pytest.raises(BadArgument, match="is derived \\(FY - 9M\\)"):
         ms.history(E, "revenue", "2024Q4")
+
+
+@pytest.mark.parametrize(("args", "title", "shown", "hidden"), [
+    (("history", E, "revenue", "FY2023"), "every version", "withdrawal", "event_id"),
+    (("restatements", E, "--metric", "revenue"), "restatements", "restated_at", "old_event_id"),
+])
+def test_a_table_shows_its_columns_and_csv_every_column(acme_store: Path, args: tuple[str, ...], title: str,
+                                                         shown: str, hidden: str) -> None:
+    table = run_cli(*args, store=acme_store, env={"COLUMNS": "400"})
+    assert table.returncode == 0, table.stderr
+    assert title in table.stdout and shown in table.stdout and hidden not in table.stdout
+    csv = run_cli(*args, "--format", "csv", store=acme_store)
+    assert hidden in csv.stdout.splitlines()[0].split(",")

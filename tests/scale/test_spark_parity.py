@@ -101,7 +101,7 @@ def test_sec_filings_facts_and_growth_match_duckdb(spark: Any, sec_store: Store,
 
 def test_spark_reads_the_encodings_of_a_large_commit(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     # a commit of more than a few rows writes its ids DELTA_LENGTH_BYTE_ARRAY and its values
-    # BYTE_STREAM_SPLIT (store.log.ENCODINGS): Spark reads back the very ids and values
+    # BYTE_STREAM_SPLIT (store.parquet.ENCODINGS): Spark reads back the very ids and values
     n = 5000
     days = [dt.date(2000, 1, 1) + dt.timedelta(days=i) for i in range(n)]
     values = [(-1) ** i * i * 1234.5678 + (1e-300 if i % 11 == 0 else 0.0) for i in range(n)]
