@@ -37,9 +37,6 @@ from store.objects import ObjectFiles, ObjectPath, ObjectStat
 __all__ = ["Backend", "LocalBackend", "ObjectFiles", "ObjectPath", "ObjectStat", "S3Backend", "attach",
            "backend_for", "local_root", "local_state", "object_root", "object_uri", "staging_path"]
 
-#: URI schemes handled by :class:`ObjectFiles` (``s3a`` is Hadoop's name for the same objects).
-OBJECT_SCHEMES = ("s3://", "s3a://")
-
 
 class Backend(Protocol):
     """The operations a store makes on its files. ``name`` arguments are relative to the root
