@@ -13,7 +13,6 @@ import duckdb
 
 from queries.live import Reading, list_live
 from store import Store
-from store.backends import attach
 from store.log import TABLES
 
 #: Views a user queries; the rest (event_log, *_at macros) are building blocks.
@@ -65,7 +64,7 @@ def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None =
     over the live files (pinned for the creation only; ``live`` when the caller listed them), not
     the glob, which may hold thousands of merged sources waiting out their grace period (each
     file's footer read, for every view)."""
-    attach(con, store.root)  # an object store's s3:// globs read through fsspec
+    store.backend.attach(con)  # an object store's s3:// globs read through fsspec
     live = live if live is not None else list_live(store, TABLES)
     pinned = [t for t in TABLES if pin(con, t, live.get(t, []))]
     for _name, text in sql_sources():
