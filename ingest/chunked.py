@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from ingest.canonical import normalise
 from ingest.catalog import Catalog
-from ingest.errors import BadFile, RowProblem
+from ingest.errors import BadFile, RowProblem, first_line
 from ingest.pipeline import (STREAMERS, UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine,
                              fiscal_year_ends)
 from ingest.readers import Batch
@@ -72,7 +72,7 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
                 norm = normalise(raw, file, catalog, fye, today=today)
             except UNREADABLE as exc:
                 raise BadFile(file, f"cannot be validated: {type(exc).__name__}: "
-                                    f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+                                    f"{first_line(exc)}") from None
             warnings.update((w, None) for w in norm.warnings if _CONCEPT_WARNING not in w)
             new_metrics.update(norm.new_metrics)
             if norm.problems:
@@ -93,7 +93,7 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
             result = store.append_stream(events(), run_id=run_id)
         except UNREADABLE as exc:
             raise BadFile(file, f"cannot be read: {type(exc).__name__}: "
-                                f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+                                f"{first_line(exc)}") from None
     except BadFile as exc:
         report.error = str(exc)
         report.problems = [RowProblem(exc.file, exc.row or 0, exc.column or "", exc.value, exc.reason)]

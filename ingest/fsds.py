@@ -45,7 +45,7 @@ import pyarrow.csv as pacsv
 
 from ingest.catalog import Catalog, EntityDef
 from ingest.config import Settings
-from ingest.errors import BadFile
+from ingest.errors import BadFile, first_line
 from ingest.readers import Batch, decode, register
 from ingest.sec import EARLY_NOTE, _mapping, _unit
 from store.periods import nominal_end
@@ -105,7 +105,7 @@ def _csv(wanted: tuple[str, ...], header: list[str]) -> tuple[
 def _damaged(file: str, exc: BaseException) -> BadFile:
     if isinstance(exc, (zipfile.BadZipFile, EOFError)):
         return BadFile(file, f"is truncated or damaged: {exc}")
-    first = (str(exc).splitlines() or [""])[0][:200]
+    first = first_line(exc)
     if "UTF8" in first or "UTF-8" in first:
         return BadFile(file, f"is not UTF-8 text ({first})")
     return BadFile(file, f"cannot be read as tab-separated text: {first}")

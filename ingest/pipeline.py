@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ingest.canonical import NAME, NAME_RULE, normalise
 from ingest.catalog import Catalog, EntityDef
-from ingest.errors import BadFile, IngestError, RowProblem, clip
+from ingest.errors import BadFile, IngestError, RowProblem, clip, first_line
 from ingest.readers import READERS, Batch, detect_format
 from ingest.supersedes import check_supersedes
 from store import Store
@@ -225,7 +225,7 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
             out = READERS[report.format](path)
         except UNREADABLE as exc:  # a parser gave up on input no check foresaw: one line, never a traceback
             raise BadFile(str(path), f"cannot be read as {report.format}: {type(exc).__name__}: "
-                                     f"{clip((str(exc).splitlines() or [''])[0], 160)}") from None
+                                     f"{first_line(exc)}") from None
     except BadFile as exc:
         report.error = str(exc)
         return report
@@ -246,7 +246,7 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
             norm = normalise(raw, str(path), catalog, fye, today=today)
         except UNREADABLE as exc:
             raise BadFile(str(path), f"cannot be validated: {type(exc).__name__}: "
-                                     f"{clip((str(exc).splitlines() or [''])[0], 160)}") from None
+                                     f"{first_line(exc)}") from None
     except BadFile as exc:
         report.error = str(exc)
         return report

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.catalog import EntityDef
-from ingest.errors import BadFile, clip, shown_name
+from ingest.errors import BadFile, first_line, shown_name
 from ingest.filetypes import head_of, inner_path, is_gzip, open_input, read_input, refuse_binary
 from ingest.limits import read_limited
 
@@ -164,7 +164,7 @@ def read_csv(path: Path) -> pl.DataFrame:
         df = pl.read_csv(data, infer_schema=False, separator=sep, has_header=True,
                          quote_char='"', raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
-        raise _locate_csv_problem(decode(raw, file), file, sep) or BadFile(file, f"is not valid CSV: {clip(str(exc).splitlines()[0], 160)}") from None
+        raise _locate_csv_problem(decode(raw, file), file, sep) or BadFile(file, f"is not valid CSV: {first_line(exc)}") from None
     if len(df.columns) == 1 and sep == "," and "\t" in df.columns[0]:
         raise BadFile(file, "looks tab-separated; name it .tsv or use commas", row=1)
     return _finish(df, file, first_row=2)
@@ -253,7 +253,7 @@ def read_parquet(path: Path) -> pl.DataFrame:
         else:
             table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise BadFile(file, f"is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise BadFile(file, f"is not a readable Parquet file ({first_line(exc)})") from None
     cols = {}
     for name in table.column_names:
         col = table.column(name)
