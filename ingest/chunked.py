@@ -25,8 +25,7 @@ import pyarrow as pa
 from ingest.canonical import normalise
 from ingest.catalog import Catalog
 from ingest.errors import BadFile, RowProblem, first_line
-from ingest.pipeline import (STREAMERS, UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine,
-                             fiscal_year_ends)
+from ingest.pipeline import UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine, fiscal_year_ends
 from ingest.readers import Batch
 from store import Store
 
@@ -118,5 +117,3 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     report.added, report.already_present, report.commit_id = result.added, result.already_present, result.commit_id
     return report
 
-
-STREAMERS["chunks"] = ingest_chunks

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
@@ -93,11 +92,6 @@ class RunReport:
         dups = f"{self.duplicates} duplicate row(s) within files, " if self.duplicates else ""
         return (f"{self.added} events added, {dups}{self.already_present} already present, "
                 f"{self.rejected} rejected ({len(self.files)} file(s), run {self.run_id})")
-
-
-#: How a batch a reader hands over in chunks is ingested: set by ``ingest.chunked`` (which builds on
-#: this module, so it registers itself rather than being imported here).
-STREAMERS: dict[str, Callable[..., FileReport]] = {}
 
 
 def new_run_id() -> str:
@@ -231,8 +225,9 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
         return report
     batch = out if isinstance(out, Batch) else Batch(out)
     if batch.chunks is not None:    # a file read in chunks streams into one commit
-        return STREAMERS["chunks"](store, path, batch, report, catalog=catalog, skip_invalid=skip_invalid,
-                                   run_id=run_id, today=today, entity=entity)
+        from ingest.chunked import ingest_chunks     # (it builds on this module's helpers)
+        return ingest_chunks(store, path, batch, report, catalog=catalog, skip_invalid=skip_invalid,
+                             run_id=run_id, today=today, entity=entity)
     if entity:
         batch = Batch(batch.frame.with_columns(pl.lit(entity.strip().lower(), pl.String).alias("entity")),
                       [replace(e, entity=entity.strip().lower()) for e in batch.entities])
