@@ -95,7 +95,6 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
                                 f"{first_line(exc)}") from None
     except BadFile as exc:
         report.error = str(exc)
-        report.problems = [RowProblem(exc.file, exc.row or 0, exc.column or "", exc.value, exc.reason)]
         return report
     except _Refused:
         result = None

@@ -269,8 +269,8 @@ def test_bad_quarter_is_one_line_exit_2_and_commits_nothing(name: str, members: 
     r = run_cli("ingest", str(path), store=seeded.root)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
-    lines = [ln for ln in r.stdout.splitlines() if message in ln]     # '<file>: rejected: <message>'
-    assert len(lines) == 1 and lines[0].startswith(f"{path}: rejected: "), r.stdout
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if message in ln]   # '<file>: rejected: <message>', once
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: rejected: "), r.stdout + r.stderr
     logs = ("events", "entities", "metrics")    # the run log records the refused run, as for any file
     assert {k: v for k, v in store_files(seeded.root).items() if k.startswith(logs)} == \
            {k: v for k, v in before.items() if k.startswith(logs)}
