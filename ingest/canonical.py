@@ -133,9 +133,14 @@ def _uncatalogued(rows: pl.DataFrame, file: str) -> tuple[list[str], dict[str, s
             continue
         warnings.append(f"{file}:{row}: metric {clip(m)!r} is not in the catalog; accepted as {agg} (inferred)")
     if namespaced:
-        warnings.append(f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
-                        f"names, aggregation inferred (e.g. {', '.join(namespaced[:3])})")
+        warnings.append(concept_warning(file, namespaced))
     return warnings, new_metrics
+
+
+def concept_warning(file: str, concepts: list[str]) -> str:
+    """The one warning for a file's raw concept metrics (``us-gaap:...``) the catalog does not know."""
+    return (f"{file}: {len(concepts)} concept metric(s) not in the catalog kept under their own "
+            f"names, aggregation inferred (e.g. {', '.join(concepts[:3])})")
 
 
 def _lookup(values: pl.Series, fn: Callable[[Any], Any], key: str,

@@ -22,15 +22,12 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from ingest.canonical import normalise
+from ingest.canonical import concept_warning, normalise
 from ingest.catalog import Catalog
 from ingest.errors import BadFile, RowProblem, first_line
 from ingest.pipeline import UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine, fiscal_year_ends
 from ingest.readers import Batch
 from store import Store
-
-#: The per-chunk warning of :func:`ingest.canonical.normalise` about raw concept names; said once per file.
-_CONCEPT_WARNING = "concept metric(s) not in the catalog"
 
 
 class _Refused(Exception):
@@ -72,7 +69,8 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
             except UNREADABLE as exc:
                 raise BadFile(file, f"cannot be validated: {type(exc).__name__}: "
                                     f"{first_line(exc)}") from None
-            warnings.update((w, None) for w in norm.warnings if _CONCEPT_WARNING not in w)
+            chunk_concepts = concept_warning(file, [m for m in norm.new_metrics if ":" in m])
+            warnings.update((w, None) for w in norm.warnings if w != chunk_concepts)   # said once, below
             new_metrics.update(norm.new_metrics)
             if norm.problems:
                 problems.extend(norm.problems)
@@ -102,8 +100,7 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     report.rejected = len({p.row for p in problems})
     namespaced = [m for m in new_metrics if ":" in m]
     if namespaced:
-        warnings[f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
-                 f"names, aggregation inferred (e.g. {', '.join(sorted(namespaced)[:3])})"] = None
+        warnings[concept_warning(file, sorted(namespaced))] = None
     report.warnings = list(warnings) + batch.warnings
     if problems:
         report.quarantine = _quarantine(store, pl.concat(rejected_raw, how="diagonal_relaxed"), problems,
