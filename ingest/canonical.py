@@ -79,7 +79,7 @@ def canonical_dims(text: str | None) -> str:
     """
     if text is None or not text.strip():
         return ""
-    t = unicodedata.normalize("NFC", text.strip())
+    t = text.strip()
     pairs: list[tuple[str, str]] = []
     if t.startswith("{"):
         try:
@@ -99,7 +99,7 @@ def canonical_dims(text: str | None) -> str:
             pairs.append((k, v))
     out: dict[str, str] = {}
     for k, v in pairs:
-        key, val = k.strip().lower(), v.strip()
+        key, val = k.strip().lower(), unicodedata.normalize("NFC", v.strip())   # (after JSON's escapes are read)
         if not re.fullmatch(r"[a-z0-9_]+", key) or not val or any(ch in val for ch in ";="):
             raise ValueError(f"{clip(k.strip() + '=' + v.strip())} is not a valid dimension (key: a-z 0-9 _)")
         if key in out:

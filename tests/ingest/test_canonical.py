@@ -80,6 +80,9 @@ def test_dims_are_canonical() -> None:
     assert canonical_dims("region=CN; price_band=3000+") == "price_band=3000+;region=CN"
     assert canonical_dims('{"b": "2", "a": "1"}') == "a=1;b=2"
     assert canonical_dims("") == ""
+    # a value is NFC however it is written: composed, decomposed, or as JSON escapes of either
+    assert canonical_dims("r=caf\u00e9") == canonical_dims("r=cafe\u0301") == canonical_dims('{"r": "cafe\\u0301"}') \
+        == "r=caf\u00e9"
     with pytest.raises(ValueError):
         canonical_dims("region")
     with pytest.raises(ValueError):
