@@ -25,7 +25,8 @@ import pyarrow as pa
 from ingest.canonical import concept_warning, normalise
 from ingest.catalog import Catalog
 from ingest.errors import BadFile, RowProblem, first_line
-from ingest.pipeline import UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine, fiscal_year_ends
+from ingest.pipeline import (UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine, entity_log,
+                             fiscal_year_ends)
 from ingest.readers import Batch
 from store import Store
 
@@ -44,7 +45,7 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     if entity:
         records = [replace(e, entity=entity.strip().lower()) for e in records]
     fye = fiscal_year_ends(store, catalog)
-    known = store.read("entities")
+    known = entity_log(store)
     held = dict(zip(known.column("entity").to_pylist(), known.column("fiscal_year_end_month").to_pylist(),
                     strict=True))
     # a record only where it tells the store something: a data set's fiscal year end is a month,

@@ -98,10 +98,16 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
 
 
+def entity_log(store: Store) -> pa.Table:
+    """The store's entity records, oldest first (by ``recorded_at``, then ``record_id``): read in
+    this order, the last record of an entity is its latest, as the ``entities`` view picks it."""
+    return store.read("entities").sort_by([("recorded_at", "ascending"), ("record_id", "ascending")])
+
+
 def fiscal_year_ends(store: Store, catalog: Catalog) -> dict[str, int]:
-    """Fiscal year end month per entity: the store's own records, else the catalog's."""
+    """Fiscal year end month per entity: the store's latest record, else the catalog's."""
     fye = {e.entity: e.fiscal_year_end_month for e in catalog.entities.values()}
-    table = store.read("entities")
+    table = entity_log(store)
     for entity, month in zip(table.column("entity").to_pylist(),
                              table.column("fiscal_year_end_month").to_pylist(), strict=True):
         if month:
