@@ -9,7 +9,6 @@ from ingest.errors import BadFile, BatchRejected, CatalogError, IngestError, Row
 from ingest.pipeline import FileReport, RunReport, ingest_file, ingest_paths, new_run_id, set_entity
 from ingest.readers import READERS, Batch, detect_format, register
 from ingest import sec as _sec  # noqa: E402,F401  (registers the sec-companyfacts reader)
-from ingest import chunked as _chunked  # noqa: E402,F401  (registers the ingest of chunked batches)
 from ingest import fsds as _fsds  # noqa: E402,F401  (registers the sec-fsds reader)
 from ingest.mapped import Mapping, load_mapping, mapped_format
 from ingest.runs import RunLog, RunOutcome, ingest_recorded

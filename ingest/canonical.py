@@ -79,7 +79,7 @@ def canonical_dims(text: str | None) -> str:
     """
     if text is None or not text.strip():
         return ""
-    t = unicodedata.normalize("NFC", text.strip())
+    t = text.strip()
     pairs: list[tuple[str, str]] = []
     if t.startswith("{"):
         try:
@@ -99,7 +99,7 @@ def canonical_dims(text: str | None) -> str:
             pairs.append((k, v))
     out: dict[str, str] = {}
     for k, v in pairs:
-        key, val = k.strip().lower(), v.strip()
+        key, val = k.strip().lower(), unicodedata.normalize("NFC", v.strip())   # (after JSON's escapes are read)
         if not re.fullmatch(r"[a-z0-9_]+", key) or not val or any(ch in val for ch in ";="):
             raise ValueError(f"{clip(k.strip() + '=' + v.strip())} is not a valid dimension (key: a-z 0-9 _)")
         if key in out:
@@ -133,9 +133,14 @@ def _uncatalogued(rows: pl.DataFrame, file: str) -> tuple[list[str], dict[str, s
             continue
         warnings.append(f"{file}:{row}: metric {clip(m)!r} is not in the catalog; accepted as {agg} (inferred)")
     if namespaced:
-        warnings.append(f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
-                        f"names, aggregation inferred (e.g. {', '.join(namespaced[:3])})")
+        warnings.append(concept_warning(file, namespaced))
     return warnings, new_metrics
+
+
+def concept_warning(file: str, concepts: list[str]) -> str:
+    """The one warning for a file's raw concept metrics (``us-gaap:...``) the catalog does not know."""
+    return (f"{file}: {len(concepts)} concept metric(s) not in the catalog kept under their own "
+            f"names, aggregation inferred (e.g. {', '.join(concepts[:3])})")
 
 
 def _lookup(values: pl.Series, fn: Callable[[Any], Any], key: str,

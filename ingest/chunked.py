@@ -22,16 +22,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from ingest.canonical import normalise
+from ingest.canonical import concept_warning, normalise
 from ingest.catalog import Catalog
-from ingest.errors import BadFile, RowProblem
-from ingest.pipeline import (STREAMERS, UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine,
+from ingest.errors import BadFile, RowProblem, first_line
+from ingest.pipeline import (UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine, entity_log,
                              fiscal_year_ends)
 from ingest.readers import Batch
 from store import Store
-
-#: The per-chunk warning of :func:`ingest.canonical.normalise` about raw concept names; said once per file.
-_CONCEPT_WARNING = "concept metric(s) not in the catalog"
 
 
 class _Refused(Exception):
@@ -48,7 +45,7 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     if entity:
         records = [replace(e, entity=entity.strip().lower()) for e in records]
     fye = fiscal_year_ends(store, catalog)
-    known = store.read("entities")
+    known = entity_log(store)
     held = dict(zip(known.column("entity").to_pylist(), known.column("fiscal_year_end_month").to_pylist(),
                     strict=True))
     # a record only where it tells the store something: a data set's fiscal year end is a month,
@@ -72,8 +69,9 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
                 norm = normalise(raw, file, catalog, fye, today=today)
             except UNREADABLE as exc:
                 raise BadFile(file, f"cannot be validated: {type(exc).__name__}: "
-                                    f"{(str(exc).splitlines() or [''])[0][:200]}") from None
-            warnings.update((w, None) for w in norm.warnings if _CONCEPT_WARNING not in w)
+                                    f"{first_line(exc)}") from None
+            chunk_concepts = concept_warning(file, [m for m in norm.new_metrics if ":" in m])
+            warnings.update((w, None) for w in norm.warnings if w != chunk_concepts)   # said once, below
             new_metrics.update(norm.new_metrics)
             if norm.problems:
                 problems.extend(norm.problems)
@@ -93,10 +91,9 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
             result = store.append_stream(events(), run_id=run_id)
         except UNREADABLE as exc:
             raise BadFile(file, f"cannot be read: {type(exc).__name__}: "
-                                f"{(str(exc).splitlines() or [''])[0][:200]}") from None
+                                f"{first_line(exc)}") from None
     except BadFile as exc:
         report.error = str(exc)
-        report.problems = [RowProblem(exc.file, exc.row or 0, exc.column or "", exc.value, exc.reason)]
         return report
     except _Refused:
         result = None
@@ -104,8 +101,7 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     report.rejected = len({p.row for p in problems})
     namespaced = [m for m in new_metrics if ":" in m]
     if namespaced:
-        warnings[f"{file}: {len(namespaced)} concept metric(s) not in the catalog kept under their own "
-                 f"names, aggregation inferred (e.g. {', '.join(sorted(namespaced)[:3])})"] = None
+        warnings[concept_warning(file, sorted(namespaced))] = None
     report.warnings = list(warnings) + batch.warnings
     if problems:
         report.quarantine = _quarantine(store, pl.concat(rejected_raw, how="diagonal_relaxed"), problems,
@@ -118,5 +114,3 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     report.added, report.already_present, report.commit_id = result.added, result.already_present, result.commit_id
     return report
 
-
-STREAMERS["chunks"] = ingest_chunks

@@ -37,6 +37,12 @@ def clip(text: str, limit: int = SHOWN) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, clipped: what a one-line refusal repeats of a
+    parser's error (which may be empty, or span many lines)."""
+    return clip((str(exc).splitlines() or [""])[0], limit)
+
+
 def shown_name(name: str) -> str:
     """A column name as a message may repeat it: its name-like start (letters, digits, spaces,
     ``_ . : - $ % ( ) /``), at most :data:`SHOWN_NAME` characters. What follows a character no

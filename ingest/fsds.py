@@ -45,9 +45,9 @@ import pyarrow.csv as pacsv
 
 from ingest.catalog import Catalog, EntityDef
 from ingest.config import Settings
-from ingest.errors import BadFile
+from ingest.errors import BadFile, first_line
 from ingest.readers import Batch, decode, register
-from ingest.sec import EARLY_NOTE, _mapping, _unit
+from ingest.sec import EARLY_NOTE, _unit, concept_table, filer_record, filing_note, kind_of, metric_names
 from store.periods import nominal_end
 
 FORMAT = "sec-fsds"
@@ -105,7 +105,7 @@ def _csv(wanted: tuple[str, ...], header: list[str]) -> tuple[
 def _damaged(file: str, exc: BaseException) -> BadFile:
     if isinstance(exc, (zipfile.BadZipFile, EOFError)):
         return BadFile(file, f"is truncated or damaged: {exc}")
-    first = (str(exc).splitlines() or [""])[0][:200]
+    first = first_line(exc)
     if "UTF8" in first or "UTF-8" in first:
         return BadFile(file, f"is not UTF-8 text ({first})")
     return BadFile(file, f"cannot be read as tab-separated text: {first}")
@@ -151,21 +151,16 @@ def _submissions(zf: zipfile.ZipFile, zfile: str, catalog: Catalog) -> tuple[pl.
     ids: dict[str, str] = {}
     for r in sub.sort("filed").iter_rows(named=True):        # the latest filing's name and year end win
         cik = str(int(r["cik"]))
-        known = catalog.entity_by_cik(cik)
-        entity = known.entity if known else f"cik{cik}"
-        ids[cik] = entity
-        month, text = _fiscal_year_end(r["fye"])
-        month = month or (known.fiscal_year_end_month if known else 12)
-        name = (known.name if known and known.name else None) or r["name"].strip() or None
-        records[entity] = EntityDef(entity, name, known.ticker if known else None, cik, month, text)
+        record = filer_record(catalog, cik, r["name"].strip(), *_fiscal_year_end(r["fye"]))
+        ids[cik] = record.entity
+        records[record.entity] = record
     prefix = pl.col("instance").str.to_lowercase().str.extract(r"^([a-z][a-z0-9\-]*?)-", 1)
     out = sub.select(
         "adsh",
         pl.col("cik").cast(pl.Int64).cast(pl.String).replace_strict(ids, default=None).alias("entity"),
         (pl.col("adsh") + " " + pl.col("form").str.strip_chars()).alias("source"),
         pl.col("filed").str.strptime(pl.Date, "%Y%m%d").cast(pl.String).alias("reported_at"),
-        pl.concat_str([pl.lit("fy="), pl.col("fy").fill_null("?"), pl.lit(" fp="), pl.col("fp").fill_null("?")])
-        .alias("__sub_note"),
+        filing_note().alias("__sub_note"),
         pl.coalesce(prefix, pl.lit("cik") + pl.col("cik").str.strip_chars_start("0")).alias("__custom"),
         pl.col("instance").str.extract(r"-(\d{8})(?:_htm)?\.xml$", 1).alias("__exact"),
     )
@@ -323,12 +318,7 @@ def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFram
 
     df = df.with_columns(_qname("__custom").alias("qname")).join(mapping, on="qname", how="left")
     df = df.join(winners, on=_KEY, how="left", nulls_equal=True)
-    shadowed = pl.col("std").is_not_null() & (pl.col("prio") > pl.col("__best"))
-    df = df.with_columns(
-        pl.when(pl.col("std").is_null() | shadowed).then(pl.col("qname")).otherwise(pl.col("std")).alias("metric"),
-        pl.when(shadowed).then(pl.lit("shadowed by ") + pl.col("__best_name") + pl.lit(" in the same filing"))
-        .alias("__n_shadow"),
-    )
+    df = df.with_columns(metric_names(pl.col("__best_name")))
     df = df.join(per_share, on=["tag", "version"], how="left")
     per = pl.col("__per_share").fill_null(False) & ~pl.col("uom").str.contains("/")
     df = df.with_columns(pl.when(per).then(pl.col("uom") + "/shares").otherwise(pl.col("uom")).alias("__ukey"))
@@ -338,7 +328,7 @@ def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFram
     early = pl.col("reported_at") < pl.col("period_end")
     return df.select(
         "entity", "metric", "period_start", "period_end", "value", "unit", "dims",
-        pl.when(early).then(pl.lit("guidance")).otherwise(pl.lit("actual")).alias("kind"),
+        kind_of(early),
         pl.lit("exact").alias("qualifier"), pl.lit("primary").alias("authority"),
         "reported_at", "source", pl.col("qname").alias("source_ref"),
         pl.concat_str([pl.col("__sub_note"), pl.col("__n_shadow"), pl.when(early).then(pl.lit(EARLY_NOTE)),
@@ -370,10 +360,7 @@ def read_fsds(path: Path, catalog: Catalog | None = None) -> Batch:
     """Read a data sets quarter: ``sub.txt`` and the tags now, ``num.txt`` as chunks when ingested."""
     zfile = str(path)
     catalog = catalog or Catalog.load(Settings().catalog)
-    concepts, aliases = _mapping(str(catalog.root) if catalog.root else "")
-    mapping = pl.DataFrame({"qname": list(concepts), "std": [m for m, _ in concepts.values()],
-                            "prio": [p for _, p in concepts.values()]},
-                           schema={"qname": pl.String, "std": pl.String, "prio": pl.Int64})
+    mapping, aliases = concept_table(catalog)
     try:
         with zipfile.ZipFile(path) as zf:
             member = _member(zf, "num.txt")

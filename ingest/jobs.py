@@ -152,21 +152,18 @@ class DropFolderSource(_Model):
         return 0.0 if v in (0, "0") else parse_duration(v)
 
 
-class HttpSource(_Model):
-    """URLs fetched with conditional GETs (an unchanged feed costs nothing) and retries on 5xx/429."""
+def _http_url(u: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", u):
+        raise ValueError(f"{redact_url(u)!r} is not an http(s) URL")
+    return u
 
-    type: Literal["http"]
-    urls: list[str] = Field(min_length=1)
-    ciks: list[str] = Field(default_factory=list)  # expands {cik} (10 digits) in the URLs
+
+class _Fetching(_Model):
+    """What every source fetched over HTTP (``ingest.http``) is configured with."""
+
     user_agent: str = "metricstore/0.1 (set user_agent to your name and e-mail, as the SEC requires)"
-    token_env: str | None = None  # name of the environment variable holding a bearer token
-    token_header: str = "Authorization"
-    token_prefix: str = "Bearer "
     timeout: float = 30.0
     max_rate: float = Field(default=10.0, gt=0)  # requests a second at most (the SEC's fair-access limit is 10)
-    format: str = "auto"
-    mapping: Path | None = None
-    entity: str | None = None
     skip_invalid: bool = False
 
     @field_validator("timeout", mode="before")
@@ -174,13 +171,24 @@ class HttpSource(_Model):
     def _timeout(cls, v: object) -> float:
         return parse_duration(v)
 
+
+class HttpSource(_Fetching):
+    """URLs fetched with conditional GETs (an unchanged feed costs nothing) and retries on 5xx/429."""
+
+    type: Literal["http"]
+    urls: list[str] = Field(min_length=1)
+    ciks: list[str] = Field(default_factory=list)  # expands {cik} (10 digits) in the URLs
+    token_env: str | None = None  # name of the environment variable holding a bearer token
+    token_header: str = "Authorization"
+    token_prefix: str = "Bearer "
+    format: str = "auto"
+    mapping: Path | None = None
+    entity: str | None = None
+
     @field_validator("urls")
     @classmethod
     def _http(cls, v: list[str]) -> list[str]:
-        for u in v:
-            if not re.match(r"^https?://[^\s/]+", u):
-                raise ValueError(f"{redact_url(u)!r} is not an http(s) URL")
-        return v
+        return [_http_url(u) for u in v]
 
     @field_validator("ciks")
     @classmethod
@@ -234,7 +242,7 @@ class MaintenanceSource(_Model):
     snapshot: bool = True   # refresh the snapshot of the current growth view afterwards
 
 
-class SecFsdsSource(_Model):
+class SecFsdsSource(_Fetching):
     """The SEC's financial statement data sets: each quarter's zip from ``first`` on, once published
     (``ingest.fsds_feed``); the HTTP settings are those of ``http``."""
 
@@ -243,15 +251,7 @@ class SecFsdsSource(_Model):
     first: str = "2009q2"
     last: str | None = None
     publish_lag: int = Field(default=14, ge=0)   # days after a quarter's end before its zip is asked for
-    user_agent: str = "metricstore/0.1 (set user_agent to your name and e-mail, as the SEC requires)"
-    timeout: float = 300.0
-    max_rate: float = Field(default=10.0, gt=0)
-    skip_invalid: bool = False
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, v: object) -> float:
-        return parse_duration(v)
+    timeout: float = 300.0                        # a quarter's zip is some 50 MB
 
     @field_validator("first", "last")
     @classmethod
@@ -263,9 +263,7 @@ class SecFsdsSource(_Model):
     @field_validator("base_url")
     @classmethod
     def _base(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError(f"{redact_url(v)!r} is not an http(s) URL")
-        return v
+        return _http_url(v)
 
 
 Source = Annotated[DropFolderSource | HttpSource | MappedTableSource | MaintenanceSource | SecFsdsSource,

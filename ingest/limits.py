@@ -20,7 +20,8 @@ CHUNK = 1 << 20
 #: Longest line read as it is; a file with a longer one has its long fields cut first.
 LINE_LIMIT = 1 << 20
 _QUOTE = 0x22
-_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+#: Byte-order marks of UTF-16 and UTF-32 text (UTF-32 first: its LE mark begins with UTF-16's).
+WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def read_limited(open_stream: Callable[[], BinaryIO], sep: bytes, keep: int) -> tuple[bytes, bool]:
@@ -30,7 +31,7 @@ def read_limited(open_stream: Callable[[], BinaryIO], sep: bytes, keep: int) -> 
     run = 0          # length of the line still open at the end of the bytes read so far
     with open_stream() as fh:
         while chunk := fh.read(CHUNK):
-            if not data and chunk.startswith(_WIDE_BOMS):   # UTF-16/32: no byte-wise cutting
+            if not data and chunk.startswith(WIDE_BOMS):   # UTF-16/32: no byte-wise cutting
                 return chunk + fh.read(), False
             lines = chunk.split(b"\n")
             if len(lines) == 1:

@@ -31,7 +31,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.config import PROJECT_ROOT, read_toml
-from ingest.errors import BadFile, ConfigError, clip, shown_name
+from ingest.errors import BadFile, ConfigError, clip, first_line, shown_name
 from ingest.readers import READERS, Batch, read_csv, read_parquet, register
 from store import parse_period
 
@@ -210,7 +210,7 @@ def read_wide(path: Path) -> pl.DataFrame:
             raise BadFile(str(path), "reading Excel needs the 'fastexcel' package (pip install fastexcel), "
                                      "or export the sheet as CSV") from None
         except Exception as exc:  # noqa: BLE001 - any unreadable workbook is a bad file
-            raise BadFile(str(path), f"is not a readable Excel workbook ({str(exc).splitlines()[0]})") from None
+            raise BadFile(str(path), f"is not a readable Excel workbook ({first_line(exc)})") from None
         df = df.rename({c: str(c).strip().lower() for c in df.columns}).with_columns(pl.all().cast(pl.String))
         return df.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
     return _frame(read_csv(path))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
@@ -22,7 +21,7 @@ import pyarrow as pa
 
 from ingest.canonical import NAME, NAME_RULE, normalise
 from ingest.catalog import Catalog, EntityDef
-from ingest.errors import BadFile, IngestError, RowProblem, clip
+from ingest.errors import BadFile, IngestError, RowProblem, clip, first_line
 from ingest.readers import READERS, Batch, detect_format
 from ingest.supersedes import check_supersedes
 from store import Store
@@ -95,19 +94,20 @@ class RunReport:
                 f"{self.rejected} rejected ({len(self.files)} file(s), run {self.run_id})")
 
 
-#: How a batch a reader hands over in chunks is ingested: set by ``ingest.chunked`` (which builds on
-#: this module, so it registers itself rather than being imported here).
-STREAMERS: dict[str, Callable[..., FileReport]] = {}
-
-
 def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
 
 
+def entity_log(store: Store) -> pa.Table:
+    """The store's entity records, oldest first (by ``recorded_at``, then ``record_id``): read in
+    this order, the last record of an entity is its latest, as the ``entities`` view picks it."""
+    return store.read("entities").sort_by([("recorded_at", "ascending"), ("record_id", "ascending")])
+
+
 def fiscal_year_ends(store: Store, catalog: Catalog) -> dict[str, int]:
-    """Fiscal year end month per entity: the store's own records, else the catalog's."""
+    """Fiscal year end month per entity: the store's latest record, else the catalog's."""
     fye = {e.entity: e.fiscal_year_end_month for e in catalog.entities.values()}
-    table = store.read("entities")
+    table = entity_log(store)
     for entity, month in zip(table.column("entity").to_pylist(),
                              table.column("fiscal_year_end_month").to_pylist(), strict=True):
         if month:
@@ -225,14 +225,15 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
             out = READERS[report.format](path)
         except UNREADABLE as exc:  # a parser gave up on input no check foresaw: one line, never a traceback
             raise BadFile(str(path), f"cannot be read as {report.format}: {type(exc).__name__}: "
-                                     f"{clip((str(exc).splitlines() or [''])[0], 160)}") from None
+                                     f"{first_line(exc)}") from None
     except BadFile as exc:
         report.error = str(exc)
         return report
     batch = out if isinstance(out, Batch) else Batch(out)
     if batch.chunks is not None:    # a file read in chunks streams into one commit
-        return STREAMERS["chunks"](store, path, batch, report, catalog=catalog, skip_invalid=skip_invalid,
-                                   run_id=run_id, today=today, entity=entity)
+        from ingest.chunked import ingest_chunks     # (it builds on this module's helpers)
+        return ingest_chunks(store, path, batch, report, catalog=catalog, skip_invalid=skip_invalid,
+                             run_id=run_id, today=today, entity=entity)
     if entity:
         batch = Batch(batch.frame.with_columns(pl.lit(entity.strip().lower(), pl.String).alias("entity")),
                       [replace(e, entity=entity.strip().lower()) for e in batch.entities])
@@ -246,7 +247,7 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
             norm = normalise(raw, str(path), catalog, fye, today=today)
         except UNREADABLE as exc:
             raise BadFile(str(path), f"cannot be validated: {type(exc).__name__}: "
-                                     f"{clip((str(exc).splitlines() or [''])[0], 160)}") from None
+                                     f"{first_line(exc)}") from None
     except BadFile as exc:
         report.error = str(exc)
         return report

@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.catalog import EntityDef
-from ingest.errors import BadFile, clip, shown_name
+from ingest.errors import BadFile, first_line, shown_name
 from ingest.filetypes import head_of, inner_path, is_gzip, open_input, read_input, refuse_binary
-from ingest.limits import read_limited
+from ingest.limits import WIDE_BOMS, read_limited
 
 #: Longest value accepted in any field (a quote can be long; a megabyte is not a quote).
 MAX_FIELD = 10_000
@@ -108,9 +108,6 @@ def decode(raw: bytes, file: str) -> str:
                             f"(save the file as UTF-8)", row=line) from None
 
 
-_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-
-
 def _line_end(raw: bytes) -> int:
     end = raw.find(b"\n")
     return len(raw) if end < 0 else end
@@ -119,7 +116,7 @@ def _line_end(raw: bytes) -> int:
 def utf8_bytes(raw: bytes, file: str) -> bytes:
     """The file's text as UTF-8 bytes without a BOM, checked as :func:`decode` checks it: UTF-8
     input is handed on as read (ASCII needs no decoding at all), other encodings are re-encoded."""
-    if raw.startswith(_WIDE_BOMS):
+    if raw.startswith(WIDE_BOMS):
         return decode(raw, file).encode("utf-8")
     if not raw.isascii() or b"\x00" in raw[:_line_end(raw)]:
         decode(raw, file)     # checks it (ASCII without NUL bytes needs no check)
@@ -164,7 +161,7 @@ def read_csv(path: Path) -> pl.DataFrame:
         df = pl.read_csv(data, infer_schema=False, separator=sep, has_header=True,
                          quote_char='"', raise_if_empty=True)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
-        raise _locate_csv_problem(decode(raw, file), file, sep) or BadFile(file, f"is not valid CSV: {clip(str(exc).splitlines()[0], 160)}") from None
+        raise _locate_csv_problem(decode(raw, file), file, sep) or BadFile(file, f"is not valid CSV: {first_line(exc)}") from None
     if len(df.columns) == 1 and sep == "," and "\t" in df.columns[0]:
         raise BadFile(file, "looks tab-separated; name it .tsv or use commas", row=1)
     return _finish(df, file, first_row=2)
@@ -253,7 +250,7 @@ def read_parquet(path: Path) -> pl.DataFrame:
         else:
             table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise BadFile(file, f"is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise BadFile(file, f"is not a readable Parquet file ({first_line(exc)})") from None
     cols = {}
     for name in table.column_names:
         col = table.column(name)

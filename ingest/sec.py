@@ -110,6 +110,53 @@ def _unit(key: str, aliases: dict[str, str]) -> tuple[str, str, str]:
     return "units", f"xbrl_unit={safe}", "units"
 
 
+# -- the rules the data sets reader (ingest.fsds) shares, so that a fact read through both is one ----
+
+def concept_table(catalog: Catalog) -> tuple[pl.DataFrame, dict[str, str]]:
+    """``sec_concepts.toml`` as a frame to join on (``qname``; ``std``, its standard name; ``prio``,
+    0 the first choice), and the unit aliases."""
+    concepts, aliases = _mapping(str(catalog.root) if catalog.root else "")
+    frame = pl.DataFrame({"qname": list(concepts), "std": [m for m, _ in concepts.values()],
+                          "prio": [p for _, p in concepts.values()]},
+                         schema={"qname": pl.String, "std": pl.String, "prio": pl.Int64})
+    return frame, aliases
+
+
+def metric_names(best_name: pl.Expr) -> list[pl.Expr]:
+    """``metric`` and ``__n_shadow`` of rows joined to :func:`concept_table`, with ``__best`` the best
+    priority of a mapped concept of the same filing and fact: the winner takes the standard name; a
+    mapped concept that lost keeps its own, with a note naming the winner (``best_name``)."""
+    shadowed = pl.col("std").is_not_null() & (pl.col("prio") > pl.col("__best"))
+    return [pl.when(pl.col("std").is_null() | shadowed).then(pl.col("qname")).otherwise(pl.col("std")).alias("metric"),
+            pl.when(shadowed).then(pl.lit("shadowed by ") + best_name + pl.lit(" in the same filing"))
+            .alias("__n_shadow")]
+
+
+def kind_of(early: pl.Expr) -> pl.Expr:
+    """A value filed before its period ended is ``guidance`` (noted :data:`EARLY_NOTE`), else ``actual``."""
+    return pl.when(early).then(pl.lit("guidance")).otherwise(pl.lit("actual")).alias("kind")
+
+
+def filing_note(fy: str = "fy", fp: str = "fp") -> pl.Expr:
+    """``fy=2024 fp=Q3``: the filing's own fiscal year and period, kept for lineage."""
+    return pl.concat_str([pl.lit("fy="), pl.col(fy).fill_null("?"), pl.lit(" fp="), pl.col(fp).fill_null("?")])
+
+
+def filer_id(catalog: Catalog, cik: str) -> str:
+    """The entity id of a CIK: the catalog's (``aapl``), else ``cik<n>``."""
+    known = catalog.entity_by_cik(cik)
+    return known.entity if known else f"cik{cik}"
+
+
+def filer_record(catalog: Catalog, cik: str, name: str, month: int | None, description: str | None) -> EntityDef:
+    """A filer's entity record: the catalog's id, name and ticker where it knows the CIK, else the
+    filed name; the fiscal year end month read from the filings, else the catalog's, else 12."""
+    known = catalog.entity_by_cik(cik)
+    return EntityDef(filer_id(catalog, cik), (known.name if known and known.name else None) or name or None,
+                     known.ticker if known else None, cik,
+                     month or (known.fiscal_year_end_month if known else 12), description)
+
+
 def _flatten(doc: dict[str, Any], file: str) -> pl.DataFrame:
     cols: dict[str, list[Any]] = {k: [] for k in (
         "taxonomy", "concept", "unit_key", "start", "end", "val", "accn", "fy", "fp", "form", "filed", "frame")}
@@ -140,13 +187,11 @@ def _flatten(doc: dict[str, Any], file: str) -> pl.DataFrame:
     return pl.DataFrame(cols, schema={k: pl.String for k in cols})
 
 
-def _entity(doc: dict[str, Any], catalog: Catalog, file: str) -> tuple[str, str, EntityDef | None]:
+def _cik(doc: dict[str, Any], file: str) -> str:
     raw = str(doc.get("cik", "")).strip()
     if not raw.isdigit():
         raise BadFile(file, f"'cik' {clip(str(raw))!r} is not a number")
-    cik = str(int(raw))
-    known = catalog.entity_by_cik(cik)
-    return (known.entity if known else f"cik{cik}"), cik, known
+    return str(int(raw))
 
 
 def fiscal_year_end(df: pl.DataFrame) -> tuple[int | None, str | None]:
@@ -193,8 +238,9 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
     if not isinstance(doc, dict) or "facts" not in doc:
         raise BadFile(file, "is not SEC companyfacts (a JSON object with 'cik' and 'facts')")
     catalog = catalog or Catalog.load(Settings().catalog)
-    concepts, unit_aliases = _mapping(str(catalog.root) if catalog.root else "")
-    entity, cik, known = _entity(doc, catalog, file)
+    mapping, unit_aliases = concept_table(catalog)
+    cik = _cik(doc, file)
+    entity = filer_id(catalog, cik)
     df = _flatten(doc, file)
     for col in ("end", "val", "accn", "filed", "form"):
         missing = df.filter(pl.col(col).is_null())
@@ -207,19 +253,10 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
         pl.col("val").cast(pl.Float64, strict=False).alias("__v"),
     )
     # -- metric names: mapped concepts, the highest priority of a filing's period wins --------
-    mapping = pl.DataFrame({"qname": list(concepts), "std": [m for m, _ in concepts.values()],
-                            "prio": [p for _, p in concepts.values()]},
-                           schema={"qname": pl.String, "std": pl.String, "prio": pl.Int64})
     df = df.join(mapping, on="qname", how="left")
     grp = ["std", "accn", "start", "end", "unit_key"]
     df = df.with_columns(pl.col("prio").min().over(grp).alias("__best"))
-    shadowed = pl.col("std").is_not_null() & (pl.col("prio") > pl.col("__best"))
-    best_name = pl.col("qname").filter(pl.col("prio") == pl.col("__best")).first().over(grp)
-    df = df.with_columns(
-        pl.when(pl.col("std").is_null() | shadowed).then(pl.col("qname")).otherwise(pl.col("std")).alias("metric"),
-        pl.when(shadowed).then(pl.lit("shadowed by ") + best_name + pl.lit(" in the same filing"))
-        .alias("__n_shadow"),
-    )
+    df = df.with_columns(metric_names(pl.col("qname").filter(pl.col("prio") == pl.col("__best")).first().over(grp)))
     # -- units ---------------------------------------------------------------------------------
     keys = df["unit_key"].unique().to_list()
     pairs = [_unit(k, unit_aliases) for k in keys]
@@ -239,9 +276,9 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
     # -- kind: a period not yet ended when filed is not an actual ---------------------------------
     early = pl.col("filed") < pl.col("end")
     df = df.with_columns(
-        pl.when(early).then(pl.lit("guidance")).otherwise(pl.lit("actual")).alias("kind"),
+        kind_of(early),
         pl.concat_str([
-            pl.concat_str([pl.lit("fy="), pl.col("fy").fill_null("?"), pl.lit(" fp="), pl.col("fp").fill_null("?")]),
+            filing_note(),
             pl.when(pl.col("frame").is_not_null()).then(pl.lit("frame=") + pl.col("frame")),
             pl.col("__n_shadow"),
             pl.when(early).then(pl.lit(EARLY_NOTE)),
@@ -265,11 +302,7 @@ def read_companyfacts(path: Path, catalog: Catalog | None = None) -> Batch:
         (pl.col("__i") + 1).cast(pl.Int64).alias("__row"),
     )
     month, description = fiscal_year_end(df)
-    if month is None:
-        month = known.fiscal_year_end_month if known else 12
-    name = (known.name if known and known.name else None) or str(doc.get("entityName") or "") or None
-    record = EntityDef(entity, name, known.ticker if known else None, cik, month, description)
-    return Batch(out, entities=[record])
+    return Batch(out, entities=[filer_record(catalog, cik, str(doc.get("entityName") or ""), month, description)])
 
 
 def _mark_rounded(df: pl.DataFrame) -> pl.DataFrame:

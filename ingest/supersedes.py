@@ -14,7 +14,6 @@ import pyarrow as pa
 
 from ingest.errors import RowProblem
 from store import Store, label_period
-from store.backends import attach
 
 #: The fact key, as the current view partitions events (the period by its label).
 FACT_KEY = ("entity", "metric", "segment", "dims", "period", "kind", "unit")
@@ -43,9 +42,8 @@ def stored_events(store: Store, ids: list[str], entities: list[str] | None = Non
                                  "period_end": pl.Date, "kind": pl.String, "unit": pl.String})
     if not ids:
         return empty
-    con = duckdb.connect()
+    con = store.duckdb().cursor()     # the store's connection: its object-store access, its cached footers
     try:
-        attach(con, store.root)
         con.register("wanted", pa.table({"event_id": ids}))
         where, params = "", [store.glob("events")]
         if entities and metrics and len(entities) <= NARROW_MAX and len(metrics) <= NARROW_MAX:

@@ -80,10 +80,27 @@ def test_dims_are_canonical() -> None:
     assert canonical_dims("region=CN; price_band=3000+") == "price_band=3000+;region=CN"
     assert canonical_dims('{"b": "2", "a": "1"}') == "a=1;b=2"
     assert canonical_dims("") == ""
+    # a value is NFC however it is written: composed, decomposed, or as JSON escapes of either
+    assert canonical_dims("r=caf\u00e9") == canonical_dims("r=cafe\u0301") == canonical_dims('{"r": "cafe\\u0301"}') \
+        == "r=caf\u00e9"
     with pytest.raises(ValueError):
         canonical_dims("region")
     with pytest.raises(ValueError):
         canonical_dims("a=1;a=2")
+
+
+def test_labels_are_read_on_the_calendar_of_the_entity_s_latest_record(tmp_path: Path, store: Store,
+                                                                        catalog: Catalog) -> None:
+    """The entity log read in any order would give any of its records' fiscal year ends; the
+    latest one (as the entities view picks it) is the one periods are read on."""
+    from ingest.catalog import EntityDef
+    from ingest.pipeline import fiscal_year_ends, set_entity
+
+    for month in (3, 9, 1, 11, 4, 8, 2, 10, 5, 7, 6):
+        set_entity(store, EntityDef("acme", None, None, None, month))
+        assert fiscal_year_ends(store, catalog)["acme"] == month
+    r = ingest_one(store, catalog, write_csv(tmp_path / "a.csv", [fact(period="FY2024", reported_at="2024-08-01")]))
+    assert r.added == 1 and str(store.read().column("period_end")[0]) == "2024-06-30"
 
 
 def test_alias_maps_to_the_standard_metric(tmp_path: Path, store: Store, catalog: Catalog) -> None:

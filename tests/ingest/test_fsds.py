@@ -269,8 +269,8 @@ def test_bad_quarter_is_one_line_exit_2_and_commits_nothing(name: str, members: 
     r = run_cli("ingest", str(path), store=seeded.root)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
-    lines = [ln for ln in r.stdout.splitlines() if message in ln]     # '<file>: rejected: <message>'
-    assert len(lines) == 1 and lines[0].startswith(f"{path}: rejected: "), r.stdout
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if message in ln]   # '<file>: rejected: <message>', once
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: rejected: "), r.stdout + r.stderr
     logs = ("events", "entities", "metrics")    # the run log records the refused run, as for any file
     assert {k: v for k, v in store_files(seeded.root).items() if k.startswith(logs)} == \
            {k: v for k, v in before.items() if k.startswith(logs)}
@@ -286,6 +286,8 @@ def test_in_small_blocks_the_same_events_and_a_late_bad_row_commits_nothing(
     blocks = Store.create(tmp_path / "blocks")
     report = ingest_paths(blocks, [make_zip(tmp_path)], catalog=catalog)
     assert report.ok and report.added == 14
+    concepts = [w for w in report.files[0].warnings if "concept metric(s)" in w]     # said once, not a block
+    assert len(concepts) == 1 and concepts[0].startswith(f"{tmp_path / '2024q3.zip'}: 3 concept"), concepts
     ids = [sorted(s.read("events").column("event_id").to_pylist()) for s in (whole, blocks)]
     assert ids[0] == ids[1] and len(set(blocks.read("events").column("commit_id").to_pylist())) == 1
 

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest import Catalog, ingest_file
+from ingest.errors import first_line
 from store import MetricStoreError, Store
 from tests.conftest import CATALOG, fact, run_cli, store_files, write_csv
 
@@ -157,6 +158,14 @@ def test_bad_file_is_refused_with_one_clear_line(name: str, fname: str, content:
     assert any(str(path) in ln and reason in ln for ln in lines), lines
     assert all("\n" not in ln and SECRET not in ln and len(ln) < 600 for ln in lines)
     assert store_files(seeded.root / "events") == before
+
+
+def test_a_parser_s_error_is_repeated_as_one_short_line() -> None:
+    """What every refusal repeats of a parser's error: its first line, clipped; an empty message
+    is an empty text, not an IndexError."""
+    assert first_line(ValueError("")) == ""
+    assert first_line(ValueError("bad block\nat offset 12")) == "bad block"
+    assert first_line(ValueError("x" * 500)) == "x" * 157 + "..."
 
 
 @pytest.mark.parametrize("name,row,column,reason", ROWS, ids=[r[0] for r in ROWS])
