@@ -24,9 +24,9 @@ import pyarrow as pa
 
 from ingest.canonical import concept_warning, normalise
 from ingest.catalog import Catalog
-from ingest.errors import BadFile, RowProblem, first_line
-from ingest.pipeline import (UNREADABLE, FileReport, _entity_records, _metric_records, _quarantine, entity_log,
-                             fiscal_year_ends)
+from ingest.errors import UNREADABLE, BadFile, RowProblem, first_line
+from ingest.records import entity_log, entity_records, fiscal_year_ends, metric_records, quarantine
+from ingest.reports import FileReport
 from ingest.readers import Batch
 from store import Store
 
@@ -104,13 +104,13 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
         warnings[concept_warning(file, sorted(namespaced))] = None
     report.warnings = list(warnings) + batch.warnings
     if problems:
-        report.quarantine = _quarantine(store, pl.concat(rejected_raw, how="diagonal_relaxed"), problems,
+        report.quarantine = quarantine(store, pl.concat(rejected_raw, how="diagonal_relaxed"), problems,
                                         run_id, path)
     if result is None:
         return report
     if result.added:
-        _entity_records(store, catalog, sorted(entities), [e for e in records if e.entity in entities])
-        _metric_records(store, catalog, sorted(metrics), new_metrics)
+        entity_records(store, catalog, sorted(entities), [e for e in records if e.entity in entities])
+        metric_records(store, catalog, sorted(metrics), new_metrics)
     report.added, report.already_present, report.commit_id = result.added, result.already_present, result.commit_id
     return report
 

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from ingest.catalog import EntityDef
-from ingest.pipeline import set_entity
+from ingest.records import set_entity
 from store import Store
 
 #: The columns of the ``entities`` view, in its order.

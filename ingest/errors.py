@@ -18,7 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import polars as pl
+import pyarrow as pa
+
 from store.errors import MetricStoreError, TerminalError, TransientError
+
+#: What a parser raises on input nobody foresaw; turned into a BadFile naming the file.
+UNREADABLE = (pl.exceptions.PolarsError, pa.ArrowException, RecursionError, UnicodeError, OverflowError)
 
 
 class IngestError(MetricStoreError):

@@ -29,7 +29,8 @@ import pyarrow as pa
 
 from ingest.catalog import Catalog
 from ingest.jobs import redact_url
-from ingest.pipeline import FileReport, RunReport, ingest_paths, new_run_id
+from ingest.pipeline import ingest_paths
+from ingest.reports import FileReport, RunReport, new_run_id
 from store import Store
 
 MAX_ERROR = 2000

@@ -30,7 +30,8 @@ from typing import Any, Protocol
 from ingest.catalog import Catalog
 from ingest.jobs import redact_url
 from ingest.mapped import mapped_format
-from ingest.pipeline import FileReport, ingest_file
+from ingest.pipeline import ingest_file
+from ingest.reports import FileReport
 from ingest.progress import Progress, progress
 from ingest.runs import RunOutcome
 from store import Store, TerminalError

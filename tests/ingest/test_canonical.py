@@ -94,7 +94,7 @@ def test_labels_are_read_on_the_calendar_of_the_entity_s_latest_record(tmp_path:
     """The entity log read in any order would give any of its records' fiscal year ends; the
     latest one (as the entities view picks it) is the one periods are read on."""
     from ingest.catalog import EntityDef
-    from ingest.pipeline import fiscal_year_ends, set_entity
+    from ingest.records import fiscal_year_ends, set_entity
 
     for month in (3, 9, 1, 11, 4, 8, 2, 10, 5, 7, 6):
         set_entity(store, EntityDef("acme", None, None, None, month))

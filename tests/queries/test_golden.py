@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from ingest import Catalog, EntityDef, ingest_paths
-from ingest.pipeline import set_entity
+from ingest.records import set_entity
 from queries import MetricStore
 from store import Store
 

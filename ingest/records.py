@@ -1,0 +1,110 @@
+"""What an ingest writes beside the events: entity and metric records, and the quarantine of
+rejected rows; and what it reads back of them (each entity's fiscal year end)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import cast
+
+import polars as pl
+import pyarrow as pa
+
+from ingest.canonical import NAME, NAME_RULE
+from ingest.catalog import Catalog, EntityDef
+from ingest.errors import IngestError, RowProblem, clip
+from store import Store
+
+
+def entity_log(store: Store) -> pa.Table:
+    """The store's entity records, oldest first (by ``recorded_at``, then ``record_id``): read in
+    this order, the last record of an entity is its latest, as the ``entities`` view picks it."""
+    return store.read("entities").sort_by([("recorded_at", "ascending"), ("record_id", "ascending")])
+
+
+def fiscal_year_ends(store: Store, catalog: Catalog) -> dict[str, int]:
+    """Fiscal year end month per entity: the store's latest record, else the catalog's."""
+    fye = {e.entity: e.fiscal_year_end_month for e in catalog.entities.values()}
+    table = entity_log(store)
+    for entity, month in zip(table.column("entity").to_pylist(),
+                             table.column("fiscal_year_end_month").to_pylist(), strict=True):
+        if month:
+            fye[entity] = int(month)
+    return fye
+
+
+def entity_records(store: Store, catalog: Catalog, entities: list[str],
+                    given: list[EntityDef]) -> None:
+    known = set(store.read("entities").column("entity").to_pylist())
+    rows = [e for e in given]
+    for name in entities:
+        if name not in known and name in catalog.entities and all(g.entity != name for g in given):
+            rows.append(catalog.entities[name])
+    if not rows:
+        return
+    store.append(pa.table({
+        "entity": [e.entity for e in rows],
+        "name": [e.name for e in rows],
+        "cik": [e.cik for e in rows],
+        "ticker": [e.ticker for e in rows],
+        "fiscal_year_end_month": pa.array([e.fiscal_year_end_month for e in rows], pa.int8()),
+        "fiscal_year_end": [e.fiscal_year_end for e in rows],
+        "source": ["catalog" if e in catalog.entities.values() else "ingest" for e in rows],
+    }), table="entities")
+
+
+def set_entity(store: Store, entity: EntityDef, *, source: str = "user") -> bool:
+    """Record what the store knows of an entity (name, identifiers, fiscal year end).
+
+    The latest record wins in the ``entities`` view; set the fiscal year end before ingesting
+    figures labelled on that calendar (``FY2024`` is parsed with it).
+
+    Returns:
+        True when a new record was written, False when the store already held exactly this one.
+
+    Raises:
+        IngestError: the id is not a valid name (the rule ingest checks rows against).
+    """
+    if not re.fullmatch(NAME, entity.entity):
+        raise IngestError(f"entity {clip(entity.entity)!r} {NAME_RULE}")
+    result = store.append(pa.table({
+        "entity": [entity.entity], "name": [entity.name], "cik": [entity.cik], "ticker": [entity.ticker],
+        "fiscal_year_end_month": pa.array([entity.fiscal_year_end_month], pa.int8()),
+        "fiscal_year_end": pa.array([None], pa.string()), "source": [source],
+    }), table="entities")
+    return result.added > 0
+
+
+def metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred: dict[str, str]) -> None:
+    """Record the definition of each metric the store has none of, and a new one where the
+    catalog now defines a metric otherwise than the store's latest record (a corrected
+    aggregation takes effect from the next ingest; the old record stays in the log)."""
+    held = store.read("metrics").sort_by([("recorded_at", "ascending"), ("record_id", "ascending")])
+    known = {r["metric"]: (r["aggregation"], r["description"], r["inferred"])
+             for r in held.select(["metric", "aggregation", "description", "inferred"]).to_pylist()}
+    rows: list[tuple[str, str, str | None, bool]] = []
+    for m in metrics:
+        if m in catalog.metrics:
+            d = catalog.metrics[m]
+            if known.get(m) != (d.aggregation, d.description, False):
+                rows.append((m, d.aggregation, d.description, False))
+        elif m in inferred and m not in known:
+            rows.append((m, inferred[m], None, True))
+    if rows:
+        store.append(pa.table({
+            "metric": [r[0] for r in rows], "aggregation": [r[1] for r in rows],
+            "description": [r[2] for r in rows], "inferred": [r[3] for r in rows],
+        }), table="metrics")
+
+
+def quarantine(store: Store, raw: pl.DataFrame, problems: list[RowProblem], run_id: str, path: Path) -> Path:
+    """Write the rejected rows, as read, with their reasons, inside the store."""
+    folder = store.root / "quarantine"
+    folder.mkdir(exist_ok=True)
+    reasons = (pl.DataFrame({"__row": [p.row for p in problems],
+                             "_problem": [f"{p.column}: {p.reason}" for p in problems]})
+               .group_by("__row", maintain_order=True).agg(pl.col("_problem").str.join("; ")))
+    out = raw.join(reasons, on="__row", how="inner").rename({"__row": "_row"})
+    target = folder / f"{run_id}-{path.name}.rejected.csv"
+    out.write_csv(target)
+    return cast(Path, target)   # on an object store, an ObjectPath (its URI), answering as a Path
