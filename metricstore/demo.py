@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import polars as pl
+from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
 from ingest import Catalog, Settings, ingest_paths
+from metricstore.charts import output, style
 from metricstore.render import human, percent
 from queries import MetricStore
 from store import Store
@@ -20,7 +22,7 @@ from store import Store
 ENTITY = "xiaomi"
 
 GROWTH_SQL = """
-SELECT g.metric, g.segment, g.period, g.value, g.unit, g.prior_period, g.prior_value, g.yoy_pct,
+SELECT g.metric, g.segment, g.period, g.value, g.unit, g.qualifier, g.derived, g.prior_period, g.prior_value, g.yoy_pct,
        r.value AS reported_pct, r.qualifier AS reported_qualifier
 FROM growth g
 LEFT JOIN facts r
@@ -101,26 +103,29 @@ def run_demo(cfg: Settings, seed: Path, chart: Path) -> None:
 
 
 def write_chart(growth: pl.DataFrame, mix: pl.DataFrame, loss: pl.DataFrame, path: Path) -> None:
-    """Three panels: growth (store vs article), revenue mix, loss per vehicle."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
+    """Three panels: growth (store vs article), revenue mix, loss per vehicle; PNG, SVG or HTML by
+    ``path``'s extension. Figures are marked as on every chart (:mod:`metricstore.charts.style`):
+    an approximate one hatched, a derived one dotted, with a legend saying which is which."""
+    fig = Figure(figsize=(16, 5.4), layout="constrained")
+    axes = fig.subplots(1, 3)
     ax = axes[0]
+    rows = list(growth.iter_rows(named=True))
     labels = [f"{r['metric'].replace('_', ' ')}\n{r['segment'] if r['segment'] != 'total' else ''} {r['period']}"
-              for r in growth.iter_rows(named=True)]
-    ys = [r["yoy_pct"] * 100 for r in growth.iter_rows(named=True)]
-    bars = ax.barh(labels, ys, color="#1f77b4", label="computed by the store")
-    art = [(i, r["reported_pct"] * 100) for i, r in enumerate(growth.iter_rows(named=True)) if r["reported_pct"] is not None]
+              for r in rows]
+    ys = [r["yoy_pct"] * 100 for r in rows]
+    marks = [style.mark_of("actual", r["qualifier"], r["derived"]) for r in rows]
+    bars = style.bars(ax, labels, ys, marks, ["#1f77b4"] * len(rows), horizontal=True)
+    art = [(i, r["reported_pct"] * 100) for i, r in enumerate(rows) if r["reported_pct"] is not None]
     if art:
         ax.scatter([a[1] for a in art], [a[0] for a in art], color="#ff7f0e", zorder=3, label="stated in the article")
     ax.bar_label(bars, fmt="%+.1f %%", padding=3)
     ax.set_title("Year-on-year growth, 2024")
     ax.set_xlabel("%")
     ax.invert_yaxis()
-    ax.legend(loc="lower right", fontsize=8)
+    computed = style.bar_handles(marks, "#1f77b4")
+    for h in computed:
+        h.set_label(f"computed by the store: {h.get_label()}" if len(computed) > 1 else "computed by the store")
+    ax.legend(handles=[*computed, *ax.get_legend_handles_labels()[0]], loc="lower right", fontsize=8)
     ax.set_xlim(0, max(ys + [0]) * 1.3 if ys else 1)
 
     ax = axes[1]
@@ -135,12 +140,13 @@ def write_chart(growth: pl.DataFrame, mix: pl.DataFrame, loss: pl.DataFrame, pat
 
     ax = axes[2]
     if loss.height:
-        b = ax.bar(loss["period"].to_list(), loss["value"].to_list(), color="#d62728")
+        marks = [style.mark_of("actual", q, False) for q in loss["qualifier"].to_list()]
+        b = style.bars(ax, loss["period"].to_list(), loss["value"].to_list(), marks, ["#d62728"] * loss.height)
         ax.bar_label(b, labels=[f"{'~' if q == 'approx' else ''}{v:,.0f}" for v, q in
                                 zip(loss["value"].to_list(), loss["qualifier"].to_list(), strict=True)])
+        ax.legend(handles=style.bar_handles(marks, "#d62728"), loc="upper right", fontsize=8)
+        ax.set_ylim(0, max(loss["value"].to_list() + [0]) * 1.3 or 1)
         ax.set_title("Smart EV: net loss per vehicle (CNY)")
-    fig.suptitle("Xiaomi 2024 results, from metricstore")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    title = "Xiaomi 2024 results, from metricstore"
+    fig.suptitle(title)
+    output.write(fig, path, title=title)
