@@ -20,6 +20,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
 from metricstore.charts import output, style
 from metricstore.charts.data import SeriesData
@@ -128,7 +129,7 @@ def compare_chart(peers: Sequence[SeriesData]) -> Chart:
     values = [v for p in peers for v in p.points["value"]]
     starts = [p.actuals["period_end"][0] for p in peers if p.actuals.height]
     base_day = max(starts) if starts else None
-    div, axis_unit = (1.0, f"index: the figure nearest {base_day} = 100 (log scale)") if indexed \
+    div, axis_unit = (1.0, f"index: the figure nearest {base_day} = 100") if indexed \
         else scale(values, units[0])
     entries: list[Line2D | Patch] = []
     marks: list[str] = []
@@ -151,10 +152,10 @@ def compare_chart(peers: Sequence[SeriesData]) -> Chart:
         style.points(ay, yoy["period_end"].to_list(), [v * 100 for v in yoy["yoy_pct"]], yoy["mark"].to_list(), color,
                      size=5)
         growth += [v * 100 for v in yoy["yoy_pct"]]
-    if indexed and all(v > 0 for line in ax.get_lines() for v in line.get_ydata() if v == v):   # (NaN breaks a line)
-        ax.set_yscale("log")
     ax.legend(handles=entries + style.handles(marks), loc="best", fontsize=8, framealpha=0.9)
     ax.set_ylabel(axis_unit, fontsize=8 if indexed else 10)
+    if indexed:
+        _log_if_wide(ax)
     ax.grid(axis="y", alpha=0.3)
     ay.axhline(0, color="#333333", linewidth=0.8)
     ay.set_ylabel("YoY %")
@@ -174,6 +175,18 @@ def compare_chart(peers: Sequence[SeriesData]) -> Chart:
     if caption:
         fig.supxlabel(caption, x=0.01, ha="left", fontsize=7, color="#555555")
     return Chart(fig, title, caption or title, _legend_texts(ax), _tables(peers))
+
+
+def _log_if_wide(ax: Axes) -> None:
+    """A log scale when the indexed levels span more than 20x (a young company's growth beside an
+    old one's), with plain numbers on the axis."""
+    ys = [float(v) for line in ax.get_lines() for v in line.get_ydata() if v == v]   # (NaN breaks a line)
+    if ys and min(ys) > 0 and max(ys) / min(ys) > 20:
+        ax.set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:,.4g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_ylabel(str(ax.get_ylabel()).replace(" = 100", " = 100 (log scale)"))
 
 
 def _index_base(act: pl.DataFrame, day: dt.date | None) -> float:
@@ -284,7 +297,7 @@ def _yoy_panel(ay: Axes, data: SeriesData) -> list[str]:
     clipped = _clip_yoy(ay, values)
     if not clipped:
         low, high = min(values + [0.0]), max(values + [0.0])
-        pad = (high - low) * 0.18 or 1.0
+        pad = (high - low) * (0.4 if odd else 0.18) or 1.0   # (room for the legend of the marks)
         ay.set_ylim(low - (pad if low < 0 else 0), high + pad)
     return clipped
 
