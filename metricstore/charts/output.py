@@ -96,15 +96,15 @@ def _save(fig: Figure, fmt: str, **kw: Any) -> bytes:
     return buf.getvalue()
 
 
-def _table(heading: str, df: pl.DataFrame) -> str:
-    """An HTML table of text cells; a column whose cells read as figures is right-aligned."""
-    def num(col: str) -> bool:
-        return all(c == "" or c[:1] in "+-0123456789~" for c in df[col].cast(pl.String).fill_null(""))
+#: Columns of the HTML tables that hold figures (right-aligned).
+FIGURES = ("value", "YoY", "before", "after", "change")
 
-    right = {c for c in df.columns if num(c)}
+
+def _table(heading: str, df: pl.DataFrame) -> str:
+    """An HTML table of text cells, the figures' columns right-aligned."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td{' class=num' if c in right else ''}>{html.escape('' if v is None else str(v))}</td>"
+        "<tr>" + "".join(f"<td{' class=num' if c in FIGURES else ''}>{html.escape('' if v is None else str(v))}</td>"
                          for c, v in zip(df.columns, row, strict=True)) + "</tr>\n"
         for row in df.iter_rows())
     return f"<h2>{html.escape(heading)}</h2>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>\n</table>"

@@ -170,3 +170,15 @@ def test_an_unwritable_path_is_one_clear_error(cms: MetricStore, tmp_path: Path)
     with pytest.raises(BadArgument, match=r"^output='.*file/x.png': cannot be written \(") as exc:
         chart.write(tmp_path / "file" / "x.png")
     assert "\n" not in str(exc.value)
+
+
+def test_the_demo_chart_marks_its_figures_as_plot_does(tmp_path: Path) -> None:
+    from tests.conftest import ROOT, run_cli
+
+    chart = tmp_path / "demo.svg"
+    r = run_cli("demo", "--chart", str(chart), "--seed", str(ROOT / "data" / "seed"), store=tmp_path / "s")
+    assert r.returncode == 0, r.stderr
+    words = svg_texts(chart)
+    for expected in ("Xiaomi 2024 results, from metricstore", "computed by the store", "stated in the article",
+                     MARKS["exact"].label, MARKS["approx"].label, "~10,000", "66,000", "+48.8 %"):
+        assert expected in words, expected
