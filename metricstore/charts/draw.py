@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -93,6 +94,7 @@ def series_chart(data: SeriesData) -> Chart:
         for r in pts.iter_rows(named=True):
             ax.annotate(BOUNDS.get(r["qualifier"], "") + _short(r["value"] / div), (r["period_end"], r["value"] / div), textcoords="offset points",
                         xytext=(0, 8), ha="center", fontsize=8, color="#333333")
+    _period_ticks(ay, pts, data.freq)                 # (the x range, before notes are placed in it)
     notes = _annotate_restatements(ax, data, div)
 
     current = "figures as published by " + str(data.as_of) if data.as_of else "latest published figures"
@@ -106,7 +108,6 @@ def series_chart(data: SeriesData) -> Chart:
     ax.grid(axis="y", alpha=0.3)
 
     notes += _yoy_panel(ay, data)
-    _period_ticks(ay, pts, data.freq)
     title = f"{_who(data)}: {data.label}, {FREQ_WORDS.get(data.freq, data.freq)}"
     subtitle = (f"as of {data.as_of}" if data.as_of else "as known now") + (
         f"; {data.restatements.height} figure(s) restated since first published" if data.vintages else "")
@@ -180,7 +181,7 @@ def compare_chart(peers: Sequence[SeriesData]) -> Chart:
 def _log_if_wide(ax: Axes) -> None:
     """A log scale when the indexed levels span more than 20x (a young company's growth beside an
     old one's), with plain numbers on the axis."""
-    ys = [float(v) for line in ax.get_lines() for v in line.get_ydata() if v == v]   # (NaN breaks a line)
+    ys = [float(v) for line in ax.get_lines() for v in np.asarray(line.get_ydata(), dtype=float) if v == v]  # (NaN: a break)
     if ys and min(ys) > 0 and max(ys) / min(ys) > 20:
         ax.set_yscale("log")
         plain = FuncFormatter(lambda v, _: f"{v:,.4g}")
@@ -246,25 +247,60 @@ def _guidance_lines(ax: Axes, act: pl.DataFrame, pts: pl.DataFrame, div: float, 
 
 def _annotate_restatements(ax: Axes, data: SeriesData, div: float) -> list[str]:
     """Write the restatements of the largest publications next to their largest change: one note
-    per date (``restated 2010-01-25: FY2008 +15.4 %, FY2009 +17.4 %``); the caption counts the rest."""
+    per date (``restated 2010-01-25: FY2008 +15.4 %, FY2009 +17.4 %``), each in a free spot of the
+    panel (the x range must be final); the caption counts the rest."""
     r = data.restatements.filter(pl.col("period").is_in(data.actuals["period"].implode()))
     if r.height == 0:
         return []
-    ends = sorted(data.points["period_end"].to_list())
     dates = (r.group_by("restated_at").agg(pl.col("change_pct").abs().max().alias("size"))
              .sort("size", descending=True, nulls_last=True)["restated_at"].to_list())
-    for i, day in enumerate(dates[:ANNOTATED]):
+    ax.autoscale_view()
+    to_axes = ax.transData + ax.transAxes.inverted()      # data -> fractions of the panel
+    taken: list[tuple[float, float, float, float]] = []
+    for day in dates[:ANNOTATED]:
         on = r.filter(pl.col("restated_at") == day).sort("period_end")
         big = on.sort(pl.col("change_pct").abs(), descending=True, nulls_last=True).row(0, named=True)
         words = [f"{x['period']} {percent(x['change_pct'])}" for x in on.iter_rows(named=True)]
-        shown = ", ".join(words[:4]) + (f" and {len(words) - 4} more" if len(words) > 4 else "")
-        left = ends.index(big["period_end"]) < len(ends) / 2 if big["period_end"] in ends else True
-        ax.annotate(f"restated {day}:\n{shown}", (big["period_end"], big["after"] / div),
-                    xytext=(25 if left else -25, 35 + 45 * i), textcoords="offset points", fontsize=7.5,
-                    ha="left" if left else "right", color="#444444",
+        text = f"restated {day}:\n" + ", ".join(words[:4]) + (f" and {len(words) - 4} more" if len(words) > 4 else "")
+        anchor = to_axes.transform((date2num(big["period_end"]), big["after"] / div))  # type: ignore[no-untyped-call]
+        box = _free_spot(ax, (float(anchor[0]), float(anchor[1])), max(len(x) for x in text.splitlines()), taken)
+        taken.append(box)
+        ax.annotate(text, (big["period_end"], big["after"] / div), xytext=(box[0], box[3]),
+                    textcoords="axes fraction", fontsize=7.5, ha="left", va="top", color="#444444",
                     bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "#cccccc", "alpha": 0.9},
                     arrowprops={"arrowstyle": "->", "color": "#999999", "linewidth": 0.8})
     return [f"{len(dates) - ANNOTATED} more restatement date(s) in the table"] if len(dates) > ANNOTATED else []
+
+
+def _free_spot(ax: Axes, anchor: tuple[float, float], chars: int,
+               taken: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    """The box (x0, y0, x1, y1 in fractions of the panel) nearest ``anchor`` for a two-line note of
+    ``chars`` characters that covers no line, point or earlier note (the nearest spot when none is free)."""
+    width, height = min(0.9, 0.009 * chars + 0.02), 0.11      # 7.5 pt text on a 10 x 6.6 inch figure
+    to_axes = ax.transData + ax.transAxes.inverted()
+    samples: list[tuple[float, float]] = []
+    for line in ax.get_lines():
+        xy = [to_axes.transform(p) for p in np.asarray(line.get_xydata(), dtype=float) if not np.isnan(p).any()]
+        for a, b in zip(xy, xy[1:], strict=False):
+            samples += [(a[0] + (b[0] - a[0]) * t / 10, a[1] + (b[1] - a[1]) * t / 10) for t in range(11)]
+        samples += [(float(p[0]), float(p[1]) + 0.05) for p in xy]        # the value written above a point
+    best: tuple[float, tuple[float, float, float, float]] | None = None
+    for i in range(14):
+        for j in range(12):
+            x0, y1 = 0.02 + i * (0.96 - width) / 13, 0.96 - j * (0.92 - height) / 11
+            box = (x0, y1 - height, x0 + width, y1)
+            if any(box[0] - 0.01 <= x <= box[2] + 0.01 and box[1] - 0.02 <= y <= box[3] + 0.02 for x, y in samples):
+                continue
+            if any(not (box[2] < t[0] or t[2] < box[0] or box[3] < t[1] or t[3] < box[1]) for t in taken):
+                continue
+            d = ((x0 + width / 2 - anchor[0]) ** 2 + (y1 - height / 2 - anchor[1]) ** 2) ** 0.5
+            if best is None or d < best[0]:
+                best = (d, box)
+    if best is not None:
+        return best[1]
+    x0 = min(max(anchor[0] + 0.05, 0.02), 0.98 - width)
+    y1 = min(0.95, anchor[1] + 0.25) - 0.13 * len(taken)
+    return (x0, y1 - height, x0 + width, y1)
 
 
 def _yoy_panel(ay: Axes, data: SeriesData) -> list[str]:
