@@ -38,8 +38,8 @@ from store import Store
 
 log = logging.getLogger("metricstore.jobs")
 
-#: apprise's logger, captured while it sends (its lines can name a target's URL).
-_APPRISE_LOGGER = "apprise"
+#: The loggers captured while apprise sends: its own and its HTTP client's (their lines name a target's URL).
+_CAPTURED_LOGGERS = ("apprise", "urllib3", "requests")
 _SENDING = threading.Lock()     # the capture swaps the apprise logger's handlers: one sender at a time
 MAX_NOTE = 1000
 
@@ -119,23 +119,27 @@ def scrub(text: str, urls: list[str]) -> str:
 
 @contextmanager
 def _captured() -> Iterator[list[str]]:
-    """apprise's log lines while it sends, kept here (never passed on to the process's logs)."""
+    """apprise's warnings while it sends, kept here; neither they nor its HTTP client's lines reach
+    the process's logs."""
     lines: list[str] = []
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
+            if record.name.startswith("apprise"):
+                lines.append(record.getMessage())
 
-    logger = logging.getLogger(_APPRISE_LOGGER)
+    loggers = [logging.getLogger(name) for name in _CAPTURED_LOGGERS]
     with _SENDING:
-        saved = (logger.handlers[:], logger.propagate, logger.level)
-        logger.handlers, logger.propagate = [Keep(logging.WARNING)], False
-        logger.setLevel(logging.WARNING)
+        saved = [(lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
+        for lg in loggers:
+            lg.handlers, lg.propagate = [Keep(logging.WARNING)], False
+            lg.setLevel(logging.WARNING)
         try:
             yield lines
         finally:
-            logger.handlers, logger.propagate = saved[0], saved[1]
-            logger.setLevel(saved[2])
+            for lg, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+                lg.handlers, lg.propagate = handlers, propagate
+                lg.setLevel(level)
 
 
 @dataclass
