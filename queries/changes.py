@@ -50,7 +50,7 @@ def since_time(sql: Sql, since: str | dt.date) -> dt.datetime:
         return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     found = sql("SELECT coalesce((SELECT min(started) FROM ingest_runs WHERE run_id = ?), "
                 "(SELECT min(recorded_at) FROM events WHERE coalesce(run_id, commit_id) = ?)) AS t", [text, text])
-    start = found["t"][0]
+    start: dt.datetime | None = found["t"][0]
     if start is None:
         raise BadArgument("since", since, "is neither a date (YYYY-MM-DD) nor a run of this store "
                                           "(`metricstore jobs runs` lists the runs)")

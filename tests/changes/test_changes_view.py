@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,13 +192,13 @@ def test_since_a_date_or_a_run_entity_and_kind(ingest_rows: Ingest, ms: MetricSt
 def test_the_command_line(ingest_rows: Ingest, store: Store) -> None:
     ingest_rows([fact(value="100")])
     b = ingest_rows([fact(value="120", reported_at="2025-06-01", source="acme-10k/a")])
-    done = run_cli("changes", "--since", b.run_id, "--kind", "restated", "--format", "json", store=store.root)
+    done = run_cli("changes", "--since", b.run_id, "--kind", "restated", "--format", "json", store=Path(str(store.root)))
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert [(r["change_kind"], r["run_id"], r["old_value"], r["new_value"]) for r in rows] == [
         ("restated", b.run_id, 100e6, 120e6)]
-    table = run_cli("changes", "--entity", "acme", store=store.root)
+    table = run_cli("changes", "--entity", "acme", store=Path(str(store.root)))
     assert table.returncode == 0 and "restated +20.0 %" in table.stdout and "new: 100 M USD" in table.stdout
-    bad = run_cli("changes", "--kind", "bogus", store=store.root)
+    bad = run_cli("changes", "--kind", "bogus", store=Path(str(store.root)))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "is not a kind of change" in bad.stderr
     assert "Traceback" not in bad.stderr

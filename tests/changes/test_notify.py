@@ -121,9 +121,9 @@ def test_a_notification_that_keeps_failing_never_fails_the_ingest(tmp_path: Path
     assert second.status == "ok" and second.outcome.added == 1
     rec = runs(store, "drops")[-1]
     assert rec["status"] == "ok" and rec["error"] is None
-    assert rec["notified"].startswith("1 change(s) sent to 0 of 1 target(s); json target 1: not delivered after 2 "
+    assert str(rec["notified"]).startswith("1 change(s) sent to 0 of 1 target(s); json target 1: not delivered after 2 "
                                       "attempt(s): ")
-    assert "error=500" in rec["notified"]
+    assert "error=500" in str(rec["notified"])
     with MetricStore(store) as ms:   # the restatement is in the store all the same
         assert ms.sql("SELECT value FROM facts")["value"].to_list() == [37_491e6]
     no_secret(every_run_record(store))
@@ -184,9 +184,9 @@ def test_a_scheduled_run_notifies(tmp_path: Path, store: Store, hook: Hook) -> N
 def test_jobs_run_on_the_command_line_shows_no_credential(tmp_path: Path, store: Store, hook: Hook) -> None:
     config = jobs_toml(tmp_path, "")
     drop(tmp_path, "a.csv", [fact(period="FY2008", value="32479", reported_at="2009-10-27", source="acme 10-K")])
-    assert run_cli("jobs", "run", "drops", "--config", str(config), store=store.root).returncode == 0
+    assert run_cli("jobs", "run", "drops", "--config", str(config), store=Path(str(store.root))).returncode == 0
     drop(tmp_path, "b.csv", [fact(period="FY2008", value="37491", reported_at="2010-01-25", source="acme 10-K/A")])
-    done = run_cli("jobs", "run", "drops", "--config", str(config), store=store.root, env={ENV: target(hook)})
+    done = run_cli("jobs", "run", "drops", "--config", str(config), store=Path(str(store.root)), env={ENV: target(hook)})
     assert done.returncode == 0, done.stderr
     assert "notify: 1 change(s) sent to 1 of 1 target(s)" in done.stdout + done.stderr
     no_secret(done.stdout + done.stderr)
