@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from ingest.errors import ChangesUnavailable
 from ingest.jobs import Notify, redact_url
 from store import Store
 
@@ -42,10 +43,6 @@ log = logging.getLogger("metricstore.jobs")
 _CAPTURED_LOGGERS = ("apprise", "urllib3", "requests")
 _SENDING = threading.Lock()     # the capture swaps the apprise logger's handlers: one sender at a time
 MAX_NOTE = 1000
-
-
-class ChangesUnavailable(Exception):
-    """The run's changes could not be read (the ``metricstore changes`` process failed)."""
 
 
 def run_changes(store: Store, run_id: str, *, hidden: Sequence[str] = (), timeout: float = 600) -> list[dict[str, Any]]:
@@ -58,7 +55,7 @@ def run_changes(store: Store, run_id: str, *, hidden: Sequence[str] = (), timeou
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
-        raise ChangesUnavailable(lines[-1] if lines else f"exit code {done.returncode}")
+        raise ChangesUnavailable(run_id, lines[-1] if lines else f"exit code {done.returncode}")
     rows = json.loads(done.stdout or "[]")
     return rows if isinstance(rows, list) else []
 
@@ -221,6 +218,7 @@ def notify_run(rules: Notify | None, job: str, store: Store, run_id: str, added:
         text, ok = send(rules, title, body)
         note = f"{len(picked)} change(s) {text}"
     except Exception as exc:   # (the notification's failure is recorded; the run's outcome stands)
-        note, ok = scrub(f"not sent: {type(exc).__name__}: {exc}", urls)[:MAX_NOTE], False
+        note, ok = scrub(f"not sent: {exc}" if isinstance(exc, ChangesUnavailable)
+                         else f"not sent: {type(exc).__name__}: {exc}", urls)[:MAX_NOTE], False
     log.log(logging.INFO if ok else logging.WARNING, "%s: notify: %s", job, note)
     return note

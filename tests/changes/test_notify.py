@@ -4,6 +4,7 @@ server on 127.0.0.1; retried, recorded in the run, never failing the ingest, nev
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from ingest import Catalog
 from ingest.errors import ConfigError
 from ingest.jobs import load_jobs
+from ingest.notify import notify_run, scrub
 from ingest.runner import JobResult, run_job
 from ingest.scheduler import Scheduler
 from queries import MetricStore
@@ -213,3 +215,25 @@ source = {{ type = "drop_folder", path = "drop" }}
         load_jobs(path)
     assert says in str(exc.value) and "\n" not in str(exc.value)
     no_secret(str(exc.value))
+
+
+def test_changes_that_cannot_be_read_are_recorded_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = load_jobs(jobs_toml(tmp_path, "")).notify
+    monkeypatch.setenv(ENV, f"json://ops:{PASSWORD}@127.0.0.1:9/hook/{PATH_TOKEN}")
+    gone = Store.create(tmp_path / "gone")
+    shutil.rmtree(tmp_path / "gone")
+    note = notify_run(rules, "drops", gone, "some-run", added=1)
+    assert note is not None and note.startswith("not sent: the changes of run some-run could not be read: ")
+    no_secret(note)
+    assert notify_run(rules, "drops", gone, "some-run", added=0) is None       # nothing added: nothing to tell
+
+
+@pytest.mark.parametrize("url", [
+    f"slack://{PATH_TOKEN}/B0000/{PASSWORD}/#filings",
+    f"mailtos://ops:{PASSWORD}@example.com?to=team@example.com&pass={PATH_TOKEN}",
+    f"msteams://{PATH_TOKEN}/{PASSWORD}/Z0000/",
+])
+def test_no_part_of_a_credential_survives_a_message(url: str) -> None:
+    text = scrub(f"failed: {url} said 401 for {PASSWORD} ({PATH_TOKEN})", [url])
+    no_secret(text)
+    assert text.startswith("failed: ") and "said 401" in text
