@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from ingest import RunReport
@@ -202,3 +204,17 @@ def test_the_command_line(ingest_rows: Ingest, store: Store) -> None:
     bad = run_cli("changes", "--kind", "bogus", store=Path(str(store.root)))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "is not a kind of change" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_events_written_without_a_run_are_grouped_by_commit(store: Store, ms: MetricStore) -> None:
+    def batch(value: float, reported: str) -> pa.Table:
+        return pa.table({"entity": ["acme"], "metric": ["revenue"], "period_start": [dt.date(2024, 1, 1)],
+                         "period_end": [dt.date(2024, 12, 31)], "value": [value], "unit": ["USD"],
+                         "reported_at": [dt.date.fromisoformat(reported)], "source": [f"acme {reported}"]})
+
+    first = store.append(batch(100.0, "2025-02-01"))
+    second = store.append(batch(90.0, "2025-03-01"))
+    rows = feed(ms)
+    assert [(r["run_id"], r["change_kind"], r["job"]) for r in rows] == [
+        (first.commit_id, "new", None), (second.commit_id, "restated", None)]
+    assert [r["run_id"] for r in feed(ms, since=second.commit_id)] == [second.commit_id]
