@@ -49,6 +49,7 @@ def redact_url(text: str) -> str:
 
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.I)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -204,7 +205,7 @@ class HttpSource(_Fetching):
     @field_validator("token_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        if v is not None and not _ENV_NAME.fullmatch(v):
             raise ValueError("is the NAME of an environment variable (the token itself never goes in a file)")
         return v
 
@@ -289,7 +290,6 @@ class Job(_Model):
 
 #: The kinds of change a run can make to the current answers (the ``changes`` view's change_kind).
 CHANGE_KINDS = ("new", "restated", "revised", "retracted", "approx_to_exact", "split_adjusted")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Notify(_Model):
