@@ -33,10 +33,13 @@ WITH v AS (
     SELECT *, coalesce(run_id, commit_id) AS run FROM lineage_events(NULL, as_recorded)
     WHERE only_entity IS NULL OR entity = only_entity
 ),
--- each withdrawal (an event naming another in supersedes): when and by which run
+-- each withdrawal (an event naming another in supersedes, filed under any entity): when, by which run
 wd AS (
-    SELECT w.supersedes AS withdrawn_id, w.event_id AS by_id, w.run AS by_run, w.recorded_at
-    FROM v w WHERE w.supersedes IS NOT NULL
+    SELECT supersedes AS withdrawn_id, event_id AS by_id, coalesce(run_id, commit_id) AS by_run, recorded_at,
+           source, source_ref, reported_at
+    FROM event_log
+    WHERE supersedes IS NOT NULL
+      AND (as_recorded IS NULL OR recorded_at <= CAST(as_recorded AS TIMESTAMPTZ))
 ),
 wd_first AS (SELECT withdrawn_id, min(recorded_at) AS withdrawn_at FROM wd GROUP BY withdrawn_id),
 c AS (
@@ -46,16 +49,18 @@ c AS (
 ),
 -- the keys each run touched: its own events, and the keys of the events it withdrew
 touched AS (
-    SELECT entity, metric, segment, dims, period, kind, unit, run, recorded_at, NULL AS by_id FROM c
+    SELECT entity, metric, segment, dims, period, kind, unit, period_end, run, recorded_at, NULL AS by_id FROM c
     WHERE only_run IS NULL OR run = only_run
     UNION ALL
-    SELECT t.entity, t.metric, t.segment, t.dims, t.period, t.kind, t.unit, wd.by_run, wd.recorded_at, wd.by_id
+    SELECT t.entity, t.metric, t.segment, t.dims, t.period, t.kind, t.unit, t.period_end, wd.by_run,
+           wd.recorded_at, wd.by_id
     FROM wd JOIN v t ON t.event_id = wd.withdrawn_id
     WHERE only_run IS NULL OR wd.by_run = only_run
 ),
 touch AS (
-    SELECT entity, metric, segment, dims, period, kind, unit, run,
-           min(recorded_at) AS t0, max(recorded_at) AS t1, arg_max(by_id, recorded_at) AS withdrawal_id
+    SELECT entity, metric, segment, dims, period, kind, unit, run, max(period_end) AS period_end,
+           min(recorded_at) AS t0, max(recorded_at) AS t1,
+           arg_max(by_id, recorded_at) FILTER (WHERE by_id IS NOT NULL) AS withdrawal_id
     FROM touched GROUP BY entity, metric, segment, dims, period, kind, unit, run
 ),
 -- the winner of each touched key just before the run (side 0) and once it was done (side 1);
@@ -143,8 +148,16 @@ marked AS (
     WHERE x.change_kind IS NOT NULL
 ),
 runs AS (SELECT run_id, job FROM ingest_runs),
+-- where the event that made a change was filed (a withdrawal may be filed under another entity)
+filed AS (
+    SELECT event_id, any_value(source) AS source, any_value(source_ref) AS source_ref,
+           any_value(reported_at) AS reported_at
+    FROM (SELECT event_id, source, source_ref, reported_at FROM v
+          UNION ALL SELECT by_id, source, source_ref, reported_at FROM wd)
+    GROUP BY event_id
+),
 described AS (
-    SELECT m.*, e.source, e.source_ref, e.reported_at, e.period_end, r.job,
+    SELECT m.*, e.source, e.source_ref, e.reported_at, r.job,
            m.new_value - m.old_value AS change,
            CASE WHEN m.old_value <> 0 AND m.unit <> 'ratio' THEN (m.new_value - m.old_value) / abs(m.old_value) END AS change_pct,
            CASE WHEN m.unit = 'ratio' THEN 0.01
@@ -152,7 +165,7 @@ described AS (
                  AND coalesce(abs(m.old_value), abs(m.new_value)) >= 1e6 THEN 1e6
                 ELSE 1 END AS div
     FROM marked m
-    JOIN v e ON e.event_id = m.by_id
+    JOIN filed e ON e.event_id = m.by_id
     LEFT JOIN runs r ON r.run_id = m.run
 )
 SELECT d.run AS run_id, d.job, d.t1 AS recorded_at, d.change_kind,

@@ -218,3 +218,23 @@ def test_events_written_without_a_run_are_grouped_by_commit(store: Store, ms: Me
     assert [(r["run_id"], r["change_kind"], r["job"]) for r in rows] == [
         (first.commit_id, "new", None), (second.commit_id, "restated", None)]
     assert [r["run_id"] for r in feed(ms, since=second.commit_id)] == [second.commit_id]
+
+
+def test_a_withdrawal_filed_under_another_entity_is_in_the_entitys_feed(store: Store, ms: MetricStore) -> None:
+    # ingest refuses such a row (supersedes must name an event of its own fact); the log and the views
+    # still honour one written straight to the store, as the current view does
+    def row(entity: str, **kw: object) -> pa.Table:
+        base: dict[str, object] = {"entity": entity, "metric": "revenue", "period_start": dt.date(2024, 1, 1),
+                                   "period_end": dt.date(2024, 12, 31), "value": 100.0, "unit": "USD",
+                                   "reported_at": dt.date(2025, 2, 1), "source": f"{entity} filing"}
+        base.update(kw)
+        return pa.table({k: [v] for k, v in base.items()})
+
+    store.append(row("acme"))
+    wrong = event_id(ms, entity="acme")
+    withdrawal = store.append(row("beta", op="retract", value=None, supersedes=wrong, reported_at=dt.date(2025, 3, 1),
+                                  source="beta erratum"))
+    rows = feed(ms, entity="acme", kind="retracted")
+    assert [(r["run_id"], r["source"], r["old_event_id"], r["period"]) for r in rows] == [
+        (withdrawal.commit_id, "beta erratum", wrong, "FY2024")]
+    assert ms.sql("SELECT count(*) AS n FROM facts WHERE entity = 'acme'")["n"][0] == 0
