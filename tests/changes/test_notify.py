@@ -193,6 +193,9 @@ def test_jobs_run_on_the_command_line_shows_no_credential(tmp_path: Path, store:
     assert "notify: 1 change(s) sent to 1 of 1 target(s)" in done.stdout + done.stderr
     no_secret(done.stdout + done.stderr)
     assert [m["body"]["message"].splitlines()[0] for m in hook.messages()] == [RESTATED]
+    listed = run_cli("jobs", "runs", "drops", "--format", "csv", store=Path(str(store.root)))
+    assert listed.returncode == 0 and "1 change(s) sent to 1 of 1 target(s)" in listed.stdout
+    no_secret(listed.stdout)
 
 
 @pytest.mark.parametrize(("notify", "says"), [
