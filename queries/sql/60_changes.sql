@@ -29,9 +29,19 @@ CREATE OR REPLACE MACRO ms_change_value(v, vh, q, div) AS
     || ms_amount(v, div) || CASE WHEN vh IS NOT NULL THEN ' to ' || ms_amount(vh, div) ELSE '' END;
 
 CREATE OR REPLACE MACRO changes_at(as_recorded, only_run := NULL, only_entity := NULL) AS TABLE
-WITH v AS (
-    SELECT *, coalesce(run_id, commit_id) AS run FROM lineage_events(NULL, as_recorded)
-    WHERE only_entity IS NULL OR entity = only_entity
+WITH
+-- one run's changes read only the entities it wrote or withdrew an event of
+run_entities AS (
+    SELECT entity FROM event_log WHERE only_run IS NOT NULL AND coalesce(run_id, commit_id) = only_run
+    UNION
+    SELECT t.entity FROM event_log t JOIN event_log w ON t.event_id = w.supersedes
+    WHERE only_run IS NOT NULL AND coalesce(w.run_id, w.commit_id) = only_run
+),
+-- each event once (as lineage_events, narrowed first)
+v AS (
+    SELECT *, coalesce(run_id, commit_id) AS run FROM visible_events(NULL, as_recorded, only_entity := only_entity)
+    WHERE only_run IS NULL OR entity IN (SELECT entity FROM run_entities)
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY recorded_at, commit_id) = 1
 ),
 -- each withdrawal (an event naming another in supersedes, filed under any entity): when, by which run
 wd AS (

@@ -238,3 +238,4 @@ def test_a_withdrawal_filed_under_another_entity_is_in_the_entitys_feed(store: S
     assert [(r["run_id"], r["source"], r["old_event_id"], r["period"]) for r in rows] == [
         (withdrawal.commit_id, "beta erratum", wrong, "FY2024")]
     assert ms.sql("SELECT count(*) AS n FROM facts WHERE entity = 'acme'")["n"][0] == 0
+    assert feed(ms, run=withdrawal.commit_id) == rows      # one run's changes, read narrowed to its entities

@@ -81,3 +81,11 @@ def test_the_split_is_a_split_adjustment(apple: tuple[MetricStore, list[str]]) -
     assert not restated & {"eps_basic", "eps_diluted"}
     # while the 10-K/A's per-share restatement (not a split: no share count moved) stays one
     assert "eps_basic" in {r["metric"] for r in ms.changes(run=runs[1], kind="restated").to_dicts()}
+
+
+def test_one_runs_changes_read_narrowed_are_the_feeds(apple: tuple[MetricStore, list[str]]) -> None:
+    # --run reads only the entities the run wrote (the notification's path): the same rows as the whole feed's
+    ms, runs = apple
+    whole = ms.changes()
+    for run in runs:
+        assert ms.changes(run=run).equals(whole.filter(whole["run_id"] == run)), run
