@@ -154,7 +154,7 @@ def deliver(url: str, target: str, title: str, body: str, *, attempts: int, back
     import apprise
 
     sender = apprise.Apprise()
-    with _captured() as lines:
+    with _captured():
         added = sender.add(url)
     if not added:
         return Delivery(target, False, 0, "not an apprise URL (see the apprise documentation for its services)")

@@ -13,7 +13,7 @@ import pytest
 from ingest import Catalog
 from ingest.errors import ConfigError
 from ingest.jobs import load_jobs
-from ingest.notify import notify_run, scrub
+from ingest.notify import deliver, notify_run, scrub
 from ingest.runner import JobResult, run_job
 from ingest.scheduler import Scheduler
 from queries import MetricStore
@@ -240,3 +240,8 @@ def test_no_part_of_a_credential_survives_a_message(url: str) -> None:
     text = scrub(f"failed: {url} said 401 for {PASSWORD} ({PATH_TOKEN})", [url])
     no_secret(text)
     assert text.startswith("failed: ") and "said 401" in text
+
+
+def test_a_value_that_is_no_apprise_url_is_not_tried() -> None:
+    d = deliver(f"nosuchservice://{PASSWORD}@x/{PATH_TOKEN}", "nosuchservice target 1", "t", "b", attempts=3, backoff=0)
+    assert (d.ok, d.attempts) == (False, 0) and d.reason.startswith("not an apprise URL")
