@@ -1,7 +1,7 @@
 # metricstore: `make demo` and `make test` work on a fresh clone with only Python 3.11+ and make.
 # Each target installs what it needs into .venv, once per version of pyproject.toml (a stamp per set of
-# extras): `make demo` the core dependencies only, `make test` adds the test extra, `make test-scale`
-# the S3 and Spark extras, `make bench` the peer systems.
+# extras): `make demo` the core dependencies only, `make test` adds the test, serve and notify extras,
+# `make test-scale` the S3 and Spark extras, `make bench` the peer systems.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -21,7 +21,7 @@ $(VENV)/.installed-core-$(HASH): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-test-$(HASH): $(VENV)/.installed-core-$(HASH)
-	$(PIP) -e ".[test,serve]"
+	$(PIP) -e ".[test,serve,notify]"
 	@touch $@
 
 $(VENV)/.installed-scale-$(HASH): $(VENV)/.installed-test-$(HASH)

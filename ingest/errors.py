@@ -8,6 +8,7 @@
     ├── ConfigError      jobs.toml or a mapping file is invalid; names file, job, field (terminal, ValueError)
     ├── JobBusy          the job is already running in another process or thread     (transient)
     ├── SchedulerRunning another scheduler already runs on this store                 (transient)
+    ├── ChangesUnavailable a run's changes could not be read for its notification     (terminal)
     └── FetchError       an HTTP source could not be read (url, status)
         ├── FetchFailed      connection error, timeout, 5xx, 429 after retries          (transient)
         └── FetchRefused     a 4xx other than 429: retrying will not help               (terminal)
@@ -126,6 +127,15 @@ class SchedulerRunning(IngestError, TransientError):
     def __init__(self, root: object) -> None:
         self.root = str(root)
         super().__init__(f"{root}: another scheduler is already running on this store")
+
+
+class ChangesUnavailable(IngestError, TerminalError):
+    """The changes of a run could not be read for its notification (``ingest.notify``: the
+    ``metricstore changes`` process failed); recorded in the run, never failing it."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id, self.reason = run_id, reason
+        super().__init__(f"the changes of run {run_id} could not be read: {reason}")
 
 
 class FetchError(IngestError):

@@ -49,6 +49,7 @@ def redact_url(text: str) -> str:
 
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.I)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -204,7 +205,7 @@ class HttpSource(_Fetching):
     @field_validator("token_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        if v is not None and not _ENV_NAME.fullmatch(v):
             raise ValueError("is the NAME of an environment variable (the token itself never goes in a file)")
         return v
 
@@ -287,11 +288,65 @@ class Job(_Model):
         return parse_duration(v)
 
 
+#: The kinds of change a run can make to the current answers (the ``changes`` view's change_kind).
+CHANGE_KINDS = ("new", "restated", "revised", "retracted", "approx_to_exact", "split_adjusted")
+
+
+class Notify(_Model):
+    """``[notify]``: one message per run that changed something, through apprise (``ingest.notify``).
+
+    ``urls_env`` names environment variables, each holding one or more apprise URLs
+    (``slack://...``, ``msteams://...``, ``mailtos://...``, ``json://host/path``): the URLs carry
+    credentials, so they never go in the file. The rules choose which changes are told: their
+    kinds, entities and metrics (empty: all), and a minimum size in percent for the changes that
+    have one (a new fact or a retraction has none and always passes).
+    """
+
+    urls_env: list[str] = Field(min_length=1)
+    kinds: list[str] = ["restated", "revised", "retracted", "approx_to_exact"]
+    entities: list[str] = []
+    metrics: list[str] = []
+    min_change_pct: float = Field(default=0.0, ge=0)
+    jobs: list[str] = []            # the jobs whose runs notify (empty: every job)
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff: float = 1.0            # before the second attempt; doubled each time
+    title: str = "metricstore"
+    max_lines: int = Field(default=50, ge=1)
+
+    @field_validator("urls_env")
+    @classmethod
+    def _env_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not the NAME of an environment variable "
+                                 "(the URL itself, with its credentials, never goes in a file)")
+        return v
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        for k in v:
+            if k not in CHANGE_KINDS:
+                raise ValueError(f"{k!r} is not a kind of change ({', '.join(CHANGE_KINDS)})")
+        return v
+
+    @field_validator("entities")
+    @classmethod
+    def _entities(cls, v: list[str]) -> list[str]:
+        return [e.lower() for e in v]
+
+    @field_validator("backoff", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
 class JobsConfig(_Model):
-    """Every job of one ``jobs.toml``."""
+    """Every job of one ``jobs.toml``, and its ``[notify]`` section when it has one."""
 
     path: Path
     jobs: dict[str, Job]
+    notify: Notify | None = None
 
     def job(self, name: str) -> Job:
         if name not in self.jobs:
@@ -321,9 +376,9 @@ def load_jobs(path: str | Path) -> JobsConfig:
     """
     p = Path(path)
     raw = read_toml(p, missing="no such file (give --config, or write data/jobs.toml)")
-    unknown = sorted(set(raw) - {"jobs", "timezone"})
+    unknown = sorted(set(raw) - {"jobs", "timezone", "notify"})
     if unknown:
-        raise ConfigError(str(p), f"unknown top-level key {unknown[0]!r} (expected [jobs.NAME] tables)")
+        raise ConfigError(str(p), f"unknown top-level key {unknown[0]!r} (expected [jobs.NAME] tables and [notify])")
     default_tz = raw.get("timezone", "UTC")
     jobs_raw = raw.get("jobs", {})
     if not isinstance(jobs_raw, dict):
@@ -345,7 +400,25 @@ def load_jobs(path: str | Path) -> JobsConfig:
         except ValidationError as exc:
             msg, field = _first_error(exc)
             raise ConfigError(str(p), msg, job=name, field=field) from None
-    return JobsConfig(path=p.absolute(), jobs=jobs)
+    return JobsConfig(path=p.absolute(), jobs=jobs, notify=_notify(raw.get("notify"), p, jobs))
+
+
+def _notify(raw: object, path: Path, jobs: dict[str, Job]) -> Notify | None:
+    """The ``[notify]`` section, checked (its jobs must exist)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "notify must be a table: [notify]")
+    try:
+        notify = Notify.model_validate(raw)
+    except ValidationError as exc:
+        msg, field = _first_error(exc)
+        raise ConfigError(str(path), msg, field=f"notify.{field}" if field else "notify") from None
+    unknown = [j for j in notify.jobs if j not in jobs]
+    if unknown:
+        raise ConfigError(str(path), f"no job named {unknown[0]!r} (jobs: {', '.join(sorted(jobs)) or 'none'})",
+                          field="notify.jobs")
+    return notify
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str | None]:

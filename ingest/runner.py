@@ -6,6 +6,8 @@ lock per job in the store, released by the kernel when its holder dies); a secon
 lock held and is recorded as ``skipped``. Transient failures (a busy store, a network error that
 escaped the per-request retries) are retried with the job's policy; terminal ones are recorded as
 ``failed`` at once. Any library error is recorded and returned, not raised: a scheduler keeps going.
+A run that added events tells the ``[notify]`` targets what it changed (``ingest.notify``) before
+its outcome is recorded, with what the notification did.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ingest.http import HttpFeed
 from ingest.jobs import (DropFolderSource, HttpSource, Job, JobsConfig, MaintenanceSource, MappedTableSource,
                          SecFsdsSource, redact_url)
 from ingest.mapped import mapped_format
+from ingest.notify import notify_run
 from ingest.runs import RunLog, RunOutcome
 from ingest.sources import DropFolder, Maintenance, MappedTable, RunContext, SourceRunner
 from store import MetricStoreError, Store, TransientError
@@ -39,12 +42,14 @@ class JobResult:
     status: str
     outcome: RunOutcome
     error: str | None = None
+    notified: str | None = None     # what the run's notification did (ingest.notify), if it sent one
 
     def summary(self) -> str:
         o = self.outcome
         text = (f"{self.job}: {self.status}: {len(o.inputs)} input(s), {o.added} events added, "
                 f"{o.already_present} already present, {o.rejected} rejected, {o.unchanged} unchanged")
         text += (f"; {self.error}" if self.error else "") + (f" (run {self.run_id})" if self.run_id else "")
+        text += f"; notify: {self.notified}" if self.notified else ""
         return redact_url(text)
 
 
@@ -118,7 +123,8 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
             retrying(source.run, ctx)
         except MetricStoreError as exc:
             error = redact_url(str(exc))
-            runs.finish(run_id, name, started, outcome, trigger=trigger, status="failed", error=error)
+            runs.finish(run_id, name, started, outcome, trigger=trigger, status="failed", error=error,
+                        notified=notify_run(config.notify, name, store, run_id, outcome.added))
             log.error("%s: failed: %s", name, error)
             return JobResult(name, run_id, "failed", outcome, error)
         except BaseException as exc:
@@ -126,8 +132,9 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
                         error="interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit)
                         else redact_url(f"{type(exc).__name__}: {exc}"))
             raise
-        status = runs.finish(run_id, name, started, outcome, trigger=trigger)
-        result = JobResult(name, run_id, status, outcome, outcome.error)
+        notified = notify_run(config.notify, name, store, run_id, outcome.added)
+        status = runs.finish(run_id, name, started, outcome, trigger=trigger, notified=notified)
+        result = JobResult(name, run_id, status, outcome, outcome.error, notified)
         log.info("%s", result.summary())
         return result
     finally:

@@ -111,7 +111,8 @@ class RunLog:
         (store.root / "runs").mkdir(exist_ok=True)  # a store made before the run log existed
 
     def _write(self, *, run_id: str, job: str, trigger: str, status: str, started: dt.datetime,
-               finished: dt.datetime | None, outcome: RunOutcome | None, error: str | None) -> None:
+               finished: dt.datetime | None, outcome: RunOutcome | None, error: str | None,
+               notified: str | None = None) -> None:
         o = outcome or RunOutcome()
         error = redact_url(error) if error else error  # a URL's ?token= never reaches the run log
         self.store.append(pa.table({
@@ -124,7 +125,8 @@ class RunLog:
             "already_present": pa.array([o.already_present], pa.int64()),
             "rejected": pa.array([o.rejected], pa.int64()),
             "unchanged": pa.array([o.unchanged], pa.int64()),
-            "error": [error], "host": [socket.gethostname()], "pid": pa.array([os.getpid()], pa.int64()),
+            "error": [error], "notified": [notified],
+            "host": [socket.gethostname()], "pid": pa.array([os.getpid()], pa.int64()),
         }), table="runs")
 
     def start(self, job: str, *, trigger: str = "manual", run_id: str | None = None) -> tuple[str, dt.datetime]:
@@ -137,11 +139,13 @@ class RunLog:
         return run_id, started
 
     def finish(self, run_id: str, job: str, started: dt.datetime, outcome: RunOutcome, *,
-               trigger: str = "manual", status: str | None = None, error: str | None = None) -> str:
-        """Record the outcome of a run; returns the status written."""
+               trigger: str = "manual", status: str | None = None, error: str | None = None,
+               notified: str | None = None) -> str:
+        """Record the outcome of a run (and what its notification did); returns the status written."""
         status = status or outcome.status
         self._write(run_id=run_id, job=job, trigger=trigger, status=status, started=started,
-                    finished=_now(), outcome=outcome, error=error if error is not None else outcome.error)
+                    finished=_now(), outcome=outcome, error=error if error is not None else outcome.error,
+                    notified=notified)
         return status
 
     @contextmanager

@@ -15,7 +15,7 @@ from typing import Any, cast
 import duckdb
 import polars as pl
 
-from queries import lineage
+from queries import changes as feed, lineage
 from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.live import Reading, list_live, read_listed
@@ -221,6 +221,12 @@ class MetricStore:
                      as_recorded: DateLike | None = None) -> pl.DataFrame:
         """The facts whose value changed between the company's publications: by how much, and when."""
         return lineage.restatements(self.sql, entity, metric, as_of=as_of, as_recorded=as_recorded)
+
+    def changes(self, *, since: DateLike | None = None, run: str | None = None, entity: str | None = None,
+                kind: str | Sequence[str] | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """The changes ingest runs made to the current answers: new facts, restatements, revisions,
+        retractions, approximate figures made exact, split adjustments (see queries.changes)."""
+        return feed.changes(self.sql, since=since, run=run, entity=entity, kind=kind, as_recorded=as_recorded)
 
     def explain(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:

@@ -166,6 +166,7 @@ RUN_SCHEMA = pa.schema(
         pa.field("rejected", pa.int64()),
         pa.field("unchanged", pa.int64()),
         pa.field("error", pa.string()),
+        pa.field("notified", pa.string()),   # what the run's notification did (ingest.notify), if any
         pa.field("host", pa.string()),
         pa.field("pid", pa.int64()),
         pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),

@@ -110,7 +110,7 @@ def jobs_runs(
     """Recent runs from the run log (the ingest_runs view)."""
     with MetricStore(open_store(store)) as ms:
         df = ms.sql("SELECT job, run_id, \"trigger\", status, started, seconds, inputs_read, added, "
-                    "already_present, rejected, unchanged, error FROM ingest_runs "
+                    "already_present, rejected, unchanged, error, notified FROM ingest_runs "
                     "WHERE (? IS NULL OR job = ?) ORDER BY started DESC LIMIT ?", [job, job, limit])
     # records written before URLs were redacted are redacted on the way out too
     df = df.with_columns(pl.col("error").map_elements(redact_url, return_dtype=pl.String))

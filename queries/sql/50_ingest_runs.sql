@@ -9,7 +9,7 @@ SELECT CAST(NULL AS VARCHAR) AS record_id, CAST(NULL AS VARCHAR) AS run_id, CAST
        CAST(NULL AS VARCHAR[]) AS inputs, CAST(NULL AS BIGINT) AS inputs_read,
        CAST(NULL AS BIGINT) AS added, CAST(NULL AS BIGINT) AS already_present, CAST(NULL AS BIGINT) AS rejected,
        CAST(NULL AS BIGINT) AS unchanged,
-       CAST(NULL AS VARCHAR) AS error, CAST(NULL AS VARCHAR) AS host, CAST(NULL AS BIGINT) AS pid,
+       CAST(NULL AS VARCHAR) AS error, CAST(NULL AS VARCHAR) AS notified, CAST(NULL AS VARCHAR) AS host, CAST(NULL AS BIGINT) AS pid,
        CAST(NULL AS TIMESTAMPTZ) AS recorded_at, CAST(NULL AS VARCHAR) AS commit_id
 WHERE false;
 
@@ -24,6 +24,6 @@ SELECT * FROM __RUNS__;
 CREATE OR REPLACE VIEW ingest_runs AS
 SELECT job, run_id, "trigger", status, started, finished,
        date_diff('millisecond', started, finished) / 1000.0 AS seconds,
-       inputs, inputs_read, added, already_present, rejected, unchanged, error, host, pid
+       inputs, inputs_read, added, already_present, rejected, unchanged, error, notified, host, pid
 FROM run_log
 QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY recorded_at DESC, (status = 'running'), record_id DESC) = 1;
