@@ -21,7 +21,7 @@ from ingest.http import HttpFeed
 from ingest.jobs import (DropFolderSource, HttpSource, Job, JobsConfig, MaintenanceSource, MappedTableSource,
                          SecFsdsSource, redact_url)
 from ingest.mapped import mapped_format
-from ingest.runs import RunLog, RunOutcome
+from ingest.runs import RunLog, RunOutcome, follow
 from ingest.sources import DropFolder, Maintenance, MappedTable, RunContext, SourceRunner
 from store import MetricStoreError, Store, TransientError
 from store.backends import local_state
@@ -127,6 +127,8 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
                         else redact_url(f"{type(exc).__name__}: {exc}"))
             raise
         status = runs.finish(run_id, name, started, outcome, trigger=trigger)
+        if outcome.added:
+            follow(store)
         result = JobResult(name, run_id, status, outcome, outcome.error)
         log.info("%s", result.summary())
         return result

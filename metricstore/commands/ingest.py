@@ -10,6 +10,7 @@ import typer
 
 from ingest import Catalog, ingest_recorded
 from ingest.entities import update_entity
+from ingest.runs import follow
 from metricstore.options import EntityArg, StoreOpt, err, open_store, settings
 from metricstore.render import render
 from store import Store
@@ -58,6 +59,8 @@ def entity(
     done = update_entity(st, name, name=display, ticker=ticker, cik=cik, fiscal_year_end_month=fye)
     if done.recorded is not None:
         print("recorded" if done.recorded else "unchanged")
+    if done.recorded:
+        follow(st)     # a new fiscal calendar relabels the entity's periods
     if done.record is None:
         raise typer.BadParameter(f"{name!r} is not known to this store (give --name/--fiscal-year-end-month to record it)")
     render(pl.DataFrame([done.record]), "table")
