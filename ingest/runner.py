@@ -11,6 +11,7 @@ escaped the per-request retries) are retried with the job's policy; terminal one
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -21,7 +22,7 @@ from ingest.http import HttpFeed
 from ingest.jobs import (DropFolderSource, HttpSource, Job, JobsConfig, MaintenanceSource, MappedTableSource,
                          SecFsdsSource, redact_url)
 from ingest.mapped import mapped_format
-from ingest.runs import RunLog, RunOutcome, follow
+from ingest.runs import RunLog, RunOutcome
 from ingest.sources import DropFolder, Maintenance, MappedTable, RunContext, SourceRunner
 from store import MetricStoreError, Store, TransientError
 from store.backends import local_state
@@ -78,7 +79,7 @@ def job_lock(store: Store, job: str) -> FileLock:
 
 
 def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, trigger: str = "manual",
-            terminal: bool | None = None) -> JobResult:
+            terminal: bool | None = None, after: Callable[[Store], object] | None = None) -> JobResult:
     """Run job ``name`` once, now, and record the run.
 
     Args:
@@ -87,6 +88,8 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
         store, catalog: where to write and how to read.
         trigger: ``schedule`` or ``manual``, recorded with the run.
         terminal: progress bar (True), log lines (False), or decide from stderr (None).
+        after: called with the store after a run that added events (the CLI passes the query
+            layer's projector, which keeps the read side following the log).
 
     Returns:
         A :class:`JobResult`; a failure is in ``status``/``error``, not raised (a bad name raises ConfigError).
@@ -127,8 +130,8 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
                         else redact_url(f"{type(exc).__name__}: {exc}"))
             raise
         status = runs.finish(run_id, name, started, outcome, trigger=trigger)
-        if outcome.added:
-            follow(store)
+        if outcome.added and after is not None:
+            after(store)
         result = JobResult(name, run_id, status, outcome, outcome.error)
         log.info("%s", result.summary())
         return result

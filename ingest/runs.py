@@ -17,7 +17,6 @@ Statuses:
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -32,9 +31,7 @@ from ingest.catalog import Catalog
 from ingest.jobs import redact_url
 from ingest.pipeline import ingest_paths
 from ingest.reports import FileReport, RunReport, new_run_id
-from queries.projector import project
-from store import MetricStoreError, Store
-from store.locks import LockHeld
+from store import Store
 
 MAX_ERROR = 2000
 
@@ -236,18 +233,4 @@ def ingest_recorded(store: Store, paths: list[str | Path], *, catalog: Catalog, 
                               **options)
         for f in report.files:
             outcome.add_file(f)
-    if report.added:
-        follow(store)
     return report
-
-
-def follow(store: Store) -> None:
-    """Bring the growth projections up to date after a run that committed (:mod:`queries.projector`).
-
-    A writer's last step: nobody has to schedule it for answers to be fast. A failure is logged,
-    never fails the run (readers compute what a projection does not cover; the next writer catches up).
-    """
-    try:
-        project(store)
-    except (MetricStoreError, LockHeld, OSError) as exc:
-        logging.getLogger("metricstore.projections").warning("projections not brought up to date: %s", exc)

@@ -160,8 +160,8 @@ class MetricStore:
             parts.append(f"SELECT *{drop} FROM read_parquet({sql_literal(layer.files[kind])}) WHERE true{where}{valid}")
         if use.changed:
             cur.execute(f"SET VARIABLE {RECOMPUTED} = ?", [sorted(use.changed)]).fetchall()
-            parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), NULL) "
-                         f"WHERE entity IN (SELECT unnest(getvariable('{RECOMPUTED}')))")
+            parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), NULL, "
+                         f"only_entities := getvariable('{RECOMPUTED}'))")
         cur.execute("CREATE OR REPLACE TEMP VIEW growth AS " + " UNION ALL BY NAME ".join(parts))
 
     def _projected_series(self, filters: dict[str, str], columns: list[str], as_of: DateLike | None,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import time
@@ -43,8 +44,8 @@ from queries.projections import (COVERED, KINDS, ORDER, STILL_VALID, Layer, Proj
                                  sql_literal_list, sql_version)
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal
-from store import CorruptFile, Store
-from store.locks import FileLock
+from store import CorruptFile, MetricStoreError, Store
+from store.locks import FileLock, LockHeld
 from store.verify import sha256_prefix
 
 #: Deltas kept on top of the base before they are merged into one.
@@ -94,6 +95,15 @@ def project(store: Store, *, rebuild: bool = False) -> Projection | None:
         finally:
             shutil.rmtree(held, ignore_errors=True)
             _prune(folder)
+
+
+def follow(store: Store) -> None:
+    """:func:`project` as a writer's last step after a commit: a failure is logged, never raised
+    (readers compute what a projection does not describe; the next writer catches up)."""
+    try:
+        project(store)
+    except (MetricStoreError, LockHeld, OSError) as exc:
+        logging.getLogger("metricstore.projections").warning("projections not brought up to date: %s", exc)
 
 
 def _step(store: Store, finder: Projections, folder: Path, listing: Reading, rebuild: bool) -> Projection:

@@ -24,7 +24,7 @@ from queries.projections import FOLDER, Projections
 from queries.projector import project
 from store import Store
 from tests.conftest import fact, run_cli, write_csv
-from tests.queries.test_projections import KEY, rich_rows
+from tests.queries.test_projections import KEY, doctor, rich_rows
 
 DATES = ("2023-06-30", "2025-06-30")
 
@@ -287,3 +287,69 @@ def test_real_filings_ingested_in_several_snapshots_read_as_the_reference(tmp_pa
         assert expected[2].height > 0
         for a, b in zip(got, expected, strict=True):
             assert_frame_equal(a, b)
+
+
+def test_the_catalog_file_reads_the_projections_and_is_never_stale(rich: Store, ingest_rows) -> None:
+    """The catalog's ``growth`` is plain SQL over the manifests and layers: opened as a data team
+    opens it, it answers like the reference before and after a commit, projected or not."""
+    import duckdb
+
+    from queries.catalog import write_catalog
+
+    path = write_catalog(rich)
+
+    def catalog_answers() -> list[pl.DataFrame]:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            out = [con.sql("SELECT * FROM growth").pl().sort(KEY)]
+            con.execute("SET VARIABLE as_of = DATE '2024-12-31'")
+            out.append(con.sql("SELECT * FROM growth").pl().sort(KEY))
+            return out
+        finally:
+            con.close()
+
+    def check() -> None:
+        expected = reference(rich, lambda ms: [ms.sql("SELECT * FROM growth").sort(KEY),
+                                               ms.sql("SELECT * FROM growth", as_of="2024-12-31").sort(KEY)])
+        for got, want in zip(catalog_answers(), expected, strict=True):
+            assert_frame_equal(got.select(want.columns), want)
+
+    check()
+    assert ingest_rows([fact(entity="beta", period="FY2025", value="61", reported_at="2025-08-15")]).ok
+    check()                                              # beta computed, acme read
+    project(rich)
+    check()
+    with MetricStore(rich) as ms:
+        wrong = event_id(ms, "acme", "FY2023")
+    retract_across(rich, "beta", wrong)
+    check()
+    project(rich)
+    doctor(rich)                                         # the projection is what the catalog reads
+    got = catalog_answers()[0]
+    want = reference(rich, lambda ms: ms.sql("SELECT * FROM growth").sort(KEY))
+    assert got["value"].to_list() == [v * 2 for v in want["value"].to_list()]
+
+
+def test_a_scheduled_job_projects_what_it_ingested(tmp_path: Path, store: Store) -> None:
+    """Nobody schedules the projection: the scheduler's runs end with it (the CLI hands it over)."""
+    from ingest.jobs import load_jobs
+    from ingest.scheduler import Scheduler
+    from queries.projector import follow
+    from tests.conftest import CATALOG
+    from tests.ingest.jobhelpers import poll, write_jobs
+    from tests.ingest.test_scheduler import config_text
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = load_jobs(write_jobs(tmp_path / "jobs.toml", config_text(drop, '{ interval = "1s" }')))
+    sched = Scheduler(config, store, CATALOG, after=f"{follow.__module__}:{follow.__name__}")
+    sched.start()
+    try:
+        write_csv(drop / "a.csv", [fact(), fact(entity="beta", value="7")])
+        poll(lambda: Projections(store).latest() is not None, what="a projection")
+    finally:
+        sched.shutdown()
+    found = Projections(store).latest()
+    assert found is not None
+    assert found.covers["events"] == {p.name for p in store.live_files("events")}
+    assert_fresh(store)

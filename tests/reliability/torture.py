@@ -482,7 +482,7 @@ def _reader(root: str, seconds_max: float, out: str, sessions: bool = False) -> 
 
     ``sessions``: open a new session (``MetricStore``) for every round, as a command-line user
     does, so that opening one (listing the files, creating the views) meets compactions too; a
-    round also reads ``growth``, which may be answered from the snapshot."""
+    round also reads ``growth``, which may be answered from the projections."""
     from queries import MetricStore
 
     stop = Path(out + ".stop")
@@ -597,7 +597,7 @@ def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appen
     """Readers during compaction: ``writers`` processes append with automatic compaction at every
     ``min_files`` small files and merged sources deleted after ``grace_s`` seconds, while reader
     processes open sessions and query in a loop and ``metricstore compact`` (which also refreshes
-    the growth snapshot) runs again and again. No reader query, session or compaction may fail:
+    the growth projections) runs again and again. No reader query, session or compaction may fail:
     a file a compaction deletes under a reader is listed again, never an error."""
     from store import Store
 
