@@ -353,3 +353,53 @@ def test_a_scheduled_job_projects_what_it_ingested(tmp_path: Path, store: Store)
     assert found is not None
     assert found.covers["events"] == {p.name for p in store.live_files("events")}
     assert_fresh(store)
+
+
+WRITER = """
+import os
+import sys
+from pathlib import Path
+from ingest import Catalog, ingest_paths
+from queries.projector import follow
+from store import Store
+from tests.conftest import fact, write_csv
+
+store, catalog, folder, n = Store(sys.argv[1]), Catalog.load(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+for k in range(1, n + 1):
+    batch = write_csv(folder / f"w{k}.csv", [fact(entity="writer", period=f"FY{2000 + k}", value=str(k),
+                                                  reported_at=f"{2001 + k}-02-01")])
+    assert ingest_paths(store, [batch], catalog=catalog).added == 1
+    (folder / "committed.tmp").write_text(str(k))
+    os.replace(folder / "committed.tmp", folder / "committed")      # committed, not yet projected
+    if k % 2:
+        follow(store)                                 # every other commit projected, as a writer would
+"""
+
+
+def test_readers_beside_a_writer_never_see_a_stale_or_torn_answer(rich: Store, tmp_path: Path) -> None:
+    """A writer process commits one fiscal year at a time (value k for the k-th), projecting every
+    other commit; a reader queries all along. Every answer holds exactly the first k years for a k
+    no smaller than the commits finished before the query began: never stale, never torn."""
+    from tests.conftest import CATALOG
+
+    n = 12
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(rich.root), str(CATALOG), str(tmp_path), str(n)],
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    seen = []
+    with MetricStore(rich) as ms:
+        while True:
+            done = writer.poll() is not None
+            mark = tmp_path / "committed"
+            before = int(mark.read_text()) if mark.exists() else 0
+            series = ms.series("writer", "revenue", freq="FY")
+            view = ms.sql("SELECT value FROM growth WHERE entity = 'writer' ORDER BY period_end")
+            k = series.height
+            assert k >= before
+            assert series["value"].to_list() == [float(v) * 1e6 for v in range(1, k + 1)]
+            assert len(view) >= before and view["value"].to_list() == [float(v) * 1e6 for v in range(1, len(view) + 1)]
+            seen.append(k)
+            if done:
+                break
+    assert writer.returncode == 0
+    assert seen[-1] == n and len(set(seen)) > 2          # the reader saw the writer at work
+    assert_fresh(rich)
