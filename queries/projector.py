@@ -86,6 +86,7 @@ def project(store: Store, *, rebuild: bool = False) -> Projection | None:
                                   "(readers meanwhile compute every answer)") from None
     held = folder / f".tmp-{uuid.uuid4().hex}-held"
     with FileLock(folder / ".lock", LOCK_WAIT_S):
+        _clear_dead(folder)
         finder = Projections(store)
         try:
             return read_listed(store, lambda: _hold(list_live(store, COVERED), held),
@@ -300,9 +301,20 @@ def _hold(listing: Reading, folder: Path) -> Reading:
     return out
 
 
+def _clear_dead(folder: Path) -> None:
+    """Delete the temporary files of a projector that died: one runs at a time, so under the lock
+    every one present is a dead one's."""
+    for entry in os.scandir(folder):
+        if entry.name.startswith(".tmp-"):
+            if entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+
+
 def _prune(folder: Path) -> None:
-    """Delete replaced manifests (but the newest and those younger than :data:`KEEP_S`), the layer
-    files no kept manifest names, and temporary files of projectors that died."""
+    """Delete replaced manifests (but the newest and those younger than :data:`KEEP_S`) and the
+    layer files no kept manifest names."""
     now = time.time()
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -324,13 +336,4 @@ def _prune(folder: Path) -> None:
     for entry in entries:
         if entry.name.endswith(".parquet") and any(entry.name.startswith(k + "-") for k in KINDS):
             if entry.name not in named:
-                Path(entry.path).unlink(missing_ok=True)
-        elif entry.name.startswith(".tmp-"):
-            try:
-                stale = now - entry.stat().st_mtime > 3600
-            except OSError:
-                continue
-            if stale and entry.is_dir():
-                shutil.rmtree(entry.path, ignore_errors=True)
-            elif stale:
                 Path(entry.path).unlink(missing_ok=True)
