@@ -98,7 +98,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
         return {"times": times}
     if task == "snapshot":   # the maintenance step `metricstore compact` ends with
-        from queries.snapshot import refresh
+        from queries.projector import project as refresh
         from store import Store
         t = time.perf_counter()
         refresh(Store(spec["path"]))

@@ -236,11 +236,11 @@ class MappedTableSource(_Model):
 
 class MaintenanceSource(_Model):
     """Not a source of events: the store's upkeep, as ``metricstore compact`` does it (merge small
-    files, delete merged sources past their grace period, refresh the growth snapshot)."""
+    files, delete merged sources past their grace period, bring the growth projections up to date)."""
 
     type: Literal["maintenance"]
     full: bool = False      # merge every file, large ones too
-    snapshot: bool = True   # refresh the snapshot of the current growth view afterwards
+    snapshot: bool = True   # bring the growth projections up to date afterwards
 
 
 class SecFsdsSource(_Fetching):

@@ -13,6 +13,7 @@ its outcome is recorded, with what the notification did.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -83,7 +84,7 @@ def job_lock(store: Store, job: str) -> FileLock:
 
 
 def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, trigger: str = "manual",
-            terminal: bool | None = None) -> JobResult:
+            terminal: bool | None = None, after: Callable[[Store], object] | None = None) -> JobResult:
     """Run job ``name`` once, now, and record the run.
 
     Args:
@@ -92,6 +93,8 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
         store, catalog: where to write and how to read.
         trigger: ``schedule`` or ``manual``, recorded with the run.
         terminal: progress bar (True), log lines (False), or decide from stderr (None).
+        after: called with the store after a run that added events (the CLI passes the query
+            layer's projector, which keeps the read side following the log).
 
     Returns:
         A :class:`JobResult`; a failure is in ``status``/``error``, not raised (a bad name raises ConfigError).
@@ -134,6 +137,8 @@ def run_job(config: JobsConfig, name: str, store: Store, catalog: Catalog, *, tr
             raise
         notified = notify_run(config.notify, name, store, run_id, outcome.added)
         status = runs.finish(run_id, name, started, outcome, trigger=trigger, notified=notified)
+        if outcome.added and after is not None:
+            after(store)
         result = JobResult(name, run_id, status, outcome, outcome.error, notified)
         log.info("%s", result.summary())
         return result

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import pkgutil
 import signal
 import sqlite3
 import threading
@@ -60,8 +61,10 @@ def fingerprint(job: Job, config: JobsConfig) -> str:
 
 
 def scheduled_run(config_path: str, store_root: str, catalog_root: str, strict: bool, name: str,
-                  fp: str = "") -> None:
-    """What the scheduler calls on each trigger (by reference, so the job store can persist it)."""
+                  fp: str = "", after: str = "") -> None:
+    """What the scheduler calls on each trigger (by reference, so the job store can persist it);
+    ``after`` names (``module:function``) what :func:`ingest.runner.run_job` calls after a run that
+    added events."""
     store = Store.open(store_root, create=True)
     try:
         config = load_jobs(config_path)
@@ -75,7 +78,8 @@ def scheduled_run(config_path: str, store_root: str, catalog_root: str, strict: 
     if name not in config.jobs or not config.jobs[name].enabled:
         log.warning("%s: no longer in %s; skipped", name, config_path)
         return
-    run_job(config, name, store, catalog, trigger="schedule", terminal=False)
+    run_job(config, name, store, catalog, trigger="schedule", terminal=False,
+            after=pkgutil.resolve_name(after) if after else None)
 
 
 def read_next_runs(store: Store) -> dict[str, dt.datetime | None]:
@@ -137,8 +141,9 @@ class Scheduler:
     """
 
     def __init__(self, config: JobsConfig, store: Store, catalog_root: Path, *, strict: bool = False,
-                 workers: int = 4) -> None:
+                 workers: int = 4, after: str = "") -> None:
         self.config, self.store, self.catalog_root, self.strict = config, store, catalog_root, strict
+        self.after = after      # ``module:function`` called after a run that added events
         self.workers = workers
         self.stop_event = threading.Event()
         self._lock = FileLock(local_state(store.root) / "_lock" / "scheduler.lock", 0)
@@ -167,7 +172,8 @@ class Scheduler:
                 changes.append(f"removed {job.id}")
         for name, job in wanted.items():
             fp = fingerprint(job, self.config)
-            args = [str(self.config.path), str(self.store.root), str(self.catalog_root), self.strict, name, fp]
+            args = [str(self.config.path), str(self.store.root), str(self.catalog_root), self.strict, name, fp,
+                    self.after]
             existing = self.scheduler.get_job(name)
             if existing is not None and list(existing.args) == args:
                 continue  # unchanged: keep its next run time (a missed run still runs, within the grace)

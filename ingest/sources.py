@@ -307,11 +307,11 @@ class MappedTable:
 @dataclass
 class Maintenance:
     """A scheduled ``metricstore compact``: merge small files, delete merged sources past their grace
-    period, then refresh the snapshot of the current growth view (local stores), so current
+    period, then bring the growth projections up to date (local stores), so
     answers stay fast under steady ingestion. Its run record lists what each step did.
 
-    It runs the command itself, in its own process: the snapshot is the query layer's, which
-    ingestion does not import, and a whole-view computation's memory is returned when it ends.
+    It runs the command itself, in its own process: a whole-view computation's memory is returned
+    when it ends.
     """
 
     full: bool = False

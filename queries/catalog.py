@@ -4,7 +4,8 @@ or a notebook, and beside it the init script that locks a session on it down to 
     metricstore catalog            ->  <store>/catalog.duckdb and <store>/catalog.duckdb.init.sql
     duckdb -readonly -init <store>/catalog.duckdb.init.sql <store>/catalog.duckdb
 
-The views read the store's Parquet files at query time, so new commits show without a rebuild.
+The views read the store's Parquet files at query time, so new commits show without a rebuild;
+``growth`` reads the projections where they describe an entity (:mod:`queries.catalog_views`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 import duckdb
 
 from queries.errors import BadArgument
+from queries.catalog_views import growth_view
 from queries.live import Reading, list_live, local_root, read_listed
+from queries.projector import project
 from queries.sandbox import lockdown_sql
 from queries.views import install
 from store import Store
@@ -55,6 +58,7 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
                                         "through the httpfs extension and your S3 credentials)")
     target = Path(path) if path is not None else Path(str(folder)) / DEFAULT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
+    project(store)          # its growth view reads the projections (none on an object store: computed)
     tmp = target.with_name(target.name + ".tmp")
     # creating the views reads the live files' schemas: one a compaction deletes meanwhile is listed again
     read_listed(store, lambda: list_live(store, TABLES), lambda live: _write_views(tmp, store, live))
@@ -68,6 +72,8 @@ def _write_views(tmp: Path, store: Store, live: Reading) -> None:
     con = duckdb.connect(str(tmp))
     try:
         install(con, store, live)
+        if local_root(store) is not None:
+            con.execute(growth_view(store))
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -20,16 +20,18 @@ from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
-from queries.snapshot import COVERED, FOLDER as SNAPSHOTS, Snapshots
+from queries.projections import COVERED, FOLDER as PROJECTIONS, Projections
 from queries.views import pin, sql_literal
 from store import Store
 from store.integrity import ChecksumGuard
 from store.log import TABLES
 
-#: A query naming the growth view (not the growth_at macros, which compute): only it can read a snapshot.
+#: A query naming the growth view (not the growth_at macros, which compute): only it can read a projection.
 _READS_GROWTH = re.compile(r"\bgrowth\b", re.IGNORECASE)
-#: The session variable naming the entities a snapshot-backed ``growth`` computes from the events.
+#: The session variable naming the entities a projection-backed ``growth`` computes from the events.
 RECOMPUTED = "metricstore_recomputed"
+#: The session variables naming, per layer of a projection, the entities whose rows a newer layer replaces.
+HIDDEN = "metricstore_hidden_{}"
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
 
 
@@ -59,7 +61,7 @@ class MetricStore:
         self.store = root if isinstance(root, Store) else Store(root)
         # read-only, no file outside the store, settings locked (queries/sandbox.py)
         self._guard = ChecksumGuard(self.store)
-        self._snapshots = Snapshots(self.store)
+        self._projections = Projections(self.store)
         self._view_columns: dict[str, list[str]] = {}
         self._running: set[duckdb.DuckDBPyConnection] = set()     # the cursors of queries running now
         self._running_lock = threading.Lock()
@@ -106,15 +108,15 @@ class MetricStore:
         cur = self._con.cursor()
         with self._running_lock:
             self._running.add(cur)
-        reads_snapshot = t is None and _READS_GROWTH.search(query) is not None
+        reads_projection = t is None and _READS_GROWTH.search(query) is not None
 
         def run(live: Reading) -> pl.DataFrame:
             for table, files in live.items():       # the session's views read these files
                 pin(cur, table, files)
             # a damaged file fails the query, named, instead of giving a wrong number
             self._guard.check(files=[p for files in live.values() for p in files])
-            if reads_snapshot:
-                self._read_snapshot(cur, live, as_of=d)
+            if reads_projection:
+                self._read_projection(cur, live, as_of=d)
             return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
 
         try:
@@ -132,51 +134,49 @@ class MetricStore:
                 self._running.discard(cur)
             cur.close()
 
-    def _read_snapshot(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None) -> None:
-        """Answer ``growth`` from the snapshot where it is the view's answer over ``live``
-        (queries.snapshot): the current rows, or the versions valid ``as_of`` that date, computing
-        only the entities whose events changed since: a view of this session only, in front of the
-        computed one. The snapshot file read joins ``live`` (a newer snapshot's refresh may delete
-        it once its grace period is over: the query then runs again on the newer one)."""
+    def _read_projection(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None) -> None:
+        """Answer ``growth`` from the projection where it is the view's answer over ``live``
+        (queries.projections): its current rows, or its versions valid ``as_of`` that date, layer
+        over layer, with only the entities whose inputs changed since computed: a view of this
+        session only, in front of the computed one. The files read join ``live`` (a projector may
+        delete them once replaced: the query then runs again on the newer projection)."""
         cur.execute("DROP VIEW IF EXISTS temp.main.growth")    # one of an earlier attempt of this query
-        use = self._snapshots.usable(live)
+        use = self._projections.usable(live)
         if use is None:
             return
-        if as_of is not None:
-            timeline = self._snapshots.kept(use.snapshot, "timeline")
-            if timeline is None:
-                return
-            live[SNAPSHOTS] = [timeline]
-            # the date written into the view (a DATE literal of a date we parsed), not a variable:
-            # DuckDB skips the row groups whose validity statistics exclude it
-            day = f"DATE '{as_of.isoformat()}'"
-            snap = (f"(SELECT * EXCLUDE (valid_from, valid_to) FROM read_parquet({sql_literal(timeline)}) "
-                    f"WHERE valid_from <= {day} AND {day} < valid_to)")
-        else:
-            snap = f"read_parquet({sql_literal(use.snapshot.path)})"
-            live[SNAPSHOTS] = [use.snapshot.path]
-        if not use.changed:
-            cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM {snap}")
-            return
-        cur.execute(f"SET VARIABLE {RECOMPUTED} = ?", [sorted(use.changed)]).fetchall()
-        cur.execute(f"""CREATE OR REPLACE TEMP VIEW growth AS
-            SELECT * FROM {snap} WHERE NOT list_contains(getvariable('{RECOMPUTED}'), entity)
-            UNION ALL BY NAME
-            SELECT * FROM growth_at(getvariable('as_of'), NULL) WHERE list_contains(getvariable('{RECOMPUTED}'), entity)""")
+        proj = use.projection
+        kind = "current" if as_of is None else "timeline"
+        live[PROJECTIONS] = [layer.files[kind] for layer in proj.layers]
+        # the date written into the view (a DATE literal of a date we parsed), not a variable:
+        # DuckDB skips the row groups whose validity statistics exclude it
+        valid = "" if as_of is None else (f" AND valid_from <= DATE '{as_of.isoformat()}' "
+                                          f"AND DATE '{as_of.isoformat()}' < valid_to")
+        drop = "" if as_of is None else " EXCLUDE (valid_from, valid_to)"
+        parts = []
+        for i, (layer, hidden) in enumerate(zip(proj.layers, proj.hidden(), strict=True)):
+            skip = hidden | use.changed
+            cur.execute(f"SET VARIABLE {HIDDEN.format(i)} = ?", [sorted(skip)]).fetchall()
+            where = f" AND entity NOT IN (SELECT unnest(getvariable('{HIDDEN.format(i)}')))" if skip else ""
+            parts.append(f"SELECT *{drop} FROM read_parquet({sql_literal(layer.files[kind])}) WHERE true{where}{valid}")
+        if use.changed:
+            cur.execute(f"SET VARIABLE {RECOMPUTED} = ?", [sorted(use.changed)]).fetchall()
+            parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), NULL, "
+                         f"only_entities := getvariable('{RECOMPUTED}'))")
+        cur.execute("CREATE OR REPLACE TEMP VIEW growth AS " + " UNION ALL BY NAME ".join(parts))
 
-    def _snapshot_series(self, filters: dict[str, str], columns: list[str], as_of: DateLike | None,
-                         as_recorded: DateLike | None) -> pl.DataFrame | None:
-        """One series read from the snapshot where it holds the series' answer (the current file,
-        or the versions valid ``as_of`` a date), else None. Only the row groups whose statistics
-        admit the entity are read, with pyarrow: DuckDB would check the statistics of every row
-        group of the file on every query, a cost that grows with the store."""
+    def _projected_series(self, filters: dict[str, str], columns: list[str], as_of: DateLike | None,
+                          as_recorded: DateLike | None) -> pl.DataFrame | None:
+        """One series read from the projection where it holds the series' answer (its layer's
+        current file, or the versions valid ``as_of`` a date), else None. Only the row groups
+        whose statistics admit the entity are read, with pyarrow: DuckDB would check the
+        statistics of every row group of the file on every query, a cost that grows with the store."""
         if as_recorded is not None:
             return None
-        use = self._snapshots.usable(list_live(self.store, COVERED), whole_view=False)
+        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False)
         if use is None or filters["entity"] in use.changed:
             return None
-        path = use.snapshot.path if as_of is None else self._snapshots.kept(use.snapshot, "versions")
-        rows = None if path is None else self._snapshots.rows_of(path, filters["entity"])
+        layer = use.projection.layer_of(filters["entity"])
+        rows = self._projections.rows_of(layer.files["current" if as_of is None else "versions"], filters["entity"])
         if rows is None:
             return None
         keep = [pl.col(name) == value for name, value in filters.items()]
@@ -263,12 +263,12 @@ class MetricStore:
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded,
                                            order="period_end, period_start DESC", columns=columns, **filters)
-        # the snapshot when it holds the series' answer (now, or as_of from its versions); else
+        # the projection when it holds the series' answer (now, or as_of from its versions); else
         # growth_at narrowed to the series, which reads only its row groups (the view computes
         # every series)
-        snapshot = self._snapshot_series(filters, list(SERIES_COLUMNS), as_of, as_recorded)
-        if snapshot is not None:
-            return snapshot
+        projected = self._projected_series(filters, list(SERIES_COLUMNS), as_of, as_recorded)
+        if projected is not None:
+            return projected
         narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?)",
                     [entity, metric])
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,

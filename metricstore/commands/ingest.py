@@ -10,6 +10,7 @@ import typer
 
 from ingest import Catalog, ingest_recorded
 from ingest.entities import update_entity
+from queries.projector import follow
 from metricstore.options import EntityArg, StoreOpt, err, open_store, settings
 from metricstore.render import render
 from store import Store
@@ -27,9 +28,11 @@ def ingest(
 ) -> None:
     """Append the facts in FILES to the store; each file is one atomic batch."""
     cfg = settings(store)
-    report = ingest_recorded(Store.open(cfg.store, create=True), list(files),
-                             catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),
+    st = Store.open(cfg.store, create=True)
+    report = ingest_recorded(st, list(files), catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),
                              fmt=fmt, skip_invalid=skip_invalid, entity=entity)
+    if report.added:
+        follow(st)      # the read side follows the log (queries/projector.py)
     for f in report.files:
         for w in f.warnings:
             err.print(f"warning: {w}")
@@ -58,6 +61,8 @@ def entity(
     done = update_entity(st, name, name=display, ticker=ticker, cik=cik, fiscal_year_end_month=fye)
     if done.recorded is not None:
         print("recorded" if done.recorded else "unchanged")
+    if done.recorded:
+        follow(st)     # a new fiscal calendar relabels the entity's periods
     if done.record is None:
         raise typer.BadParameter(f"{name!r} is not known to this store (give --name/--fiscal-year-end-month to record it)")
     render(pl.DataFrame([done.record]), "table")

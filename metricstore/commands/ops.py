@@ -38,27 +38,28 @@ def verify(
 def compact(
     store: StoreOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Merge every file, large ones too (the best layout for queries; rewrites everything).")] = False,
-    snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="Refresh the snapshot of the current growth view afterwards.")] = True,
+    snapshot: Annotated[bool, typer.Option("--snapshot/--no-snapshot", help="Bring the growth projections up to date afterwards (--no-snapshot: leave them to the next writer).")] = True,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the growth projections from the events (only after damage: a change of the views rebuilds by itself).")] = False,
     grace: Annotated[float | None, typer.Option("--grace", help="Seconds merged sources stay for running readers before deletion [env METRICSTORE_COMPACT_GRACE_S; default 300]. 0 deletes at once: only when no reader runs.", show_default=False)] = None,
 ) -> None:
-    """Merge small commit files into one sorted by series; refresh the current growth snapshot.
+    """Merge small commit files into one sorted by series; bring the growth projections up to date.
 
     Merged sources are deleted after the grace period (running readers may still read them).
     Merging runs by itself after a commit once small files reach METRICSTORE_COMPACT_MIN_FILES (32)
     or METRICSTORE_COMPACT_MIN_BYTES; METRICSTORE_AUTO_COMPACT=0 turns that off. On an s3:// store it
     runs only when asked (one PUT per merged file and manifest; the lock is this machine's).
-    The snapshot (local stores) answers current growth queries without recomputing them; series
-    whose events changed since are computed as before (see queries/snapshot.py).
+    The projections (local stores) answer growth queries without recomputing them; every ingest
+    keeps them current, and entities whose events changed since are computed (docs/projections.md).
     """
-    from queries.snapshot import refresh
+    from queries.projector import project
     from store.compaction import compact as run
 
     st = open_store(store)
     print(run(st, full=full, grace_s=grace))
-    if not snapshot:
+    if not (snapshot or rebuild):
         return
     t = time.perf_counter()
-    snap = refresh(st)
-    if snap is not None:
-        print(f"snapshot: {snap.rows:,} growth rows in {time.perf_counter() - t:.1f}s, "
-              f"{snap.path.relative_to(st.root)}")
+    done = project(st, rebuild=rebuild)
+    if done is not None:
+        print(f"projections: {done.base.rows:,} growth versions in the base, {len(done.deltas)} delta layer(s), "
+              f"{time.perf_counter() - t:.1f}s")

@@ -14,6 +14,7 @@ import typer
 from ingest import Catalog
 from ingest.jobs import load_jobs, redact_url
 from ingest.runner import run_job
+from queries.projector import follow
 from ingest.scheduler import Scheduler, describe_jobs
 from metricstore.options import ListFormatOpt, StoreOpt, open_store, settings
 from metricstore.render import render
@@ -57,7 +58,8 @@ def schedule_run(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None) -> 
     _logging()
     cfg = settings(store)
     jobs = load_jobs(config)
-    Scheduler(jobs, Store.open(cfg.store, create=True), cfg.catalog, strict=cfg.strict_catalog).run_forever()
+    Scheduler(jobs, Store.open(cfg.store, create=True), cfg.catalog, strict=cfg.strict_catalog,
+              after=f"{follow.__module__}:{follow.__name__}").run_forever()
 
 
 @schedule_app.command("list")
@@ -94,7 +96,7 @@ def jobs_run(
     cfg = settings(store)
     jobs = load_jobs(config)
     result = run_job(jobs, name, Store.open(cfg.store, create=True),
-                     Catalog.load(cfg.catalog, strict=cfg.strict_catalog), trigger="manual")
+                     Catalog.load(cfg.catalog, strict=cfg.strict_catalog), trigger="manual", after=follow)
     print(redact_url(result.summary()))
     if result.status in ("failed", "partial"):
         raise typer.Exit(1)

@@ -10,10 +10,11 @@
 -- alone and does not compete.
 
 -- only_entity / only_metric (optional) restrict to one series' events before anything else, so a
--- one-series query reads only the row groups that hold it. Labels and the other span attributes
+-- one-series query reads only the row groups that hold it; only_entities (a list) to some entities'. Labels and the other span attributes
 -- (ms_span: type, months, ord, fiscal year) are computed once per distinct (period_start,
 -- period_end, fye), not once per event: a store has few distinct periods.
-CREATE OR REPLACE MACRO visible_events(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+CREATE OR REPLACE MACRO visible_events(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                       only_entities := NULL) AS TABLE
 WITH e AS (
     SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye
     FROM event_log e
@@ -22,6 +23,7 @@ WITH e AS (
       AND (as_recorded IS NULL OR e.recorded_at <= CAST(as_recorded AS TIMESTAMPTZ))
       AND (only_entity IS NULL OR e.entity = only_entity)
       AND (only_metric IS NULL OR e.metric = only_metric)
+      AND (only_entities IS NULL OR list_contains(only_entities, e.entity))
 ),
 spans AS (
     SELECT s.*, ms_span(s.period_start, s.period_end, s.fye) AS sp
@@ -31,8 +33,10 @@ SELECT e.*, spans.sp.period AS period, spans.sp.ptype AS ptype, spans.sp.months 
        spans.sp.ord AS ord, spans.sp.fy AS fy
 FROM e JOIN spans USING (period_start, period_end, fye);
 
-CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
-WITH v AS (SELECT * FROM visible_events(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)),
+CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                 only_entities := NULL) AS TABLE
+WITH v AS (SELECT * FROM visible_events(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
+                                        only_entities := only_entities)),
 -- from every visible event, not only the series': a withdrawal counts wherever it was filed
 withdrawn AS (
     SELECT DISTINCT supersedes AS event_id FROM event_log

@@ -13,20 +13,24 @@
 
 -- The actual facts with their aggregation (flow, per_share, stock, ratio); ptype, months, ord and fy come
 -- with each fact (computed once per distinct span, see visible_events).
-CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                     only_entities := NULL) AS TABLE
 SELECT f.*, coalesce(m.aggregation, 'flow') AS aggregation, NULL::VARCHAR AS derivation
-FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) f
+FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric, only_entities := only_entities) f
 LEFT JOIN metrics m ON m.metric = f.metric
 WHERE f.kind = 'actual';
 
--- only_entity / only_metric (optional): one series' growth without computing every series'.
+-- only_entity / only_metric (optional): one series' growth without computing every series';
+-- only_entities (a list): some entities' (those a projection does not describe).
 -- The facts are computed once (p); derived periods are computed from them; priors are found by
 -- windows over (series, ptype, months) ordered by ord, not by joining the facts to themselves:
 -- a frame RANGE BETWEEN k PRECEDING AND k PRECEDING holds the one row placed exactly k months
 -- earlier, or none.
-CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                  only_entities := NULL) AS TABLE
 WITH p AS (
-    SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
+    SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
+                               only_entities := only_entities)
 ),
 y AS (
     SELECT entity, metric, segment, dims, unit, fy, any_value(fye) AS fye,

@@ -1,4 +1,4 @@
-"""A scheduled maintenance job: the store's upkeep (compaction, the growth snapshot) on a trigger."""
+"""A scheduled maintenance job: the store's upkeep (compaction, the growth projections) on a trigger."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ingest.jobs import load_jobs
 from ingest.runner import run_job
 from ingest.scheduler import Scheduler
 from queries import MetricStore
-from queries.snapshot import FOLDER
+from queries.projections import FOLDER
 from store import Store
 from store.compaction import live_files
 from tests.conftest import CATALOG, fact, run_cli
@@ -22,7 +22,7 @@ source = {{ type = "maintenance", full = true }}
 """
 
 
-def test_a_scheduled_maintenance_job_compacts_and_refreshes_the_snapshot(tmp_path: Path, store: Store,
+def test_a_scheduled_maintenance_job_compacts_and_projects(tmp_path: Path, store: Store,
                                                                          ingest_rows) -> None:
     for year in (2022, 2023, 2024):
         assert ingest_rows([fact(period=f"FY{year}", value=str(100 + year - 2022))]).ok   # three commits
@@ -34,7 +34,7 @@ def test_a_scheduled_maintenance_job_compacts_and_refreshes_the_snapshot(tmp_pat
         poll(lambda: any(r["status"] == "ok" for r in runs(store, "upkeep")), what="an ok upkeep run")
     finally:
         sched.shutdown()
-    assert list((store.root / FOLDER).glob("growth-*.parquet"))
+    assert list((store.root / FOLDER).glob("projection-*.json"))
     with MetricStore(store) as ms:
         assert ms.series("acme", "revenue")["yoy_change"].to_list() == [None, 1e6, 1e6]
     assert len(live_files(store)) == 1
@@ -47,14 +47,14 @@ def test_a_maintenance_run_records_what_each_step_did(tmp_path: Path, store: Sto
     result = run_job(config, "upkeep", store, CATALOG)
     assert result.status == "ok", result.summary()
     assert any(re.match(r"events: merged \d+ file\(s\), 2 rows", i) for i in result.outcome.inputs)
-    assert any(i.startswith("snapshot: 2 growth rows") for i in result.outcome.inputs)
+    assert any(re.match(r"projections: 2 growth versions in the base", i) for i in result.outcome.inputs)
 
 
 def test_a_failed_maintenance_run_is_recorded_with_the_command_s_own_message(tmp_path: Path, store: Store,
                                                                             ingest_rows) -> None:
     assert ingest_rows([fact()]).ok and ingest_rows([fact(period="FY2023", value="90")]).ok
     assert not (store.root / FOLDER).exists()
-    (store.root / FOLDER).write_text("not a folder")        # the snapshot step cannot write
+    (store.root / FOLDER).write_text("not a folder")        # the projection step cannot write
     config = load_jobs(write_jobs(tmp_path / "jobs.toml", UPKEEP.format(trigger='cron = "0 3 * * *"')))
     result = run_job(config, "upkeep", store, CATALOG)
     assert result.status == "failed" and result.error is not None

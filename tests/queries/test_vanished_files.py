@@ -1,5 +1,5 @@
 """Files a compaction deletes under a read: the read lists again (queries/live.py), and the
-snapshot refresh, which can outlast the grace period, reads hard links of what it listed."""
+projector, whose rebuild can outlast the grace period, reads hard links of what it listed."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 from queries import MetricStore
 from queries.errors import FilesVanished
 from queries.live import list_live, read_listed, vanished
-from queries import snapshot
-from queries.snapshot import COVERED, FOLDER, refresh
+from queries import projector
+from queries.projections import COVERED, FOLDER
+from queries.projector import project
 from store import Store
 from store.compaction import compact
 from tests.conftest import fact
@@ -77,25 +78,25 @@ def test_a_failure_with_every_file_in_place_is_not_retried(four_commits: Store) 
     assert len(calls) == 1
 
 
-def test_the_refresh_reads_what_it_listed_though_a_compaction_deleted_it(
+def test_the_projector_reads_what_it_listed_though_a_compaction_deleted_it(
         four_commits: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A refresh longer than the grace period (minutes at 10 M events) keeps its sources: a
+    """A rebuild longer than the grace period (minutes at 10 M events) keeps its sources: a
     compaction that deletes them while it computes neither fails it nor makes it list again."""
     store = four_commits
     listed = list_live(store, COVERED)
     computed: list[int] = []
 
-    def compute(of: Store, listing: dict[str, list[Path]], *rest: Any) -> tuple[int, int]:
-        computed.append(count(listing["events"]))
+    def compute(session: Any, entities: Any) -> None:
+        computed.append(count(session.listing["events"]))
         if len(computed) == 1:
             assert compact(store, grace_s=0).deleted >= 4
             assert not any(p.exists() for p in listed["events"])
-        return real(of, listing, *rest)
+        real(session, entities)
 
-    real = snapshot._compute
-    monkeypatch.setattr(snapshot, "_compute", compute)
-    snap = refresh(store)
-    assert snap is not None and snap.rows > 0
+    real = projector._Session.compute
+    monkeypatch.setattr(projector._Session, "compute", compute)
+    snap = project(store)
+    assert snap is not None and snap.base.rows > 0
     assert computed == [4]                                  # once, over the files it listed
     assert snap.covers["events"] == {p.name for p in listed["events"]}
     assert not [p for p in (Path(store.root) / FOLDER).iterdir() if p.name.startswith(".tmp-")]
@@ -103,10 +104,10 @@ def test_the_refresh_reads_what_it_listed_though_a_compaction_deleted_it(
 
 def test_a_query_of_a_store_compacted_at_grace_zero_answers(four_commits: Store) -> None:
     store = four_commits
-    refresh(store)
+    project(store)
     with MetricStore(store) as ms:
         before = ms.sql("SELECT count(*) AS n FROM growth")["n"][0]
         compact(store, grace_s=0)
-        refresh(store)                                      # the previous snapshot is deleted at once
+        project(store, rebuild=True)                        # the previous projection is deleted at once
         assert ms.sql("SELECT count(*) AS n FROM growth")["n"][0] == before
         assert ms.sql("SELECT count(*) AS n FROM events")["n"][0] == 4

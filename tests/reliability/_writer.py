@@ -19,7 +19,12 @@ strongest kill: no cleanup, no ``finally``, no flush), at the N-th time the step
     publish:N   a compaction: after the merged file is published, before any source is deleted
     unlink:N    a compaction: after the N-th merged source is deleted
 
-``python -m tests.reliability._writer compact ROOT ACKFILE [FAULT]`` runs one full compaction.
+    project:N   a writer: after its N-th commit, before its projection step
+    layer:N     a projector: after the N-th layer file is renamed into place, before its manifest
+
+``python -m tests.reliability._writer compact ROOT ACKFILE [FAULT]`` runs one full compaction;
+``python -m tests.reliability._writer project ROOT WRITER FIRST COUNT ROWS ACKFILE [FAULT]`` appends
+as the plain writer does, each append followed by the query layer's projection step.
 """
 
 from __future__ import annotations
@@ -71,9 +76,9 @@ def install_fault(spec: str) -> None:
             if ours and point == "fsync":
                 hit()
         os.fsync = fsync
-    elif point in ("replace", "manifest", "publish"):
+    elif point in ("replace", "manifest", "publish", "layer"):
         real_replace = os.replace
-        marker = {"replace": "commit-", "manifest": "manifest-", "publish": "compact-"}[point]
+        marker = {"replace": "commit-", "manifest": "manifest-", "publish": "compact-", "layer": "-current."}[point]
 
         def replace(src, dst, *a, **kw):  # type: ignore[no-untyped-def]
             real_replace(src, dst, *a, **kw)
@@ -98,6 +103,14 @@ def install_fault(spec: str) -> None:
             hit()
             return out
         FileLock.__enter__ = enter  # type: ignore[method-assign]
+    elif point == "project":
+        import queries.projector
+        real_project = queries.projector.project
+
+        def project(*a, **kw):  # type: ignore[no-untyped-def]
+            hit()
+            return real_project(*a, **kw)
+        queries.projector.project = project  # type: ignore[assignment]
     elif point not in ("", "none"):
         raise SystemExit(f"unknown fault point {point!r}")
 
@@ -120,6 +133,8 @@ def main(argv: list[str]) -> None:
     if argv and argv[0] == "compact":
         compact_main(argv[1:])
         return
+    projecting = bool(argv) and argv[0] == "project"
+    argv = argv[1:] if projecting else argv
     root, writer, first, count, rows, ackfile = argv[:6]
     fault = argv[6] if len(argv) > 6 else ""
     from store import Store
@@ -132,6 +147,10 @@ def main(argv: list[str]) -> None:
         os.write(ack, f"begin {i}\n".encode())
         r = store.append(batch(int(writer), i, int(rows)))
         os.write(ack, f"ok {i} {r.added} {r.already_present}\n".encode())
+        if projecting:
+            import queries.projector
+            queries.projector.project(store)
+            os.write(ack, f"projected {i}\n".encode())
     os.write(ack, b"done\n")
 
 

@@ -153,3 +153,11 @@ def test_the_next_writer_removes_what_a_killed_compaction_left_in_tmp(tmp_path: 
     assert verify(store) == []
     with MetricStore(root) as ms:
         assert ms.sql("SELECT count(*) AS n FROM events")["n"].to_list() == [70]
+
+
+def test_writers_killed_around_their_projection_step_leave_no_stale_answer(tmp_path: Path) -> None:
+    from tests.reliability.projection_trials import projection_trials
+
+    stats = projection_trials(3, tmp_path, seed=20261205)
+    assert stats.failures == []
+    assert stats.kills == 3 and set(stats.faults) == {"timed", "project", "layer"}

@@ -22,6 +22,9 @@ second small file and delete merged sources after a grace period of 0 s, then 1 
 open sessions and query and ``metricstore compact`` runs in a loop; no reader may fail or see a
 count go down.
 
+Projections (:mod:`tests.reliability.projection_trials`): writers killed around their projection
+step; no reader may get a stale growth answer, and the next step must cover the whole log.
+
 ``make torture`` runs the full campaign; ``tests/reliability/test_crash.py`` runs a few trials in
 ``make test``.
 """
@@ -42,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+
+from tests.reliability.projection_trials import projection_trials
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT_POINTS = ("write", "fsync", "replace", "lock")
@@ -482,7 +487,7 @@ def _reader(root: str, seconds_max: float, out: str, sessions: bool = False) -> 
 
     ``sessions``: open a new session (``MetricStore``) for every round, as a command-line user
     does, so that opening one (listing the files, creating the views) meets compactions too; a
-    round also reads ``growth``, which may be answered from the snapshot."""
+    round also reads ``growth``, which may be answered from the projections."""
     from queries import MetricStore
 
     stop = Path(out + ".stop")
@@ -597,7 +602,7 @@ def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appen
     """Readers during compaction: ``writers`` processes append with automatic compaction at every
     ``min_files`` small files and merged sources deleted after ``grace_s`` seconds, while reader
     processes open sessions and query in a loop and ``metricstore compact`` (which also refreshes
-    the growth snapshot) runs again and again. No reader query, session or compaction may fail:
+    the growth projections) runs again and again. No reader query, session or compaction may fail:
     a file a compaction deletes under a reader is listed again, never an error."""
     from store import Store
 
@@ -662,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=240)
     p.add_argument("--scheduled", type=int, default=40, help="kills of a scheduled (drop-folder) ingest")
     p.add_argument("--compactions", type=int, default=40, help="kills of a compaction")
+    p.add_argument("--projections", type=int, default=30, help="kills of a writer around its projection step")
     p.add_argument("--writers", type=int, default=8)
     p.add_argument("--appends", type=int, default=15)
     p.add_argument("--seed", type=int, default=int(time.time()))
@@ -685,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         comp = compaction_trials(args.compactions, work / "compact", seed=args.seed, log=True)
     (work / "sched").mkdir(parents=True, exist_ok=True)
     sched = scheduled_trials(args.scheduled, work / "sched", seed=args.seed, log=True)
+    (work / "project").mkdir(parents=True, exist_ok=True)
+    proj = projection_trials(args.projections, work / "project", seed=args.seed, log=True)
     t1 = time.monotonic()
     (work / "conc").mkdir(parents=True, exist_ok=True)
     conc = concurrency_run(work / "conc", writers=args.writers, appends=args.appends,
@@ -701,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     t3 = time.monotonic()
     summary = {"seed": args.seed, "kill_trials": stats.as_dict(), "scheduled_ingest_trials": sched.as_dict(),
                "compaction_trials": comp.as_dict() if comp else "store.compaction not present",
+               "projection_trials": asdict(proj),
                "kill_seconds": round(t1 - t0, 1),
                "concurrency": conc, "concurrency_seconds": round(t2 - t1, 1),
                "readers_during_compaction": during, "readers_during_compaction_seconds": round(t3 - t2, 1)}
@@ -709,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text + "\n")
     ok = (not stats.failures and stats.events_lost == 0 and not sched.failures and not (comp and comp.failures)
+          and not proj.failures
           and conc["final_equals_union_of_acks"]
           and not conc["reader_errors"] and not conc["counts_went_down"] and not conc["writer_errors"]
           and all(reader_compaction_ok(run) for run in during))

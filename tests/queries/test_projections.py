@@ -1,9 +1,9 @@
-"""The growth snapshot: read only when it is the answer the view would compute now.
+"""The growth projections: read only for the entities they describe, so never a stale answer.
 
-Every test compares answers with the snapshot against answers computed from the events
-(``METRICSTORE_SNAPSHOTS=0``). To prove a snapshot is read (or not), some tests publish a doctored
-one, every value doubled, with a manifest that vouches for it: an answer that comes back doubled
-was read from the snapshot.
+Every test compares answers read from projections against answers computed from the events
+(``METRICSTORE_PROJECTIONS=0``, the reference). To prove a projection is read (or not), some tests
+doctor the newest one, every value doubled, with a manifest that vouches for it: an answer that
+comes back doubled was read from the projection.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-import queries.snapshot as snapshot_module
+import queries.projections as projections_module
+import queries.projector as projector_module
 from ingest import EntityDef, ingest_paths, set_entity
 from queries import MetricStore
-from queries.snapshot import FOLDER, refresh
+from queries.projections import FOLDER, Projection
+from queries.projector import project
 from store import Store
 from store.compaction import CompactionPolicy, compact
 from store.verify import sha256_prefix
@@ -65,7 +67,7 @@ def whole(ms: MetricStore, **kw: object) -> pl.DataFrame:
 
 def computed(ms: MetricStore, monkeypatch: pytest.MonkeyPatch, fn) -> pl.DataFrame:
     with monkeypatch.context() as m:
-        m.setenv("METRICSTORE_SNAPSHOTS", "0")
+        m.setenv("METRICSTORE_PROJECTIONS", "0")
         return fn()
 
 
@@ -73,17 +75,21 @@ def series_keys(ms: MetricStore) -> list[tuple[str, str, str]]:
     return ms.sql("SELECT DISTINCT entity, metric, segment FROM growth ORDER BY ALL").rows()
 
 
-def doctor(store: Store, part: str = "") -> None:
-    """Double every value of the newest snapshot (``part="versions_"`` or ``"timeline_"``: of
-    that file of its versions) and vouch for it in its manifest."""
-    folder = store.root / FOLDER
-    meta = max(folder.glob("growth-*.json"), key=lambda p: json.loads(p.read_text())["created_unix"])
+def newest(store: Store) -> Path:
+    return max((store.root / FOLDER).glob("projection-*.json"))
+
+
+def doctor(store: Store, kind: str = "current") -> None:
+    """Double every value of the newest projection's ``kind`` files (current, versions, timeline),
+    every layer's, and vouch for them in its manifest."""
+    meta = newest(store)
     body = json.loads(meta.read_text())
-    path = folder / body[f"{part}file"]
-    t = pq.read_table(path)
-    t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
-    pq.write_table(t, path)
-    body[f"{part}sha256"] = sha256_prefix(path)
+    for layer in [body["base"], *body["deltas"]]:
+        path = store.root / FOLDER / layer["files"][kind]
+        t = pq.read_table(path)
+        t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
+        pq.write_table(t, path)
+        layer["sha256"][kind] = sha256_prefix(path)
     meta.write_text(json.dumps(body))
 
 
@@ -93,10 +99,10 @@ def dates(ms: MetricStore) -> list[object]:
                   "SELECT reported_at - 1 FROM events) ORDER BY d")["d"].to_list()
 
 
-def test_the_snapshot_is_the_computed_view(rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_projection_is_the_computed_view(rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = computed(ms, monkeypatch, lambda: whole(ms))
-    snap = refresh(rich)
-    assert snap is not None and snap.rows == expected.height
+    snap = project(rich)
+    assert snap is not None and pq.read_metadata(snap.base.files["current"]).num_rows == expected.height
     assert_frame_equal(whole(ms), expected)
     for entity, metric, segment in series_keys(ms):
         want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment))
@@ -106,11 +112,11 @@ def test_the_snapshot_is_the_computed_view(rich: Store, ms: MetricStore, monkeyp
             assert_frame_equal(ms.series(entity, metric, segment, freq=freq), want)
 
 
-def test_current_answers_read_the_snapshot_and_point_in_time_ones_never_its_current_rows(
+def test_current_answers_read_the_projection_and_point_in_time_ones_never_its_current_rows(
         rich: Store, ms: MetricStore) -> None:
     true = whole(ms)
     true_as_of = whole(ms, as_of="2024-12-31")
-    refresh(rich)
+    project(rich)
     doctor(rich)
     assert whole(ms)["value"].to_list() == [v * 2 for v in true["value"].to_list()]
     assert ms.series("acme", "revenue", freq="FY")["value"].to_list() == [220e6, 242e6, 240e6]
@@ -128,10 +134,11 @@ def test_a_series_across_many_row_groups_is_read_whole(tmp_path: Path, monkeypat
     store = Store.create(tmp_path / "store")
     store.append(metric_records(), table="metrics")
     store.append_stream(entity_batch(i, 1) for i in range(12))
-    monkeypatch.setattr(snapshot_module, "ROW_GROUP_ROWS", 2048)
-    snap = refresh(store)
-    assert snap is not None and snap.versions is not None
-    assert pq.read_metadata(snap.path).num_row_groups > 4 and pq.read_metadata(snap.versions).num_row_groups > 6
+    monkeypatch.setattr(projector_module, "ROW_GROUP_ROWS", 2048)
+    snap = project(store)
+    assert snap is not None
+    assert pq.read_metadata(snap.base.files["current"]).num_row_groups > 4
+    assert pq.read_metadata(snap.base.files["versions"]).num_row_groups > 6
     with MetricStore(store) as ms:
         for d in (None, "2018-06-30", "2021-02-14", "2024-12-31"):
             for i in range(12):
@@ -146,9 +153,9 @@ def test_a_series_across_many_row_groups_is_read_whole(tmp_path: Path, monkeypat
 def test_as_of_answers_read_the_versions_and_as_recorded_ones_never(rich: Store, ms: MetricStore) -> None:
     true_as_of = whole(ms, as_of="2024-12-31")
     true_recorded = whole(ms, as_recorded="2099-01-01")
-    refresh(rich)
-    doctor(rich, "versions_")      # one series as of a date reads this one
-    doctor(rich, "timeline_")      # the whole view as of a date this one
+    project(rich)
+    doctor(rich, "versions")       # one series as of a date reads this one
+    doctor(rich, "timeline")       # the whole view as of a date this one
     doubled = whole(ms, as_of="2024-12-31")
     assert doubled["value"].to_list() == [v * 2 for v in true_as_of["value"].to_list()]
     assert ms.series("acme", "revenue", freq="FY", as_of="2025-06-30")["value"].to_list() == [220e6, 242e6, 240e6]
@@ -167,7 +174,7 @@ def test_the_versions_answer_as_of_every_date_like_the_computed_view(
                 want = computed(ms, monkeypatch, lambda: ms.series(entity, "revenue", as_of=d))
                 assert_frame_equal(ms.series(entity, "revenue", as_of=d), want)
 
-    refresh(rich)
+    project(rich)
     check()
     # a newer commit: acme's answers are computed, beta's still read from the versions
     assert ingest_rows([fact(period="FY2023", value="119", source="amended", reported_at="2024-06-01"),
@@ -179,27 +186,27 @@ def test_the_versions_answer_as_of_every_date_like_the_computed_view(
 def test_damaged_versions_are_ignored_and_the_current_rows_still_read(rich: Store, ms: MetricStore, kind: str) -> None:
     true_as_of = whole(ms, as_of="2024-12-31")
     true_series = ms.series("acme", "revenue", as_of="2024-12-31")
-    snap = refresh(rich)
+    snap = project(rich)
     assert snap is not None
     doctor(rich)                                     # the current rows doubled, vouched for
-    path = getattr(snap, kind)
+    path = snap.base.files[kind]
     data = bytearray(path.read_bytes())              # the versions damaged, not vouched for
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     fresh = MetricStore(rich)
     assert_frame_equal(whole(fresh, as_of="2024-12-31"), true_as_of)
     assert_frame_equal(fresh.series("acme", "revenue", as_of="2024-12-31"), true_series)
-    assert fresh.series("beta", "revenue", freq="FY")["value"].to_list() == [100e6, 102e6, 104e6]
+    assert fresh.series("beta", "revenue", freq="FY")["value"].to_list() == [50e6, 51e6, 52e6]
     fresh.close()
 
 
-def test_a_commit_after_the_snapshot_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
-    refresh(rich)
+def test_a_commit_after_the_projection_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
+    project(rich)
     doctor(rich)
     assert ingest_rows([fact(period="FY2025", value="130", reported_at="2026-03-01")]).ok
     fy = ms.series("acme", "revenue", freq="FY")        # acme's events changed: computed
     assert fy["value"].to_list() == [110e6, 121e6, 120e6, 130e6]
-    beta = ms.series("beta", "revenue", freq="FY")       # beta's did not: still the snapshot's
+    beta = ms.series("beta", "revenue", freq="FY")       # beta's did not: still the projection's
     assert beta["value"].to_list() == [100e6, 102e6, 104e6]
     view = whole(ms)                                     # the view: acme computed, beta read
     acme_fy = view.filter((pl.col("entity") == "acme") & (pl.col("metric") == "revenue")
@@ -209,25 +216,25 @@ def test_a_commit_after_the_snapshot_is_seen(rich: Store, ingest_rows, ms: Metri
     assert beta_fy["value"].to_list() == [100e6, 102e6, 104e6]
 
 
-def test_one_series_reads_the_snapshot_however_many_other_entities_changed(
+def test_one_series_reads_the_projection_however_many_other_entities_changed(
         rich: Store, ingest_rows, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the cap on recomputed entities the whole view is computed; one series of an
-    untouched entity is still read from the snapshot (its own entity is all it asks about)."""
-    refresh(rich)
+    untouched entity is still read from the projection (its own entity is all it asks about)."""
+    project(rich)
     doctor(rich)
-    monkeypatch.setattr(snapshot_module, "MAX_RECOMPUTED", 2)
+    monkeypatch.setattr(projections_module, "MAX_RECOMPUTED", 2)
     others = [fact(entity=f"other{i}", period="FY2024", value="1", reported_at="2025-03-01") for i in range(3)]
     assert ingest_rows(others).ok                         # three entities changed: past the cap of 2
     beta = ms.series("beta", "revenue", freq="FY")
-    assert beta["value"].to_list() == [100e6, 102e6, 104e6]           # the doctored snapshot: read
+    assert beta["value"].to_list() == [100e6, 102e6, 104e6]           # the doctored projection: read
     assert ms.series("other1", "revenue")["value"].to_list() == [1e6]  # a changed entity: computed
     view = whole(ms).filter((pl.col("entity") == "beta") & (pl.col("ptype") == "FY"))
     assert view["value"].to_list() == [50e6, 51e6, 52e6]               # the whole view: computed
 
 
-def test_the_view_over_a_snapshot_and_newer_commits_is_the_computed_view(
+def test_the_view_over_a_projection_and_newer_commits_is_the_computed_view(
         rich: Store, ingest_rows, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    refresh(rich)
+    project(rich)
     assert ingest_rows([fact(period="2024Q4", value="33", reported_at="2025-03-02"),       # a reported Q4
                         fact(entity="gamma", period="FY2024", value="7"),                  # a new entity
                         fact(entity="gamma", period="FY2023", value="5")]).ok
@@ -243,17 +250,17 @@ def test_the_view_over_a_snapshot_and_newer_commits_is_the_computed_view(
 def test_a_withdrawal_after_the_refresh_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
     wrong = ms.sql("SELECT event_id FROM facts WHERE entity = 'beta' AND period = 'FY2024' AND segment = 'total' "
                    "AND metric = 'revenue'")["event_id"][0]
-    refresh(rich)
+    project(rich)
     doctor(rich)
     assert ingest_rows([fact(entity="beta", value="", op="retract", supersedes=wrong, source="b",
                              reported_at="2025-03-05")]).ok
     assert ms.series("beta", "revenue", freq="FY")["period"].to_list() == ["FY2022", "FY2023"]
 
 
-def test_compaction_keeps_the_snapshot_while_it_can_prove_it_current(
+def test_compaction_keeps_the_projection_while_it_can_prove_it_current(
         rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = whole(ms)
-    refresh(rich)
+    project(rich)
     doctor(rich)
     compact(rich, full=True, grace_s=3600, policy=CompactionPolicy(auto=False))
     assert whole(ms)["value"].to_list() == [v * 2 for v in expected["value"].to_list()]   # still read
@@ -263,7 +270,7 @@ def test_compaction_keeps_the_snapshot_while_it_can_prove_it_current(
 
 def test_a_new_fiscal_calendar_is_seen(rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "FY2024" in ms.series("beta", "revenue")["period"].to_list()    # years end in June
-    refresh(rich)
+    project(rich)
     doctor(rich)
     assert set_entity(rich, EntityDef("beta", "Beta", None, None, 12))
     labels = computed(ms, monkeypatch, lambda: ms.series("beta", "revenue"))
@@ -271,50 +278,50 @@ def test_a_new_fiscal_calendar_is_seen(rich: Store, ms: MetricStore, monkeypatch
     assert_frame_equal(ms.series("beta", "revenue"), labels)
 
 
-def test_a_damaged_snapshot_or_one_of_other_sql_is_ignored(rich: Store, ms: MetricStore) -> None:
+def test_a_damaged_projection_or_one_of_other_sql_is_ignored(rich: Store, ms: MetricStore) -> None:
     expected = whole(ms)
-    snap = refresh(rich)
+    snap = project(rich)
     assert snap is not None
-    data = bytearray(snap.path.read_bytes())
+    path = snap.base.files["current"]
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    snap.path.write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
     assert_frame_equal(whole(MetricStore(rich)), expected)
-    refresh(rich)
+    project(rich, rebuild=True)
     doctor(rich)
-    meta = max((rich.root / FOLDER).glob("growth-*.json"), key=lambda p: json.loads(p.read_text())["created_unix"])
+    meta = newest(rich)
     body = json.loads(meta.read_text())
     body["sql"] = "0" * 16
     meta.write_text(json.dumps(body))
     assert_frame_equal(whole(MetricStore(rich)), expected)
 
 
-def test_replaced_snapshots_are_deleted_after_the_grace_period(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METRICSTORE_COMPACT_GRACE_S", "0")
-    first = refresh(rich)
+def test_replaced_projections_are_deleted(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(projector_module, "KEEP_S", 0)
+    first = project(rich)
     rich.append(pl.DataFrame([{"entity": "acme", "metric": "revenue", "period_start": "2030-01-01",
                                "period_end": "2030-12-31", "value": 1.0, "unit": "USD",
                                "reported_at": "2031-01-01", "source": "s"}])
                 .with_columns(pl.col("period_start", "period_end", "reported_at").str.to_date()).to_arrow())
-    second = refresh(rich)
-    assert first is not None and second is not None and first.path != second.path
-    assert second.versions is not None and second.timeline is not None
-    assert {p.name for p in (rich.root / FOLDER).iterdir()} == {second.path.name, second.path.with_suffix(".json").name,
-                                                           second.versions.name, second.timeline.name}
+    second = project(rich, rebuild=True)
+    assert first is not None and second is not None and first.manifest != second.manifest
+    assert {p.name for p in (rich.root / FOLDER).iterdir()} == {
+        second.manifest.name, ".lock", *(p.name for p in second.base.files.values())}
 
 
-def test_compact_command_refreshes_the_snapshot(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compact_command_brings_the_projections_up_to_date(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     out = run_cli("compact", store=rich.root)
     assert out.returncode == 0, out.stderr
-    assert "snapshot:" in out.stdout and FOLDER in out.stdout
+    assert "projections:" in out.stdout and list((rich.root / FOLDER).glob("projection-*.json"))
     args = ("series", "acme", "revenue", "--freq", "Q", "--format", "csv")
-    with_snapshot = run_cli(*args, store=rich.root)
-    without = run_cli(*args, store=rich.root, env={"METRICSTORE_SNAPSHOTS": "0"})
-    assert with_snapshot.returncode == 0 and with_snapshot.stdout == without.stdout
-    assert "2024Q4" in with_snapshot.stdout
+    with_projection = run_cli(*args, store=rich.root)
+    without = run_cli(*args, store=rich.root, env={"METRICSTORE_PROJECTIONS": "0"})
+    assert with_projection.returncode == 0 and with_projection.stdout == without.stdout
+    assert "2024Q4" in with_projection.stdout
     assert run_cli("verify", store=rich.root).returncode == 0
 
 
-def test_on_real_filings_the_snapshot_is_the_computed_view(tmp_path: Path, catalog,
+def test_on_real_filings_the_projection_is_the_computed_view(tmp_path: Path, catalog,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Four companies' SEC companyfacts: three fiscal calendars, restatements, derived quarters."""
     store = Store.create(tmp_path / "store")
@@ -322,33 +329,32 @@ def test_on_real_filings_the_snapshot_is_the_computed_view(tmp_path: Path, catal
         assert ingest_paths(store, [sec_file(entity)], catalog=catalog).ok
     with MetricStore(store) as ms:
         expected = computed(ms, monkeypatch, lambda: whole(ms))
-        assert refresh(store) is not None
+        assert project(store) is not None
         assert_frame_equal(whole(ms), expected)
         for entity, metric, segment in series_keys(ms)[::7]:
             want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment))
             assert_frame_equal(ms.series(entity, metric, segment), want)
 
 
-def test_a_refresh_short_of_memory_fails_clearly_and_keeps_the_snapshot(rich: Store) -> None:
+def test_a_refresh_short_of_memory_fails_clearly_and_keeps_the_projection(rich: Store) -> None:
     """``METRICSTORE_MEMORY_LIMIT`` caps the refresh (DuckDB spills past it); when even one thread
-    cannot finish within it, ``compact`` says so in one line and the previous snapshot stays."""
+    cannot finish within it, ``compact`` says so in one line and the previous projection stays."""
     assert run_cli("compact", store=rich.root).returncode == 0
     before = {p.name: p.read_bytes() for p in (rich.root / FOLDER).iterdir()}
     args = ("series", "acme", "revenue", "--freq", "Q", "--format", "csv")
     answer = run_cli(*args, store=rich.root).stdout
 
-    short = run_cli("compact", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "1MB"})
+    short = run_cli("compact", "--rebuild", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "1MB"})
     assert short.returncode != 0 and "Traceback" not in short.stderr, short.stderr
     assert short.stderr.strip().splitlines()[-1] == (
-        "error: the growth snapshot needs more than 1MB of memory; set METRICSTORE_MEMORY_LIMIT higher "
-        "(say 4GB; default 2GB). The previous snapshot stays, and answers it does not cover are computed "
-        "from the events")
+        "error: the growth projection needs more than 1MB of memory; set METRICSTORE_MEMORY_LIMIT higher "
+        "(say 4GB; default 2GB). Answers meanwhile are computed from the events")
     assert {p.name: p.read_bytes() for p in (rich.root / FOLDER).iterdir()} == before   # no leftovers
     assert run_cli(*args, store=rich.root).stdout == answer
 
-    wrong = run_cli("compact", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "lots"})
+    wrong = run_cli("compact", "--rebuild", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "lots"})
     assert wrong.returncode != 0 and wrong.stderr.strip().splitlines()[-1] == (
         "error: METRICSTORE_MEMORY_LIMIT='lots' is not a memory size (say 2GB, 512MB or 50%)")
 
-    enough = run_cli("compact", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "256MB"})
-    assert enough.returncode == 0 and "snapshot:" in enough.stdout, enough.stderr
+    enough = run_cli("compact", "--rebuild", store=rich.root, env={"METRICSTORE_MEMORY_LIMIT": "256MB"})
+    assert enough.returncode == 0 and "projections:" in enough.stdout, enough.stderr

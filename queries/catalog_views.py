@@ -1,0 +1,108 @@
+"""The catalog file's ``growth``: the projections read in plain SQL, by any DuckDB session.
+
+The Python helper decides in Python which entities a projection may answer
+(:mod:`queries.projections`); a session on the catalog file (the DuckDB CLI, DBeaver, a
+notebook) has only SQL, so the view says the same in SQL, at every query:
+
+- the newest manifest in ``<store>/_projections/`` computed by this SQL (else none: all computed);
+- its layers, and for each entity the newest layer holding it;
+- the entities changed since it was computed: events in files it does not cover (their own, and
+  those a withdrawal in them names), a new entity record, a new definition of one of their
+  metrics. A compaction's merged file is not covered by name: its entities are computed until
+  the next projection step (``metricstore compact`` ends with one) covers it;
+- those entities computed from the events (``growth_at``), every other read from its layer: the
+  current rows, or with ``SET VARIABLE as_of`` the versions valid then. ``as_recorded`` answers,
+  and every answer with ``SET VARIABLE metricstore_projections = false``, are computed.
+"""
+
+from __future__ import annotations
+
+from queries.projections import FOLDER, sql_version
+from queries.views import sql_literal
+from store import Store
+
+GROWTH = """
+CREATE OR REPLACE VIEW growth AS
+WITH man AS (
+    SELECT * FROM read_json(__MANIFESTS__, filename = true, columns = __COLUMNS__)
+    WHERE sql = __SQL__ AND coalesce(getvariable('metricstore_projections'), true)
+      AND getvariable('as_recorded') IS NULL
+    ORDER BY filename DESC LIMIT 1
+),
+layers AS (
+    SELECT 0 AS rank, __FOLDER__ || base.files.current AS cur, __FOLDER__ || base.files.timeline AS tl FROM man
+    UNION ALL
+    SELECT rank, __FOLDER__ || layer.files.current, __FOLDER__ || layer.files.timeline
+    FROM (SELECT unnest(range(1, len(deltas) + 1)) AS rank, unnest(deltas) AS layer FROM man)
+),
+owner AS (
+    SELECT entity, max(rank) AS rank FROM (
+        SELECT unnest(range(1, len(deltas) + 1)) AS rank, unnest(deltas).entities AS entities FROM man),
+        unnest(entities) AS u(entity)
+    GROUP BY entity
+),
+new_files AS (
+    SELECT file FROM glob(__EVENTS__)
+    WHERE parse_filename(file) NOT IN (SELECT unnest(covers.events) FROM man)
+),
+new_events AS (
+    SELECT entity, supersedes FROM read_parquet(__EVENTS__, filename = true, union_by_name = true)
+    WHERE filename IN (SELECT file FROM new_files)
+),
+changed AS (
+    SELECT entity FROM new_events
+    UNION
+    SELECT entity FROM event_log WHERE event_id IN (SELECT supersedes FROM new_events WHERE supersedes IS NOT NULL)
+    UNION
+    SELECT entity FROM read_parquet(__ENTITIES__, filename = true, union_by_name = true)
+    WHERE parse_filename(filename) NOT IN (SELECT unnest(covers.entities) FROM man)
+    UNION
+    SELECT entity FROM event_log WHERE metric IN (
+        SELECT metric FROM read_parquet(__METRICS__, filename = true, union_by_name = true)
+        WHERE parse_filename(filename) NOT IN (SELECT unnest(covers.metrics) FROM man))
+    UNION
+    SELECT DISTINCT entity FROM event_log WHERE NOT EXISTS (SELECT 1 FROM man)
+),
+current_rows AS (
+    SELECT g.* EXCLUDE (filename), l.rank AS layer_rank
+    FROM read_parquet(__CURRENT__, filename = true) g JOIN layers l ON g.filename = l.cur
+    WHERE g.filename IN (SELECT cur FROM layers) AND getvariable('as_of') IS NULL
+),
+timeline_rows AS (
+    SELECT g.* EXCLUDE (filename, valid_from, valid_to), l.rank AS layer_rank
+    FROM read_parquet(__TIMELINE__, filename = true) g JOIN layers l ON g.filename = l.tl
+    WHERE g.filename IN (SELECT tl FROM layers) AND getvariable('as_of') IS NOT NULL
+      AND g.valid_from <= CAST(getvariable('as_of') AS DATE) AND CAST(getvariable('as_of') AS DATE) < g.valid_to
+),
+projected AS (
+    SELECT r.* EXCLUDE (layer_rank) FROM (SELECT * FROM current_rows UNION ALL BY NAME SELECT * FROM timeline_rows) r
+    LEFT JOIN owner o ON o.entity = r.entity
+    WHERE coalesce(o.rank, 0) = r.layer_rank AND r.entity NOT IN (SELECT entity FROM changed)
+)
+SELECT * FROM projected
+UNION ALL BY NAME
+SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'),
+                        only_entities := (SELECT coalesce(list(entity), []::VARCHAR[]) FROM changed))
+"""
+
+
+_LAYER = "STRUCT(files STRUCT(current VARCHAR, versions VARCHAR, timeline VARCHAR), entities VARCHAR[])"
+#: The manifest's fields the view reads, typed (a manifest without deltas says nothing of their type).
+COLUMNS = ("{'sql': 'VARCHAR', 'covers': 'STRUCT(events VARCHAR[], entities VARCHAR[], metrics VARCHAR[])', "
+           f"'base': '{_LAYER}', 'deltas': '{_LAYER}[]'}}")
+
+
+def growth_view(store: Store) -> str:
+    """The catalog's ``growth`` view over ``store`` (a local store with a projection)."""
+    folder = store.root / FOLDER
+    return (GROWTH
+            .replace("__MANIFESTS__", sql_literal(folder / "projection-*.json"))
+            .replace("__COLUMNS__", COLUMNS)
+            .replace("__SQL__", sql_literal(sql_version()))
+            .replace("__FOLDER__", sql_literal(str(folder) + "/"))
+            .replace("__CURRENT__", sql_literal(folder / "current-*.parquet"))
+            .replace("__TIMELINE__", sql_literal(folder / "timeline-*.parquet"))
+            .replace("__EVENTS__", sql_literal(store.glob("events")))
+            .replace("__ENTITIES__", sql_literal(store.glob("entities")))
+            .replace("__METRICS__", sql_literal(store.glob("metrics"))))
+

@@ -1,0 +1,363 @@
+"""Reading the projections of the growth view: which one a query may read, and for which entities.
+
+A projection (written by :mod:`queries.projector`) is a manifest in ``<store>/_projections/``
+naming the log files it was computed from (``covers``) and two layers of files: a *base* holding
+every entity's growth, and an optional *delta* holding the entities recomputed since the base
+(their rows replace the base's). Each layer is three Parquet files of the same rows: ``current``
+(the answer now), ``versions`` (every version over publication time, sorted by series) and
+``timeline`` (the same sorted by validity, for a whole view as of a date).
+
+A reader takes the newest manifest computed by the installed SQL whose files are whole, and asks
+which entities changed in the log since it was computed (:meth:`Projections.changed`): events of
+theirs in files it has not seen, an event of theirs withdrawn, a new fiscal calendar record, a
+new definition of one of their metrics. Those entities are computed from the events; every other
+entity is read from the projection. A projection is therefore never read for an entity it does
+not describe: it may lag the log, but the answer does not.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from queries.live import Reading, local_root
+from queries.views import sql_literal, sql_sources
+from store import Store
+from store.compaction import merged_sources
+from store.log import COMMIT_NAME
+from store.verify import sha256_prefix
+
+FOLDER = "_projections"
+#: Set METRICSTORE_PROJECTIONS=0 to compute every answer from the events (the reference).
+ENV_SWITCH = "METRICSTORE_PROJECTIONS"
+#: The logs a growth answer depends on.
+COVERED = ("events", "entities", "metrics")
+#: The three files of a layer (see the module docstring).
+KINDS = ("current", "versions", "timeline")
+#: Sort order of the ``current`` and ``versions`` files: one series is a few adjacent row groups.
+ORDER = "entity, metric, segment, dims, ptype, period_end"
+#: ``valid_to`` of a version still valid (never NULL in the files: two comparisons DuckDB checks
+#: against each row group's statistics).
+STILL_VALID = "DATE '9999-12-31'"
+#: Beyond this many entities changed since the projection, a whole-view query computes everything.
+MAX_RECOMPUTED = 256
+
+
+@functools.cache
+def sql_version() -> str:
+    """A hash of the installed view SQL: a projection computed by other SQL is not this view's answer."""
+    h = hashlib.sha256()
+    for name, text in sql_sources():
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def enabled() -> bool:
+    """False when ``$METRICSTORE_PROJECTIONS`` (or the older ``$METRICSTORE_SNAPSHOTS``) is 0/false/off."""
+    return all(os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+               for name in (ENV_SWITCH, "METRICSTORE_SNAPSHOTS"))
+
+
+def folder_of(store: Store) -> Path | None:
+    """The projections' folder (None for an object store: projections are kept for local stores)."""
+    root = local_root(store)
+    return None if root is None else root / FOLDER
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer's files by kind, their checksums, its rows, and the entities it holds (None: all)."""
+
+    files: dict[str, Path]
+    shas: dict[str, str]
+    rows: int
+    entities: frozenset[str] | None = None
+
+    def body(self) -> dict[str, object]:
+        out: dict[str, object] = {"files": {k: p.name for k, p in self.files.items()}, "sha256": self.shas,
+                                  "rows": self.rows}
+        if self.entities is not None:
+            out["entities"] = sorted(self.entities)
+        return out
+
+    @staticmethod
+    def of(body: dict[str, Any], folder: Path) -> Layer:
+        """The layer a manifest describes (raises KeyError, TypeError or ValueError when it is not one)."""
+        entities = body.get("entities")
+        return Layer({k: folder / str(body["files"][k]) for k in KINDS}, {k: str(body["sha256"][k]) for k in KINDS},
+                     int(body.get("rows", 0)), None if entities is None else frozenset(str(e) for e in entities))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A published projection: its manifest, the log files it covers, its base and delta layers."""
+
+    manifest: Path
+    covers: dict[str, frozenset[str]]
+    created_unix: float
+    base: Layer
+    deltas: tuple[Layer, ...] = ()
+
+    def layer_of(self, entity: str) -> Layer:
+        """The layer holding ``entity``'s rows: the newest delta listing it, else the base."""
+        for layer in reversed(self.deltas):
+            if entity in (layer.entities or ()):
+                return layer
+        return self.base
+
+    @property
+    def layers(self) -> list[Layer]:
+        """Base first, newest delta last."""
+        return [self.base, *self.deltas]
+
+    def hidden(self) -> list[frozenset[str]]:
+        """For each of :attr:`layers`, the entities a newer layer holds (its rows for them are replaced)."""
+        out: list[frozenset[str]] = []
+        above: set[str] = set()
+        for layer in reversed(self.layers):
+            out.append(frozenset(above))
+            above |= layer.entities or set()
+        return out[::-1]
+
+
+@dataclass(frozen=True)
+class Usable:
+    """A projection a query may read: every entity's growth but ``changed``'s, whose inputs
+    changed since it was computed."""
+
+    projection: Projection
+    changed: frozenset[str]
+
+
+class Projections:
+    """Finds the projection a query may read, for one store, in one process.
+
+    Manifests are parsed once (the folder is listed again when its mtime changes), a file's
+    bytes are checked against its manifest once, and what each committed file holds (entities,
+    withdrawals, metrics) is read once: committed files never change.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._listing: tuple[int, Projection | None] | None = None
+        self._proven: dict[str, tuple[int, int]] = {}
+        self._reach: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._row_groups: dict[str, tuple[pq.FileMetaData, tuple[list[str], list[str]] | None]] = {}
+        self._lock = threading.Lock()
+
+    def latest(self) -> Projection | None:
+        """The newest projection computed by this SQL, whole on disk, or None."""
+        folder = folder_of(self.store)
+        if folder is None or not enabled():
+            return None
+        try:
+            stamp = os.stat(folder).st_mtime_ns
+        except OSError:
+            return None
+        with self._lock:
+            if self._listing is not None and self._listing[0] == stamp and time.time_ns() - stamp > 10**8:
+                return self._listing[1]
+            found = self._newest(folder)
+            self._listing = (stamp, found)
+            return found
+
+    def _newest(self, folder: Path) -> Projection | None:
+        try:
+            names = sorted((e.name for e in os.scandir(folder) if e.name.startswith("projection-")
+                            and e.name.endswith(".json")), reverse=True)
+        except OSError:                 # gone, or not a folder: answers are computed
+            return None
+        for name in names:              # names sort by creation time
+            try:
+                body = json.loads((folder / name).read_text())
+                if not isinstance(body, dict) or body.get("sql") != sql_version():
+                    continue
+                found = Projection(folder / name, {t: frozenset(body["covers"].get(t, ())) for t in COVERED},
+                                   float(body["created_unix"]), Layer.of(body["base"], folder),
+                                   tuple(Layer.of(d, folder) for d in body.get("deltas", [])))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if all(self._whole(layer.files[k], layer.shas.get(k, "")) for layer in found.layers for k in KINDS):
+                return found
+        return None
+
+    def _whole(self, path: Path, sha: str) -> bool:
+        try:
+            st = path.stat()
+            key = (st.st_size, st.st_mtime_ns)
+            if self._proven.get(str(path)) != key:
+                if sha256_prefix(path) != sha:
+                    return False
+                self._proven[str(path)] = key
+        except OSError:
+            return False
+        return True
+
+    def usable(self, live: Reading, *, whole_view: bool = True) -> Usable | None:
+        """The projection that answers the growth view over the ``live`` files, with the entities
+        it does not describe (computed instead), or None when the whole view must be computed. A
+        whole-view query past :data:`MAX_RECOMPUTED` changed entities computes everything."""
+        found = self.latest()
+        if found is None:
+            return None
+        changed = self.changed(found, live)
+        if changed is None or (whole_view and len(changed) > MAX_RECOMPUTED):
+            return None
+        return Usable(found, changed)
+
+    def changed(self, found: Projection, live: Reading) -> frozenset[str] | None:
+        """The entities whose growth over ``live`` may differ from ``found``'s, or None when that
+        cannot be told (a file it covers is neither live nor merged into a live file, or a new
+        file cannot be read): the entities with events in files it has not seen, those whose
+        events a new withdrawal names, those with a new entity record, and those with events of a
+        metric with a new definition."""
+        out: set[str] = set()
+        withdrawn: set[str] = set()
+        metrics: set[str] = set()
+        for table in COVERED:
+            files = live.get(table, [])
+            extra = self._unseen(table, [p.name for p in files], found.covers[table])
+            if extra is None:
+                return None
+            for path in files:
+                if path.name not in extra:
+                    continue
+                held = self._holds(table, path)
+                if held is None:
+                    return None
+                keys, ids = held
+                (metrics if table == "metrics" else out).update(keys)
+                withdrawn.update(ids)
+        if withdrawn or metrics:
+            out |= self._entities_of(live.get("events", []), sorted(withdrawn), sorted(metrics))
+        return frozenset(out)
+
+    def _unseen(self, table: str, names: list[str], covers: frozenset[str]) -> set[str] | None:
+        """The live files (``names``) holding rows the projection has not seen, or None when one of
+        the files it covers is unaccounted for (neither live nor merged, as far as the kept
+        compaction manifests tell, into a live file made of covered files only)."""
+        live = set(names)
+        extra = live - covers
+        if not extra and covers <= live:
+            return set()
+        sources = merged_sources(self.store, table)
+        seen: set[str] = set()
+
+        def leaves(name: str, depth: int = 0) -> set[str] | None:
+            if name in covers:
+                return {name}
+            m = COMMIT_NAME.match(name)
+            parts = sources.get(m["commit"]) if m else None
+            if parts is None or depth > 64:
+                return None
+            out: set[str] = set()
+            for part in parts:
+                got = leaves(part, depth + 1)
+                if got is None:
+                    return None
+                out |= got
+            return out
+
+        uncovered: set[str] = set()
+        for name in extra:
+            got = leaves(name)
+            if got is None:
+                uncovered.add(name)
+            else:
+                seen |= got
+        if not covers <= (live & covers) | seen:
+            return None
+        return uncovered
+
+    def _holds(self, table: str, path: Path) -> tuple[frozenset[str], tuple[str, ...]] | None:
+        """What a committed file changes: the entities (or, for ``metrics``, the metrics) it holds
+        rows of, and the event ids its withdrawals name; None if it cannot be read."""
+        hit = self._reach.get((table, path.name))
+        if hit is None:
+            key = "metric" if table == "metrics" else "entity"
+            try:
+                cols = [key, "supersedes"] if table == "events" else [key]
+                t = pq.read_table(path, columns=cols)
+            except (OSError, KeyError, ValueError, pa.ArrowException):
+                return None
+            ids: tuple[str, ...] = ()
+            if table == "events" and t.column("supersedes").null_count < t.num_rows:
+                ids = tuple(v for v in t.column("supersedes").unique().to_pylist() if v is not None)
+            hit = (frozenset(t.column(key).unique().to_pylist()), ids)
+            self._reach[(table, path.name)] = hit
+        return hit
+
+    @staticmethod
+    def _entities_of(events: list[Path], ids: list[str], metrics: list[str]) -> set[str]:
+        """The entities of the events named ``ids``, and those with events of ``metrics``."""
+        if not events:
+            return set()
+        con = duckdb.connect()
+        try:
+            rows = con.execute(
+                f"SELECT DISTINCT entity FROM read_parquet({sql_literal_list(events)}, union_by_name = true) "
+                "WHERE list_contains(?, event_id) OR list_contains(?, metric)", [ids, metrics]).fetchall()
+        finally:
+            con.close()
+        return {str(r[0]) for r in rows}
+
+    def rows_of(self, path: Path, entity: str) -> pa.Table | None:
+        """Every row of ``entity`` in a layer file sorted by entity, read from only the row groups
+        whose statistics admit it (the footer is parsed once per file), or None when the file is
+        gone or its statistics cannot tell (the caller then asks DuckDB)."""
+        with self._lock:
+            index = self._row_groups.get(str(path))
+            if index is None:
+                try:
+                    metadata = pq.read_metadata(path)
+                except OSError:
+                    return None
+                index = (metadata, _entity_bounds(metadata))
+                if len(self._row_groups) > 16:           # replaced layers, soon deleted
+                    self._row_groups.clear()
+                self._row_groups[str(path)] = index
+        metadata, bounds = index
+        if bounds is None:
+            return None
+        lows, highs = bounds
+        groups = list(range(bisect.bisect_left(highs, entity), bisect.bisect_right(lows, entity)))
+        try:
+            return pq.ParquetFile(path, metadata=metadata).read_row_groups(groups)
+        except OSError:       # replaced and deleted since (its grace period over)
+            return None
+
+
+def sql_literal_list(paths: list[Path]) -> str:
+    """A SQL list literal of file paths the store chose."""
+    return "[" + ", ".join(sql_literal(p) for p in paths) + "]"
+
+
+def _entity_bounds(metadata: pq.FileMetaData) -> tuple[list[str], list[str]] | None:
+    """Each row group's lowest and highest entity, in file order, or None unless every row group
+    has both and they ascend (the file is sorted by entity: a lookup is a bisection)."""
+    column = metadata.schema.names.index("entity") if "entity" in metadata.schema.names else None
+    if column is None:
+        return None
+    lows: list[str] = []
+    highs: list[str] = []
+    for i in range(metadata.num_row_groups):
+        stats = metadata.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, str) or not isinstance(stats.max, str):
+            return None
+        lows.append(stats.min)
+        highs.append(stats.max)
+    if any(a > b for a, b in zip(lows, highs, strict=True)) or lows != sorted(lows) or highs != sorted(highs):
+        return None
+    return lows, highs

@@ -1,0 +1,339 @@
+"""The projector: keeps the projections of the growth view following the log.
+
+Invariant: every manifest published in ``<store>/_projections/`` names the log files it was
+computed from (``covers``), and for every entity the rows of the layer that holds it (the newest
+delta listing it, else the base) are exactly what the reference SQL (``growth_versions_of`` over
+``fact_versions()``, the stages of ``queries/sql/35_growth_versions.sql``) gives for that entity
+over those files. A projection may lag the log; readers (:mod:`queries.projections`) compute the
+entities that changed since, so no answer does.
+
+:func:`project` runs after a commit (``metricstore ingest``, every scheduled job run and
+``metricstore compact`` call it; a library writer may). Each call:
+
+1. lists the live files and takes the newest projection;
+2. asks which entities changed since (:meth:`queries.projections.Projections.changed`): those
+   with new events, those a withdrawal reaches, those with a new fiscal calendar record or a new
+   definition of one of their metrics;
+3. computes those entities' growth, every version of it, from the events, and publishes them as a
+   new delta layer on top of the previous ones: the cost follows the change, not the store.
+
+Layers are merged as an LSM tree merges runs: a delta at least half the size of the one below it
+is merged into it, past :data:`MAX_DELTAS` all deltas are merged, and past :data:`FOLD` of the
+base's rows (and :data:`FOLD_MIN_ROWS`) they are folded into a new base. Nothing to compute (a compaction merged covered
+files) publishes the same layers under the new covers. No projection, a projection of other SQL
+(the views changed), or a change that cannot be told: a full rebuild. A writer killed between its
+commit and this step leaves the projection behind, never wrong; the next call catches up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from queries.errors import SqlError
+from queries.live import Reading, list_live, read_listed
+from queries.projections import (COVERED, KINDS, ORDER, STILL_VALID, Layer, Projection, Projections, folder_of,
+                                 sql_literal_list, sql_version)
+from queries.sandbox import MEMORY_ENV, set_memory_limit
+from queries.views import files_variable, install, sql_literal
+from store import CorruptFile, MetricStoreError, Store
+from store.locks import FileLock, LockHeld
+from store.verify import sha256_prefix
+
+#: Deltas kept on top of the base before they are merged into one.
+MAX_DELTAS = 8
+#: Deltas holding more than this share of the base's rows (and more than FOLD_MIN_ROWS) are folded
+#: into a new base.
+FOLD = 0.25
+FOLD_MIN_ROWS = 50_000
+#: DuckDB's memory while computing, unless ``$METRICSTORE_MEMORY_LIMIT`` says otherwise; beyond it,
+#: it spills to the projections' folder. A rebuild that runs out of it on several threads runs on one.
+MEMORY_LIMIT = "2GB"
+#: Seconds a projector waits for another one to finish (they run one at a time per store).
+LOCK_WAIT_S = 600.0
+#: Replaced manifests younger than this are kept (a reader that just read one finds its files).
+KEEP_S = 10.0
+
+
+def project(store: Store, *, rebuild: bool = False) -> Projection | None:
+    """Bring the store's projections up to date with its log; returns the projection published
+    (or the current one when nothing changed), None for an object store.
+
+    Args:
+        store: the store.
+        rebuild: compute every entity from the events (needed only if the projections were
+            damaged: a change of the views' SQL rebuilds by itself).
+
+    Raises:
+        CorruptFile: ``_projections`` is not a folder.
+        SqlError: the growth could not be computed (out of memory, a damaged file): one line.
+    """
+    folder = folder_of(store)
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CorruptFile(folder, "is not a folder, so projections cannot be written there; move it aside "
+                                  "(readers meanwhile compute every answer)") from None
+    held = folder / f".tmp-{uuid.uuid4().hex}-held"
+    with FileLock(folder / ".lock", LOCK_WAIT_S):
+        _clear_dead(folder)
+        finder = Projections(store)
+        try:
+            return read_listed(store, lambda: _hold(list_live(store, COVERED), held),
+                               lambda listing: _step(store, finder, folder, listing, rebuild))
+        except duckdb.Error as exc:
+            raise SqlError(f"the growth projection could not be computed: {str(exc).splitlines()[0]}") from None
+        finally:
+            shutil.rmtree(held, ignore_errors=True)
+            _prune(folder)
+
+
+def follow(store: Store) -> None:
+    """:func:`project` as a writer's last step after a commit: a failure is logged, never raised
+    (readers compute what a projection does not describe; the next writer catches up)."""
+    try:
+        project(store)
+    except (MetricStoreError, LockHeld, OSError) as exc:
+        logging.getLogger("metricstore.projections").warning("projections not brought up to date: %s", exc)
+
+
+def _step(store: Store, finder: Projections, folder: Path, listing: Reading, rebuild: bool) -> Projection:
+    latest = None if rebuild else finder.latest()
+    changed = None if latest is None else finder.changed(latest, listing)
+    covers = {t: sorted(p.name for p in listing.get(t, [])) for t in COVERED}
+    if latest is not None and changed is not None and not changed:
+        if all(latest.covers[t] == frozenset(covers[t]) for t in COVERED):
+            return latest
+        return _publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
+    with _Session(store, listing, folder) as s:
+        if latest is None or changed is None:
+            s.compute(None)
+            return _publish(folder, covers, s.write_layer("computed", None), [])
+        s.compute(changed)
+        deltas = list(latest.deltas) + [s.write_layer("computed", changed)]
+        base, deltas = _merge(s, latest.base, deltas)
+        return _publish(folder, covers, base, deltas)
+
+
+def _merge(s: _Session, base: Layer, deltas: list[Layer]) -> tuple[Layer, list[Layer]]:
+    """The layers after an LSM tree's merges (see the module docstring)."""
+    rows = sum(d.rows for d in deltas)
+    if rows > FOLD * base.rows and rows > FOLD_MIN_ROWS:
+        return s.overlay(base, deltas, None), []
+    if len(deltas) > MAX_DELTAS:
+        return base, [s.overlay(deltas[0], deltas[1:], _entities(deltas))]
+    while len(deltas) >= 2 and deltas[-2].rows <= 2 * deltas[-1].rows:
+        deltas = deltas[:-2] + [s.overlay(deltas[-2], deltas[-1:], _entities(deltas[-2:]))]
+    return base, deltas
+
+
+def _entities(layers: list[Layer]) -> frozenset[str]:
+    out: set[str] = set()
+    for layer in layers:
+        out |= layer.entities or set()
+    return frozenset(out)
+
+
+class _Session:
+    """A DuckDB connection with the views over one listing, computing into temp table ``computed``
+    and writing layers into the projections' folder."""
+
+    def __init__(self, store: Store, listing: Reading, folder: Path) -> None:
+        self.store, self.listing, self.folder = store, listing, folder
+        self.tag = uuid.uuid4().hex
+        self.spill = folder / f".tmp-{self.tag}-spill"
+        self.threads = os.cpu_count() or 1
+        self.limit = os.environ.get(MEMORY_ENV, "").strip() or MEMORY_LIMIT
+        self.con = self._connect()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(config={"threads": self.threads})
+        set_memory_limit(con, self.limit)
+        con.execute("SET temp_directory = ?", [str(self.spill)])
+        con.execute("SET preserve_insertion_order = false")
+        install(con, self.store, self.listing)
+        for table, files in self.listing.items():
+            if files:
+                con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
+        con.execute("SET VARIABLE as_of = NULL")
+        con.execute("SET VARIABLE as_recorded = NULL")
+        return con
+
+    def __enter__(self) -> _Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+        shutil.rmtree(self.spill, ignore_errors=True)
+        for p in self.folder.glob(f".tmp-{self.tag}*"):
+            p.unlink(missing_ok=True)
+
+    def compute(self, entities: frozenset[str] | None) -> None:
+        """Temp table ``computed``: every version of the growth of ``entities`` (None: all), with
+        ``valid_to`` closed (:data:`STILL_VALID`)."""
+        while True:
+            try:
+                return self._compute(entities)
+            except duckdb.OutOfMemoryException:
+                # what DuckDB cannot spill is held per thread: one thread needs about half of it
+                if self.threads == 1:
+                    raise SqlError(f"the growth projection needs more than {self.limit} of memory; set {MEMORY_ENV} "
+                                   f"higher (say 4GB; default {MEMORY_LIMIT}). Answers meanwhile are computed "
+                                   "from the events") from None
+                self.threads = 1
+                self.con.close()
+                self.con = self._connect()
+
+    def _compute(self, entities: frozenset[str] | None) -> None:
+        con = self.con
+        if entities is not None:
+            self._narrow(entities)
+        con.execute("CREATE OR REPLACE TEMP TABLE projected_facts AS SELECT * FROM fact_versions()")
+        con.execute("CREATE OR REPLACE TEMP TABLE projected_placed AS SELECT * FROM placed_versions('projected_facts')")
+        con.execute("DROP TABLE projected_facts")
+        keep = "" if entities is None else f" WHERE entity IN (SELECT unnest({_list(entities)}))"
+        con.execute("CREATE OR REPLACE TEMP TABLE computed AS SELECT * REPLACE "
+                    f"(coalesce(valid_to, {STILL_VALID}) AS valid_to) FROM growth_versions_of('projected_placed'){keep}")
+        con.execute("DROP TABLE projected_placed")
+
+    def _narrow(self, entities: frozenset[str]) -> None:
+        """Point the session's event log at ``entities``' events and every withdrawal (which can
+        name any entity's event), copied to a file of their own: every stage reads only those."""
+        events = self.listing.get("events", [])
+        target = self.folder / f".tmp-{self.tag}-events.parquet"
+        if not events:
+            return
+        src = f"read_parquet({sql_literal_list(events)}, union_by_name = true)"
+        self.con.execute(f"COPY (SELECT * FROM {src} WHERE entity IN (SELECT unnest({_list(entities)})) "
+                         f"UNION ALL BY NAME SELECT * FROM {src} WHERE supersedes IS NOT NULL "
+                         f"AND entity NOT IN (SELECT unnest({_list(entities)}))) TO {sql_literal(target)} "
+                         "(FORMAT parquet)")
+        self.con.execute(f"SET VARIABLE {files_variable('events')} = ?", [[str(target)]])
+
+    def overlay(self, below: Layer, above: list[Layer], entities: frozenset[str] | None) -> Layer:
+        """One layer of ``below``'s rows with ``above``'s (newest last) laid over them, entity by entity."""
+        parts = []
+        hidden: set[str] = set()
+        for layer in reversed(above):
+            parts.append(self._rows(layer, hidden))
+            hidden |= layer.entities or set()
+        parts.append(self._rows(below, hidden))
+        self.con.execute("CREATE OR REPLACE TEMP TABLE overlaid AS " + " UNION ALL BY NAME ".join(parts))
+        return self.write_layer("overlaid", entities)
+
+    @staticmethod
+    def _rows(layer: Layer, hidden: set[str]) -> str:
+        src = f"SELECT * FROM read_parquet({sql_literal(layer.files['versions'])})"
+        return src + (f" WHERE entity NOT IN (SELECT unnest({_list(hidden)}))" if hidden else "")
+
+    def write_layer(self, table: str, entities: frozenset[str] | None) -> Layer:
+        """Write temp table ``table`` (closed versions) as a layer's three files."""
+        selects = {
+            "current": f"SELECT * EXCLUDE (valid_from, valid_to) FROM {table} WHERE valid_to = {STILL_VALID} "
+                       f"ORDER BY {ORDER}",
+            "versions": f"SELECT * FROM {table} ORDER BY {ORDER}, valid_from",
+            "timeline": f"SELECT * FROM {table} ORDER BY valid_to = {STILL_VALID} DESC, "
+                        f"CASE WHEN valid_to = {STILL_VALID} THEN valid_from ELSE valid_to END",
+        }
+        files: dict[str, Path] = {}
+        shas: dict[str, str] = {}
+        rows = 0
+        for kind, select in selects.items():
+            tmp = self.folder / f".tmp-{self.tag}-{kind}.parquet"
+            n = int(self.con.execute(f"COPY ({select}) TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd, "
+                                     f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
+            rows = n if kind == "versions" else rows
+            shas[kind] = sha256_prefix(tmp)
+            files[kind] = self.folder / f"{kind}-{shas[kind]}.parquet"
+            os.replace(tmp, files[kind])
+        return Layer(files, shas, rows, entities)
+
+
+#: Rows per row group: a series is a few dozen rows, but smaller groups make every whole-view read
+#: slower; one series reads one 16k-row group.
+ROW_GROUP_ROWS = 16_384
+
+
+def _list(names: set[str] | frozenset[str]) -> str:
+    """A SQL list literal of entity names (validated names; quoted all the same)."""
+    return "[" + ", ".join(sql_literal(n) for n in sorted(names)) + "]::VARCHAR[]"
+
+
+def _publish(folder: Path, covers: dict[str, list[str]], base: Layer, deltas: list[Layer]) -> Projection:
+    """Write the manifest naming ``base`` and ``deltas`` as the projection of the ``covers`` files."""
+    now = time.time()
+    body = {"sql": sql_version(), "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": now,
+            "covers": covers, "base": base.body(), "deltas": [d.body() for d in deltas]}
+    name = f"projection-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
+    tmp = folder / f".tmp-{name}"
+    tmp.write_text(json.dumps(body, indent=1))
+    os.replace(tmp, folder / name)
+    return Projection(folder / name, {t: frozenset(v) for t, v in covers.items()}, now, base, tuple(deltas))
+
+
+def _hold(listing: Reading, folder: Path) -> Reading:
+    """The files of ``listing`` as hard links in ``folder`` (same names), which a compaction's
+    deletion of the originals does not reach: a long rebuild reads what it listed. ``listing``
+    itself, read in place, where a link cannot be made (a file deleted since the listing: the
+    read then fails and lists again; a filesystem without hard links)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    out: Reading = {}
+    try:
+        for table, files in listing.items():
+            (folder / table).mkdir(parents=True)
+            out[table] = []
+            for path in files:
+                os.link(path, folder / table / path.name)
+                out[table].append(folder / table / path.name)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return listing
+    return out
+
+
+def _clear_dead(folder: Path) -> None:
+    """Delete the temporary files of a projector that died: one runs at a time, so under the lock
+    every one present is a dead one's."""
+    for entry in os.scandir(folder):
+        if entry.name.startswith(".tmp-"):
+            if entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+
+
+def _prune(folder: Path) -> None:
+    """Delete replaced manifests (but the newest and those younger than :data:`KEEP_S`) and the
+    layer files no kept manifest names."""
+    now = time.time()
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    manifests = [e for e in entries if e.name.startswith("projection-") and e.name.endswith(".json")]
+    named: set[str] = set()
+    for i, entry in enumerate(manifests):
+        try:
+            young = now - entry.stat().st_mtime < KEEP_S
+            if i == len(manifests) - 1 or young:
+                body = json.loads(Path(entry.path).read_text())
+                for layer in [body["base"], *body.get("deltas", [])]:
+                    named.update(layer["files"].values())
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    for entry in entries:
+        if entry.name.endswith(".parquet") and any(entry.name.startswith(k + "-") for k in KINDS):
+            if entry.name not in named:
+                Path(entry.path).unlink(missing_ok=True)
