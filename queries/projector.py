@@ -48,6 +48,9 @@ from store import CorruptFile, MetricStoreError, Store
 from store.locks import FileLock, LockHeld
 from store.verify import sha256_prefix
 
+#: Past this many changed entities a step rebuilds everything (narrowing the events to them would
+#: copy most of the log).
+MAX_NARROWED = 1_000
 #: Deltas kept on top of the base before they are merged into one.
 MAX_DELTAS = 8
 #: Deltas holding more than this share of the base's rows (and more than FOLD_MIN_ROWS) are folded
@@ -116,7 +119,7 @@ def _step(store: Store, finder: Projections, folder: Path, listing: Reading, reb
             return latest
         return _publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
     with _Session(store, listing, folder) as s:
-        if latest is None or changed is None:
+        if latest is None or changed is None or len(changed) > MAX_NARROWED:
             s.compute(None)
             return _publish(folder, covers, s.write_layer("computed", None), [])
         s.compute(changed)
