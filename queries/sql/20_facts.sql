@@ -14,7 +14,7 @@
 -- (ms_span: type, months, ord, fiscal year) are computed once per distinct (period_start,
 -- period_end, fye), not once per event: a store has few distinct periods.
 CREATE OR REPLACE MACRO visible_events(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                       only_entities := NULL) AS TABLE
+                                       only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
 WITH e AS (
     SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye
     FROM event_log e
@@ -34,7 +34,7 @@ SELECT e.*, spans.sp.period AS period, spans.sp.ptype AS ptype, spans.sp.months 
 FROM e JOIN spans USING (period_start, period_end, fye);
 
 CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                 only_entities := NULL) AS TABLE
+                                 only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
 WITH v AS (SELECT * FROM visible_events(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
                                         only_entities := only_entities)),
 -- from every visible event, not only the series': a withdrawal counts wherever it was filed

@@ -14,7 +14,7 @@
 -- The actual facts with their aggregation (flow, per_share, stock, ratio); ptype, months, ord and fy come
 -- with each fact (computed once per distinct span, see visible_events).
 CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                     only_entities := NULL) AS TABLE
+                                     only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
 SELECT f.*, coalesce(m.aggregation, 'flow') AS aggregation, NULL::VARCHAR AS derivation
 FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric, only_entities := only_entities) f
 LEFT JOIN metrics m ON m.metric = f.metric
@@ -27,7 +27,7 @@ WHERE f.kind = 'actual';
 -- a frame RANGE BETWEEN k PRECEDING AND k PRECEDING holds the one row placed exactly k months
 -- earlier, or none.
 CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                  only_entities := NULL) AS TABLE
+                                  only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
 WITH p AS (
     SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
                                only_entities := only_entities)
