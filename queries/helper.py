@@ -30,6 +30,8 @@ from store.log import TABLES
 _READS_GROWTH = re.compile(r"\bgrowth\b", re.IGNORECASE)
 #: The session variable naming the entities a snapshot-backed ``growth`` computes from the events.
 RECOMPUTED = "metricstore_recomputed"
+#: The comparisons of the ``checks`` view (queries/sql/60_checks.sql).
+CHECKS = ("segments", "quarters", "rounding", "bound", "formula")
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
 
 
@@ -211,6 +213,20 @@ class MetricStore:
         """Each segment's share of its entity's total."""
         return self._select("share", _keys(filters), as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, period, segment")
+
+    def checks(self, entity: str | None = None, *, check: str | None = None, as_of: DateLike | None = None,
+               as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """Where the figures disagree beyond rounding: expected, actual, difference, tolerance and
+        the event ids behind them (``checks`` in queries/sql/60_checks.sql)."""
+        filters: dict[str, str] = {}
+        if entity is not None:
+            filters["entity"] = key_text(entity.lower())
+        if check is not None:
+            if check not in CHECKS:
+                raise BadArgument("check", check, f"is not one of {', '.join(CHECKS)}")
+            filters["check"] = check
+        return self._select("checks", filters, as_of=as_of, as_recorded=as_recorded,
+                            order='entity, "check", metric, segment, dims, period_end, period')
 
     def history(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:

@@ -16,7 +16,7 @@ from store import Store
 from store.log import TABLES
 
 #: Views a user queries; the rest (event_log, *_at macros) are building blocks.
-VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs")
+VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs", "checks")
 
 
 def sql_sources() -> list[tuple[str, str]]:
