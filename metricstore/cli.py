@@ -14,7 +14,7 @@ import typer
 
 from ingest.jobs import redact_url
 from metricstore.commands import demo, ingest, lineage, ops, query, scale, schedule, serve
-from metricstore.commands import checks
+from metricstore.commands import checks, formulas
 from metricstore.options import err
 from store import MetricStoreError
 
@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for area in (ingest, query, lineage, ops, scale, schedule, demo, serve, checks):
+for area in (ingest, query, lineage, ops, scale, schedule, demo, serve, checks, formulas):
     app.add_typer(area.app)   # no name: the area's commands (and groups) join the top level
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from queries.formula_sql import install as install_formulas
 from queries.live import Reading, list_live
 from store import Store
 from store.log import TABLES
@@ -69,6 +70,7 @@ def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None =
     pinned = [t for t in TABLES if pin(con, t, live.get(t, []))]
     for _name, text in sql_sources():
         con.execute(render(text, store))
+    install_formulas(con, store)    # the store's formula metrics, compiled (queries/formula_sql.py)
     for table in pinned:
         con.execute(f"RESET VARIABLE {files_variable(table)}")
 

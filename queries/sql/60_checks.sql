@@ -4,7 +4,7 @@
 -- tolerance: the most the two can differ by rounding alone. A figure written to a last digit
 -- (ms_step: 365.9 bn to 0.1 bn, 136,800 to 100, 172,883,000 to 1,000) stands for a true value
 -- within half that digit, so two sides that should be equal may differ by at most the sum of the
--- half-steps of every figure on both sides. Trailing zeros of a whole number are not taken as
+-- half-steps of every figure on both sides (ms_step, ms_tolerance: 25_formulas.sql). Trailing zeros of a whole number are not taken as
 -- significant (136,800 may be rounded to the hundred), which errs towards fewer alarms.
 --
 -- The comparisons (column `check`):
@@ -17,27 +17,6 @@
 --   formula   a formula metric computed from its inputs against the figure the company reported
 --             (see 25_formulas.sql; none when no formula is defined).
 -- check_results_at lists every comparison with `within`; `checks` only the disagreements.
-
--- A figure's last written digit in base units: from the number text it was reported as (the
--- start of as_reported; else the value's own digits), scaled as the value was. NULL for a zero
--- (no digit tells its precision) or a figure with no number text.
-CREATE OR REPLACE MACRO ms_step(value, as_reported) AS
-list_transform([regexp_extract(
-    CASE WHEN regexp_matches(coalesce(as_reported, ''), '^\s*[-+(]?[0-9]') THEN as_reported
-         WHEN value = round(value) AND abs(value) < 1e15 THEN CAST(CAST(value AS HUGEINT) AS VARCHAR)
-         ELSE CAST(value AS VARCHAR) END,
-    '^\s*[-+(]?([0-9][0-9,]*)(?:\.([0-9]+))?', ['i', 'f'])], lambda t:
-  list_transform([{'i': replace(t.i, ',', ''), 'f': t.f}], lambda n:
-    CASE WHEN value IS NULL OR value = 0 OR n.i = '' OR CAST(n.i || '.' || n.f || '0' AS DOUBLE) = 0 THEN NULL
-         ELSE (CASE WHEN n.f <> '' THEN 10.0 ** (-length(n.f))
-                    ELSE 10.0 ** (length(n.i) - length(rtrim(n.i, '0'))) END)
-              * 10.0 ** round(log10(abs(value) / CAST(n.i || '.' || n.f || '0' AS DOUBLE)))
-    END)[1])[1];
-
--- The rounding tolerance of figures whose steps are `steps`: half of each step; a figure of unknown
--- step (a zero) counts with the largest step among them (the scale its table was written in).
-CREATE OR REPLACE MACRO ms_tolerance(steps) AS
-    0.5 * coalesce(list_sum(list_transform(steps, lambda s: coalesce(s, list_max(steps)))), 0.0);
 
 CREATE OR REPLACE MACRO check_results_at(as_of, as_recorded) AS TABLE
 WITH f AS (
