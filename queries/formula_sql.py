@@ -217,5 +217,16 @@ def install(con: duckdb.DuckDBPyConnection, store: Store) -> list[tuple[str, str
     if not defs:
         return []
     sql, skipped = compile_all(defs, aggregations(store))
-    con.execute(sql)
+    try:
+        con.execute(sql)
+    except duckdb.Error:
+        # one definition DuckDB cannot bind must not take every view down: keep those that bind
+        kept: list[Definition] = []
+        for d in defs:
+            try:
+                con.execute(compile_all([*kept, d], aggregations(store))[0])
+                kept.append(d)
+            except duckdb.Error as exc:
+                skipped.append((d.metric, str(exc).splitlines()[0]))
+        con.execute(compile_all(kept, aggregations(store))[0])
     return skipped
