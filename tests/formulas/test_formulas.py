@@ -77,6 +77,11 @@ def test_selectors_fix_segments_and_units_follow_the_inputs(ingest_rows: Ingest,
     assert row["segment"] == "total" and row["unit"] == "CNY/unit" and row["qualifier"] == "exact"
     assert row["value"] == pytest.approx(6.2e9 / 136854)
     assert row["as_reported"] == "FY2024 = -(-6.2 CNY bn) / (136854 vehicles) = 45,304 CNY/unit"
+    with reading(store) as ms:
+        explained = ms.explain("xiaomi", "ev_loss_per_vehicle", "FY2024")
+    assert explained["term"].to_list() == [1, 2] and explained["value"].to_list() == [-6.2e9, 136854]
+    assert set(explained["arithmetic"]) == {row["as_reported"]}
+    assert explained["event_id"].to_list() == row["derived_from"]
 
 
 def test_a_stock_input_takes_its_value_at_the_periods_end(ingest_rows: Ingest, store: Store) -> None:
