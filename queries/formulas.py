@@ -213,9 +213,10 @@ def definitions(store: Store) -> list[Definition]:
     for r in _log(store):
         m = r["metric"]
         if m in open_:
-            old = out[open_.pop(m)]
-            out[out.index(old)] = Definition(old.metric, old.formula, old.aggregation, old.unit,
-                                             old.description, old.recorded_at, r["recorded_at"])
+            i = open_.pop(m)
+            old = out[i]
+            out[i] = Definition(old.metric, old.formula, old.aggregation, old.unit, old.description,
+                                old.recorded_at, r["recorded_at"])
         if r.get("formula"):
             open_[m] = len(out)
             out.append(Definition(m, r["formula"], r["aggregation"], r.get("unit"), r.get("description"),

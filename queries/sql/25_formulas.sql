@@ -65,12 +65,14 @@ SELECT * FROM formula_facts_empty;
 
 -- The reported facts and the formula values no reported figure of the same fact stands over.
 CREATE OR REPLACE MACRO all_facts_at(as_of, as_recorded) AS TABLE
-WITH r AS (SELECT * FROM facts_at(as_of, as_recorded))
-SELECT * FROM r
+SELECT * FROM facts_at(as_of, as_recorded)
 UNION ALL BY NAME
-SELECT c.* EXCLUDE (tolerance) FROM formula_facts_at(as_of, as_recorded) c
-WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment
-                  AND r.dims = c.dims AND r.period = c.period AND r.kind = c.kind);
+SELECT c.* EXCLUDE (tolerance)
+FROM formula_facts_at(as_of, as_recorded) c
+LEFT JOIN facts_at(as_of, as_recorded) r
+  ON r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment AND r.dims = c.dims
+ AND r.period = c.period AND r.kind = c.kind
+WHERE r.entity IS NULL;
 
 -- HOOK (formulas): the facts view and its macros of 20_facts.sql, with the formula values.
 CREATE OR REPLACE VIEW facts AS
