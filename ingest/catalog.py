@@ -23,6 +23,8 @@ class MetricDef:
     aggregation: str
     description: str = ""
     aliases: tuple[str, ...] = ()
+    formula: str | None = None      # a formula metric's expression (queries/formulas.py parses it)
+    unit: str | None = None         # the unit a formula metric's values must come out in
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,14 @@ class Catalog:
             return cat
         base = Path(root)
         for name, spec in _toml(base / "metrics.toml").items():
-            agg = spec.get("aggregation")
+            formula = spec.get("formula")
+            if formula is not None and (not isinstance(formula, str) or not formula.strip()):
+                raise CatalogError(f"{base / 'metrics.toml'}: [{name}] formula {formula!r} is not an expression")
+            # a formula's default: a quotient is a ratio, anything else a flow (as `metricstore metric`)
+            agg = spec.get("aggregation", None if formula is None else "ratio" if "/" in formula else "flow")
             if agg not in AGGREGATIONS:
                 raise CatalogError(f"{base / 'metrics.toml'}: [{name}] aggregation {agg!r} is not one of {AGGREGATIONS}")
-            m = MetricDef(name, agg, spec.get("description", ""), tuple(spec.get("aliases", ())))
+            m = MetricDef(name, agg, spec.get("description", ""), tuple(spec.get("aliases", ())), formula, spec.get("unit"))
             cat.metrics[name] = m
             for alias in m.aliases:
                 cat.aliases[alias] = name

@@ -78,22 +78,26 @@ def set_entity(store: Store, entity: EntityDef, *, source: str = "user") -> bool
 def metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred: dict[str, str]) -> None:
     """Record the definition of each metric the store has none of, and a new one where the
     catalog now defines a metric otherwise than the store's latest record (a corrected
-    aggregation takes effect from the next ingest; the old record stays in the log)."""
+    aggregation takes effect from the next ingest; the old record stays in the log). The
+    catalog's formula metrics the store has no record of are recorded too (a formula defined
+    with ``metricstore metric`` is never overridden by the catalog)."""
     held = store.read("metrics").sort_by([("recorded_at", "ascending"), ("record_id", "ascending")])
-    known = {r["metric"]: (r["aggregation"], r["description"], r["inferred"])
-             for r in held.select(["metric", "aggregation", "description", "inferred"]).to_pylist()}
-    rows: list[tuple[str, str, str | None, bool]] = []
-    for m in metrics:
+    known = {r["metric"]: (r["aggregation"], r["description"], r["inferred"], r.get("formula"), r.get("unit"))
+             for r in held.to_pylist()}
+    rows: list[tuple[str, str, str | None, bool, str | None, str | None]] = []
+    formulas = [m for m, d in catalog.metrics.items() if d.formula and m not in known and m not in metrics]
+    for m in [*metrics, *formulas]:
         if m in catalog.metrics:
             d = catalog.metrics[m]
-            if known.get(m) != (d.aggregation, d.description, False):
-                rows.append((m, d.aggregation, d.description, False))
+            if known.get(m) != (d.aggregation, d.description, False, d.formula, d.unit):
+                rows.append((m, d.aggregation, d.description, False, d.formula, d.unit))
         elif m in inferred and m not in known:
-            rows.append((m, inferred[m], None, True))
+            rows.append((m, inferred[m], None, True, None, None))
     if rows:
         store.append(pa.table({
             "metric": [r[0] for r in rows], "aggregation": [r[1] for r in rows],
             "description": [r[2] for r in rows], "inferred": [r[3] for r in rows],
+            "formula": pa.array([r[4] for r in rows], pa.string()), "unit": pa.array([r[5] for r in rows], pa.string()),
         }), table="metrics")
 
 

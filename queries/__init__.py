@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from queries.catalog import write_catalog
 from queries.errors import BadArgument, QueryError, SqlError
+from queries.formulas import define_metric
 from queries.helper import MetricStore
 from queries.views import VIEWS, install, sql_sources
 
@@ -13,6 +14,7 @@ __all__ = [
     "MetricStore",
     "QueryError",
     "SqlError",
+    "define_metric",
     "install",
     "sql_sources",
     "write_catalog",

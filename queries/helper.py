@@ -32,6 +32,8 @@ _READS_GROWTH = re.compile(r"\bgrowth\b", re.IGNORECASE)
 RECOMPUTED = "metricstore_recomputed"
 #: The session variables naming, per layer of a projection, the entities whose rows a newer layer replaces.
 HIDDEN = "metricstore_hidden_{}"
+#: The comparisons of the ``checks`` view (queries/sql/60_checks.sql).
+CHECKS = ("segments", "quarters", "rounding", "bound", "formula")
 FREQS = {"FY": ("FY",), "H": ("H",), "Q": ("Q",), "M": ("M",), "YTD": ("YTD",), "I": ("I",)}
 
 
@@ -212,6 +214,20 @@ class MetricStore:
         return self._select("share", _keys(filters), as_of=as_of, as_recorded=as_recorded,
                             order="entity, metric, period, segment")
 
+    def checks(self, entity: str | None = None, *, check: str | None = None, as_of: DateLike | None = None,
+               as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """Where the figures disagree beyond rounding: expected, actual, difference, tolerance and
+        the event ids behind them (``checks`` in queries/sql/60_checks.sql)."""
+        filters: dict[str, str] = {}
+        if entity is not None:
+            filters["entity"] = key_text(entity.lower())
+        if check is not None:
+            if check not in CHECKS:
+                raise BadArgument("check", check, f"is not one of {', '.join(CHECKS)}")
+            filters["check"] = check
+        return self._select("checks", filters, as_of=as_of, as_recorded=as_recorded,
+                            order='entity, "check", metric, segment, dims, period_end, period')
+
     def history(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
         """Every version of one fact, oldest first, and which one is current (see queries.lineage)."""
@@ -230,8 +246,20 @@ class MetricStore:
 
     def explain(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
-        """The events behind a facts or growth row, with the arithmetic of a derived value."""
-        return lineage.explain(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
+        """The events behind a facts or growth row, with the arithmetic of a derived value (of a
+        formula metric's value too: its inputs, in the formula's order)."""
+        try:
+            return lineage.explain(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of,
+                                   as_recorded=as_recorded)
+        except BadArgument:
+            terms = self.sql(f"SELECT {lineage.EXPLAIN_COLUMNS}, arithmetic FROM formula_lineage_at("
+                             "getvariable('as_of'), getvariable('as_recorded')) WHERE entity = ? AND metric = ? "
+                             "AND segment = ? AND dims = ? AND period = ? ORDER BY term",
+                             [key_text(entity.lower()), key_text(metric), key_text(segment.lower()), key_text(dims),
+                              period], as_of=as_of, as_recorded=as_recorded)
+            if terms.height == 0:
+                raise
+            return terms
 
     def series(
         self,

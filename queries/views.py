@@ -11,12 +11,13 @@ from pathlib import Path
 
 import duckdb
 
+from queries.formula_sql import install as install_formulas
 from queries.live import Reading, list_live
 from store import Store
 from store.log import TABLES
 
 #: Views a user queries; the rest (event_log, *_at macros) are building blocks.
-VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs")
+VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs", "checks")
 
 
 def sql_sources() -> list[tuple[str, str]]:
@@ -69,6 +70,7 @@ def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None =
     pinned = [t for t in TABLES if pin(con, t, live.get(t, []))]
     for _name, text in sql_sources():
         con.execute(render(text, store))
+    install_formulas(con, store)    # the store's formula metrics, compiled (queries/formula_sql.py)
     for table in pinned:
         con.execute(f"RESET VARIABLE {files_variable(table)}")
 

@@ -144,6 +144,9 @@ METRIC_SCHEMA = pa.schema(
         pa.field("aggregation", pa.string(), nullable=False),
         pa.field("description", pa.string()),
         pa.field("inferred", pa.bool_(), nullable=False),
+        # a formula metric's expression and declared unit (queries/formulas.py); NULL for a stored metric
+        pa.field("formula", pa.string()),
+        pa.field("unit", pa.string()),
         pa.field("recorded_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("commit_id", pa.string(), nullable=False),
     ]
@@ -188,6 +191,6 @@ TABLES: dict[str, Table] = {
     "events": Table(EVENT_SCHEMA, "event_id", IDENTITY_COLUMNS),
     "entities": Table(ENTITY_SCHEMA, "record_id",
                       ("entity", "name", "cik", "ticker", "fiscal_year_end_month", "fiscal_year_end", "source")),
-    "metrics": Table(METRIC_SCHEMA, "record_id", ("metric", "aggregation", "description", "inferred")),
+    "metrics": Table(METRIC_SCHEMA, "record_id", ("metric", "aggregation", "description", "inferred", "formula", "unit")),
     "runs": Table(RUN_SCHEMA, "record_id", ("run_id", "status", "finished")),
 }

@@ -17,8 +17,8 @@ PUBLIC = {
                "Unit", "canonical_dims", "detect_format", "infer_aggregation", "ingest_recorded", "ingest_file",
                "ingest_paths", "load_mapping", "mapped_format", "new_run_id", "normalise", "parse_unit", "register",
                "set_entity"},
-    "queries": {"VIEWS", "BadArgument", "MetricStore", "QueryError", "SqlError", "install", "sql_sources",
-                "write_catalog"},
+    "queries": {"VIEWS", "BadArgument", "MetricStore", "QueryError", "SqlError", "define_metric", "install",
+                "sql_sources", "write_catalog"},
     "metricstore": {"__version__"},
 }
 

@@ -63,6 +63,7 @@ SELECT entity, metric, segment, dims, period, period_start, period_end, kind, va
 FROM ranked
 WHERE rank = 1 AND op = 'assert';
 
+-- HOOK (formulas): 25_formulas.sql recreates this view and the two macros below with the formula values.
 CREATE OR REPLACE VIEW facts AS
 SELECT * EXCLUDE (fye, ptype, months, ord, fy) FROM facts_at(getvariable('as_of'), getvariable('as_recorded'));
 

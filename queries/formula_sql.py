@@ -1,0 +1,232 @@
+"""Formula metrics compiled to SQL: ``formula_facts_at(as_of, as_recorded)`` over the store's definitions.
+
+Each version of each definition (queries.formulas) becomes one SELECT over ``facts_at`` (the
+reported facts, point in time), joined input by input; the versions are stacked with a guard on
+``as_recorded`` so that a redefinition is seen only from the time it was recorded. The macro
+replaces the empty one of ``queries/sql/25_formulas.sql`` on the connection the views live on.
+Only names the store chose and literals quoted here reach the SQL text; nothing is evaluated in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from queries.errors import BadArgument
+from queries.formulas import Definition, Node, Num, Op, Ref, aggregations, definitions, expand, formulas_of, refs, text
+from store import Store
+
+#: The columns a formula row has: the facts view's, and the tolerance of the computed value.
+COLUMNS = ("entity", "metric", "segment", "dims", "period", "period_start", "period_end", "kind", "value",
+           "value_high", "unit", "qualifier", "authority", "reported_at", "recorded_at", "source",
+           "source_ref", "as_reported", "event_id", "derived", "derived_from", "fye", "ptype", "months",
+           "ord", "fy", "tolerance")
+
+
+def lit(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Query:
+    """The SQL of one definition version: an alias per input, and the expressions over them."""
+
+    def __init__(self, tree: Node, agg: dict[str, str]) -> None:
+        self.tree = tree
+        self.inputs = refs(tree)
+        self.alias = {r: f"i{k}" for k, r in enumerate(self.inputs)}
+        stock = [agg.get(r.metric) == "stock" for r in self.inputs]
+        self.anchor = next((r for r, s in zip(self.inputs, stock, strict=True) if not s), self.inputs[0])
+        self.anchor_stock = agg.get(self.anchor.metric) == "stock"
+        self.stock = {r: s for r, s in zip(self.inputs, stock, strict=True)}
+
+    # -- the expressions, node by node ------------------------------------------------------
+    def value(self, n: Node) -> str:
+        if isinstance(n, Ref):
+            return f"{self.alias[n]}.value"
+        if isinstance(n, Num):
+            return repr(float(n.value))
+        a = [self.value(x) for x in n.args]
+        if n.op == "neg":
+            return f"(-{a[0]})"
+        if n.op == "abs":
+            return f"abs({a[0]})"
+        if n.op == "/":
+            return f"({a[0]} / CASE WHEN {a[1]} = 0 THEN NULL ELSE {a[1]} END)"
+        return f"({a[0]} {n.op} {a[1]})"
+
+    def unit(self, n: Node) -> str:
+        if isinstance(n, Ref):
+            return f"{self.alias[n]}.unit"
+        if isinstance(n, Num):
+            return "NULL::VARCHAR"
+        a = [self.unit(x) for x in n.args]
+        if n.op in ("neg", "abs"):
+            return a[0]
+        return {"+": "ms_unit_same", "-": "ms_unit_same", "*": "ms_unit_mul", "/": "ms_unit_div"}[n.op] + f"({a[0]}, {a[1]})"
+
+    def reasons(self, n: Node) -> list[str]:
+        """Why a value is NULL: a division by zero, a sum of different units."""
+        if not isinstance(n, Op):
+            return []
+        out = [r for x in n.args for r in self.reasons(x)]
+        if n.op == "/":
+            out.append(f"CASE WHEN {self.value(n.args[1])} = 0 THEN {lit('division by zero: ' + text(n.args[1]) + ' is 0')} END")
+        if n.op in ("+", "-"):
+            lu, ru = self.unit(n.args[0]), self.unit(n.args[1])
+            out.append(f"CASE WHEN {lu} <> {ru} THEN 'units differ: ' || {lu} || ' {n.op} ' || {ru} END")
+        return out
+
+    def error(self, n: Node) -> str:
+        """The most the computed value can be off by the inputs' rounding (first order)."""
+        if isinstance(n, Ref):
+            return f"(0.5 * coalesce({self.alias[n]}.step, 0))"
+        if isinstance(n, Num):
+            return "0.0"
+        e = [self.error(x) for x in n.args]
+        if n.op in ("neg", "abs"):
+            return e[0]
+        if n.op in ("+", "-"):
+            return f"({e[0]} + {e[1]})"
+        v = [self.value(x) for x in n.args]
+        if n.op == "*":
+            return f"(abs({v[1]}) * {e[0]} + abs({v[0]}) * {e[1]} + {e[0]} * {e[1]})"
+        return f"(({e[0]} * abs({v[1]}) + abs({v[0]}) * {e[1]}) / ({v[1]} * {v[1]}))"
+
+    def arithmetic(self, n: Node) -> str:
+        """The expression with the inputs' figures as reported: ``-(-6.2 CNY bn) / (136854 units)``."""
+        if isinstance(n, Ref):
+            x = self.alias[n]
+            return f"'(' || coalesce({x}.as_reported, CAST({x}.value AS VARCHAR)) || ')'"
+        if isinstance(n, Num):
+            return lit(f"{n.value:g}")
+        a = [self.arithmetic(x) for x in n.args]
+        if n.op == "neg":
+            return f"'-' || {a[0]}"
+        if n.op == "abs":
+            return f"'abs(' || {a[0]} || ')'"
+        wrap = [f"'(' || {s} || ')'" if isinstance(x, Op) and x.op in "+-*/" else s for s, x in zip(a, n.args, strict=True)]
+        return f"{wrap[0]} || ' {n.op} ' || {wrap[1]}"
+
+    # -- the query --------------------------------------------------------------------------
+    def where(self) -> list[str]:
+        a = self.alias[self.anchor]
+        conds: list[str] = []
+        for r in self.inputs:
+            x = self.alias[r]
+            conds.append(f"{x}.metric = {lit(r.metric)}")
+            if r.segment is not None:
+                conds.append(f"{x}.segment = {lit(r.segment)}")
+            if r.dims is not None:
+                conds.append(f"{x}.dims = {lit(r.dims)}")
+            if r == self.anchor:
+                continue
+            conds.append(f"{x}.entity = {a}.entity")
+            if self.stock[r] and not self.anchor_stock:     # a stock at the period's end
+                conds.append(f"{x}.ptype = 'I' AND {x}.ord = {a}.ord")
+            else:
+                conds.append(f"{x}.period = {a}.period")
+        for column in ("segment", "dims"):
+            free = [self.alias[r] for r in self.inputs if getattr(r, column) is None]
+            conds += [f"{x}.{column} = {free[0]}.{column}" for x in free[1:]]
+        return conds
+
+    def select(self, d: Definition, guard: str) -> str:
+        a = self.alias[self.anchor]
+        free_seg = next((self.alias[r] for r in self.inputs if r.segment is None), None)
+        free_dims = next((self.alias[r] for r in self.inputs if r.dims is None), None)
+        aliases = [self.alias[r] for r in self.inputs]
+        reasons = self.reasons(self.tree)
+        reason = f"nullif(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "NULL::VARCHAR"
+        inferred = self.unit(self.tree)
+        if d.unit:   # a declared unit: the inputs' must agree with it
+            reason = (f"coalesce({reason}, CASE WHEN {inferred} <> {lit(d.unit)} THEN 'the inputs give ' || {inferred} "
+                      f"|| ', not the declared {d.unit}' END)")
+        unit = f"coalesce({inferred}, {lit(d.unit) if d.unit else 'NULL::VARCHAR'}, 'ratio')"
+
+        def latest(column: str) -> str:
+            cols = [f"{x}.{column}" for x in aliases]
+            return f"greatest({', '.join(cols)})" if len(cols) > 1 else cols[0]
+        return f"""
+    SELECT entity, {lit(d.metric)} AS metric, segment, dims, period, period_start, period_end, 'actual' AS kind,
+           CASE WHEN reason IS NULL THEN v END AS value, NULL::DOUBLE AS value_high, unit, qualifier,
+           NULL::VARCHAR AS authority, reported_at, recorded_at, 'formula' AS source, {lit(d.formula)} AS source_ref,
+           CASE WHEN reason IS NULL THEN period || ' = ' || arith || ' = ' || ms_fmt_result(v) || ' ' || unit
+                ELSE period || ': NULL (' || reason || ')' END AS as_reported,
+           NULL::VARCHAR AS event_id, true AS derived, derived_from, fye, ptype, months, ord, fy,
+           CASE WHEN reason IS NULL THEN tolerance END AS tolerance
+    FROM (
+        SELECT {a}.entity, {f'{free_seg}.segment' if free_seg else "'total'"} AS segment,
+               {f'{free_dims}.dims' if free_dims else "''"} AS dims,
+               {a}.period, {a}.period_start, {a}.period_end, {a}.fye, {a}.ptype, {a}.months, {a}.ord, {a}.fy,
+               {self.value(self.tree)} AS v, {unit} AS unit, {reason} AS reason,
+               CASE WHEN {' AND '.join(f"{x}.qualifier = 'exact'" for x in aliases)} THEN 'exact' ELSE 'approx' END AS qualifier,
+               {latest('reported_at')} AS reported_at, {latest('recorded_at')} AS recorded_at,
+               [{', '.join(f'{x}.event_id' for x in aliases)}] AS derived_from,
+               {self.arithmetic(self.tree)} AS arith, {self.error(self.tree)} AS tolerance
+        FROM {', '.join(f'f AS {x}' for x in aliases)}
+        WHERE {' AND '.join(self.where())} AND {guard}
+    )"""
+
+
+def _ts(t: dt.datetime) -> str:
+    return f"TIMESTAMPTZ {lit(t.astimezone(dt.UTC).isoformat())}"
+
+
+def guard(d: Definition) -> str:
+    """The system times a version answers for: from its recording to the next version's."""
+    rec = "CAST(as_recorded AS TIMESTAMPTZ)"
+    since = f"{rec} >= {_ts(d.recorded_at)}"
+    if d.until is None:
+        return f"(as_recorded IS NULL OR {since})"
+    return f"(as_recorded IS NOT NULL AND {since} AND {rec} < {_ts(d.until)})"
+
+
+EMPTY = "SELECT * FROM formula_facts_empty"
+
+
+def compile_all(defs: list[Definition], agg: dict[str, str]) -> tuple[str, list[tuple[str, str]]]:
+    """``CREATE OR REPLACE MACRO formula_facts_at`` over every definition version; the versions
+    that do not compile (a cycle through a later redefinition) with their reason."""
+    parts: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for d in defs:
+        try:
+            tree = expand(d.metric, {**formulas_of(defs, None if d.until is None else d.recorded_at), d.metric: d.formula})
+        except BadArgument as exc:
+            skipped.append((d.metric, str(exc)))
+            continue
+        if not refs(tree):
+            skipped.append((d.metric, "uses no metric"))
+            continue
+        parts.append(_Query(tree, agg).select(d, guard(d)))
+    body = "\n    UNION ALL BY NAME".join([EMPTY, *parts])
+    sql = f"""CREATE OR REPLACE MACRO formula_facts_at(as_of, as_recorded) AS TABLE
+WITH f AS (
+    SELECT *, ms_step(value, as_reported) AS step FROM facts_at(as_of, as_recorded) WHERE kind = 'actual'
+)
+{body}"""
+    return sql, skipped
+
+
+def install(con: duckdb.DuckDBPyConnection, store: Store) -> list[tuple[str, str]]:
+    """Replace ``formula_facts_at`` on ``con`` with the store's formula definitions compiled to SQL
+    (nothing to do for a store without any); returns the versions left out, with their reason."""
+    defs = definitions(store)
+    if not defs:
+        return []
+    sql, skipped = compile_all(defs, aggregations(store))
+    try:
+        con.execute(sql)
+    except duckdb.Error:
+        # one definition DuckDB cannot bind must not take every view down: keep those that bind
+        kept: list[Definition] = []
+        for d in defs:
+            try:
+                con.execute(compile_all([*kept, d], aggregations(store))[0])
+                kept.append(d)
+            except duckdb.Error as exc:
+                skipped.append((d.metric, str(exc).splitlines()[0]))
+        con.execute(compile_all(kept, aggregations(store))[0])
+    return skipped

@@ -1,0 +1,20 @@
+-- The events behind a formula value, shaped as lineage_at's rows (55_lineage.sql): one 'value term'
+-- row per input in the formula's order, the formula in `derivation` and the arithmetic with the
+-- inputs' figures in `arithmetic` (`metricstore explain` on a formula metric).
+CREATE OR REPLACE MACRO formula_lineage_at(as_of, as_recorded) AS TABLE
+WITH c AS (
+    SELECT c.* FROM formula_facts_at(as_of, as_recorded) c
+    -- a reported figure stands: its lineage is the reported event's
+    WHERE NOT EXISTS (SELECT 1 FROM facts_at(as_of, as_recorded) r
+                      WHERE r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment
+                        AND r.dims = c.dims AND r.period = c.period AND r.kind = c.kind)
+),
+terms AS (
+    SELECT c.*, t.i AS term FROM c, LATERAL (SELECT unnest(range(1, len(c.derived_from) + 1)) AS i) t
+)
+SELECT t.entity, t.metric, t.segment, t.dims, t.period, 'value term' AS role, t.period AS of_period, t.term,
+       e.period AS event_period, e.value, e.unit, e.qualifier, e.authority, e.reported_at, e.recorded_at,
+       e.source, e.source_ref, e.as_reported, e.note, e.commit_id, e.run_id, e.event_id,
+       t.source_ref AS derivation, t.as_reported AS arithmetic
+FROM terms t
+JOIN lineage_events(as_of, as_recorded) e ON e.event_id = t.derived_from[t.term];
