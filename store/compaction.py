@@ -303,6 +303,7 @@ def _merge(store: Log, table: str, sources: list[Path],
         con.execute("SET preserve_insertion_order = true")
         n = con.sql("SELECT count(*) FROM read_parquet(?, union_by_name = true)",
                     params=[[str(p) for p in sources]]).fetchall()[0][0]
+        cols = _columns(con, sources, schema)
         meta["metricstore.rows"] = str(n)
         # DuckDB sorts (spilling to _tmp past its memory limit) and streams the rows; pyarrow writes
         # them, with the options of every commit: DuckDB's COPY cannot write page checksums
@@ -339,6 +340,14 @@ def _merge(store: Log, table: str, sources: list[Path],
             raise StoreBusy(store.root, lock_timeout_s) from exc
         raise
     return commit_id, path, n
+
+
+def _columns(con: duckdb.DuckDBPyConnection, sources: list[Path], schema: pa.Schema) -> str:
+    """The select list of a merge: the table's columns, NULL for one no source has (files written
+    before the column was added)."""
+    held = {r[0] for r in con.sql("DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)",
+                                  params=[[str(p) for p in sources]]).fetchall()}
+    return ", ".join(f'"{f.name}"' if f.name in held else f'NULL AS "{f.name}"' for f in schema)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
