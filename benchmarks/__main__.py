@@ -1,4 +1,4 @@
-"""``python -m benchmarks --size 1M|10M|all [--only bulk|appends]``: run the suite (or one group of it),
+"""``python -m benchmarks --size 1M|10M|all [--only bulk|appends|projections]``: run the suite (or one group of it),
 write BENCHMARKS.md and benchmarks/results.json."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from benchmarks.report import write_markdown
-from benchmarks.run import ONLY, ROOT, add_ratios, log, run_size
+from benchmarks.run import ONLY, ROOT, SMALL_COMMITS, add_ratios, log, run_size
 
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 
@@ -30,8 +30,12 @@ def main() -> None:
     ap.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--no-peers", action="store_true", help="only this store and the limit")
     ap.add_argument("--only", choices=sorted(ONLY), default=None,
-                    help="only the bulk ingests (Arrow and CSV) or the single appends: their records are "
-                         "replaced, the others kept")
+                    help="only the bulk ingests (Arrow and CSV), the single appends, or the projection "
+                         "scenarios with the queries they serve: their records are replaced, the others kept")
+    ap.add_argument("--small-commits", type=int, default=SMALL_COMMITS,
+                    help=f"single-event commits before series_after_small_commits, and at most this many in "
+                         f"small_append_projected (default {SMALL_COMMITS:,}; fewer while developing: a "
+                         f"projection that recomputes everything takes long per commit)")
     args = ap.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="metricstore-bench-"))
     out = Path(args.out)
@@ -43,7 +47,8 @@ def main() -> None:
     try:
         for size in sizes:
             fresh: list[dict[str, object]] = []
-            run_size(size, work / str(size), fresh, peers=not args.no_peers, only=args.only)
+            run_size(size, work / str(size), fresh, peers=not args.no_peers, only=args.only,
+                     commits=args.small_commits)
             results.extend(fresh)
             add_ratios(results)
             out.write_text(json.dumps(results, indent=1) + "\n")

@@ -13,15 +13,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
+from benchmarks import projections
 from benchmarks.data import Shape, batches
-from benchmarks.report import machine
+from benchmarks.report import QUERY_SCENARIOS, machine
 from benchmarks.systems import AS_OF, copy_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ RUN = _run_label()
 BULK_SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv")
 #: ``--only GROUP``: the scenarios each group measures (their records are replaced, the rest kept).
 #: ``appends`` ingests each system's store once, unmeasured, then measures its single appends.
-ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",)}
+ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",), "projections": projections.SCENARIOS}
 
 
 def log(msg: str) -> None:
@@ -116,7 +116,7 @@ def generate(size: int, work: Path) -> tuple[Path, Path, Path, int]:
 
 
 def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: bool = True,
-             only: str | None = None) -> None:
+             only: str | None = None, commits: int = SMALL_COMMITS) -> None:
     big = size >= BIG
     shape = Shape.of(size)
     work.mkdir(parents=True, exist_ok=True)
@@ -124,6 +124,13 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     src, sorted_file, csv_path, n = generate(size, work)
     systems = SYSTEMS if peers else ("limit", "metricstore")
     stores: dict[str, Path] = {}
+    proj = projections.Run(results, size, work, shape, src, sorted_file, n, commits, SNAPSHOT_MEMORY, worker,
+                           record, log, big)
+
+    if only == "projections":
+        projections.run_group(proj, lambda paths, names: _queries(results, size, shape, paths, names),
+                              appends=min(1000, commits))
+        return
 
     if only == "appends":   # each store ingested once, unmeasured
         for system in systems:
@@ -164,81 +171,47 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     if only == "bulk":
         return
 
-    # the store as ingested, before any maintenance: the base of the small-commit scenarios
+    # the store as ingested, before any projection: the base of the small-commit scenarios
     base = work / "base-metricstore"
     copy_tree(stores["metricstore"], base)
-    # maintenance (what `metricstore compact` ends with): the snapshot of the current growth view
-    refreshes = [worker({"task": "snapshot", "system": "metricstore", "path": str(stores["metricstore"])},
-                        {"METRICSTORE_MEMORY_LIMIT": SNAPSHOT_MEMORY}) for _ in range(1 if big else 3)]
-    record(results, "snapshot_refresh", size, "metricstore",
-           {"times": [t for o in refreshes for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in refreshes)})
+    # the bulk ingest with its projection, the projection's bytes and a full rebuild (which stands
+    # where the snapshot refresh, the maintenance step, stood)
+    projected = projections.ingest_projected(proj)
+    at = dt.datetime.now(dt.UTC)
+    base_projected = work / "base-projected"
+    copy_tree(projected, base_projected)
 
     # 3-5. queries: one series, the whole view, each now and as of a past date. `metricstore` reads
-    # the snapshot (current and as_of answers alike, where it provably is the view's answer);
-    # `metricstore-computed` computes every answer from the events (METRICSTORE_SNAPSHOTS=0), as a
-    # store without maintenance does. A series now and as of a date run back to back, before the
-    # whole view computed from the events (9 GB at 10 M) evicts the page cache: their ratio is a target
-    paths = {**stores, "limit": sorted_file, "metricstore-computed": stores["metricstore"]}
-
-    def query(task: str, system: str, as_of: dt.date | None, repeats: int) -> dict[str, Any] | None:
-        computed = system == "metricstore-computed"
-        try:
-            return worker({"task": task, "system": "metricstore" if computed else system,
-                           "path": str(paths[system]),
-                           "entity": shape.probe_entity, "as_of": as_of.isoformat() if as_of else None,
-                           "repeats": repeats, "env": {"METRICSTORE_SNAPSHOTS": "0"} if computed else {}})
-        except RuntimeError as exc:
-            if system in ("limit", "metricstore", "metricstore-computed"):
-                raise
-            log(f"{task} {system}: not measured ({str(exc).splitlines()[-1][:200]})")
-            return None
-
-    # one series, now and as of a date: SERIES_ROUNDS processes each, the scenarios and systems
-    # taking turns, their calls pooled (a process's median of a few-ms query moves by 10-20 %
-    # from one process to the next: one process each made the as-of ratio a draw of that jitter)
-    pooled: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for _ in range(SERIES_ROUNDS):
-        for scenario, as_of in (("series_growth", None), ("series_as_of", AS_OF)):
-            for system in (*systems, "metricstore-computed"):
-                if (out := query("series", system, as_of, SERIES_REPEATS)) is not None:
-                    pooled.setdefault((scenario, system), []).append(out)
-    for (scenario, system), outs in pooled.items():
-        record(results, scenario, size, system,
-               {"times": [t for o in outs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in outs)},
-               rows=outs[0]["rows"])
-    for scenario, as_of in (("all_growth", None), ("all_as_of", AS_OF)):
-        for system in (*systems, "metricstore-computed"):
-            if (out := query("all", system, as_of, 3)) is not None:
-                record(results, scenario, size, system, out, rows=out["rows"])
-
+    # the projections; `metricstore-computed` computes every answer from the events
+    # (METRICSTORE_SNAPSHOTS=0). A series now and as of a date run back to back, before the whole
+    # view computed from the events (9 GB at 10 M) evicts the page cache: their ratio is a target
+    paths = {**stores, "limit": sorted_file, "limit-polars": sorted_file, "metricstore": projected,
+             "metricstore-computed": projected}
+    _queries(results, size, shape, paths, (*systems, "limit-polars", "metricstore-computed"))
+    projections.rebuild(proj, projected)
+    projections.catalog(proj, projected, rounds=SERIES_ROUNDS, repeats=SERIES_REPEATS)
+    projections.appends_projected(proj, projected, min(1000, commits), rounds=APPEND_ROUNDS)
+    projections.as_recorded(proj, projected, at, rounds=SERIES_ROUNDS, repeats=SERIES_REPEATS)
     _appends(results, size, work, systems, stores)
 
-    # 6. one series after 10,000 small commits: automatic compaction, none, and compacted
-    auto = work / "commits-auto"
-    copy_tree(base, auto)
-    out = worker({"task": "appends", "system": "metricstore", "path": str(auto), "count": SMALL_COMMITS,
-                  "restate": True, "entities": shape.entities})
-    log(f"10,000 commits with automatic compaction: median append {statistics.median(out['times']) * 1e3:.2f} ms, "
-        f"{len(list((auto / 'events').glob('*.parquet')))} files after")
-    time.sleep(2)
+    # 6. one series after 10,000 small commits: each projected (the target), and with neither
+    # projection nor compaction, then compacted
+    projections.small_commits(proj, base_projected)
     q = {"task": "series", "system": "metricstore", "entity": shape.probe_entity, "repeats": 20}
-    record(results, "series_after_small_commits", size, "metricstore", worker({**q, "path": str(auto)}),
-           files=len(list((auto / "events").glob("*.parquet"))), compaction="automatic")
     none = work / "commits-none"
     copy_tree(base, none)
-    worker({"task": "appends", "system": "metricstore", "path": str(none), "count": SMALL_COMMITS, "restate": True,
+    worker({"task": "appends", "system": "metricstore", "path": str(none), "count": commits, "restate": True,
             "entities": shape.entities, "env": {"METRICSTORE_AUTO_COMPACT": "0"}})
     record(results, "series_after_small_commits", size, "metricstore-uncompacted", worker({**q, "path": str(none)}),
            files=len(list((none / "events").glob("*.parquet"))), compaction="none")
     compacted = worker({"task": "compact", "system": "metricstore", "path": str(none)})
-    log(f"full compaction of {SMALL_COMMITS:,} commits + {size:,} events: {compacted['times'][0]:.2f}s")
+    log(f"full compaction of {commits:,} commits + {size:,} events: {compacted['times'][0]:.2f}s")
     record(results, "series_after_small_commits_compacted", size, "metricstore", worker({**q, "path": str(none)}),
            files=len(list((none / "events").glob("*.parquet"))), compaction="full")
-    lim = worker({"task": "series", "system": "limit", "path": str(sorted_file), "entity": shape.probe_entity,
-                  "repeats": 20})
-    for scenario in ("series_after_small_commits", "series_after_small_commits_compacted"):
-        record(results, scenario, size, "limit", lim)
-    for p in (auto, none, base):
+    for system in projections.QUERY_LIMITS:
+        record(results, "series_after_small_commits_compacted", size, system,
+               worker({**q, "system": system, "path": str(sorted_file)}))
+    for p in (none, base, base_projected):
         shutil.rmtree(p, ignore_errors=True)
 
 
@@ -260,8 +233,55 @@ def _appends(results: list[dict[str, Any]], size: int, work: Path, systems: tupl
                 "peak_rss_mb": max(o["peak_rss_mb"] for o in rounds[system])})
 
 
+def _queries(results: list[dict[str, Any]], size: int, shape: Shape, paths: dict[str, Path],
+             systems: tuple[str, ...]) -> None:
+    """One series and the whole view, now and as of a date, on each of ``systems`` (read from ``paths``)."""
+
+    def query(task: str, system: str, as_of: dt.date | None, repeats: int) -> dict[str, Any] | None:
+        computed = system == "metricstore-computed"
+        try:
+            return worker({"task": task, "system": "metricstore" if computed else system,
+                           "path": str(paths[system]),
+                           "entity": shape.probe_entity, "as_of": as_of.isoformat() if as_of else None,
+                           "repeats": repeats, "env": {"METRICSTORE_SNAPSHOTS": "0"} if computed else {}})
+        except RuntimeError as exc:
+            if system in ("limit", "limit-polars", "metricstore", "metricstore-computed"):
+                raise
+            log(f"{task} {system}: not measured ({str(exc).splitlines()[-1][:200]})")
+            return None
+
+    # one series, now and as of a date: SERIES_ROUNDS processes each, the scenarios and systems
+    # taking turns, their calls pooled (a process's median of a few-ms query moves by 10-20 %
+    # from one process to the next: one process each made the as-of ratio a draw of that jitter)
+    pooled: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for _ in range(SERIES_ROUNDS):
+        for scenario, as_of in (("series_growth", None), ("series_as_of", AS_OF)):
+            for system in systems:
+                if (out := query("series", system, as_of, SERIES_REPEATS)) is not None:
+                    pooled.setdefault((scenario, system), []).append(out)
+    for (scenario, system), outs in pooled.items():
+        record(results, scenario, size, system,
+               {"times": [t for o in outs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in outs)},
+               rows=outs[0]["rows"])
+    for scenario, as_of in (("all_growth", None), ("all_as_of", AS_OF)):
+        for system in systems:
+            if (out := query("all", system, as_of, 3)) is not None:
+                record(results, scenario, size, system, out, rows=out["rows"])
+
+
 def add_ratios(results: list[dict[str, Any]]) -> None:
-    limits = {(r["scenario"], r["size"]): r["median_s"] for r in results if r["system"] == "limit"}
+    """Each timed record's median over its baseline's: the limit's, or for a query scenario the
+    faster of ``limit`` and ``limit-polars`` (named in ``baseline``)."""
+    limits: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in results:
-        lim = limits.get((r["scenario"], r["size"]))
-        r["ratio_to_limit"] = round(r["median_s"] / lim, 3) if lim else None
+        if r["system"] in projections.QUERY_LIMITS and r.get("median_s") is not None:
+            limits.setdefault((r["scenario"], r["size"]), []).append(r)
+    for r in results:
+        if r.get("median_s") is None:       # not a time (projection_bytes carries its own ratio)
+            continue
+        names = projections.QUERY_LIMITS if r["scenario"] in QUERY_SCENARIOS else ("limit",)
+        cands = [c for c in limits.get((r["scenario"], r["size"]), []) if c["system"] in names]
+        best = min(cands, key=lambda c: c["median_s"], default=None)
+        r["ratio_to_limit"] = round(r["median_s"] / best["median_s"], 3) if best and best["median_s"] else None
+        if r["scenario"] in QUERY_SCENARIOS:
+            r["baseline"] = best["system"] if best else None

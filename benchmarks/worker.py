@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import projections
 from benchmarks import systems as sy
+from benchmarks.limit_polars import LimitPolars
 
 
 def _peak_rss_mb() -> float:
@@ -71,8 +73,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         return {"times": [time.perf_counter() - t]}
     if task in ("series", "all"):
         path = Path(spec["path"])
-        q = {"limit": sy.Limit, "metricstore": sy.MetricStoreSystem, "deltalake": sy.DeltaSystem,
-             "arcticdb": sy.ArcticSystem}[system](path)
+        systems: dict[str, Any] = {"limit": sy.Limit, "limit-polars": LimitPolars, "metricstore": sy.MetricStoreSystem,
+             "deltalake": sy.DeltaSystem, "arcticdb": sy.ArcticSystem}
+        q = systems[system](path)
         if task == "series":
             fn = lambda: q.series(spec["entity"], as_of)  # noqa: E731
         else:
@@ -103,6 +106,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         t = time.perf_counter()
         refresh(Store(spec["path"]))
         return {"times": [time.perf_counter() - t]}
+    if task in projections.TASKS:
+        return projections.run_task(spec, _timed, SERIES_WARMUP)
     if task == "compact":
         from store import Store
         from store.compaction import compact

@@ -1,0 +1,312 @@
+"""The projection scenarios: the read side kept up to date with the log, and what that costs.
+
+``python -m benchmarks --only projections`` runs them alone (with the query scenarios they
+change); a whole run runs them in its course. The projection step is
+``queries.projector.project(store)`` (``rebuild=True`` for a full rebuild); where that module does
+not exist, the growth snapshot's ``queries.snapshot.refresh(store)`` stands in for both (a whole
+recompute each time: the records name which one ran, in ``projector``).
+
+Scenarios (record names) and their baselines (the limit's records under the same name):
+
+- ``bulk_ingest_projected``: a bulk ingest plus its projection, against the limit's bulk write
+  plus its whole-view query, in one process each; ``projection_bytes``: the projection files'
+  bytes over the events' (no time: ``projection_bytes`` and ``events_bytes``).
+- ``projection_rebuild``: a full rebuild, against the limit's whole-view query (``all_growth``).
+- ``catalog_series_growth``, ``catalog_all_growth``: the growth of one series and of the whole
+  view through the catalog file, in a process that opens it with ``duckdb.connect(path,
+  read_only=True)`` and runs its init script, as a data team would; against the limits' queries.
+- ``series_as_recorded``, ``all_as_recorded``: ``as_recorded`` answers at a time between the bulk
+  ingest and the appends after it, against the limits' plain (current) queries.
+- ``small_append_projected``: one event appended and projected, until a reader opened afterwards
+  sees it (the time is the append plus the projection; a new reader then checks the last event),
+  against the raw one-row write.
+- ``series_after_small_commits``: one series' growth after single-event commits, each followed by
+  the projection step as a writer runs it, with no maintenance run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import systems as sy
+from benchmarks.data import Shape
+
+try:
+    from queries.projector import project as _projector
+except ImportError:     # not built yet: the growth snapshot's whole recompute stands in
+    _projector = None
+
+PROJECTOR = "queries.projector" if _projector is not None else "queries.snapshot.refresh (stand-in)"
+#: The limits a query scenario's ratio is taken against (the faster of the two: benchmarks.run.add_ratios).
+QUERY_LIMITS = ("limit", "limit-polars")
+#: What ``--only projections`` measures: its records are replaced, the others kept.
+SCENARIOS = ("bulk_ingest_projected", "projection_bytes", "projection_rebuild", "series_growth", "series_as_of",
+             "all_growth", "all_as_of", "catalog_series_growth", "catalog_all_growth", "series_as_recorded",
+             "all_as_recorded", "small_append_projected", "series_after_small_commits")
+#: Worker tasks of this module (benchmarks.worker hands them to :func:`run_task`).
+TASKS = ("bulk_projected", "project", "appends_projected", "catalog", "recorded")
+#: Rounds of the projected bulk ingest (the systems taking turns) and of the full rebuild (below BIG).
+INGEST_ROUNDS = 3
+REBUILD_ROUNDS = 3
+#: The log's own folders in a store: every other folder of it holds what the read side keeps.
+NOT_PROJECTIONS = frozenset({"events", "entities", "metrics", "runs", "_tmp", "_lock", "_compaction", "_damaged"})
+
+
+def project(store: Any, *, rebuild: bool = False) -> object | None:
+    """The projection step: the projector's, or the snapshot refresh standing in for it."""
+    if _projector is not None:
+        done: object | None = _projector(store, rebuild=True) if rebuild else _projector(store)
+        return done
+    from queries.snapshot import refresh
+    return refresh(store)
+
+
+def projection_env(memory: str) -> dict[str, str]:
+    """The stand-in needs ``memory`` of DuckDB (as the snapshot refresh did); the projector runs
+    with the defaults (its rebuild's peak RSS is a target)."""
+    return {} if _projector is not None else {"METRICSTORE_MEMORY_LIMIT": memory}
+
+
+# -- the worker's side: one task in its own process --------------------------------------------------
+Timed = Callable[..., list[float]]
+
+
+def run_task(spec: dict[str, Any], timed: Timed, warmup: int) -> dict[str, Any]:
+    from store import Store
+    task, system = spec["task"], spec["system"]
+    if task == "bulk_projected":
+        src, dest = Path(spec["src"]), Path(spec["dest"])
+        if system == "limit":
+            dest.mkdir(parents=True)
+            limit = sy.Limit(Path(spec["sorted"]))
+            os.sync()
+            t = time.perf_counter()
+            sy.bulk_limit(src, dest)
+            rows = limit.all()
+            return {"times": [time.perf_counter() - t], "rows": rows}
+        import ingest  # noqa: F401  (imports are not the ingest's cost)
+        import queries  # noqa: F401
+        os.sync()
+        t = time.perf_counter()
+        sy.bulk_metricstore(src, dest)
+        project(Store(dest))
+        return {"times": [time.perf_counter() - t]}
+    if task == "project":
+        store = Store(spec["path"])
+        t = time.perf_counter()
+        project(store, rebuild=spec.get("rebuild", False))
+        return {"times": [time.perf_counter() - t]}
+    if task == "appends_projected":
+        return _appends_projected(spec)
+    if task == "catalog":
+        return _catalog(spec, timed, warmup)
+    if task == "recorded":
+        from queries import MetricStore
+        ms, t_rec = MetricStore(Path(spec["path"])), dt.datetime.fromisoformat(spec["as_recorded"])
+        if spec["query"] == "series":
+            fn: Callable[[], int] = lambda: ms.series(spec["entity"], sy.SERIES_METRIC, as_recorded=t_rec).height
+        else:
+            fn = lambda: int(ms.sql(sy.DIGEST.format(q="SELECT * FROM growth"), as_recorded=t_rec)[0, 0])
+        return {"times": timed(fn, spec["repeats"], warmup=warmup if spec["query"] == "series" else 1), "rows": fn()}
+    raise SystemExit(f"unknown task {task!r}")
+
+
+def _appends_projected(spec: dict[str, Any]) -> dict[str, Any]:
+    """Single-event commits, each followed by the projection step, timed together; then a reader
+    opened afterwards must find the last one (else the task fails)."""
+    from queries import MetricStore
+    from store import Store
+    root = Path(spec["path"])
+    store = Store(root)
+    first = spec.get("first", 0)
+    restate = spec.get("restate", False)
+    events = [sy.restatement(first + i, spec["entities"]) if restate else sy.one_event(first + i)
+              for i in range(spec["count"])]
+    os.sync()
+    times = []
+    for e in events:
+        t = time.perf_counter()
+        store.append(e)
+        project(store)
+        times.append(time.perf_counter() - t)
+    last = events[-1].to_pylist()[0]
+    with MetricStore(root) as ms:
+        seen = ms.series(last["entity"], last["metric"])
+    if last["value"] not in seen["value"].to_list():
+        raise SystemExit(f"a new reader does not see the last append ({last['entity']} {last['value']})")
+    return {"times": times}
+
+
+def _catalog(spec: dict[str, Any], timed: Timed, warmup: int) -> dict[str, Any]:
+    """Query the catalog file as a data team does: a plain DuckDB session, read-only, locked down
+    by the init script written beside it."""
+    import duckdb
+    con = duckdb.connect(spec["path"], read_only=True)
+    script = Path(spec["init"]).read_text(encoding="utf-8")
+    for stmt in script.split(";"):
+        text = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
+        if text:
+            con.execute(text)
+    if spec["query"] == "series":
+        q, params = "SELECT * FROM growth WHERE entity = $entity AND metric = $metric", \
+            {"entity": spec["entity"], "metric": sy.SERIES_METRIC}
+        fn: Callable[[], int] = lambda: con.sql(q, params=params).to_arrow_table().num_rows
+    else:
+        fn = lambda: int(con.sql(sy.DIGEST.format(q="SELECT * FROM growth")).fetchall()[0][0])
+    return {"times": timed(fn, spec["repeats"], warmup=warmup if spec["query"] == "series" else 1), "rows": fn()}
+
+
+# -- the run's side: the scenarios, each task in a worker -------------------------------------------------
+@dataclass
+class Run:
+    """One size's run: where things are, and the harness's worker and record (benchmarks.run)."""
+
+    results: list[dict[str, Any]]
+    size: int
+    work: Path
+    shape: Shape
+    src: Path
+    sorted_file: Path
+    events: int
+    commits: int
+    memory: str
+    worker: Callable[..., dict[str, Any]]
+    record: Callable[..., dict[str, Any]]
+    log: Callable[[str], None]
+    big: bool
+
+    def pooled(self, outs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"times": [t for o in outs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in outs)}
+
+    def copy_baseline(self, scenario: str, of: str, systems: tuple[str, ...] = QUERY_LIMITS) -> None:
+        """The limits' records of ``of`` again under ``scenario`` (the same query is its baseline)."""
+        for r in [r for r in self.results if (r["scenario"], r["size"]) == (of, self.size) and r["system"] in systems]:
+            self.results.append({**r, "scenario": scenario, "baseline_of": of})
+
+
+def ingest_projected(run: Run) -> Path:
+    """``bulk_ingest_projected`` and ``projection_bytes``; returns the last projected store."""
+    outs: dict[str, list[dict[str, Any]]] = {"limit": [], "metricstore": []}
+    dest = run.work / "projected-metricstore"
+    for r in range(INGEST_ROUNDS):
+        for system in outs:
+            d = run.work / f"projected-{system}"
+            shutil.rmtree(d, ignore_errors=True)
+            outs[system].append(run.worker({"task": "bulk_projected", "system": system, "src": str(run.src),
+                                            "sorted": str(run.sorted_file), "dest": str(d)},
+                                           projection_env(run.memory)))
+    shutil.rmtree(run.work / "projected-limit", ignore_errors=True)
+    for system, o in outs.items():
+        run.record(run.results, "bulk_ingest_projected", run.size, system, run.pooled(o), events=run.events,
+                   **({"projector": PROJECTOR} if system == "metricstore" else {}))
+    projection_bytes(run, dest)
+    return dest
+
+
+def projection_bytes(run: Run, root: Path) -> None:
+    """The bytes of the read side's files (every folder of the store but the logs') over the events'."""
+    events = sum(p.stat().st_size for p in (root / "events").rglob("*") if p.is_file())
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in NOT_PROJECTIONS)
+    kept = sum(p.stat().st_size for f in folders for p in (root / f).rglob("*") if p.is_file())
+    from benchmarks.report import machine
+    from benchmarks.run import RUN
+    run.results.append({"scenario": "projection_bytes", "size": run.size, "system": "metricstore",
+                        "median_s": None, "p99_s": None, "peak_rss_mb": None, "projection_bytes": kept,
+                        "events_bytes": events, "ratio_to_limit": round(kept / events, 3) if events else None,
+                        "folders": folders, "projector": PROJECTOR, "runs": 1, "machine": machine(), "run": RUN})
+    run.log(f"projection files {kept:,} bytes in {folders}, events {events:,} bytes")
+
+
+def rebuild(run: Run, root: Path) -> None:
+    """``projection_rebuild`` against the DuckDB limit's whole-view query (measured before it)."""
+    outs = [run.worker({"task": "project", "system": "metricstore", "path": str(root), "rebuild": True},
+                       projection_env(run.memory)) for _ in range(1 if run.big else REBUILD_ROUNDS)]
+    run.record(run.results, "projection_rebuild", run.size, "metricstore", run.pooled(outs), projector=PROJECTOR)
+    run.copy_baseline("projection_rebuild", "all_growth", ("limit",))
+
+
+def catalog(run: Run, root: Path, rounds: int, repeats: int) -> None:
+    """The catalog scenarios, written (unmeasured) after the projection; after the query scenarios."""
+    from queries.catalog import init_script_of, write_catalog
+    from store import Store
+    path = write_catalog(Store(root))
+    base = {"task": "catalog", "system": "metricstore", "path": str(path), "init": str(init_script_of(path)),
+            "entity": run.shape.probe_entity}
+    outs = [run.worker({**base, "query": "series", "repeats": repeats}) for _ in range(rounds)]
+    run.record(run.results, "catalog_series_growth", run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
+    out = run.worker({**base, "query": "all", "repeats": 3})
+    run.record(run.results, "catalog_all_growth", run.size, "metricstore", out, rows=out["rows"])
+    run.copy_baseline("catalog_series_growth", "series_growth")
+    run.copy_baseline("catalog_all_growth", "all_growth")
+
+
+def as_recorded(run: Run, root: Path, at: dt.datetime, rounds: int, repeats: int) -> None:
+    """``as_recorded`` answers at ``at`` (after the ingest, before the appends that followed it)."""
+    base = {"task": "recorded", "system": "metricstore", "path": str(root), "entity": run.shape.probe_entity,
+            "as_recorded": at.isoformat()}
+    outs = [run.worker({**base, "query": "series", "repeats": repeats}) for _ in range(rounds)]
+    run.record(run.results, "series_as_recorded", run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
+    out = run.worker({**base, "query": "all", "repeats": 3})
+    run.record(run.results, "all_as_recorded", run.size, "metricstore", out, rows=out["rows"])
+    run.copy_baseline("series_as_recorded", "series_growth")
+    run.copy_baseline("all_as_recorded", "all_growth")
+
+
+def appends_projected(run: Run, root: Path, count: int, rounds: int) -> None:
+    """``small_append_projected`` on ``root``, in rounds taking turns with the raw one-row write."""
+    rounds = max(1, min(rounds, count))
+    each = max(1, count // rounds)
+    outs: dict[str, list[dict[str, Any]]] = {"limit": [], "metricstore": []}
+    for r in range(rounds):
+        outs["limit"].append(run.worker({"task": "appends", "system": "limit", "path": str(run.work / "appends-raw"),
+                                         "count": each, "first": r * each}))
+        outs["metricstore"].append(run.worker({"task": "appends_projected", "system": "metricstore",
+                                               "path": str(root), "count": each, "first": r * each},
+                                              projection_env(run.memory)))
+    shutil.rmtree(run.work / "appends-raw", ignore_errors=True)
+    for system, o in outs.items():
+        run.record(run.results, "small_append_projected", run.size, system, run.pooled(o),
+                   **({"projector": PROJECTOR} if system == "metricstore" else {}))
+
+
+def small_commits(run: Run, base: Path) -> None:
+    """``series_after_small_commits``: ``run.commits`` restatements on a copy of ``base``, each
+    projected as a writer does, then one series read; the limits' series query beside it."""
+    root = run.work / "commits-projected"
+    sy.copy_tree(base, root)
+    out = run.worker({"task": "appends_projected", "system": "metricstore", "path": str(root), "count": run.commits,
+                      "restate": True, "entities": run.shape.entities}, projection_env(run.memory))
+    run.log(f"{run.commits:,} commits, each projected: median {statistics.median(out['times']) * 1e3:.2f} ms "
+            f"(append + projection), {len(list((root / 'events').glob('*.parquet')))} event files after")
+    q = {"task": "series", "entity": run.shape.probe_entity, "repeats": 20}
+    run.record(run.results, "series_after_small_commits", run.size, "metricstore",
+               run.worker({**q, "system": "metricstore", "path": str(root)}),
+               files=len(list((root / "events").glob("*.parquet"))), commits=run.commits, projector=PROJECTOR)
+    for system in QUERY_LIMITS:
+        run.record(run.results, "series_after_small_commits", run.size, system,
+                   run.worker({**q, "system": system, "path": str(run.sorted_file)}))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run_group(run: Run, queries: Callable[[dict[str, Path], tuple[str, ...]], None], appends: int) -> None:
+    """``--only projections``: every scenario above, and the query scenarios over the projected store."""
+    projected = ingest_projected(run)
+    at = dt.datetime.now(dt.UTC)
+    base = run.work / "base-projected"
+    sy.copy_tree(projected, base)
+    queries({"limit": run.sorted_file, "limit-polars": run.sorted_file, "metricstore": projected},
+            ("limit", "limit-polars", "metricstore"))
+    rebuild(run, projected)
+    catalog(run, projected, rounds=3, repeats=20)
+    appends_projected(run, projected, appends, rounds=4)
+    as_recorded(run, projected, at, rounds=3, repeats=20)
+    small_commits(run, base)
+    shutil.rmtree(base, ignore_errors=True)
