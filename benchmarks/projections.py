@@ -2,9 +2,7 @@
 
 ``python -m benchmarks --only projections`` runs them alone (with the query scenarios they
 change); a whole run runs them in its course. The projection step is
-``queries.projector.project(store)`` (``rebuild=True`` for a full rebuild); where that module does
-not exist, the growth snapshot's ``queries.snapshot.refresh(store)`` stands in for both (a whole
-recompute each time: the records name which one ran, in ``projector``).
+``queries.projector.project(store)`` (``rebuild=True`` for a full rebuild).
 
 Scenarios (record names) and their baselines (the limit's records under the same name):
 
@@ -39,12 +37,9 @@ from typing import Any
 from benchmarks import systems as sy
 from benchmarks.data import Shape
 
-try:
-    from queries.projector import project as _projector
-except ImportError:     # not built yet: the growth snapshot's whole recompute stands in
-    _projector = None
+from queries.projector import project as _projector
 
-PROJECTOR = "queries.projector" if _projector is not None else "queries.snapshot.refresh (stand-in)"
+PROJECTOR = "queries.projector"
 #: The limits a query scenario's ratio is taken against (the faster of the two: benchmarks.run.add_ratios).
 QUERY_LIMITS = ("limit", "limit-polars")
 #: What ``--only projections`` measures: its records are replaced, the others kept.
@@ -61,18 +56,13 @@ NOT_PROJECTIONS = frozenset({"events", "entities", "metrics", "runs", "_tmp", "_
 
 
 def project(store: Any, *, rebuild: bool = False) -> object | None:
-    """The projection step: the projector's, or the snapshot refresh standing in for it."""
-    if _projector is not None:
-        done: object | None = _projector(store, rebuild=True) if rebuild else _projector(store)
-        return done
-    from queries.snapshot import refresh
-    return refresh(store)
+    """The projection step (a full rebuild with ``rebuild``)."""
+    return _projector(store, rebuild=rebuild)
 
 
 def projection_env(memory: str) -> dict[str, str]:
-    """The stand-in needs ``memory`` of DuckDB (as the snapshot refresh did); the projector runs
-    with the defaults (its rebuild's peak RSS is a target)."""
-    return {} if _projector is not None else {"METRICSTORE_MEMORY_LIMIT": memory}
+    """The projector runs with the defaults (its rebuild's peak RSS is a target)."""
+    return {}
 
 
 # -- the worker's side: one task in its own process --------------------------------------------------

@@ -243,7 +243,7 @@ def _queries(results: list[dict[str, Any]], size: int, shape: Shape, paths: dict
             return worker({"task": task, "system": "metricstore" if computed else system,
                            "path": str(paths[system]),
                            "entity": shape.probe_entity, "as_of": as_of.isoformat() if as_of else None,
-                           "repeats": repeats, "env": {"METRICSTORE_SNAPSHOTS": "0"} if computed else {}})
+                           "repeats": repeats, "env": {"METRICSTORE_PROJECTIONS": "0"} if computed else {}})
         except RuntimeError as exc:
             if system in ("limit", "limit-polars", "metricstore", "metricstore-computed"):
                 raise

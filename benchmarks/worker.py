@@ -100,14 +100,6 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             append(e)
             times.append(time.perf_counter() - t)
         return {"times": times}
-    if task == "snapshot":   # the maintenance step `metricstore compact` ends with
-        from queries.projector import project as refresh
-        from store import Store
-        t = time.perf_counter()
-        refresh(Store(spec["path"]))
-        return {"times": [time.perf_counter() - t]}
-    if task in projections.TASKS:
-        return projections.run_task(spec, _timed, SERIES_WARMUP)
     if task == "compact":
         from store import Store
         from store.compaction import compact
