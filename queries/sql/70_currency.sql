@@ -58,7 +58,7 @@ SELECT * FROM fx_rates_at(getvariable('as_of'), getvariable('as_recorded'));
 -- Cross rates into target: units of target for one unit of currency, on each day both are known.
 CREATE OR REPLACE MACRO fx_cross_at(target, as_of, as_recorded) AS TABLE
 WITH r AS (SELECT * FROM fx_rates_at(as_of, as_recorded))
-SELECT r.currency, t.currency AS target, r.day, t.per_eur / r.per_eur AS rate,
+SELECT r.currency, t.currency AS quote, r.day, t.per_eur / r.per_eur AS rate,
        CASE WHEN r.source = t.source OR r.currency = 'EUR' THEN t.source
             WHEN t.currency = 'EUR' THEN r.source ELSE r.source || ' / ' || t.source END AS source
 FROM r JOIN r t ON t.day = r.day AND t.currency = upper(target);
@@ -99,12 +99,12 @@ LEFT JOIN l ON l.ccy = s.ccy AND l.span_start = s.span_start AND l.span_end = s.
 CREATE OR REPLACE MACRO fx_target(target, as_of, as_recorded) AS TABLE
 SELECT CASE WHEN target IS NOT NULL AND count(*) = 0
             THEN error('unknown currency ''' || coalesce(CAST(target AS VARCHAR), '') || ''': the ECB publishes no reference rate of it (SELECT DISTINCT currency FROM fx_rates lists those it does)')
-            ELSE upper(target) END AS target
+            ELSE upper(target) END AS code
 FROM (SELECT 1 FROM fx_rates_at(as_of, as_recorded) WHERE currency = upper(target) LIMIT 1);
 
 -- The facts in another currency (target NULL: as they are).
 CREATE OR REPLACE MACRO facts_in_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
-WITH t AS (SELECT target AS target FROM fx_target(target, as_of, as_recorded) WHERE target IS NOT NULL),
+WITH t AS (SELECT code FROM fx_target(target, as_of, as_recorded) WHERE code IS NOT NULL),
 f AS (
     SELECT f.* EXCLUDE (fye, ptype, months, ord, fy), coalesce(m.aggregation, 'flow') = 'stock' AS at_close,
            CASE WHEN target IS NOT NULL AND f.metric <> 'fx_rate' THEN fx_currency(f.unit) END AS ccy
@@ -119,13 +119,13 @@ r AS (
 SELECT f.* EXCLUDE (at_close, ccy) REPLACE (
            CASE WHEN r.ccy IS NULL THEN f.value ELSE f.value * r.rate END AS value,
            CASE WHEN r.ccy IS NULL THEN f.value_high ELSE f.value_high * r.rate END AS value_high,
-           CASE WHEN r.ccy IS NULL THEN f.unit ELSE t.target || substr(f.unit, 4) END AS unit),
+           CASE WHEN r.ccy IS NULL THEN f.unit ELSE t.code || substr(f.unit, 4) END AS unit),
        f.value AS original_value, f.unit AS original_unit, r.rate AS fx_rate, r.basis AS fx_basis,
        r.first_day AS fx_first, r.last_day AS fx_last, r.days AS fx_days, r.source AS fx_source, r.note AS fx_note
 FROM f
 LEFT JOIN t ON true
 LEFT JOIN r ON r.ccy = f.ccy AND r.span_start = f.period_start AND r.span_end = f.period_end AND r.at_close = f.at_close
-WHERE target IS NULL OR t.target IS NOT NULL;
+WHERE target IS NULL OR t.code IS NOT NULL;
 
 CREATE OR REPLACE MACRO facts_in(target) AS TABLE
 SELECT * FROM facts_in_at(target, getvariable('as_of'), getvariable('as_recorded'));
@@ -136,7 +136,7 @@ SELECT * FROM facts_in_at(target, getvariable('as_of'), getvariable('as_recorded
 -- growth in the reporting currency, and fx_effect = yoy_pct - yoy_pct_reporting is what the
 -- exchange rates added (in points: -0.03 is -3 points).
 CREATE OR REPLACE MACRO growth_in_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
-WITH t AS (SELECT target AS target FROM fx_target(target, as_of, as_recorded) WHERE target IS NOT NULL),
+WITH t AS (SELECT code FROM fx_target(target, as_of, as_recorded) WHERE code IS NOT NULL),
 g AS (
     SELECT g.*, g.aggregation = 'stock' AS at_close,
            CASE WHEN target IS NOT NULL AND g.metric <> 'fx_rate' THEN fx_currency(g.unit) END AS ccy
@@ -179,7 +179,7 @@ SELECT c.* EXCLUDE (at_close, ccy, y_start, y_end, q_start, q_end, ttm_start, fx
                     fx_days, fx_source, fx_note, v, pv, qv, tv, prior_fx_rate)
        REPLACE (
            CASE WHEN c.ccy IS NULL THEN c.value ELSE c.v END AS value,
-           CASE WHEN c.ccy IS NULL THEN c.unit ELSE t.target || substr(c.unit, 4) END AS unit,
+           CASE WHEN c.ccy IS NULL THEN c.unit ELSE t.code || substr(c.unit, 4) END AS unit,
            CASE WHEN c.ccy IS NULL THEN c.prior_value ELSE c.pv END AS prior_value,
            CASE WHEN c.ccy IS NULL THEN c.yoy_change ELSE c.v - c.pv END AS yoy_change,
            CASE WHEN c.ccy IS NULL THEN c.yoy_pct
@@ -194,7 +194,8 @@ SELECT c.* EXCLUDE (at_close, ccy, y_start, y_end, q_start, q_end, ttm_start, fx
             THEN (c.v - c.pv) / c.pv - c.yoy_pct END AS fx_effect,
        c.fx_rate, c.prior_fx_rate, c.fx_basis, c.fx_first, c.fx_last, c.fx_days, c.fx_source, c.fx_note
 FROM c
-LEFT JOIN t ON true;
+LEFT JOIN t ON true
+WHERE target IS NULL OR t.code IS NOT NULL;
 
 CREATE OR REPLACE MACRO growth_in(target) AS TABLE
 SELECT * FROM growth_in_at(target, getvariable('as_of'), getvariable('as_recorded'));
