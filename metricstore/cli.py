@@ -13,7 +13,7 @@ import sys
 import typer
 
 from ingest.jobs import redact_url
-from metricstore.commands import demo, ingest, lineage, ops, query, scale, schedule, serve
+from metricstore.commands import compare, demo, ingest, lineage, ops, query, scale, schedule, serve
 from metricstore.options import err
 from store import MetricStoreError
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for area in (ingest, query, lineage, ops, scale, schedule, demo, serve):
+for area in (ingest, query, compare, lineage, ops, scale, schedule, demo, serve):
     app.add_typer(area.app)   # no name: the area's commands (and groups) join the top level
 
 

@@ -15,7 +15,7 @@ from typing import Any, cast
 import duckdb
 import polars as pl
 
-from queries import lineage
+from queries import lineage, peers
 from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
@@ -306,6 +306,13 @@ class MetricStore:
                     [entity, metric])
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,
                             order=", ".join(f"{c} DESC" if d else c for c, d in SERIES_ORDER), columns=columns)
+
+    def compare(self, metric: str, entities: Sequence[str], *, segment: str = "total", dims: str = "",
+                freq: str = "FY", currency: str | None = None, calendar: bool = False,
+                as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """``metric`` of several entities side by side, a row per period (see queries.peers)."""
+        return peers.compare(self.sql, metric, entities, segment=segment, dims=dims, freq=freq, currency=currency,
+                             calendar=calendar, as_of=as_of, as_recorded=as_recorded)
 
     def _converted_series(self, filters: dict[str, str], currency: str | None, calendar: bool, *,
                           as_of: DateLike | None, as_recorded: DateLike | None) -> pl.DataFrame:
