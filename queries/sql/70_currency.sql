@@ -11,7 +11,8 @@
 -- currency part is converted, 'USD/unit'); a pure ratio, a count, a rate itself never. Flows,
 -- per-share and per-unit figures use the average of the daily rates over their period (the days
 -- published by as_of: a period not yet over, such as a guidance year, averages the days so far);
--- stocks the rate on the period's last day, or the last published day before it. A converted row
+-- stocks the rate on the period's last day, or the last published day before it (within two
+-- weeks). A converted row
 -- keeps its original value and unit, and says which rate it used (fx_rate, its basis, the first and
 -- last day and the number of days averaged) and where the rate came from (fx_source).
 
@@ -27,18 +28,21 @@ CREATE OR REPLACE MACRO fx_currency(unit) AS
     CASE WHEN regexp_full_match(split_part(unit, '/', 1), '[A-Z]{3}') THEN split_part(unit, '/', 1) END;
 
 -- Every rate known (units of currency for one euro), the euro's own included: stored ECB events
--- first, the bundled history for the other days.
-CREATE OR REPLACE MACRO fx_rates_at(as_of, as_recorded) AS TABLE
+-- first, the bundled history for the other days. currencies (optional): only these (and USD, whose
+-- days, every day the ECB published, are the euro's own).
+CREATE OR REPLACE MACRO fx_rates_at(as_of, as_recorded, currencies := NULL) AS TABLE
 WITH stored AS (
     SELECT period_end AS day, unit AS currency, value AS per_eur, reported_at,
            source || ' (stored event)' AS source, event_id
     FROM facts_at(as_of, as_recorded, only_entity := 'ecb', only_metric := 'fx_rate')
     WHERE period_start = period_end AND kind = 'actual' AND segment = 'total' AND dims = '' AND value > 0
+      AND (currencies IS NULL OR list_contains(currencies, unit) OR unit = 'USD')
 ),
 bundled AS (
     SELECT b.day, b.currency, b.per_eur, b.day AS reported_at, b.source, CAST(NULL AS VARCHAR) AS event_id
     FROM fx_bundled b
     WHERE (as_of IS NULL OR b.day <= CAST(as_of AS DATE)) AND b.per_eur > 0
+      AND (currencies IS NULL OR list_contains(currencies, b.currency) OR b.currency = 'USD')
       AND NOT EXISTS (SELECT 1 FROM stored s WHERE s.day = b.day AND s.currency = b.currency)
 ),
 quoted AS (
@@ -56,8 +60,11 @@ CREATE OR REPLACE VIEW fx_rates AS
 SELECT * FROM fx_rates_at(getvariable('as_of'), getvariable('as_recorded'));
 
 -- Cross rates into target: units of target for one unit of currency, on each day both are known.
-CREATE OR REPLACE MACRO fx_cross_at(target, as_of, as_recorded) AS TABLE
-WITH r AS (SELECT * FROM fx_rates_at(as_of, as_recorded))
+-- currencies (optional): of these only.
+CREATE OR REPLACE MACRO fx_cross_at(target, as_of, as_recorded, currencies := NULL) AS TABLE
+WITH r AS MATERIALIZED (
+    SELECT * FROM fx_rates_at(as_of, as_recorded, currencies := list_append(currencies, upper(target)))
+)
 SELECT r.currency, t.currency AS quote, r.day, t.per_eur / r.per_eur AS rate,
        CASE WHEN r.source = t.source OR r.currency = 'EUR' THEN t.source
             WHEN t.currency = 'EUR' THEN r.source ELSE r.source || ' / ' || t.source END AS source
@@ -65,10 +72,13 @@ FROM r JOIN r t ON t.day = r.day AND t.currency = upper(target);
 
 -- The rate of each span (a list of {ccy, span_start, span_end, at_close} structs): the average of
 -- the daily cross rates over the span, or (at_close, or no day published in the span) the rate of
--- the span's last day or the last published day before it. The target itself: 1.
+-- the span's last day or the last published day before it, within two weeks (a currency the ECB
+-- stopped quoting, as it did the rouble in March 2022, has no rate after). The target itself: 1.
 CREATE OR REPLACE MACRO fx_for(target, spans, as_of, as_recorded) AS TABLE
-WITH s AS (SELECT DISTINCT * FROM (SELECT unnest(spans, recursive := true))),  -- (DISTINCT beside unnest keeps one row)
-x AS (SELECT * FROM fx_cross_at(target, as_of, as_recorded) WHERE currency IN (SELECT ccy FROM s)),
+WITH s AS MATERIALIZED (SELECT DISTINCT * FROM (SELECT unnest(spans, recursive := true))),  -- (DISTINCT beside unnest keeps one row)
+x AS MATERIALIZED (
+    SELECT * FROM fx_cross_at(target, as_of, as_recorded, currencies := (SELECT list(DISTINCT ccy) FROM s))
+),
 a AS (
     SELECT s.ccy, s.span_start, s.span_end, s.at_close, avg(x.rate) AS rate, min(x.day) AS first_day,
            max(x.day) AS last_day, count(*) AS days, string_agg(DISTINCT x.source, '; ') AS source
@@ -77,8 +87,10 @@ a AS (
     GROUP BY ALL
 ),
 l AS (
-    SELECT s.ccy, s.span_start, s.span_end, s.at_close, x.rate, x.day, x.source
-    FROM s ASOF JOIN x ON x.currency = s.ccy AND x.day <= s.span_end
+    SELECT s.ccy, s.span_start, s.span_end, s.at_close, arg_max(x.rate, x.day) AS rate, max(x.day) AS day,
+           arg_max(x.source, x.day) AS source
+    FROM s JOIN x ON x.currency = s.ccy AND x.day BETWEEN CAST(s.span_end - INTERVAL 14 DAY AS DATE) AND s.span_end
+    GROUP BY ALL
 )
 SELECT s.ccy, s.span_start, s.span_end, s.at_close,
        CASE WHEN s.ccy = upper(target) THEN 1.0 WHEN a.days > 0 THEN a.rate ELSE l.rate END AS rate,
@@ -100,18 +112,18 @@ CREATE OR REPLACE MACRO fx_target(target, as_of, as_recorded) AS TABLE
 SELECT CASE WHEN target IS NOT NULL AND count(*) = 0
             THEN error('unknown currency ''' || coalesce(CAST(target AS VARCHAR), '') || ''': the ECB publishes no reference rate of it (SELECT DISTINCT currency FROM fx_rates lists those it does)')
             ELSE upper(target) END AS code
-FROM (SELECT 1 FROM fx_rates_at(as_of, as_recorded) WHERE currency = upper(target) LIMIT 1);
+FROM (SELECT 1 FROM fx_rates_at(as_of, as_recorded, currencies := [upper(target)]) WHERE currency = upper(target) LIMIT 1);
 
 -- The facts in another currency (target NULL: as they are).
 CREATE OR REPLACE MACRO facts_in_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 WITH t AS (SELECT code FROM fx_target(target, as_of, as_recorded) WHERE code IS NOT NULL),
-f AS (
+f AS MATERIALIZED (
     SELECT f.* EXCLUDE (fye, ptype, months, ord, fy), coalesce(m.aggregation, 'flow') = 'stock' AS at_close,
            CASE WHEN target IS NOT NULL AND f.metric <> 'fx_rate' THEN fx_currency(f.unit) END AS ccy
     FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) f
     LEFT JOIN metrics m ON m.metric = f.metric
 ),
-r AS (
+r AS MATERIALIZED (
     SELECT * FROM fx_for(target,
         (SELECT list(DISTINCT {'ccy': ccy, 'span_start': period_start, 'span_end': period_end, 'at_close': at_close})
          FROM f WHERE ccy IS NOT NULL), as_of, as_recorded)
@@ -137,13 +149,13 @@ SELECT * FROM facts_in_at(target, getvariable('as_of'), getvariable('as_recorded
 -- exchange rates added (in points: -0.03 is -3 points).
 CREATE OR REPLACE MACRO growth_in_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 WITH t AS (SELECT code FROM fx_target(target, as_of, as_recorded) WHERE code IS NOT NULL),
-g AS (
+g AS MATERIALIZED (
     SELECT g.*, g.aggregation = 'stock' AS at_close,
            CASE WHEN target IS NOT NULL AND g.metric <> 'fx_rate' THEN fx_currency(g.unit) END AS ccy
     FROM growth_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) g
 ),
 -- the spans of the priors, from the same series' rows
-p AS (
+p AS MATERIALIZED (
     SELECT g.*, y.period_start AS y_start, y.period_end AS y_end, q.period_start AS q_start, q.period_end AS q_end,
            CAST(g.period_end - INTERVAL 1 YEAR + INTERVAL 1 DAY AS DATE) AS ttm_start
     FROM g
@@ -159,7 +171,7 @@ spans AS (
     UNION SELECT ccy, q_start, q_end, at_close FROM p WHERE ccy IS NOT NULL AND q_start IS NOT NULL
     UNION SELECT ccy, ttm_start, period_end, false FROM p WHERE ccy IS NOT NULL AND ttm_value IS NOT NULL
 ),
-r AS (
+r AS MATERIALIZED (
     SELECT * FROM fx_for(target,
         (SELECT list({'ccy': ccy, 'span_start': span_start, 'span_end': span_end, 'at_close': at_close}) FROM spans),
         as_of, as_recorded)
