@@ -57,11 +57,16 @@ from_quarters AS (
                 WHEN any_value(aggregation) IN ('flow', 'per_share') AND count(*) = 4 THEN sum(original_value) END
                AS original_value,
            any_value(original_unit) AS original_unit,
-           string_agg(fiscal_period || ' (' || period || ')', ' + ' ORDER BY cq) AS fiscal_period,
-           min(period_start) AS period_start, max(period_end) AS period_end,
+           CASE WHEN any_value(aggregation) = 'stock'
+                THEN max(fiscal_period || ' (' || period || ')') FILTER (WHERE cq = 4)
+                ELSE string_agg(fiscal_period || ' (' || period || ')', ' + ' ORDER BY cq) END AS fiscal_period,
+           CASE WHEN any_value(aggregation) = 'stock' THEN max(period_start) FILTER (WHERE cq = 4)
+                ELSE min(period_start) END AS period_start,
+           max(period_end) AS period_end,
            CASE WHEN bool_and(qualifier = 'exact') AND any_value(aggregation) IN ('flow', 'stock') THEN 'exact'
                 ELSE 'approx' END AS qualifier,
-           flatten(list(derived_from ORDER BY cq)) AS derived_from, max(reported_at) AS reported_at,
+           CASE WHEN any_value(aggregation) = 'stock' THEN flatten(list(derived_from) FILTER (WHERE cq = 4))
+                ELSE flatten(list(derived_from ORDER BY cq)) END AS derived_from, max(reported_at) AS reported_at,
            string_agg(DISTINCT fx_source, '; ') AS fx_source
     FROM quarters
     WHERE aggregation <> 'ratio'
