@@ -324,7 +324,7 @@ class MetricStore:
         source = (growth_source(currency is not None, calendar, narrowed=True), [filters["entity"], filters["metric"]])
         order = "period_end, period_start DESC, period" if calendar else ", ".join(
             f"{c} DESC" if d else c for c, d in SERIES_ORDER)
-        return self._select("calendar" if calendar else "growth", filters, as_of=as_of, as_recorded=as_recorded,
+        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
                             source=source, order=order, columns=", ".join(columns), currency=currency,
                             calendar=calendar)
 
@@ -332,7 +332,7 @@ class MetricStore:
                 as_recorded: DateLike | None, order: str, columns: str = "*",
                 source: tuple[str, list[Any]] | None = None, currency: str | None = None,
                 calendar: bool = False) -> pl.DataFrame:
-        allowed = set(self._columns("calendar" if calendar else view))
+        allowed = set(self._columns("calendar_at(NULL, NULL, NULL)" if calendar else view))
         where: list[str] = []
         params: list[Any] = list(source[1]) if source else []
         for name, value in filters.items():
@@ -345,12 +345,14 @@ class MetricStore:
         return self.sql(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
 
     def _columns(self, view: str) -> list[str]:
-        """A view's columns (fixed for the life of the connection: the views are created once)."""
+        """A view's (or a table macro call's) columns, fixed for the life of the connection."""
         if view not in self._view_columns:
             cur = self._con.cursor()
             try:
                 rows = cur.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
                                params=[view]).fetchall()
+                if not rows:    # a table macro's call (a text of ours, not a user's)
+                    rows = cur.sql(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {view})").fetchall()
             finally:
                 cur.close()
             self._view_columns[view] = [r[0] for r in rows]

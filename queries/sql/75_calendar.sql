@@ -144,8 +144,6 @@ SELECT entity, metric, segment, dims, period, fiscal_period, period_start, perio
        fx_rate, fx_basis, fx_source, fx_note, calendar_note, reported_at, cy, ptype
 FROM w;
 
-CREATE OR REPLACE VIEW calendar AS
-SELECT * FROM calendar_at(NULL, getvariable('as_of'), getvariable('as_recorded'));
-
+-- (calendar_in(NULL): on calendar periods, no conversion. No view: binding one costs every session.)
 CREATE OR REPLACE MACRO calendar_in(target) AS TABLE
 SELECT * FROM calendar_at(target, getvariable('as_of'), getvariable('as_recorded'));

@@ -88,7 +88,7 @@ def test_a_calendar_year_is_the_sum_of_its_quarters_and_missing_without_one(ms: 
 
 
 def test_a_stock_takes_its_fiscal_quarters_place_and_the_year_its_last_quarter(ms: MetricStore) -> None:
-    df = ms.sql("SELECT period, fiscal_period, value FROM calendar WHERE entity = 'nvda' AND metric = 'cash' "
+    df = ms.sql("SELECT period, fiscal_period, value FROM calendar_in(NULL) WHERE entity = 'nvda' AND metric = 'cash' "
                 "ORDER BY period_end, ptype DESC")
     assert df.rows() == [("CY2024Q3", "2024-10-27", 9107e6), ("CY2024Q4", "2025-01-26", 8589e6),
                          ("CY2024", "2025-01-26 (CY2024Q4)", 8589e6)]
