@@ -3,7 +3,7 @@
 ``metricstore compare revenue xiaomi aapl nvda --currency USD --calendar --freq FY`` puts each
 entity's figure (in one currency, on calendar periods) and its YoY growth in a row per period.
 Without ``calendar`` the rows are fiscal labels, which name different months for entities whose
-fiscal years end in different months: the result says so in its ``note`` column.
+fiscal years end in different months (the command's title says so).
 """
 
 from __future__ import annotations
@@ -49,15 +49,18 @@ def compare(sql: Sql, metric: str, entities: Sequence[str], *, segment: str = "t
     if missing:
         raise BadArgument("entities", ", ".join(missing),
                           f"the store holds no {key} figure of {metric!r} ({segment}) for it")
-    return _wide(long, names, calendar)
+    return _wide(long, names)
 
 
-def _wide(long: pl.DataFrame, names: list[str], calendar: bool) -> pl.DataFrame:
+def _wide(long: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """One row per period (in the order they first end), the entities' values and YoY beside."""
-    periods = list(dict.fromkeys(long["period"].to_list()))
+    # a period none of the entities has a value for (a calendar year missing a quarter everywhere) is left out
+    periods = list(dict.fromkeys(r["period"] for r in long.iter_rows(named=True) if r["value"] is not None))
     rows: dict[str, dict[str, Any]] = {p: {"period": p} for p in periods}
     units: dict[str, set[str]] = {p: set() for p in periods}
     for r in long.iter_rows(named=True):
+        if r["period"] not in rows:
+            continue
         rows[r["period"]][r["entity"]] = r["value"]
         rows[r["period"]][f"{r['entity']}_yoy"] = r["yoy_pct"]
         if r["unit"] is not None:
@@ -68,8 +71,4 @@ def _wide(long: pl.DataFrame, names: list[str], calendar: bool) -> pl.DataFrame:
     schema["unit"] = pl.String
     for p in periods:
         rows[p]["unit"] = ", ".join(sorted(units[p]))
-    out = pl.DataFrame([rows[p] for p in periods], schema=schema)
-    if not calendar:
-        out = out.with_columns(pl.lit("fiscal periods: the same label can name different months for each entity")
-                               .alias("note"))
-    return out
+    return pl.DataFrame([rows[p] for p in periods], schema=schema)

@@ -28,8 +28,8 @@ def compare(
     with MetricStore(open_store(store)) as ms:
         df = ms.compare(metric, entities, segment=segment, dims=dims, freq=freq, currency=currency,
                         calendar=calendar, as_of=as_of, as_recorded=as_recorded)
-    title = f"{metric} ({segment}){' in ' + currency.upper() if currency else ''}" \
-            f"{', calendar periods' if calendar else ''}"
+    title = f"{metric} ({segment}){' in ' + currency.upper() if currency else ''}, " + (
+        "calendar periods" if calendar else "fiscal periods (a label names different months for different year ends)")
     render(_readable(df) if fmt == "table" and not wide else df, fmt, output, title=title)
 
 
