@@ -79,6 +79,8 @@ def test_the_xiaomi_seed_in_usd_keeps_the_original_and_shows_the_fx_effect(ms: M
     assert row["yoy_pct_reporting"] == pytest.approx(in_cny, rel=1e-9)       # +35.0 % in CNY ...
     assert row["fx_effect"] == pytest.approx(in_usd - in_cny, rel=1e-9)      # ... about -2 points in USD
     assert round(in_cny, 3) == 0.350 and -0.03 < in_usd - in_cny < -0.01
+    growth = one(ms.growth(entity="xiaomi", metric="revenue", segment="total", currency="USD"), period="FY2024")
+    assert growth["fx_effect"] == pytest.approx(row["fx_effect"]) and growth["prior_fx_rate"] == pytest.approx(y23)
     loss = one(ms.facts(entity="xiaomi", metric="net_loss_per_unit", period="2024Q2", currency="USD"),
                period="2024Q2")
     q2, _ = average("CNY", "USD", D(2024, 4, 1), D(2024, 6, 30))
