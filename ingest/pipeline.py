@@ -90,7 +90,7 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
     withdrawals = check_supersedes(store, norm.events, fye, str(path))
     problems = sorted(norm.problems + withdrawals, key=lambda p: p.row)
     bad = norm.rejected_rows | {p.row for p in withdrawals}
-    report.problems, report.warnings = problems, norm.warnings
+    report.problems, report.warnings = problems, batch.warnings + norm.warnings
     report.rejected = len(bad)
     if problems:
         report.quarantine = quarantine(store, raw, problems, run_id, path)

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ingest.catalog import Catalog
+from ingest.ecb import EcbFeed
 from ingest.fsds_feed import SecFsdsFeed
 from ingest.http import HttpFeed
-from ingest.jobs import (DropFolderSource, HttpSource, Job, JobsConfig, MaintenanceSource, MappedTableSource,
+from ingest.jobs import (DropFolderSource, EcbSource, HttpSource, Job, JobsConfig, MaintenanceSource, MappedTableSource,
                          SecFsdsSource, redact_url)
 from ingest.mapped import mapped_format
 from ingest.notify import notify_run
@@ -75,6 +76,11 @@ def build_source(job: Job, config_file: str = "jobs.toml") -> SourceRunner:
             [], s.user_agent, timeout=s.timeout, fmt="sec-fsds", skip_invalid=s.skip_invalid,
             attempts=job.retry.attempts, backoff=job.retry.backoff, max_backoff=job.retry.max_backoff,
             config_file=config_file, max_rate=s.max_rate))
+    if isinstance(s, EcbSource):
+        return EcbFeed(HttpFeed([s.url], s.user_agent, timeout=s.timeout, fmt="ecb", skip_invalid=s.skip_invalid,
+                                attempts=job.retry.attempts, backoff=job.retry.backoff,
+                                max_backoff=job.retry.max_backoff, config_file=config_file, max_rate=s.max_rate),
+                       s.seed_bundled)
     raise TypeError(f"unknown source {type(s).__name__}")
 
 

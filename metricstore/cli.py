@@ -13,7 +13,8 @@ import sys
 import typer
 
 from ingest.jobs import redact_url
-from metricstore.commands import changes, checks, demo, formulas, ingest, lineage, ops, plot, query, scale, schedule, serve
+from metricstore.commands import (changes, checks, compare, demo, formulas, ingest, lineage, ops, plot, query, scale,
+                                  schedule, serve)
 from metricstore.options import err
 from store import MetricStoreError
 
@@ -24,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for area in (ingest, query, lineage, changes, checks, formulas, ops, scale, schedule, demo, serve, plot):
+for area in (ingest, query, compare, lineage, changes, checks, formulas, ops, scale, schedule, demo, serve, plot):
     app.add_typer(area.app)   # no name: the area's commands (and groups) join the top level
 
 

@@ -29,6 +29,10 @@ ListFormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, csv o
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 WideOpt = Annotated[bool, typer.Option(
     "--wide", "-w", help="In a table, show every column with raw values (csv, json, parquet always do).")]
+CurrencyOpt = Annotated[str | None, typer.Option(
+    "--currency", help="Convert to this currency with the ECB's reference rates (USD, EUR, CNY...).")]
+CalendarOpt = Annotated[bool, typer.Option(
+    "--calendar", help="Calendar quarters and years (CY2024Q4, CY2024) instead of fiscal periods.")]
 
 EntityArg = Annotated[str, typer.Argument(help="Entity id, e.g. xiaomi.")]
 MetricArg = Annotated[str, typer.Argument(help="Metric name, e.g. revenue (or an XBRL concept, us-gaap:Revenues).")]

@@ -23,7 +23,7 @@ FORMATS = ("table", "csv", "json", "parquet")
 #: Magnitudes spelt as words in a readable value.
 MAGNITUDES = ((1e12, "tn"), (1e9, "bn"), (1e6, "m"))
 #: Label columns a readable table keeps, in this order.
-LABELS = ("entity", "metric", "segment", "dims", "period")
+LABELS = ("entity", "metric", "segment", "dims", "period", "fiscal_period")
 #: Columns read as a fraction and shown as a percentage in a readable table.
 FRACTIONS = ("share",)
 
@@ -95,6 +95,10 @@ READABLE: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], str]]] = {
     "YoY": (("yoy_pct", "yoy_change"), lambda r: change(r.get("yoy_pct"), r.get("yoy_change"), r.get("unit"))),
     "QoQ": (("qoq_pct", "qoq_change"), lambda r: change(r.get("qoq_pct"), r.get("qoq_change"), r.get("unit"))),
     "TTM": (("ttm_value",), lambda r: human(r.get("ttm_value"), r.get("unit"))),
+    # a series in another currency: the growth in the reporting currency, and what the rates added
+    "YoY reporting": (("yoy_pct_reporting", "original_unit"), lambda r: "" if r.get("yoy_pct_reporting") is None
+                      else f"{percent(r['yoy_pct_reporting'])} in {r.get('original_unit')}"),
+    "FX effect": (("fx_effect",), lambda r: "" if r.get("fx_effect") is None else f"{r['fx_effect'] * 100:+.1f} pt"),
     "flags": (("derived", "qualifier", "prior_qualifier"), _flags),
 }
 

@@ -15,9 +15,10 @@ from typing import Any, cast
 import duckdb
 import polars as pl
 
-from queries import changes as feed, lineage
+from queries import changes as feed, lineage, peers
 from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
+from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
 from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
 from queries.projections import COVERED, FOLDER as PROJECTIONS, Projections
@@ -43,11 +44,21 @@ SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qual
                   "prior_period", "prior_value", "yoy_change", "yoy_pct", "qoq_change", "qoq_pct",
                   "ttm_value", "source", "event_id", "derived_from")
 SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
+#: What a series in another currency adds (queries/sql/70_currency.sql), and a series on calendar periods.
+FX_COLUMNS = ("original_value", "original_unit", "yoy_pct_reporting", "fx_effect", "fx_rate", "fx_basis", "fx_source")
+CALENDAR_COLUMNS = ("period", "fiscal_period", "period_start", "period_end", "value", "unit", "qualifier", "derived",
+                    "prior_period", "prior_value", "yoy_change", "yoy_pct", "qoq_change", "qoq_pct", "ttm_value",
+                    "derivation", "derived_from", "calendar_note")
 
 
 def _keys(filters: dict[str, Any]) -> dict[str, Any]:
     """Equality filters with their text as the store holds it (:func:`queries.args.key_text`)."""
     return {name: key_text(v) if isinstance(v, str) else v for name, v in filters.items()}
+
+
+def _no_basis(basis: str | None) -> None:
+    if basis is not None:
+        raise BadArgument("basis", basis, "is not available with a currency or calendar periods")
 
 
 class MetricStore:
@@ -95,6 +106,8 @@ class MetricStore:
         *,
         as_of: DateLike | None = None,
         as_recorded: DateLike | None = None,
+        currency: str | None = None,
+        calendar: bool = False,
     ) -> pl.DataFrame:
         """Run SQL over the views, optionally at a point in time; returns a polars DataFrame.
 
@@ -104,19 +117,27 @@ class MetricStore:
             params: values for ``?`` or ``$name`` placeholders.
             as_of: publication time: only events reported on or before this date.
             as_recorded: system time: only events the store had recorded by then.
+            currency: ``facts`` and ``growth`` in this currency (ECB rates; see docs/currencies.md).
+            calendar: ``facts`` and ``growth`` on calendar quarters and years (CY2024Q4, CY2024).
         """
         d = to_date("as_of", as_of)
+        converting = currency is not None or calendar
         t = to_timestamp("as_recorded", as_recorded)
         cur = self._con.cursor()
         with self._running_lock:
             self._running.add(cur)
-        reads_projection = t is None and _READS_GROWTH.search(query) is not None
+        reads_projection = t is None and not converting and _READS_GROWTH.search(query) is not None
+        rates = currency is not None or USES_RATES.search(query) is not None
 
         def run(live: Reading) -> pl.DataFrame:
             for table, files in live.items():       # the session's views read these files
                 pin(cur, table, files)
             # a damaged file fails the query, named, instead of giving a wrong number
             self._guard.check(files=[p for files in live.values() for p in files])
+            if rates:     # the bundled ECB history behind the stored rates (queries.fx)
+                attach_bundled(cur)
+            if converting:
+                convert_session(cur, currency, calendar)
             if reads_projection:
                 self._read_projection(cur, live, as_of=d)
             return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
@@ -190,19 +211,29 @@ class MetricStore:
                                          nulls_last=True).select(columns))
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
-              **filters: str) -> pl.DataFrame:
-        """Current facts, filtered by equality on any column (``entity="xiaomi"``)."""
+              currency: str | None = None, calendar: bool = False, **filters: str) -> pl.DataFrame:
+        """Current facts, filtered by equality on any column (``entity="xiaomi"``); ``currency``:
+        converted (the original value and the rate beside), ``calendar``: on calendar periods."""
         return self._select("facts", _keys(filters), as_of=as_of, as_recorded=as_recorded,
-                            order="entity, metric, segment, dims, period_end, period")
+                            order="entity, metric, segment, dims, period_end, period",
+                            currency=currency, calendar=calendar)
 
     def growth(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
-               basis: str | None = None, **filters: str) -> pl.DataFrame:
+               basis: str | None = None, currency: str | None = None, calendar: bool = False,
+               **filters: str) -> pl.DataFrame:
         """The growth view, filtered by equality on any column.
 
         ``basis`` picks the prior period's version: 'as_of' (as known at the same as_of: the
         default, what a backtest wants), 'latest' (as known now) or 'first' (as first reported).
+        ``currency``: in that currency, with the growth in the reporting currency and the FX effect
+        beside; ``calendar``: on calendar quarters and years.
         """
         filters = _keys(filters)
+        if currency is not None or calendar:
+            _no_basis(basis)
+            return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
+                                order="entity, metric, segment, dims, ptype, period_end",
+                                currency=currency, calendar=calendar)
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded, **filters)
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
@@ -272,12 +303,17 @@ class MetricStore:
         as_of: DateLike | None = None,
         as_recorded: DateLike | None = None,
         basis: str | None = None,
+        currency: str | None = None,
+        calendar: bool = False,
     ) -> pl.DataFrame:
         """One series over time with its growth: periods, values, YoY, QoQ and TTM.
 
         Args:
             freq: ``FY``, ``H``, ``Q``, ``M`` (or ``YTD``, ``I`` for instants); all when None.
             basis: the prior period's version for YoY/QoQ: 'as_of' (default), 'latest', 'first'.
+            currency: the series in this currency (ECB rates), with the original value, the
+                growth in the reporting currency, the FX effect and the rate used beside.
+            calendar: on calendar quarters and years (``freq`` Q or FY): CY2024Q4, CY2024.
         """
         entity, metric = key_text(entity), key_text(metric)
         filters: dict[str, str] = {"entity": entity, "metric": metric, "segment": key_text(segment),
@@ -287,6 +323,9 @@ class MetricStore:
             if key not in FREQS:
                 raise BadArgument("freq", freq, f"is not one of {', '.join(FREQS)}")
             filters["ptype"] = key
+        if currency is not None or calendar:
+            _no_basis(basis)
+            return self._converted_series(filters, currency, calendar, as_of=as_of, as_recorded=as_recorded)
         columns = ", ".join(SERIES_COLUMNS)
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded,
@@ -302,10 +341,32 @@ class MetricStore:
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,
                             order=", ".join(f"{c} DESC" if d else c for c, d in SERIES_ORDER), columns=columns)
 
+    def compare(self, metric: str, entities: Sequence[str], *, segment: str = "total", dims: str = "",
+                freq: str = "FY", currency: str | None = None, calendar: bool = False,
+                as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
+        """``metric`` of several entities side by side, a row per period (see queries.peers)."""
+        return peers.compare(self.sql, metric, entities, segment=segment, dims=dims, freq=freq, currency=currency,
+                             calendar=calendar, as_of=as_of, as_recorded=as_recorded)
+
+    def _converted_series(self, filters: dict[str, str], currency: str | None, calendar: bool, *,
+                          as_of: DateLike | None, as_recorded: DateLike | None) -> pl.DataFrame:
+        """A series in another currency and/or on calendar periods (computed: the projections hold the reporting currency)."""
+        if calendar and filters.get("ptype", "Q") not in ("Q", "FY"):
+            raise BadArgument("freq", filters["ptype"], "on calendar periods is Q or FY")
+        columns = list(CALENDAR_COLUMNS if calendar else SERIES_COLUMNS)
+        columns += list(FX_COLUMNS) if currency is not None else []
+        source = (growth_source(currency is not None, calendar, narrowed=True), [filters["entity"], filters["metric"]])
+        order = "period_end, period_start DESC, period" if calendar else ", ".join(
+            f"{c} DESC" if d else c for c, d in SERIES_ORDER)
+        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
+                            source=source, order=order, columns=", ".join(columns), currency=currency,
+                            calendar=calendar)
+
     def _select(self, view: str, filters: dict[str, str], *, as_of: DateLike | None,
                 as_recorded: DateLike | None, order: str, columns: str = "*",
-                source: tuple[str, list[Any]] | None = None) -> pl.DataFrame:
-        allowed = set(self._columns(view))
+                source: tuple[str, list[Any]] | None = None, currency: str | None = None,
+                calendar: bool = False) -> pl.DataFrame:
+        allowed = set(self._columns("calendar_at(NULL, NULL, NULL)" if calendar else view))
         where: list[str] = []
         params: list[Any] = list(source[1]) if source else []
         for name, value in filters.items():
@@ -315,15 +376,17 @@ class MetricStore:
             params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
-        return self.sql(query, params, as_of=as_of, as_recorded=as_recorded)
+        return self.sql(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
 
     def _columns(self, view: str) -> list[str]:
-        """A view's columns (fixed for the life of the connection: the views are created once)."""
+        """A view's (or a table macro call's) columns, fixed for the life of the connection."""
         if view not in self._view_columns:
             cur = self._con.cursor()
             try:
                 rows = cur.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
                                params=[view]).fetchall()
+                if not rows:    # a table macro's call (a text of ours, not a user's)
+                    rows = cur.sql(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {view})").fetchall()
             finally:
                 cur.close()
             self._view_columns[view] = [r[0] for r in rows]

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from metricstore.options import (AsOfOpt, AsRecOpt, DimsOpt, EntityArg, FormatOpt, OutputOpt, SegmentOpt,
-                                 StoreOpt, WideOpt, open_store)
+from metricstore.options import (AsOfOpt, AsRecOpt, CalendarOpt, CurrencyOpt, DimsOpt, EntityArg, FormatOpt, OutputOpt,
+                                 SegmentOpt, StoreOpt, WideOpt, open_store)
 from metricstore.render import render
 from queries import MetricStore, write_catalog
 from queries.catalog import open_command
@@ -21,10 +21,11 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL over events, facts, growth, share, entities, metrics.")],
     store: StoreOpt = None, as_of: AsOfOpt = None, as_recorded: AsRecOpt = None,
     fmt: FormatOpt = "table", output: OutputOpt = None, wide: WideOpt = False,
+    currency: CurrencyOpt = None, calendar: CalendarOpt = False,
 ) -> None:
     """Run a read-only SQL query over the store's views."""
     with MetricStore(open_store(store)) as ms:
-        df = ms.sql(query, as_of=as_of, as_recorded=as_recorded)
+        df = ms.sql(query, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
     render(df, fmt, output, readable_table=not wide)
 
 
@@ -37,10 +38,12 @@ def series(
     store: StoreOpt = None, as_of: AsOfOpt = None, as_recorded: AsRecOpt = None,
     fmt: FormatOpt = "table", output: OutputOpt = None, wide: WideOpt = False,
     basis: Annotated[str | None, typer.Option("--basis", help="Prior period for YoY/QoQ: as_of (default: as known at --as-of), latest (as known now), first (as first reported).")] = None,
+    currency: CurrencyOpt = None, calendar: CalendarOpt = False,
 ) -> None:
     """One series over time with YoY, QoQ and TTM (--wide: every column)."""
     with MetricStore(open_store(store)) as ms:
-        df = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, as_recorded=as_recorded, basis=basis)
+        df = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, as_recorded=as_recorded, basis=basis,
+                       currency=currency, calendar=calendar)
     render(df, fmt, output, title=f"{entity} {metric} ({segment})", readable_table=not wide)
 
 
