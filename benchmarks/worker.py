@@ -100,6 +100,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             append(e)
             times.append(time.perf_counter() - t)
         return {"times": times}
+    if task in projections.TASKS:
+        return projections.run_task(spec, _timed, SERIES_WARMUP)
     if task == "compact":
         from store import Store
         from store.compaction import compact
