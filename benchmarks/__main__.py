@@ -1,5 +1,6 @@
 """``python -m benchmarks --size 1M|10M|all [--only bulk|appends]``: run the suite (or one group of it),
-write BENCHMARKS.md and benchmarks/results.json."""
+write BENCHMARKS.md and benchmarks/results.json. ``--only fsds --size 3M|30M|all``: the SEC data sets
+scenarios (benchmarks/fsds.py)."""
 
 from __future__ import annotations
 
@@ -10,40 +11,46 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.fsds import SCENARIOS as FSDS_SCENARIOS, run_fsds
 from benchmarks.report import write_markdown
-from benchmarks.run import ONLY, ROOT, add_ratios, log, run_size
+from benchmarks.run import ONLY as GROUPS, ROOT, add_ratios, log, run_size
 
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
+FSDS_SIZES = {"3M": 3_000_000, "30M": 30_000_000}
+ONLY = {**GROUPS, "fsds": FSDS_SCENARIOS}
 
 
-def parse_size(text: str) -> list[int]:
+def parse_size(text: str, only: str | None = None) -> list[int]:
     if text == "all":
-        return list(SIZES.values())
+        return list((FSDS_SIZES if only == "fsds" else SIZES).values())
     return [SIZES.get(text.upper(), None) or int(float(text.rstrip("Mm")) * (1e6 if text[-1] in "Mm" else 1))]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    ap.add_argument("--size", default="all", help="1M, 10M, all, or a number of events")
+    ap.add_argument("--size", default="all", help="1M, 10M, all, or a number of events (with --only fsds: 3M, 30M, all)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed after)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     ap.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--no-peers", action="store_true", help="only this store and the limit")
     ap.add_argument("--only", choices=sorted(ONLY), default=None,
-                    help="only the bulk ingests (Arrow and CSV) or the single appends: their records are "
-                         "replaced, the others kept")
+                    help="only the bulk ingests (Arrow and CSV), the single appends or the SEC data sets "
+                         "scenarios: their records are replaced, the others kept")
     args = ap.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="metricstore-bench-"))
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else []
-    sizes = parse_size(args.size)
+    sizes = parse_size(args.size, args.only)
     results = [r for r in results if r["size"] not in sizes
                or (args.only is not None and r["scenario"] not in ONLY[args.only])]
     t0 = time.perf_counter()
     try:
         for size in sizes:
             fresh: list[dict[str, object]] = []
-            run_size(size, work / str(size), fresh, peers=not args.no_peers, only=args.only)
+            if args.only == "fsds":
+                run_fsds(size, work / str(size), fresh)
+            else:
+                run_size(size, work / str(size), fresh, peers=not args.no_peers, only=args.only)
             results.extend(fresh)
             add_ratios(results)
             out.write_text(json.dumps(results, indent=1) + "\n")

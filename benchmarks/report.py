@@ -11,8 +11,11 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from benchmarks import fsds_targets
+
 SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv", "snapshot_refresh", "small_append", "series_growth", "all_growth",
-             "series_as_of", "all_as_of", "series_after_small_commits", "series_after_small_commits_compacted")
+             "series_as_of", "all_as_of", "series_after_small_commits", "series_after_small_commits_compacted",
+             *fsds_targets.SCENARIOS)
 SYSTEMS = ("metricstore", "metricstore-computed", "limit", "deltalake", "arcticdb", "metricstore-uncompacted")
 
 NOTES = Path(__file__).with_name("NOTES.md")
@@ -104,7 +107,9 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
                     out.append(f"| {sc} | {sy} | {_fmt_s(r['median_s'])} | {_fmt_s(r['p99_s'])} | "
                                f"{r['peak_rss_mb']:.0f} MB | {ratio} | {r.get('runs', '')} | {r.get('run', '?')} |")
         out += ["", f"### Targets at {size:,} events", "", "| target | measured | met |", "| --- | --- | --- |"]
-        for name, measured, ok in targets(results, size):
+        general = any(r["size"] == size and r["scenario"] not in fsds_targets.SCENARIOS for r in results)
+        fsds = fsds_targets.targets(_get, results, size)
+        for name, measured, ok in (targets(results, size) if general else []) + fsds:
             out.append(f"| {name} | {measured} | {'yes' if ok else ('no' if ok is False else 'n/a')} |")
         out.append("")
     if NOTES.exists():

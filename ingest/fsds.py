@@ -220,13 +220,21 @@ def _qname(taxonomy_from: str) -> pl.Expr:
 _KEY = ["std", "adsh", "ddate", "qtrs", "uom", "segments", "coreg"]
 
 
+def _owned(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with its own copy of its text: a filtered polars string column is a view that keeps
+    its whole block alive, so the few rows kept of each block would hold all of ``num.txt``."""
+    out = pl.from_arrow(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
 def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
              mapping: pl.DataFrame) -> pl.DataFrame:
     """Pass one: per filing, period, unit and dims, the priority of the best mapped concept."""
     parts = []
     for df in _blocks(zf, member, ("adsh", "tag", "version", "ddate", "qtrs", "uom", "segments", "coreg"), header, file):
         df = df.filter(pl.col("version").str.contains("/")).with_columns(_qname("version").alias("qname"))
-        parts.append(df.join(mapping, on="qname", how="inner"))
+        parts.append(_owned(df.join(mapping, on="qname", how="inner").select(*_KEY, "prio", "qname")))
     if not parts:
         return pl.DataFrame(schema={**{k: pl.String for k in _KEY}, "__best": pl.Int64, "__best_name": pl.String})
     hits = pl.concat(parts)
