@@ -69,6 +69,7 @@ def ingest_limit(src: Path, dest: Path) -> None:
             with pq.ParquetWriter(dest / "num.parquet", reader.schema, compression="zstd") as w:
                 for b in reader:
                     w.write_batch(b, row_group_size=32 * 1024)
+            reader.close()          # its read-ahead stopped before the member closes
         with zf.open("sub.txt") as fh:
             sub = pacsv.read_csv(fh, parse_options=opts[1], convert_options=pacsv.ConvertOptions(
                 include_columns=["adsh", "cik", "fye", "form", "filed"],
