@@ -17,6 +17,7 @@ supersession, no derived quarters and no 52/53-week dates.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -202,9 +203,13 @@ def _pool(outs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_fsds(size: int, work: Path, results: list[dict[str, Any]]) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    src = work / "fsds.zip"
-    log(f"size {size:,}: generating a data sets zip into {work}")
-    counts = write_zip(src, size)
+    src, made = work / "fsds.zip", work / "fsds.json"
+    if made.exists() and src.exists():     # a --work folder keeps its zip (30 M take minutes to write)
+        counts = json.loads(made.read_text())
+    else:
+        log(f"size {size:,}: generating a data sets zip into {work}")
+        counts = write_zip(src, size)
+        made.write_text(json.dumps(counts))
     log(f"{counts['numbers']:,} numbers, {counts['filings']:,} filings of {counts['filers']:,} filers in "
         f"{counts['quarters']} quarter(s), {src.stat().st_size / 1e6:.0f} MB")
     info = {"numbers": counts["numbers"], "filers": counts["filers"], "quarters": counts["quarters"]}
