@@ -44,17 +44,21 @@ def main() -> None:
     results = [r for r in results if r["size"] not in sizes
                or (args.only is not None and r["scenario"] not in ONLY[args.only])]
     t0 = time.perf_counter()
+
+    def save(records: list[dict[str, object]]) -> None:
+        add_ratios(records)
+        out.write_text(json.dumps(records, indent=1) + "\n")
+        write_markdown(records, Path(args.markdown))
+
     try:
         for size in sizes:
             fresh: list[dict[str, object]] = []
-            if args.only == "fsds":
-                run_fsds(size, work / str(size), fresh)
+            if args.only == "fsds":     # records saved as each step ends (a 30 M run takes an hour)
+                run_fsds(size, work / str(size), fresh, save=lambda: save(results + fresh))
             else:
                 run_size(size, work / str(size), fresh, peers=not args.no_peers, only=args.only)
             results.extend(fresh)
-            add_ratios(results)
-            out.write_text(json.dumps(results, indent=1) + "\n")
-            write_markdown(results, Path(args.markdown))
+            save(results)
             shutil.rmtree(work / str(size), ignore_errors=True)
     finally:
         if not args.work:

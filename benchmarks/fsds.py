@@ -49,8 +49,10 @@ INGEST_ROUNDS = 3
 QUERY_ROUNDS = 3
 SCREEN_REPEATS = 5
 SERIES_REPEATS = 20
-#: From this size on, one round of each (a 30 M ingest takes minutes), and three screens a process.
+#: From this size on, one round of each (a 30 M ingest takes many minutes), one screen measured a
+#: process (after one unmeasured: it proves the files' checksums) and five series calls (after two).
 BIG = 10_000_000
+BIG_REPEATS = {"fsds_screen": (1, 1), "fsds_series": (5, 2)}
 
 
 # -- the work (run in a worker process) ----------------------------------------------------------
@@ -179,8 +181,8 @@ def work(spec: dict[str, Any]) -> tuple[Callable[[], Any], int, int]:
     as_of = dt.date.fromisoformat(spec["as_of"]) if spec.get("as_of") else None
     q = (Ours if system == "metricstore" else Limit)(Path(spec["path"]))
     if spec["task"] == "fsds_screen":
-        return (lambda: q.screen(as_of)), spec["repeats"], 1
-    return (lambda: q.series(spec["cik"], as_of)), spec["repeats"], SERIES_WARMUP
+        return (lambda: q.screen(as_of)), spec["repeats"], spec.get("warmup", 1)
+    return (lambda: q.series(spec["cik"], as_of)), spec["repeats"], spec.get("warmup", SERIES_WARMUP)
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -201,7 +203,8 @@ def _pool(outs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"times": [t for o in outs for t in o["times"]], "peak_rss_mb": max(o["peak_rss_mb"] for o in outs)}
 
 
-def run_fsds(size: int, work: Path, results: list[dict[str, Any]]) -> None:
+def run_fsds(size: int, work: Path, results: list[dict[str, Any]], save: Callable[[], None] = lambda: None) -> None:
+    """Run the scenarios at one size into ``results``; ``save()`` after each step records what is measured."""
     work.mkdir(parents=True, exist_ok=True)
     src, made = work / "fsds.zip", work / "fsds.json"
     if made.exists() and src.exists():     # a --work folder keeps its zip (30 M take minutes to write)
@@ -229,21 +232,25 @@ def run_fsds(size: int, work: Path, results: list[dict[str, Any]]) -> None:
     for system, outs in ingests.items():
         record(results, "fsds_ingest", size, system, _pool(outs), **info, disk_mb=round(on_disk[system] / 1e6, 1),
                zip_mb=round(src.stat().st_size / 1e6, 1))
+    save()
 
     sorted_file = limit_file(dest["limit"])
     cik = _probe(sorted_file)
     paths = {"limit": sorted_file, "metricstore": dest["metricstore"]}
     pooled: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for _ in range(1 if big else QUERY_ROUNDS):
-        for task_, repeats in (("fsds_screen", 3 if big else SCREEN_REPEATS), ("fsds_series", SERIES_REPEATS)):
+        for task_, repeats, warmup in (("fsds_screen", SCREEN_REPEATS, 1), ("fsds_series", SERIES_REPEATS, SERIES_WARMUP)):
+            repeats, warmup = BIG_REPEATS[task_] if big else (repeats, warmup)
             for as_of in (None, AS_OF):
                 scenario = task_ + ("_as_of" if as_of else "")
                 for system in paths:
                     out = worker({"task": task_, "system": system, "path": str(paths[system]), "cik": cik,
-                                  "as_of": as_of.isoformat() if as_of else None, "repeats": repeats})
+                                  "as_of": as_of.isoformat() if as_of else None, "repeats": repeats,
+                                  "warmup": warmup})
                     pooled.setdefault((scenario, system), []).append(out)
     for (scenario, system), outs in pooled.items():
         rec = record(results, scenario, size, system, _pool(outs), rows=outs[0]["rows"], **info,
                      **({"entity": f"cik{cik}"} if "series" in scenario else {"period": PERIOD}),
                      **({"as_of": AS_OF.isoformat()} if scenario.endswith("as_of") else {}))
         log(f"  {scenario} {system}: {rec['rows']} rows")
+    save()
