@@ -238,8 +238,11 @@ def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
     if not parts:
         return pl.DataFrame(schema={**{k: pl.String for k in _KEY}, "__best": pl.Int64, "__best_name": pl.String})
     hits = pl.concat(parts)
-    return hits.sort("prio").group_by(_KEY).agg(pl.col("prio").first().alias("__best"),
-                                                 pl.col("qname").first().alias("__best_name"))
+    # a fact of one mapped concept alone is its own winner (no ``__best``: not shadowed), so only
+    # the facts two concepts compete for are kept, a few hundredths of the rows held till the end
+    return (hits.sort("prio").group_by(_KEY).agg(pl.col("prio").first().alias("__best"),
+                                                  pl.col("qname").first().alias("__best_name"), pl.len().alias("__n"))
+            .filter(pl.col("__n") > 1).drop("__n"))
 
 
 def _dims(segments: str | None, coreg: str | None, unit_dims: str) -> str:
