@@ -28,7 +28,8 @@ reader counts them in a warning.
 
 ``num.txt`` is read in blocks (``pyarrow.csv.open_csv``), twice: a first pass over the key columns
 of mapped tags decides which concept takes a standard name; the second makes the events,
-one block at a time. Only ``sub.txt``, the ``perShare`` tags and the keys of mapped rows are held whole.
+one block at a time. Only ``sub.txt``, the ``perShare`` tags and the keys of mapped rows are held whole
+(after the first pass, of the facts two mapped concepts compete for).
 """
 
 from __future__ import annotations
