@@ -308,6 +308,12 @@ def _lookup(df: pl.DataFrame, cols: list[str], fn: object, out: list[str]) -> pl
     return df.join(res, on=cols, how="left", nulls_equal=True)
 
 
+def _of_block(winners: pl.DataFrame, df: pl.DataFrame) -> pl.DataFrame:
+    """The winners of the block's filings: a join hashes its right side, and the whole table
+    (growing with the zip) hashed once a block made a zip's time grow with its square."""
+    return winners.filter(pl.col("adsh").is_in(df["adsh"].unique().implode()))
+
+
 def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFrame, mapping: pl.DataFrame,
             per_share: pl.DataFrame, aliases: dict[str, str]) -> pl.DataFrame:
     """One block of ``num.txt`` (with ``__row``) -> canonical text rows; a bad value raises BadFile."""
@@ -329,7 +335,7 @@ def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFram
            "is not a date (YYYYMMDD)")
 
     df = df.with_columns(_qname("__custom").alias("qname")).join(mapping, on="qname", how="left")
-    df = df.join(winners, on=_KEY, how="left", nulls_equal=True)
+    df = df.join(_of_block(winners, df), on=_KEY, how="left", nulls_equal=True)
     df = df.with_columns(metric_names(pl.col("__best_name")))
     df = df.join(per_share, on=["tag", "version"], how="left")
     per = pl.col("__per_share").fill_null(False) & ~pl.col("uom").str.contains("/")
