@@ -86,9 +86,16 @@ def load() -> dict[str, Any]:
     return data
 
 
+def dumps(shape: dict[str, Any]) -> str:
+    """JSON with one tag a line (a diff then names the tags that changed)."""
+    lines = [f"{json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(shape.items()) if k != "tags"]
+    tags = ",\n".join(json.dumps(t, sort_keys=True) for t in shape["tags"])
+    return "{\n" + ",\n".join(lines) + ',\n"tags": [\n' + tags + "\n]}\n"
+
+
 def main() -> None:
     shape = derive(Path(sys.argv[1]))
-    SHAPE.write_text(json.dumps(shape, indent=0, sort_keys=True) + "\n")
+    SHAPE.write_text(dumps(shape))
     print(f"{SHAPE}: {len(shape['tags'])} tags, {len(shape['custom'])} custom names")
 
 
