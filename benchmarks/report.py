@@ -11,10 +11,13 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from benchmarks import fsds_targets
+
 SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv", "bulk_ingest_projected", "snapshot_refresh", "projection_rebuild",
              "small_append", "small_append_projected", "series_growth", "all_growth", "series_as_of", "all_as_of",
              "series_as_recorded", "all_as_recorded", "catalog_series_growth", "catalog_all_growth",
-             "series_after_small_commits", "series_after_small_commits_compacted")
+             "series_after_small_commits", "series_after_small_commits_compacted",
+             *fsds_targets.SCENARIOS)
 SYSTEMS = ("metricstore", "metricstore-computed", "limit", "limit-polars", "deltalake", "arcticdb",
            "metricstore-uncompacted")
 #: Scenarios whose ratio is taken against the faster of ``limit`` and ``limit-polars``.
@@ -190,7 +193,9 @@ def write_markdown(results: list[dict[str, Any]], path: Path) -> None:
                                f"{r['peak_rss_mb']:.0f} MB | {ratio} | {r.get('runs', '')} | {r.get('run', '?')} |")
         out += [""] + _bytes_line(results, size) + _baselines(results, size)
         out += [f"### Targets at {size:,} events", "", "| target | measured | met |", "| --- | --- | --- |"]
-        for name, measured, ok in targets(results, size):
+        general = any(r["size"] == size and r["scenario"] not in fsds_targets.SCENARIOS for r in results)
+        fsds = fsds_targets.targets(_get, results, size)
+        for name, measured, ok in (targets(results, size) if general else []) + fsds:
             out.append(f"| {name} | {measured} | {'yes' if ok else ('no' if ok is False else 'n/a')} |")
         out.append("")
     if NOTES.exists():

@@ -28,7 +28,8 @@ reader counts them in a warning.
 
 ``num.txt`` is read in blocks (``pyarrow.csv.open_csv``), twice: a first pass over the key columns
 of mapped tags decides which concept takes a standard name; the second makes the events,
-one block at a time. Only ``sub.txt``, the ``perShare`` tags and the keys of mapped rows are held whole.
+one block at a time. Only ``sub.txt``, the ``perShare`` tags and the keys of mapped rows are held whole
+(after the first pass, of the facts two mapped concepts compete for).
 """
 
 from __future__ import annotations
@@ -220,18 +221,29 @@ def _qname(taxonomy_from: str) -> pl.Expr:
 _KEY = ["std", "adsh", "ddate", "qtrs", "uom", "segments", "coreg"]
 
 
+def _owned(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with its own copy of its text: a filtered polars string column is a view that keeps
+    its whole block alive, so the few rows kept of each block would hold all of ``num.txt``."""
+    out = pl.from_arrow(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
 def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
              mapping: pl.DataFrame) -> pl.DataFrame:
     """Pass one: per filing, period, unit and dims, the priority of the best mapped concept."""
     parts = []
     for df in _blocks(zf, member, ("adsh", "tag", "version", "ddate", "qtrs", "uom", "segments", "coreg"), header, file):
         df = df.filter(pl.col("version").str.contains("/")).with_columns(_qname("version").alias("qname"))
-        parts.append(df.join(mapping, on="qname", how="inner"))
+        parts.append(_owned(df.join(mapping, on="qname", how="inner").select(*_KEY, "prio", "qname")))
     if not parts:
         return pl.DataFrame(schema={**{k: pl.String for k in _KEY}, "__best": pl.Int64, "__best_name": pl.String})
     hits = pl.concat(parts)
-    return hits.sort("prio").group_by(_KEY).agg(pl.col("prio").first().alias("__best"),
-                                                 pl.col("qname").first().alias("__best_name"))
+    # a fact of one mapped concept alone is its own winner (no ``__best``: not shadowed), so only
+    # the facts two concepts compete for are kept, a few hundredths of the rows held till the end
+    return (hits.sort("prio").group_by(_KEY).agg(pl.col("prio").first().alias("__best"),
+                                                  pl.col("qname").first().alias("__best_name"), pl.len().alias("__n"))
+            .filter(pl.col("__n") > 1).drop("__n"))
 
 
 def _dims(segments: str | None, coreg: str | None, unit_dims: str) -> str:
@@ -296,6 +308,12 @@ def _lookup(df: pl.DataFrame, cols: list[str], fn: object, out: list[str]) -> pl
     return df.join(res, on=cols, how="left", nulls_equal=True)
 
 
+def _of_block(winners: pl.DataFrame, df: pl.DataFrame) -> pl.DataFrame:
+    """The winners of the block's filings: a join hashes its right side, and the whole table
+    (growing with the zip) hashed once a block made a zip's time grow with its square."""
+    return winners.filter(pl.col("adsh").is_in(df["adsh"].unique().implode()))
+
+
 def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFrame, mapping: pl.DataFrame,
             per_share: pl.DataFrame, aliases: dict[str, str]) -> pl.DataFrame:
     """One block of ``num.txt`` (with ``__row``) -> canonical text rows; a bad value raises BadFile."""
@@ -317,7 +335,7 @@ def _events(df: pl.DataFrame, file: str, sub: pl.DataFrame, winners: pl.DataFram
            "is not a date (YYYYMMDD)")
 
     df = df.with_columns(_qname("__custom").alias("qname")).join(mapping, on="qname", how="left")
-    df = df.join(winners, on=_KEY, how="left", nulls_equal=True)
+    df = df.join(_of_block(winners, df), on=_KEY, how="left", nulls_equal=True)
     df = df.with_columns(metric_names(pl.col("__best_name")))
     df = df.join(per_share, on=["tag", "version"], how="left")
     per = pl.col("__per_share").fill_null(False) & ~pl.col("uom").str.contains("/")
