@@ -155,6 +155,7 @@ class Projections:
         self._proven: dict[str, tuple[int, int]] = {}
         self._reach: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
         self._row_groups: dict[str, tuple[pq.FileMetaData, tuple[list[str], list[str]] | None]] = {}
+        self._entities: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
         self._lock = threading.Lock()
 
     def latest(self) -> Projection | None:
@@ -241,8 +242,22 @@ class Projections:
                 (metrics if table == "metrics" else out).update(keys)
                 withdrawn.update(ids)
         if withdrawn or metrics:
-            out |= self._entities_of(live.get("events", []), sorted(withdrawn), sorted(metrics))
+            out |= self._reached(live.get("events", []), sorted(withdrawn), sorted(metrics))
         return frozenset(out)
+
+    def _reached(self, events: list[Path], ids: list[str], metrics: list[str]) -> frozenset[str]:
+        """:meth:`_entities_of`, kept per listing: committed files never change, and a reader asks
+        at every query until the next projection step."""
+        key = (tuple(p.name for p in events), tuple(ids), tuple(metrics))
+        with self._lock:
+            hit = self._entities.get(key)
+        if hit is None:
+            hit = frozenset(self._entities_of(events, ids, metrics))
+            with self._lock:
+                if len(self._entities) > 8:
+                    self._entities.clear()
+                self._entities[key] = hit
+        return hit
 
     def _unseen(self, table: str, names: list[str], covers: frozenset[str]) -> set[str] | None:
         """The live files (``names``) holding rows the projection has not seen, or None when one of
