@@ -27,37 +27,23 @@ import polars as pl
 from buenavista.core import BVType, QueryResult, Session
 
 from queries.args import to_date, to_timestamp
-from queries.errors import SqlError
+from queries.errors import BadArgument, SqlError
 from queries.helper import MetricStore
+from queries.serve.pgcompat import pg_compat
+from queries.serve.wire import COPY_FORMATS, COPY_OUT, copy_format
 from store import Store
 
 _SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*([^;]*?)\s*;?\s*$",
                   re.IGNORECASE)
 _RESET = re.compile(r"^\s*RESET\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
-_SHOW = re.compile(r"^\s*SHOW\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
-_IGNORED = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD\s+ALL|DEALLOCATE\b[^;]*"
+_SHOW = re.compile(r"^\s*SHOW\s+(TRANSACTION\s+ISOLATION\s+LEVEL|[A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
+_IGNORED = re.compile(r"^\s*((?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE)\b[^;]*"
+                      r"|DISCARD\s+ALL|DEALLOCATE\b[^;]*"
                       r"|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)\b[^;]*)\s*;?\s*$", re.IGNORECASE)
 POINT_IN_TIME = ("as_of", "as_recorded")
-
-#: PostgreSQL spellings in the catalog queries of psql and JDBC drivers that DuckDB does not parse
-_COMPAT = (
-    (re.compile(r"OPERATOR\s*\(\s*pg_catalog\.([~!=<>]+)\s*\)", re.IGNORECASE), r"\1"),
-    (re.compile(r"\s+COLLATE\s+pg_catalog\.default", re.IGNORECASE), ""),
-    (re.compile(r"pg_catalog\.pg_get_userbyid\s*\([^()]*\)", re.IGNORECASE), "'metricstore'"),
-    (re.compile(r"\bpg_get_userbyid\s*\([^()]*\)", re.IGNORECASE), "'metricstore'"),
-    (re.compile(r"(?:pg_catalog\.)?pg_get_expr\s*\([^()]*\)", re.IGNORECASE), "NULL"),
-    (re.compile(r"::\s*pg_catalog\.(regtype|regclass|regproc|oid)\b", re.IGNORECASE), "::VARCHAR"),
-    (re.compile(r"::\s*pg_catalog\.(text|name|char)\b", re.IGNORECASE), "::VARCHAR"),
-)
-
-
-def pg_compat(query: str) -> str:
-    """``query`` with the PostgreSQL-only spellings of catalog queries replaced (see ``_COMPAT``)."""
-    for pattern, replacement in _COMPAT:
-        query = pattern.sub(replacement, query)
-    return query
-
-
+#: settings drivers ask for with SHOW that are not startup parameters (SQLAlchemy asks for the isolation)
+SESSION_SETTINGS = {"transaction_isolation": "read committed", "transaction_read_only": "on",
+                    "default_transaction_read_only": "on", "statement_timeout": "0"}
 def _bvtype(dtype: pl.DataType) -> BVType:
     if dtype in (pl.Int64, pl.UInt32, pl.UInt64):
         return BVType.BIGINT
@@ -83,10 +69,12 @@ def _text(value: Any) -> str:
 class FrameResult(QueryResult):
     """A polars DataFrame as the wire layer reads it: names, types, rows."""
 
-    def __init__(self, frame: pl.DataFrame | None, tag: str = "") -> None:
+    def __init__(self, frame: pl.DataFrame | None, tag: str = "", copy: str | None = None) -> None:
         super().__init__()
         self.frame = frame
         self.tag = tag
+        #: the format of a ``COPY (...) TO STDOUT`` (sent as CopyData, not rows), else None
+        self.copy = copy
         self.types = [_bvtype(t) for t in frame.dtypes] if frame is not None else []
 
     def has_results(self) -> bool:
@@ -165,12 +153,21 @@ class StoreSession(Session):
                     self.set_point(point, None)
             return FrameResult(None, "RESET")
         if m := _SHOW.match(sql):
-            return FrameResult(self._show(m.group(1).lower()), "SHOW")
+            name = re.sub(r"\s+", " ", m.group(1).lower())
+            return FrameResult(self._show("transaction_isolation" if name == "transaction isolation level" else name),
+                               "SHOW")
+        if m := COPY_OUT.match(sql):
+            fmt = copy_format(m)
+            if fmt not in COPY_FORMATS:
+                raise BadArgument("COPY", fmt, f"is not a COPY format this server writes ({', '.join(COPY_FORMATS)})")
+            return FrameResult(self._query(pg_compat(m.group("query")), params), "COPY", copy=fmt)
         return FrameResult(self._query(pg_compat(sql), params), "")
 
     def _show(self, name: str) -> pl.DataFrame:
         points = {"as_of": self.as_of, "as_recorded": self.as_recorded}
-        value = points[name] if name in points else self.parameters.get(name)
+        value = points[name] if name in points else self.parameters.get(name, SESSION_SETTINGS.get(name))
+        if name == "statement_timeout":
+            value = f"{int(self.timeout_s * 1000)}ms"
         return pl.DataFrame({name: [None if value is None else str(value)]}, schema={name: pl.String})
 
     def _query(self, sql: str, params: Sequence[Any] | None) -> pl.DataFrame:
