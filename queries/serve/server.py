@@ -46,6 +46,10 @@ SSL_REQUEST, GSS_REQUEST, CANCEL_REQUEST, PROTOCOL_3 = 80877103, 80877104, 80877
 MAX_MESSAGE = 16 * 1024 * 1024
 #: the point in time a database name sets: asof_2024-06-30
 ASOF_DATABASE = "asof_"
+#: seconds from connecting to a checked password (PostgreSQL's authentication_timeout is 60)
+LOGIN_TIMEOUT_S = 30.0
+#: password checks run at once (each scrypt check holds 16 MB)
+HASHING_AT_ONCE = 4
 NO_DATA, PORTAL_SUSPENDED = b"n\x00\x00\x00\x04", b"s\x00\x00\x00\x04"
 
 
@@ -153,6 +157,7 @@ class Handler(BuenaVistaHandler):
 
     def handle(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self.request.settimeout(LOGIN_TIMEOUT_S)   # a client that never logs in gives its slot back
         self.r = BVBuffer(self.rfile)
         self.peer = "%s:%s" % self.client_address[:2]
         ctx: _Context | None = None
@@ -254,13 +259,15 @@ class Handler(BuenaVistaHandler):
         user = ctx.params.get("user", "")
         password = payload.rstrip(b"\x00").decode("utf-8", errors="replace")
         stored = self.server.config.users.get(user)
-        if stored is None or not verify_password(password, stored):
+        with self.server.hashing:       # scrypt takes 16 MB a check: a flood of logins waits, memory stays bounded
+            ok = stored is not None and verify_password(password, stored)
+        if not ok:
             log.warning("failed login: user %r from %s", user, self.peer)
             self.send_error(Refused("28P01", f'password authentication failed for user "{user}"'))
             return False
-        database = ctx.params.get("database", "")
+        database = ctx.params.get("database") or user     # libpq's default database is the user's name
         session = StoreSession(self.server.config.store, timeout_s=self.server.config.timeout_s,
-                               parameters=self.server.config.parameters)
+                               parameters=self.server.config.parameters, database=database)
         try:
             if database.lower().startswith(ASOF_DATABASE):
                 session.set_point("as_of", database[len(ASOF_DATABASE):])
@@ -270,6 +277,7 @@ class Handler(BuenaVistaHandler):
             return False
         ctx.session = session
         self.server.ctxts[ctx.process_id] = ctx
+        self.request.settimeout(None)
         log.info("login: user %r from %s%s", user, self.peer, f" as of {session.as_of}" if session.as_of else "")
         self.send_authentication_ok()
         self.handle_post_auth(ctx)
@@ -421,6 +429,7 @@ class Server(BuenaVistaServer):
         self.config = config
         self._lock = threading.Lock()
         self._open = 0
+        self.hashing = threading.BoundedSemaphore(HASHING_AT_ONCE)
         super().__init__((config.host, config.port), _Sessions(config), auth=None)
         self.RequestHandlerClass = Handler      # buenavista's constructor names its own
 

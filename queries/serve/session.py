@@ -106,11 +106,20 @@ class FrameResult(QueryResult):
 
 
 class StoreSession(Session):
-    """A connection's session: the sandbox, its point in time, a statement timeout."""
+    """A connection's session: the sandbox, its point in time, a statement timeout.
 
-    def __init__(self, store: Store, *, timeout_s: float, parameters: dict[str, str]) -> None:
+    The sandbox is opened by the first query, not at login: opening one creates every view (most of
+    a second), and a pool's or a BI tool's idle connections should cost a socket, not a DuckDB."""
+
+    def __init__(self, store: Store, *, timeout_s: float, parameters: dict[str, str],
+                 database: str = "metricstore") -> None:
         super().__init__()
-        self.ms = MetricStore(store)
+        self.store = store
+        #: the database name the client connected with (what current_database() answers)
+        self.database = database
+        self._ms: MetricStore | None = None
+        self._opening = threading.Lock()
+        self._running = self._cancelled = False
         self.timeout_s = timeout_s
         self.parameters = parameters
         self.as_of: dt.date | None = None
@@ -126,15 +135,26 @@ class StoreSession(Session):
     def cursor(self) -> None:
         return None
 
+    @property
+    def ms(self) -> MetricStore:
+        """The session's sandbox, opened on first use."""
+        with self._opening:
+            if self._ms is None:
+                self._ms = MetricStore(self.store)
+            return self._ms
+
     def close(self) -> None:
-        self.ms.close()
+        if self._ms is not None:
+            self._ms.close()
 
     def in_transaction(self) -> bool:
         return False
 
     def interrupt(self) -> None:
-        """Stop the running query (a cancel request)."""
-        self.ms.interrupt()
+        """Stop the running query (a cancel request); one that waits for the sandbox to open does not start."""
+        self._cancelled = self._running
+        if self._ms is not None:
+            self._ms.interrupt()
 
     def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> QueryResult:
         if not sql.strip().rstrip(";").strip():
@@ -160,22 +180,33 @@ class StoreSession(Session):
             fmt = copy_format(m)
             if fmt not in COPY_FORMATS:
                 raise BadArgument("COPY", fmt, f"is not a COPY format this server writes ({', '.join(COPY_FORMATS)})")
-            return FrameResult(self._query(pg_compat(m.group("query")), params), "COPY", copy=fmt)
-        return FrameResult(self._query(pg_compat(sql), params), "")
+            return FrameResult(self._query(pg_compat(m.group("query"), self.database), params), "COPY", copy=fmt)
+        return FrameResult(self._query(pg_compat(sql, self.database), params), "")
 
     def _show(self, name: str) -> pl.DataFrame:
         points = {"as_of": self.as_of, "as_recorded": self.as_recorded}
-        value = points[name] if name in points else self.parameters.get(name, SESSION_SETTINGS.get(name))
+        parameters = {k.lower(): v for k, v in self.parameters.items()}     # TimeZone, DateStyle: any case
+        value = points[name] if name in points else parameters.get(name, SESSION_SETTINGS.get(name))
         if name == "statement_timeout":
             value = f"{int(self.timeout_s * 1000)}ms"
         return pl.DataFrame({name: [None if value is None else str(value)]}, schema={name: pl.String})
 
     def _query(self, sql: str, params: Sequence[Any] | None) -> pl.DataFrame:
-        timer = threading.Timer(self.timeout_s, self.ms.interrupt)
+        self._running, self._cancelled = True, False
+        try:
+            ms = self.ms
+            if self._cancelled:
+                raise SqlError("canceling statement due to user request")
+            return self._run(ms, sql, params)
+        finally:
+            self._running = False
+
+    def _run(self, ms: MetricStore, sql: str, params: Sequence[Any] | None) -> pl.DataFrame:
+        timer = threading.Timer(self.timeout_s, ms.interrupt)
         timer.daemon = True
         timer.start()
         try:
-            return self.ms.sql(sql, list(params) if params else None, as_of=self.as_of, as_recorded=self.as_recorded)
+            return ms.sql(sql, list(params) if params else None, as_of=self.as_of, as_recorded=self.as_recorded)
         except SqlError as exc:
             if "interrupt" not in str(exc).lower():
                 raise
