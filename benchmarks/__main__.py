@@ -1,4 +1,4 @@
-"""``python -m benchmarks --size 1M|10M|all [--only bulk|appends]``: run the suite (or one group of it),
+"""``python -m benchmarks --size 1M|10M|all [--only bulk|appends|serve]``: run the suite (or one group of it),
 write BENCHMARKS.md and benchmarks/results.json."""
 
 from __future__ import annotations

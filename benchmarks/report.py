@@ -65,6 +65,9 @@ def targets(results: list[dict[str, Any]], size: int) -> list[tuple[str, str, bo
         r = ratio(sc, "metricstore", cur, "metricstore-computed")
         add(f"`{sc}` within 1.2x of the current view computed from the events (no snapshot)", r,
             None if r is None else r <= 1.2)
+    r = ratio("serve_series_growth", "metricstore-wire", other_sy="metricstore")
+    add("one series over the PostgreSQL wire (metricstore serve) within 2x of the in-process helper", r,
+        None if r is None else r <= 2)
     r = ratio("series_after_small_commits", "metricstore", "series_after_small_commits_compacted", "metricstore")
     add("after 10,000 small commits (automatic compaction) within 2x of the compacted store", r,
         None if r is None else r <= 2)

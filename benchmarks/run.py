@@ -21,6 +21,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from benchmarks.data import Shape, batches
+from benchmarks import serve as serve_bench
 from benchmarks.report import machine
 from benchmarks.systems import AS_OF, copy_tree
 
@@ -50,7 +51,7 @@ RUN = _run_label()
 BULK_SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv")
 #: ``--only GROUP``: the scenarios each group measures (their records are replaced, the rest kept).
 #: ``appends`` ingests each system's store once, unmeasured, then measures its single appends.
-ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",)}
+ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",), "serve": (serve_bench.SCENARIO,)}
 
 
 def log(msg: str) -> None:
@@ -124,6 +125,15 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     src, sorted_file, csv_path, n = generate(size, work)
     systems = SYSTEMS if peers else ("limit", "metricstore")
     stores: dict[str, Path] = {}
+
+    if only == "serve":     # this store ingested and maintained once, unmeasured; then the wire against the helper
+        stores["metricstore"] = work / "bulk-metricstore-0"
+        shutil.rmtree(stores["metricstore"], ignore_errors=True)
+        worker({"task": "bulk_arrow", "system": "metricstore", "src": str(src), "dest": str(stores["metricstore"])})
+        worker({"task": "snapshot", "system": "metricstore", "path": str(stores["metricstore"])},
+               {"METRICSTORE_MEMORY_LIMIT": SNAPSHOT_MEMORY})
+        serve_bench.run(results, size, stores["metricstore"], shape.probe_entity, record)
+        return
 
     if only == "appends":   # each store ingested once, unmeasured
         for system in systems:
@@ -210,6 +220,7 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
         for system in (*systems, "metricstore-computed"):
             if (out := query("all", system, as_of, 3)) is not None:
                 record(results, scenario, size, system, out, rows=out["rows"])
+    serve_bench.run(results, size, stores["metricstore"], shape.probe_entity, record)
 
     _appends(results, size, work, systems, stores)
 

@@ -35,7 +35,7 @@ from buenavista.postgres import (PG_UNKNOWN, BVTYPE_TO_PGTYPE, BuenaVistaHandler
 
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.serve.auth import verify_password
-from queries.serve.session import StoreSession
+from queries.serve.session import Sandboxes, StoreSession
 from queries.serve.wire import binary, binary_row, copy_messages
 from store import Store
 
@@ -48,6 +48,8 @@ MAX_MESSAGE = 16 * 1024 * 1024
 ASOF_DATABASE = "asof_"
 #: seconds from connecting to a checked password (PostgreSQL's authentication_timeout is 60)
 LOGIN_TIMEOUT_S = 30.0
+#: sandboxes of ended sessions kept open for the next (each holds its DuckDB and views: about 10 MB)
+SANDBOXES_KEPT = 8
 #: password checks run at once (each scrypt check holds 16 MB)
 HASHING_AT_ONCE = 4
 NO_DATA, PORTAL_SUSPENDED = b"n\x00\x00\x00\x04", b"s\x00\x00\x00\x04"
@@ -266,7 +268,7 @@ class Handler(BuenaVistaHandler):
             self.send_error(Refused("28P01", f'password authentication failed for user "{user}"'))
             return False
         database = ctx.params.get("database") or user     # libpq's default database is the user's name
-        session = StoreSession(self.server.config.store, timeout_s=self.server.config.timeout_s,
+        session = StoreSession(self.server.sandboxes, timeout_s=self.server.config.timeout_s,
                                parameters=self.server.config.parameters, database=database)
         try:
             if database.lower().startswith(ASOF_DATABASE):
@@ -430,6 +432,7 @@ class Server(BuenaVistaServer):
         self._lock = threading.Lock()
         self._open = 0
         self.hashing = threading.BoundedSemaphore(HASHING_AT_ONCE)
+        self.sandboxes = Sandboxes(config.store, keep=min(config.max_connections, SANDBOXES_KEPT))
         super().__init__((config.host, config.port), _Sessions(config), auth=None)
         self.RequestHandlerClass = Handler      # buenavista's constructor names its own
 
@@ -446,3 +449,7 @@ class Server(BuenaVistaServer):
     def release(self) -> None:
         with self._lock:
             self._open = max(0, self._open - 1)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.sandboxes.close()

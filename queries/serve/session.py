@@ -105,16 +105,56 @@ class FrameResult(QueryResult):
         return self.tag
 
 
+class Sandboxes:
+    """The sandboxes of ended sessions, kept for the next ones: opening one creates every view (most of
+    a second of DuckDB's time), and BI tools open and close connections all day.
+
+    A sandbox holds no session state (the point in time goes with each query, its settings are locked),
+    so a session may take one another has given back."""
+
+    def __init__(self, store: Store, keep: int = 8) -> None:
+        self.store = store
+        self.keep = keep
+        self._idle: list[MetricStore] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> MetricStore:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return MetricStore(self.store)
+
+    def give(self, ms: MetricStore) -> None:
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(ms)
+                return
+        ms.close()
+
+    def warm(self, count: int) -> None:
+        """Open ``count`` sandboxes in the background, so that the first clients do not wait for them."""
+        def run() -> None:
+            for _ in range(count):
+                self.give(MetricStore(self.store))
+        threading.Thread(target=run, name="warm sandboxes", daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for ms in idle:
+            ms.close()
+
+
 class StoreSession(Session):
     """A connection's session: the sandbox, its point in time, a statement timeout.
 
-    The sandbox is opened by the first query, not at login: opening one creates every view (most of
-    a second), and a pool's or a BI tool's idle connections should cost a socket, not a DuckDB."""
+    The sandbox is taken by the first query, not at login: a pool's or a BI tool's idle connections
+    cost a socket and a thread, not a DuckDB."""
 
-    def __init__(self, store: Store, *, timeout_s: float, parameters: dict[str, str],
+    def __init__(self, sandboxes: Store | Sandboxes, *, timeout_s: float, parameters: dict[str, str],
                  database: str = "metricstore") -> None:
         super().__init__()
-        self.store = store
+        self.sandboxes = sandboxes if isinstance(sandboxes, Sandboxes) else Sandboxes(sandboxes, keep=0)
         #: the database name the client connected with (what current_database() answers)
         self.database = database
         self._ms: MetricStore | None = None
@@ -137,15 +177,18 @@ class StoreSession(Session):
 
     @property
     def ms(self) -> MetricStore:
-        """The session's sandbox, opened on first use."""
+        """The session's sandbox, taken on first use."""
         with self._opening:
             if self._ms is None:
-                self._ms = MetricStore(self.store)
+                self._ms = self.sandboxes.take()
             return self._ms
 
     def close(self) -> None:
-        if self._ms is not None:
-            self._ms.close()
+        """Give the sandbox back (the session's thread: no query of it runs)."""
+        with self._opening:
+            ms, self._ms = self._ms, None
+        if ms is not None:
+            self.sandboxes.give(ms)
 
     def in_transaction(self) -> bool:
         return False
