@@ -63,6 +63,7 @@ def test_200_idle_connections_and_the_server_still_answers(wide: Served) -> None
     assert wide.proc.poll() is None
 
 
+@pytest.mark.slow   # minutes on two cores: `make test-slow` (CI runs it), not `make test`
 def test_32_clients_with_200_mixed_queries_each(wide: Served) -> None:
     with MetricStore(wide.store) as ms:
         series = ms.sql(SERIES.replace("%s", "?"), ["xiaomi", "revenue"]).rows()
