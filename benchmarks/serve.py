@@ -64,21 +64,27 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     path, entity, repeats = spec["path"], spec["entity"], spec.get("repeats", REPEATS)
     params = [entity, SERIES_METRIC]
-    with MetricStore(path) as ms:
-        local = _timed(lambda: ms.sql(QUERY.format(p1="?", p2="?"), params), repeats, WARMUP)
-        rows = ms.sql(QUERY.format(p1="?", p2="?"), params).height
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "METRICSTORE_SERVE_USER": USER,
            "METRICSTORE_SERVE_PASSWORD": PASSWORD}
     proc = subprocess.Popen([sys.executable, "-m", "metricstore", "serve", "--store", path, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    dsn = f"host=127.0.0.1 port={port} dbname=metricstore user={USER} password='{PASSWORD}' sslmode=disable"
+    local_sql, wire_sql = QUERY.format(p1="?", p2="?"), QUERY.format(p1="%s", p2="%s")
     try:
         _wait(port, proc)
-        dsn = f"host=127.0.0.1 port={port} dbname=metricstore user={USER} password='{PASSWORD}' sslmode=disable"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            sql = QUERY.format(p1="%s", p2="%s")
-            wire = _timed(lambda: conn.execute(sql, params).fetchall(), repeats, WARMUP)
-            assert len(conn.execute(sql, params).fetchall()) == rows
+        with MetricStore(path) as ms, psycopg.connect(dsn, autocommit=True) as conn:
+            rows = ms.sql(local_sql, params).height
+            assert len(conn.execute(wire_sql, params).fetchall()) == rows
+            # the two take turns, call by call: on a shared machine both meet the same load
+            local: list[float] = []
+            wire: list[float] = []
+            for _ in range(WARMUP):
+                ms.sql(local_sql, params)
+                conn.execute(wire_sql, params).fetchall()
+            for _ in range(repeats):
+                local += _timed(lambda: ms.sql(local_sql, params), 1, 0)
+                wire += _timed(lambda: conn.execute(wire_sql, params).fetchall(), 1, 0)
         server_rss = _peak_rss_mb(proc.pid)
     finally:
         proc.terminate()

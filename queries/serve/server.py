@@ -24,9 +24,9 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from buenavista.core import Connection, QueryResult
@@ -357,16 +357,16 @@ class Handler(BuenaVistaHandler):
         """A result's rows (the row description sent before), a COPY's data, or a command's tag."""
         fmt = getattr(result, "copy", None)
         if fmt is not None:
-            binary = fmt == "binary"
+            is_binary = fmt == "binary"
             count = result.column_count()
-            self.wfile.write(struct.pack(f"!cibh{count}h", b"H", 7 + 2 * count, int(binary), count,
-                                         *([int(binary)] * count)))
+            self.wfile.write(struct.pack(f"!cibh{count}h", b"H", 7 + 2 * count, int(is_binary), count,
+                                         *([int(is_binary)] * count)))
             rows = 0
             for data in copy_messages(result.rows(), [result.column(i)[1] for i in range(count)], fmt):
                 self.wfile.write(struct.pack("!ci", b"d", len(data) + 4) + data)
                 rows += 1
             self.wfile.write(b"c\x00\x00\x00\x04")
-            self.send_command_complete(f"COPY {rows - 1 if binary else rows}\x00")
+            self.send_command_complete(f"COPY {rows - 1 if is_binary else rows}\x00")
         elif result.has_results():
             self.send_command_complete("SELECT %d\x00" % self.send_data_rows(result))
         else:
