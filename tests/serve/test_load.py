@@ -16,7 +16,8 @@ from queries import MetricStore
 from tests.serve.conftest import PASSWORD, USER, Served, free_port, start, stop, wait_listening
 
 IDLE = 200
-CLIENTS, QUERIES = 32, 200
+#: clients at once and queries each (METRICSTORE_LOAD_QUERIES makes a shorter run to try a change)
+CLIENTS, QUERIES = 32, int(os.environ.get("METRICSTORE_LOAD_QUERIES", "200"))
 DAY = "2025-03-18"
 SERIES = "SELECT period, value, yoy_pct FROM growth WHERE entity = %s AND metric = %s ORDER BY period_end, value"
 
