@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv", "snapshot_refresh", "small_append", "series_growth", "all_growth",
-             "series_as_of", "all_as_of", "series_after_small_commits", "series_after_small_commits_compacted")
-SYSTEMS = ("metricstore", "metricstore-computed", "limit", "deltalake", "arcticdb", "metricstore-uncompacted")
+             "series_as_of", "all_as_of", "series_after_small_commits", "series_after_small_commits_compacted", "serve_series_growth")
+SYSTEMS = ("metricstore", "metricstore-computed", "limit", "deltalake", "arcticdb", "metricstore-uncompacted",
+           "metricstore-wire")
 
 NOTES = Path(__file__).with_name("NOTES.md")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from queries.serve.server import LOGIN_TIMEOUT_S
 from tests.conftest import store_files
 from tests.reliability.test_sql_sandbox import attempts
 from tests.serve.conftest import MAX_CONNECTIONS, PASSWORD, USER, Served
@@ -90,6 +91,7 @@ def test_200_connections_past_the_cap_are_refused_cleanly(served: Served) -> Non
     packet = struct.pack("!ii", len(startup) + 8, 196608) + startup
     socks: list[socket.socket] = []
     answers: list[bytes] = []
+    started = time.monotonic()
     try:
         for _ in range(200):
             s = socket.create_connection(("127.0.0.1", served.port), timeout=30)
@@ -102,7 +104,9 @@ def test_200_connections_past_the_cap_are_refused_cleanly(served: Served) -> Non
             s.close()
     asked = sum(a.startswith(b"R") for a in answers)           # AuthenticationCleartextPassword
     refused = [a for a in answers if a.startswith(b"E")]
-    assert asked <= MAX_CONNECTIONS and asked + len(refused) == 200
+    # a socket that has not logged in within the login timeout is closed and gives its slot back
+    rounds = 1 + int((time.monotonic() - started) // LOGIN_TIMEOUT_S)
+    assert asked <= MAX_CONNECTIONS * rounds and asked + len(refused) == 200, (asked, rounds)
     assert all(b"53300" in a for a in refused)
     time.sleep(1)
     with psycopg.connect(served.dsn()) as conn:
