@@ -11,7 +11,7 @@ ONLY   ?=
 PYTEST_ARGS ?=
 PIP    := $(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check
 
-.PHONY: setup demo test test-scale torture bench clean
+.PHONY: setup demo test test-slow test-scale torture bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ demo: $(VENV)/.installed-core-$(HASH)
 # Every test but the scale-out suites (S3 through a local moto server, Spark), which have their own
 # target: CI runs both.
 test: $(VENV)/.installed-test-$(HASH)
-	$(BIN)/python -m pytest -q -n 2 --ignore=tests/scale $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --ignore=tests/scale -m "not slow" $(PYTEST_ARGS)
+
+# The tests marked slow (metricstore serve under load: 32 clients x 200 queries): minutes, so apart; CI runs them.
+test-slow: $(VENV)/.installed-test-$(HASH)
+	$(BIN)/python -m pytest -q -n 2 --ignore=tests/scale -m slow $(PYTEST_ARGS)
 
 test-scale: $(VENV)/.installed-scale-$(HASH)
 	$(BIN)/python -m pytest -q -n 2 tests/scale $(PYTEST_ARGS)

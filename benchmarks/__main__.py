@@ -1,5 +1,5 @@
-"""``python -m benchmarks --size 1M|10M|all [--only bulk|appends|projections]``: run the suite (or one group of it),
-write BENCHMARKS.md and benchmarks/results.json. ``--only fsds --size 3M|30M|all``: the SEC data sets
+"""``python -m benchmarks --size 1M|10M|all [--only bulk|appends|projections|serve]``: run the suite (or one group
+of it), write BENCHMARKS.md and benchmarks/results.json. ``--only fsds --size 3M|30M|all``: the SEC data sets
 scenarios (benchmarks/fsds.py)."""
 
 from __future__ import annotations

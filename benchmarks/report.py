@@ -17,9 +17,9 @@ SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv", "bulk_ingest_projected", "s
              "small_append", "small_append_projected", "series_growth", "all_growth", "series_as_of", "all_as_of",
              "series_as_recorded", "all_as_recorded", "catalog_series_growth", "catalog_all_growth",
              "series_after_small_commits", "series_after_small_commits_compacted",
-             *fsds_targets.SCENARIOS)
+             "serve_series_growth", *fsds_targets.SCENARIOS)
 SYSTEMS = ("metricstore", "metricstore-computed", "limit", "limit-polars", "deltalake", "arcticdb",
-           "metricstore-uncompacted")
+           "metricstore-uncompacted", "metricstore-wire")
 #: Scenarios whose ratio is taken against the faster of ``limit`` and ``limit-polars``.
 QUERY_SCENARIOS = ("series_growth", "series_as_of", "all_growth", "all_as_of", "series_after_small_commits",
                    "series_after_small_commits_compacted", "catalog_series_growth", "catalog_all_growth",
@@ -87,6 +87,9 @@ def targets(results: list[dict[str, Any]], size: int) -> list[tuple[str, str, bo
         r = ratio(sc, "metricstore", cur, "metricstore-computed")
         add(f"`{sc}` within 1.2x of the current view computed from the events (no snapshot)", r,
             None if r is None else r <= 1.2)
+    r = ratio("serve_series_growth", "metricstore-wire", other_sy="metricstore")
+    add("one series over the PostgreSQL wire (metricstore serve) within 2x of the in-process helper", r,
+        None if r is None else r <= 2)
     r = ratio("series_after_small_commits", "metricstore", "series_after_small_commits_compacted", "metricstore")
     add(f"after {_commits(results, size)} within 2x of the compacted store", r,
         None if r is None else r <= 2)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from benchmarks import projections
 from benchmarks.data import Shape, batches
+from benchmarks import serve as serve_bench
 from benchmarks.report import QUERY_SCENARIOS, machine
 from benchmarks.systems import AS_OF, copy_tree
 
@@ -50,7 +51,8 @@ RUN = _run_label()
 BULK_SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv")
 #: ``--only GROUP``: the scenarios each group measures (their records are replaced, the rest kept).
 #: ``appends`` ingests each system's store once, unmeasured, then measures its single appends.
-ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",), "projections": projections.SCENARIOS}
+ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",), "projections": projections.SCENARIOS,
+        "serve": (serve_bench.SCENARIO,)}
 
 
 def log(msg: str) -> None:
@@ -132,6 +134,14 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
                               appends=min(1000, commits))
         return
 
+    if only == "serve":     # this store ingested and maintained once, unmeasured; then the wire against the helper
+        stores["metricstore"] = work / "bulk-metricstore-0"
+        shutil.rmtree(stores["metricstore"], ignore_errors=True)
+        worker({"task": "bulk_arrow", "system": "metricstore", "src": str(src), "dest": str(stores["metricstore"])})
+        worker({"task": "project", "system": "metricstore", "path": str(stores["metricstore"])})
+        serve_bench.run(results, size, stores["metricstore"], shape.probe_entity, record)
+        return
+
     if only == "appends":   # each store ingested once, unmeasured
         for system in systems:
             stores[system] = work / f"bulk-{system}-0"
@@ -192,6 +202,7 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     projections.catalog(proj, projected, rounds=SERIES_ROUNDS, repeats=SERIES_REPEATS)
     projections.appends_projected(proj, projected, min(1000, commits), rounds=APPEND_ROUNDS)
     projections.as_recorded(proj, projected, at, rounds=SERIES_ROUNDS, repeats=SERIES_REPEATS)
+    serve_bench.run(results, size, projected, shape.probe_entity, record)
     _appends(results, size, work, systems, stores)
 
     # 6. one series after 10,000 small commits: each projected (the target), and with neither

@@ -67,14 +67,23 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
     return target
 
 
+#: The storage format the file is written in: the oldest that holds the views, so that DuckDB 1.4 and
+#: newer (the 1.x command line teams have) open it; DuckDB 2.x's own format is refused by every 1.x
+STORAGE_VERSION = "v1.4.0"
+
+
 def _write_views(tmp: Path, store: Store, live: Reading) -> None:
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    con = duckdb.connect()
     try:
+        con.execute("ATTACH ? AS catalog (STORAGE_VERSION ?)", [str(tmp), STORAGE_VERSION])
+        con.execute("USE catalog")
         install(con, store, live)
         if local_root(store) is not None:
             con.execute(growth_view(store))
-        con.execute("CHECKPOINT")
+        con.execute("CHECKPOINT catalog")
+        con.execute("USE memory")
+        con.execute("DETACH catalog")
     finally:
         con.close()
 

@@ -15,6 +15,9 @@ from queries.errors import BadArgument
 from queries.serve.auth import hash_password, load_users, users_from_env, verify_password
 from queries.serve.server import ServeConfig, Server, tls_context
 
+#: sandboxes opened at start, so that the first clients do not wait for them
+WARM_SANDBOXES = 2
+
 __all__ = ["ServeConfig", "Server", "hash_password", "is_loopback", "load_users", "serve", "tls_context",
            "users_from_env", "verify_password"]
 
@@ -48,6 +51,7 @@ def serve(config: ServeConfig, *, ready: logging.Logger | None = None) -> None:
     """Serve until interrupted; logs the address once it is listening."""
     check(config)
     server = Server(config)
+    server.sandboxes.warm(WARM_SANDBOXES)
     host, port = server.server_address[:2]
     (ready or logging.getLogger("metricstore.serve")).warning(
         "serving %s on %s:%s (%s)", config.store.root, host, port, "TLS" if config.tls else "loopback, no TLS")

@@ -24,16 +24,19 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from buenavista.core import Connection, QueryResult
-from buenavista.postgres import BuenaVistaHandler, BuenaVistaServer, BVBuffer, BVContext, ClientCommand
+from buenavista.postgres import (PG_UNKNOWN, BVTYPE_TO_PGTYPE, BuenaVistaHandler, BuenaVistaServer, BVBuffer, BVContext,
+                                 ClientCommand)
 
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.serve.auth import verify_password
-from queries.serve.session import StoreSession
+from queries.serve.session import Sandboxes, StoreSession
+from queries.serve.wire import binary, binary_row, copy_messages
 from store import Store
 
 log = logging.getLogger("metricstore.serve")
@@ -43,6 +46,13 @@ SSL_REQUEST, GSS_REQUEST, CANCEL_REQUEST, PROTOCOL_3 = 80877103, 80877104, 80877
 MAX_MESSAGE = 16 * 1024 * 1024
 #: the point in time a database name sets: asof_2024-06-30
 ASOF_DATABASE = "asof_"
+#: seconds from connecting to a checked password (PostgreSQL's authentication_timeout is 60)
+LOGIN_TIMEOUT_S = 30.0
+#: sandboxes of ended sessions kept open for the next (each holds its DuckDB and views: about 10 MB)
+SANDBOXES_KEPT = 8
+#: password checks run at once (each scrypt check holds 16 MB)
+HASHING_AT_ONCE = 4
+NO_DATA, PORTAL_SUSPENDED = b"n\x00\x00\x00\x04", b"s\x00\x00\x00\x04"
 
 
 class Refused(Exception):
@@ -118,6 +128,22 @@ def _decode(value: bytes, oid: int, fmt: int) -> Any:
 
 
 class _Context(BVContext):
+    def __init__(self, session: Any, rewriter: Any, params: dict[str, str]) -> None:
+        super().__init__(session, rewriter, params)
+        #: portals suspended at a client's row limit: their result and the rows not yet sent
+        self.pending: dict[str, tuple[QueryResult, Iterator[list[Any]]]] = {}
+
+    def close_statement(self, name: str) -> None:
+        self.stmts.pop(name, None)      # closing what does not exist is no error in PostgreSQL
+
+    def close_portal(self, name: str) -> None:
+        self.portals.pop(name, None)
+        self.pending.pop(name, None)
+
+    def sync(self) -> None:
+        super().sync()
+        self.pending.pop("", None)      # the unnamed portal ends with its implicit transaction
+
     def describe_statement(self, name: str) -> QueryResult:
         sql, oids = self.stmts[name]
         return self.execute_sql(sql, [None] * len(oids))
@@ -133,6 +159,7 @@ class Handler(BuenaVistaHandler):
 
     def handle(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self.request.settimeout(LOGIN_TIMEOUT_S)   # a client that never logs in gives its slot back
         self.r = BVBuffer(self.rfile)
         self.peer = "%s:%s" % self.client_address[:2]
         ctx: _Context | None = None
@@ -234,13 +261,15 @@ class Handler(BuenaVistaHandler):
         user = ctx.params.get("user", "")
         password = payload.rstrip(b"\x00").decode("utf-8", errors="replace")
         stored = self.server.config.users.get(user)
-        if stored is None or not verify_password(password, stored):
+        with self.server.hashing:       # scrypt takes 16 MB a check: a flood of logins waits, memory stays bounded
+            ok = stored is not None and verify_password(password, stored)
+        if not ok:
             log.warning("failed login: user %r from %s", user, self.peer)
             self.send_error(Refused("28P01", f'password authentication failed for user "{user}"'))
             return False
-        database = ctx.params.get("database", "")
-        session = StoreSession(self.server.config.store, timeout_s=self.server.config.timeout_s,
-                               parameters=self.server.config.parameters)
+        database = ctx.params.get("database") or user     # libpq's default database is the user's name
+        session = StoreSession(self.server.sandboxes, timeout_s=self.server.config.timeout_s,
+                               parameters=self.server.config.parameters, database=database)
         try:
             if database.lower().startswith(ASOF_DATABASE):
                 session.set_point("as_of", database[len(ASOF_DATABASE):])
@@ -250,6 +279,7 @@ class Handler(BuenaVistaHandler):
             return False
         ctx.session = session
         self.server.ctxts[ctx.process_id] = ctx
+        self.request.settimeout(None)
         log.info("login: user %r from %s%s", user, self.peer, f" as of {session.as_of}" if session.as_of else "")
         self.send_authentication_ok()
         self.handle_post_auth(ctx)
@@ -273,6 +303,93 @@ class Handler(BuenaVistaHandler):
         result_formats = [buf.read_int16() for _ in range(buf.read_int16())]
         ctx.add_portal(portal, stmt, values, result_formats)
         self.send_bind_complete()
+
+    def handle_query(self, ctx: _Context, payload: bytes) -> None:
+        try:
+            result = ctx.execute_sql(payload.decode("utf-8").rstrip("\x00"))
+        except Exception as exc:  # an error answer, as PostgreSQL gives, and the session goes on
+            self.send_error(exc)
+        else:
+            if result.has_results() and getattr(result, "copy", None) is None:
+                self.send_row_description(result)
+            self.send_result(result)
+        self.send_ready_for_query(ctx)
+
+    def handle_describe(self, ctx: _Context, payload: bytes) -> None:
+        kind, name = payload[:1], payload[1:-1].decode("utf-8")
+        try:
+            result = ctx.describe_portal(name) if kind == b"P" else ctx.describe_statement(name)
+        except Exception as exc:
+            self.send_error(exc, ctx)
+            return
+        if kind != b"P":
+            self.send_paramter_description(ctx.stmts[name][1])
+        if result.has_results() and getattr(result, "copy", None) is None:
+            self.send_row_description(result)
+        else:
+            self.wfile.write(NO_DATA)     # a statement without rows (SET, COPY) says so: libpq waits for it
+
+    def handle_execute(self, ctx: _Context, payload: bytes) -> None:
+        if ctx.has_error:
+            return
+        end = payload.index(b"\x00")
+        portal, limit = payload[:end].decode("utf-8"), struct.unpack("!i", payload[end + 1:end + 5])[0]
+        if portal in ctx.pending:     # a portal suspended at its row limit goes on where it stopped
+            result, rows = ctx.pending.pop(portal)
+        else:
+            try:
+                result = ctx.execute_portal(portal)
+            except Exception as exc:
+                self.send_error(exc, ctx)
+                return
+            if not result.has_results() or getattr(result, "copy", None) is not None:
+                self.send_result(result)
+                return
+            rows = iter(result.rows())
+        sent, more = self.send_rows(result, rows, limit)
+        if more:
+            ctx.pending[portal] = (result, rows)
+            self.wfile.write(PORTAL_SUSPENDED)
+        else:
+            self.send_command_complete("SELECT %d\x00" % sent)
+
+    def send_result(self, result: QueryResult) -> None:
+        """A result's rows (the row description sent before), a COPY's data, or a command's tag."""
+        fmt = getattr(result, "copy", None)
+        if fmt is not None:
+            is_binary = fmt == "binary"
+            count = result.column_count()
+            self.wfile.write(struct.pack(f"!cibh{count}h", b"H", 7 + 2 * count, int(is_binary), count,
+                                         *([int(is_binary)] * count)))
+            rows = 0
+            for data in copy_messages(result.rows(), [result.column(i)[1] for i in range(count)], fmt):
+                self.wfile.write(struct.pack("!ci", b"d", len(data) + 4) + data)
+                rows += 1
+            self.wfile.write(b"c\x00\x00\x00\x04")
+            self.send_command_complete(f"COPY {rows - 1 if is_binary else rows}\x00")
+        elif result.has_results():
+            self.send_command_complete("SELECT %d\x00" % self.send_data_rows(result))
+        else:
+            self.send_command_complete(f"{result.status()}\x00")
+
+    def send_data_rows(self, query_result: QueryResult, limit: int = 0) -> int:
+        return self.send_rows(query_result, iter(query_result.rows()), limit)[0]
+
+    def send_rows(self, result: QueryResult, rows: Iterator[list[Any]], limit: int) -> tuple[int, bool]:
+        """Up to ``limit`` rows (0: all), each column text or binary as the client asked; whether it stopped at the limit."""
+        count = result.column_count()
+        formats = result.result_format or [0] * count
+        text = [BVTYPE_TO_PGTYPE.get(result.column(i)[1], PG_UNKNOWN)[1] for i in range(count)]
+        encoders = [binary(result.column(i)[1]) if formats[i] == 1 else
+                    (lambda v, f=text[i]: f(v).encode("utf-8")) for i in range(count)]
+        sent = 0
+        for row in rows:
+            body = binary_row(row, encoders)
+            self.wfile.write(struct.pack("!ci", b"D", len(body) + 4) + body)
+            sent += 1
+            if limit and sent >= limit:
+                return sent, True
+        return sent, False
 
     def send_error(self, exception: object, ctx: BVContext | None = None) -> None:
         code = "XX000"
@@ -314,6 +431,8 @@ class Server(BuenaVistaServer):
         self.config = config
         self._lock = threading.Lock()
         self._open = 0
+        self.hashing = threading.BoundedSemaphore(HASHING_AT_ONCE)
+        self.sandboxes = Sandboxes(config.store, keep=min(config.max_connections, SANDBOXES_KEPT))
         super().__init__((config.host, config.port), _Sessions(config), auth=None)
         self.RequestHandlerClass = Handler      # buenavista's constructor names its own
 
@@ -330,3 +449,7 @@ class Server(BuenaVistaServer):
     def release(self) -> None:
         with self._lock:
             self._open = max(0, self._open - 1)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.sandboxes.close()

@@ -27,37 +27,23 @@ import polars as pl
 from buenavista.core import BVType, QueryResult, Session
 
 from queries.args import to_date, to_timestamp
-from queries.errors import SqlError
+from queries.errors import BadArgument, SqlError
 from queries.helper import MetricStore
+from queries.serve.pgcompat import pg_compat
+from queries.serve.wire import COPY_FORMATS, COPY_OUT, copy_format
 from store import Store
 
 _SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*([^;]*?)\s*;?\s*$",
                   re.IGNORECASE)
 _RESET = re.compile(r"^\s*RESET\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
-_SHOW = re.compile(r"^\s*SHOW\s+([A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
-_IGNORED = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD\s+ALL|DEALLOCATE\b[^;]*"
+_SHOW = re.compile(r"^\s*SHOW\s+(TRANSACTION\s+ISOLATION\s+LEVEL|[A-Za-z_][\w.]*|ALL)\s*;?\s*$", re.IGNORECASE)
+_IGNORED = re.compile(r"^\s*((?:BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE)\b[^;]*"
+                      r"|DISCARD\s+ALL|DEALLOCATE\b[^;]*"
                       r"|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)\b[^;]*)\s*;?\s*$", re.IGNORECASE)
 POINT_IN_TIME = ("as_of", "as_recorded")
-
-#: PostgreSQL spellings in the catalog queries of psql and JDBC drivers that DuckDB does not parse
-_COMPAT = (
-    (re.compile(r"OPERATOR\s*\(\s*pg_catalog\.([~!=<>]+)\s*\)", re.IGNORECASE), r"\1"),
-    (re.compile(r"\s+COLLATE\s+pg_catalog\.default", re.IGNORECASE), ""),
-    (re.compile(r"pg_catalog\.pg_get_userbyid\s*\([^()]*\)", re.IGNORECASE), "'metricstore'"),
-    (re.compile(r"\bpg_get_userbyid\s*\([^()]*\)", re.IGNORECASE), "'metricstore'"),
-    (re.compile(r"(?:pg_catalog\.)?pg_get_expr\s*\([^()]*\)", re.IGNORECASE), "NULL"),
-    (re.compile(r"::\s*pg_catalog\.(regtype|regclass|regproc|oid)\b", re.IGNORECASE), "::VARCHAR"),
-    (re.compile(r"::\s*pg_catalog\.(text|name|char)\b", re.IGNORECASE), "::VARCHAR"),
-)
-
-
-def pg_compat(query: str) -> str:
-    """``query`` with the PostgreSQL-only spellings of catalog queries replaced (see ``_COMPAT``)."""
-    for pattern, replacement in _COMPAT:
-        query = pattern.sub(replacement, query)
-    return query
-
-
+#: settings drivers ask for with SHOW that are not startup parameters (SQLAlchemy asks for the isolation)
+SESSION_SETTINGS = {"transaction_isolation": "read committed", "transaction_read_only": "on",
+                    "default_transaction_read_only": "on", "statement_timeout": "0"}
 def _bvtype(dtype: pl.DataType) -> BVType:
     if dtype in (pl.Int64, pl.UInt32, pl.UInt64):
         return BVType.BIGINT
@@ -83,10 +69,12 @@ def _text(value: Any) -> str:
 class FrameResult(QueryResult):
     """A polars DataFrame as the wire layer reads it: names, types, rows."""
 
-    def __init__(self, frame: pl.DataFrame | None, tag: str = "") -> None:
+    def __init__(self, frame: pl.DataFrame | None, tag: str = "", copy: str | None = None) -> None:
         super().__init__()
         self.frame = frame
         self.tag = tag
+        #: the format of a ``COPY (...) TO STDOUT`` (sent as CopyData, not rows), else None
+        self.copy = copy
         self.types = [_bvtype(t) for t in frame.dtypes] if frame is not None else []
 
     def has_results(self) -> bool:
@@ -117,12 +105,61 @@ class FrameResult(QueryResult):
         return self.tag
 
 
-class StoreSession(Session):
-    """A connection's session: the sandbox, its point in time, a statement timeout."""
+class Sandboxes:
+    """The sandboxes of ended sessions, kept for the next ones: opening one creates every view (most of
+    a second of DuckDB's time), and BI tools open and close connections all day.
 
-    def __init__(self, store: Store, *, timeout_s: float, parameters: dict[str, str]) -> None:
+    A sandbox holds no session state (the point in time goes with each query, its settings are locked),
+    so a session may take one another has given back."""
+
+    def __init__(self, store: Store, keep: int = 8) -> None:
+        self.store = store
+        self.keep = keep
+        self._idle: list[MetricStore] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> MetricStore:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return MetricStore(self.store)
+
+    def give(self, ms: MetricStore) -> None:
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(ms)
+                return
+        ms.close()
+
+    def warm(self, count: int) -> None:
+        """Open ``count`` sandboxes in the background, so that the first clients do not wait for them."""
+        def run() -> None:
+            for _ in range(count):
+                self.give(MetricStore(self.store))
+        threading.Thread(target=run, name="warm sandboxes", daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for ms in idle:
+            ms.close()
+
+
+class StoreSession(Session):
+    """A connection's session: the sandbox, its point in time, a statement timeout.
+
+    The sandbox is taken by the first query, not at login: a pool's or a BI tool's idle connections
+    cost a socket and a thread, not a DuckDB."""
+
+    def __init__(self, sandboxes: Store | Sandboxes, *, timeout_s: float, parameters: dict[str, str],
+                 database: str = "metricstore") -> None:
         super().__init__()
-        self.ms = MetricStore(store)
+        self.sandboxes = sandboxes if isinstance(sandboxes, Sandboxes) else Sandboxes(sandboxes, keep=0)
+        #: the database name the client connected with (what current_database() answers)
+        self.database = database
+        self._ms: MetricStore | None = None
+        self._opening = threading.Lock()
+        self._running = self._cancelled = False
         self.timeout_s = timeout_s
         self.parameters = parameters
         self.as_of: dt.date | None = None
@@ -138,15 +175,29 @@ class StoreSession(Session):
     def cursor(self) -> None:
         return None
 
+    @property
+    def ms(self) -> MetricStore:
+        """The session's sandbox, taken on first use."""
+        with self._opening:
+            if self._ms is None:
+                self._ms = self.sandboxes.take()
+            return self._ms
+
     def close(self) -> None:
-        self.ms.close()
+        """Give the sandbox back (the session's thread: no query of it runs)."""
+        with self._opening:
+            ms, self._ms = self._ms, None
+        if ms is not None:
+            self.sandboxes.give(ms)
 
     def in_transaction(self) -> bool:
         return False
 
     def interrupt(self) -> None:
-        """Stop the running query (a cancel request)."""
-        self.ms.interrupt()
+        """Stop the running query (a cancel request); one that waits for the sandbox to open does not start."""
+        self._cancelled = self._running
+        if self._ms is not None:
+            self._ms.interrupt()
 
     def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> QueryResult:
         if not sql.strip().rstrip(";").strip():
@@ -165,20 +216,40 @@ class StoreSession(Session):
                     self.set_point(point, None)
             return FrameResult(None, "RESET")
         if m := _SHOW.match(sql):
-            return FrameResult(self._show(m.group(1).lower()), "SHOW")
-        return FrameResult(self._query(pg_compat(sql), params), "")
+            name = re.sub(r"\s+", " ", m.group(1).lower())
+            return FrameResult(self._show("transaction_isolation" if name == "transaction isolation level" else name),
+                               "SHOW")
+        if m := COPY_OUT.match(sql):
+            fmt = copy_format(m)
+            if fmt not in COPY_FORMATS:
+                raise BadArgument("COPY", fmt, f"is not a COPY format this server writes ({', '.join(COPY_FORMATS)})")
+            return FrameResult(self._query(pg_compat(m.group("query"), self.database), params), "COPY", copy=fmt)
+        return FrameResult(self._query(pg_compat(sql, self.database), params), "")
 
     def _show(self, name: str) -> pl.DataFrame:
         points = {"as_of": self.as_of, "as_recorded": self.as_recorded}
-        value = points[name] if name in points else self.parameters.get(name)
+        parameters = {k.lower(): v for k, v in self.parameters.items()}     # TimeZone, DateStyle: any case
+        value = points[name] if name in points else parameters.get(name, SESSION_SETTINGS.get(name))
+        if name == "statement_timeout":
+            value = f"{int(self.timeout_s * 1000)}ms"
         return pl.DataFrame({name: [None if value is None else str(value)]}, schema={name: pl.String})
 
     def _query(self, sql: str, params: Sequence[Any] | None) -> pl.DataFrame:
-        timer = threading.Timer(self.timeout_s, self.ms.interrupt)
+        self._running, self._cancelled = True, False
+        try:
+            ms = self.ms
+            if self._cancelled:
+                raise SqlError("canceling statement due to user request")
+            return self._run(ms, sql, params)
+        finally:
+            self._running = False
+
+    def _run(self, ms: MetricStore, sql: str, params: Sequence[Any] | None) -> pl.DataFrame:
+        timer = threading.Timer(self.timeout_s, ms.interrupt)
         timer.daemon = True
         timer.start()
         try:
-            return self.ms.sql(sql, list(params) if params else None, as_of=self.as_of, as_recorded=self.as_recorded)
+            return ms.sql(sql, list(params) if params else None, as_of=self.as_of, as_recorded=self.as_recorded)
         except SqlError as exc:
             if "interrupt" not in str(exc).lower():
                 raise

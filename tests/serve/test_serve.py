@@ -193,7 +193,7 @@ def test_catalog_queries_of_browsing_tools(served: Served) -> None:
         assert len(found) == 1
         attrs = conn.execute("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
                              "WHERE a.attrelid = %s AND a.attnum > 0 ORDER BY a.attnum", [found[0][0]]).fetchall()
-        assert ("entity", "varchar") in attrs
+        assert ("entity", "character varying") in attrs and ("yoy_pct", "double precision") in attrs
         assert conn.execute("SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = 'main'").fetchone() == ("main",)
         # the constructs of the JDBC driver's getTables/getColumns (DBeaver, Metabase): comments joined
         # from pg_description, regex on schema names, pg_get_expr of defaults, column numbers by window
