@@ -27,6 +27,7 @@ import polars as pl
 
 from metricstore.charts.style import mark_of
 from queries import BadArgument, MetricStore
+from queries.helper import SERIES_COLUMNS
 from queries.args import DateLike, key_text, to_date
 
 #: The frequencies a chart can draw, in the order an unspecified one is chosen.
@@ -85,20 +86,21 @@ Convert = Callable[[SeriesData], SeriesData]
 
 def load_series(ms: MetricStore, entity: str, metric: str, *, segment: str = "total", dims: str = "",
                 freq: str | None = None, as_of: DateLike | None = None, vintages: bool = False,
-                convert: Convert | None = None) -> SeriesData:
+                convert: Convert | None = None, currency: str | None = None) -> SeriesData:
     """One series of the store, checked: an unknown entity, metric, segment, dims or frequency is
-    a :class:`BadArgument` that lists what the store has."""
+    a :class:`BadArgument` that lists what the store has. ``currency``: the figures converted at
+    the ECB's rates (queries.fx; guidance and earlier versions stay in the units reported)."""
     entity, metric, segment, dims = _keys(entity, metric, segment, dims)
     d = to_date("as_of", as_of)
     counts = _counts(ms, entity, metric, segment, dims, d)
     chosen = _freq(freq, [(entity, counts)])
-    data = _series(ms, entity, metric, segment, dims, chosen, d, vintages)
+    data = _series(ms, entity, metric, segment, dims, chosen, d, vintages, currency)
     return convert(data) if convert else data
 
 
 def load_peers(ms: MetricStore, entities: Sequence[str], metric: str, *, segment: str = "total", dims: str = "",
                freq: str | None = None, as_of: DateLike | None = None,
-               convert: Convert | None = None) -> list[SeriesData]:
+               convert: Convert | None = None, currency: str | None = None) -> list[SeriesData]:
     """The same series of several entities, on the frequency they all have."""
     names = list(dict.fromkeys(e.strip().lower() for e in entities if e.strip()))
     if len(names) < 2:
@@ -112,7 +114,7 @@ def load_peers(ms: MetricStore, entities: Sequence[str], metric: str, *, segment
     out = []
     for entity, _ in found:
         _, m, s, di = _keys(entity, metric, segment, dims)
-        data = _series(ms, entity, m, s, di, chosen, d, False)
+        data = _series(ms, entity, m, s, di, chosen, d, False, currency)
         out.append(convert(data) if convert else data)
     return out
 
@@ -183,8 +185,10 @@ def _freqs(counts: dict[str, int]) -> str:
 
 
 def _series(ms: MetricStore, entity: str, metric: str, segment: str, dims: str, freq: str,
-            as_of: dt.date | None, with_vintages: bool) -> SeriesData:
-    actual = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of)
+            as_of: dt.date | None, with_vintages: bool, currency: str | None = None) -> SeriesData:
+    actual = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, currency=currency)
+    if currency is not None:
+        actual = actual.select([c for c in actual.columns if c in SERIES_COLUMNS])
     ahead = ms.sql("SELECT period, period_end, value, unit, qualifier, kind, source "
                    "FROM facts_at(getvariable('as_of'), NULL, only_entity := ?, only_metric := ?) "
                    "WHERE kind <> 'actual' AND segment = ? AND dims = ? AND ptype = ? ORDER BY period_end, kind",

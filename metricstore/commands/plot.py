@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from metricstore.options import AsOfOpt, DimsOpt, SegmentOpt, StoreOpt, open_store
+from metricstore.options import AsOfOpt, CurrencyOpt, DimsOpt, SegmentOpt, StoreOpt, open_store
 from queries import BadArgument, MetricStore
 
 app = typer.Typer()
@@ -23,7 +23,7 @@ def plot(
         metavar="[ENTITY] METRIC", show_default=False,
         help="The entity and the metric (with --compare, the metric alone), e.g. aapl revenue.")],
     segment: SegmentOpt = "total", dims: DimsOpt = "", freq: FreqOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: AsOfOpt = None, currency: CurrencyOpt = None,
     vintages: Annotated[bool, typer.Option(
         "--vintages", help="Draw each earlier published version of the series faintly behind the current one.")] = False,
     compare: Annotated[str | None, typer.Option(
@@ -40,6 +40,8 @@ def plot(
             raise BadArgument("METRIC", " ".join(names), "with --compare give the metric alone (the entities are in --compare)")
         if vintages:
             raise BadArgument("vintages", True, "draws one series' earlier versions: not with --compare")
+    if vintages and currency is not None:
+        raise BadArgument("vintages", True, "draws the versions in the units reported: not with --currency")
         metric, who = names[0], compare
     elif len(names) == 2:
         who, metric = names
@@ -47,15 +49,15 @@ def plot(
         raise BadArgument("names", " ".join(names), "give ENTITY METRIC (or --compare E1,E2 METRIC)")
     if output is not None:
         charts.output_format(output)          # a wrong extension fails before any query
-    # --currency C belongs here: a charts.Convert passed as convert= to load_series/load_peers
     with MetricStore(open_store(store)) as ms:
         if compare is not None:
-            peers = charts.load_peers(ms, compare.split(","), metric, segment=segment, dims=dims, freq=freq, as_of=as_of)
+            peers = charts.load_peers(ms, compare.split(","), metric, segment=segment, dims=dims, freq=freq, as_of=as_of,
+                                      currency=currency)
             chart = charts.compare_chart(peers)
             default = f"{'-'.join(p.entity for p in peers)}-{metric}-{peers[0].freq}.png"
         else:
             data = charts.load_series(ms, who, metric, segment=segment, dims=dims, freq=freq, as_of=as_of,
-                                      vintages=vintages)
+                                      vintages=vintages, currency=currency)
             chart = charts.series_chart(data)
             default = f"{data.entity}-{metric}-{data.freq}.png"
     target = chart.write(output or Path(_safe(default)))

@@ -86,3 +86,18 @@ def test_apple_quarters_mark_the_derived_fourth_quarters(apple: Path) -> None:
     q4 = data.points.filter(data.points["period"] == "2024Q4").row(0, named=True)
     assert q4["mark"] == "derived" and q4["value"] == pytest.approx(94_930e6)     # FY2024 - 9M2024
     assert "derived from other periods (e.g. Q4 = FY - 9M)" in series_chart(data).legend
+
+
+def test_plot_in_another_currency_draws_the_converted_figures(chart_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gamma.svg"
+    r = run_cli("plot", "gamma", "revenue", "--freq", "FY", "--currency", "USD", "-o", str(out), store=chart_store)
+    assert r.returncode == 0, r.stderr
+    with MetricStore(chart_store) as ms:
+        usd = ms.series("gamma", "revenue", freq="FY", currency="USD")
+    assert usd["unit"].unique().to_list() == ["USD"] and usd["value"].to_list() != [400e6, 380e6, 420e6]
+    words = texts(out)
+    assert any("USD" in w for w in words) and not any("EUR" in w for w in words)
+    last = usd["value"][-1] / 1e6
+    assert f"{last:.1f}" in words or f"{last:.0f}" in words   # the last point's label, converted
+    refused = run_cli("plot", "gamma", "revenue", "--currency", "USD", "--vintages", "-o", str(out), store=chart_store)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: vintages=True: draws the versions")
