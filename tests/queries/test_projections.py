@@ -321,6 +321,7 @@ def test_compact_command_brings_the_projections_up_to_date(rich: Store, monkeypa
     assert run_cli("verify", store=rich.root).returncode == 0
 
 
+@pytest.mark.slow     # minutes: `make test-slow` (CI runs it)
 def test_on_real_filings_the_projection_is_the_computed_view(tmp_path: Path, catalog,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Four companies' SEC companyfacts: three fiscal calendars, restatements, derived quarters."""

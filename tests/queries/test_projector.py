@@ -224,6 +224,7 @@ def commits(draw: st.DrawFn) -> list[tuple[str, object]]:
     return out
 
 
+@pytest.mark.slow     # minutes: `make test-slow` (CI runs it)
 @settings(max_examples=int(os.environ.get("METRICSTORE_PROJECTION_EXAMPLES", "4")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=commits())
@@ -265,6 +266,7 @@ def companyfacts_until(path: Path, cutoff: str, dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow     # minutes: `make test-slow` (CI runs it)
 @pytest.mark.parametrize("entity", ["aapl", "snow"])
 def test_real_filings_ingested_in_several_snapshots_read_as_the_reference(tmp_path: Path, catalog,
                                                                           entity: str) -> None:
@@ -376,6 +378,7 @@ for k in range(1, n + 1):
 """
 
 
+@pytest.mark.slow     # minutes: `make test-slow` (CI runs it)
 def test_readers_beside_a_writer_never_see_a_stale_or_torn_answer(rich: Store, tmp_path: Path) -> None:
     """A writer process commits one fiscal year at a time (value k for the k-th), projecting every
     other commit; a reader queries all along. Every answer holds exactly the first k years for a k
