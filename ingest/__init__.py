@@ -6,7 +6,9 @@ from ingest.canonical import canonical_dims, normalise
 from ingest.catalog import Catalog, EntityDef, MetricDef, infer_aggregation
 from ingest.config import Settings
 from ingest.errors import BadFile, BatchRejected, CatalogError, IngestError, RowProblem
-from ingest.pipeline import FileReport, RunReport, ingest_file, ingest_paths, new_run_id, set_entity
+from ingest.pipeline import ingest_file, ingest_paths
+from ingest.records import set_entity
+from ingest.reports import FileReport, RunReport, new_run_id
 from ingest.readers import READERS, Batch, detect_format, register
 from ingest import sec as _sec  # noqa: E402,F401  (registers the sec-companyfacts reader)
 from ingest import fsds as _fsds  # noqa: E402,F401  (registers the sec-fsds reader)

@@ -20,13 +20,11 @@ from ingest.catalog import Catalog
 from ingest.chunked import ingest_chunks
 from ingest.errors import UNREADABLE, BadFile, first_line
 from ingest.readers import READERS, Batch, detect_format
-from ingest.records import entity_records, fiscal_year_ends, metric_records, quarantine, set_entity
+from ingest.records import entity_records, fiscal_year_ends, metric_records, quarantine
 from ingest.reports import FileReport, RunReport, new_run_id
 from ingest.supersedes import check_supersedes
 from store import Store
 from store.schema import IDENTITY_COLUMNS
-
-__all__ = ["FileReport", "RunReport", "ingest_file", "ingest_paths", "new_run_id", "set_entity"]
 
 
 def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = "auto",
