@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.reliability.processes import ROOT, child_env, wait_ready
+
 PROJECTION_FAULTS = ("project", "layer")
 
 
@@ -71,16 +72,17 @@ def projection_trials(trials: int, work: Path, *, seed: int = 1, rows: int = 20,
         store.append(batch(2, i, rows))
     project(store)
     next_batch = 3
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     for trial in range(trials):
         fault = "" if trial % 3 == 0 else f"{PROJECTION_FAULTS[trial % 2]}:{rng.randint(1, 3)}"
         ack = work / f"project-{trial}.log"
         proc = subprocess.Popen([sys.executable, "-m", "tests.reliability._writer", "project", str(root),
                                  str(1 + trial % 2), str(next_batch), "50", str(rows), str(ack), fault],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while not (ack.exists() and "ready" in ack.read_text()) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
+                                cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if not wait_ready(proc, ack, timeout=120):
+            proc.kill()
+            proc.wait()
+            stats.failures.append(f"trial {trial}: the writer did not start")
+            continue
         if fault:
             proc.wait(timeout=300)
         else:

@@ -132,7 +132,7 @@ def test_killed_compactions_change_no_event(tmp_path: Path) -> None:
 
 
 def test_the_next_writer_removes_what_a_killed_compaction_left_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.reliability.torture import _env, wait_ready
+    from tests.reliability.processes import child_env, wait_ready
 
     monkeypatch.setenv("METRICSTORE_AUTO_COMPACT", "0")
     root = tmp_path / "store"
@@ -141,7 +141,7 @@ def test_the_next_writer_removes_what_a_killed_compaction_left_in_tmp(tmp_path: 
         store.append(batch(3, i, 10))
     ack = tmp_path / "compact.log"
     proc = subprocess.Popen([sys.executable, "-m", "tests.reliability._writer", "compact", str(root), str(ack),
-                             "manifest:1"], cwd=ROOT, env={**_env(), "METRICSTORE_AUTO_COMPACT": "0"},
+                             "manifest:1"], cwd=ROOT, env={**child_env(), "METRICSTORE_AUTO_COMPACT": "0"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_ready(proc, ack)
     assert proc.wait(timeout=300) == -9                   # killed right after publishing its manifest

@@ -46,9 +46,9 @@ from pathlib import Path
 
 import duckdb
 
+from tests.reliability.processes import ROOT, child_env, read_acks, wait_ready
 from tests.reliability.projection_trials import projection_trials
 
-ROOT = Path(__file__).resolve().parents[2]
 FAULT_POINTS = ("write", "fsync", "replace", "lock")
 
 
@@ -84,45 +84,13 @@ class Stats:
         return d
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def spawn_writer(root: Path, writer: int, first: int, count: int, rows: int, ack: Path,
                  fault: str = "", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability._writer", str(root), str(writer), str(first), str(count),
          str(rows), str(ack), fault],
-        cwd=ROOT, env={**_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env={**child_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-
-
-def read_acks(ack: Path) -> tuple[bool, list[int], set[int]]:
-    """(ready, batches begun, batches acknowledged) from a writer's ack file."""
-    ready, begun, acked = False, [], set()
-    if ack.exists():
-        for line in ack.read_text().splitlines():
-            parts = line.split()
-            if parts == ["ready"]:
-                ready = True
-            elif len(parts) >= 2 and parts[0] == "begin":
-                begun.append(int(parts[1]))
-            elif len(parts) == 4 and parts[0] == "ok":
-                acked.add(int(parts[1]))
-    return ready, begun, acked
-
-
-def wait_ready(proc: subprocess.Popen[bytes], ack: Path, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if read_acks(ack)[0]:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.005)
-    return False
 
 
 def batch_counts(root: Path) -> tuple[dict[str, int], int, int]:
@@ -241,7 +209,7 @@ def kill_trials(trials: int, work: Path, *, seed: int = 1, rows: int = 50, per_s
         if use_repair and left:
             if cli_every and (trial // 2) % cli_every == 0:
                 r = subprocess.run([sys.executable, "-m", "metricstore", "verify", "--repair", "--store", str(root)],
-                                   cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+                                   cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=300)
                 if r.returncode != 0 or "Traceback" in r.stderr:
                     stats.fail(trial, f"verify --repair exited {r.returncode}: {r.stderr[-300:]}")
             else:
@@ -317,7 +285,7 @@ def scheduled_trials(trials: int, work: Path, *, seed: int = 1, files: int = 12,
     config.write_text(f'[jobs.drops]\ntrigger = {{ interval = "1h" }}\n'
                       f'source = {{ type = "drop_folder", path = "{drop}", settle = 0 }}\n')
     made = 0
-    env = {**_env(), "METRICSTORE_STORE": str(root)}
+    env = {**child_env(), "METRICSTORE_STORE": str(root)}
     cmd = [sys.executable, "-m", "metricstore", "jobs", "run", "drops", "--config", str(config), "--quiet"]
     for trial in range(trials):
         pending = sorted(p.name for p in drop.glob("*.csv")) if drop.is_dir() else []
@@ -425,7 +393,7 @@ def compaction_trials(trials: int, work: Path, *, seed: int = 1, commits: int = 
                 point = COMPACTION_FAULTS[(trial // 2) % len(COMPACTION_FAULTS)]
                 fault = f"{point}:{rng.randint(1, 3) if point == 'unlink' else 1}"
             proc = subprocess.Popen([sys.executable, "-m", "tests.reliability._writer", "compact", str(root), str(ack),
-                                     fault], cwd=ROOT, env={**_env(), "METRICSTORE_AUTO_COMPACT": "0"},
+                                     fault], cwd=ROOT, env={**child_env(), "METRICSTORE_AUTO_COMPACT": "0"},
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if not wait_ready(proc, ack):
                 proc.kill()
@@ -587,7 +555,7 @@ def _start_readers(root: Path, outs: list[Path], timeout: float, *, env: dict[st
     procs = [subprocess.Popen([sys.executable, "-c",
                                "import sys; from tests.reliability.torture import _reader; "
                                f"_reader(sys.argv[1], float(sys.argv[2]), sys.argv[3], sessions={sessions})",
-                               str(root), str(timeout), str(out)], cwd=ROOT, env={**_env(), **(env or {})},
+                               str(root), str(timeout), str(out)], cwd=ROOT, env={**child_env(), **(env or {})},
                               stderr=subprocess.PIPE)
              for out in outs]
     ready_by = time.monotonic() + min(timeout, 120.0)
@@ -616,7 +584,7 @@ def reader_compaction_run(work: Path, *, grace_s: float, writers: int = 3, appen
     compact_runs, compact_failures = 0, []
     while compact_cli and any(p.poll() is None for p in procs):
         r = subprocess.run([sys.executable, "-m", "metricstore", "compact", "--store", str(root)], cwd=ROOT,
-                           env={**_env(), **env}, capture_output=True, text=True, timeout=timeout)
+                           env={**child_env(), **env}, capture_output=True, text=True, timeout=timeout)
         compact_runs += 1
         if r.returncode != 0 or "Traceback" in r.stderr:
             compact_failures.append(f"exit {r.returncode}: {r.stderr.strip()[-400:]}")
@@ -658,7 +626,7 @@ def spawn_compactor(root: Path, log: Path, timeout: float) -> subprocess.Popen[b
         "        fh.write(f'ok {r}\\n'); fh.flush()\n"
         "        time.sleep(0.05)\n"
     )
-    return subprocess.Popen([sys.executable, "-c", code, str(root), str(log), str(timeout)], cwd=ROOT, env=_env(),
+    return subprocess.Popen([sys.executable, "-c", code, str(root), str(log), str(timeout)], cwd=ROOT, env=child_env(),
                             stderr=subprocess.PIPE)
 
 

@@ -1,0 +1,42 @@
+"""The harness's child processes: their environment, and the ack files they write (``_writer.py``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def read_acks(ack: Path) -> tuple[bool, list[int], set[int]]:
+    """(ready, batches begun, batches acknowledged) from a writer's ack file."""
+    ready, begun, acked = False, [], set()
+    if ack.exists():
+        for line in ack.read_text().splitlines():
+            parts = line.split()
+            if parts == ["ready"]:
+                ready = True
+            elif len(parts) >= 2 and parts[0] == "begin":
+                begun.append(int(parts[1]))
+            elif len(parts) == 4 and parts[0] == "ok":
+                acked.add(int(parts[1]))
+    return ready, begun, acked
+
+
+def wait_ready(proc: subprocess.Popen[bytes], ack: Path, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if read_acks(ack)[0]:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return False
