@@ -76,6 +76,18 @@ def folder_of(store: Store) -> Path | None:
     return None if root is None else root / FOLDER
 
 
+#: Layer files whose bytes matched their checksum, by path, with the size and mtime they had then:
+#: shared by every reader and projector of the process, so a file is hashed once (a base is
+#: hundreds of MB at a million events, and a projector reads the manifest at every commit).
+_PROVEN: dict[str, tuple[int, int, str]] = {}
+
+
+def vouch(path: Path, sha: str) -> None:
+    """Record ``path`` as matching ``sha`` as it is now (checked, or just written by this process)."""
+    st = path.stat()
+    _PROVEN[str(path)] = (st.st_size, st.st_mtime_ns, sha)
+
+
 @dataclass(frozen=True)
 class Layer:
     """One layer's files by kind, their checksums, its rows, and the entities it holds (None: all)."""
@@ -152,7 +164,6 @@ class Projections:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._listing: tuple[int, Projection | None] | None = None
-        self._proven: dict[str, tuple[int, int]] = {}
         self._reach: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
         self._row_groups: dict[str, tuple[pq.FileMetaData, tuple[list[str], list[str]] | None]] = {}
         self._entities: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
@@ -194,14 +205,15 @@ class Projections:
                 return found
         return None
 
-    def _whole(self, path: Path, sha: str) -> bool:
+    @staticmethod
+    def _whole(path: Path, sha: str) -> bool:
         try:
             st = path.stat()
-            key = (st.st_size, st.st_mtime_ns)
-            if self._proven.get(str(path)) != key:
+            key = (st.st_size, st.st_mtime_ns, sha)
+            if _PROVEN.get(str(path)) != key:
                 if sha256_prefix(path) != sha:
                     return False
-                self._proven[str(path)] = key
+                vouch(path, sha)
         except OSError:
             return False
         return True

@@ -41,7 +41,7 @@ import duckdb
 from queries.errors import SqlError
 from queries.live import Reading, list_live, read_listed
 from queries.projections import (COVERED, KINDS, ORDER, STILL_VALID, Layer, Projection, Projections, folder_of,
-                                 sql_literal_list, sql_version)
+                                 sql_literal_list, sql_version, vouch)
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal
 from store import CorruptFile, MetricStoreError, Store
@@ -259,6 +259,7 @@ class _Session:
             shas[kind] = sha256_prefix(tmp)
             files[kind] = self.folder / f"{kind}-{shas[kind]}.parquet"
             os.replace(tmp, files[kind])
+            vouch(files[kind], shas[kind])
         return Layer(files, shas, rows, entities)
 
 
