@@ -62,6 +62,10 @@ FOLD_MIN_ROWS = 50_000
 MEMORY_LIMIT = "2GB"
 #: Seconds a projector waits for another one to finish (they run one at a time per store).
 LOCK_WAIT_S = 600.0
+#: The view SQL a projection step needs: the logs, the facts and every version of the growth (the
+#: other views cost the step their creation at every commit, and no growth row reads them).
+SOURCES = ("00_periods.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql", "30_growth.sql",
+           "35_growth_versions.sql")
 #: Replaced manifests younger than this are kept (a reader that just read one finds its files).
 KEEP_S = 10.0
 
@@ -164,7 +168,7 @@ class _Session:
         set_memory_limit(con, self.limit)
         con.execute("SET temp_directory = ?", [str(self.spill)])
         con.execute("SET preserve_insertion_order = false")
-        install(con, self.store, self.listing)
+        install(con, self.store, self.listing, only=SOURCES)
         for table, files in self.listing.items():
             if files:
                 con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])

@@ -6,6 +6,7 @@ file handed to data teams (``queries/catalog.py``). They refer to the store's fi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 
@@ -58,8 +59,10 @@ def render(text: str, store: Store) -> str:
     )
 
 
-def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None = None) -> None:
-    """Create every view and macro on ``con`` over ``store``.
+def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None = None,
+            only: Collection[str] | None = None) -> None:
+    """Create every view and macro on ``con`` over ``store`` (``only``: those of these ``.sql``
+    files, which must hold everything they use).
 
     Creating a view binds it, which reads the schema of every file it names: the views are bound
     over the live files (pinned for the creation only; ``live`` when the caller listed them), not
@@ -68,9 +71,11 @@ def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None =
     store.backend.attach(con)  # an object store's s3:// globs read through fsspec
     live = live if live is not None else list_live(store, TABLES)
     pinned = [t for t in TABLES if pin(con, t, live.get(t, []))]
-    for _name, text in sql_sources():
-        con.execute(render(text, store))
-    install_formulas(con, store)    # the store's formula metrics, compiled (queries/formula_sql.py)
+    for name, text in sql_sources():
+        if only is None or name in only:
+            con.execute(render(text, store))
+    if only is None:
+        install_formulas(con, store)    # the store's formula metrics, compiled (queries/formula_sql.py)
     for table in pinned:
         con.execute(f"RESET VARIABLE {files_variable(table)}")
 
