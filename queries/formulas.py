@@ -199,18 +199,22 @@ class Definition:
     until: Any = None             # the next version's recorded_at (None: current)
 
 
-def _log(store: Store) -> list[dict[str, Any]]:
+Log = list[dict[str, Any]]
+
+
+def metric_log(store: Store) -> Log:
+    """The store's ``metrics`` log, oldest first: what :func:`definitions` and :func:`aggregations` read."""
     table: pa.Table = store.read("metrics")
-    rows: list[dict[str, Any]] = table.to_pylist()
+    rows: Log = table.to_pylist()
     return sorted(rows, key=lambda r: (r["recorded_at"], r["record_id"]))
 
 
-def definitions(store: Store) -> list[Definition]:
-    """Every version of every formula metric, oldest first; a stored (formula-less) record after a
-    formula ends the formula (the metric is a stored one again)."""
+def definitions(log: Log) -> list[Definition]:
+    """Every version of every formula metric in ``log`` (:func:`metric_log`), oldest first; a stored
+    (formula-less) record after a formula ends the formula (the metric is a stored one again)."""
     out: list[Definition] = []
     open_: dict[str, int] = {}
-    for r in _log(store):
+    for r in log:
         m = r["metric"]
         if m in open_:
             i = open_.pop(m)
@@ -256,24 +260,21 @@ def _fix(node: Node, segment: str | None, dims: str | None) -> Node:
     return node
 
 
-def _known_metrics(store: Store) -> set[str]:
+def _distinct(store: Store, column: str) -> list[Any]:
+    """The distinct values of one of the events' columns (a name of ours, not a user's)."""
+    if not store.files("events"):
+        return []
     con = store.duckdb().cursor()
     try:
-        rows = con.sql("SELECT DISTINCT metric FROM read_parquet(?, union_by_name = true)",
-                       params=[store.glob("events")]).fetchall() if store.files("events") else []
+        rows = con.sql(f"SELECT DISTINCT {column} FROM read_parquet(?, union_by_name = true)",
+                       params=[store.glob("events")]).fetchall()
     finally:
         con.close()
-    return {r[0] for r in rows} | {r["metric"] for r in _log(store)}
+    return [r[0] for r in rows]
 
 
 def _currencies(store: Store) -> set[str]:
-    con = store.duckdb().cursor()
-    try:
-        rows = con.sql("SELECT DISTINCT unit FROM read_parquet(?, union_by_name = true)",
-                       params=[store.glob("events")]).fetchall() if store.files("events") else []
-    finally:
-        con.close()
-    return {part for (u,) in rows for part in str(u).split("/") if re.fullmatch(r"[A-Z]{3}", part)}
+    return {part for u in _distinct(store, "unit") for part in str(u).split("/") if re.fullmatch(r"[A-Z]{3}", part)}
 
 
 BASE_UNITS = frozenset({"ratio", "units", "unit", "shares", "share", "employees", "weeks", "days", "months",
@@ -304,9 +305,9 @@ def check_unit(store: Store, unit: str) -> str:
     return parts[0] if len(parts) == 1 else f"{parts[0]}/{singular.get(parts[1], parts[1])}"
 
 
-def validate(store: Store, metric: str, formula: str) -> Node:
+def validate(store: Store, metric: str, formula: str, log: Log) -> Node:
     """Parse ``formula`` for ``metric`` and check it against the store: every input a metric the
-    store knows (its events or its metrics log), and no cycle through other formula metrics.
+    store knows (its events or its metrics ``log``), and no cycle through other formula metrics.
 
     Raises:
         BadArgument: a syntax error, an unknown metric, a cycle.
@@ -314,13 +315,13 @@ def validate(store: Store, metric: str, formula: str) -> Node:
     if not NAME.fullmatch(metric):
         raise BadArgument("metric", metric, "is not a metric name (lower case letters, digits, _)")
     tree = parse(formula)
-    known = _known_metrics(store)
+    known = set(_distinct(store, "metric")) | {r["metric"] for r in log}
     for r in refs(tree):
         if r.metric not in known and r.metric != metric:
             close = difflib.get_close_matches(r.metric, sorted(known), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise BadArgument("formula", formula, f"unknown metric {r.metric!r}{hint}")
-    current = {d.metric: d.formula for d in definitions(store) if d.until is None}
+    current = {d.metric: d.formula for d in definitions(log) if d.until is None}
     current[metric] = formula
     expand(metric, current)
     return tree
@@ -344,12 +345,13 @@ def define_metric(store: Store, metric: str, formula: str, *, unit: str | None =
     Raises:
         BadArgument: a syntax error, an unknown metric, a cycle, an unknown currency or aggregation.
     """
-    tree = validate(store, metric, formula)
+    log = metric_log(store)
+    tree = validate(store, metric, formula, log)
     if aggregation is not None and aggregation not in AGGREGATIONS:
         raise BadArgument("aggregation", aggregation, f"is not one of {', '.join(AGGREGATIONS)}")
     unit = check_unit(store, unit) if unit else None
     agg = aggregation or _infer_aggregation(tree)
-    current = [d for d in definitions(store) if d.metric == metric and d.until is None]
+    current = [d for d in definitions(log) if d.metric == metric and d.until is None]
     if current and (current[0].formula, current[0].unit, current[0].aggregation, current[0].description) == (
             formula, unit, agg, description):
         return False
@@ -360,10 +362,10 @@ def define_metric(store: Store, metric: str, formula: str, *, unit: str | None =
     return result.added > 0
 
 
-def aggregations(store: Store) -> dict[str, str]:
-    """metric -> aggregation of each metric's latest record."""
+def aggregations(log: Log) -> dict[str, str]:
+    """metric -> aggregation of each metric's latest record in ``log`` (:func:`metric_log`)."""
     agg: dict[str, str] = {}
-    for r in _log(store):
+    for r in log:
         agg[r["metric"]] = r["aggregation"]
     return agg
 
