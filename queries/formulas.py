@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,13 @@ class Op:
 Node = Ref | Num | Op
 
 
+def _op(op: str) -> Callable[[Any, list[Node]], Node]:
+    """The transformer method of an operator rule."""
+    def build(self: Any, items: list[Node]) -> Node:
+        return Op(op, tuple(items))
+    return build
+
+
 class _Tree(Transformer[Token, Node]):
     def number(self, items: list[Token]) -> Node:
         return Num(float(items[0]))
@@ -113,23 +120,13 @@ class _Tree(Transformer[Token, Node]):
     def pair(self, items: list[Token]) -> tuple[str, str]:
         return str(items[0]).lower(), str(items[1]).lower()
 
-    def add(self, items: list[Node]) -> Node:
-        return Op("+", tuple(items))
-
-    def sub(self, items: list[Node]) -> Node:
-        return Op("-", tuple(items))
-
-    def mul(self, items: list[Node]) -> Node:
-        return Op("*", tuple(items))
-
-    def div(self, items: list[Node]) -> Node:
-        return Op("/", tuple(items))
-
-    def neg(self, items: list[Node]) -> Node:
-        return Op("neg", tuple(items))
-
-    def abs(self, items: list[Node]) -> Node:
-        return Op("abs", tuple(items))
+    # the grammar's operator rules, each an Op over its operands
+    add = _op("+")
+    sub = _op("-")
+    mul = _op("*")
+    div = _op("/")
+    neg = _op("neg")
+    abs = _op("abs")
 
 
 _PARSER = Lark(GRAMMAR, parser="lalr")
