@@ -14,7 +14,8 @@ import datetime as dt
 import duckdb
 
 from queries.errors import BadArgument
-from queries.formulas import Definition, Node, Num, Op, Ref, aggregations, definitions, expand, formulas_of, refs, text
+from queries.formulas import (Definition, Node, Num, Op, Ref, aggregations, definitions, expand, formulas_of, metric_log,
+                              refs, text)
 from store import Store
 
 #: The columns a formula row has: the facts view's, and the tolerance of the computed value.
@@ -213,10 +214,12 @@ WITH f AS (
 def install(con: duckdb.DuckDBPyConnection, store: Store) -> list[tuple[str, str]]:
     """Replace ``formula_facts_at`` on ``con`` with the store's formula definitions compiled to SQL
     (nothing to do for a store without any); returns the versions left out, with their reason."""
-    defs = definitions(store)
+    log = metric_log(store)
+    defs = definitions(log)
     if not defs:
         return []
-    sql, skipped = compile_all(defs, aggregations(store))
+    agg = aggregations(log)
+    sql, skipped = compile_all(defs, agg)
     try:
         con.execute(sql)
     except duckdb.Error:
@@ -224,9 +227,9 @@ def install(con: duckdb.DuckDBPyConnection, store: Store) -> list[tuple[str, str
         kept: list[Definition] = []
         for d in defs:
             try:
-                con.execute(compile_all([*kept, d], aggregations(store))[0])
+                con.execute(compile_all([*kept, d], agg)[0])
                 kept.append(d)
             except duckdb.Error as exc:
                 skipped.append((d.metric, str(exc).splitlines()[0]))
-        con.execute(compile_all(kept, aggregations(store))[0])
+        con.execute(compile_all(kept, agg)[0])
     return skipped

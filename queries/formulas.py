@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,13 @@ class Op:
 Node = Ref | Num | Op
 
 
+def _op(op: str) -> Callable[[Any, list[Node]], Node]:
+    """The transformer method of an operator rule."""
+    def build(self: Any, items: list[Node]) -> Node:
+        return Op(op, tuple(items))
+    return build
+
+
 class _Tree(Transformer[Token, Node]):
     def number(self, items: list[Token]) -> Node:
         return Num(float(items[0]))
@@ -113,23 +120,13 @@ class _Tree(Transformer[Token, Node]):
     def pair(self, items: list[Token]) -> tuple[str, str]:
         return str(items[0]).lower(), str(items[1]).lower()
 
-    def add(self, items: list[Node]) -> Node:
-        return Op("+", tuple(items))
-
-    def sub(self, items: list[Node]) -> Node:
-        return Op("-", tuple(items))
-
-    def mul(self, items: list[Node]) -> Node:
-        return Op("*", tuple(items))
-
-    def div(self, items: list[Node]) -> Node:
-        return Op("/", tuple(items))
-
-    def neg(self, items: list[Node]) -> Node:
-        return Op("neg", tuple(items))
-
-    def abs(self, items: list[Node]) -> Node:
-        return Op("abs", tuple(items))
+    # the grammar's operator rules, each an Op over its operands
+    add = _op("+")
+    sub = _op("-")
+    mul = _op("*")
+    div = _op("/")
+    neg = _op("neg")
+    abs = _op("abs")
 
 
 _PARSER = Lark(GRAMMAR, parser="lalr")
@@ -199,18 +196,22 @@ class Definition:
     until: Any = None             # the next version's recorded_at (None: current)
 
 
-def _log(store: Store) -> list[dict[str, Any]]:
+Log = list[dict[str, Any]]
+
+
+def metric_log(store: Store) -> Log:
+    """The store's ``metrics`` log, oldest first: what :func:`definitions` and :func:`aggregations` read."""
     table: pa.Table = store.read("metrics")
-    rows: list[dict[str, Any]] = table.to_pylist()
+    rows: Log = table.to_pylist()
     return sorted(rows, key=lambda r: (r["recorded_at"], r["record_id"]))
 
 
-def definitions(store: Store) -> list[Definition]:
-    """Every version of every formula metric, oldest first; a stored (formula-less) record after a
-    formula ends the formula (the metric is a stored one again)."""
+def definitions(log: Log) -> list[Definition]:
+    """Every version of every formula metric in ``log`` (:func:`metric_log`), oldest first; a stored
+    (formula-less) record after a formula ends the formula (the metric is a stored one again)."""
     out: list[Definition] = []
     open_: dict[str, int] = {}
-    for r in _log(store):
+    for r in log:
         m = r["metric"]
         if m in open_:
             i = open_.pop(m)
@@ -256,24 +257,21 @@ def _fix(node: Node, segment: str | None, dims: str | None) -> Node:
     return node
 
 
-def _known_metrics(store: Store) -> set[str]:
+def _distinct(store: Store, column: str) -> list[Any]:
+    """The distinct values of one of the events' columns (a name of ours, not a user's)."""
+    if not store.files("events"):
+        return []
     con = store.duckdb().cursor()
     try:
-        rows = con.sql("SELECT DISTINCT metric FROM read_parquet(?, union_by_name = true)",
-                       params=[store.glob("events")]).fetchall() if store.files("events") else []
+        rows = con.sql(f"SELECT DISTINCT {column} FROM read_parquet(?, union_by_name = true)",
+                       params=[store.glob("events")]).fetchall()
     finally:
         con.close()
-    return {r[0] for r in rows} | {r["metric"] for r in _log(store)}
+    return [r[0] for r in rows]
 
 
 def _currencies(store: Store) -> set[str]:
-    con = store.duckdb().cursor()
-    try:
-        rows = con.sql("SELECT DISTINCT unit FROM read_parquet(?, union_by_name = true)",
-                       params=[store.glob("events")]).fetchall() if store.files("events") else []
-    finally:
-        con.close()
-    return {part for (u,) in rows for part in str(u).split("/") if re.fullmatch(r"[A-Z]{3}", part)}
+    return {part for u in _distinct(store, "unit") for part in str(u).split("/") if re.fullmatch(r"[A-Z]{3}", part)}
 
 
 BASE_UNITS = frozenset({"ratio", "units", "unit", "shares", "share", "employees", "weeks", "days", "months",
@@ -304,9 +302,9 @@ def check_unit(store: Store, unit: str) -> str:
     return parts[0] if len(parts) == 1 else f"{parts[0]}/{singular.get(parts[1], parts[1])}"
 
 
-def validate(store: Store, metric: str, formula: str) -> Node:
+def validate(store: Store, metric: str, formula: str, log: Log) -> Node:
     """Parse ``formula`` for ``metric`` and check it against the store: every input a metric the
-    store knows (its events or its metrics log), and no cycle through other formula metrics.
+    store knows (its events or its metrics ``log``), and no cycle through other formula metrics.
 
     Raises:
         BadArgument: a syntax error, an unknown metric, a cycle.
@@ -314,13 +312,13 @@ def validate(store: Store, metric: str, formula: str) -> Node:
     if not NAME.fullmatch(metric):
         raise BadArgument("metric", metric, "is not a metric name (lower case letters, digits, _)")
     tree = parse(formula)
-    known = _known_metrics(store)
+    known = set(_distinct(store, "metric")) | {r["metric"] for r in log}
     for r in refs(tree):
         if r.metric not in known and r.metric != metric:
             close = difflib.get_close_matches(r.metric, sorted(known), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise BadArgument("formula", formula, f"unknown metric {r.metric!r}{hint}")
-    current = {d.metric: d.formula for d in definitions(store) if d.until is None}
+    current = {d.metric: d.formula for d in definitions(log) if d.until is None}
     current[metric] = formula
     expand(metric, current)
     return tree
@@ -344,12 +342,13 @@ def define_metric(store: Store, metric: str, formula: str, *, unit: str | None =
     Raises:
         BadArgument: a syntax error, an unknown metric, a cycle, an unknown currency or aggregation.
     """
-    tree = validate(store, metric, formula)
+    log = metric_log(store)
+    tree = validate(store, metric, formula, log)
     if aggregation is not None and aggregation not in AGGREGATIONS:
         raise BadArgument("aggregation", aggregation, f"is not one of {', '.join(AGGREGATIONS)}")
     unit = check_unit(store, unit) if unit else None
     agg = aggregation or _infer_aggregation(tree)
-    current = [d for d in definitions(store) if d.metric == metric and d.until is None]
+    current = [d for d in definitions(log) if d.metric == metric and d.until is None]
     if current and (current[0].formula, current[0].unit, current[0].aggregation, current[0].description) == (
             formula, unit, agg, description):
         return False
@@ -360,10 +359,10 @@ def define_metric(store: Store, metric: str, formula: str, *, unit: str | None =
     return result.added > 0
 
 
-def aggregations(store: Store) -> dict[str, str]:
-    """metric -> aggregation of each metric's latest record."""
+def aggregations(log: Log) -> dict[str, str]:
+    """metric -> aggregation of each metric's latest record in ``log`` (:func:`metric_log`)."""
     agg: dict[str, str] = {}
-    for r in _log(store):
+    for r in log:
         agg[r["metric"]] = r["aggregation"]
     return agg
 

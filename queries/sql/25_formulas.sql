@@ -85,7 +85,6 @@ CREATE OR REPLACE MACRO formula_checks_at(as_of, as_recorded) AS TABLE
 SELECT 'formula' AS "check", c.entity, c.metric, c.segment, c.dims, c.period, c.kind, c.unit,
        c.value AS expected, r.value AS actual,
        c.tolerance + ms_tolerance([ms_step(r.value, r.as_reported)]) AS tolerance,
-       abs(r.value - c.value) <= c.tolerance + ms_tolerance([ms_step(r.value, r.as_reported)]) AS within,
        c.as_reported || ' against the reported ' || coalesce(r.as_reported, CAST(r.value AS VARCHAR))
            || ' (' || r.source || ')' AS detail,
        c.derived_from AS expected_from, [r.event_id] AS actual_from,

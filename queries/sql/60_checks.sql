@@ -98,7 +98,7 @@ compared AS (
     UNION ALL BY NAME
     SELECT * FROM bounded
     UNION ALL BY NAME
-    SELECT * FROM formula_checks_at(as_of, as_recorded)
+    SELECT *, abs(actual - expected) <= tolerance AS within FROM formula_checks_at(as_of, as_recorded)
 )
 SELECT "check", entity, metric, segment, dims, period, kind, unit, expected, actual,
        actual - expected AS difference,

@@ -10,12 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from ingest import Catalog, RunReport, ingest_paths
 from queries import BadArgument, MetricStore, define_metric
 from queries.formulas import parse, text
 from store import Store
+from store.ids import content_ids
 from tests.conftest import CATALOG, fact, run_cli, store_files, write_csv
 
 Ingest = Callable[..., RunReport]
@@ -224,3 +226,19 @@ def test_a_formula_in_the_catalog(tmp_path: Path, store: Store) -> None:
     (catalog / "metrics.toml").write_text(metrics + '\n[bad]\nformula = 3\n')
     with pytest.raises(Exception, match=r"\[bad\] formula 3 is not an expression"):
         Catalog.load(catalog)
+
+
+def test_metric_records_written_before_formulas_are_not_recorded_again(ingest_rows: Ingest, store: Store) -> None:
+    """Adding formula and unit to the records' identity changed a plain definition's record id: an
+    ingest must compare definitions by content, not count on the log's id dedup, or it records
+    every metric of an older store again."""
+    ingest_rows([fact(value="100")])
+    for f in (store.root / "metrics").glob("*.parquet"):          # as the earlier version wrote them
+        t = pq.read_table(f).drop_columns(["formula", "unit"])
+        old_ids = content_ids(t, ("metric", "aggregation", "description", "inferred"))
+        assert set(old_ids.to_pylist()).isdisjoint(t.column("record_id").to_pylist())   # the ids did change
+        t = t.set_column(t.schema.get_field_index("record_id"), "record_id", old_ids)
+        pq.write_table(t.replace_schema_metadata(pq.read_metadata(f).metadata), f)
+    before = store.read("metrics").num_rows
+    assert ingest_rows([fact(value="110", period="FY2025", reported_at="2026-02-01")]).ok
+    assert store.read("metrics").num_rows == before == 1
