@@ -189,10 +189,9 @@ def targets(rules: Notify) -> tuple[list[tuple[str, str]], list[str]]:
     return found, missing
 
 
-def send(rules: Notify, title: str, body: str) -> tuple[str, bool]:
-    """Send the message to every target: one line saying what happened (for the run record), and
-    whether every target got it."""
-    found, missing = targets(rules)
+def send(rules: Notify, found: list[tuple[str, str]], missing: list[str], title: str, body: str) -> tuple[str, bool]:
+    """Send the message to every target :func:`targets` found: one line saying what happened (for
+    the run record), and whether every target got it."""
     notes = [f"{name} is not set" for name in missing]
     done = [deliver(url, label, title, body, attempts=rules.attempts, backoff=rules.backoff) for label, url in found]
     sent = [d for d in done if d.ok]
@@ -208,14 +207,14 @@ def notify_run(rules: Notify | None, job: str, store: Store, run_id: str, added:
     None when there was nothing to tell. Never raises: a failed notification never fails a run."""
     if rules is None or added == 0 or (rules.jobs and job not in rules.jobs):
         return None
-    urls: list[str] = []
+    found, missing = targets(rules)
+    urls = [url for _, url in found]
     try:
-        urls = [url for _, url in targets(rules)[0]]
         picked = chosen(rules, run_changes(store, run_id, hidden=rules.urls_env))
         if not picked:
             return None
         title, body = message(rules, job, run_id, picked)
-        text, ok = send(rules, title, body)
+        text, ok = send(rules, found, missing, title, body)
         note = f"{len(picked)} change(s) {text}"
     except Exception as exc:   # (the notification's failure is recorded; the run's outcome stands)
         note, ok = scrub(f"not sent: {exc}" if isinstance(exc, ChangesUnavailable)

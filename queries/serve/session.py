@@ -151,10 +151,10 @@ class StoreSession(Session):
     The sandbox is taken by the first query, not at login: a pool's or a BI tool's idle connections
     cost a socket and a thread, not a DuckDB."""
 
-    def __init__(self, sandboxes: Store | Sandboxes, *, timeout_s: float, parameters: dict[str, str],
+    def __init__(self, sandboxes: Sandboxes, *, timeout_s: float, parameters: dict[str, str],
                  database: str = "metricstore") -> None:
         super().__init__()
-        self.sandboxes = sandboxes if isinstance(sandboxes, Sandboxes) else Sandboxes(sandboxes, keep=0)
+        self.sandboxes = sandboxes
         #: the database name the client connected with (what current_database() answers)
         self.database = database
         self._ms: MetricStore | None = None

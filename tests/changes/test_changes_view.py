@@ -72,6 +72,26 @@ def test_a_repeated_value_or_an_older_filing_changes_nothing(ingest_rows: Ingest
     assert [r["change_kind"] for r in feed(ms)] == ["new"]
 
 
+def test_the_feed_picks_the_current_value_by_the_facts_views_rule(ingest_rows: Ingest, ms: MetricStore) -> None:
+    """The feed writes the precedence rule again (its winners before and after a run): after each run,
+    its last new value is the facts view's value, through each branch (authority, approx, filing date)."""
+    steps = [  # (the run's row, the kinds of change it makes)
+        (fact(value="100", reported_at="2025-02-01", source="wire", authority="secondary"), ["new"]),
+        (fact(value="110", reported_at="2025-01-15", source="acme-10k"), ["restated"]),        # primary wins
+        (fact(value="120", reported_at="2026-02-01", source="blog", authority="secondary"), []),  # loses to primary
+        (fact(value="130", reported_at="2026-02-01", source="acme-call", qualifier="approx"), []),  # exact wins
+        (fact(value="125", reported_at="2026-02-01", source="acme-10k/a"), ["restated"]),     # later filing wins
+    ]
+    for row, kinds in steps:
+        run = ingest_rows([row])
+        assert [r["change_kind"] for r in feed(ms, run=run.run_id)] == kinds, row
+        last = feed(ms)[-1]
+        current = ms.sql("SELECT value, event_id FROM facts WHERE entity = 'acme'").to_dicts()
+        assert [c["value"] for c in current] == [last["new_value"]], row
+        if kinds:   # (a run that changes nothing may still make a repeated value's event the current one)
+            assert last["event_id"] == current[0]["event_id"]
+
+
 def test_guidance_revised_and_its_range(ingest_rows: Ingest, ms: MetricStore) -> None:
     ingest_rows([fact(period="FY2025", kind="guidance", value="30", value_high="33", unit="weeks",
                       reported_at="2025-01-10", source="acme-call-q4")])
