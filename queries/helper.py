@@ -279,18 +279,8 @@ class MetricStore:
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
         """The events behind a facts or growth row, with the arithmetic of a derived value (of a
         formula metric's value too: its inputs, in the formula's order)."""
-        try:
-            return lineage.explain(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of,
-                                   as_recorded=as_recorded)
-        except BadArgument:
-            terms = self.sql(f"SELECT {lineage.EXPLAIN_COLUMNS}, arithmetic FROM formula_lineage_at("
-                             "getvariable('as_of'), getvariable('as_recorded')) WHERE entity = ? AND metric = ? "
-                             "AND segment = ? AND dims = ? AND period = ? ORDER BY term",
-                             [key_text(entity.lower()), key_text(metric), key_text(segment.lower()), key_text(dims),
-                              period], as_of=as_of, as_recorded=as_recorded)
-            if terms.height == 0:
-                raise
-            return terms
+        return lineage.explain(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of,
+                               as_recorded=as_recorded)
 
     def series(
         self,

@@ -154,7 +154,12 @@ def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
     df = sql(f"SELECT {EXPLAIN_COLUMNS} FROM lineage_at(getvariable('as_of'), getvariable('as_recorded')) "
                 f"WHERE {where} AND period = ? ORDER BY role DESC, term", [*params, period],
                 as_of=as_of, as_recorded=as_recorded)
-    if df.height == 0:
+    if df.height == 0:      # a formula metric's value: its inputs, in the formula's order
+        terms = sql(f"SELECT {EXPLAIN_COLUMNS}, arithmetic FROM formula_lineage_at(getvariable('as_of'), "
+                    f"getvariable('as_recorded')) WHERE {where} AND period = ? ORDER BY term", [*params, period],
+                    as_of=as_of, as_recorded=as_recorded)
+        if terms.height:
+            return terms
         raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     restated = _restated_terms(sql, df, [*params], as_of=as_of, as_recorded=as_recorded)
     lines: dict[str, str] = {}
