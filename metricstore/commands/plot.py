@@ -40,13 +40,13 @@ def plot(
             raise BadArgument("METRIC", " ".join(names), "with --compare give the metric alone (the entities are in --compare)")
         if vintages:
             raise BadArgument("vintages", True, "draws one series' earlier versions: not with --compare")
-    if vintages and currency is not None:
-        raise BadArgument("vintages", True, "draws the versions in the units reported: not with --currency")
         metric, who = names[0], compare
     elif len(names) == 2:
         who, metric = names
     else:
         raise BadArgument("names", " ".join(names), "give ENTITY METRIC (or --compare E1,E2 METRIC)")
+    if vintages and currency is not None:
+        raise BadArgument("vintages", True, "draws the versions in the units reported: not with --currency")
     if output is not None:
         charts.output_format(output)          # a wrong extension fails before any query
     with MetricStore(open_store(store)) as ms:

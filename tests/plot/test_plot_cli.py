@@ -101,3 +101,14 @@ def test_plot_in_another_currency_draws_the_converted_figures(chart_store: Path,
     assert f"{last:.1f}" in words or f"{last:.0f}" in words   # the last point's label, converted
     refused = run_cli("plot", "gamma", "revenue", "--currency", "USD", "--vintages", "-o", str(out), store=chart_store)
     assert refused.returncode == 2 and refused.stderr.startswith("error: vintages=True: draws the versions")
+
+
+def test_plot_compare_in_one_currency_draws_every_peer_converted(chart_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "peers.html"
+    r = run_cli("plot", "--compare", "beta,gamma", "revenue", "--currency", "USD", "-o", str(out), store=chart_store)
+    assert r.returncode == 0, r.stderr
+    page = out.read_text(encoding="utf-8")
+    with MetricStore(chart_store) as ms:
+        gamma = ms.series("gamma", "revenue", freq="FY", currency="USD")
+    assert f"<td>gamma</td><td>FY2024</td><td>2024-12-31</td><td class=num>{gamma['value'][-1] / 1e6:.1f} m USD</td>" in page
+    assert "EUR" not in page
