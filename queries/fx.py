@@ -23,7 +23,7 @@ import pyarrow as pa
 from queries.errors import BadArgument
 
 #: A query that converts or relabels: only a session running one loads the bundled rates.
-USES_RATES = re.compile(r"\b(fx_\w+|facts_in\w*|growth_in\w*|calendar_in)\b", re.IGNORECASE)
+USES_RATES = re.compile(r"\b(fx_\w+|facts_in\w*|growth_in\w*|calendar_(?:in|at))\b", re.IGNORECASE)
 _CODE = re.compile(r"^[A-Za-z]{3}$")
 
 

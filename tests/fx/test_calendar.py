@@ -119,6 +119,15 @@ def test_sql_on_calendar_periods(root: Path) -> None:
     assert done.stdout.splitlines()[-1] == "CY2024Q4,2025Q4"
 
 
+def test_the_calendar_macros_convert_with_the_bundled_history_in_sql(ms: MetricStore) -> None:
+    """calendar_at names its dates as growth_in_at does: the bundled rates answer it too (the store holds none)."""
+    y24, _ = average("CNY", "USD", D(2024, 1, 1), D(2024, 12, 31))
+    for source in ("calendar_in('USD')", "calendar_at('USD', NULL, NULL)"):
+        row = ms.sql(f"SELECT value, unit FROM {source} WHERE entity = 'xiaomi' AND metric = 'revenue' "
+                     "AND segment = 'total' AND period = 'CY2024'").to_dicts()
+        assert row == [{"value": pytest.approx(365906.4e6 * y24, rel=1e-12), "unit": "USD"}], source
+
+
 @pytest.fixture(scope="module")
 def sec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricStore]:
     files = [needs_shared("sec", "CIK0000320193_apple_asof2024-11.json"),
