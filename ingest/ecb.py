@@ -42,9 +42,6 @@ ENTITY = "ecb"
 METRIC = "fx_rate"
 SOURCE = "ecb-reference-rates"
 SOURCE_REF = "ECB euro foreign exchange reference rates (units of the currency for one euro)"
-#: The ECB's files: the latest day, and every day since 1999.
-DAILY_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref.zip"
-HISTORY_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
 ECB_ENTITY = EntityDef(ENTITY, name="European Central Bank", fiscal_year_end_month=12)
 _MISSING = ("", "N/A", "NA", "-")
 

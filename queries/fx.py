@@ -23,7 +23,7 @@ import pyarrow as pa
 from queries.errors import BadArgument
 
 #: A query that converts or relabels: only a session running one loads the bundled rates.
-USES_RATES = re.compile(r"\b(fx_\w+|facts_in\w*|growth_in\w*|calendar_in)\b", re.IGNORECASE)
+USES_RATES = re.compile(r"\b(fx_\w+|facts_in\w*|growth_in\w*|calendar_(?:in|at))\b", re.IGNORECASE)
 _CODE = re.compile(r"^[A-Za-z]{3}$")
 
 
@@ -86,21 +86,17 @@ def check_currency(cur: duckdb.DuckDBPyConnection, currency: str | None) -> str 
 CURRENCY_VARIABLE = "metricstore_currency"
 _TARGET = f"getvariable('{CURRENCY_VARIABLE}')"
 _AT = "getvariable('as_of'), getvariable('as_recorded')"
-#: What ``growth`` is in a session with a currency and/or calendar periods.
-GROWTH_SOURCES = {
-    (False, True): f"growth_in_at({_TARGET}, {_AT})",
-    (True, False): f"calendar_at(NULL, {_AT})",
-    (True, True): f"calendar_at({_TARGET}, {_AT})",
-}
 #: The growth columns a ``facts`` row on calendar periods leaves out.
 _GROWTH_ONLY = ("prior_period, prior_value, yoy_change, yoy_pct, qoq_period, qoq_prior_value, qoq_change, qoq_pct, "
                 "ttm_value, yoy_pct_reporting, fx_effect")
 
 
 def growth_source(currency: bool, calendar: bool, narrowed: bool = False) -> str:
-    """The table expression growth is read from (``narrowed``: two more parameters, entity and metric)."""
-    text = GROWTH_SOURCES[(calendar, currency)]
-    return text[:-1] + ", only_entity := ?, only_metric := ?)" if narrowed else text
+    """The table expression growth is read from in a session with a currency and/or calendar periods
+    (``narrowed``: two more parameters, entity and metric)."""
+    macro = "calendar_at" if calendar else "growth_in_at"
+    only = ", only_entity := ?, only_metric := ?" if narrowed else ""
+    return f"{macro}({_TARGET if currency else 'NULL'}, {_AT}{only})"
 
 
 def convert_session(cur: duckdb.DuckDBPyConnection, currency: str | None, calendar: bool) -> None:

@@ -44,6 +44,7 @@ SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qual
                   "prior_period", "prior_value", "yoy_change", "yoy_pct", "qoq_change", "qoq_pct",
                   "ttm_value", "source", "event_id", "derived_from")
 SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
+_SERIES_ORDER_SQL = ", ".join(f"{c} DESC" if d else c for c, d in SERIES_ORDER)
 #: What a series in another currency adds (queries/sql/70_currency.sql), and a series on calendar periods.
 FX_COLUMNS = ("original_value", "original_unit", "yoy_pct_reporting", "fx_effect", "fx_rate", "fx_basis", "fx_source")
 CALENDAR_COLUMNS = ("period", "fiscal_period", "period_start", "period_end", "value", "unit", "qualifier", "derived",
@@ -329,7 +330,7 @@ class MetricStore:
         narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?)",
                     [entity, metric])
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,
-                            order=", ".join(f"{c} DESC" if d else c for c, d in SERIES_ORDER), columns=columns)
+                            order=_SERIES_ORDER_SQL, columns=columns)
 
     def compare(self, metric: str, entities: Sequence[str], *, segment: str = "total", dims: str = "",
                 freq: str = "FY", currency: str | None = None, calendar: bool = False,
@@ -346,8 +347,7 @@ class MetricStore:
         columns = list(CALENDAR_COLUMNS if calendar else SERIES_COLUMNS)
         columns += list(FX_COLUMNS) if currency is not None else []
         source = (growth_source(currency is not None, calendar, narrowed=True), [filters["entity"], filters["metric"]])
-        order = "period_end, period_start DESC, period" if calendar else ", ".join(
-            f"{c} DESC" if d else c for c, d in SERIES_ORDER)
+        order = "period_end, period_start DESC, period" if calendar else _SERIES_ORDER_SQL
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
                             source=source, order=order, columns=", ".join(columns), currency=currency,
                             calendar=calendar)

@@ -15,7 +15,6 @@ import polars as pl
 
 from queries.args import DateLike, key_text
 from queries.errors import BadArgument
-from queries.fx import growth_source
 
 Sql = Callable[..., pl.DataFrame]
 
@@ -38,9 +37,9 @@ def compare(sql: Sql, metric: str, entities: Sequence[str], *, segment: str = "t
     key = freq.upper()
     if key not in ("FY", "Q"):
         raise BadArgument("freq", freq, "is FY or Q for a comparison")
-    source = growth_source(currency is not None, calendar) if (currency is not None or calendar) else "growth"
     marks = ", ".join("?" for _ in names)
-    long = sql(f"SELECT entity, period, value, unit, yoy_pct FROM {source} "
+    # with a currency or calendar periods, the session's growth is already converted (queries.fx.convert_session)
+    long = sql("SELECT entity, period, value, unit, yoy_pct FROM growth "
                f"WHERE metric = ? AND segment = ? AND dims = ? AND ptype = ? AND entity IN ({marks}) "
                "ORDER BY period_end, entity",
                [key_text(metric), key_text(segment), key_text(dims), key, *names],

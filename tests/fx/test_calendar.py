@@ -13,11 +13,11 @@ import pytest
 from ingest import Catalog, ingest_paths
 from queries import BadArgument, MetricStore
 from store import Store
-from tests.conftest import ROOT, fact, needs_shared, run_cli, write_csv
+from tests.conftest import ROOT, fact, needs_shared, run_cli
 from tests.fx.ecbfile import average
+from tests.fx.stores import seeded_store
 
 D = dt.date
-SEED = sorted((ROOT / "data" / "seed").glob("*.csv"))
 #: NVIDIA's fiscal quarters (52/53 weeks ending late January): (start, end, revenue in USD m)
 NVDA = [("2023-10-30", "2024-01-28", 22103), ("2024-01-29", "2024-04-28", 26044), ("2024-04-29", "2024-07-28", 30040),
         ("2024-07-29", "2024-10-27", 35082), ("2024-10-28", "2025-01-26", 39331)]
@@ -34,7 +34,6 @@ def quarters(entity: str, spans: list[tuple[str, str, int]], reported: str = "20
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("calendar")
-    store = Store.create(folder / "store")
     rows = quarters("nvda", NVDA) + quarters("aapl", AAPL) + [
         fact(entity="nvda", metric="cash", period="", period_start="2025-01-26", period_end="2025-01-26",
              value="8589", reported_at="2025-02-26", source="nvda-filings"),
@@ -43,17 +42,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fact(entity="nvda", metric="cash", period="", period_start="2024-03-18", period_end="2024-03-18",
              value="1", reported_at="2025-02-26", source="nvda-filings"),    # no quarter's end: not placed
     ]
-    extra = write_csv(folder / "peers.csv", rows)
-    report = ingest_paths(store, [*SEED, extra], catalog=Catalog.load(ROOT / "data" / "catalog"))
-    assert all(f.ok for f in report.files), [f.error or f.problems for f in report.files]
-    return folder / "store"
-
-
-@pytest.fixture(scope="module")
-def ms(root: Path) -> Iterator[MetricStore]:
-    m = MetricStore(root)
-    yield m
-    m.close()
+    return seeded_store(folder, rows, "peers.csv")
 
 
 def labels(df) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -128,6 +117,15 @@ def test_sql_on_calendar_periods(root: Path) -> None:
                    "AND ptype = 'Q' ORDER BY period", "--calendar", "--format", "csv", store=root)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "CY2024Q4,2025Q4"
+
+
+def test_the_calendar_macros_convert_with_the_bundled_history_in_sql(ms: MetricStore) -> None:
+    """calendar_at names its dates as growth_in_at does: the bundled rates answer it too (the store holds none)."""
+    y24, _ = average("CNY", "USD", D(2024, 1, 1), D(2024, 12, 31))
+    for source in ("calendar_in('USD')", "calendar_at('USD', NULL, NULL)"):
+        row = ms.sql(f"SELECT value, unit FROM {source} WHERE entity = 'xiaomi' AND metric = 'revenue' "
+                     "AND segment = 'total' AND period = 'CY2024'").to_dicts()
+        assert row == [{"value": pytest.approx(365906.4e6 * y24, rel=1e-12), "unit": "USD"}], source
 
 
 @pytest.fixture(scope="module")

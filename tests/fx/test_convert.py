@@ -5,7 +5,6 @@ never, a per-unit figure's currency part, the growth in both currencies, as_of, 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,15 @@ from queries import BadArgument, MetricStore, SqlError
 from store import Store
 from tests.conftest import ROOT, fact, run_cli, write_csv
 from tests.fx.ecbfile import average, closing, ecb_rates
+from tests.fx.stores import seeded_store
 
 D = dt.date
-SEED = sorted((ROOT / "data" / "seed").glob("*.csv"))
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Xiaomi seed and a hand-made company (acme, December year) reporting in several currencies."""
     folder = tmp_path_factory.mktemp("fx")
-    store = Store.create(folder / "store")
     rows = [
         fact(metric="cash", period="2024-12-29", value="1000", unit="CNY m"),               # a Sunday
         fact(metric="revenue", segment="europe", period="2024Q4", value="50", unit="EUR m"),
@@ -34,17 +32,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fact(metric="deliveries", period="2024Q4", value="1200", unit="units"),
         fact(metric="net_loss_per_unit", period="2024Q4", value="9000", unit="CNY/unit"),
     ]
-    extra = write_csv(folder / "acme.csv", rows)
-    report = ingest_paths(store, [*SEED, extra], catalog=Catalog.load(ROOT / "data" / "catalog"))
-    assert all(f.ok for f in report.files), [f.error or f.problems for f in report.files]
-    return folder / "store"
-
-
-@pytest.fixture(scope="module")
-def ms(root: Path) -> Iterator[MetricStore]:
-    m = MetricStore(root)
-    yield m
-    m.close()
+    return seeded_store(folder, rows, "acme.csv")
 
 
 def one(df, **where: object) -> dict[str, object]:  # type: ignore[no-untyped-def]
