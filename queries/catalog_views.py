@@ -29,17 +29,14 @@ WITH man AS (
       AND getvariable('as_recorded') IS NULL
     ORDER BY filename DESC LIMIT 1
 ),
+deltas AS (SELECT unnest(range(1, len(deltas) + 1)) AS rank, unnest(deltas) AS layer FROM man),
 layers AS (
     SELECT 0 AS rank, __FOLDER__ || base.files.current AS cur, __FOLDER__ || base.files.timeline AS tl FROM man
     UNION ALL
-    SELECT rank, __FOLDER__ || layer.files.current, __FOLDER__ || layer.files.timeline
-    FROM (SELECT unnest(range(1, len(deltas) + 1)) AS rank, unnest(deltas) AS layer FROM man)
+    SELECT rank, __FOLDER__ || layer.files.current, __FOLDER__ || layer.files.timeline FROM deltas
 ),
 owner AS (
-    SELECT entity, max(rank) AS rank FROM (
-        SELECT unnest(range(1, len(deltas) + 1)) AS rank, unnest(deltas).entities AS entities FROM man),
-        unnest(entities) AS u(entity)
-    GROUP BY entity
+    SELECT entity, max(rank) AS rank FROM deltas, unnest(layer.entities) AS u(entity) GROUP BY entity
 ),
 new_files AS (
     SELECT file FROM glob(__EVENTS__)
