@@ -60,11 +60,6 @@ def project(store: Any, *, rebuild: bool = False) -> object | None:
     return _projector(store, rebuild=rebuild)
 
 
-def projection_env(memory: str) -> dict[str, str]:
-    """The projector runs with the defaults (its rebuild's peak RSS is a target)."""
-    return {}
-
-
 # -- the worker's side: one task in its own process --------------------------------------------------
 Timed = Callable[..., list[float]]
 
@@ -167,7 +162,6 @@ class Run:
     sorted_file: Path
     events: int
     commits: int
-    memory: str
     worker: Callable[..., dict[str, Any]]
     record: Callable[..., dict[str, Any]]
     log: Callable[[str], None]
@@ -191,8 +185,7 @@ def ingest_projected(run: Run) -> Path:
             d = run.work / f"projected-{system}"
             shutil.rmtree(d, ignore_errors=True)
             outs[system].append(run.worker({"task": "bulk_projected", "system": system, "src": str(run.src),
-                                            "sorted": str(run.sorted_file), "dest": str(d)},
-                                           projection_env(run.memory)))
+                                            "sorted": str(run.sorted_file), "dest": str(d)}))
     shutil.rmtree(run.work / "projected-limit", ignore_errors=True)
     for system, o in outs.items():
         run.record(run.results, "bulk_ingest_projected", run.size, system, run.pooled(o), events=run.events,
@@ -217,8 +210,8 @@ def projection_bytes(run: Run, root: Path) -> None:
 
 def rebuild(run: Run, root: Path) -> None:
     """``projection_rebuild`` against the DuckDB limit's whole-view query (measured before it)."""
-    outs = [run.worker({"task": "project", "system": "metricstore", "path": str(root), "rebuild": True},
-                       projection_env(run.memory)) for _ in range(1 if run.big else REBUILD_ROUNDS)]
+    outs = [run.worker({"task": "project", "system": "metricstore", "path": str(root), "rebuild": True})
+            for _ in range(1 if run.big else REBUILD_ROUNDS)]
     run.record(run.results, "projection_rebuild", run.size, "metricstore", run.pooled(outs), projector=PROJECTOR)
     run.copy_baseline("projection_rebuild", "all_growth", ("limit",))
 
@@ -259,8 +252,7 @@ def appends_projected(run: Run, root: Path, count: int, rounds: int) -> None:
         outs["limit"].append(run.worker({"task": "appends", "system": "limit", "path": str(run.work / "appends-raw"),
                                          "count": each, "first": r * each}))
         outs["metricstore"].append(run.worker({"task": "appends_projected", "system": "metricstore",
-                                               "path": str(root), "count": each, "first": r * each},
-                                              projection_env(run.memory)))
+                                               "path": str(root), "count": each, "first": r * each}))
     shutil.rmtree(run.work / "appends-raw", ignore_errors=True)
     for system, o in outs.items():
         run.record(run.results, "small_append_projected", run.size, system, run.pooled(o),
@@ -273,7 +265,7 @@ def small_commits(run: Run, base: Path) -> None:
     root = run.work / "commits-projected"
     sy.copy_tree(base, root)
     out = run.worker({"task": "appends_projected", "system": "metricstore", "path": str(root), "count": run.commits,
-                      "restate": True, "entities": run.shape.entities}, projection_env(run.memory))
+                      "restate": True, "entities": run.shape.entities})
     run.log(f"{run.commits:,} commits, each projected: median {statistics.median(out['times']) * 1e3:.2f} ms "
             f"(append + projection), {len(list((root / 'events').glob('*.parquet')))} event files after")
     q = {"task": "series", "entity": run.shape.probe_entity, "repeats": 20}
