@@ -37,7 +37,7 @@ from typing import Any
 from benchmarks import systems as sy
 from benchmarks.data import Shape
 
-from queries.projector import project as _projector
+from queries.projector import project
 
 PROJECTOR = "queries.projector"
 #: The limits a query scenario's ratio is taken against (the faster of the two: benchmarks.run.add_ratios).
@@ -53,11 +53,6 @@ INGEST_ROUNDS = 3
 REBUILD_ROUNDS = 3
 #: The log's own folders in a store: every other folder of it holds what the read side keeps.
 NOT_PROJECTIONS = frozenset({"events", "entities", "metrics", "runs", "_tmp", "_lock", "_compaction", "_damaged"})
-
-
-def project(store: Any, *, rebuild: bool = False) -> object | None:
-    """The projection step (a full rebuild with ``rebuild``)."""
-    return _projector(store, rebuild=rebuild)
 
 
 # -- the worker's side: one task in its own process --------------------------------------------------
@@ -223,24 +218,26 @@ def catalog(run: Run, root: Path, rounds: int, repeats: int) -> None:
     path = write_catalog(Store(root))
     base = {"task": "catalog", "system": "metricstore", "path": str(path), "init": str(init_script_of(path)),
             "entity": run.shape.probe_entity}
-    outs = [run.worker({**base, "query": "series", "repeats": repeats}) for _ in range(rounds)]
-    run.record(run.results, "catalog_series_growth", run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
-    out = run.worker({**base, "query": "all", "repeats": 3})
-    run.record(run.results, "catalog_all_growth", run.size, "metricstore", out, rows=out["rows"])
-    run.copy_baseline("catalog_series_growth", "series_growth")
-    run.copy_baseline("catalog_all_growth", "all_growth")
+    _series_and_all(run, base, "catalog_series_growth", "catalog_all_growth", rounds, repeats)
 
 
 def as_recorded(run: Run, root: Path, at: dt.datetime, rounds: int, repeats: int) -> None:
     """``as_recorded`` answers at ``at`` (after the ingest, before the appends that followed it)."""
     base = {"task": "recorded", "system": "metricstore", "path": str(root), "entity": run.shape.probe_entity,
             "as_recorded": at.isoformat()}
-    outs = [run.worker({**base, "query": "series", "repeats": repeats}) for _ in range(rounds)]
-    run.record(run.results, "series_as_recorded", run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
-    out = run.worker({**base, "query": "all", "repeats": 3})
-    run.record(run.results, "all_as_recorded", run.size, "metricstore", out, rows=out["rows"])
-    run.copy_baseline("series_as_recorded", "series_growth")
-    run.copy_baseline("all_as_recorded", "all_growth")
+    _series_and_all(run, base, "series_as_recorded", "all_as_recorded", rounds, repeats)
+
+
+def _series_and_all(run: Run, spec: dict[str, Any], series: str, whole: str, rounds: int, repeats: int) -> None:
+    """Record ``series`` (one series' growth, ``rounds`` processes pooled) and ``whole`` (the whole
+    view, one process) from the worker task ``spec``, with the limits' ``series_growth`` and
+    ``all_growth`` records as their baselines."""
+    outs = [run.worker({**spec, "query": "series", "repeats": repeats}) for _ in range(rounds)]
+    run.record(run.results, series, run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
+    out = run.worker({**spec, "query": "all", "repeats": 3})
+    run.record(run.results, whole, run.size, "metricstore", out, rows=out["rows"])
+    run.copy_baseline(series, "series_growth")
+    run.copy_baseline(whole, "all_growth")
 
 
 def appends_projected(run: Run, root: Path, count: int, rounds: int) -> None:
