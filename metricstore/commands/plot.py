@@ -35,13 +35,13 @@ def plot(
     """Chart a series and its YoY growth; approximate, derived and guidance figures are marked apart."""
     from metricstore import charts   # (matplotlib loads only for a chart)
 
+    if vintages and currency is not None:
+        raise BadArgument("vintages", True, "draws the versions in the units reported: not with --currency")
     if compare is not None:
         if len(names) != 1:
             raise BadArgument("METRIC", " ".join(names), "with --compare give the metric alone (the entities are in --compare)")
         if vintages:
             raise BadArgument("vintages", True, "draws one series' earlier versions: not with --compare")
-    if vintages and currency is not None:
-        raise BadArgument("vintages", True, "draws the versions in the units reported: not with --currency")
         metric, who = names[0], compare
     elif len(names) == 2:
         who, metric = names

@@ -101,3 +101,14 @@ def test_plot_in_another_currency_draws_the_converted_figures(chart_store: Path,
     assert f"{last:.1f}" in words or f"{last:.0f}" in words   # the last point's label, converted
     refused = run_cli("plot", "gamma", "revenue", "--currency", "USD", "--vintages", "-o", str(out), store=chart_store)
     assert refused.returncode == 2 and refused.stderr.startswith("error: vintages=True: draws the versions")
+
+
+def test_plot_compare_in_one_currency_puts_the_peers_on_one_axis(chart_store: Path, tmp_path: Path) -> None:
+    """``--compare`` with ``--currency`` (the docs' example): the EUR and USD peers in USD, so their
+    levels share the axis instead of being an index."""
+    out = tmp_path / "peers.svg"
+    r = run_cli("plot", "--compare", "acme,gamma", "revenue", "--currency", "USD", "-o", str(out), store=chart_store)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"wrote {out}: revenue: acme, gamma, fiscal years"
+    words = texts(out)
+    assert "USD m" in words and not any("EUR" in w or "index" in w for w in words)
