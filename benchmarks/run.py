@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from benchmarks import projections
 from benchmarks.data import Shape, batches
 from benchmarks import serve as serve_bench
-from benchmarks.report import QUERY_SCENARIOS, machine
+from benchmarks.report import QUERY_SCENARIOS, baseline, machine
 from benchmarks.systems import AS_OF, copy_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,18 +277,12 @@ def _queries(results: list[dict[str, Any]], size: int, shape: Shape, paths: dict
 
 
 def add_ratios(results: list[dict[str, Any]]) -> None:
-    """Each timed record's median over its baseline's: the limit's, or for a query scenario the
-    faster of ``limit`` and ``limit-polars`` (named in ``baseline``)."""
-    limits: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in results:
-        if r["system"] in projections.QUERY_LIMITS and r.get("median_s") is not None:
-            limits.setdefault((r["scenario"], r["size"]), []).append(r)
+    """Each timed record's median over its baseline's (:func:`benchmarks.report.baseline`): the
+    limit's, or for a query scenario the faster of ``limit`` and ``limit-polars`` (named in ``baseline``)."""
     for r in results:
         if r.get("median_s") is None:       # not a time (projection_bytes carries its own ratio)
             continue
-        names = projections.QUERY_LIMITS if r["scenario"] in QUERY_SCENARIOS else ("limit",)
-        cands = [c for c in limits.get((r["scenario"], r["size"]), []) if c["system"] in names]
-        best = min(cands, key=lambda c: c["median_s"], default=None)
-        r["ratio_to_limit"] = round(r["median_s"] / best["median_s"], 3) if best and best["median_s"] else None
+        best = baseline(results, r["scenario"], r["size"])
+        r["ratio_to_limit"] = round(r["median_s"] / best["median_s"], 3) if best else None
         if r["scenario"] in QUERY_SCENARIOS:
             r["baseline"] = best["system"] if best else None
