@@ -36,12 +36,13 @@ from typing import Any
 
 from benchmarks import systems as sy
 from benchmarks.data import Shape
+from benchmarks.report import LIMITS, machine
 
 from queries.projector import project
 
 PROJECTOR = "queries.projector"
-#: The limits a query scenario's ratio is taken against (the faster of the two: benchmarks.run.add_ratios).
-QUERY_LIMITS = ("limit", "limit-polars")
+#: The limits a query scenario's ratio is taken against (the faster of the two: benchmarks.report.baseline).
+QUERY_LIMITS = LIMITS
 #: What ``--only projections`` measures: its records are replaced, the others kept.
 SCENARIOS = ("bulk_ingest_projected", "projection_bytes", "projection_rebuild", "series_growth", "series_as_of",
              "all_growth", "all_as_of", "catalog_series_growth", "catalog_all_growth", "series_as_recorded",
@@ -194,8 +195,7 @@ def projection_bytes(run: Run, root: Path) -> None:
     events = sum(p.stat().st_size for p in (root / "events").rglob("*") if p.is_file())
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in NOT_PROJECTIONS)
     kept = sum(p.stat().st_size for f in folders for p in (root / f).rglob("*") if p.is_file())
-    from benchmarks.report import machine
-    from benchmarks.run import RUN
+    from benchmarks.run import RUN     # (run imports this module)
     run.results.append({"scenario": "projection_bytes", "size": run.size, "system": "metricstore",
                         "median_s": None, "p99_s": None, "peak_rss_mb": None, "projection_bytes": kept,
                         "events_bytes": events, "ratio_to_limit": round(kept / events, 3) if events else None,
