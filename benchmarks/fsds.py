@@ -82,7 +82,8 @@ def ingest_limit(src: Path, dest: Path) -> None:
 
 
 def ingest_metricstore(src: Path, dest: Path) -> None:
-    """What ``metricstore ingest FILE --store DEST`` does, in this process."""
+    """The commit of ``metricstore ingest FILE --store DEST``, in this process, without the projection
+    step the command ends with (the queries are measured computed from the events)."""
     from ingest import Catalog, ingest_recorded
     from ingest.config import Settings
     from store import Store

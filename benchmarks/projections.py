@@ -36,12 +36,13 @@ from typing import Any
 
 from benchmarks import systems as sy
 from benchmarks.data import Shape
+from benchmarks.report import LIMITS, machine
 
-from queries.projector import project as _projector
+from queries.projector import project
 
 PROJECTOR = "queries.projector"
-#: The limits a query scenario's ratio is taken against (the faster of the two: benchmarks.run.add_ratios).
-QUERY_LIMITS = ("limit", "limit-polars")
+#: The limits a query scenario's ratio is taken against (the faster of the two: benchmarks.report.baseline).
+QUERY_LIMITS = LIMITS
 #: What ``--only projections`` measures: its records are replaced, the others kept.
 SCENARIOS = ("bulk_ingest_projected", "projection_bytes", "projection_rebuild", "series_growth", "series_as_of",
              "all_growth", "all_as_of", "catalog_series_growth", "catalog_all_growth", "series_as_recorded",
@@ -53,16 +54,6 @@ INGEST_ROUNDS = 3
 REBUILD_ROUNDS = 3
 #: The log's own folders in a store: every other folder of it holds what the read side keeps.
 NOT_PROJECTIONS = frozenset({"events", "entities", "metrics", "runs", "_tmp", "_lock", "_compaction", "_damaged"})
-
-
-def project(store: Any, *, rebuild: bool = False) -> object | None:
-    """The projection step (a full rebuild with ``rebuild``)."""
-    return _projector(store, rebuild=rebuild)
-
-
-def projection_env(memory: str) -> dict[str, str]:
-    """The projector runs with the defaults (its rebuild's peak RSS is a target)."""
-    return {}
 
 
 # -- the worker's side: one task in its own process --------------------------------------------------
@@ -167,7 +158,6 @@ class Run:
     sorted_file: Path
     events: int
     commits: int
-    memory: str
     worker: Callable[..., dict[str, Any]]
     record: Callable[..., dict[str, Any]]
     log: Callable[[str], None]
@@ -191,8 +181,7 @@ def ingest_projected(run: Run) -> Path:
             d = run.work / f"projected-{system}"
             shutil.rmtree(d, ignore_errors=True)
             outs[system].append(run.worker({"task": "bulk_projected", "system": system, "src": str(run.src),
-                                            "sorted": str(run.sorted_file), "dest": str(d)},
-                                           projection_env(run.memory)))
+                                            "sorted": str(run.sorted_file), "dest": str(d)}))
     shutil.rmtree(run.work / "projected-limit", ignore_errors=True)
     for system, o in outs.items():
         run.record(run.results, "bulk_ingest_projected", run.size, system, run.pooled(o), events=run.events,
@@ -206,8 +195,7 @@ def projection_bytes(run: Run, root: Path) -> None:
     events = sum(p.stat().st_size for p in (root / "events").rglob("*") if p.is_file())
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in NOT_PROJECTIONS)
     kept = sum(p.stat().st_size for f in folders for p in (root / f).rglob("*") if p.is_file())
-    from benchmarks.report import machine
-    from benchmarks.run import RUN
+    from benchmarks.run import RUN     # (run imports this module)
     run.results.append({"scenario": "projection_bytes", "size": run.size, "system": "metricstore",
                         "median_s": None, "p99_s": None, "peak_rss_mb": None, "projection_bytes": kept,
                         "events_bytes": events, "ratio_to_limit": round(kept / events, 3) if events else None,
@@ -217,8 +205,8 @@ def projection_bytes(run: Run, root: Path) -> None:
 
 def rebuild(run: Run, root: Path) -> None:
     """``projection_rebuild`` against the DuckDB limit's whole-view query (measured before it)."""
-    outs = [run.worker({"task": "project", "system": "metricstore", "path": str(root), "rebuild": True},
-                       projection_env(run.memory)) for _ in range(1 if run.big else REBUILD_ROUNDS)]
+    outs = [run.worker({"task": "project", "system": "metricstore", "path": str(root), "rebuild": True})
+            for _ in range(1 if run.big else REBUILD_ROUNDS)]
     run.record(run.results, "projection_rebuild", run.size, "metricstore", run.pooled(outs), projector=PROJECTOR)
     run.copy_baseline("projection_rebuild", "all_growth", ("limit",))
 
@@ -230,24 +218,26 @@ def catalog(run: Run, root: Path, rounds: int, repeats: int) -> None:
     path = write_catalog(Store(root))
     base = {"task": "catalog", "system": "metricstore", "path": str(path), "init": str(init_script_of(path)),
             "entity": run.shape.probe_entity}
-    outs = [run.worker({**base, "query": "series", "repeats": repeats}) for _ in range(rounds)]
-    run.record(run.results, "catalog_series_growth", run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
-    out = run.worker({**base, "query": "all", "repeats": 3})
-    run.record(run.results, "catalog_all_growth", run.size, "metricstore", out, rows=out["rows"])
-    run.copy_baseline("catalog_series_growth", "series_growth")
-    run.copy_baseline("catalog_all_growth", "all_growth")
+    _series_and_all(run, base, "catalog_series_growth", "catalog_all_growth", rounds, repeats)
 
 
 def as_recorded(run: Run, root: Path, at: dt.datetime, rounds: int, repeats: int) -> None:
     """``as_recorded`` answers at ``at`` (after the ingest, before the appends that followed it)."""
     base = {"task": "recorded", "system": "metricstore", "path": str(root), "entity": run.shape.probe_entity,
             "as_recorded": at.isoformat()}
-    outs = [run.worker({**base, "query": "series", "repeats": repeats}) for _ in range(rounds)]
-    run.record(run.results, "series_as_recorded", run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
-    out = run.worker({**base, "query": "all", "repeats": 3})
-    run.record(run.results, "all_as_recorded", run.size, "metricstore", out, rows=out["rows"])
-    run.copy_baseline("series_as_recorded", "series_growth")
-    run.copy_baseline("all_as_recorded", "all_growth")
+    _series_and_all(run, base, "series_as_recorded", "all_as_recorded", rounds, repeats)
+
+
+def _series_and_all(run: Run, spec: dict[str, Any], series: str, whole: str, rounds: int, repeats: int) -> None:
+    """Record ``series`` (one series' growth, ``rounds`` processes pooled) and ``whole`` (the whole
+    view, one process) from the worker task ``spec``, with the limits' ``series_growth`` and
+    ``all_growth`` records as their baselines."""
+    outs = [run.worker({**spec, "query": "series", "repeats": repeats}) for _ in range(rounds)]
+    run.record(run.results, series, run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
+    out = run.worker({**spec, "query": "all", "repeats": 3})
+    run.record(run.results, whole, run.size, "metricstore", out, rows=out["rows"])
+    run.copy_baseline(series, "series_growth")
+    run.copy_baseline(whole, "all_growth")
 
 
 def appends_projected(run: Run, root: Path, count: int, rounds: int) -> None:
@@ -259,8 +249,7 @@ def appends_projected(run: Run, root: Path, count: int, rounds: int) -> None:
         outs["limit"].append(run.worker({"task": "appends", "system": "limit", "path": str(run.work / "appends-raw"),
                                          "count": each, "first": r * each}))
         outs["metricstore"].append(run.worker({"task": "appends_projected", "system": "metricstore",
-                                               "path": str(root), "count": each, "first": r * each},
-                                              projection_env(run.memory)))
+                                               "path": str(root), "count": each, "first": r * each}))
     shutil.rmtree(run.work / "appends-raw", ignore_errors=True)
     for system, o in outs.items():
         run.record(run.results, "small_append_projected", run.size, system, run.pooled(o),
@@ -273,7 +262,7 @@ def small_commits(run: Run, base: Path) -> None:
     root = run.work / "commits-projected"
     sy.copy_tree(base, root)
     out = run.worker({"task": "appends_projected", "system": "metricstore", "path": str(root), "count": run.commits,
-                      "restate": True, "entities": run.shape.entities}, projection_env(run.memory))
+                      "restate": True, "entities": run.shape.entities})
     run.log(f"{run.commits:,} commits, each projected: median {statistics.median(out['times']) * 1e3:.2f} ms "
             f"(append + projection), {len(list((root / 'events').glob('*.parquet')))} event files after")
     q = {"task": "series", "entity": run.shape.probe_entity, "repeats": 20}

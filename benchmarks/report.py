@@ -85,7 +85,7 @@ def targets(results: list[dict[str, Any]], size: int) -> list[tuple[str, str, bo
         r = ratio(sc, "metricstore", cur, "metricstore")
         add(f"`{sc}` within 1.2x of the current view", r, None if r is None else r <= 1.2)
         r = ratio(sc, "metricstore", cur, "metricstore-computed")
-        add(f"`{sc}` within 1.2x of the current view computed from the events (no snapshot)", r,
+        add(f"`{sc}` within 1.2x of the current view computed from the events (no projections)", r,
             None if r is None else r <= 1.2)
     r = ratio("serve_series_growth", "metricstore-wire", other_sy="metricstore")
     add("one series over the PostgreSQL wire (metricstore serve) within 2x of the in-process helper", r,

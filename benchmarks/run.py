@@ -22,14 +22,14 @@ import pyarrow.parquet as pq
 from benchmarks import projections
 from benchmarks.data import Shape, batches
 from benchmarks import serve as serve_bench
-from benchmarks.report import QUERY_SCENARIOS, machine
+from benchmarks.report import QUERY_SCENARIOS, baseline, machine
 from benchmarks.systems import AS_OF, copy_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("limit", "metricstore", "deltalake", "arcticdb")
 CSV_MAX = 1_000_000
 SMALL_COMMITS = 10_000
-#: From this size on, the slow peers append 300 events, not 1,000; the refresh runs once.
+#: From this size on, the slow peers append 300 events, not 1,000; the projection rebuild runs once.
 BIG = 5_000_000
 
 
@@ -67,9 +67,6 @@ BULK_ROUNDS = 5
 #: One-series queries: processes per scenario and system, and measured calls in each.
 SERIES_ROUNDS = 3
 SERIES_REPEATS = 20
-#: The snapshot refresh's DuckDB memory limit (METRICSTORE_MEMORY_LIMIT): at 10 M events it needs
-#: about the default 2 GB, and on some runs more (it then fails in one line and the run stops).
-SNAPSHOT_MEMORY = "4GB"
 
 
 def worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> dict[str, Any]:
@@ -126,8 +123,8 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     src, sorted_file, csv_path, n = generate(size, work)
     systems = SYSTEMS if peers else ("limit", "metricstore")
     stores: dict[str, Path] = {}
-    proj = projections.Run(results, size, work, shape, src, sorted_file, n, commits, SNAPSHOT_MEMORY, worker,
-                           record, log, big)
+    proj = projections.Run(results, size, work, shape, src, sorted_file, n, commits, worker, record, log,
+                           big)
 
     if only == "projections":
         projections.run_group(proj, lambda paths, names: _queries(results, size, shape, paths, names),
@@ -184,8 +181,7 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     # the store as ingested, before any projection: the base of the small-commit scenarios
     base = work / "base-metricstore"
     copy_tree(stores["metricstore"], base)
-    # the bulk ingest with its projection, the projection's bytes and a full rebuild (which stands
-    # where the snapshot refresh, the maintenance step, stood)
+    # the bulk ingest with its projection and the projection's bytes (the full rebuild follows the queries)
     projected = projections.ingest_projected(proj)
     at = dt.datetime.now(dt.UTC)
     base_projected = work / "base-projected"
@@ -193,7 +189,7 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
 
     # 3-5. queries: one series, the whole view, each now and as of a past date. `metricstore` reads
     # the projections; `metricstore-computed` computes every answer from the events
-    # (METRICSTORE_SNAPSHOTS=0). A series now and as of a date run back to back, before the whole
+    # (METRICSTORE_PROJECTIONS=0). A series now and as of a date run back to back, before the whole
     # view computed from the events (9 GB at 10 M) evicts the page cache: their ratio is a target
     paths = {**stores, "limit": sorted_file, "limit-polars": sorted_file, "metricstore": projected,
              "metricstore-computed": projected}
@@ -281,18 +277,12 @@ def _queries(results: list[dict[str, Any]], size: int, shape: Shape, paths: dict
 
 
 def add_ratios(results: list[dict[str, Any]]) -> None:
-    """Each timed record's median over its baseline's: the limit's, or for a query scenario the
-    faster of ``limit`` and ``limit-polars`` (named in ``baseline``)."""
-    limits: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in results:
-        if r["system"] in projections.QUERY_LIMITS and r.get("median_s") is not None:
-            limits.setdefault((r["scenario"], r["size"]), []).append(r)
+    """Each timed record's median over its baseline's (:func:`benchmarks.report.baseline`): the
+    limit's, or for a query scenario the faster of ``limit`` and ``limit-polars`` (named in ``baseline``)."""
     for r in results:
         if r.get("median_s") is None:       # not a time (projection_bytes carries its own ratio)
             continue
-        names = projections.QUERY_LIMITS if r["scenario"] in QUERY_SCENARIOS else ("limit",)
-        cands = [c for c in limits.get((r["scenario"], r["size"]), []) if c["system"] in names]
-        best = min(cands, key=lambda c: c["median_s"], default=None)
-        r["ratio_to_limit"] = round(r["median_s"] / best["median_s"], 3) if best and best["median_s"] else None
+        best = baseline(results, r["scenario"], r["size"])
+        r["ratio_to_limit"] = round(r["median_s"] / best["median_s"], 3) if best else None
         if r["scenario"] in QUERY_SCENARIOS:
             r["baseline"] = best["system"] if best else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.systems import SERIES_METRIC
+from benchmarks.worker import peak_rss_mb, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = "serve_series_growth"
@@ -45,17 +46,6 @@ def _wait(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 120) -> 
     raise RuntimeError("metricstore serve did not listen")
 
 
-def _timed(fn: Any, repeats: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """The times of the one-series query in-process and over the wire, on the store at ``spec['path']``."""
     import psycopg
@@ -77,28 +67,22 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             rows = ms.sql(local_sql, params).height
             assert len(conn.execute(wire_sql, params).fetchall()) == rows
             # the two take turns, call by call: on a shared machine both meet the same load
+            in_process = lambda: ms.sql(local_sql, params)  # noqa: E731
+            over_wire = lambda: conn.execute(wire_sql, params).fetchall()  # noqa: E731
             local: list[float] = []
             wire: list[float] = []
             for _ in range(WARMUP):
-                ms.sql(local_sql, params)
-                conn.execute(wire_sql, params).fetchall()
+                in_process()
+                over_wire()
             for _ in range(repeats):
-                local += _timed(lambda: ms.sql(local_sql, params), 1, 0)
-                wire += _timed(lambda: conn.execute(wire_sql, params).fetchall(), 1, 0)
-        server_rss = _peak_rss_mb(proc.pid)
+                local += timed(in_process, 1)
+                wire += timed(over_wire, 1)
+        server_rss = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    import resource
     return {"in_process": local, "wire": wire, "rows": rows, "server_rss_mb": server_rss,
-            "client_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            "client_rss_mb": peak_rss_mb()}
 
 
 def run(results: list[dict[str, Any]], size: int, store: Path, entity: str, record: Any) -> None:

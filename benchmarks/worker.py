@@ -21,14 +21,15 @@ from benchmarks import systems as sy
 from benchmarks.limit_polars import LimitPolars
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mb(pid: int | None = None) -> float:
+    """A process's peak RSS in MB, this one's by default (VmHWM: unlike ru_maxrss, not inherited
+    from the parent across exec)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    if pid is not None:
+        raise RuntimeError(f"no peak RSS for process {pid}")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -36,7 +37,7 @@ def _peak_rss_mb() -> float:
 SERIES_WARMUP = 10
 
 
-def _timed(fn: Any, repeats: int, warmup: int = 0) -> list[float]:
+def timed(fn: Any, repeats: int, warmup: int = 0) -> list[float]:
     for _ in range(warmup):
         fn()
     out = []
@@ -53,7 +54,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         from benchmarks.fsds import work
         fn, repeats, warmup = work(spec)
         os.sync()
-        times = _timed(fn, repeats, warmup)
+        times = timed(fn, repeats, warmup)
         return {"times": times} if task == "fsds_ingest" else {"times": times, "rows": fn()}
     as_of = dt.date.fromisoformat(spec["as_of"]) if spec.get("as_of") else None
     if task in ("bulk_arrow", "bulk_csv"):
@@ -88,7 +89,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             fn = lambda: q.all(as_of)  # noqa: E731
         # a query of a few ms runs 2x slower, and unevenly, in its first ten or so calls of a
         # fresh process (caches, footers, the allocator): measured once warm, for every system
-        return {"times": _timed(fn, spec["repeats"], warmup=SERIES_WARMUP if task == "series" else 1), "rows": fn()}
+        return {"times": timed(fn, spec["repeats"], warmup=SERIES_WARMUP if task == "series" else 1), "rows": fn()}
     if task == "appends":
         path = Path(spec["path"])
         make = {"limit": sy.LimitAppender, "metricstore": sy.metricstore_appender,
@@ -107,7 +108,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
         return {"times": times}
     if task in projections.TASKS:
-        return projections.run_task(spec, _timed, SERIES_WARMUP)
+        return projections.run_task(spec, timed, SERIES_WARMUP)
     if task == "compact":
         from store import Store
         from store.compaction import compact
@@ -122,7 +123,7 @@ def main() -> None:
     for k, v in spec.get("env", {}).items():
         os.environ[k] = v
     out = run(spec)
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
 

@@ -78,9 +78,9 @@ class SeriesData:
         return f"{self.metric} ({', '.join(extra)})" if extra else self.metric
 
 
-#: Where a currency conversion plugs in (``metricstore plot --currency``): a function that returns
+#: Where a conversion other than ``currency=`` (the ECB's rates) plugs in: a function that returns
 #: the series in another unit (values, and YoY where the conversion changes it). None: the figures
-#: are drawn in the units the store holds.
+#: are drawn in the units the store holds, or converted by ``currency``.
 Convert = Callable[[SeriesData], SeriesData]
 
 
@@ -106,15 +106,11 @@ def load_peers(ms: MetricStore, entities: Sequence[str], metric: str, *, segment
     if len(names) < 2:
         raise BadArgument("compare", ",".join(entities), "names fewer than two entities (E1,E2,...)")
     d = to_date("as_of", as_of)
-    found = []
-    for e in names:
-        entity, m, s, di = _keys(e, metric, segment, dims)
-        found.append((entity, _counts(ms, entity, m, s, di, d)))
-    chosen = _freq(freq, found)
+    keys = [_keys(e, metric, segment, dims) for e in names]
+    chosen = _freq(freq, [(k[0], _counts(ms, *k, d)) for k in keys])
     out = []
-    for entity, _ in found:
-        _, m, s, di = _keys(entity, metric, segment, dims)
-        data = _series(ms, entity, m, s, di, chosen, d, False, currency)
+    for k in keys:
+        data = _series(ms, *k, chosen, d, False, currency)
         out.append(convert(data) if convert else data)
     return out
 

@@ -35,6 +35,8 @@ def plot(
     """Chart a series and its YoY growth; approximate, derived and guidance figures are marked apart."""
     from metricstore import charts   # (matplotlib loads only for a chart)
 
+    if vintages and currency is not None:
+        raise BadArgument("vintages", True, "draws the versions in the units reported: not with --currency")
     if compare is not None:
         if len(names) != 1:
             raise BadArgument("METRIC", " ".join(names), "with --compare give the metric alone (the entities are in --compare)")
@@ -45,8 +47,6 @@ def plot(
         who, metric = names
     else:
         raise BadArgument("names", " ".join(names), "give ENTITY METRIC (or --compare E1,E2 METRIC)")
-    if vintages and currency is not None:
-        raise BadArgument("vintages", True, "draws the versions in the units reported: not with --currency")
     if output is not None:
         charts.output_format(output)          # a wrong extension fails before any query
     with MetricStore(open_store(store)) as ms:

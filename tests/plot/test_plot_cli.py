@@ -112,3 +112,14 @@ def test_plot_compare_in_one_currency_draws_every_peer_converted(chart_store: Pa
         gamma = ms.series("gamma", "revenue", freq="FY", currency="USD")
     assert f"<td>gamma</td><td>FY2024</td><td>2024-12-31</td><td class=num>{gamma['value'][-1] / 1e6:.1f} m USD</td>" in page
     assert "EUR" not in page
+
+
+def test_plot_compare_in_one_currency_puts_the_peers_on_one_axis(chart_store: Path, tmp_path: Path) -> None:
+    """``--compare`` with ``--currency`` (the docs' example): the EUR and USD peers in USD, so their
+    levels share the axis instead of being an index."""
+    out = tmp_path / "peers.svg"
+    r = run_cli("plot", "--compare", "acme,gamma", "revenue", "--currency", "USD", "-o", str(out), store=chart_store)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"wrote {out}: revenue: acme, gamma, fiscal years"
+    words = texts(out)
+    assert "USD m" in words and not any("EUR" in w or "index" in w for w in words)
