@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -40,3 +41,13 @@ def wait_ready(proc: subprocess.Popen[bytes], ack: Path, timeout: float = 60.0) 
             return False
         time.sleep(0.005)
     return False
+
+
+def end(proc: subprocess.Popen[bytes], fault: str, after_s: float) -> None:
+    """Let a child armed with a fault point kill itself; kill an unarmed one after ``after_s``."""
+    if fault:
+        proc.wait(timeout=300)
+    else:
+        time.sleep(after_s)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()

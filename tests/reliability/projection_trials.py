@@ -17,11 +17,10 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.reliability.processes import ROOT, child_env, wait_ready
+from tests.reliability.processes import ROOT, child_env, end, wait_ready
 
 PROJECTION_FAULTS = ("project", "layer")
 
@@ -83,12 +82,7 @@ def projection_trials(trials: int, work: Path, *, seed: int = 1, rows: int = 20,
             proc.wait()
             stats.failures.append(f"trial {trial}: the writer did not start")
             continue
-        if fault:
-            proc.wait(timeout=300)
-        else:
-            time.sleep(rng.uniform(0.05, 1.5))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        end(proc, fault, rng.uniform(0.05, 1.5))
         next_batch += 50
         err = proc.stderr.read().decode() if proc.stderr else ""
         stats.trials += 1

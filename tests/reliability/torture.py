@@ -46,7 +46,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.reliability.processes import ROOT, child_env, read_acks, wait_ready
+from tests.reliability.processes import ROOT, child_env, end, read_acks, wait_ready
 from tests.reliability.projection_trials import projection_trials
 
 FAULT_POINTS = ("write", "fsync", "replace", "lock")
@@ -399,12 +399,7 @@ def compaction_trials(trials: int, work: Path, *, seed: int = 1, commits: int = 
                 proc.kill()
                 stats.fail(trial, "compactor did not start")
                 continue
-            if fault:
-                proc.wait(timeout=300)
-            else:
-                time.sleep(rng.uniform(0.0, 0.15))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+            end(proc, fault, rng.uniform(0.0, 0.15))
             finished = "ok compacted" in ack.read_text()
             stats.trials += 1
             stats.kills += 0 if finished else 1
