@@ -23,6 +23,11 @@ CREATE OR REPLACE MACRO ms_amount(x, div) AS
          WHEN abs(x / div) >= 1000 THEN format('{:,.1f}', x / div)
          ELSE format('{:.6g}', x / div) END;
 
+-- A signed change in percent or points: one decimal, or two significant digits below 0.1 (-0.029,
+-- not -0.0, for Apple's FY2007 net income restated from 3,496 to 3,495 M USD).
+CREATE OR REPLACE MACRO ms_signed(x) AS
+    CASE WHEN abs(x) >= 0.1 OR x = 0 THEN format('{:+.1f}', x) ELSE format('{:+.2g}', x) END;
+
 -- A value as the feed writes it: "about 1.8", "30 to 33", "at least 0.63" (ratios in %).
 CREATE OR REPLACE MACRO ms_change_value(v, vh, q, div) AS
     CASE q WHEN 'approx' THEN 'about ' WHEN 'at_least' THEN 'at least ' WHEN 'at_most' THEN 'at most ' ELSE '' END
@@ -197,8 +202,8 @@ SELECT d.run AS run_id, d.job, d.t1 AS recorded_at, d.change_kind,
                    || ' (' || ms_change_value(d.old_value, d.old_value_high, d.old_qualifier, d.div) || ' -> '
                    || ms_change_value(d.new_value, d.new_value_high, d.new_qualifier, d.div)
               ELSE CASE d.change_kind WHEN 'approx_to_exact' THEN 'made exact' ELSE d.change_kind END
-                   || CASE WHEN d.unit = 'ratio' AND d.change IS NOT NULL THEN format(' {:+.1f} pp', d.change * 100)
-                           WHEN d.change_pct IS NOT NULL THEN format(' {:+.1f} %', d.change_pct * 100) ELSE '' END
+                   || CASE WHEN d.unit = 'ratio' AND d.change IS NOT NULL THEN ' ' || ms_signed(d.change * 100) || ' pp'
+                           WHEN d.change_pct IS NOT NULL THEN ' ' || ms_signed(d.change_pct * 100) || ' %' ELSE '' END
                    || ' (' || ms_change_value(d.old_value, d.old_value_high, d.old_qualifier, d.div) || ' -> '
                    || ms_change_value(d.new_value, d.new_value_high, d.new_qualifier, d.div)
           END

@@ -64,6 +64,13 @@ def test_a_new_fact_then_a_restatement_with_old_new_difference_and_percentage(in
     assert cur == [r["event_id"]]
 
 
+def test_a_change_under_a_tenth_of_a_percent_keeps_two_significant_digits(ingest_rows: Ingest,
+                                                                           ms: MetricStore) -> None:
+    ingest_rows([fact(period="FY2007", value="3496", reported_at="2009-10-27", source="acme 10-K")])
+    r = one(ms, ingest_rows([fact(period="FY2007", value="3495", reported_at="2010-01-25", source="acme 10-K/A")]).run_id)
+    assert r["summary"] == "acme revenue FY2007 restated -0.029 % (3,496 -> 3,495 M USD) by acme 10-K/A, filed 2010-01-25"
+
+
 def test_a_repeated_value_or_an_older_filing_changes_nothing(ingest_rows: Ingest, ms: MetricStore) -> None:
     ingest_rows([fact(value="100", reported_at="2025-02-01")])
     same = ingest_rows([fact(value="100", reported_at="2026-02-01", source="acme-10k-2025")])   # a comparative
