@@ -97,7 +97,7 @@ def test_the_walkthrough(tmp_path: Path, hook: Hook) -> None:
         finally:
             scheduler.send_signal(signal.SIGINT)
             scheduler.wait(timeout=60)
-        assert "aapl revenue FY2008 restated +15.4 % (32,479 -> 37,491 M USD) by 0001193125-10-012091" in message
+        assert "aapl revenue FY2008 restated +15.4 % (32,479 -> 37,491 M USD) by 0001193125-10-012091 10-K/A, filed 2010-01-25" in message
         assert "aapl net_income FY2009 restated +44.4 % (5,704 -> 8,235 M USD)" in message
         assert "aapl net_income FY2007 restated -0.029 %" in message
 
