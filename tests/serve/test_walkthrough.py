@@ -80,7 +80,8 @@ def test_the_walkthrough(tmp_path: Path, hook: Hook) -> None:
             out = subprocess.run([psql, dsn + " dbname=metricstore", "-c", r"\dv", "-c", "SET as_of = '2009-12-31'",
                                   "-c", "SELECT period, value FROM growth WHERE entity = 'aapl' "
                                         "AND metric = 'revenue' ORDER BY period"],
-                                 capture_output=True, text=True, timeout=60, env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
+                                 capture_output=True, text=True, timeout=60,
+                                 env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
             assert out.returncode == 0, out.stderr
             assert " growth " in out.stdout and " changes " in out.stdout
             assert "FY2008 | 32479000000" in out.stdout.replace(".0", "")
@@ -97,7 +98,8 @@ def test_the_walkthrough(tmp_path: Path, hook: Hook) -> None:
         finally:
             scheduler.send_signal(signal.SIGINT)
             scheduler.wait(timeout=60)
-        assert "aapl revenue FY2008 restated +15.4 % (32,479 -> 37,491 M USD) by 0001193125-10-012091 10-K/A, filed 2010-01-25" in message
+        assert ("aapl revenue FY2008 restated +15.4 % (32,479 -> 37,491 M USD) "
+                "by 0001193125-10-012091 10-K/A, filed 2010-01-25") in message
         assert "aapl net_income FY2009 restated +44.4 % (5,704 -> 8,235 M USD)" in message
         assert "aapl net_income FY2007 restated -0.029 %" in message
 
