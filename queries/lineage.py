@@ -8,13 +8,15 @@ Each takes the ``sql`` runner of a session (``MetricStore.sql``), which exposes 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import polars as pl
 
-from queries.args import DateLike, key_text
+from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument
+from queries.formulas import parse, refs
 
 
 class Sql(Protocol):
@@ -91,6 +93,9 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
     df = sql(f"SELECT * FROM history WHERE {where} AND period = ? ORDER BY kind, unit, version",
                 [*params, period], as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
+        computed = formula_history(sql, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
+        if computed is not None:
+            return computed
         derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
                          [*params, period], as_of=as_of, as_recorded=as_recorded)
         if derived.height:
@@ -98,6 +103,107 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
                               f"`metricstore explain {entity} {metric} {period}` shows its terms")
         raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     return df
+
+
+# -- history of a formula metric's value ---------------------------------------------------------
+
+#: The versions of a formula value, shaped as the history view's rows (plus ``derived_from``): the
+#: computations found at the points (c), each distinct one (definition text, input events) once, at
+#: the earliest time it was known; point 0 is the session's own point in time (the current answer).
+_FORMULA_VERSIONS = """
+WITH c AS ({points}),
+k AS (
+    SELECT *, bool_or(point = 0) OVER s AS is_current FROM c
+    WINDOW s AS (PARTITION BY kind, unit, source_ref, derived_from)
+    QUALIFY row_number() OVER (PARTITION BY kind, unit, source_ref, derived_from ORDER BY known_at, point) = 1
+),
+w AS (
+    SELECT k.point, e.event_id AS withdrawn_by,
+           'input event ' || e.supersedes || ' '
+           || CASE WHEN e.op = 'retract' THEN 'retracted' ELSE 'corrected' END || ' by event ' || e.event_id
+           || ' (source ' || e.source || ', reported ' || CAST(e.reported_at AS VARCHAR) || ')' AS withdrawal
+    FROM k JOIN lineage_events(getvariable('as_of'), getvariable('as_recorded')) e
+      ON list_contains(k.derived_from, e.supersedes)
+    QUALIFY row_number() OVER (PARTITION BY k.point ORDER BY e.reported_at, e.recorded_at, e.event_id) = 1
+)
+SELECT k.entity, k.metric, k.segment, k.dims, k.period, k.kind, k.unit, row_number() OVER v AS version,
+       'assert' AS op, k.value, k.value_high, k.qualifier, k.authority,
+       lag(k.value) OVER v AS previous_value, k.value - lag(k.value) OVER v AS change,
+       k.reported_at, k.known_at AS recorded_at, k.source, k.source_ref, k.as_reported, NULL::VARCHAR AS note,
+       k.event_id, NULL::VARCHAR AS commit_id, NULL::VARCHAR AS run_id, NULL::VARCHAR AS supersedes,
+       k.is_current, w.withdrawn_by, w.withdrawal, k.period_start, k.period_end, k.derived_from
+FROM k LEFT JOIN w USING (point)
+WINDOW v AS (PARTITION BY k.kind, k.unit ORDER BY k.reported_at, k.known_at, k.point)
+ORDER BY k.kind, k.unit, version
+"""
+
+_POINT = """SELECT {i} AS point, * EXCLUDE (recorded_at, tolerance), greatest(recorded_at, {defined}) AS known_at
+    FROM formula_facts_at({as_of}, {as_recorded})
+    WHERE entity = $entity AND metric = $metric AND segment = $segment AND dims = $dims AND period = $period"""
+
+
+def _literal(value: dt.date | dt.datetime | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMPTZ '{value.astimezone(dt.UTC).isoformat()}'"
+    return f"DATE '{value.isoformat()}'"
+
+
+def _definitions(sql: Sql, metric: str, recorded_by: dt.datetime | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The versions of ``metric``'s definition recorded by ``recorded_by``, oldest first, and every
+    metric its versions use (through the formula metrics they use); empty when it is no formula."""
+    rows = [r for r in sql("SELECT metric, formula, recorded_at, replaced_at FROM formulas ORDER BY recorded_at").to_dicts()
+            if recorded_by is None or r["recorded_at"] <= recorded_by]
+    own = [r for r in rows if r["metric"] == metric]
+    used: list[str] = []
+    todo = [r["formula"] for r in own]
+    while todo:
+        for ref in refs(parse(todo.pop())):
+            if ref.metric not in used:
+                used.append(ref.metric)
+                todo += [r["formula"] for r in rows if r["metric"] == ref.metric]
+    return own, used
+
+
+def _defined_at(own: list[dict[str, Any]], t: dt.datetime | None) -> dt.datetime | None:
+    """When the definition in effect at system time ``t`` (None: now) was recorded."""
+    valid = [r["recorded_at"] for r in own
+             if (r["replaced_at"] is None if t is None else r["recorded_at"] <= t
+                 and (r["replaced_at"] is None or t < r["replaced_at"]))]
+    return valid[-1] if valid else None
+
+
+def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
+                    dims: str = "", as_of: DateLike | None = None,
+                    as_recorded: DateLike | None = None) -> pl.DataFrame | None:
+    """Every version of a formula metric's computed value, oldest first, shaped as :func:`history`'s
+    rows (``source`` 'formula', the formula in ``source_ref``, the arithmetic in ``as_reported``, the
+    input events in ``derived_from``); None when ``metric`` is not a formula metric.
+
+    A version is the value computed at one point in time: each publication (``as_of``) and recording
+    (``as_recorded``) of an event of its inputs' facts, or of one withdrawing such an event, and each
+    recording of a definition it depends on. The same formula over the same input events is one
+    version, dated when it was first known (``recorded_at`` includes the definition's recording).
+    """
+    d, t = to_date("as_of", as_of), to_timestamp("as_recorded", as_recorded)
+    own, used = _definitions(sql, metric, t)
+    if not own:
+        return None
+    inputs = sql("SELECT DISTINCT reported_at, recorded_at FROM formula_history_points(getvariable('as_of'), "
+                 "getvariable('as_recorded'), ?, ?, ?)", [entity.lower(), used, period],
+                 as_of=as_of, as_recorded=as_recorded).rows()
+    points: list[tuple[dt.date | None, dt.datetime | None]] = [(d, t), *inputs]
+    for mentioned in sql("SELECT DISTINCT recorded_at FROM formulas WHERE list_contains(?, metric)",
+                         [[metric, *used]])["recorded_at"].to_list():
+        if t is None or mentioned <= t:
+            points.append((d, mentioned))
+    parts = [_POINT.format(i=i, as_of=_literal(a), as_recorded=_literal(r), defined=_literal(_defined_at(own, r)))
+             for i, (a, r) in enumerate(points)]
+    _, params = _fact_filters(entity, metric, segment, dims)
+    names = dict(zip(("entity", "metric", "segment", "dims"), params, strict=True))
+    return sql(_FORMULA_VERSIONS.format(points="\n    UNION ALL BY NAME ".join(parts)), {**names, "period": period},
+               as_of=as_of, as_recorded=as_recorded)
 
 
 def restatements(sql: Sql, entity: str, metric: str | None = None, *,
