@@ -94,13 +94,15 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
                 [*params, period], as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
         computed = formula_history(sql, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
-        if computed is not None:
+        if computed is not None and computed.height:
             return computed
         derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
                          [*params, period], as_of=as_of, as_recorded=as_recorded)
         if derived.height:
             raise BadArgument("period", period, f"is derived ({derived['derivation'][0]}), never reported: "
                               f"`metricstore explain {entity} {metric} {period}` shows its terms")
+        if computed is not None:
+            raise _no_formula_value(sql, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
         raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     return df
 
@@ -172,6 +174,21 @@ def _defined_at(own: list[dict[str, Any]], t: dt.datetime | None) -> dt.datetime
              if (r["replaced_at"] is None if t is None else r["recorded_at"] <= t
                  and (r["replaced_at"] is None or t < r["replaced_at"]))]
     return valid[-1] if valid else None
+
+
+def _no_formula_value(sql: Sql, entity: str, metric: str, period: str, *, as_of: DateLike | None,
+                      as_recorded: DateLike | None) -> BadArgument:
+    """Why a formula metric has no value for a period (so no version): an input has none there."""
+    when = f" as of {as_of}" if as_of else ""
+    formula = sql("SELECT formula FROM formulas WHERE metric = ? AND (getvariable('as_recorded') IS NULL "
+                  "OR recorded_at <= getvariable('as_recorded')) ORDER BY recorded_at DESC LIMIT 1", [metric],
+                  as_recorded=as_recorded)["formula"].to_list()
+    known = sql("SELECT DISTINCT period, period_end FROM facts WHERE entity = ? AND metric = ? "
+                "ORDER BY period_end DESC LIMIT 6", [entity.lower(), metric],
+                as_of=as_of, as_recorded=as_recorded)["period"].to_list()
+    hint = f"it has values for {', '.join(known)}" if known else f"it has no value for {entity!r}"
+    return BadArgument("period", period, f"no {entity} {metric} value for this period{when}: the formula "
+                                         f"{' '.join(formula)!r} needs a value of every input ({hint})")
 
 
 def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
