@@ -191,6 +191,20 @@ def _no_formula_value(sql: Sql, entity: str, metric: str, period: str, *, as_of:
                                          f"{' '.join(formula)!r} needs a value of every input ({hint})")
 
 
+def _points(events: list[tuple[str, dt.date, dt.datetime]],
+            defined: list[dt.datetime]) -> list[tuple[dt.date, dt.datetime]]:
+    """The (as_of, as_recorded) points at which the value can differ: publication dates of the
+    ``events`` (id, reported_at, recorded_at) by recording times of the events and of the
+    definitions, one point for each distinct set of events and definitions it sees (the earliest)."""
+    seen: dict[tuple[frozenset[str], int], tuple[dt.date, dt.datetime]] = {}
+    for r in sorted({e[1] for e in events}):
+        for t in sorted({e[2] for e in events} | set(defined)):
+            key = (frozenset(e[0] for e in events if e[1] <= r and e[2] <= t), sum(d <= t for d in defined))
+            if key[0]:
+                seen.setdefault(key, (r, t))
+    return list(seen.values())
+
+
 def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
                     dims: str = "", as_of: DateLike | None = None,
                     as_recorded: DateLike | None = None) -> pl.DataFrame | None:
@@ -207,14 +221,11 @@ def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: st
     own, used = _definitions(sql, metric, t)
     if not own:
         return None
-    inputs = sql("SELECT DISTINCT reported_at, recorded_at FROM formula_history_points(getvariable('as_of'), "
-                 "getvariable('as_recorded'), ?, ?, ?)", [entity.lower(), used, period],
-                 as_of=as_of, as_recorded=as_recorded).rows()
-    points: list[tuple[dt.date | None, dt.datetime | None]] = [(d, t), *inputs]
-    for mentioned in sql("SELECT DISTINCT recorded_at FROM formulas WHERE list_contains(?, metric)",
-                         [[metric, *used]])["recorded_at"].to_list():
-        if t is None or mentioned <= t:
-            points.append((d, mentioned))
+    events = sql("SELECT * FROM formula_history_events(getvariable('as_of'), getvariable('as_recorded'), ?, ?, ?)",
+                 [entity.lower(), used, period], as_of=as_of, as_recorded=as_recorded).rows()
+    defined = [r for r in sql("SELECT DISTINCT recorded_at FROM formulas WHERE list_contains(?, metric)",
+                              [[metric, *used]])["recorded_at"].to_list() if t is None or r <= t]
+    points = [(d, t), *_points(events, defined)]
     parts = [_POINT.format(i=i, as_of=_literal(a), as_recorded=_literal(r), defined=_literal(_defined_at(own, r)))
              for i, (a, r) in enumerate(points)]
     _, params = _fact_filters(entity, metric, segment, dims)

@@ -61,6 +61,18 @@ def test_a_restated_input_gives_two_versions(ingest_rows: Ingest, store: Store) 
     assert [r["value"] for r in history(store, "revenue")] == [100e6, 80e6]
 
 
+def test_a_restatement_recorded_before_the_definition_still_shows(ingest_rows: Ingest, store: Store) -> None:
+    ingest_rows([fact(metric="gross_profit", value="40"), fact(value="100"),
+                 fact(value="80", source="10-K/A", reported_at="2025-06-01")])       # one run, then the formula
+    define_metric(store, "margin", MARGIN)
+    with MetricStore(store) as ms:
+        (defined,) = ms.sql("SELECT recorded_at FROM formulas")["recorded_at"].to_list()
+    rows = history(store)
+    assert [(r["value"], r["reported_at"], r["is_current"]) for r in rows] == [
+        (0.4, dt.date(2025, 2, 1), False), (0.5, dt.date(2025, 6, 1), True)]
+    assert {r["recorded_at"] for r in rows} == {defined}          # known from the definition's recording on
+
+
 def test_a_redefinition_recorded_later_is_a_new_version(ingest_rows: Ingest, store: Store) -> None:
     ingest_rows([fact(metric="gross_profit", value="40"), fact(value="100")])
     define_metric(store, "margin", MARGIN)
