@@ -93,7 +93,8 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
     df = sql(f"SELECT * FROM history WHERE {where} AND period = ? ORDER BY kind, unit, version",
                 [*params, period], as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
-        computed = formula_history(sql, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
+        computed = formula_history(sql, entity, metric, period, segment, dims=dims, as_of=as_of,
+                                   as_recorded=as_recorded)
         if computed is not None and computed.height:
             return computed
         derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
@@ -155,13 +156,17 @@ def _literal(value: dt.date | dt.datetime | None) -> str:
 def _definitions(sql: Sql, metric: str, recorded_by: dt.datetime | None) -> tuple[list[dict[str, Any]], list[str]]:
     """The versions of ``metric``'s definition recorded by ``recorded_by``, oldest first, and every
     metric its versions use (through the formula metrics they use); empty when it is no formula."""
-    rows = [r for r in sql("SELECT metric, formula, recorded_at, replaced_at FROM formulas ORDER BY recorded_at").to_dicts()
-            if recorded_by is None or r["recorded_at"] <= recorded_by]
+    everything = sql("SELECT metric, formula, recorded_at, replaced_at FROM formulas ORDER BY recorded_at").to_dicts()
+    rows = [r for r in everything if recorded_by is None or r["recorded_at"] <= recorded_by]
     own = [r for r in rows if r["metric"] == metric]
     used: list[str] = []
     todo = [r["formula"] for r in own]
     while todo:
-        for ref in refs(parse(todo.pop())):
+        try:
+            tree = parse(todo.pop())
+        except BadArgument:     # a hand-edited catalog formula that does not parse has no values either
+            continue
+        for ref in refs(tree):
             if ref.metric not in used:
                 used.append(ref.metric)
                 todo += [r["formula"] for r in rows if r["metric"] == ref.metric]
@@ -188,7 +193,7 @@ def _no_formula_value(sql: Sql, entity: str, metric: str, period: str, *, as_of:
                 as_of=as_of, as_recorded=as_recorded)["period"].to_list()
     hint = f"it has values for {', '.join(known)}" if known else f"it has no value for {entity!r}"
     return BadArgument("period", period, f"no {entity} {metric} value for this period{when}: the formula "
-                                         f"{' '.join(formula)!r} needs a value of every input ({hint})")
+                                         f"{formula[0] if formula else metric!r} needs a value of every input ({hint})")
 
 
 def _points(events: list[tuple[str, dt.date, dt.datetime]],

@@ -1,6 +1,7 @@
 """``history`` of a formula metric's value on small hand-made stores: a version per distinct
 computation (definition, input events), when an input is restated, corrected or made exact, or the
-formula is redefined; the CLI's table; no version (and one clear line) where an input is missing."""
+formula is redefined; the CLI's table; no version (and one clear line) where an input is missing;
+Apple's restated FY2008 (shared SEC file)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import datetime as dt
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ingest import RunReport
+from ingest import Catalog, RunReport, ingest_paths
 from queries import BadArgument, MetricStore, define_metric
 from store import Store
-from tests.conftest import fact, run_cli
+from tests.conftest import fact, needs_shared, run_cli
 
 Ingest = Callable[..., RunReport]
 MARGIN = "gross_profit / revenue"
@@ -26,6 +28,11 @@ def history(store: Store, metric: str = "margin", period: str = "FY2024", **kw: 
     """The history rows, in a session opened after the definitions (they compile with the views)."""
     with MetricStore(store) as ms:
         return ms.history("acme", metric, period, **kw).to_dicts()
+
+
+def local(store: Store) -> Path:
+    assert isinstance(store.root, Path)      # the stores here are local folders
+    return store.root
 
 
 def current(store: Store, metric: str = "margin") -> dict[str, Any]:
@@ -50,7 +57,8 @@ def test_a_restated_input_gives_two_versions(ingest_rows: Ingest, store: Store) 
                                                 "FY2024 = (40 USD m) / (80 USD m) = 0.5 ratio"]
     assert all(r["source"] == "formula" and r["source_ref"] == MARGIN and r["op"] == "assert" for r in rows)
     assert rows[1]["previous_value"] == 0.4 and rows[1]["change"] == pytest.approx(0.1)
-    gp, old, new = event_id(store, "gross_profit", 40e6), event_id(store, "revenue", 100e6), event_id(store, "revenue", 80e6)
+    gp, old, new = (event_id(store, "gross_profit", 40e6), event_id(store, "revenue", 100e6),
+                    event_id(store, "revenue", 80e6))
     assert [r["derived_from"] for r in rows] == [[gp, old], [gp, new]]
     assert rows[1]["derived_from"] == current(store)["derived_from"]
     with MetricStore(store) as ms:        # the same columns as a stored fact's history, and derived_from
@@ -125,13 +133,13 @@ def test_the_cli_prints_every_version_with_its_arithmetic(ingest_rows: Ingest, s
     ingest_rows([fact(metric="gross_profit", value="40"), fact(value="100")])
     define_metric(store, "margin", MARGIN)
     ingest_rows([fact(value="80", source="10-K/A", reported_at="2025-06-01")])
-    r = run_cli("history", "acme", "margin", "FY2024", "--format", "csv", store=store.root)
+    r = run_cli("history", "acme", "margin", "FY2024", "--format", "csv", store=local(store))
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert [(x["version"], x["value"], x["source_ref"], x["as_reported"], x["is_current"]) for x in rows] == [
         ("1", "0.4", MARGIN, "FY2024 = (40 USD m) / (100 USD m) = 0.4 ratio", "false"),
         ("2", "0.5", MARGIN, "FY2024 = (40 USD m) / (80 USD m) = 0.5 ratio", "true")]
-    r = run_cli("history", "acme", "margin", "FY2024", store=store.root, env={"COLUMNS": "400"})
+    r = run_cli("history", "acme", "margin", "FY2024", store=local(store), env={"COLUMNS": "400"})
     assert r.returncode == 0, r.stderr
     assert "acme margin FY2024: every version" in r.stdout and "as_reported" in r.stdout
     assert "FY2024 = (40 USD m) / (80 USD m) = 0.5 ratio" in r.stdout and "2 row(s)" in r.stdout
@@ -145,7 +153,7 @@ def test_a_missing_input_has_no_versions_and_one_clear_line(ingest_rows: Ingest,
         with pytest.raises(BadArgument, match="no acme margin value for this period: the formula "
                                               "'gross_profit / revenue' needs a value of every input"):
             ms.history("acme", "margin", "FY2023")
-    r = run_cli("history", "acme", "margin", "FY2023", store=store.root)
+    r = run_cli("history", "acme", "margin", "FY2023", store=local(store))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
         "error: period='FY2023': no acme margin value for this period: the formula 'gross_profit / revenue' "
@@ -159,3 +167,20 @@ def test_a_reported_figure_under_the_formulas_name_keeps_its_history(ingest_rows
     rows = history(store)
     assert [(r["value"], r["source"], r["is_current"]) for r in rows] == [(0.41, "co-release", True)]
     assert "derived_from" not in rows[0]
+
+
+def test_apples_restated_fy2008_gives_the_margin_a_version_per_filing(tmp_path: Path, catalog: Catalog) -> None:
+    store = Store.create(tmp_path / "store")
+    sec = needs_shared("sec", "CIK0000320193_apple_asof2024-11.json")
+    assert ingest_paths(store, [sec], catalog=catalog).ok
+    define_metric(store, "gross_margin_calc", "gross_profit / revenue")
+    with MetricStore(store) as ms:
+        inputs = {m: ms.history("aapl", m, "FY2008").to_dicts() for m in ("gross_profit", "revenue")}
+        rows = ms.history("aapl", "gross_margin_calc", "FY2008").to_dicts()
+    # the 10-K, the 10-K/A that restated both inputs, the next 10-K repeating them: one version each
+    assert [r["reported_at"] for r in rows] == [r["reported_at"] for r in inputs["revenue"]]
+    assert [r["value"] for r in rows] == [pytest.approx(g["value"] / v["value"])
+                                          for g, v in zip(inputs["gross_profit"], inputs["revenue"], strict=True)]
+    assert [r["derived_from"] for r in rows] == [[g["event_id"], v["event_id"]]
+                                                 for g, v in zip(inputs["gross_profit"], inputs["revenue"], strict=True)]
+    assert [r["is_current"] for r in rows] == [False, False, True]
