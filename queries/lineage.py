@@ -217,10 +217,12 @@ def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: st
     rows (``source`` 'formula', the formula in ``source_ref``, the arithmetic in ``as_reported``, the
     input events in ``derived_from``); None when ``metric`` is not a formula metric.
 
-    A version is the value computed at one point in time: each publication (``as_of``) and recording
-    (``as_recorded``) of an event of its inputs' facts, or of one withdrawing such an event, and each
-    recording of a definition it depends on. The same formula over the same input events is one
-    version, dated when it was first known (``recorded_at`` includes the definition's recording).
+    The versions are every value ``facts`` gives for the fact at some (as_of, as_recorded): the
+    formula is evaluated at the publication dates of its inputs' events (and of events withdrawing
+    them) crossed with the recording times of those events and of the definitions, once per distinct
+    set of events and definitions seen. The same formula over the same input events is one version,
+    dated when it was first known (``recorded_at`` counts the definition's recording). A redefinition
+    thus also gives a version for each earlier publication, as ``as_of`` that date now answers.
     """
     d, t = to_date("as_of", as_of), to_timestamp("as_recorded", as_recorded)
     own, used = _definitions(sql, metric, t)

@@ -98,6 +98,22 @@ def test_a_redefinition_recorded_later_is_a_new_version(ingest_rows: Ingest, sto
         (0.4, MARGIN, True)]
 
 
+def test_a_restatement_then_a_redefinition_gives_every_answer_as_of_and_as_recorded(
+        ingest_rows: Ingest, store: Store) -> None:
+    ingest_rows([fact(metric="gross_profit", value="40"), fact(value="100")])
+    define_metric(store, "margin", MARGIN)
+    ingest_rows([fact(value="80", source="10-K/A", reported_at="2025-06-01")])
+    time.sleep(0.01)
+    define_metric(store, "margin", "100 * gross_profit / revenue")
+    rows = history(store)
+    assert [(r["value"], r["reported_at"], r["source_ref"], r["is_current"]) for r in rows] == [
+        (0.4, dt.date(2025, 2, 1), MARGIN, False), (pytest.approx(40.0), dt.date(2025, 2, 1), "100 * " + MARGIN, False),
+        (0.5, dt.date(2025, 6, 1), MARGIN, False), (pytest.approx(50.0), dt.date(2025, 6, 1), "100 * " + MARGIN, True)]
+    with MetricStore(store) as ms:     # the second version is what facts as of that date answers now
+        assert ms.sql("SELECT value FROM facts WHERE metric = 'margin'", as_of="2025-02-01")["value"].to_list() == [
+            pytest.approx(40.0)]
+
+
 def test_an_approx_input_replaced_by_an_exact_one(ingest_rows: Ingest, store: Store) -> None:
     ingest_rows([fact(metric="gross_profit", value="40", qualifier="approx", source="call", reported_at="2025-01-20"),
                  fact(value="100", reported_at="2025-01-20")])
