@@ -8,13 +8,15 @@ Each takes the ``sql`` runner of a session (``MetricStore.sql``), which exposes 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import polars as pl
 
-from queries.args import DateLike, key_text
+from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument
+from queries.formulas import parse, refs
 
 
 class Sql(Protocol):
@@ -91,13 +93,152 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
     df = sql(f"SELECT * FROM history WHERE {where} AND period = ? ORDER BY kind, unit, version",
                 [*params, period], as_of=as_of, as_recorded=as_recorded)
     if df.height == 0:
+        computed = formula_history(sql, entity, metric, period, segment, dims=dims, as_of=as_of,
+                                   as_recorded=as_recorded)
+        if computed is not None and computed.height:
+            return computed
         derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
                          [*params, period], as_of=as_of, as_recorded=as_recorded)
         if derived.height:
             raise BadArgument("period", period, f"is derived ({derived['derivation'][0]}), never reported: "
                               f"`metricstore explain {entity} {metric} {period}` shows its terms")
+        if computed is not None:
+            raise _no_formula_value(sql, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
         raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     return df
+
+
+# -- history of a formula metric's value ---------------------------------------------------------
+
+#: The versions of a formula value, shaped as the history view's rows (plus ``derived_from``): the
+#: computations found at the points (c), each distinct one (definition text, input events) once, at
+#: the earliest time it was known; point 0 is the session's own point in time (the current answer).
+_FORMULA_VERSIONS = """
+WITH c AS ({points}),
+k AS (
+    SELECT *, bool_or(point = 0) OVER s AS is_current FROM c
+    WINDOW s AS (PARTITION BY kind, unit, source_ref, derived_from)
+    QUALIFY row_number() OVER (PARTITION BY kind, unit, source_ref, derived_from ORDER BY known_at, point) = 1
+),
+w AS (
+    SELECT k.point, e.event_id AS withdrawn_by,
+           'input event ' || e.supersedes || ' '
+           || CASE WHEN e.op = 'retract' THEN 'retracted' ELSE 'corrected' END || ' by event ' || e.event_id
+           || ' (source ' || e.source || ', reported ' || CAST(e.reported_at AS VARCHAR) || ')' AS withdrawal
+    FROM k JOIN lineage_events(getvariable('as_of'), getvariable('as_recorded')) e
+      ON list_contains(k.derived_from, e.supersedes)
+    QUALIFY row_number() OVER (PARTITION BY k.point ORDER BY e.reported_at, e.recorded_at, e.event_id) = 1
+)
+SELECT k.entity, k.metric, k.segment, k.dims, k.period, k.kind, k.unit, row_number() OVER v AS version,
+       'assert' AS op, k.value, k.value_high, k.qualifier, k.authority,
+       lag(k.value) OVER v AS previous_value, k.value - lag(k.value) OVER v AS change,
+       k.reported_at, k.known_at AS recorded_at, k.source, k.source_ref, k.as_reported, NULL::VARCHAR AS note,
+       k.event_id, NULL::VARCHAR AS commit_id, NULL::VARCHAR AS run_id, NULL::VARCHAR AS supersedes,
+       k.is_current, w.withdrawn_by, w.withdrawal, k.period_start, k.period_end, k.derived_from
+FROM k LEFT JOIN w USING (point)
+WINDOW v AS (PARTITION BY k.kind, k.unit ORDER BY k.reported_at, k.known_at, k.point)
+ORDER BY k.kind, k.unit, version
+"""
+
+_POINT = """SELECT {i} AS point, * EXCLUDE (recorded_at, tolerance), greatest(recorded_at, {defined}) AS known_at
+    FROM formula_facts_at({as_of}, {as_recorded})
+    WHERE entity = $entity AND metric = $metric AND segment = $segment AND dims = $dims AND period = $period"""
+
+
+def _literal(value: dt.date | dt.datetime | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMPTZ '{value.astimezone(dt.UTC).isoformat()}'"
+    return f"DATE '{value.isoformat()}'"
+
+
+def _definitions(sql: Sql, metric: str, recorded_by: dt.datetime | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The versions of ``metric``'s definition recorded by ``recorded_by``, oldest first, and every
+    metric its versions use (through the formula metrics they use); empty when it is no formula."""
+    everything = sql("SELECT metric, formula, recorded_at, replaced_at FROM formulas ORDER BY recorded_at").to_dicts()
+    rows = [r for r in everything if recorded_by is None or r["recorded_at"] <= recorded_by]
+    own = [r for r in rows if r["metric"] == metric]
+    used: list[str] = []
+    todo = [r["formula"] for r in own]
+    while todo:
+        try:
+            tree = parse(todo.pop())
+        except BadArgument:     # a hand-edited catalog formula that does not parse has no values either
+            continue
+        for ref in refs(tree):
+            if ref.metric not in used:
+                used.append(ref.metric)
+                todo += [r["formula"] for r in rows if r["metric"] == ref.metric]
+    return own, used
+
+
+def _defined_at(own: list[dict[str, Any]], t: dt.datetime | None) -> dt.datetime | None:
+    """When the definition in effect at system time ``t`` (None: now) was recorded."""
+    valid = [r["recorded_at"] for r in own
+             if (r["replaced_at"] is None if t is None else r["recorded_at"] <= t
+                 and (r["replaced_at"] is None or t < r["replaced_at"]))]
+    return valid[-1] if valid else None
+
+
+def _no_formula_value(sql: Sql, entity: str, metric: str, period: str, *, as_of: DateLike | None,
+                      as_recorded: DateLike | None) -> BadArgument:
+    """Why a formula metric has no value for a period (so no version): an input has none there."""
+    when = f" as of {as_of}" if as_of else ""
+    formula = sql("SELECT formula FROM formulas WHERE metric = ? AND (getvariable('as_recorded') IS NULL "
+                  "OR recorded_at <= getvariable('as_recorded')) ORDER BY recorded_at DESC LIMIT 1", [metric],
+                  as_recorded=as_recorded)["formula"].to_list()
+    known = sql("SELECT DISTINCT period, period_end FROM facts WHERE entity = ? AND metric = ? "
+                "ORDER BY period_end DESC LIMIT 6", [entity.lower(), metric],
+                as_of=as_of, as_recorded=as_recorded)["period"].to_list()
+    hint = f"it has values for {', '.join(known)}" if known else f"it has no value for {entity!r}"
+    return BadArgument("period", period, f"no {entity} {metric} value for this period{when}: the formula "
+                                         f"{formula[0] if formula else metric!r} needs a value of every input ({hint})")
+
+
+def _points(events: list[tuple[str, dt.date, dt.datetime]],
+            defined: list[dt.datetime]) -> list[tuple[dt.date, dt.datetime]]:
+    """The (as_of, as_recorded) points at which the value can differ: publication dates of the
+    ``events`` (id, reported_at, recorded_at) by recording times of the events and of the
+    definitions, one point for each distinct set of events and definitions it sees (the earliest)."""
+    seen: dict[tuple[frozenset[str], int], tuple[dt.date, dt.datetime]] = {}
+    for r in sorted({e[1] for e in events}):
+        for t in sorted({e[2] for e in events} | set(defined)):
+            key = (frozenset(e[0] for e in events if e[1] <= r and e[2] <= t), sum(d <= t for d in defined))
+            if key[0]:
+                seen.setdefault(key, (r, t))
+    return list(seen.values())
+
+
+def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
+                    dims: str = "", as_of: DateLike | None = None,
+                    as_recorded: DateLike | None = None) -> pl.DataFrame | None:
+    """Every version of a formula metric's computed value, oldest first, shaped as :func:`history`'s
+    rows (``source`` 'formula', the formula in ``source_ref``, the arithmetic in ``as_reported``, the
+    input events in ``derived_from``); None when ``metric`` is not a formula metric.
+
+    The versions are every value ``facts`` gives for the fact at some (as_of, as_recorded): the
+    formula is evaluated at the publication dates of its inputs' events (and of events withdrawing
+    them) crossed with the recording times of those events and of the definitions, once per distinct
+    set of events and definitions seen. The same formula over the same input events is one version,
+    dated when it was first known (``recorded_at`` counts the definition's recording). A redefinition
+    thus also gives a version for each earlier publication, as ``as_of`` that date now answers.
+    """
+    d, t = to_date("as_of", as_of), to_timestamp("as_recorded", as_recorded)
+    own, used = _definitions(sql, metric, t)
+    if not own:
+        return None
+    events = sql("SELECT * FROM formula_history_events(getvariable('as_of'), getvariable('as_recorded'), ?, ?, ?)",
+                 [entity.lower(), used, period], as_of=as_of, as_recorded=as_recorded).rows()
+    defined = [r for r in sql("SELECT DISTINCT recorded_at FROM formulas WHERE list_contains(?, metric)",
+                              [[metric, *used]])["recorded_at"].to_list() if t is None or r <= t]
+    points = [(d, t), *_points(events, defined)]
+    parts = [_POINT.format(i=i, as_of=_literal(a), as_recorded=_literal(r), defined=_literal(_defined_at(own, r)))
+             for i, (a, r) in enumerate(points)]
+    _, params = _fact_filters(entity, metric, segment, dims)
+    names = dict(zip(("entity", "metric", "segment", "dims"), params, strict=True))
+    return sql(_FORMULA_VERSIONS.format(points="\n    UNION ALL BY NAME ".join(parts)), {**names, "period": period},
+               as_of=as_of, as_recorded=as_recorded)
 
 
 def restatements(sql: Sql, entity: str, metric: str | None = None, *,

@@ -21,6 +21,9 @@ app = typer.Typer()
 
 HISTORY_TABLE = ("version", "value", "unit", "qualifier", "authority", "kind", "source", "source_ref",
                  "reported_at", "recorded_at", "is_current", "withdrawal")
+#: A formula value's history: the formula in source_ref, and the arithmetic of each version.
+FORMULA_HISTORY_TABLE = ("version", "value", "unit", "qualifier", "kind", "source_ref", "as_reported",
+                         "reported_at", "recorded_at", "is_current", "withdrawal")
 RESTATEMENT_TABLE = ("metric", "period", "unit", "old_value", "new_value", "change", "change_pct",
                      "old_reported_at", "restated_at", "old_source", "new_source", "is_current")
 EXPLAIN_TABLE = ("role", "term", "event_period", "value", "unit", "qualifier", "source", "source_ref",
@@ -28,11 +31,15 @@ EXPLAIN_TABLE = ("role", "term", "event_period", "value", "unit", "qualifier", "
 
 
 def _answer(store: Path | None, ask: Callable[[MetricStore], pl.DataFrame], fmt: str, output: Path | None,
-            table: tuple[str, ...], title: str, *, preface: str | None = None) -> None:
+            table: tuple[str, ...], title: str, *, preface: str | None = None,
+            formula_table: tuple[str, ...] | None = None) -> None:
     """Open the store, ask it one question and render the answer: every column in csv, json or parquet;
-    in a table the ``table`` columns, after the distinct lines of the ``preface`` column."""
+    in a table the ``table`` columns (``formula_table`` for a formula metric's computed values), after
+    the distinct lines of the ``preface`` column."""
     with MetricStore(open_store(store)) as ms:
         df = ask(ms)
+    if formula_table and "derived_from" in df.columns:      # only a formula value's history has it
+        table = formula_table
     if fmt == "table":
         for line in df[preface].unique(maintain_order=True).to_list() if preface else []:
             print(line)
@@ -49,7 +56,8 @@ def history(
 ) -> None:
     """Every version of one fact, oldest first, with its source and dates, and which one is current."""
     _answer(store, lambda ms: ms.history(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded),
-            fmt, output, HISTORY_TABLE, f"{entity} {metric} {period}: every version")
+            fmt, output, HISTORY_TABLE, f"{entity} {metric} {period}: every version",
+            formula_table=FORMULA_HISTORY_TABLE)
 
 
 @app.command()

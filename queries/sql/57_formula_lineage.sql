@@ -18,3 +18,21 @@ SELECT t.entity, t.metric, t.segment, t.dims, t.period, 'value term' AS role, t.
        t.source_ref AS derivation, t.as_reported AS arithmetic
 FROM terms t
 JOIN lineage_events(as_of, as_recorded) e ON e.event_id = t.derived_from[t.term];
+
+-- The events that can change the formula value of one fact (`history` of a formula metric,
+-- queries/lineage.py): every event of its inputs' facts in the period (or an instant in its last
+-- month: a stock input at the period's end), and every event withdrawing one of those. `inputs`
+-- lists the metrics the formula's versions use.
+CREATE OR REPLACE MACRO formula_history_events(as_of, as_recorded, of_entity, inputs, of_period) AS TABLE
+WITH e AS (
+    SELECT * FROM visible_events(as_of, as_recorded, only_entity := of_entity)
+    WHERE list_contains(inputs, metric)
+),
+own AS (
+    SELECT * FROM e
+    WHERE period = of_period OR (ptype = 'I' AND ord IN (SELECT ord FROM e WHERE period = of_period))
+)
+SELECT event_id, reported_at, recorded_at FROM own
+UNION
+SELECT w.event_id, w.reported_at, w.recorded_at FROM visible_events(as_of, as_recorded) w
+WHERE w.supersedes IN (SELECT event_id FROM own);
