@@ -9,7 +9,10 @@
 -- ratio metrics, whose changes are in ratio units (0.03 is +3 pp). A per-share figure (EPS) is a
 -- flow divided by a share count that moves within the year: its quarters are derived and summed
 -- to a TTM the same way, but a derived quarter is never exact (FY EPS - 9M EPS is not the
--- quarter's EPS when the share count changed), so it is marked approx.
+-- quarter's EPS when the share count changed), so it is marked approx. A formula metric's rows
+-- (formula_placed_at, compiled by queries/formula_sql.py) are computed from its inputs' placed
+-- rows, derived quarters included, and run through the same windows; the aggregation is the
+-- definition's.
 
 -- The actual facts with their aggregation (flow, per_share, stock, ratio); ptype, months, ord and fy come
 -- with each fact (computed once per distinct span, see visible_events).

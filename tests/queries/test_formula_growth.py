@@ -199,7 +199,7 @@ def test_series_through_the_helper_and_the_cli(built: Store, reference: None) ->
         series = ms.series("acme", "gross_margin", freq="FY")
     assert series["period"].to_list() == ["FY2023", "FY2024"]
     assert series["yoy_change"].to_list()[1] == pytest.approx(0.05)
-    out = run_cli("series", "acme", "gross_margin", "--freq", "Q", "--format", "csv", store=built.root,
+    out = run_cli("series", "acme", "gross_margin", "--freq", "Q", "--format", "csv", store=Path(str(built.root)),
                   env={ENV_SWITCH: "0"})
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
@@ -308,7 +308,7 @@ def test_xiaomi_seed_margin_and_ev_loss_per_vehicle(tmp_path: Path) -> None:
     """The seed has one year of EV deliveries (a loss per vehicle for FY2024 alone) and two years of
     revenue and adjusted net income: an adjusted net margin with its change in points."""
     store = Store.create(tmp_path / "store")
-    seed = sorted((ROOT / "data" / "seed").glob("*.csv"))
+    seed: list[str | Path] = sorted((ROOT / "data" / "seed").glob("*.csv"))
     assert ingest_paths(store, seed, catalog=Catalog.load(CATALOG)).ok
     assert project(store) is not None
     define_metric(store, "ev_loss_per_vehicle",
