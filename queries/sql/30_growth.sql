@@ -142,13 +142,14 @@ SELECT * FROM formula_placed_empty;
 -- exactly k months earlier, or none.
 CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
                                   only_entities := CAST(NULL AS VARCHAR[]), stored := true, formulas := false) AS TABLE
+-- (The branches' aliases keep Spark from reading WHERE as one: queries/spark.py translates this.)
 WITH placed AS (
     SELECT * FROM placed_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
-                            only_entities := only_entities)
+                            only_entities := only_entities) AS s
     WHERE stored AND NOT list_contains(ms_formula_metrics(), metric)
     UNION ALL BY NAME
     SELECT * FROM formula_placed_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
-                                    only_entities := only_entities)
+                                    only_entities := only_entities) AS f
     WHERE formulas
 ),
 -- A quarter's type implies its length (3 months), so the TTM frame can share the priors' partition.
