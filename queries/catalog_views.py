@@ -77,7 +77,7 @@ projected AS (
     SELECT r.* EXCLUDE (layer_rank) FROM (SELECT * FROM current_rows UNION ALL BY NAME SELECT * FROM timeline_rows) r
     LEFT JOIN owner o ON o.entity = r.entity
     WHERE coalesce(o.rank, 0) = r.layer_rank AND r.entity NOT IN (SELECT entity FROM changed)
-      AND NOT list_contains(ms_formula_metrics(), r.metric)
+      AND NOT ms_formula_metric(r.metric)
 )
 SELECT * FROM projected
 UNION ALL BY NAME

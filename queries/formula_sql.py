@@ -239,7 +239,8 @@ def _list(names: list[str]) -> str:
 
 def compile_all(defs: list[Definition], agg: dict[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
     """The statements replacing the empty formula macros: ``formula_facts_at`` (the values from the
-    reported facts) and ``all_facts_at`` (queries/sql/25_formulas.sql), ``ms_formula_metrics`` and ``formula_placed_at``
+    reported facts) and ``all_facts_at`` (queries/sql/25_formulas.sql), ``ms_formula_metrics``,
+    ``ms_formula_metric`` and ``formula_placed_at``
     (the formula metrics' rows growth places, queries/sql/30_growth.sql); and the versions that do
     not compile, with their reason.
 
@@ -274,6 +275,7 @@ WITH f AS (
     SELECT *, ms_step(value, as_reported) AS step FROM facts_at(as_of, as_recorded) WHERE kind = 'actual'
 )
 {facts}""", ALL_FACTS, f"CREATE OR REPLACE MACRO ms_formula_metrics() AS {_list(sorted(set(names)))}",
+            f"CREATE OR REPLACE MACRO ms_formula_metric(name) AS list_contains(ms_formula_metrics(), name)",
             f"""CREATE OR REPLACE MACRO formula_placed_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
                                           only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
 WITH f AS (
@@ -281,7 +283,7 @@ WITH f AS (
                             only_metrics := {reads_sql})
 ),
 own AS (
-    SELECT * FROM f WHERE list_contains(ms_formula_metrics(), metric) AND (only_metric IS NULL OR metric = only_metric)
+    SELECT * FROM f WHERE ms_formula_metric(metric) AND (only_metric IS NULL OR metric = only_metric)
 ),
 c AS (
     {placed}

@@ -180,7 +180,7 @@ class MetricStore:
         # formula metrics are never projected (a definition recorded later needs no new projection):
         # their rows, reported ones included, are computed from their inputs' (queries.formula_sql)
         formulas = bool(self._formula_metrics())
-        own = " AND NOT list_contains(ms_formula_metrics(), metric)" if formulas else ""
+        own = " AND NOT ms_formula_metric(metric)" if formulas else ""
         parts = []
         for i, (layer, hidden) in enumerate(zip(proj.layers, proj.hidden(), strict=True)):
             skip = hidden | use.changed

@@ -112,11 +112,13 @@ SELECT * FROM a WHERE ptype <> 'X'
 QUALIFY row_number() OVER (PARTITION BY entity, metric, segment, dims, unit, ptype, months, ord
                            ORDER BY period_end DESC) = 1;
 
--- Formula metrics: queries/formula_sql.py replaces these two, on a connection over a store with
--- formula definitions, by the names of every formula metric and by their placed rows (the
--- metric's reported rows, and the values computed from the inputs' placed rows, derived quarters
--- included, where no reported row stands). Here: none, at no cost.
+-- Formula metrics: queries/formula_sql.py replaces these three, on a connection over a store with
+-- formula definitions, by the names of every formula metric (a list, and a test of one name) and
+-- by their placed rows (the metric's reported rows, and the values computed from the inputs'
+-- placed rows, derived quarters included, where no reported row stands). Here: none, at no cost
+-- (a constant false, which the planner folds away).
 CREATE OR REPLACE MACRO ms_formula_metrics() AS CAST([] AS VARCHAR[]);
+CREATE OR REPLACE MACRO ms_formula_metric(name) AS false;
 
 CREATE OR REPLACE VIEW formula_placed_empty AS
 SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS metric, NULL::VARCHAR AS segment, NULL::VARCHAR AS dims,
@@ -146,7 +148,7 @@ CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_
 WITH placed AS (
     SELECT * FROM placed_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
                             only_entities := only_entities) AS s
-    WHERE stored AND NOT list_contains(ms_formula_metrics(), metric)
+    WHERE stored AND NOT ms_formula_metric(metric)
     UNION ALL BY NAME
     SELECT * FROM formula_placed_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
                                     only_entities := only_entities) AS f
