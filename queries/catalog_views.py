@@ -12,7 +12,9 @@ notebook) has only SQL, so the view says the same in SQL, at every query:
   the next projection step (``metricstore compact`` ends with one) covers it;
 - those entities computed from the events (``growth_at``), every other read from its layer: the
   current rows, or with ``SET VARIABLE as_of`` the versions valid then. ``as_recorded`` answers,
-  and every answer with ``SET VARIABLE metricstore_projections = false``, are computed.
+  and every answer with ``SET VARIABLE metricstore_projections = false``, are computed;
+- formula metrics' rows always computed (``growth_at(..., stored := false, formulas := true)``, from their inputs'
+  rows only): projections hold none, and a store without formula metrics computes nothing there.
 """
 
 from __future__ import annotations
@@ -75,11 +77,14 @@ projected AS (
     SELECT r.* EXCLUDE (layer_rank) FROM (SELECT * FROM current_rows UNION ALL BY NAME SELECT * FROM timeline_rows) r
     LEFT JOIN owner o ON o.entity = r.entity
     WHERE coalesce(o.rank, 0) = r.layer_rank AND r.entity NOT IN (SELECT entity FROM changed)
+      AND NOT ms_formula_metric(r.metric)
 )
 SELECT * FROM projected
 UNION ALL BY NAME
 SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'),
                         only_entities := (SELECT coalesce(list(entity), []::VARCHAR[]) FROM changed))
+UNION ALL BY NAME
+SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), stored := false, formulas := true)
 """
 
 

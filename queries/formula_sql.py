@@ -1,9 +1,13 @@
-"""Formula metrics compiled to SQL: ``formula_facts_at(as_of, as_recorded)`` over the store's definitions.
+"""Formula metrics compiled to SQL over the store's definitions: ``formula_facts_at(as_of, as_recorded)``
+(the values in ``facts``) and ``formula_placed_at`` (the rows ``growth`` places, derived quarters
+included).
 
-Each version of each definition (queries.formulas) becomes one SELECT over ``facts_at`` (the
-reported facts, point in time), joined input by input; the versions are stacked with a guard on
-``as_recorded`` so that a redefinition is seen only from the time it was recorded. The macro
-replaces the empty one of ``queries/sql/25_formulas.sql`` on the connection the views live on.
+Each version of each definition (queries.formulas) becomes one SELECT, joined input by input: over
+``facts_at`` (the reported facts, point in time) for ``facts``, over ``placed_at`` (the reported
+facts and the quarters growth derives) for ``growth``. The versions are stacked with a guard on
+``as_recorded`` so that a redefinition is seen only from the time it was recorded. The macros
+replace the empty ones of ``queries/sql/25_formulas.sql`` and ``30_growth.sql`` on the connection
+the views live on; a store without definitions keeps those (nothing is computed, nothing read).
 Only names the store chose and literals quoted here reach the SQL text; nothing is evaluated in Python.
 """
 
@@ -133,7 +137,10 @@ class _Query:
             conds += [f"{x}.{column} = {free[0]}.{column}" for x in free[1:]]
         return conds
 
-    def select(self, d: Definition, guard: str) -> str:
+    def select(self, d: Definition, guard: str, *, placed: bool = False) -> str:
+        """The SELECT of this version over ``f``: the facts (a row of ``formula_facts_at``, with the
+        arithmetic and the tolerance) or, ``placed``, the rows growth places (a row of
+        ``formula_placed_at``, with the aggregation and the derivation)."""
         a = self.alias[self.anchor]
         free_seg = next((self.alias[r] for r in self.inputs if r.segment is None), None)
         free_dims = next((self.alias[r] for r in self.inputs if r.dims is None), None)
@@ -149,14 +156,24 @@ class _Query:
         def latest(column: str) -> str:
             cols = [f"{x}.{column}" for x in aliases]
             return f"greatest({', '.join(cols)})" if len(cols) > 1 else cols[0]
+        if placed:      # the inputs' own derivations (a derived quarter's FY - 9M) follow the formula
+            steps = [f"CASE WHEN {self.alias[r]}.derivation IS NOT NULL THEN {lit(r.text() + ': ')} || "
+                     f"{self.alias[r]}.derivation END" for r in self.inputs]
+            extra = (f"coalesce({lit(d.formula + ' (')} || nullif(concat_ws('; ', {', '.join(steps)}), '') || ')', "
+                     f"{lit(d.formula)}) AS derivation")
+            outer = (f"NULL::VARCHAR AS as_reported, NULL::VARCHAR AS event_id, true AS derived, derived_from, fye, "
+                     f"ptype, months, ord, fy, {lit(d.aggregation)} AS aggregation, derivation")
+        else:
+            extra = f"{self.arithmetic(self.tree)} AS arith, {self.error(self.tree)} AS tolerance"
+            outer = """CASE WHEN reason IS NULL THEN period || ' = ' || arith || ' = ' || ms_fmt_result(v) || ' ' || unit
+                ELSE period || ': NULL (' || reason || ')' END AS as_reported,
+           NULL::VARCHAR AS event_id, true AS derived, derived_from, fye, ptype, months, ord, fy,
+           CASE WHEN reason IS NULL THEN tolerance END AS tolerance"""
         return f"""
     SELECT entity, {lit(d.metric)} AS metric, segment, dims, period, period_start, period_end, 'actual' AS kind,
            CASE WHEN reason IS NULL THEN v END AS value, NULL::DOUBLE AS value_high, unit, qualifier,
            NULL::VARCHAR AS authority, reported_at, recorded_at, 'formula' AS source, {lit(d.formula)} AS source_ref,
-           CASE WHEN reason IS NULL THEN period || ' = ' || arith || ' = ' || ms_fmt_result(v) || ' ' || unit
-                ELSE period || ': NULL (' || reason || ')' END AS as_reported,
-           NULL::VARCHAR AS event_id, true AS derived, derived_from, fye, ptype, months, ord, fy,
-           CASE WHEN reason IS NULL THEN tolerance END AS tolerance
+           {outer}
     FROM (
         SELECT {a}.entity, {f'{free_seg}.segment' if free_seg else "'total'"} AS segment,
                {f'{free_dims}.dims' if free_dims else "''"} AS dims,
@@ -164,11 +181,24 @@ class _Query:
                {self.value(self.tree)} AS v, {unit} AS unit, {reason} AS reason,
                CASE WHEN {' AND '.join(f"{x}.qualifier = 'exact'" for x in aliases)} THEN 'exact' ELSE 'approx' END AS qualifier,
                {latest('reported_at')} AS reported_at, {latest('recorded_at')} AS recorded_at,
-               [{', '.join(f'{x}.event_id' for x in aliases)}] AS derived_from,
-               {self.arithmetic(self.tree)} AS arith, {self.error(self.tree)} AS tolerance
+               flatten([{', '.join(f'{x}.derived_from' for x in aliases)}]) AS derived_from,
+               {extra}
         FROM {', '.join(f'f AS {x}' for x in aliases)}
         WHERE {' AND '.join(self.where())} AND {guard}
     )"""
+
+
+#: The reported facts and the formula values no reported figure of the same fact stands over
+#: (replaces the reported-facts-only ``all_facts_at`` of queries/sql/25_formulas.sql).
+ALL_FACTS = """CREATE OR REPLACE MACRO all_facts_at(as_of, as_recorded) AS TABLE
+SELECT * FROM facts_at(as_of, as_recorded)
+UNION ALL BY NAME
+SELECT c.* EXCLUDE (tolerance)
+FROM formula_facts_at(as_of, as_recorded) c
+LEFT JOIN facts_at(as_of, as_recorded) r
+  ON r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment AND r.dims = c.dims
+ AND r.period = c.period AND r.kind = c.kind
+WHERE r.entity IS NULL"""
 
 
 def _ts(t: dt.datetime) -> str:
@@ -184,13 +214,10 @@ def guard(d: Definition) -> str:
     return f"(as_recorded IS NOT NULL AND {since} AND {rec} < {_ts(d.until)})"
 
 
-EMPTY = "SELECT * FROM formula_facts_empty"
-
-
-def compile_all(defs: list[Definition], agg: dict[str, str]) -> tuple[str, list[tuple[str, str]]]:
-    """``CREATE OR REPLACE MACRO formula_facts_at`` over every definition version; the versions
-    that do not compile (a cycle through a later redefinition) with their reason."""
-    parts: list[str] = []
+def _versions(defs: list[Definition], agg: dict[str, str]) -> tuple[list[tuple[Definition, _Query]], list[tuple[str, str]]]:
+    """Each definition version that compiles, with its query; those that do not (a cycle through a
+    later redefinition, no metric used) with their reason."""
+    out: list[tuple[Definition, _Query]] = []
     skipped: list[tuple[str, str]] = []
     for d in defs:
         try:
@@ -201,14 +228,73 @@ def compile_all(defs: list[Definition], agg: dict[str, str]) -> tuple[str, list[
         if not refs(tree):
             skipped.append((d.metric, "uses no metric"))
             continue
-        parts.append(_Query(tree, agg).select(d, guard(d)))
-    body = "\n    UNION ALL BY NAME".join([EMPTY, *parts])
-    sql = f"""CREATE OR REPLACE MACRO formula_facts_at(as_of, as_recorded) AS TABLE
+        out.append((d, _Query(tree, agg)))
+    return out, skipped
+
+
+def _list(names: list[str]) -> str:
+    """A SQL list of names (a VARCHAR[])."""
+    return f"CAST([{', '.join(lit(n) for n in names)}] AS VARCHAR[])"
+
+
+def compile_all(defs: list[Definition], agg: dict[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The statements replacing the empty formula macros: ``formula_facts_at`` (the values from the
+    reported facts) and ``all_facts_at`` (queries/sql/25_formulas.sql), ``ms_formula_metrics``,
+    ``ms_formula_metric`` and ``formula_placed_at``
+    (the formula metrics' rows growth places, queries/sql/30_growth.sql); and the versions that do
+    not compile, with their reason.
+
+    Growth takes a formula's inputs from the rows growth itself places (``placed_at``: the reported
+    facts and the quarters and halves derived from year-to-date figures), so that a margin of a Q4
+    reported only as FY and 9M is the quotient of the two derived Q4s: each rule (which quarter is
+    derived and how; how a formula combines its inputs) keeps one definition, and growth's windows
+    then run over the formula's rows like any series'. The formula's own value is never derived
+    from its own year-to-date values (a ratio's FY - 9M means nothing). A formula metric's series
+    is whole here: its reported rows, and the computed ones where no reported row of the same
+    period stands, so that a YoY may compare a computed year with a reported one.
+    """
+    versions, skipped = _versions(defs, agg)
+    names = [d.metric for d in defs]
+    # the metrics a formula metric's rows read (its inputs, every version's, and its own reported
+    # rows): only those events are read, all of them for the whole view, one formula's for its series
+    reads: dict[str, set[str]] = {}
+    for d, q in versions:
+        reads.setdefault(d.metric, {d.metric}).update(r.metric for r in q.inputs)
+    every = sorted(set(names).union(*reads.values()))
+    reads_sql = "CASE WHEN only_metric IS NULL THEN " + _list(every) + "".join(
+        f" WHEN only_metric = {lit(m)} THEN {_list(sorted(ms))}" for m, ms in sorted(reads.items())) + \
+        " ELSE " + _list([]) + " END"
+    facts = "\n    UNION ALL BY NAME".join(["SELECT * FROM formula_facts_empty",
+                                              *(q.select(d, guard(d)) for d, q in versions)])
+    placed = "\n    UNION ALL BY NAME".join(
+        ["SELECT * FROM formula_placed_empty",
+         *(q.select(d, f"{guard(d)} AND (only_metric IS NULL OR only_metric = {lit(d.metric)})", placed=True)
+           for d, q in versions)])
+    return [f"""CREATE OR REPLACE MACRO formula_facts_at(as_of, as_recorded) AS TABLE
 WITH f AS (
     SELECT *, ms_step(value, as_reported) AS step FROM facts_at(as_of, as_recorded) WHERE kind = 'actual'
 )
-{body}"""
-    return sql, skipped
+{facts}""", ALL_FACTS, f"CREATE OR REPLACE MACRO ms_formula_metrics() AS {_list(sorted(set(names)))}",
+            f"CREATE OR REPLACE MACRO ms_formula_metric(name) AS list_contains(ms_formula_metrics(), name)",
+            f"""CREATE OR REPLACE MACRO formula_placed_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                          only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
+WITH f AS (
+    SELECT * FROM placed_at(as_of, as_recorded, only_entity := only_entity, only_entities := only_entities,
+                            only_metrics := {reads_sql})
+),
+own AS (
+    SELECT * FROM f WHERE ms_formula_metric(metric) AND (only_metric IS NULL OR metric = only_metric)
+),
+c AS (
+    {placed}
+)
+SELECT * FROM own
+UNION ALL BY NAME
+SELECT c.* FROM c
+WHERE c.value IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM own r
+    WHERE r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment AND r.dims = c.dims
+      AND r.period = c.period)"""], skipped
 
 
 def install(con: duckdb.DuckDBPyConnection, store: Store) -> list[tuple[str, str]]:
@@ -219,17 +305,22 @@ def install(con: duckdb.DuckDBPyConnection, store: Store) -> list[tuple[str, str
     if not defs:
         return []
     agg = aggregations(log)
-    sql, skipped = compile_all(defs, agg)
+    statements, skipped = compile_all(defs, agg)
     try:
-        con.execute(sql)
+        _run(con, statements)
     except duckdb.Error:
         # one definition DuckDB cannot bind must not take every view down: keep those that bind
         kept: list[Definition] = []
         for d in defs:
             try:
-                con.execute(compile_all([*kept, d], agg)[0])
+                _run(con, compile_all([*kept, d], agg)[0])
                 kept.append(d)
             except duckdb.Error as exc:
                 skipped.append((d.metric, str(exc).splitlines()[0]))
-        con.execute(compile_all(kept, agg)[0])
+        _run(con, compile_all(kept, agg)[0])
     return skipped
+
+
+def _run(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    for sql in statements:
+        con.execute(sql)

@@ -13,7 +13,10 @@
   (a stock input at the period's end), never a missing input taken as zero; a division by zero is
   NULL with the reason; units follow from the inputs; approx when an input is; ``reported_at`` the
   latest of the inputs'; marked derived with the event ids it came from; with a rounding tolerance
-  propagated from the inputs' last digits (the ``formula`` check of ``checks``).
+  propagated from the inputs' last digits (the ``formula`` check of ``checks``); and
+  ``formula_placed_at`` in ``queries/sql/30_growth.sql``, the same over the rows growth places
+  (derived quarters included), for ``growth``, ``series`` and their YoY, QoQ and TTM as the
+  definition's aggregation allows.
 - A formula may use another formula metric: it is expanded in place; a cycle is refused.
 """
 

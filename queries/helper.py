@@ -77,6 +77,7 @@ class MetricStore:
         self._guard = ChecksumGuard(self.store)
         self._projections = Projections(self.store)
         self._view_columns: dict[str, list[str]] = {}
+        self._formulas: frozenset[str] | None = None
         self._running: set[duckdb.DuckDBPyConnection] = set()     # the cursors of queries running now
         self._running_lock = threading.Lock()
         # creating the views reads the live files' schemas (a file a compaction deletes meanwhile:
@@ -176,17 +177,34 @@ class MetricStore:
         valid = "" if as_of is None else (f" AND valid_from <= DATE '{as_of.isoformat()}' "
                                           f"AND DATE '{as_of.isoformat()}' < valid_to")
         drop = "" if as_of is None else " EXCLUDE (valid_from, valid_to)"
+        # formula metrics are never projected (a definition recorded later needs no new projection):
+        # their rows, reported ones included, are computed from their inputs' (queries.formula_sql)
+        formulas = bool(self._formula_metrics())
+        own = " AND NOT ms_formula_metric(metric)" if formulas else ""
         parts = []
         for i, (layer, hidden) in enumerate(zip(proj.layers, proj.hidden(), strict=True)):
             skip = hidden | use.changed
             cur.execute(f"SET VARIABLE {HIDDEN.format(i)} = ?", [sorted(skip)]).fetchall()
             where = f" AND entity NOT IN (SELECT unnest(getvariable('{HIDDEN.format(i)}')))" if skip else ""
-            parts.append(f"SELECT *{drop} FROM read_parquet({sql_literal(layer.files[kind])}) WHERE true{where}{valid}")
+            parts.append(f"SELECT *{drop} FROM read_parquet({sql_literal(layer.files[kind])}) WHERE true{where}{valid}{own}")
         if use.changed:
             cur.execute(f"SET VARIABLE {RECOMPUTED} = ?", [sorted(use.changed)]).fetchall()
             parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), NULL, "
                          f"only_entities := getvariable('{RECOMPUTED}'))")
+        if formulas:
+            parts.append("SELECT * FROM growth_at(getvariable('as_of'), NULL, stored := false, formulas := true)")
         cur.execute("CREATE OR REPLACE TEMP VIEW growth AS " + " UNION ALL BY NAME ".join(parts))
+
+    def _formula_metrics(self) -> frozenset[str]:
+        """The formula metrics the session's views were compiled with (none: the projections hold every series)."""
+        if self._formulas is None:
+            cur = self._con.cursor()
+            try:
+                names = cur.sql("SELECT ms_formula_metrics()").fetchall()[0][0]
+            finally:
+                cur.close()
+            self._formulas = frozenset(names)
+        return self._formulas
 
     def _projected_series(self, filters: dict[str, str], columns: list[str], as_of: DateLike | None,
                           as_recorded: DateLike | None) -> pl.DataFrame | None:
@@ -194,8 +212,8 @@ class MetricStore:
         current file, or the versions valid ``as_of`` a date), else None. Only the row groups
         whose statistics admit the entity are read, with pyarrow: DuckDB would check the
         statistics of every row group of the file on every query, a cost that grows with the store."""
-        if as_recorded is not None:
-            return None
+        if as_recorded is not None or filters["metric"] in self._formula_metrics():
+            return None         # a formula metric's series is computed (projections hold no formula)
         use = self._projections.usable(list_live(self.store, COVERED), whole_view=False)
         if use is None or filters["entity"] in use.changed:
             return None
@@ -327,8 +345,8 @@ class MetricStore:
         projected = self._projected_series(filters, list(SERIES_COLUMNS), as_of, as_recorded)
         if projected is not None:
             return projected
-        narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?)",
-                    [entity, metric])
+        narrowed = ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?, "
+                    "formulas := true)", [entity, metric])
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, source=narrowed,
                             order=_SERIES_ORDER_SQL, columns=columns)
 

@@ -10,11 +10,13 @@
 -- alone and does not compete.
 
 -- only_entity / only_metric (optional) restrict to one series' events before anything else, so a
--- one-series query reads only the row groups that hold it; only_entities (a list) to some entities'. Labels and the other span attributes
+-- one-series query reads only the row groups that hold it; only_entities (a list) to some entities';
+-- only_metrics (a list) to some metrics' (a formula's inputs). Labels and the other span attributes
 -- (ms_span: type, months, ord, fiscal year) are computed once per distinct (period_start,
 -- period_end, fye), not once per event: a store has few distinct periods.
 CREATE OR REPLACE MACRO visible_events(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                       only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
+                                       only_entities := CAST(NULL AS VARCHAR[]),
+                                       only_metrics := CAST(NULL AS VARCHAR[])) AS TABLE
 WITH e AS (
     SELECT e.*, coalesce(n.fiscal_year_end_month, 12) AS fye
     FROM event_log e
@@ -24,6 +26,7 @@ WITH e AS (
       AND (only_entity IS NULL OR e.entity = only_entity)
       AND (only_metric IS NULL OR e.metric = only_metric)
       AND (only_entities IS NULL OR list_contains(only_entities, e.entity))
+      AND (only_metrics IS NULL OR list_contains(only_metrics, e.metric))
 ),
 spans AS (
     SELECT s.*, ms_span(s.period_start, s.period_end, s.fye) AS sp
@@ -34,9 +37,10 @@ SELECT e.*, spans.sp.period AS period, spans.sp.ptype AS ptype, spans.sp.months 
 FROM e JOIN spans USING (period_start, period_end, fye);
 
 CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                 only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
+                                 only_entities := CAST(NULL AS VARCHAR[]),
+                                 only_metrics := CAST(NULL AS VARCHAR[])) AS TABLE
 WITH v AS (SELECT * FROM visible_events(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
-                                        only_entities := only_entities)),
+                                        only_entities := only_entities, only_metrics := only_metrics)),
 -- from every visible event, not only the series': a withdrawal counts wherever it was filed
 withdrawn AS (
     SELECT DISTINCT supersedes AS event_id FROM event_log

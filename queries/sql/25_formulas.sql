@@ -63,16 +63,11 @@ WHERE false;
 CREATE OR REPLACE MACRO formula_facts_at(as_of, as_recorded) AS TABLE
 SELECT * FROM formula_facts_empty;
 
--- The reported facts and the formula values no reported figure of the same fact stands over.
+-- The reported facts and the formula values no reported figure of the same fact stands over:
+-- queries/formula_sql.py (ALL_FACTS) replaces this macro on a store with formula definitions.
+-- Without any, the reported facts alone (joining a second facts_at costs its planning at every query).
 CREATE OR REPLACE MACRO all_facts_at(as_of, as_recorded) AS TABLE
-SELECT * FROM facts_at(as_of, as_recorded)
-UNION ALL BY NAME
-SELECT c.* EXCLUDE (tolerance)
-FROM formula_facts_at(as_of, as_recorded) c
-LEFT JOIN facts_at(as_of, as_recorded) r
-  ON r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment AND r.dims = c.dims
- AND r.period = c.period AND r.kind = c.kind
-WHERE r.entity IS NULL;
+SELECT * FROM facts_at(as_of, as_recorded);
 
 -- HOOK (formulas): the facts view and its macros of 20_facts.sql, with the formula values.
 CREATE OR REPLACE VIEW facts AS

@@ -9,28 +9,33 @@
 -- ratio metrics, whose changes are in ratio units (0.03 is +3 pp). A per-share figure (EPS) is a
 -- flow divided by a share count that moves within the year: its quarters are derived and summed
 -- to a TTM the same way, but a derived quarter is never exact (FY EPS - 9M EPS is not the
--- quarter's EPS when the share count changed), so it is marked approx.
+-- quarter's EPS when the share count changed), so it is marked approx. A formula metric's rows
+-- (formula_placed_at, compiled by queries/formula_sql.py) are computed from its inputs' placed
+-- rows, derived quarters included, and run through the same windows; the aggregation is the
+-- definition's.
 
 -- The actual facts with their aggregation (flow, per_share, stock, ratio); ptype, months, ord and fy come
 -- with each fact (computed once per distinct span, see visible_events).
 CREATE OR REPLACE MACRO placed_facts(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                     only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
+                                     only_entities := CAST(NULL AS VARCHAR[]),
+                                     only_metrics := CAST(NULL AS VARCHAR[])) AS TABLE
 SELECT f.*, coalesce(m.aggregation, 'flow') AS aggregation, NULL::VARCHAR AS derivation
-FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric, only_entities := only_entities) f
+FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric, only_entities := only_entities,
+              only_metrics := only_metrics) f
 LEFT JOIN metrics m ON m.metric = f.metric
 WHERE f.kind = 'actual';
 
--- only_entity / only_metric (optional): one series' growth without computing every series';
--- only_entities (a list): some entities' (those a projection does not describe).
--- The facts are computed once (p); derived periods are computed from them; priors are found by
--- windows over (series, ptype, months) ordered by ord, not by joining the facts to themselves:
--- a frame RANGE BETWEEN k PRECEDING AND k PRECEDING holds the one row placed exactly k months
--- earlier, or none.
-CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
-                                  only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
+-- The rows growth places: every actual fact and every derived quarter and half, one per series
+-- and place. only_entity / only_metric (optional): one series' rows without computing every
+-- series'; only_entities (a list): some entities' (those a projection does not describe);
+-- only_metrics (a list): some metrics' (a formula's inputs).
+-- The facts are computed once (p); derived periods are computed from them.
+CREATE OR REPLACE MACRO placed_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                  only_entities := CAST(NULL AS VARCHAR[]),
+                                  only_metrics := CAST(NULL AS VARCHAR[])) AS TABLE
 WITH p AS (
     SELECT * FROM placed_facts(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
-                               only_entities := only_entities)
+                               only_entities := only_entities, only_metrics := only_metrics)
 ),
 y AS (
     SELECT entity, metric, segment, dims, unit, fy, any_value(fye) AS fye,
@@ -101,12 +106,53 @@ a AS (
     SELECT * FROM p
     UNION ALL BY NAME
     SELECT * FROM derived
-),
+)
 -- One row per series and place: two instants in the same month keep the later.
-placed AS (
-    SELECT * FROM a WHERE ptype <> 'X'
-    QUALIFY row_number() OVER (PARTITION BY entity, metric, segment, dims, unit, ptype, months, ord
-                               ORDER BY period_end DESC) = 1
+SELECT * FROM a WHERE ptype <> 'X'
+QUALIFY row_number() OVER (PARTITION BY entity, metric, segment, dims, unit, ptype, months, ord
+                           ORDER BY period_end DESC) = 1;
+
+-- Formula metrics: queries/formula_sql.py replaces these three, on a connection over a store with
+-- formula definitions, by the names of every formula metric (a list, and a test of one name) and
+-- by their placed rows (the metric's reported rows, and the values computed from the inputs'
+-- placed rows, derived quarters included, where no reported row stands). Here: none, at no cost
+-- (a constant false, which the planner folds away).
+CREATE OR REPLACE MACRO ms_formula_metrics() AS CAST([] AS VARCHAR[]);
+CREATE OR REPLACE MACRO ms_formula_metric(name) AS false;
+
+CREATE OR REPLACE VIEW formula_placed_empty AS
+SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS metric, NULL::VARCHAR AS segment, NULL::VARCHAR AS dims,
+       NULL::VARCHAR AS period, NULL::DATE AS period_start, NULL::DATE AS period_end, NULL::VARCHAR AS kind,
+       NULL::DOUBLE AS value, NULL::DOUBLE AS value_high, NULL::VARCHAR AS unit, NULL::VARCHAR AS qualifier,
+       NULL::VARCHAR AS authority, NULL::DATE AS reported_at, NULL::TIMESTAMPTZ AS recorded_at,
+       NULL::VARCHAR AS source, NULL::VARCHAR AS source_ref, NULL::VARCHAR AS as_reported,
+       NULL::VARCHAR AS event_id, NULL::BOOLEAN AS derived, NULL::VARCHAR[] AS derived_from,
+       NULL::TINYINT AS fye, NULL::VARCHAR AS ptype, NULL::BIGINT AS months, NULL::BIGINT AS ord,
+       NULL::BIGINT AS fy, NULL::VARCHAR AS aggregation, NULL::VARCHAR AS derivation
+WHERE false;
+
+CREATE OR REPLACE MACRO formula_placed_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                          only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
+SELECT * FROM formula_placed_empty;
+
+-- The growth of every series: stored metrics' (stored := false leaves them out) and, with
+-- formulas := true, formula metrics' (a projection holds the stored ones only). The growth view
+-- and its macros below ask for both; building blocks that explain a row event by event
+-- (lineage_at) or convert it keep the stored ones until they handle a formula's rows.
+-- Priors are found by windows over (series, ptype, months) ordered by ord, not by joining the
+-- facts to themselves: a frame RANGE BETWEEN k PRECEDING AND k PRECEDING holds the one row placed
+-- exactly k months earlier, or none.
+CREATE OR REPLACE MACRO growth_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
+                                  only_entities := CAST(NULL AS VARCHAR[]), stored := true, formulas := false) AS TABLE
+-- (The branches' aliases keep Spark from reading WHERE as one: queries/spark.py translates this.)
+WITH placed AS (
+    SELECT * FROM placed_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
+                            only_entities := only_entities) AS s
+    WHERE stored AND NOT ms_formula_metric(metric)
+    UNION ALL BY NAME
+    SELECT * FROM formula_placed_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric,
+                                    only_entities := only_entities) AS f
+    WHERE formulas
 ),
 -- A quarter's type implies its length (3 months), so the TTM frame can share the priors' partition.
 w AS (
@@ -152,7 +198,7 @@ SELECT entity, metric, segment, dims, period, period_start, period_end, kind,
 FROM c;
 
 CREATE OR REPLACE VIEW growth AS
-SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'));
+SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), formulas := true);
 
-CREATE OR REPLACE MACRO growth_as_of(d) AS TABLE SELECT * FROM growth_at(d, NULL);
-CREATE OR REPLACE MACRO growth_as_recorded(t) AS TABLE SELECT * FROM growth_at(NULL, t);
+CREATE OR REPLACE MACRO growth_as_of(d) AS TABLE SELECT * FROM growth_at(d, NULL, formulas := true);
+CREATE OR REPLACE MACRO growth_as_recorded(t) AS TABLE SELECT * FROM growth_at(NULL, t, formulas := true);

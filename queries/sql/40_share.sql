@@ -1,6 +1,7 @@
--- A segment's share of its entity's total, for the same metric, dims, period, kind and unit.
+-- A segment's share of its entity's total, for the same metric, dims, period, kind and unit; of a
+-- formula metric's too (its values in facts: all_facts_at, queries/sql/25_formulas.sql).
 CREATE OR REPLACE MACRO share_at(as_of, as_recorded) AS TABLE
-WITH f AS (SELECT * FROM facts_at(as_of, as_recorded))
+WITH f AS (SELECT * FROM all_facts_at(as_of, as_recorded))
 SELECT s.entity, s.metric, s.segment, s.dims, s.period, s.kind, s.unit,
        s.value, t.value AS total_value, s.value / t.value AS share,
        s.qualifier, t.qualifier AS total_qualifier,
