@@ -120,8 +120,9 @@ WITH t AS (SELECT code FROM fx_target(target, as_of, as_recorded) WHERE code IS 
 f AS MATERIALIZED (
     SELECT f.* EXCLUDE (fye, ptype, months, ord, fy), coalesce(m.aggregation, 'flow') = 'stock' AS at_close,
            CASE WHEN target IS NOT NULL AND f.metric <> 'fx_rate' THEN fx_currency(f.unit) END AS ccy
-    FROM facts_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) f
+    FROM all_facts_at(as_of, as_recorded) f       -- the formula metrics' values too
     LEFT JOIN metrics m ON m.metric = f.metric
+    WHERE (only_entity IS NULL OR f.entity = only_entity) AND (only_metric IS NULL OR f.metric = only_metric)
 ),
 r AS MATERIALIZED (
     SELECT * FROM fx_for(target,
@@ -152,7 +153,7 @@ WITH t AS (SELECT code FROM fx_target(target, as_of, as_recorded) WHERE code IS 
 g AS MATERIALIZED (
     SELECT g.*, g.aggregation = 'stock' AS at_close,
            CASE WHEN target IS NOT NULL AND g.metric <> 'fx_rate' THEN fx_currency(g.unit) END AS ccy
-    FROM growth_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) g
+    FROM growth_at(as_of, as_recorded, only_entity := only_entity, only_metric := only_metric, formulas := true) g
 ),
 -- the spans of the priors, from the same series' rows
 p AS MATERIALIZED (
