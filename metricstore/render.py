@@ -59,17 +59,23 @@ def human(value: float | None, unit: str | None) -> str:
     return f"{number} {unit or ''}".rstrip()
 
 
+def signed_text(x: float) -> str:
+    """A signed change with one decimal, or two significant digits below 0.1 (``-0.029``, not a
+    ``-0.0`` that reads as no change), as the change feed writes them."""
+    return f"{x:+.1f}" if abs(x) >= 0.1 or x == 0 else f"{x:+.2g}"
+
+
 def percent(fraction: float | None, *, signed: bool = True) -> str:
     """A fraction as a percentage with one decimal: ``0.488254`` -> ``+48.8 %``."""
     if fraction is None:
         return ""
-    return f"{fraction * 100:+.1f} %" if signed else f"{fraction * 100:.1f} %"
+    return f"{signed_text(fraction * 100)} %" if signed else f"{fraction * 100:.1f} %"
 
 
 def change(pct: float | None, diff: float | None, unit: str | None) -> str:
     """A YoY or QoQ cell: the relative change, or for a ratio the change in percentage points."""
     if unit == "ratio":
-        return "" if diff is None else f"{diff * 100:+.1f} pp"
+        return "" if diff is None else f"{signed_text(diff * 100)} pp"
     return percent(pct)
 
 

@@ -77,3 +77,9 @@ def test_units_and_points() -> None:
     assert human(1_150_000_000, "USD") == "1.15 bn USD" and human(66_000, "CNY/unit") == "66,000 CNY/unit"
     assert human(52, "weeks") == "52 weeks" and human(-0.01, "ratio") == "-1.0 %"
     assert change(None, 0.021, "ratio") == "+2.1 pp" and change(-0.1667, -50.0, "USD") == "-16.7 %"
+
+
+def test_a_change_under_a_tenth_keeps_two_significant_digits() -> None:
+    # Apple's gross margin from 46.26 % to 46.22 %: not "-0.0 pp", which reads as no change
+    assert change(None, -0.00035, "ratio") == "-0.035 pp" and change(0.0004, 1.0, "USD") == "+0.04 %"
+    assert change(0.0, 0.0, "USD") == "+0.0 %" and change(None, 0.0, "ratio") == "+0.0 pp"
