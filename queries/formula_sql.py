@@ -115,7 +115,9 @@ class _Query:
         return f"{wrap[0]} || ' {n.op} ' || {wrap[1]}"
 
     # -- the query --------------------------------------------------------------------------
-    def where(self) -> list[str]:
+    def where(self, *, calendar: bool = False) -> list[str]:
+        """The inputs' conditions; ``calendar``: rows on calendar periods, where a stock already
+        stands on the quarter (or year) it belongs to, so every input meets on the label."""
         a = self.alias[self.anchor]
         conds: list[str] = []
         for r in self.inputs:
@@ -128,7 +130,7 @@ class _Query:
             if r == self.anchor:
                 continue
             conds.append(f"{x}.entity = {a}.entity")
-            if self.stock[r] and not self.anchor_stock:     # a stock at the period's end
+            if self.stock[r] and not self.anchor_stock and not calendar:     # a stock at the period's end
                 conds.append(f"{x}.ptype = 'I' AND {x}.ord = {a}.ord")
             else:
                 conds.append(f"{x}.period = {a}.period")
@@ -137,7 +139,7 @@ class _Query:
             conds += [f"{x}.{column} = {free[0]}.{column}" for x in free[1:]]
         return conds
 
-    def select(self, d: Definition, guard: str, *, placed: bool = False) -> str:
+    def select(self, d: Definition, guard: str, *, placed: bool = False, calendar: bool = False) -> str:
         """The SELECT of this version over ``f``: the facts (a row of ``formula_facts_at``, with the
         arithmetic and the tolerance) or, ``placed``, the rows growth places (a row of
         ``formula_placed_at``, with the aggregation and the derivation)."""
@@ -148,7 +150,7 @@ class _Query:
         reasons = self.reasons(self.tree)
         reason = f"nullif(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "NULL::VARCHAR"
         inferred = self.unit(self.tree)
-        if d.unit:   # a declared unit: the inputs' must agree with it
+        if d.unit and not calendar:   # a declared unit: the inputs' must agree with it (calendar rows may be converted)
             reason = (f"coalesce({reason}, CASE WHEN {inferred} <> {lit(d.unit)} THEN 'the inputs give ' || {inferred} "
                       f"|| ', not the declared {d.unit}' END)")
         unit = f"coalesce({inferred}, {lit(d.unit) if d.unit else 'NULL::VARCHAR'}, 'ratio')"
@@ -163,6 +165,9 @@ class _Query:
                      f"{lit(d.formula)}) AS derivation")
             outer = (f"NULL::VARCHAR AS as_reported, NULL::VARCHAR AS event_id, true AS derived, derived_from, fye, "
                      f"ptype, months, ord, fy, {lit(d.aggregation)} AS aggregation, derivation")
+            if calendar:    # the anchor's fiscal period(s) beside the calendar label
+                extra += f", {a}.fiscal_period"
+                outer += ", fiscal_period"
         else:
             extra = f"{self.arithmetic(self.tree)} AS arith, {self.error(self.tree)} AS tolerance"
             outer = """CASE WHEN reason IS NULL THEN period || ' = ' || arith || ' = ' || ms_fmt_result(v) || ' ' || unit
@@ -184,7 +189,7 @@ class _Query:
                flatten([{', '.join(f'{x}.derived_from' for x in aliases)}]) AS derived_from,
                {extra}
         FROM {', '.join(f'f AS {x}' for x in aliases)}
-        WHERE {' AND '.join(self.where())} AND {guard}
+        WHERE {' AND '.join(self.where(calendar=calendar))} AND {guard}
     )"""
 
 
@@ -270,6 +275,10 @@ def compile_all(defs: list[Definition], agg: dict[str, str]) -> tuple[list[str],
         ["SELECT * FROM formula_placed_empty",
          *(q.select(d, f"{guard(d)} AND (only_metric IS NULL OR only_metric = {lit(d.metric)})", placed=True)
            for d, q in versions)])
+    calendar = "\n    UNION ALL BY NAME".join(
+        ["SELECT *, NULL::VARCHAR AS fiscal_period FROM formula_placed_empty",
+         *(q.select(d, f"{guard(d)} AND (only_metric IS NULL OR only_metric = {lit(d.metric)})", placed=True,
+                    calendar=True) for d, q in versions)])
     return [f"""CREATE OR REPLACE MACRO formula_facts_at(as_of, as_recorded) AS TABLE
 WITH f AS (
     SELECT *, ms_step(value, as_reported) AS step FROM facts_at(as_of, as_recorded) WHERE kind = 'actual'
@@ -294,7 +303,22 @@ SELECT c.* FROM c
 WHERE c.value IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM own r
     WHERE r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment AND r.dims = c.dims
-      AND r.period = c.period)"""], skipped
+      AND r.period = c.period)""", CALENDAR.replace("__BODY__", calendar)], skipped
+
+
+#: ``formula_calendar_at`` (queries/sql/75_calendar.sql): each formula evaluated on the calendar
+#: periods of its inputs, so that a calendar year's margin is the year's gross profit over the
+#: year's revenue, not a sum of quarterly ratios. Calendar rows have no fiscal calendar of their
+#: own: k (quarters since year 0, or the year) stands for ord, the calendar year for fy.
+CALENDAR = """CREATE OR REPLACE MACRO formula_calendar_at(target, as_of, as_recorded, only_entity := NULL,
+                                            only_metric := NULL) AS TABLE
+WITH f AS (
+    SELECT *, 12 AS fye, CASE ptype WHEN 'Q' THEN 3 ELSE 12 END AS months, k AS ord, cy AS fy,
+           NULL::TIMESTAMPTZ AS recorded_at
+    FROM calendar_rows_at(target, as_of, as_recorded, only_entity := only_entity)
+    WHERE NOT ms_formula_metric(metric)
+)
+__BODY__"""
 
 
 def install(con: duckdb.DuckDBPyConnection, store: Store) -> list[tuple[str, str]]:

@@ -13,10 +13,12 @@
 -- year ends) gives it directly, ratios included. YoY, QoQ and TTM are computed on the calendar
 -- periods. With a target currency the quarters are converted first, each at its own rate.
 
-CREATE OR REPLACE MACRO calendar_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+-- The calendar quarters and years of the stored metrics (and of figures reported under a formula
+-- metric's name), before their growth is computed.
+CREATE OR REPLACE MACRO calendar_rows_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
 WITH g AS (
     SELECT * FROM growth_in_at(target, as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
-    WHERE kind = 'actual'
+    WHERE kind = 'actual' AND NOT (ms_formula_metric(metric) AND source = 'formula')
 ),
 n AS (SELECT entity, fiscal_year_end_month AS fye FROM entities_at(as_recorded)),
 q0 AS (
@@ -110,6 +112,30 @@ a AS (
     SELECT * FROM quarters
     UNION ALL BY NAME
     SELECT * FROM years
+)
+SELECT * FROM a;
+
+-- Formula metrics on calendar periods: each formula evaluated on its inputs' calendar rows
+-- (queries/formula_sql.py compiles it on a store with formula definitions; here, none).
+CREATE OR REPLACE MACRO formula_calendar_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+SELECT *, NULL::VARCHAR AS fiscal_period FROM formula_placed_empty;
+
+CREATE OR REPLACE MACRO calendar_at(target, as_of, as_recorded, only_entity := NULL, only_metric := NULL) AS TABLE
+WITH r AS (
+    SELECT * FROM calendar_rows_at(target, as_of, as_recorded, only_entity := only_entity, only_metric := only_metric)
+),
+-- a figure reported under a formula metric's name stands over the computed one
+a AS (
+    SELECT * FROM r
+    UNION ALL BY NAME
+    SELECT c.* EXCLUDE (ord, fy, fye, months, kind, value_high, authority, recorded_at, source, source_ref,
+                        as_reported, event_id),
+           c.ord AS k, c.fy AS cy
+    FROM formula_calendar_at(target, as_of, as_recorded, only_entity := only_entity, only_metric := only_metric) c
+    WHERE c.value IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM r
+        WHERE r.entity = c.entity AND r.metric = c.metric AND r.segment = c.segment AND r.dims = c.dims
+          AND r.period = c.period)
 ),
 w AS (
     SELECT *,

@@ -54,6 +54,25 @@ def test_margins_on_calendar_quarters_side_by_side(ms: MetricStore, root: Path) 
     assert "CY2024Q4" in done.stdout and "46.9 %" in done.stdout and "73.0 %" in done.stdout
 
 
+def test_a_calendar_years_margin_is_the_years_gross_profit_over_its_revenue(ms: MetricStore) -> None:
+    rows = {r["period"]: r for r in ms.compare("gross_margin_calc", ["aapl", "nvda"], calendar=True, freq="FY").to_dicts()}
+    # not the sum (nor the mean) of four quarterly ratios: the formula on the calendar year's inputs
+    aapl = (42_271 + 39_678 + (180_683 - 136_804) + 58_275) / (90_753 + 85_777 + (391_035 - 296_105) + 124_300)
+    assert list(rows) == ["CY2024"] and rows["CY2024"]["aapl"] == pytest.approx(aapl)
+    assert rows["CY2024"]["nvda"] == pytest.approx(97_858 / 130_497)   # its quarters span the fiscal year
+    # as of a day before NVIDIA's 10-K, its fourth quarter cannot be derived: no calendar year
+    early = ms.compare("gross_margin_calc", ["aapl"], calendar=True, freq="FY", as_of="2025-02-01").to_dicts()
+    assert early[0]["aapl"] == pytest.approx(aapl)
+    assert ms.series("nvda", "gross_margin_calc", freq="FY", calendar=True, as_of="2025-02-01").height == 0
+
+
+def test_a_per_unit_formula_on_calendar_years_in_usd(ms: MetricStore) -> None:
+    row = ms.series("xiaomi", "ev_loss_per_vehicle", freq="FY", currency="USD", calendar=True).to_dicts()
+    rate, _ = average("CNY", "USD", dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    assert [(r["period"], r["fiscal_period"], r["unit"]) for r in row] == [("CY2024", "FY2024", "USD/unit")]
+    assert row[0]["value"] == pytest.approx(6.2e9 * rate / 136_854)
+
+
 def test_a_per_unit_formula_converts_its_currency_part(ms: MetricStore) -> None:
     usd = ms.series("xiaomi", "ev_loss_per_vehicle", freq="FY", currency="USD").to_dicts()
     assert [r["period"] for r in usd] == ["FY2024"]
