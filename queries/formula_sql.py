@@ -99,14 +99,18 @@ class _Query:
             return f"(abs({v[1]}) * {e[0]} + abs({v[0]}) * {e[1]} + {e[0]} * {e[1]})"
         return f"(({e[0]} * abs({v[1]}) + abs({v[0]}) * {e[1]}) / ({v[1]} * {v[1]}))"
 
-    def arithmetic(self, n: Node) -> str:
-        """The expression with the inputs' figures as reported: ``-(-6.2 CNY bn) / (136854 units)``."""
+    def arithmetic(self, n: Node, placeholders: bool = False) -> str:
+        """The expression with the inputs' figures as reported: ``-(-6.2 CNY bn) / (136854 units)``;
+        with ``placeholders``, ``-({0}) / ({1})`` (input k in the order of ``inputs``, for lineage
+        to fill in with a derived input's terms)."""
         if isinstance(n, Ref):
             x = self.alias[n]
+            if placeholders:
+                return lit(f"({{{self.inputs.index(n)}}})")
             return f"'(' || coalesce({x}.as_reported, CAST({x}.value AS VARCHAR)) || ')'"
         if isinstance(n, Num):
             return lit(f"{n.value:g}")
-        a = [self.arithmetic(x) for x in n.args]
+        a = [self.arithmetic(x, placeholders) for x in n.args]
         if n.op == "neg":
             return f"'-' || {a[0]}"
         if n.op == "abs":
@@ -159,10 +163,17 @@ class _Query:
         if placed:      # the inputs' own derivations (a derived quarter's FY - 9M) follow the formula
             steps = [f"CASE WHEN {self.alias[r]}.derivation IS NOT NULL THEN {lit(r.text() + ': ')} || "
                      f"{self.alias[r]}.derivation END" for r in self.inputs]
+            # each input's row, and the arithmetic with a place for each (explain, queries/lineage.py)
+            inputs = ", ".join(
+                f"{{'input': {lit(r.text())}, 'metric': {x}.metric, 'segment': {x}.segment, 'dims': {x}.dims, "
+                f"'period': {x}.period, 'value': {x}.value, 'unit': {x}.unit, 'as_reported': {x}.as_reported, "
+                f"'derivation': {x}.derivation, 'derived_from': {x}.derived_from}}"
+                for r, x in ((r, self.alias[r]) for r in self.inputs))
             extra = (f"coalesce({lit(d.formula + ' (')} || nullif(concat_ws('; ', {', '.join(steps)}), '') || ')', "
-                     f"{lit(d.formula)}) AS derivation")
+                     f"{lit(d.formula)}) AS derivation, [{inputs}] AS inputs, "
+                     f"{self.arithmetic(self.tree, placeholders=True)} AS arith_template")
             outer = (f"NULL::VARCHAR AS as_reported, NULL::VARCHAR AS event_id, true AS derived, derived_from, fye, "
-                     f"ptype, months, ord, fy, {lit(d.aggregation)} AS aggregation, derivation")
+                     f"ptype, months, ord, fy, {lit(d.aggregation)} AS aggregation, derivation, inputs, arith_template")
         else:
             extra = f"{self.arithmetic(self.tree)} AS arith, {self.error(self.tree)} AS tolerance"
             outer = """CASE WHEN reason IS NULL THEN period || ' = ' || arith || ' = ' || ms_fmt_result(v) || ' ' || unit

@@ -264,18 +264,40 @@ def _num(v: float, div: float) -> str:
     return f"{x:,.0f}" if x == int(x) and abs(x) >= 1000 else f"{x:,.6g}"
 
 
+def _term_sum(rows: list[dict[str, Any]], value: float | None = None) -> tuple[str, str, str]:
+    """The terms of a derived value (term 1 added, the rest subtracted: ``FY2024 1,150.0 - 9M2024
+    810.0``), their result and the unit shown (scaled to millions where every figure allows)."""
+    rows = sorted(rows, key=lambda r: r["term"])
+    vals = [r["value"] for r in rows] + ([value] if value is not None else [])
+    div, shown = _scale([v for v in vals if v is not None], rows[0]["unit"] if rows else "")
+    total = rows[0]["value"] - sum(r["value"] for r in rows[1:])
+    return " - ".join(f"{r['event_period']} {_num(r['value'], div)}" for r in rows), _num(total, div), shown
+
+
 def arithmetic(period: str, rows: list[dict[str, Any]], value: float | None = None) -> str:
     """``2024Q4 = FY2024 1,150.0 - 9M2024 810.0 = 340.0 (USD m)`` for the terms of a value."""
-    rows = sorted(rows, key=lambda r: r["term"])
-    unit = rows[0]["unit"] if rows else ""
-    vals = [r["value"] for r in rows] + ([value] if value is not None else [])
-    div, shown = _scale([v for v in vals if v is not None], unit)
     if len(rows) == 1 and not rows[0]["derivation"]:
         r = rows[0]
+        div, shown = _scale([v for v in (r["value"], value) if v is not None], r["unit"])
         return f"{period} = {_num(r['value'], div)} {shown} ({r['source']}, reported {r['reported_at']})"
-    total = rows[0]["value"] - sum(r["value"] for r in rows[1:])
-    terms = " - ".join(f"{r['event_period']} {_num(r['value'], div)}" for r in rows)
-    return f"{period} = {terms} = {_num(total, div)} ({shown})"
+    terms, total, shown = _term_sum(rows, value)
+    return f"{period} = {terms} = {total} ({shown})"
+
+
+def formula_arithmetic(period: str, rows: list[dict[str, Any]]) -> str:
+    """The arithmetic of a formula value over derived inputs, each derived input with its own terms:
+    ``2024Q4 = (FY2024 180,683.0 - 9M2024 136,804.0 = 43,879.0 USD m) / (94930 USD m) = 0.4622 ratio``
+    (rows of ``formula_placed_lineage_at``: a reported input shows its figure as reported)."""
+    text = rows[0]["arith_template"]
+    for n in sorted({r["input_no"] for r in rows}):
+        own = [{**r, "term": r["input_term"]} for r in rows if r["input_no"] == n]
+        if own[0]["input_derivation"] is None:      # a reported input: its figure as reported
+            shown = own[0]["as_reported"] or f"{own[0]['value']:g} {own[0]['unit']}"
+        else:
+            terms, total, unit = _term_sum(own)
+            shown = f"{terms} = {total} {unit}"
+        text = text.replace(f"{{{n - 1}}}", shown)
+    return f"{period} = {text} = {rows[0]['result_text']}"
 
 
 def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
@@ -301,6 +323,10 @@ def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
                     as_of=as_of, as_recorded=as_recorded)
         if terms.height:
             return terms
+        placed = _formula_placed_terms(sql, entity, metric, period, segment, dims, as_of=as_of,
+                                       as_recorded=as_recorded)
+        if placed is not None:
+            return placed
         raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     restated = _restated_terms(sql, df, [*params], as_of=as_of, as_recorded=as_recorded)
     lines: dict[str, str] = {}
@@ -309,6 +335,25 @@ def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
         label = rows[0]["of_period"]
         lines[role] = ("prior: " if role.startswith("prior") else "") + arithmetic(label, rows) + vintage_caution(rows, restated)
     return df.with_columns(pl.col("role").replace_strict(lines, return_dtype=pl.String).alias("arithmetic"))
+
+
+def _formula_placed_terms(sql: Sql, entity: str, metric: str, period: str, segment: str, dims: str, *,
+                          as_of: DateLike | None, as_recorded: DateLike | None) -> pl.DataFrame | None:
+    """The events behind a formula value computed over derived inputs (a Q4 margin from FY - 9M
+    gross profit and revenue), one 'value term' row per event with its input (``input``,
+    ``input_term``) and the arithmetic; None when the formula has no such value; an error when
+    ``metric`` is a formula metric that has no value there."""
+    if not sql("SELECT 1 FROM formulas WHERE metric = ? LIMIT 1", [metric], as_recorded=as_recorded).height:
+        return None
+    where, params = _fact_filters(entity, metric, segment, dims)
+    rows = sql(f"SELECT {EXPLAIN_COLUMNS}, input, input_no, input_term, input_period, input_value, input_unit, "
+               f"input_derivation, arith_template, result_text FROM formula_placed_lineage_at("
+               f"getvariable('as_of'), getvariable('as_recorded'), ?, ?) WHERE {where} AND period = ? ORDER BY term",
+               [params[0], params[1], *params, period], as_of=as_of, as_recorded=as_recorded)
+    if rows.height == 0:
+        raise _no_formula_value(sql, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+    line = formula_arithmetic(period, rows.to_dicts())
+    return rows.drop("arith_template", "result_text").with_columns(pl.lit(line).alias("arithmetic"))
 
 
 def _restated_terms(sql: Sql, df: pl.DataFrame, key: list[Any], *, as_of: DateLike | None,
