@@ -99,6 +99,11 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
             return computed
         derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
                          [*params, period], as_of=as_of, as_recorded=as_recorded)
+        if derived.height and computed is not None:     # a formula value over derived quarters or halves
+            raise BadArgument("period", period, f"is computed from derived inputs ({derived['derivation'][0]}); "
+                              f"history lists the versions of values over reported inputs only: "
+                              f"`metricstore explain {entity} {metric} {period}` shows its terms "
+                              f"(with --as-of, as known on a date)")
         if derived.height:
             raise BadArgument("period", period, f"is derived ({derived['derivation'][0]}), never reported: "
                               f"`metricstore explain {entity} {metric} {period}` shows its terms")

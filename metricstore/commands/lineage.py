@@ -29,7 +29,7 @@ RESTATEMENT_TABLE = ("metric", "period", "unit", "old_value", "new_value", "chan
 EXPLAIN_TABLE = ("role", "term", "event_period", "value", "unit", "qualifier", "source", "source_ref",
                  "as_reported", "reported_at", "commit_id")
 #: A formula value over derived inputs: which input each event is a term of.
-FORMULA_EXPLAIN_TABLE = ("role", "term", "input", "input_period", "event_period", "value", "unit", "qualifier",
+FORMULA_EXPLAIN_TABLE = ("role", "term", "input", "event_period", "value", "unit", "qualifier",
                          "source", "source_ref", "as_reported", "reported_at", "commit_id")
 
 
