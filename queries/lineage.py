@@ -97,9 +97,13 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
                                    as_recorded=as_recorded)
         if computed is not None and computed.height:
             return computed
-        derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
+        derived = sql(f"SELECT derivation, fy, period_end FROM growth WHERE {where} AND period = ? AND derived",
                          [*params, period], as_of=as_of, as_recorded=as_recorded)
         if derived.height and computed is not None:     # a formula value over derived quarters or halves
+            over = formula_history(sql, entity, metric, period, segment, dims=dims, as_of=as_of,
+                                   as_recorded=as_recorded, placed=(derived["fy"][0], derived["period_end"][0]))
+            if over is not None and over.height:
+                return over
             raise BadArgument("period", period, f"is computed from derived inputs ({derived['derivation'][0]}); "
                               f"history lists the versions of values over reported inputs only: "
                               f"`metricstore explain {entity} {metric} {period}` shows its terms "
@@ -139,7 +143,7 @@ SELECT k.entity, k.metric, k.segment, k.dims, k.period, k.kind, k.unit, row_numb
        lag(k.value) OVER v AS previous_value, k.value - lag(k.value) OVER v AS change,
        k.reported_at, k.known_at AS recorded_at, k.source, k.source_ref, k.as_reported, NULL::VARCHAR AS note,
        k.event_id, NULL::VARCHAR AS commit_id, NULL::VARCHAR AS run_id, NULL::VARCHAR AS supersedes,
-       k.is_current, w.withdrawn_by, w.withdrawal, k.period_start, k.period_end, k.derived_from
+       k.is_current, w.withdrawn_by, w.withdrawal, k.period_start, k.period_end, k.derived_from{extra}
 FROM k LEFT JOIN w USING (point)
 WINDOW v AS (PARTITION BY k.kind, k.unit ORDER BY k.reported_at, k.known_at, k.point)
 ORDER BY k.kind, k.unit, version
@@ -148,6 +152,36 @@ ORDER BY k.kind, k.unit, version
 _POINT = """SELECT {i} AS point, * EXCLUDE (recorded_at, tolerance), greatest(recorded_at, {defined}) AS known_at
     FROM formula_facts_at({as_of}, {as_recorded})
     WHERE entity = $entity AND metric = $metric AND segment = $segment AND dims = $dims AND period = $period"""
+
+
+#: A point of a value over derived inputs (growth's placed rows): the derivation stands in
+#: as_reported until the arithmetic is spelled out (:func:`_placed_arithmetic`).
+_PLACED_POINT = """SELECT {i} AS point, * EXCLUDE (recorded_at, as_reported), derivation AS as_reported,
+           greatest(recorded_at, {defined}) AS known_at
+    FROM formula_placed_at({as_of}, {as_recorded}, only_entity := $entity, only_metric := $metric)
+    WHERE source = 'formula' AND entity = $entity AND metric = $metric AND segment = $segment AND dims = $dims
+      AND period = $period"""
+
+#: The columns a placed version keeps until its arithmetic is spelled out.
+_PLACED_EXTRA = ", k.inputs, k.arith_template, ms_fmt_result(k.value) || ' ' || k.unit AS result_text"
+
+
+def _placed_arithmetic(sql: Sql, df: pl.DataFrame, *, as_of: DateLike | None,
+                       as_recorded: DateLike | None) -> pl.DataFrame:
+    """The versions of a value over derived inputs with their arithmetic in ``as_reported``, each
+    derived input with its terms (as :func:`explain` spells it)."""
+    ids = sorted({i for inputs in df["inputs"].to_list() for inp in inputs for i in inp["derived_from"]})
+    events = {r["event_id"]: r for r in sql(
+        "SELECT event_id, period AS event_period, value, unit, as_reported FROM lineage_events("
+        "getvariable('as_of'), getvariable('as_recorded')) WHERE list_contains(?, event_id)", [ids],
+        as_of=as_of, as_recorded=as_recorded).to_dicts()}
+    lines = [formula_arithmetic(v["period"], [
+        {**events[i], "input_no": n, "input_term": j, "input_derivation": inp["derivation"],
+         "arith_template": v["arith_template"], "result_text": v["result_text"]}
+        for n, inp in enumerate(v["inputs"], 1) for j, i in enumerate(inp["derived_from"], 1)])
+        for v in df.iter_rows(named=True)]
+    return df.with_columns(pl.Series("as_reported", lines, dtype=pl.String)).drop(
+        "inputs", "arith_template", "result_text")
 
 
 def _literal(value: dt.date | dt.datetime | None) -> str:
@@ -216,8 +250,8 @@ def _points(events: list[tuple[str, dt.date, dt.datetime]],
 
 
 def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
-                    dims: str = "", as_of: DateLike | None = None,
-                    as_recorded: DateLike | None = None) -> pl.DataFrame | None:
+                    dims: str = "", as_of: DateLike | None = None, as_recorded: DateLike | None = None,
+                    placed: tuple[int, dt.date] | None = None) -> pl.DataFrame | None:
     """Every version of a formula metric's computed value, oldest first, shaped as :func:`history`'s
     rows (``source`` 'formula', the formula in ``source_ref``, the arithmetic in ``as_reported``, the
     input events in ``derived_from``); None when ``metric`` is not a formula metric.
@@ -228,22 +262,29 @@ def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: st
     set of events and definitions seen. The same formula over the same input events is one version,
     dated when it was first known (``recorded_at`` counts the definition's recording). A redefinition
     thus also gives a version for each earlier publication, as ``as_of`` that date now answers.
+
+    ``placed`` (the fiscal year and end of a value growth computes over derived quarters or halves):
+    the versions of that value, over every event of its inputs in that year.
     """
     d, t = to_date("as_of", as_of), to_timestamp("as_recorded", as_recorded)
     own, used = _definitions(sql, metric, t)
     if not own:
         return None
-    events = sql("SELECT * FROM formula_history_events(getvariable('as_of'), getvariable('as_recorded'), ?, ?, ?)",
-                 [entity.lower(), used, period], as_of=as_of, as_recorded=as_recorded).rows()
+    fy, end = placed or (None, None)
+    events = sql("SELECT * FROM formula_history_events(getvariable('as_of'), getvariable('as_recorded'), ?, ?, ?, "
+                 "of_fy := ?, of_end := ?)", [entity.lower(), used, period, fy, end],
+                 as_of=as_of, as_recorded=as_recorded).rows()
     defined = [r for r in sql("SELECT DISTINCT recorded_at FROM formulas WHERE list_contains(?, metric)",
                               [[metric, *used]])["recorded_at"].to_list() if t is None or r <= t]
     points = [(d, t), *_points(events, defined)]
-    parts = [_POINT.format(i=i, as_of=_literal(a), as_recorded=_literal(r), defined=_literal(_defined_at(own, r)))
+    point = _PLACED_POINT if placed else _POINT
+    parts = [point.format(i=i, as_of=_literal(a), as_recorded=_literal(r), defined=_literal(_defined_at(own, r)))
              for i, (a, r) in enumerate(points)]
     _, params = _fact_filters(entity, metric, segment, dims)
     names = dict(zip(("entity", "metric", "segment", "dims"), params, strict=True))
-    return sql(_FORMULA_VERSIONS.format(points="\n    UNION ALL BY NAME ".join(parts)), {**names, "period": period},
-               as_of=as_of, as_recorded=as_recorded)
+    df = sql(_FORMULA_VERSIONS.format(points="\n    UNION ALL BY NAME ".join(parts), extra=_PLACED_EXTRA if placed else ""),
+             {**names, "period": period}, as_of=as_of, as_recorded=as_recorded)
+    return _placed_arithmetic(sql, df, as_of=as_of, as_recorded=as_recorded) if placed and df.height else df
 
 
 def restatements(sql: Sql, entity: str, metric: str | None = None, *,

@@ -51,8 +51,12 @@ JOIN lineage_events(as_of, as_recorded) e ON e.event_id = t.inp.derived_from[t.i
 -- The events that can change the formula value of one fact (`history` of a formula metric,
 -- queries/lineage.py): every event of its inputs' facts in the period (or an instant in its last
 -- month: a stock input at the period's end), and every event withdrawing one of those. `inputs`
--- lists the metrics the formula's versions use.
-CREATE OR REPLACE MACRO formula_history_events(as_of, as_recorded, of_entity, inputs, of_period) AS TABLE
+-- lists the metrics the formula's versions use. A value over derived quarters or halves gives of_fy
+-- and of_end (its fiscal year and end): then every event of the inputs' flows in that year (the
+-- terms a quarter is derived from, and a reported quarter that would stand instead) and their
+-- instants in the month of of_end.
+CREATE OR REPLACE MACRO formula_history_events(as_of, as_recorded, of_entity, inputs, of_period,
+                                               of_fy := NULL, of_end := NULL) AS TABLE
 WITH e AS (
     SELECT * FROM visible_events(as_of, as_recorded, only_entity := of_entity)
     WHERE list_contains(inputs, metric)
@@ -60,6 +64,9 @@ WITH e AS (
 own AS (
     SELECT * FROM e
     WHERE period = of_period OR (ptype = 'I' AND ord IN (SELECT ord FROM e WHERE period = of_period))
+       OR (fy = of_fy AND ptype IN ('FY', 'YTD', 'H', 'Q'))
+       OR (ptype = 'I' AND ord = year(ms_nominal_end(CAST(of_end AS DATE))) * 12
+                                 + month(ms_nominal_end(CAST(of_end AS DATE))))
 )
 SELECT event_id, reported_at, recorded_at FROM own
 UNION

@@ -147,13 +147,30 @@ def test_the_cli_prints_the_arithmetic_and_the_events(margins: Store) -> None:
     assert len(r.stderr.strip().splitlines()) == 1 and "needs a value of every input" in r.stderr
 
 
-def test_history_points_to_an_explain_that_works(margins: Store) -> None:
-    r = run_cli("history", "acme", "margin", "2024Q4", store=local(margins))
+def test_history_gives_a_version_per_restated_term(ingest_rows: Ingest, margins: Store) -> None:
+    ingest_rows([fact(period="FY2024", value="124", reported_at="2025-06-01", source="acme 10-K/A")])
+    with MetricStore(margins) as ms:
+        rows = ms.history("acme", "margin", "2024Q4").to_dicts()
+        first = ms.history("acme", "margin", "2024Q4", as_of="2025-04-01").to_dicts()
+    # gross profit 54 - 32.4 = 21.6 over revenue 120 - 84 = 36 (0.6), then 124 - 84 = 40 (0.54)
+    assert [(r["version"], round(r["value"], 4), r["reported_at"].isoformat(), r["is_current"], r["as_reported"])
+            for r in rows] == [
+        (1, 0.6, "2025-03-01", False,
+         "2024Q4 = (FY2024 54.0 - 9M2024 32.4 = 21.6 USD m) / (FY2024 120.0 - 9M2024 84.0 = 36.0 USD m) = 0.6 ratio"),
+        (2, 0.54, "2025-06-01", True,
+         "2024Q4 = (FY2024 54.0 - 9M2024 32.4 = 21.6 USD m) / (FY2024 124.0 - 9M2024 84.0 = 40.0 USD m) = 0.54 ratio")]
+    assert {r["source"] for r in rows} == {"formula"} and rows[0]["derived_from"] != rows[1]["derived_from"]
+    assert [(r["version"], round(r["value"], 4), r["is_current"]) for r in first] == [(1, 0.6, True)]
+
+
+def test_the_cli_history_of_a_value_over_derived_inputs(margins: Store) -> None:
+    r = run_cli("history", "acme", "margin", "2024Q4", "--format", "csv", store=local(margins))
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [(x["version"], x["source_ref"], x["as_reported"], x["is_current"]) for x in rows] == [
+        ("1", MARGIN, "2024Q4 = (FY2024 54.0 - 9M2024 32.4 = 21.6 USD m) / "
+                      "(FY2024 120.0 - 9M2024 84.0 = 36.0 USD m) = 0.6 ratio", "true")]
+    r = run_cli("history", "acme", "margin", "2024Q4", "--as-of", "2025-02-15", store=local(margins))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     (line,) = r.stderr.strip().splitlines()
-    assert "is computed from derived inputs" in line
-    command = line.split("`")[1].split()
-    assert command == ["metricstore", "explain", "acme", "margin", "2024Q4"]
-    r = run_cli(*command[1:], store=local(margins))
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("2024Q4 = (FY2024 54.0")
+    assert "metricstore explain" not in line and "needs a value of every input" in line
