@@ -99,14 +99,18 @@ class _Query:
             return f"(abs({v[1]}) * {e[0]} + abs({v[0]}) * {e[1]} + {e[0]} * {e[1]})"
         return f"(({e[0]} * abs({v[1]}) + abs({v[0]}) * {e[1]}) / ({v[1]} * {v[1]}))"
 
-    def arithmetic(self, n: Node) -> str:
-        """The expression with the inputs' figures as reported: ``-(-6.2 CNY bn) / (136854 units)``."""
+    def arithmetic(self, n: Node, placeholders: bool = False) -> str:
+        """The expression with the inputs' figures as reported: ``-(-6.2 CNY bn) / (136854 units)``;
+        with ``placeholders``, ``-({0}) / ({1})`` (input k in the order of ``inputs``, for lineage
+        to fill in with a derived input's terms)."""
         if isinstance(n, Ref):
             x = self.alias[n]
+            if placeholders:
+                return lit(f"({{{self.inputs.index(n)}}})")
             return f"'(' || coalesce({x}.as_reported, CAST({x}.value AS VARCHAR)) || ')'"
         if isinstance(n, Num):
             return lit(f"{n.value:g}")
-        a = [self.arithmetic(x) for x in n.args]
+        a = [self.arithmetic(x, placeholders) for x in n.args]
         if n.op == "neg":
             return f"'-' || {a[0]}"
         if n.op == "abs":
@@ -161,10 +165,17 @@ class _Query:
         if placed:      # the inputs' own derivations (a derived quarter's FY - 9M) follow the formula
             steps = [f"CASE WHEN {self.alias[r]}.derivation IS NOT NULL THEN {lit(r.text() + ': ')} || "
                      f"{self.alias[r]}.derivation END" for r in self.inputs]
+            # each input's row, and the arithmetic with a place for each (explain, queries/lineage.py)
+            inputs = ", ".join(
+                f"{{'input': {lit(r.text())}, 'metric': {x}.metric, 'segment': {x}.segment, 'dims': {x}.dims, "
+                f"'period': {x}.period, 'value': {x}.value, 'unit': {x}.unit, 'as_reported': {x}.as_reported, "
+                f"'derivation': {x}.derivation, 'derived_from': {x}.derived_from}}"
+                for r, x in ((r, self.alias[r]) for r in self.inputs))
             extra = (f"coalesce({lit(d.formula + ' (')} || nullif(concat_ws('; ', {', '.join(steps)}), '') || ')', "
-                     f"{lit(d.formula)}) AS derivation")
+                     f"{lit(d.formula)}) AS derivation, [{inputs}] AS inputs, "
+                     f"{self.arithmetic(self.tree, placeholders=True)} AS arith_template")
             outer = (f"NULL::VARCHAR AS as_reported, NULL::VARCHAR AS event_id, true AS derived, derived_from, fye, "
-                     f"ptype, months, ord, fy, {lit(d.aggregation)} AS aggregation, derivation")
+                     f"ptype, months, ord, fy, {lit(d.aggregation)} AS aggregation, derivation, inputs, arith_template")
             if calendar:    # the anchor's fiscal period(s) beside the calendar label
                 extra += f", {a}.fiscal_period"
                 outer += ", fiscal_period"
@@ -314,7 +325,7 @@ CALENDAR = """CREATE OR REPLACE MACRO formula_calendar_at(target, as_of, as_reco
                                             only_metric := NULL) AS TABLE
 WITH f AS (
     SELECT *, 12 AS fye, CASE ptype WHEN 'Q' THEN 3 ELSE 12 END AS months, k AS ord, cy AS fy,
-           NULL::TIMESTAMPTZ AS recorded_at
+           NULL::TIMESTAMPTZ AS recorded_at, NULL::VARCHAR AS as_reported
     FROM calendar_rows_at(target, as_of, as_recorded, only_entity := only_entity)
     WHERE NOT ms_formula_metric(metric)
 )

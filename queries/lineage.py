@@ -97,8 +97,17 @@ def history(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
                                    as_recorded=as_recorded)
         if computed is not None and computed.height:
             return computed
-        derived = sql(f"SELECT derivation FROM growth WHERE {where} AND period = ? AND derived",
+        derived = sql(f"SELECT derivation, fy, period_end FROM growth WHERE {where} AND period = ? AND derived",
                          [*params, period], as_of=as_of, as_recorded=as_recorded)
+        if derived.height and computed is not None:     # a formula value over derived quarters or halves
+            over = formula_history(sql, entity, metric, period, segment, dims=dims, as_of=as_of,
+                                   as_recorded=as_recorded, placed=(derived["fy"][0], derived["period_end"][0]))
+            if over is not None and over.height:
+                return over
+            raise BadArgument("period", period, f"is computed from derived inputs ({derived['derivation'][0]}); "
+                              f"history lists the versions of values over reported inputs only: "
+                              f"`metricstore explain {entity} {metric} {period}` shows its terms "
+                              f"(with --as-of, as known on a date)")
         if derived.height:
             raise BadArgument("period", period, f"is derived ({derived['derivation'][0]}), never reported: "
                               f"`metricstore explain {entity} {metric} {period}` shows its terms")
@@ -134,7 +143,7 @@ SELECT k.entity, k.metric, k.segment, k.dims, k.period, k.kind, k.unit, row_numb
        lag(k.value) OVER v AS previous_value, k.value - lag(k.value) OVER v AS change,
        k.reported_at, k.known_at AS recorded_at, k.source, k.source_ref, k.as_reported, NULL::VARCHAR AS note,
        k.event_id, NULL::VARCHAR AS commit_id, NULL::VARCHAR AS run_id, NULL::VARCHAR AS supersedes,
-       k.is_current, w.withdrawn_by, w.withdrawal, k.period_start, k.period_end, k.derived_from
+       k.is_current, w.withdrawn_by, w.withdrawal, k.period_start, k.period_end, k.derived_from{extra}
 FROM k LEFT JOIN w USING (point)
 WINDOW v AS (PARTITION BY k.kind, k.unit ORDER BY k.reported_at, k.known_at, k.point)
 ORDER BY k.kind, k.unit, version
@@ -143,6 +152,36 @@ ORDER BY k.kind, k.unit, version
 _POINT = """SELECT {i} AS point, * EXCLUDE (recorded_at, tolerance), greatest(recorded_at, {defined}) AS known_at
     FROM formula_facts_at({as_of}, {as_recorded})
     WHERE entity = $entity AND metric = $metric AND segment = $segment AND dims = $dims AND period = $period"""
+
+
+#: A point of a value over derived inputs (growth's placed rows): the derivation stands in
+#: as_reported until the arithmetic is spelled out (:func:`_placed_arithmetic`).
+_PLACED_POINT = """SELECT {i} AS point, * EXCLUDE (recorded_at, as_reported), derivation AS as_reported,
+           greatest(recorded_at, {defined}) AS known_at
+    FROM formula_placed_at({as_of}, {as_recorded}, only_entity := $entity, only_metric := $metric)
+    WHERE source = 'formula' AND entity = $entity AND metric = $metric AND segment = $segment AND dims = $dims
+      AND period = $period"""
+
+#: The columns a placed version keeps until its arithmetic is spelled out.
+_PLACED_EXTRA = ", k.inputs, k.arith_template, ms_fmt_result(k.value) || ' ' || k.unit AS result_text"
+
+
+def _placed_arithmetic(sql: Sql, df: pl.DataFrame, *, as_of: DateLike | None,
+                       as_recorded: DateLike | None) -> pl.DataFrame:
+    """The versions of a value over derived inputs with their arithmetic in ``as_reported``, each
+    derived input with its terms (as :func:`explain` spells it)."""
+    ids = sorted({i for inputs in df["inputs"].to_list() for inp in inputs for i in inp["derived_from"]})
+    events = {r["event_id"]: r for r in sql(
+        "SELECT event_id, period AS event_period, value, unit, as_reported FROM lineage_events("
+        "getvariable('as_of'), getvariable('as_recorded')) WHERE list_contains(?, event_id)", [ids],
+        as_of=as_of, as_recorded=as_recorded).to_dicts()}
+    lines = [formula_arithmetic(v["period"], [
+        {**events[i], "input_no": n, "input_term": j, "input_derivation": inp["derivation"],
+         "arith_template": v["arith_template"], "result_text": v["result_text"]}
+        for n, inp in enumerate(v["inputs"], 1) for j, i in enumerate(inp["derived_from"], 1)])
+        for v in df.iter_rows(named=True)]
+    return df.with_columns(pl.Series("as_reported", lines, dtype=pl.String)).drop(
+        "inputs", "arith_template", "result_text")
 
 
 def _literal(value: dt.date | dt.datetime | None) -> str:
@@ -211,8 +250,8 @@ def _points(events: list[tuple[str, dt.date, dt.datetime]],
 
 
 def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
-                    dims: str = "", as_of: DateLike | None = None,
-                    as_recorded: DateLike | None = None) -> pl.DataFrame | None:
+                    dims: str = "", as_of: DateLike | None = None, as_recorded: DateLike | None = None,
+                    placed: tuple[int, dt.date] | None = None) -> pl.DataFrame | None:
     """Every version of a formula metric's computed value, oldest first, shaped as :func:`history`'s
     rows (``source`` 'formula', the formula in ``source_ref``, the arithmetic in ``as_reported``, the
     input events in ``derived_from``); None when ``metric`` is not a formula metric.
@@ -223,22 +262,29 @@ def formula_history(sql: Sql, entity: str, metric: str, period: str, segment: st
     set of events and definitions seen. The same formula over the same input events is one version,
     dated when it was first known (``recorded_at`` counts the definition's recording). A redefinition
     thus also gives a version for each earlier publication, as ``as_of`` that date now answers.
+
+    ``placed`` (the fiscal year and end of a value growth computes over derived quarters or halves):
+    the versions of that value, over every event of its inputs in that year.
     """
     d, t = to_date("as_of", as_of), to_timestamp("as_recorded", as_recorded)
     own, used = _definitions(sql, metric, t)
     if not own:
         return None
-    events = sql("SELECT * FROM formula_history_events(getvariable('as_of'), getvariable('as_recorded'), ?, ?, ?)",
-                 [entity.lower(), used, period], as_of=as_of, as_recorded=as_recorded).rows()
+    fy, end = placed or (None, None)
+    events = sql("SELECT * FROM formula_history_events(getvariable('as_of'), getvariable('as_recorded'), ?, ?, ?, "
+                 "of_fy := ?, of_end := ?)", [entity.lower(), used, period, fy, end],
+                 as_of=as_of, as_recorded=as_recorded).rows()
     defined = [r for r in sql("SELECT DISTINCT recorded_at FROM formulas WHERE list_contains(?, metric)",
                               [[metric, *used]])["recorded_at"].to_list() if t is None or r <= t]
     points = [(d, t), *_points(events, defined)]
-    parts = [_POINT.format(i=i, as_of=_literal(a), as_recorded=_literal(r), defined=_literal(_defined_at(own, r)))
+    point = _PLACED_POINT if placed else _POINT
+    parts = [point.format(i=i, as_of=_literal(a), as_recorded=_literal(r), defined=_literal(_defined_at(own, r)))
              for i, (a, r) in enumerate(points)]
     _, params = _fact_filters(entity, metric, segment, dims)
     names = dict(zip(("entity", "metric", "segment", "dims"), params, strict=True))
-    return sql(_FORMULA_VERSIONS.format(points="\n    UNION ALL BY NAME ".join(parts)), {**names, "period": period},
-               as_of=as_of, as_recorded=as_recorded)
+    df = sql(_FORMULA_VERSIONS.format(points="\n    UNION ALL BY NAME ".join(parts), extra=_PLACED_EXTRA if placed else ""),
+             {**names, "period": period}, as_of=as_of, as_recorded=as_recorded)
+    return _placed_arithmetic(sql, df, as_of=as_of, as_recorded=as_recorded) if placed and df.height else df
 
 
 def restatements(sql: Sql, entity: str, metric: str | None = None, *,
@@ -264,18 +310,40 @@ def _num(v: float, div: float) -> str:
     return f"{x:,.0f}" if x == int(x) and abs(x) >= 1000 else f"{x:,.6g}"
 
 
+def _term_sum(rows: list[dict[str, Any]], value: float | None = None) -> tuple[str, str, str]:
+    """The terms of a derived value (term 1 added, the rest subtracted: ``FY2024 1,150.0 - 9M2024
+    810.0``), their result and the unit shown (scaled to millions where every figure allows)."""
+    rows = sorted(rows, key=lambda r: r["term"])
+    vals = [r["value"] for r in rows] + ([value] if value is not None else [])
+    div, shown = _scale([v for v in vals if v is not None], rows[0]["unit"] if rows else "")
+    total = rows[0]["value"] - sum(r["value"] for r in rows[1:])
+    return " - ".join(f"{r['event_period']} {_num(r['value'], div)}" for r in rows), _num(total, div), shown
+
+
 def arithmetic(period: str, rows: list[dict[str, Any]], value: float | None = None) -> str:
     """``2024Q4 = FY2024 1,150.0 - 9M2024 810.0 = 340.0 (USD m)`` for the terms of a value."""
-    rows = sorted(rows, key=lambda r: r["term"])
-    unit = rows[0]["unit"] if rows else ""
-    vals = [r["value"] for r in rows] + ([value] if value is not None else [])
-    div, shown = _scale([v for v in vals if v is not None], unit)
     if len(rows) == 1 and not rows[0]["derivation"]:
         r = rows[0]
+        div, shown = _scale([v for v in (r["value"], value) if v is not None], r["unit"])
         return f"{period} = {_num(r['value'], div)} {shown} ({r['source']}, reported {r['reported_at']})"
-    total = rows[0]["value"] - sum(r["value"] for r in rows[1:])
-    terms = " - ".join(f"{r['event_period']} {_num(r['value'], div)}" for r in rows)
-    return f"{period} = {terms} = {_num(total, div)} ({shown})"
+    terms, total, shown = _term_sum(rows, value)
+    return f"{period} = {terms} = {total} ({shown})"
+
+
+def formula_arithmetic(period: str, rows: list[dict[str, Any]]) -> str:
+    """The arithmetic of a formula value over derived inputs, each derived input with its own terms:
+    ``2024Q4 = (FY2024 180,683.0 - 9M2024 136,804.0 = 43,879.0 USD m) / (94930 USD m) = 0.4622 ratio``
+    (rows of ``formula_placed_lineage_at``: a reported input shows its figure as reported)."""
+    text = rows[0]["arith_template"]
+    for n in sorted({r["input_no"] for r in rows}):
+        own = [{**r, "term": r["input_term"]} for r in rows if r["input_no"] == n]
+        if own[0]["input_derivation"] is None:      # a reported input: its figure as reported
+            shown = own[0]["as_reported"] or f"{own[0]['value']:g} {own[0]['unit']}"
+        else:
+            terms, total, unit = _term_sum(own)
+            shown = f"{terms} = {total} {unit}"
+        text = text.replace(f"{{{n - 1}}}", shown)
+    return f"{period} = {text} = {rows[0]['result_text']}"
 
 
 def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", *,
@@ -301,6 +369,10 @@ def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
                     as_of=as_of, as_recorded=as_recorded)
         if terms.height:
             return terms
+        placed = _formula_placed_terms(sql, entity, metric, period, segment, dims, as_of=as_of,
+                                       as_recorded=as_recorded)
+        if placed is not None:
+            return placed
         raise _no_such(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     restated = _restated_terms(sql, df, [*params], as_of=as_of, as_recorded=as_recorded)
     lines: dict[str, str] = {}
@@ -309,6 +381,25 @@ def explain(sql: Sql, entity: str, metric: str, period: str, segment: str = "tot
         label = rows[0]["of_period"]
         lines[role] = ("prior: " if role.startswith("prior") else "") + arithmetic(label, rows) + vintage_caution(rows, restated)
     return df.with_columns(pl.col("role").replace_strict(lines, return_dtype=pl.String).alias("arithmetic"))
+
+
+def _formula_placed_terms(sql: Sql, entity: str, metric: str, period: str, segment: str, dims: str, *,
+                          as_of: DateLike | None, as_recorded: DateLike | None) -> pl.DataFrame | None:
+    """The events behind a formula value computed over derived inputs (a Q4 margin from FY - 9M
+    gross profit and revenue), one 'value term' row per event with its input (``input``,
+    ``input_term``) and the arithmetic; None when the formula has no such value; an error when
+    ``metric`` is a formula metric that has no value there."""
+    if not sql("SELECT 1 FROM formulas WHERE metric = ? LIMIT 1", [metric], as_recorded=as_recorded).height:
+        return None
+    where, params = _fact_filters(entity, metric, segment, dims)
+    rows = sql(f"SELECT {EXPLAIN_COLUMNS}, input, input_no, input_term, input_period, input_value, input_unit, "
+               f"input_derivation, arith_template, result_text FROM formula_placed_lineage_at("
+               f"getvariable('as_of'), getvariable('as_recorded'), ?, ?) WHERE {where} AND period = ? ORDER BY term",
+               [params[0], params[1], *params, period], as_of=as_of, as_recorded=as_recorded)
+    if rows.height == 0:
+        raise _no_formula_value(sql, entity, metric, period, as_of=as_of, as_recorded=as_recorded)
+    line = formula_arithmetic(period, rows.to_dicts())
+    return rows.drop("arith_template", "result_text").with_columns(pl.lit(line).alias("arithmetic"))
 
 
 def _restated_terms(sql: Sql, df: pl.DataFrame, key: list[Any], *, as_of: DateLike | None,

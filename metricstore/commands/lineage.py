@@ -28,17 +28,20 @@ RESTATEMENT_TABLE = ("metric", "period", "unit", "old_value", "new_value", "chan
                      "old_reported_at", "restated_at", "old_source", "new_source", "is_current")
 EXPLAIN_TABLE = ("role", "term", "event_period", "value", "unit", "qualifier", "source", "source_ref",
                  "as_reported", "reported_at", "commit_id")
+#: A formula value over derived inputs: which input each event is a term of.
+FORMULA_EXPLAIN_TABLE = ("role", "term", "input", "event_period", "value", "unit", "qualifier",
+                         "source", "source_ref", "as_reported", "reported_at", "commit_id")
 
 
 def _answer(store: Path | None, ask: Callable[[MetricStore], pl.DataFrame], fmt: str, output: Path | None,
             table: tuple[str, ...], title: str, *, preface: str | None = None,
-            formula_table: tuple[str, ...] | None = None) -> None:
+            formula_table: tuple[str, ...] | None = None, formula_marker: str = "derived_from") -> None:
     """Open the store, ask it one question and render the answer: every column in csv, json or parquet;
-    in a table the ``table`` columns (``formula_table`` for a formula metric's computed values), after
-    the distinct lines of the ``preface`` column."""
+    in a table the ``table`` columns (``formula_table`` for a formula metric's computed values, whose
+    answer has the ``formula_marker`` column), after the distinct lines of the ``preface`` column."""
     with MetricStore(open_store(store)) as ms:
         df = ask(ms)
-    if formula_table and "derived_from" in df.columns:      # only a formula value's history has it
+    if formula_table and formula_marker in df.columns:
         table = formula_table
     if fmt == "table":
         for line in df[preface].unique(maintain_order=True).to_list() if preface else []:
@@ -81,4 +84,5 @@ def explain(
 ) -> None:
     """The events behind one facts/growth row: sources, commits, and the arithmetic of a derived value."""
     _answer(store, lambda ms: ms.explain(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded),
-            fmt, output, EXPLAIN_TABLE, f"{entity} {metric} {period}: the events behind it", preface="arithmetic")
+            fmt, output, EXPLAIN_TABLE, f"{entity} {metric} {period}: the events behind it", preface="arithmetic",
+            formula_table=FORMULA_EXPLAIN_TABLE, formula_marker="input")

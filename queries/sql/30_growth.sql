@@ -128,7 +128,11 @@ SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS metric, NULL::VARCHAR AS segmen
        NULL::VARCHAR AS source, NULL::VARCHAR AS source_ref, NULL::VARCHAR AS as_reported,
        NULL::VARCHAR AS event_id, NULL::BOOLEAN AS derived, NULL::VARCHAR[] AS derived_from,
        NULL::TINYINT AS fye, NULL::VARCHAR AS ptype, NULL::BIGINT AS months, NULL::BIGINT AS ord,
-       NULL::BIGINT AS fy, NULL::VARCHAR AS aggregation, NULL::VARCHAR AS derivation
+       NULL::BIGINT AS fy, NULL::VARCHAR AS aggregation, NULL::VARCHAR AS derivation,
+       -- a computed row's inputs and its arithmetic with a place for each (explain, 57_formula_lineage.sql)
+       NULL::STRUCT(input VARCHAR, metric VARCHAR, segment VARCHAR, dims VARCHAR, period VARCHAR, value DOUBLE,
+                    unit VARCHAR, as_reported VARCHAR, derivation VARCHAR, derived_from VARCHAR[])[] AS inputs,
+       NULL::VARCHAR AS arith_template
 WHERE false;
 
 CREATE OR REPLACE MACRO formula_placed_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
