@@ -141,8 +141,9 @@ SELECT * FROM formula_placed_empty;
 
 -- The growth of every series: stored metrics' (stored := false leaves them out) and, with
 -- formulas := true, formula metrics' (a projection holds the stored ones only). The growth view
--- and its macros below ask for both; building blocks that explain a row event by event
--- (lineage_at) or convert it keep the stored ones until they handle a formula's rows.
+-- and its macros below, and the conversions of 70_currency.sql, ask for both; lineage_at, which
+-- explains a stored row event by event, keeps the stored ones (57_formula_lineage.sql explains a
+-- formula's).
 -- Priors are found by windows over (series, ptype, months) ordered by ord, not by joining the
 -- facts to themselves: a frame RANGE BETWEEN k PRECEDING AND k PRECEDING holds the one row placed
 -- exactly k months earlier, or none.
