@@ -256,7 +256,19 @@ class MetricStore:
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded, **filters)
         return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
-                            order="entity, metric, segment, dims, ptype, period_end")
+                            order="entity, metric, segment, dims, ptype, period_end",
+                            source=self._narrowed_growth(filters, as_recorded))
+
+    def _narrowed_growth(self, filters: dict[str, str], as_recorded: DateLike | None) -> tuple[str, list[Any]] | None:
+        """``growth_at`` narrowed to the filters' entity and metric where no projection answers the
+        view (none yet, ``as_recorded``, projections switched off): a screen of one metric across
+        every entity then reads that metric's events only, not every series'."""
+        if "metric" not in filters and "entity" not in filters:
+            return None
+        if as_recorded is None and self._projections.usable(list_live(self.store, COVERED)) is not None:
+            return None
+        return ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?, "
+                "formulas := true)", [filters.get("entity"), filters.get("metric")])
 
     def share(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               **filters: str) -> pl.DataFrame:

@@ -230,6 +230,24 @@ def test_projected_answers_equal_the_reference(built: Store, monkeypatch: pytest
         assert_frame_equal(frame, series_off[key])
 
 
+def test_a_screen_of_one_metric_equals_the_whole_view_filtered(built: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """growth(metric=...) (and entity=...) read narrowed where no projection answers: the same rows
+    as the whole view, filtered, for stored and formula metrics, now, as of a date and as recorded."""
+    recorded = dt.datetime.now(dt.UTC)
+    for switch in ("1", "0"):
+        monkeypatch.setenv(ENV_SWITCH, switch)
+        with MetricStore(built) as ms:
+            for kw in ({}, {"as_of": "2024-12-31"}, {"as_recorded": recorded}):
+                every = ms.growth(**kw)
+                for metric in ("revenue", "gross_margin", "gross_calc"):
+                    screen = ms.growth(metric=metric, **kw)
+                    assert screen.height > 0, (switch, kw, metric)
+                    assert_frame_equal(screen, every.filter(pl.col("metric") == metric), check_row_order=False)
+                one = ms.growth(entity="beta", **kw)
+                assert one.height > 0
+                assert_frame_equal(one, every.filter(pl.col("entity") == "beta"), check_row_order=False)
+
+
 def test_the_projected_series_of_a_formula_after_a_new_projection(built: Store, tmp_path: Path) -> None:
     """After the projector has seen the definitions (a delta for gamma, whose events the new
     definition reaches), every series is read beside the projection and still holds the formula."""
