@@ -22,13 +22,6 @@ from queries.formulas import (Definition, Node, Num, Op, Ref, aggregations, defi
                               refs, text)
 from store import Store
 
-#: The columns a formula row has: the facts view's, and the tolerance of the computed value.
-COLUMNS = ("entity", "metric", "segment", "dims", "period", "period_start", "period_end", "kind", "value",
-           "value_high", "unit", "qualifier", "authority", "reported_at", "recorded_at", "source",
-           "source_ref", "as_reported", "event_id", "derived", "derived_from", "fye", "ptype", "months",
-           "ord", "fy", "tolerance")
-
-
 def lit(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
@@ -280,16 +273,16 @@ def compile_all(defs: list[Definition], agg: dict[str, str]) -> tuple[list[str],
     reads_sql = "CASE WHEN only_metric IS NULL THEN " + _list(every) + "".join(
         f" WHEN only_metric = {lit(m)} THEN {_list(sorted(ms))}" for m, ms in sorted(reads.items())) + \
         " ELSE " + _list([]) + " END"
-    facts = "\n    UNION ALL BY NAME".join(["SELECT * FROM formula_facts_empty",
-                                              *(q.select(d, guard(d)) for d, q in versions)])
-    placed = "\n    UNION ALL BY NAME".join(
-        ["SELECT * FROM formula_placed_empty",
-         *(q.select(d, f"{guard(d)} AND (only_metric IS NULL OR only_metric = {lit(d.metric)})", placed=True)
-           for d, q in versions)])
-    calendar = "\n    UNION ALL BY NAME".join(
-        ["SELECT *, NULL::VARCHAR AS fiscal_period FROM formula_placed_empty",
-         *(q.select(d, f"{guard(d)} AND (only_metric IS NULL OR only_metric = {lit(d.metric)})", placed=True,
-                    calendar=True) for d, q in versions)])
+    def stack(empty: str, selects: list[str]) -> str:
+        return "\n    UNION ALL BY NAME".join([empty, *selects])
+
+    def narrowed(d: Definition) -> str:     # one formula metric's rows when only_metric names it
+        return f"{guard(d)} AND (only_metric IS NULL OR only_metric = {lit(d.metric)})"
+    facts = stack("SELECT * FROM formula_facts_empty", [q.select(d, guard(d)) for d, q in versions])
+    placed = stack("SELECT * FROM formula_placed_empty",
+                   [q.select(d, narrowed(d), placed=True) for d, q in versions])
+    calendar = stack("SELECT *, NULL::VARCHAR AS fiscal_period FROM formula_placed_empty",
+                     [q.select(d, narrowed(d), placed=True, calendar=True) for d, q in versions])
     return [f"""CREATE OR REPLACE MACRO formula_facts_at(as_of, as_recorded) AS TABLE
 WITH f AS (
     SELECT *, ms_step(value, as_reported) AS step FROM facts_at(as_of, as_recorded) WHERE kind = 'actual'

@@ -67,6 +67,19 @@ SELECT entity, metric, segment, dims, period, period_start, period_end, kind, va
 FROM ranked
 WHERE rank = 1 AND op = 'assert';
 
+-- The columns of a facts_at row, with no rows: the base of the formula macros' empty relations
+-- (25_formulas.sql, 30_growth.sql), which a store without formula definitions keeps.
+CREATE OR REPLACE VIEW facts_empty AS
+SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS metric, NULL::VARCHAR AS segment, NULL::VARCHAR AS dims,
+       NULL::VARCHAR AS period, NULL::DATE AS period_start, NULL::DATE AS period_end, NULL::VARCHAR AS kind,
+       NULL::DOUBLE AS value, NULL::DOUBLE AS value_high, NULL::VARCHAR AS unit, NULL::VARCHAR AS qualifier,
+       NULL::VARCHAR AS authority, NULL::DATE AS reported_at, NULL::TIMESTAMPTZ AS recorded_at,
+       NULL::VARCHAR AS source, NULL::VARCHAR AS source_ref, NULL::VARCHAR AS as_reported,
+       NULL::VARCHAR AS event_id, NULL::BOOLEAN AS derived, NULL::VARCHAR[] AS derived_from,
+       NULL::TINYINT AS fye, NULL::VARCHAR AS ptype, NULL::BIGINT AS months, NULL::BIGINT AS ord,
+       NULL::BIGINT AS fy
+WHERE false;
+
 -- HOOK (formulas): 25_formulas.sql recreates this view and the two macros below with the formula values.
 CREATE OR REPLACE VIEW facts AS
 SELECT * EXCLUDE (fye, ptype, months, ord, fy) FROM facts_at(getvariable('as_of'), getvariable('as_recorded'));

@@ -49,15 +49,7 @@ CREATE OR REPLACE MACRO ms_fmt_result(v) AS
 
 -- The columns of a formula value, with no rows.
 CREATE OR REPLACE VIEW formula_facts_empty AS
-SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS metric, NULL::VARCHAR AS segment, NULL::VARCHAR AS dims,
-       NULL::VARCHAR AS period, NULL::DATE AS period_start, NULL::DATE AS period_end, NULL::VARCHAR AS kind,
-       NULL::DOUBLE AS value, NULL::DOUBLE AS value_high, NULL::VARCHAR AS unit, NULL::VARCHAR AS qualifier,
-       NULL::VARCHAR AS authority, NULL::DATE AS reported_at, NULL::TIMESTAMPTZ AS recorded_at,
-       NULL::VARCHAR AS source, NULL::VARCHAR AS source_ref, NULL::VARCHAR AS as_reported,
-       NULL::VARCHAR AS event_id, NULL::BOOLEAN AS derived, NULL::VARCHAR[] AS derived_from,
-       NULL::INTEGER AS fye, NULL::VARCHAR AS ptype, NULL::BIGINT AS months, NULL::BIGINT AS ord,
-       NULL::BIGINT AS fy, NULL::DOUBLE AS tolerance
-WHERE false;
+SELECT *, NULL::DOUBLE AS tolerance FROM facts_empty;
 
 -- Every formula value (queries/formula_sql.py replaces this on a store with formula definitions).
 CREATE OR REPLACE MACRO formula_facts_at(as_of, as_recorded) AS TABLE

@@ -121,19 +121,12 @@ CREATE OR REPLACE MACRO ms_formula_metrics() AS CAST([] AS VARCHAR[]);
 CREATE OR REPLACE MACRO ms_formula_metric(name) AS false;
 
 CREATE OR REPLACE VIEW formula_placed_empty AS
-SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS metric, NULL::VARCHAR AS segment, NULL::VARCHAR AS dims,
-       NULL::VARCHAR AS period, NULL::DATE AS period_start, NULL::DATE AS period_end, NULL::VARCHAR AS kind,
-       NULL::DOUBLE AS value, NULL::DOUBLE AS value_high, NULL::VARCHAR AS unit, NULL::VARCHAR AS qualifier,
-       NULL::VARCHAR AS authority, NULL::DATE AS reported_at, NULL::TIMESTAMPTZ AS recorded_at,
-       NULL::VARCHAR AS source, NULL::VARCHAR AS source_ref, NULL::VARCHAR AS as_reported,
-       NULL::VARCHAR AS event_id, NULL::BOOLEAN AS derived, NULL::VARCHAR[] AS derived_from,
-       NULL::TINYINT AS fye, NULL::VARCHAR AS ptype, NULL::BIGINT AS months, NULL::BIGINT AS ord,
-       NULL::BIGINT AS fy, NULL::VARCHAR AS aggregation, NULL::VARCHAR AS derivation,
+SELECT *, NULL::VARCHAR AS aggregation, NULL::VARCHAR AS derivation,
        -- a computed row's inputs and its arithmetic with a place for each (explain, 57_formula_lineage.sql)
        NULL::STRUCT(input VARCHAR, metric VARCHAR, segment VARCHAR, dims VARCHAR, period VARCHAR, value DOUBLE,
                     unit VARCHAR, as_reported VARCHAR, derivation VARCHAR, derived_from VARCHAR[])[] AS inputs,
        NULL::VARCHAR AS arith_template
-WHERE false;
+FROM facts_empty;
 
 CREATE OR REPLACE MACRO formula_placed_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
                                           only_entities := CAST(NULL AS VARCHAR[])) AS TABLE
