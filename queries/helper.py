@@ -262,10 +262,11 @@ class MetricStore:
     def _narrowed_growth(self, filters: dict[str, str], as_recorded: DateLike | None) -> tuple[str, list[Any]] | None:
         """``growth_at`` narrowed to the filters' entity and metric where no projection answers the
         view (none yet, ``as_recorded``, projections switched off): a screen of one metric across
-        every entity then reads that metric's events only, not every series'."""
+        every entity then reads that metric's events only, not every series'. Where a projection
+        exists the view reads it (the query lists the live files once, for both)."""
         if "metric" not in filters and "entity" not in filters:
             return None
-        if as_recorded is None and self._projections.usable(list_live(self.store, COVERED)) is not None:
+        if as_recorded is None and self._projections.latest() is not None:
             return None
         return ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?, "
                 "formulas := true)", [filters.get("entity"), filters.get("metric")])
