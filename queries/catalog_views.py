@@ -10,9 +10,12 @@ notebook) has only SQL, so the view says the same in SQL, at every query:
   those a withdrawal in them names), a new entity record, a new definition of one of their
   metrics. A compaction's merged file is not covered by name: its entities are computed until
   the next projection step (``metricstore compact`` ends with one) covers it;
+- with ``SET VARIABLE as_recorded``, also the entities whose inputs were recorded after it (their
+  events, a withdrawal naming one, a fiscal calendar record): every other entity's answer then is
+  its answer now;
 - those entities computed from the events (``growth_at``), every other read from its layer: the
-  current rows, or with ``SET VARIABLE as_of`` the versions valid then. ``as_recorded`` answers,
-  and every answer with ``SET VARIABLE metricstore_projections = false``, are computed;
+  current rows, or with ``SET VARIABLE as_of`` the versions valid then. Every answer with
+  ``SET VARIABLE metricstore_projections = false`` is computed;
 - formula metrics' rows always computed (``growth_at(..., stored := false, formulas := true)``, from their inputs'
   rows only): projections hold none, and a store without formula metrics computes nothing there.
 """
@@ -28,7 +31,6 @@ CREATE OR REPLACE VIEW growth AS
 WITH man AS (
     SELECT * FROM read_json(__MANIFESTS__, filename = true, columns = __COLUMNS__)
     WHERE sql = __SQL__ AND coalesce(getvariable('metricstore_projections'), true)
-      AND getvariable('as_recorded') IS NULL
     ORDER BY filename DESC LIMIT 1
 ),
 deltas AS (SELECT unnest(range(1, len(deltas) + 1)) AS rank, unnest(deltas) AS layer FROM man),
@@ -44,9 +46,10 @@ new_files AS (
     SELECT file FROM glob(__EVENTS__)
     WHERE parse_filename(file) NOT IN (SELECT unnest(covers.events) FROM man)
 ),
+-- events the projection has not seen, and with as_recorded those recorded after it
 new_events AS (
     SELECT entity, supersedes FROM read_parquet(__EVENTS__, filename = true, union_by_name = true)
-    WHERE filename IN (SELECT file FROM new_files)
+    WHERE filename IN (SELECT file FROM new_files) OR __LATER__
 ),
 changed AS (
     SELECT entity FROM new_events
@@ -54,7 +57,7 @@ changed AS (
     SELECT entity FROM event_log WHERE event_id IN (SELECT supersedes FROM new_events WHERE supersedes IS NOT NULL)
     UNION
     SELECT entity FROM read_parquet(__ENTITIES__, filename = true, union_by_name = true)
-    WHERE parse_filename(filename) NOT IN (SELECT unnest(covers.entities) FROM man)
+    WHERE parse_filename(filename) NOT IN (SELECT unnest(covers.entities) FROM man) OR __LATER__
     UNION
     SELECT entity FROM event_log WHERE metric IN (
         SELECT metric FROM read_parquet(__METRICS__, filename = true, union_by_name = true)
@@ -88,6 +91,9 @@ SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), stored
 """
 
 
+#: A log row recorded after the session's ``as_recorded`` (none without it).
+LATER = ("(getvariable('as_recorded') IS NOT NULL "
+         "AND recorded_at > CAST(getvariable('as_recorded') AS TIMESTAMPTZ))")
 _LAYER = "STRUCT(files STRUCT(current VARCHAR, versions VARCHAR, timeline VARCHAR), entities VARCHAR[])"
 #: The manifest's fields the view reads, typed (a manifest without deltas says nothing of their type).
 COLUMNS = ("{'sql': 'VARCHAR', 'covers': 'STRUCT(events VARCHAR[], entities VARCHAR[], metrics VARCHAR[])', "
@@ -101,6 +107,7 @@ def growth_view(store: Store) -> str:
             .replace("__MANIFESTS__", sql_literal(folder / "projection-*.json"))
             .replace("__COLUMNS__", COLUMNS)
             .replace("__SQL__", sql_literal(sql_version()))
+            .replace("__LATER__", LATER)
             .replace("__FOLDER__", sql_literal(str(folder) + "/"))
             .replace("__CURRENT__", sql_literal(folder / "current-*.parquet"))
             .replace("__TIMELINE__", sql_literal(folder / "timeline-*.parquet"))

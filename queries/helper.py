@@ -128,7 +128,7 @@ class MetricStore:
         cur = self._con.cursor()
         with self._running_lock:
             self._running.add(cur)
-        reads_projection = t is None and not converting and _READS_GROWTH.search(query) is not None
+        reads_projection = not converting and _READS_GROWTH.search(query) is not None
         rates = currency is not None or USES_RATES.search(query) is not None
 
         def run(live: Reading) -> pl.DataFrame:
@@ -141,7 +141,7 @@ class MetricStore:
             if converting:
                 convert_session(cur, currency, calendar)
             if reads_projection:
-                self._read_projection(cur, live, as_of=d)
+                self._read_projection(cur, live, as_of=d, as_recorded=t)
             return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
 
         try:
@@ -159,14 +159,16 @@ class MetricStore:
                 self._running.discard(cur)
             cur.close()
 
-    def _read_projection(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None) -> None:
+    def _read_projection(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None,
+                         as_recorded: dt.datetime | None) -> None:
         """Answer ``growth`` from the projection where it is the view's answer over ``live``
         (queries.projections): its current rows, or its versions valid ``as_of`` that date, layer
-        over layer, with only the entities whose inputs changed since computed: a view of this
-        session only, in front of the computed one. The files read join ``live`` (a projector may
-        delete them once replaced: the query then runs again on the newer projection)."""
+        over layer, with only the entities whose inputs changed since computed, and with
+        ``as_recorded`` those whose inputs were recorded after that time: a view of this session
+        only, in front of the computed one. The files read join ``live`` (a projector may delete
+        them once replaced: the query then runs again on the newer projection)."""
         cur.execute("DROP VIEW IF EXISTS temp.main.growth")    # one of an earlier attempt of this query
-        use = self._projections.usable(live)
+        use = self._projections.usable(live, as_recorded=as_recorded)
         if use is None:
             return
         proj = use.projection
@@ -189,10 +191,11 @@ class MetricStore:
             parts.append(f"SELECT *{drop} FROM read_parquet({sql_literal(layer.files[kind])}) WHERE true{where}{valid}{own}")
         if use.changed:
             cur.execute(f"SET VARIABLE {RECOMPUTED} = ?", [sorted(use.changed)]).fetchall()
-            parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), NULL, "
+            parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), "
                          f"only_entities := getvariable('{RECOMPUTED}'))")
         if formulas:
-            parts.append("SELECT * FROM growth_at(getvariable('as_of'), NULL, stored := false, formulas := true)")
+            parts.append("SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), stored := false, "
+                         "formulas := true)")
         cur.execute("CREATE OR REPLACE TEMP VIEW growth AS " + " UNION ALL BY NAME ".join(parts))
 
     def _formula_metrics(self) -> frozenset[str]:
@@ -212,9 +215,10 @@ class MetricStore:
         current file, or the versions valid ``as_of`` a date), else None. Only the row groups
         whose statistics admit the entity are read, with pyarrow: DuckDB would check the
         statistics of every row group of the file on every query, a cost that grows with the store."""
-        if as_recorded is not None or filters["metric"] in self._formula_metrics():
+        if filters["metric"] in self._formula_metrics():
             return None         # a formula metric's series is computed (projections hold no formula)
-        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False)
+        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False,
+                                       as_recorded=to_timestamp("as_recorded", as_recorded))
         if use is None or filters["entity"] in use.changed:
             return None
         layer = use.projection.layer_of(filters["entity"])
@@ -261,12 +265,15 @@ class MetricStore:
 
     def _narrowed_growth(self, filters: dict[str, str], as_recorded: DateLike | None) -> tuple[str, list[Any]] | None:
         """``growth_at`` narrowed to the filters' entity and metric where no projection answers the
-        view (none yet, ``as_recorded``, projections switched off): a screen of one metric across
-        every entity then reads that metric's events only, not every series'. Where a projection
-        exists the view reads it (the query lists the live files once, for both)."""
+        view (none yet, ``as_recorded`` before most of the store was recorded, projections
+        switched off): a screen of one metric across every entity then reads that metric's events
+        only, not every series'. Where a projection exists the view reads it (the query lists the
+        live files once, for both)."""
         if "metric" not in filters and "entity" not in filters:
             return None
-        if as_recorded is None and self._projections.latest() is not None:
+        if self._projections.latest() is not None and (
+                as_recorded is None or self._projections.usable(
+                    list_live(self.store, COVERED), as_recorded=to_timestamp("as_recorded", as_recorded)) is not None):
             return None
         return ("growth_at(getvariable('as_of'), getvariable('as_recorded'), only_entity := ?, only_metric := ?, "
                 "formulas := true)", [filters.get("entity"), filters.get("metric")])

@@ -12,12 +12,14 @@ which entities changed in the log since it was computed (:meth:`Projections.chan
 theirs in files it has not seen, an event of theirs withdrawn, a new fiscal calendar record, a
 new definition of one of their metrics. Those entities are computed from the events; every other
 entity is read from the projection. A projection is therefore never read for an entity it does
-not describe: it may lag the log, but the answer does not.
+not describe: it may lag the log, but the answer does not. An answer ``as_recorded`` at a system
+time also computes the entities with anything recorded after it (:meth:`Projections.recorded_after`).
 """
 
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -167,6 +169,7 @@ class Projections:
         self._reach: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
         self._row_groups: dict[str, tuple[pq.FileMetaData, tuple[list[str], list[str]] | None]] = {}
         self._entities: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
+        self._later: dict[tuple[str, str, dt.datetime], tuple[frozenset[str], tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
     def latest(self) -> Projection | None:
@@ -218,17 +221,88 @@ class Projections:
             return False
         return True
 
-    def usable(self, live: Reading, *, whole_view: bool = True) -> Usable | None:
+    def usable(self, live: Reading, *, whole_view: bool = True, as_recorded: dt.datetime | None = None) -> Usable | None:
         """The projection that answers the growth view over the ``live`` files, with the entities
         it does not describe (computed instead), or None when the whole view must be computed. A
-        whole-view query past :data:`MAX_RECOMPUTED` changed entities computes everything."""
+        whole-view query past :data:`MAX_RECOMPUTED` changed entities computes everything.
+
+        With ``as_recorded`` (system time, tz-aware), the entities whose inputs were recorded
+        after it are computed too (:meth:`recorded_after`): for every other entity the store had
+        recorded all it holds by then, so its answer then is its answer now."""
         found = self.latest()
         if found is None:
             return None
         changed = self.changed(found, live)
+        if changed is not None and as_recorded is not None:
+            later = self.recorded_after(live, as_recorded)
+            changed = None if later is None else changed | later
         if changed is None or (whole_view and len(changed) > MAX_RECOMPUTED):
             return None
         return Usable(found, changed)
+
+    def recorded_after(self, live: Reading, t: dt.datetime) -> frozenset[str] | None:
+        """The entities whose growth as recorded at ``t`` may differ from their growth now, or None
+        when a file cannot be read: those with events or entity records recorded after ``t``, and
+        those whose events a withdrawal recorded after ``t`` names. (The metric definitions are
+        read as of now at every system time: a later one changes no answer at ``t`` alone.)"""
+        out: set[str] = set()
+        withdrawn: set[str] = set()
+        for table in ("events", "entities"):
+            for path in live.get(table, []):
+                held = self._recorded_after(table, path, t)
+                if held is None:
+                    return None
+                out.update(held[0])
+                withdrawn.update(held[1])
+        if withdrawn:
+            out |= self._reached(live.get("events", []), sorted(withdrawn), [])
+        return frozenset(out)
+
+    def _recorded_after(self, table: str, path: Path, t: dt.datetime) -> tuple[frozenset[str], tuple[str, ...]] | None:
+        """What of a committed file was recorded after ``t``: its entities, and the event ids its
+        withdrawals name (kept per file and time; a file whose footer says it was all recorded by
+        then is not read)."""
+        key = (table, path.name, t)
+        hit = self._later.get(key)
+        if hit is not None:
+            return hit
+        try:
+            latest = self._latest_recorded(path)
+            if latest is not None and latest <= t:
+                hit = (frozenset(), ())
+            else:
+                cols = ["entity", "supersedes"] if table == "events" else ["entity"]
+                rows = pq.read_table(path, columns=cols, filters=[("recorded_at", ">", t)])
+                ids: tuple[str, ...] = ()
+                if table == "events" and rows.column("supersedes").null_count < rows.num_rows:
+                    ids = tuple(v for v in rows.column("supersedes").unique().to_pylist() if v is not None)
+                hit = (frozenset(rows.column("entity").unique().to_pylist()), ids)
+        except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
+            return None
+        with self._lock:
+            if len(self._later) > 4096:
+                self._later.clear()
+            self._later[key] = hit
+        return hit
+
+    @staticmethod
+    def _latest_recorded(path: Path) -> dt.datetime | None:
+        """The file's latest ``recorded_at`` by its footer's statistics (None when they cannot tell)."""
+        metadata = pq.read_metadata(path)
+        names = metadata.schema.names
+        if "recorded_at" not in names:
+            return None
+        column = names.index("recorded_at")
+        latest: dt.datetime | None = None
+        for i in range(metadata.num_row_groups):
+            if metadata.row_group(i).num_rows == 0:
+                continue
+            stats = metadata.row_group(i).column(column).statistics
+            if stats is None or not stats.has_min_max or not isinstance(stats.max, dt.datetime):
+                return None
+            high = stats.max if stats.max.tzinfo else stats.max.replace(tzinfo=dt.UTC)
+            latest = high if latest is None or high > latest else latest
+        return latest
 
     def changed(self, found: Projection, live: Reading) -> frozenset[str] | None:
         """The entities whose growth over ``live`` may differ from ``found``'s, or None when that

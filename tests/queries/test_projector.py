@@ -3,10 +3,12 @@ moment, projected or not yet, every answer equals the reference computed from th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from queries.projections import FOLDER, Projections
 from queries.projector import project
 from store import Store
 from tests.conftest import fact, run_cli, write_csv
-from tests.queries.test_projections import KEY, doctor, rich_rows
+from tests.queries.test_projections import KEY, doctor, rich_rows, whole
 
 DATES = ("2023-06-30", "2025-06-30")
 
@@ -43,19 +45,21 @@ def reference(store: Store, fn: Callable[[MetricStore], pl.DataFrame]) -> pl.Dat
             os.environ["METRICSTORE_PROJECTIONS"] = before
 
 
-def answers(ms: MetricStore) -> list[pl.DataFrame]:
-    """The whole view now and as of a few dates, and one series of each entity now and then."""
-    out = [ms.sql("SELECT * FROM growth").sort(KEY)]
-    out += [ms.sql("SELECT * FROM growth", as_of=d).sort(KEY) for d in DATES]
+def answers(ms: MetricStore, recorded: dt.datetime | None = None) -> list[pl.DataFrame]:
+    """The whole view now and as of a few dates, and one series of each entity now and then; with
+    ``recorded``, the same as recorded at that time."""
+    out = [ms.sql("SELECT * FROM growth", as_recorded=recorded).sort(KEY)]
+    out += [ms.sql("SELECT * FROM growth", as_of=d, as_recorded=recorded).sort(KEY) for d in DATES]
     for entity in ("acme", "beta", "gamma"):
-        out += [ms.series(entity, "revenue"), ms.series(entity, "revenue", as_of=DATES[0])]
+        out += [ms.series(entity, "revenue", as_recorded=recorded),
+                ms.series(entity, "revenue", as_of=DATES[0], as_recorded=recorded)]
     return out
 
 
-def assert_fresh(store: Store) -> None:
-    expected = reference(store, answers)
+def assert_fresh(store: Store, recorded: dt.datetime | None = None) -> None:
+    expected = reference(store, lambda ms: answers(ms, recorded))
     with MetricStore(store) as ms:
-        for got, want in zip(answers(ms), expected, strict=True):
+        for got, want in zip(answers(ms, recorded), expected, strict=True):
             assert_frame_equal(got, want)
 
 
@@ -114,6 +118,49 @@ def test_a_withdrawal_filed_under_another_entity_reaches_the_entity_it_names(ric
     assert_fresh(rich)
     with MetricStore(rich) as ms:
         assert "FY2024" not in ms.series("beta", "revenue", freq="FY")["period"].to_list()
+
+
+def test_as_recorded_reads_the_projection_only_for_entities_wholly_recorded_by_then(
+        rich: Store, ingest_rows) -> None:
+    """At a system time between two commits, the entities the later commit touched (its events, a
+    withdrawal it files under another entity, a new fiscal calendar) are computed as recorded then;
+    every other entity is read from the projection, which describes it then as now."""
+    between = dt.datetime.now(dt.UTC)
+    time.sleep(0.01)
+    assert ingest_rows([fact(period="FY2024", value="131", source="restated", reported_at="2025-04-01"),
+                        fact(entity="gamma", period="FY2024", value="7", reported_at="2025-04-01")]).ok
+    project(rich)
+    ms = MetricStore(rich)
+    asked = [{"as_recorded": between}, {"as_recorded": between, "as_of": "2024-12-31"}]
+    want = [reference(rich, lambda m, kw=kw: whole(m, **kw)) for kw in asked]
+    want_series = reference(rich, lambda m: m.series("acme", "revenue", as_recorded=between))
+    for kind in ("current", "versions", "timeline"):
+        doctor(rich, kind)
+    for kw, expected in zip(asked, want, strict=True):
+        got = whole(ms, **kw)
+        # acme was restated after `between`: computed as recorded then (gamma did not exist then)
+        assert_frame_equal(got.filter(pl.col("entity") == "acme"), expected.filter(pl.col("entity") == "acme"))
+        assert got.filter(pl.col("entity") == "gamma").height == 0
+        # beta was wholly recorded by then: read from the (doubled) projection
+        assert got.filter(pl.col("entity") == "beta")["value"].to_list() == \
+            [v * 2 for v in expected.filter(pl.col("entity") == "beta")["value"].to_list()]
+    assert_frame_equal(ms.series("acme", "revenue", as_recorded=between), want_series)
+    assert ms.series("beta", "revenue", freq="FY", as_recorded=between)["value"].to_list() == [100e6, 102e6, 104e6]
+    # later records of beta (a withdrawal filed under gamma, a fiscal calendar) make it computed too
+    retract_across(rich, "gamma", reference(rich, lambda m: m.sql(
+        "SELECT event_id FROM facts WHERE entity = 'beta' AND period = 'FY2022' AND metric = 'revenue' "
+        "AND segment = 'total'"))["event_id"][0])
+    project(rich)
+    doctor(rich)
+    assert ms.series("beta", "revenue", freq="FY", as_recorded=between)["value"].to_list() == [50e6, 51e6, 52e6]
+    withdrawn = dt.datetime.now(dt.UTC)
+    assert ms.series("beta", "revenue", freq="FY", as_recorded=withdrawn)["value"].to_list() == [102e6, 104e6]
+    time.sleep(0.01)
+    assert set_entity(rich, EntityDef("beta", "Beta", None, None, 12))
+    project(rich)
+    doctor(rich)
+    assert ms.series("beta", "revenue", freq="FY", as_recorded=withdrawn)["value"].to_list() == [51e6, 52e6]
+    ms.close()
 
 
 def test_a_new_fiscal_calendar_or_metric_definition_reprojects_whom_it_concerns(rich: Store) -> None:
@@ -236,6 +283,7 @@ def test_after_every_commit_every_answer_is_the_reference(tmp_path_factory: pyte
     assert set_entity(store, EntityDef("beta", "Beta", None, None, 6))
     assert ingest_paths(store, [write_csv(tmp / "seed.csv", rich_rows())], catalog=catalog).ok
     project(store)
+    marks = [dt.datetime.now(dt.UTC)]      # a system time after each commit: answers as recorded then
     for i, (kind, arg) in enumerate(steps):
         if kind == "facts":
             ingest_paths(store, [write_csv(tmp / f"b{i}.csv", arg)], catalog=catalog, skip_invalid=True)  # type: ignore[arg-type]
@@ -254,6 +302,8 @@ def test_after_every_commit_every_answer_is_the_reference(tmp_path_factory: pyte
         else:
             project(store)
         assert_fresh(store)
+        assert_fresh(store, marks[len(marks) // 2])
+        marks.append(dt.datetime.now(dt.UTC))
 
 
 def companyfacts_until(path: Path, cutoff: str, dest: Path) -> Path:
@@ -299,24 +349,29 @@ def test_the_catalog_file_reads_the_projections_and_is_never_stale(rich: Store, 
     from queries.catalog import write_catalog
 
     path = write_catalog(rich)
+    mark = dt.datetime.now(dt.UTC)          # answers as recorded then: what came later is computed
 
-    def catalog_answers() -> list[pl.DataFrame]:
+    def catalog_answers(recorded: dt.datetime) -> list[pl.DataFrame]:
         con = duckdb.connect(str(path), read_only=True)
         try:
-            out = [con.sql("SELECT * FROM growth").pl().sort(KEY)]
-            con.execute("SET VARIABLE as_of = DATE '2024-12-31'")
-            out.append(con.sql("SELECT * FROM growth").pl().sort(KEY))
+            out = []
+            for as_of, as_recorded in ((None, None), ("2024-12-31", None), (None, recorded), ("2024-12-31", recorded)):
+                con.execute("SET VARIABLE as_of = CAST(? AS DATE)", [as_of])
+                con.execute("SET VARIABLE as_recorded = ?", [as_recorded])
+                out.append(con.sql("SELECT * FROM growth").pl().sort(KEY))
             return out
         finally:
             con.close()
 
     def check() -> None:
-        expected = reference(rich, lambda ms: [ms.sql("SELECT * FROM growth").sort(KEY),
-                                               ms.sql("SELECT * FROM growth", as_of="2024-12-31").sort(KEY)])
-        for got, want in zip(catalog_answers(), expected, strict=True):
+        expected = reference(rich, lambda ms: [
+            ms.sql("SELECT * FROM growth", as_of=as_of, as_recorded=as_recorded).sort(KEY)
+            for as_of, as_recorded in ((None, None), ("2024-12-31", None), (None, mark), ("2024-12-31", mark))])
+        for got, want in zip(catalog_answers(mark), expected, strict=True):
             assert_frame_equal(got.select(want.columns), want)
 
     check()
+    time.sleep(0.01)
     assert ingest_rows([fact(entity="beta", period="FY2025", value="61", reported_at="2025-08-15")]).ok
     check()                                              # beta computed, acme read
     project(rich)
@@ -326,10 +381,11 @@ def test_the_catalog_file_reads_the_projections_and_is_never_stale(rich: Store, 
     retract_across(rich, "beta", wrong)
     check()
     project(rich)
+    check()
     doctor(rich)                                         # the projection is what the catalog reads
-    got = catalog_answers()[0]
     want = reference(rich, lambda ms: ms.sql("SELECT * FROM growth").sort(KEY))
-    assert got["value"].to_list() == [v * 2 for v in want["value"].to_list()]
+    for got in (catalog_answers(mark)[0], catalog_answers(dt.datetime.now(dt.UTC))[2]):
+        assert got["value"].to_list() == [v * 2 for v in want["value"].to_list()]
 
 
 def test_a_scheduled_job_projects_what_it_ingested(tmp_path: Path, store: Store) -> None:
