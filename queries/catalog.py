@@ -80,7 +80,7 @@ def _write_views(tmp: Path, store: Store, live: Reading) -> None:
         con.execute("USE catalog")
         install(con, store, live)
         if local_root(store) is not None:
-            con.execute(growth_view(store))
+            con.execute(growth_view(store, formulas=bool(con.sql("SELECT ms_formula_metrics()").fetchall()[0][0])))
         con.execute("CHECKPOINT catalog")
         con.execute("USE memory")
         con.execute("DETACH catalog")

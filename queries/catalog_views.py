@@ -16,8 +16,9 @@ notebook) has only SQL, so the view says the same in SQL, at every query:
 - those entities computed from the events (``growth_at``), every other read from its layer: the
   current rows, or with ``SET VARIABLE as_of`` the versions valid then. Every answer with
   ``SET VARIABLE metricstore_projections = false`` is computed;
-- formula metrics' rows always computed (``growth_at(..., stored := false, formulas := true)``, from their inputs'
-  rows only): projections hold none, and a store without formula metrics computes nothing there.
+- formula metrics' rows always computed (``growth_at(..., stored := false, formulas := true)``, from
+  their inputs' rows only): projections hold none. A file written while the store has no formula
+  metric has no such branch (its definitions are compiled into the file when it is written).
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ SELECT * FROM projected
 UNION ALL BY NAME
 SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'),
                         only_entities := (SELECT coalesce(list(entity), []::VARCHAR[]) FROM changed))
+"""
+#: The formula metrics' rows, where the store has any when the file is written (a session on it
+#: sees the definitions of that time): a branch that costs every query its planning otherwise.
+FORMULAS = """
 UNION ALL BY NAME
 SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), stored := false, formulas := true)
 """
@@ -100,10 +105,11 @@ COLUMNS = ("{'sql': 'VARCHAR', 'covers': 'STRUCT(events VARCHAR[], entities VARC
            f"'base': '{_LAYER}', 'deltas': '{_LAYER}[]'}}")
 
 
-def growth_view(store: Store) -> str:
-    """The catalog's ``growth`` view over ``store`` (a local store with a projection)."""
+def growth_view(store: Store, *, formulas: bool = True) -> str:
+    """The catalog's ``growth`` view over ``store`` (a local store with a projection), with the
+    formula metrics' rows where ``formulas`` (the store has formula metrics)."""
     folder = store.root / FOLDER
-    return (GROWTH
+    return ((GROWTH + FORMULAS if formulas else GROWTH)
             .replace("__MANIFESTS__", sql_literal(folder / "projection-*.json"))
             .replace("__COLUMNS__", COLUMNS)
             .replace("__SQL__", sql_literal(sql_version()))
