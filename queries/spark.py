@@ -22,6 +22,10 @@ Example:
     >>> register_views(spark, "data/store", as_of="2025-01-01")       # doctest: +SKIP
     >>> spark.sql("SELECT * FROM growth WHERE entity = 'xiaomi'").show()  # doctest: +SKIP
 
+On a local store with projections, ``growth`` reads them for the entities whose inputs did not
+change since, and computes the others (:mod:`queries.spark_projections`); on an object store, with
+``as_recorded`` or ``METRICSTORE_PROJECTIONS=0`` it is computed from the events.
+
 The views read the files listed when they are registered: call :func:`register_views` again to see
 commits made since.
 """
@@ -108,6 +112,8 @@ def register_views(
             ``s3a://``: the cluster needs hadoop-aws) or any Hadoop URI.
         as_of: publication time: every view shows what was public on this date.
         as_recorded: system time: every view shows what the store had recorded by then.
+
+    ``growth`` reads a local store's projections where they answer (see the module docstring).
 
     Returns:
         The names of the views registered.

@@ -85,11 +85,12 @@ def test_growth_over_a_projection_and_a_newer_commit_is_the_computed_view(
 def doctor(store: Store) -> None:
     """Double every value of the newest projection's current and timeline files, every layer's,
     and vouch for them in its manifest."""
-    meta = max((store.root / FOLDER).glob("projection-*.json"))
+    folder = Path(str(store.root)) / FOLDER
+    meta = max(folder.glob("projection-*.json"))
     body = json.loads(meta.read_text())
     for layer in [body["base"], *body["deltas"]]:
         for kind in ("current", "timeline"):
-            path = store.root / FOLDER / layer["files"][kind]
+            path = folder / layer["files"][kind]
             t = pq.read_table(path)
             t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
             pq.write_table(t, path)
