@@ -137,9 +137,9 @@ def _registered(spark: SparkSession, store_uri: str | os.PathLike[str], as_of: d
     """Every view registered, ``growth`` read from the projections where they answer: Spark
     would otherwise compute the whole view from the events (queries.spark_projections)."""
     tr = _Translator(spark, spark_path(store_uri), as_of, as_recorded)
-    pending = find_projection(store_uri, as_recorded)    # taken before Spark lists the logs' files
+    pending = find_projection(spark, store_uri, as_of, as_recorded)    # before Spark lists the logs' files
     names = tr.register_all()
-    query = None if pending is None else growth_query(spark, pending, as_of)
+    query = None if pending is None else growth_query(spark, pending)
     if query is not None:
         tr._register("growth", cast(exp.Expression, sqlglot.parse_one(query, read="duckdb")))
     return tr, names

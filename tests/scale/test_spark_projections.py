@@ -117,7 +117,7 @@ def test_growth_reads_the_projection_for_unchanged_entities_only(
         assert_same_rows(reference(copy, monkeypatch, None), spark.sql("SELECT * FROM growth"))
 
 
-def test_as_recorded_and_object_stores_compute(projected: Store) -> None:
-    assert find(projected.root, None) is not None
-    assert find(projected.root, dt.datetime(2099, 1, 1, tzinfo=dt.UTC)) is None    # as_recorded: computed
-    assert find("s3://bucket/prefix", None) is None                                 # no projections on S3
+def test_as_recorded_and_object_stores_compute(spark: Any, projected: Store) -> None:
+    assert find(spark, projected.root, None, None) is not None
+    assert find(spark, projected.root, None, dt.datetime(2099, 1, 1, tzinfo=dt.UTC)) is None  # as_recorded
+    assert find(spark, "s3://bucket/prefix", None, None) is None                             # no projections on S3
