@@ -22,6 +22,10 @@ Example:
     >>> register_views(spark, "data/store", as_of="2025-01-01")       # doctest: +SKIP
     >>> spark.sql("SELECT * FROM growth WHERE entity = 'xiaomi'").show()  # doctest: +SKIP
 
+On a local store with projections, ``growth`` reads them for the entities whose inputs did not
+change since, and computes the others (:mod:`queries.spark_projections`); on an object store, with
+``as_recorded`` or ``METRICSTORE_PROJECTIONS=0`` it is computed from the events.
+
 The views read the files listed when they are registered: call :func:`register_views` again to see
 commits made since.
 """
@@ -39,6 +43,7 @@ import sqlglot
 from sqlglot import exp, transforms
 
 from queries.args import DateLike, to_date, to_timestamp
+from queries.spark_projections import find as find_projection, growth_query
 from queries.views import sql_sources
 from store.log import TABLES
 
@@ -108,11 +113,12 @@ def register_views(
         as_of: publication time: every view shows what was public on this date.
         as_recorded: system time: every view shows what the store had recorded by then.
 
+    ``growth`` reads a local store's projections where they answer (see the module docstring).
+
     Returns:
         The names of the views registered.
     """
-    tr = _Translator(spark, spark_path(store_uri), to_date("as_of", as_of), to_timestamp("as_recorded", as_recorded))
-    return tr.register_all()
+    return _registered(spark, store_uri, to_date("as_of", as_of), to_timestamp("as_recorded", as_recorded))[1]
 
 
 def spark_sql(
@@ -123,9 +129,20 @@ def spark_sql(
     Table macros appear as references to the temporary views ``__ms_<macro>_<n>``; read those
     from the same mapping.
     """
-    tr = _Translator(spark, spark_path(store_uri), to_date("as_of", as_of), None)
-    tr.register_all()
-    return dict(tr.sql_text)
+    return dict(_registered(spark, store_uri, to_date("as_of", as_of), None)[0].sql_text)
+
+
+def _registered(spark: SparkSession, store_uri: str | os.PathLike[str], as_of: dt.date | None,
+                as_recorded: dt.datetime | None) -> tuple[_Translator, list[str]]:
+    """Every view registered, ``growth`` read from the projections where they answer: Spark
+    would otherwise compute the whole view from the events (queries.spark_projections)."""
+    tr = _Translator(spark, spark_path(store_uri), as_of, as_recorded)
+    pending = find_projection(spark, store_uri, as_of, as_recorded)    # before Spark lists the logs' files
+    names = tr.register_all()
+    query = None if pending is None else growth_query(spark, pending)
+    if query is not None:
+        tr._register("growth", cast(exp.Expression, sqlglot.parse_one(query, read="duckdb")))
+    return tr, names
 
 
 class _Translator:
