@@ -23,8 +23,9 @@ Example:
     >>> spark.sql("SELECT * FROM growth WHERE entity = 'xiaomi'").show()  # doctest: +SKIP
 
 On a local store with projections, ``growth`` reads them for the entities whose inputs did not
-change since, and computes the others (:mod:`queries.spark_projections`); on an object store, with
-``as_recorded`` or ``METRICSTORE_PROJECTIONS=0`` it is computed from the events.
+change since (with ``as_recorded``, or recorded anything after it), and computes the others
+(:mod:`queries.spark_projections`); on an object store, or with ``METRICSTORE_PROJECTIONS=0``, it
+is computed from the events.
 
 The views read the files listed when they are registered: call :func:`register_views` again to see
 commits made since.

@@ -2,8 +2,9 @@
 
 :func:`queries.spark.register_views` registers ``growth`` computed from the events: at scale Spark
 recomputes the whole view at the first query of a registration. Where a projection answers
-(:mod:`queries.projections`: a local store, projections on, no ``as_recorded``), ``growth`` is
-instead, as the Python helper's:
+(:mod:`queries.projections`: a local store, projections on), ``growth`` is
+instead, as the Python helper's (with ``as_recorded`` too: the entities with anything recorded
+after it are computed, :meth:`~queries.projections.Projections.recorded_after`):
 
 - each layer's rows (its ``current`` file; with ``as_of`` its ``timeline`` file's versions valid
   then) for the entities that layer holds and whose inputs did not change since the projection;
@@ -53,15 +54,16 @@ class Pending:
     projections: Projections
     found: Projection
     frames: list[DataFrame]
+    as_recorded: dt.datetime | None = None
 
 
 def find(spark: SparkSession, store_uri: str | os.PathLike[str], as_of: dt.date | None,
          as_recorded: dt.datetime | None) -> Pending | None:
     """The newest projection of a local store, its files opened by Spark, or None: an object
-    store or any other Hadoop URI, ``as_recorded``, ``METRICSTORE_PROJECTIONS=0``, no projection
-    of this SQL (or its files deleted meanwhile, replaced by a newer one)."""
+    store or any other Hadoop URI, ``METRICSTORE_PROJECTIONS=0``, no projection of this SQL (or its
+    files deleted meanwhile, replaced by a newer one)."""
     text = os.fspath(store_uri)
-    if as_recorded is not None or ("://" in text and not text.startswith("file://")):
+    if "://" in text and not text.startswith("file://"):
         return None
     try:
         store = Store(text)
@@ -85,14 +87,18 @@ def find(spark: SparkSession, store_uri: str | os.PathLike[str], as_of: dt.date 
             day = F.lit(as_of)
             df = df.filter((F.col("valid_from") <= day) & (day < F.col("valid_to"))).drop("valid_from", "valid_to")
         frames.append(df)
-    return Pending(store, projections, found, frames)
+    return Pending(store, projections, found, frames, as_recorded)
 
 
 def growth_query(spark: SparkSession, pending: Pending) -> str | None:
     """The DuckDB SQL of ``growth`` over ``pending``'s projection, for the translator (its
     projected rows registered as :data:`PROJECTED`); None when the whole view must be computed.
     Call it once Spark has listed the logs' files."""
-    changed = pending.projections.changed(pending.found, list_live(pending.store, COVERED))
+    live = list_live(pending.store, COVERED)
+    changed = pending.projections.changed(pending.found, live)
+    if changed is not None and pending.as_recorded is not None:
+        later = pending.projections.recorded_after(live, pending.as_recorded)
+        changed = None if later is None else changed | later
     if changed is None or len(changed) > MAX_RECOMPUTED:
         return None
     register_projected(spark, pending, changed)
@@ -102,9 +108,11 @@ def growth_query(spark: SparkSession, pending: Pending) -> str | None:
     parts = [f"SELECT * FROM {PROJECTED}" + (" WHERE NOT ms_formula_metric(metric)" if formulas else "")]
     if changed:
         entities = ", ".join(sql_literal(e) for e in sorted(changed))
-        parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), NULL, only_entities := [{entities}])")
+        parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), "
+                     f"only_entities := [{entities}])")
     if formulas:
-        parts.append("SELECT * FROM growth_at(getvariable('as_of'), NULL, stored := false, formulas := true)")
+        parts.append("SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), stored := false, "
+                     "formulas := true)")
     return " UNION ALL BY NAME ".join(parts)
 
 
