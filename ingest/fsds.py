@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tempfile
+import weakref
 import zipfile
 from collections.abc import Iterator
 from typing import IO
@@ -387,15 +388,14 @@ def _chunks(path: Path, spool: IO[bytes], sub: pl.DataFrame, winners: pl.DataFra
             warnings: list[str]) -> Iterator[pl.DataFrame]:
     file = f"{path}/num.txt"
     first, nil = 2, 0
-    with spool:
-        for block in _spooled(spool):
-            df = _frame(block, NUM_COLUMNS)
-            df = df.with_row_index("__row", offset=first).with_columns(pl.col("__row").cast(pl.Int64))
-            first += df.height
-            valued = df.filter(pl.col("value").is_not_null())
-            nil += df.height - valued.height
-            if valued.height:
-                yield _events(valued, file, sub, winners, mapping, per_share, aliases)
+    for block in _spooled(spool):
+        df = _frame(block, NUM_COLUMNS)
+        df = df.with_row_index("__row", offset=first).with_columns(pl.col("__row").cast(pl.Int64))
+        first += df.height
+        valued = df.filter(pl.col("value").is_not_null())
+        nil += df.height - valued.height
+        if valued.height:
+            yield _events(valued, file, sub, winners, mapping, per_share, aliases)
     if nil:
         warnings.append(f"{file}: {nil} row(s) without a value (XBRL nil) are not events")
 
@@ -423,6 +423,8 @@ def read_fsds(path: Path, catalog: Catalog | None = None) -> Batch:
     except (zipfile.BadZipFile, EOFError, pa.ArrowException, OSError) as exc:
         raise _damaged(zfile, exc) from None
     warnings: list[str] = []
-    return Batch(pl.DataFrame(), entities,
-                 chunks=partial(_chunks, path, spool, sub, winners, mapping, per_share, aliases, warnings),
-                 warnings=warnings)
+    batch = Batch(pl.DataFrame(), entities,
+                  chunks=partial(_chunks, path, spool, sub, winners, mapping, per_share, aliases, warnings),
+                  warnings=warnings)
+    weakref.finalize(batch, spool.close)        # (its chunks read the spool: it lives as long)
+    return batch
