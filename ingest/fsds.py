@@ -46,6 +46,7 @@ from functools import partial
 from pathlib import Path
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 
@@ -246,6 +247,13 @@ def _owned(df: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
+def _mapped_tags(mapping: pl.DataFrame) -> pa.Array:
+    """Every tag a row of a mapped concept can have: what follows any ``:`` of a concept's name
+    (``<taxonomy>:<tag>``, whatever either holds)."""
+    names = mapping["qname"].to_list()
+    return pa.array(sorted({q.split(":", i)[-1] for q in names for i in range(1, q.count(":") + 1)}), pa.string())
+
+
 def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
              mapping: pl.DataFrame, spool: IO[bytes]) -> pl.DataFrame:
     """Pass one: per filing, period, unit and dims, the priority of the best mapped concept.
@@ -254,10 +262,13 @@ def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
     a small part of parsing ``num.txt`` again (a speed-up: the text is parsed once)."""
     parts = []
     writer: ipc.RecordBatchStreamWriter | None = None
+    tags = _mapped_tags(mapping)
     for block in _blocks(zf, member, NUM_COLUMNS, header, file):
         if writer is None:
             writer = ipc.new_stream(spool, block.schema, options=ipc.IpcWriteOptions(compression="lz4"))
         writer.write_batch(block)
+        # (only a row whose tag a mapped concept ends with can be mapped: those few are converted)
+        block = block.filter(pc.is_in(block.column("tag"), value_set=tags))
         df = _frame(block, NUM_COLUMNS).select(*_KEY[1:], "tag", "version")
         df = df.filter(pl.col("version").str.contains("/")).with_columns(_qname("version").alias("qname"))
         parts.append(_owned(df.join(mapping, on="qname", how="inner").select(*_KEY, "prio", "qname")))
