@@ -244,6 +244,28 @@ def test_each_check_sees_the_values_as_they_stood_when_it_ran() -> None:
     assert out.events["__row"].to_list() == [7]
 
 
+def test_a_field_is_measured_in_characters_and_blanks_become_null() -> None:
+    """The length limit counts characters, not bytes (two-byte letters to the limit pass, one more
+    is refused); text is read in NFC; a blank cell is NULL, in any column, beside full ones."""
+    import polars as pl
+
+    from ingest.canonical import normalise
+    from ingest.readers import MAX_FIELD
+
+    base = {"entity": "acme", "metric": "revenue", "period": "FY2024", "value": "1", "unit": "USD",
+            "reported_at": "2025-02-01", "source": "s", "note": "n", "source_ref": "r", "dims": ""}
+    rows = [{**base, "note": "\u00e9" * MAX_FIELD, "dims": "city=Cafe\u0301"},
+            {**base, "source": "t", "note": "\u00e9" * (MAX_FIELD + 1)},
+            {**base, "source": "u", "note": "  ", "source_ref": ""}]
+    df = pl.DataFrame(rows).with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
+    out = normalise(df, "f.csv", Catalog(), {})
+    assert [(p.row, p.column) for p in out.problems] == [(3, "note")] and "too long" in out.problems[0].reason
+    assert out.events["__row"].to_list() == [2, 4]
+    assert out.events["dims"].to_list() == ["city=Caf\u00e9", ""]
+    assert out.events["note"].to_list() == ["\u00e9" * MAX_FIELD, None]
+    assert out.events["source_ref"].to_list() == ["r", None]
+
+
 def test_formula_like_text_is_kept_as_text(tmp_path: Path, store: Store, catalog: Catalog) -> None:
     rows = [fact(source_ref="=cmd|' /C calc'!A0", note="+SUM(A1)")]
     assert ingest_one(store, catalog, write_csv(tmp_path / "a.csv", rows)).added == 1

@@ -67,6 +67,19 @@ def test_detected_and_every_valued_row_is_one_event(tmp_path: Path, store: Store
     assert (again.added, again.already_present) == (0, len(valued))
 
 
+def test_the_chunks_of_a_quarter_read_alike_twice(tmp_path: Path) -> None:
+    """``num.txt`` is parsed once and its blocks kept for the second pass: the reader's chunks
+    can still be read again, the same rows each time."""
+    from ingest.fsds import read_fsds
+    from ingest.readers import Batch
+
+    batch = read_fsds(make_zip(tmp_path))
+    assert isinstance(batch, Batch) and batch.chunks is not None
+    chunks = batch.chunks
+    first, again = (pl.concat(list(chunks())) for _ in range(2))
+    assert first.height == 14 and first.equals(again)
+
+
 def test_rows_follow_the_companyfacts_rules(acme: Store, ms: MetricStore) -> None:
     rev = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'revenue' AND period = '2024Q3' AND dims = ''", [ACME])
     assert (rev["value"], rev["unit"], rev["source"], rev["source_ref"], str(rev["reported_at"])) == (
