@@ -64,8 +64,8 @@ MEMORY_LIMIT = "2GB"
 LOCK_WAIT_S = 600.0
 #: The view SQL a projection step needs: the logs, the facts and every version of the growth (the
 #: other views cost the step their creation at every commit, and no growth row reads them).
-SOURCES = ("00_periods.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql", "30_growth.sql",
-           "35_growth_versions.sql")
+SOURCES = ("00_periods.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql", "28_growth_rules.sql",
+           "30_growth.sql", "35_growth_versions.sql")
 #: Replaced manifests younger than this are kept (a reader that just read one finds its files).
 KEEP_S = 10.0
 
