@@ -3,8 +3,9 @@
 Invariant: every manifest published in ``<store>/_projections/`` names the log files it was
 computed from (``covers``), and for every entity the rows of the layer that holds it (the newest
 delta listing it, else the base) are exactly what the reference SQL (``growth_versions_of`` over
-``fact_versions()``, the stages of ``queries/sql/35_growth_versions.sql``) gives for that entity
-over those files. A projection may lag the log; readers (:mod:`queries.projections`) compute the
+``fact_versions()``, ``queries/sql/35_growth_versions.sql``: the growth rules of
+``28_growth_rules.sql`` run at every time their inputs changed) gives for that entity over those
+files. A projection may lag the log; readers (:mod:`queries.projections`) compute the
 entities that changed since, so no answer does.
 
 :func:`project` runs after a commit (``metricstore ingest``, every scheduled job run and

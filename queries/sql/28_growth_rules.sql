@@ -51,10 +51,11 @@ FROM query_table(rows)
 WHERE ms_year_figure(aggregation, ptype)
 GROUP BY entity, metric, segment, dims, unit, fy, t;
 
--- The missing quarters and halves of a flow, derived from a year's figures (one branch per rule;
--- a plain union of filters, which plans and runs cheaper than a correlated LATERAL union) and
--- marked derived, with the event ids they were computed from. A per-share figure's are approx:
--- FY EPS - 9M EPS is not the quarter's EPS when the share count changed.
+-- The missing quarters and halves of a flow, derived from a year's figures and marked derived,
+-- with the event ids they were computed from. A per-share figure's are approx: FY EPS - 9M EPS
+-- is not the quarter's EPS when the share count changed. One row per rule (r), each year paired
+-- with the rules that apply to it: one read of the years, which plans cheaper than a union of
+-- one filter per rule.
 CREATE OR REPLACE MACRO derived_parts(years) AS TABLE
 SELECT entity, metric, segment, dims, fy || part AS period, period_start, period_end,
        'actual' AS kind, value, NULL::DOUBLE AS value_high, unit,
@@ -67,23 +68,28 @@ SELECT entity, metric, segment, dims, fy || part AS period, period_start, period
        year(ms_nominal_end(period_end)) * 12 + month(ms_nominal_end(period_end)) AS ord,
        fy, derivation, t, t_next
 FROM (
-    SELECT y.*, 'Q2' AS part, h1_v - q1_v AS value, 'H1 - Q1' AS derivation, [h1_id, q1_id] AS derived_from,
-           CAST(q1_end + INTERVAL 1 DAY AS DATE) AS period_start, h1_end AS period_end
-    FROM query_table(years) y WHERE q2_v IS NULL AND h1_v IS NOT NULL AND q1_v IS NOT NULL
-    UNION ALL
-    SELECT y.*, 'Q3', m9_v - h1_v, '9M - H1', [m9_id, h1_id], CAST(h1_end + INTERVAL 1 DAY AS DATE), m9_end
-    FROM query_table(years) y WHERE q3_v IS NULL AND m9_v IS NOT NULL AND h1_v IS NOT NULL
-    UNION ALL
-    SELECT y.*, 'Q4', fy_v - m9_v, 'FY - 9M', [fy_id, m9_id], CAST(m9_end + INTERVAL 1 DAY AS DATE), fy_end
-    FROM query_table(years) y WHERE q4_v IS NULL AND fy_v IS NOT NULL AND m9_v IS NOT NULL
-    UNION ALL
-    SELECT y.*, 'Q4', fy_v - q1_v - q2_v - q3_v, 'FY - Q1 - Q2 - Q3', [fy_id, q1_id, q2_id, q3_id],
-           CAST(q3_end + INTERVAL 1 DAY AS DATE), fy_end
-    FROM query_table(years) y WHERE q4_v IS NULL AND m9_v IS NULL AND fy_v IS NOT NULL
-      AND q1_v IS NOT NULL AND q2_v IS NOT NULL AND q3_v IS NOT NULL
-    UNION ALL
-    SELECT y.*, 'H2', fy_v - h1_v, 'FY - H1', [fy_id, h1_id], CAST(h1_end + INTERVAL 1 DAY AS DATE), fy_end
-    FROM query_table(years) y WHERE h2_v IS NULL AND fy_v IS NOT NULL AND h1_v IS NOT NULL
+    SELECT y.*, r.part, r.derivation,
+           CASE r.derivation WHEN 'H1 - Q1' THEN h1_v - q1_v WHEN '9M - H1' THEN m9_v - h1_v
+                WHEN 'FY - 9M' THEN fy_v - m9_v WHEN 'FY - Q1 - Q2 - Q3' THEN fy_v - q1_v - q2_v - q3_v
+                WHEN 'FY - H1' THEN fy_v - h1_v END AS value,
+           CASE r.derivation WHEN 'H1 - Q1' THEN [h1_id, q1_id] WHEN '9M - H1' THEN [m9_id, h1_id]
+                WHEN 'FY - 9M' THEN [fy_id, m9_id] WHEN 'FY - Q1 - Q2 - Q3' THEN [fy_id, q1_id, q2_id, q3_id]
+                WHEN 'FY - H1' THEN [fy_id, h1_id] END AS derived_from,
+           -- the day after the last figure it is computed from ends, to the end of the first
+           CAST(CASE r.derivation WHEN 'H1 - Q1' THEN q1_end WHEN '9M - H1' THEN h1_end WHEN 'FY - 9M' THEN m9_end
+                     WHEN 'FY - Q1 - Q2 - Q3' THEN q3_end WHEN 'FY - H1' THEN h1_end END
+                + INTERVAL 1 DAY AS DATE) AS period_start,
+           CASE r.part WHEN 'Q2' THEN h1_end WHEN 'Q3' THEN m9_end ELSE fy_end END AS period_end
+    FROM query_table(years) y
+    CROSS JOIN (VALUES ('Q2', 'H1 - Q1'), ('Q3', '9M - H1'), ('Q4', 'FY - 9M'), ('Q4', 'FY - Q1 - Q2 - Q3'),
+                       ('H2', 'FY - H1')) r(part, derivation)
+    WHERE CASE r.derivation
+        WHEN 'H1 - Q1' THEN q2_v IS NULL AND h1_v IS NOT NULL AND q1_v IS NOT NULL
+        WHEN '9M - H1' THEN q3_v IS NULL AND m9_v IS NOT NULL AND h1_v IS NOT NULL
+        WHEN 'FY - 9M' THEN q4_v IS NULL AND fy_v IS NOT NULL AND m9_v IS NOT NULL
+        WHEN 'FY - Q1 - Q2 - Q3' THEN q4_v IS NULL AND m9_v IS NULL AND fy_v IS NOT NULL
+                                      AND q1_v IS NOT NULL AND q2_v IS NOT NULL AND q3_v IS NOT NULL
+        WHEN 'FY - H1' THEN h2_v IS NULL AND fy_v IS NOT NULL AND h1_v IS NOT NULL END
 ) d;
 
 -- One row per series and place (at each epoch): two instants in the same month keep the later;

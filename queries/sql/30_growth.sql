@@ -1,4 +1,6 @@
--- Growth of actual figures: YoY, QoQ and TTM, with derived quarters and halves.
+-- Growth of actual figures: YoY, QoQ and TTM, with derived quarters and halves, at one time (as_of,
+-- as_recorded). The rules are defined once, in 28_growth_rules.sql, which the versions over
+-- publication time (35_growth_versions.sql) run as well.
 --
 -- A series is (entity, metric, segment, dims, unit). Periods are placed by the month their nominal
 -- end falls in (ord = year * 12 + month): the YoY prior is the same type and length of period 12

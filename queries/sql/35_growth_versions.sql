@@ -4,11 +4,13 @@
 -- test holds growth_versions() at d equal to growth_at(d, NULL) at every date anything changed.
 --
 -- A fact changes only when an event of its key is published or withdrawn: its versions are the
--- winner by facts_at's rule at each such time. A growth row is computed from a few facts of its
--- series (its fiscal year's figures for a derived quarter; the periods 12, 6, 3 or 1 months
--- before for YoY and QoQ; the quarters of its TTM), so it is computed again only at the times
--- one of those changed (an "epoch"), never once per date. Each stage below mirrors the same
--- stage of growth_at, computed per epoch.
+-- winner by facts_at's rule (fact_winners, 20_facts.sql) at each such time. A growth row is
+-- computed from a few facts of its series (its fiscal year's figures for a derived quarter; the
+-- priors and TTM quarters 28_growth_rules.sql says it reads), so it is computed again only at the
+-- times one of those changed (an "epoch"), never once per date. The rules are those of growth_at,
+-- the same macros (28_growth_rules.sql) over rows carrying their epoch; what is written here is
+-- how the epochs are found, and a row's priors looked up at each (joins, where growth_at has
+-- windows).
 
 CREATE OR REPLACE MACRO fact_versions() AS TABLE
 WITH v AS (SELECT * FROM visible_events(NULL, NULL)),
