@@ -53,9 +53,9 @@ GROUP BY entity, metric, segment, dims, unit, fy, t;
 
 -- The missing quarters and halves of a flow, derived from a year's figures and marked derived,
 -- with the event ids they were computed from. A per-share figure's are approx: FY EPS - 9M EPS
--- is not the quarter's EPS when the share count changed. One row per rule (r), each year paired
--- with the rules that apply to it: one read of the years, which plans cheaper than a union of
--- one filter per rule.
+-- is not the quarter's EPS when the share count changed. Each year is paired with every rule (r)
+-- and kept with those that apply: one read of the years, which plans cheaper than a union of one
+-- filter per rule (and, unnested, runs as fast).
 CREATE OR REPLACE MACRO derived_parts(years) AS TABLE
 SELECT entity, metric, segment, dims, fy || part AS period, period_start, period_end,
        'actual' AS kind, value, NULL::DOUBLE AS value_high, unit,
@@ -80,9 +80,10 @@ FROM (
                      WHEN 'FY - Q1 - Q2 - Q3' THEN q3_end WHEN 'FY - H1' THEN h1_end END
                 + INTERVAL 1 DAY AS DATE) AS period_start,
            CASE r.part WHEN 'Q2' THEN h1_end WHEN 'Q3' THEN m9_end ELSE fy_end END AS period_end
-    FROM query_table(years) y
-    CROSS JOIN (VALUES ('Q2', 'H1 - Q1'), ('Q3', '9M - H1'), ('Q4', 'FY - 9M'), ('Q4', 'FY - Q1 - Q2 - Q3'),
-                       ('H2', 'FY - H1')) r(part, derivation)
+    FROM (SELECT *, unnest([{'part': 'Q2', 'derivation': 'H1 - Q1'}, {'part': 'Q3', 'derivation': '9M - H1'},
+                            {'part': 'Q4', 'derivation': 'FY - 9M'}, {'part': 'Q4', 'derivation': 'FY - Q1 - Q2 - Q3'},
+                            {'part': 'H2', 'derivation': 'FY - H1'}]) AS r
+          FROM query_table(years)) y
     WHERE CASE r.derivation
         WHEN 'H1 - Q1' THEN q2_v IS NULL AND h1_v IS NOT NULL AND q1_v IS NOT NULL
         WHEN '9M - H1' THEN q3_v IS NULL AND m9_v IS NOT NULL AND h1_v IS NOT NULL
