@@ -3,8 +3,9 @@
 Invariant: every manifest published in ``<store>/_projections/`` names the log files it was
 computed from (``covers``), and for every entity the rows of the layer that holds it (the newest
 delta listing it, else the base) are exactly what the reference SQL (``growth_versions_of`` over
-``fact_versions()``, the stages of ``queries/sql/35_growth_versions.sql``) gives for that entity
-over those files. A projection may lag the log; readers (:mod:`queries.projections`) compute the
+``fact_versions()``, ``queries/sql/35_growth_versions.sql``: the growth rules of
+``28_growth_rules.sql`` run at every time their inputs changed) gives for that entity over those
+files. A projection may lag the log; readers (:mod:`queries.projections`) compute the
 entities that changed since, so no answer does.
 
 :func:`project` runs after a commit (``metricstore ingest``, every scheduled job run and
@@ -64,8 +65,8 @@ MEMORY_LIMIT = "2GB"
 LOCK_WAIT_S = 600.0
 #: The view SQL a projection step needs: the logs, the facts and every version of the growth (the
 #: other views cost the step their creation at every commit, and no growth row reads them).
-SOURCES = ("00_periods.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql", "30_growth.sql",
-           "35_growth_versions.sql")
+SOURCES = ("00_periods.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql", "28_growth_rules.sql",
+           "30_growth.sql", "35_growth_versions.sql")
 #: Replaced manifests younger than this are kept (a reader that just read one finds its files).
 KEEP_S = 10.0
 

@@ -7,7 +7,9 @@ Spark SQL. Every DuckDB-only construct is handled in :class:`_Translator`, and o
 - scalar macros (``ms_period_label(s, e, fye)`` ...) are expanded inline, arguments substituted;
 - table macros (``facts_at(as_of, as_recorded)`` ...) become one temporary view per distinct set
   of (literal) arguments, parameter defaults (``only_entity := NULL``) and named arguments
-  applied; each is cached (lazily), since Spark would otherwise recompute it at every use;
+  applied; each is cached (lazily), since Spark would otherwise recompute it at every use; a
+  table macro that reads a relation passed by name (``query_table(rows)``: the growth rules'
+  stages, over their caller's CTEs) is inlined instead, as a subquery reading that name;
 - ``getvariable('as_of')`` becomes the literal passed to :func:`register_views`;
 - ``read_parquet(__EVENTS__, union_by_name = true)`` becomes the table's files read by Spark with
   ``mergeSchema`` (the same promise: older files with fewer columns still read);
@@ -297,9 +299,26 @@ class _Translator:
         if not isinstance(call, exp.Anonymous):
             return node
         fname = call.name.lower()
+        if fname in self.table and _reads_relation(self.table[fname][1]):
+            return self._inline(fname, call.expressions, node.alias or fname)
         if fname in self.table:
             return _table_ref(self._specialise(fname, call.expressions), node.alias)
         return node
+
+    def _inline(self, macro: str, args: list[exp.Expression], alias: str) -> exp.Expression:
+        """A table macro that reads a relation by name (``query_table(rows)``, a CTE of the caller
+        that a temporary view could not see) as a subquery of its body, the name in place."""
+        params, body = self.table[macro]
+        names = {p: a.name for p, a in zip(params, args, strict=True)}
+
+        def relation(node: exp.Expression) -> exp.Expression:
+            call = node.this if isinstance(node, exp.Table) else None
+            if isinstance(call, exp.Anonymous) and call.name.lower() == "query_table":
+                return _table_ref(names[call.expressions[0].name], node.alias)
+            return node
+
+        inlined = body.copy().transform(relation).transform(self._tables)
+        return exp.Subquery(this=inlined, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
     def _specialise(self, macro: str, args: list[exp.Expression]) -> str:
         params, body = self.table[macro]
@@ -373,6 +392,12 @@ class _Translator:
 _MACRO_HEADER = re.compile(
     r"(?P<head>CREATE\s+(?:OR\s+REPLACE\s+)?MACRO\s+)(?P<name>\w+)\s*\((?P<params>[^()]*(?:\([^()]*\)[^()]*)*)\)\s*AS",
     re.IGNORECASE)
+
+
+def _reads_relation(body: exp.Expression) -> bool:
+    """Whether a table macro's body reads a relation passed by name (``query_table(rows)``)."""
+    return any(isinstance(t.this, exp.Anonymous) and t.this.name.lower() == "query_table"
+               for t in body.find_all(exp.Table))
 
 
 def _split_top(text: str) -> list[str]:

@@ -36,6 +36,24 @@ SELECT e.*, spans.sp.period AS period, spans.sp.ptype AS ptype, spans.sp.months 
        spans.sp.ord AS ord, spans.sp.fy AS fy
 FROM e JOIN spans USING (period_start, period_end, fye);
 
+-- The fact each key's candidate events give (at each epoch t, the time from which the candidates
+-- hold, up to t_next; NULL for the answer at one time): the winner by the rule above, a winning
+-- retract hiding the fact. The one definition of the rule: facts_at reads it at one time,
+-- fact_versions (35_growth_versions.sql) at every time a key's candidates changed.
+CREATE OR REPLACE MACRO fact_winners(candidates) AS TABLE
+SELECT entity, metric, segment, dims, period, period_start, period_end, kind, value, value_high,
+       unit, qualifier, authority, reported_at, recorded_at, source, source_ref, as_reported,
+       event_id, false AS derived, [event_id] AS derived_from, fye, ptype, months, ord, fy, t, t_next
+FROM (
+    SELECT * FROM query_table(candidates)
+    QUALIFY row_number() OVER (
+        PARTITION BY entity, metric, segment, dims, period, kind, unit, t
+        ORDER BY CASE authority WHEN 'primary' THEN 2 ELSE 1 END DESC,
+                 CASE qualifier WHEN 'approx' THEN 0 ELSE 1 END DESC,
+                 reported_at DESC, recorded_at DESC, event_id DESC) = 1
+) w
+WHERE op = 'assert';
+
 CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
                                  only_entities := CAST(NULL AS VARCHAR[]),
                                  only_metrics := CAST(NULL AS VARCHAR[])) AS TABLE
@@ -49,23 +67,11 @@ withdrawn AS (
       AND (as_recorded IS NULL OR recorded_at <= CAST(as_recorded AS TIMESTAMPTZ))
 ),
 candidates AS (
-    SELECT v.* FROM v
+    SELECT v.*, NULL::DATE AS t, NULL::DATE AS t_next FROM v
     WHERE v.event_id NOT IN (SELECT event_id FROM withdrawn)
       AND NOT (v.op = 'retract' AND v.supersedes IS NOT NULL)
-),
-ranked AS (
-    SELECT *, row_number() OVER (
-        PARTITION BY entity, metric, segment, dims, period, kind, unit
-        ORDER BY CASE authority WHEN 'primary' THEN 2 ELSE 1 END DESC,
-                 CASE qualifier WHEN 'approx' THEN 0 ELSE 1 END DESC,
-                 reported_at DESC, recorded_at DESC, event_id DESC) AS rank
-    FROM candidates
 )
-SELECT entity, metric, segment, dims, period, period_start, period_end, kind, value, value_high,
-       unit, qualifier, authority, reported_at, recorded_at, source, source_ref, as_reported,
-       event_id, false AS derived, [event_id] AS derived_from, fye, ptype, months, ord, fy
-FROM ranked
-WHERE rank = 1 AND op = 'assert';
+SELECT * EXCLUDE (t, t_next) FROM fact_winners('candidates');
 
 -- The columns of a facts_at row, with no rows: the base of the formula macros' empty relations
 -- (25_formulas.sql, 30_growth.sql), which a store without formula definitions keeps.
