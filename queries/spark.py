@@ -2,7 +2,8 @@
 
 ``queries/sql/*.sql`` stay the one source of truth. :func:`register_views` parses them with sqlglot
 (DuckDB dialect), turns what Spark has no counterpart for into plain SQL, and has sqlglot write
-Spark SQL. Every DuckDB-only construct is handled in :class:`_Translator`, and only there:
+Spark SQL. Every DuckDB-only construct is handled in :class:`_Translator` (the tree rewrites it
+applies are in :mod:`queries.spark_rewrites`), and only there:
 
 - scalar macros (``ms_period_label(s, e, fye)`` ...) are expanded inline, arguments substituted;
 - table macros (``facts_at(as_of, as_recorded)`` ...) become one temporary view per distinct set
@@ -13,8 +14,8 @@ Spark SQL. Every DuckDB-only construct is handled in :class:`_Translator`, and o
 - ``getvariable('as_of')`` becomes the literal passed to :func:`register_views`;
 - ``read_parquet(__EVENTS__, union_by_name = true)`` becomes the table's files read by Spark with
   ``mergeSchema`` (the same promise: older files with fewer columns still read);
-- ``QUALIFY`` becomes a filtered subquery (sqlglot's ``eliminate_qualify``); ``UNION ALL BY NAME`` an explicit column list (Spark
-  reports each side's columns); a ``LATERAL`` union of correlated branches (Spark cannot
+- ``QUALIFY`` becomes a filtered subquery (sqlglot's ``eliminate_qualify``); ``UNION ALL BY NAME``
+  an explicit column list (Spark reports each side's columns); a ``LATERAL`` union of correlated branches (Spark cannot
   decorrelate it) is distributed into a union of single-branch laterals;
 - ``regexp_full_match`` becomes an anchored ``RLIKE``; ``to_days(n)`` becomes ``make_dt_interval(n)``.
 
@@ -43,8 +44,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlglot
-from sqlglot import exp, transforms
+from sqlglot import exp
 
+from queries import spark_rewrites as rewrites
 from queries.args import DateLike, to_date, to_timestamp
 from queries.spark_projections import find as find_projection, growth_query
 from queries.views import sql_sources
@@ -268,9 +270,9 @@ class _Translator:
         tree = tree.transform(self._variables)
         tree = tree.transform(self._tables)
         tree = self._expand_scalars(tree)
-        tree = tree.transform(_functions)
-        tree = tree.transform(_qualify)
-        tree = tree.transform(_lateral_unions)
+        tree = tree.transform(rewrites.functions)
+        tree = tree.transform(rewrites.qualify)
+        tree = tree.transform(rewrites.lateral_unions)
         tree = self._by_name(tree)
         return tree.sql(dialect="spark")
 
@@ -448,64 +450,3 @@ def _substitute(body: exp.Expression, values: dict[str, Any]) -> exp.Expression:
         return node
 
     return body.copy().transform(sub)
-
-
-def _functions(node: exp.Expression) -> exp.Expression:
-    """DuckDB functions Spark lacks, as their Spark equivalents."""
-    if isinstance(node, exp.ToDays):
-        return exp.Anonymous(this="make_dt_interval", expressions=[node.this.copy()])
-    if isinstance(node, exp.RegexpFullMatch):
-        pattern = node.expression
-        anchored = (exp.Literal.string(f"^(?:{pattern.this})$") if isinstance(pattern, exp.Literal)
-                    else exp.DPipe(this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=pattern.copy()),
-                                   expression=exp.Literal.string(")$")))
-        return exp.RegexpLike(this=node.this.copy(), expression=anchored)
-    return node
-
-
-def _qualify(node: exp.Expression) -> exp.Expression:
-    """``QUALIFY`` as a filtered subquery: sqlglot's ``eliminate_qualify``, whose outer ``SELECT *``
-    would also return the window columns it adds (``_w``): they are left out with ``* EXCEPT``."""
-    if not isinstance(node, exp.Select) or not node.args.get("qualify"):
-        return node
-    star, named = node.is_star, set(node.named_selects)
-    # sqlglot types what it returns as its base Expr; every node it builds is an Expression
-    out = cast(exp.Expression, transforms.eliminate_qualify(node.copy()))
-    if star and isinstance(out, exp.Select):
-        inner = out.args["from_"].this.this               # FROM (the original select, window columns added)
-        added = [n for n in inner.named_selects if n not in named]
-        out.set("expressions", [exp.Star(except_=[exp.column(n) for n in added])] if added else [exp.Star()])
-    return out
-
-
-def _lateral_unions(node: exp.Expression) -> exp.Expression:
-    """``SELECT .. FROM y, LATERAL (b1 UNION ALL b2) q`` -> one select per branch, UNION ALL."""
-    if not isinstance(node, exp.Select):
-        return node
-    for i, join in enumerate(node.args.get("joins") or []):
-        lateral = join.this
-        if not isinstance(lateral, exp.Lateral) or not isinstance(lateral.this, exp.Subquery):
-            continue
-        union = lateral.this.this
-        if not isinstance(union, exp.Union) or union.args.get("distinct"):
-            continue
-        branches = _flatten_union(union)
-        names = branches[0].named_selects
-        selects = []
-        for b in branches:
-            b = b.copy()
-            b.set("expressions", [exp.alias_(e.unalias().copy(), n) for e, n in zip(b.expressions, names, strict=True)])
-            one = node.copy()
-            one.args["joins"][i].this.this.set("this", b)
-            selects.append(one)
-        out: exp.Expression = selects[0]
-        for s in selects[1:]:
-            out = exp.Union(this=out, expression=s, distinct=False)
-        return out
-    return node
-
-
-def _flatten_union(node: exp.Expression) -> list[exp.Select]:
-    if isinstance(node, exp.Union) and not node.args.get("distinct") and not node.args.get("by_name"):
-        return _flatten_union(node.this) + _flatten_union(node.expression)
-    return [node]  # type: ignore[list-item]
