@@ -170,6 +170,7 @@ class Projections:
         self._row_groups: dict[str, tuple[pq.FileMetaData, tuple[list[str], list[str]] | None]] = {}
         self._entities: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
         self._later: dict[tuple[str, str, dt.datetime], tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._recorded: dict[str, dt.datetime | None] = {}
         self._lock = threading.Lock()
 
     def latest(self) -> Projection | None:
@@ -230,8 +231,11 @@ class Projections:
         after it are computed too (:meth:`recorded_after`): for every other entity the store had
         recorded all it holds by then, so its answer then is its answer now."""
         found = self.latest()
-        if found is None:
-            return None
+        return None if found is None else self.usable_of(found, live, whole_view=whole_view, as_recorded=as_recorded)
+
+    def usable_of(self, found: Projection, live: Reading, *, whole_view: bool = True,
+                  as_recorded: dt.datetime | None = None) -> Usable | None:
+        """:meth:`usable` of a projection taken earlier (Spark opens its files before it lists the logs)."""
         changed = self.changed(found, live)
         if changed is not None and as_recorded is not None:
             later = self.recorded_after(live, as_recorded)
@@ -272,11 +276,7 @@ class Projections:
                 hit = (frozenset(), ())
             else:
                 cols = ["entity", "supersedes"] if table == "events" else ["entity"]
-                rows = pq.read_table(path, columns=cols, filters=[("recorded_at", ">", t)])
-                ids: tuple[str, ...] = ()
-                if table == "events" and rows.column("supersedes").null_count < rows.num_rows:
-                    ids = tuple(v for v in rows.column("supersedes").unique().to_pylist() if v is not None)
-                hit = (frozenset(rows.column("entity").unique().to_pylist()), ids)
+                hit = _touched(table, pq.read_table(path, columns=cols, filters=[("recorded_at", ">", t)]))
         except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
             return None
         with self._lock:
@@ -285,23 +285,16 @@ class Projections:
             self._later[key] = hit
         return hit
 
-    @staticmethod
-    def _latest_recorded(path: Path) -> dt.datetime | None:
-        """The file's latest ``recorded_at`` by its footer's statistics (None when they cannot tell)."""
-        metadata = pq.read_metadata(path)
-        names = metadata.schema.names
-        if "recorded_at" not in names:
-            return None
-        column = names.index("recorded_at")
-        latest: dt.datetime | None = None
-        for i in range(metadata.num_row_groups):
-            if metadata.row_group(i).num_rows == 0:
-                continue
-            stats = metadata.row_group(i).column(column).statistics
-            if stats is None or not stats.has_min_max or not isinstance(stats.max, dt.datetime):
-                return None
-            high = stats.max if stats.max.tzinfo else stats.max.replace(tzinfo=dt.UTC)
-            latest = high if latest is None or high > latest else latest
+    def _latest_recorded(self, path: Path) -> dt.datetime | None:
+        """The file's latest ``recorded_at`` by its footer's statistics (None when they cannot tell),
+        kept per file: a committed file never changes, and each system time asked reads it."""
+        if str(path) in self._recorded:
+            return self._recorded[str(path)]
+        latest = _latest_in_footer(path)
+        with self._lock:
+            if len(self._recorded) > 4096:
+                self._recorded.clear()
+            self._recorded[str(path)] = latest
         return latest
 
     def changed(self, found: Projection, live: Reading) -> frozenset[str] | None:
@@ -390,13 +383,9 @@ class Projections:
             key = "metric" if table == "metrics" else "entity"
             try:
                 cols = [key, "supersedes"] if table == "events" else [key]
-                t = pq.read_table(path, columns=cols)
+                hit = _touched(table, pq.read_table(path, columns=cols))
             except (OSError, KeyError, ValueError, pa.ArrowException):
                 return None
-            ids: tuple[str, ...] = ()
-            if table == "events" and t.column("supersedes").null_count < t.num_rows:
-                ids = tuple(v for v in t.column("supersedes").unique().to_pylist() if v is not None)
-            hit = (frozenset(t.column(key).unique().to_pylist()), ids)
             self._reach[(table, path.name)] = hit
         return hit
 
@@ -438,6 +427,35 @@ class Projections:
             return pq.ParquetFile(path, metadata=metadata).read_row_groups(groups)
         except OSError:       # replaced and deleted since (its grace period over)
             return None
+
+
+def _touched(table: str, rows: pa.Table) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What rows of a committed file change: their entities (their metrics, in the ``metrics``
+    log) and the event ids their withdrawals name."""
+    key = "metric" if table == "metrics" else "entity"
+    ids: tuple[str, ...] = ()
+    if table == "events" and rows.column("supersedes").null_count < rows.num_rows:
+        ids = tuple(v for v in rows.column("supersedes").unique().to_pylist() if v is not None)
+    return frozenset(rows.column(key).unique().to_pylist()), ids
+
+
+def _latest_in_footer(path: Path) -> dt.datetime | None:
+    """A file's latest ``recorded_at`` by its footer's statistics (None when they cannot tell)."""
+    metadata = pq.read_metadata(path)
+    names = metadata.schema.names
+    if "recorded_at" not in names:
+        return None
+    column = names.index("recorded_at")
+    latest: dt.datetime | None = None
+    for i in range(metadata.num_row_groups):
+        if metadata.row_group(i).num_rows == 0:
+            continue
+        stats = metadata.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.max, dt.datetime):
+            return None
+        high = stats.max if stats.max.tzinfo else stats.max.replace(tzinfo=dt.UTC)
+        latest = high if latest is None or high > latest else latest
+    return latest
 
 
 def sql_literal_list(paths: list[Path]) -> str:
