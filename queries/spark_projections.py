@@ -13,11 +13,11 @@ after it are computed, :meth:`~queries.projections.Projections.recorded_after`):
   store defines any (projections hold none).
 
 Freshness: the projection is taken (its files opened) before Spark lists the logs' files, the
-changed entities are asked of a listing taken after. Every entity read from the projection then has the same events in
-Spark's files as in the projection's, and every other is computed from Spark's files: the view is
-the computed view over the files Spark listed. Past :data:`queries.projections.MAX_RECOMPUTED`
-changed entities, or when the changes cannot be told, the whole view is computed (as
-:meth:`~queries.projections.Projections.usable` decides for a whole-view query).
+changed entities are asked of a listing taken after. Every entity read from the projection then
+has the same events in Spark's files as in the projection's, and every other is computed from
+Spark's files: the view is the computed view over the files Spark listed. Past :data:`queries.projections.MAX_RECOMPUTED`
+changed entities, or when the changes cannot be told, the whole view is computed
+(:meth:`~queries.projections.Projections.usable_of`, as for any whole-view query).
 
 The projected rows are cached lazily, like the translator's building blocks: the first query
 reads the layer files (a later projection step deletes replaced ones after a few seconds; register
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from queries.formulas import definitions, metric_log
 from queries.live import list_live
-from queries.projections import COVERED, MAX_RECOMPUTED, Projection, Projections
+from queries.projections import COVERED, Projection, Projections
 from queries.views import sql_literal
 from store import Store, StoreNotFound
 
@@ -94,13 +94,11 @@ def growth_query(spark: SparkSession, pending: Pending) -> str | None:
     """The DuckDB SQL of ``growth`` over ``pending``'s projection, for the translator (its
     projected rows registered as :data:`PROJECTED`); None when the whole view must be computed.
     Call it once Spark has listed the logs' files."""
-    live = list_live(pending.store, COVERED)
-    changed = pending.projections.changed(pending.found, live)
-    if changed is not None and pending.as_recorded is not None:
-        later = pending.projections.recorded_after(live, pending.as_recorded)
-        changed = None if later is None else changed | later
-    if changed is None or len(changed) > MAX_RECOMPUTED:
+    use = pending.projections.usable_of(pending.found, list_live(pending.store, COVERED),
+                                        as_recorded=pending.as_recorded)
+    if use is None:
         return None
+    changed = use.changed
     register_projected(spark, pending, changed)
     # formula metrics' rows are computed from their inputs' (the projections hold none): the
     # translator's macros say which metrics those are and what they compute
