@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,8 +106,7 @@ def _stripped(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
     """Each of ``columns`` stripped, with '' as null (a speed-up: the null put in only where a
     column holds an empty text, not a second string pass over every column)."""
     df = df.with_columns([pl.col(c).str.strip_chars() for c in columns])
-    empty = df.select([(pl.col(c).str.len_bytes() == 0).any().alias(c) for c in columns]).row(0)
-    blank = [c for c, has in zip(columns, empty, strict=True) if has]
+    blank = _columns_with(df, columns, lambda c: c.str.len_bytes() == 0)
     return df.with_columns([pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in blank])
 
 
@@ -116,9 +115,7 @@ def _nfc(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
     two spellings of one name are one key. Only columns holding non-ASCII text are touched
     (a speed-up: most batches are ASCII throughout, and NFC leaves ASCII as it is)."""
     # (a non-ASCII character is more than one byte: comparing lengths is quicker than a regex)
-    wide = df.select([(pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()).any().alias(c)
-                      for c in columns]).row(0)
-    touched = [c for c, has in zip(columns, wide, strict=True) if has]
+    touched = _columns_with(df, columns, lambda c: c.str.len_bytes() != c.str.len_chars())
     return df.with_columns([pl.col(c).str.normalize("NFC") for c in touched]) if touched else df
 
 
@@ -126,8 +123,13 @@ def _long_columns(df: pl.DataFrame, columns: list[str]) -> list[str]:
     """The columns that may hold a field over :data:`MAX_FIELD` characters: those with one over
     that many bytes (a speed-up: a character is at least a byte, and bytes are counted without
     decoding)."""
-    over = df.select([(pl.col(c).str.len_bytes() > MAX_FIELD).any().alias(c) for c in columns]).row(0)
-    return [c for c, long in zip(columns, over, strict=True) if long]
+    return _columns_with(df, columns, lambda c: c.str.len_bytes() > MAX_FIELD)
+
+
+def _columns_with(df: pl.DataFrame, columns: Sequence[str], test: Callable[[pl.Expr], pl.Expr]) -> list[str]:
+    """The columns of ``columns`` where ``test`` holds in some row (every column in one pass)."""
+    hits = df.select([test(pl.col(c)).any().alias(c) for c in columns]).row(0)
+    return [c for c, hit in zip(columns, hits, strict=True) if hit]
 
 
 def _uncatalogued(rows: pl.DataFrame, file: str) -> tuple[list[str], dict[str, str]]:
