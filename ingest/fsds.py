@@ -41,9 +41,10 @@ import tempfile
 import weakref
 import zipfile
 from collections.abc import Iterator
-from typing import IO
 from functools import partial
 from pathlib import Path
+from typing import IO
+
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc

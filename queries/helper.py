@@ -268,7 +268,8 @@ class MetricStore:
         view (none yet, ``as_recorded`` before most of the store was recorded, projections
         switched off): a screen of one metric across every entity then reads that metric's events
         only, not every series'. Where a projection exists the view reads it (the query lists the
-        live files once, for both)."""
+        live files once, for both; ``as_recorded`` asks the projection of a listing of its own,
+        whose answers per file are kept)."""
         if "metric" not in filters and "entity" not in filters:
             return None
         if self._projections.latest() is not None and (
