@@ -21,7 +21,7 @@ from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
 from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
-from queries.projections import COVERED, FOLDER as PROJECTIONS, Projections
+from queries.projections import COVERED, FOLDER as PROJECTIONS, STILL_VALID, Projections
 from queries.views import pin, sql_literal
 from store import Store
 from store.integrity import ChecksumGuard
@@ -122,6 +122,12 @@ class MetricStore:
             currency: ``facts`` and ``growth`` in this currency (ECB rates; see docs/currencies.md).
             calendar: ``facts`` and ``growth`` on calendar quarters and years (CY2024Q4, CY2024).
         """
+        return self._run(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
+
+    def _run(self, query: str, params: Sequence[Any] | dict[str, Any] | None, *, as_of: DateLike | None,
+             as_recorded: DateLike | None, currency: str | None, calendar: bool, screen: bool = False) -> pl.DataFrame:
+        """:meth:`sql`; ``screen``: the query asks for one metric across entities (the projection's
+        file sorted by metric then answers it)."""
         d = to_date("as_of", as_of)
         converting = currency is not None or calendar
         t = to_timestamp("as_recorded", as_recorded)
@@ -141,7 +147,7 @@ class MetricStore:
             if converting:
                 convert_session(cur, currency, calendar)
             if reads_projection:
-                self._read_projection(cur, live, as_of=d, as_recorded=t)
+                self._read_projection(cur, live, as_of=d, as_recorded=t, screen=screen)
             return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
 
         try:
@@ -160,25 +166,26 @@ class MetricStore:
             cur.close()
 
     def _read_projection(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None,
-                         as_recorded: dt.datetime | None) -> None:
+                         as_recorded: dt.datetime | None, screen: bool) -> None:
         """Answer ``growth`` from the projection where it is the view's answer over ``live``
         (queries.projections): its current rows, or its versions valid ``as_of`` that date, layer
         over layer, with only the entities whose inputs changed since computed, and with
         ``as_recorded`` those whose inputs were recorded after that time: a view of this session
         only, in front of the computed one. The files read join ``live`` (a projector may delete
-        them once replaced: the query then runs again on the newer projection)."""
+        them once replaced: the query then runs again on the newer projection). A ``screen`` reads
+        the versions file, sorted by metric, for both."""
         cur.execute("DROP VIEW IF EXISTS temp.main.growth")    # one of an earlier attempt of this query
         use = self._projections.usable(live, as_recorded=as_recorded)
         if use is None:
             return
         proj = use.projection
-        kind = "current" if as_of is None else "timeline"
+        kind = "versions" if screen else "current" if as_of is None else "timeline"
         live[PROJECTIONS] = [layer.files[kind] for layer in proj.layers]
         # the date written into the view (a DATE literal of a date we parsed), not a variable:
         # DuckDB skips the row groups whose validity statistics exclude it
-        valid = "" if as_of is None else (f" AND valid_from <= DATE '{as_of.isoformat()}' "
-                                          f"AND DATE '{as_of.isoformat()}' < valid_to")
-        drop = "" if as_of is None else " EXCLUDE (valid_from, valid_to)"
+        valid = (f" AND valid_from <= DATE '{as_of.isoformat()}' AND DATE '{as_of.isoformat()}' < valid_to"
+                 if as_of is not None else f" AND valid_to = {STILL_VALID}" if screen else "")
+        drop = " EXCLUDE (valid_from, valid_to)" if kind != "current" else ""
         # formula metrics are never projected (a definition recorded later needs no new projection):
         # their rows, reported ones included, are computed from their inputs' (queries.formula_sql)
         formulas = bool(self._formula_metrics())
@@ -222,7 +229,8 @@ class MetricStore:
         if use is None or filters["entity"] in use.changed:
             return None
         layer = use.projection.layer_of(filters["entity"])
-        rows = self._projections.rows_of(layer.files["current" if as_of is None else "versions"], filters["entity"])
+        rows = self._projections.rows_of(layer.files["current" if as_of is None else "versions"], filters["entity"],
+                                         filters["metric"], by_metric=as_of is not None)
         if rows is None:
             return None
         keep = [pl.col(name) == value for name, value in filters.items()]
@@ -405,7 +413,9 @@ class MetricStore:
             params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
-        return self.sql(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
+        screen = view == "growth" and "metric" in filters and "entity" not in filters
+        return self._run(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar,
+                         screen=screen)
 
     def _columns(self, view: str) -> list[str]:
         """A view's (or a table macro call's) columns, fixed for the life of the connection."""

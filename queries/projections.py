@@ -18,7 +18,6 @@ time also computes the entities with anything recorded after it (:meth:`Projecti
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import functools
 import hashlib
@@ -48,8 +47,13 @@ ENV_SWITCH = "METRICSTORE_PROJECTIONS"
 COVERED = ("events", "entities", "metrics")
 #: The three files of a layer (see the module docstring).
 KINDS = ("current", "versions", "timeline")
-#: Sort order of the ``current`` and ``versions`` files: one series is a few adjacent row groups.
+#: Sort order of the ``current`` file: one entity, and one series, is a few adjacent row groups.
 ORDER = "entity, metric, segment, dims, ptype, period_end"
+#: Sort order of the ``versions`` file: one metric across every entity (a screen, now or as of a
+#: date) is a few adjacent row groups, and one series too.
+BY_METRIC = "metric, entity, segment, dims, ptype, period_end"
+#: A row group's (lowest, highest) of two sort keys.
+KeyBounds = tuple[tuple[str, str], tuple[str, str]]
 #: ``valid_to`` of a version still valid (never NULL in the files: two comparisons DuckDB checks
 #: against each row group's statistics).
 STILL_VALID = "DATE '9999-12-31'"
@@ -167,7 +171,7 @@ class Projections:
         self.store = store
         self._listing: tuple[int, Projection | None] | None = None
         self._reach: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
-        self._row_groups: dict[str, tuple[pq.FileMetaData, tuple[list[str], list[str]] | None]] = {}
+        self._row_groups: dict[str, tuple[pq.FileMetaData, list[KeyBounds] | None]] = {}
         self._entities: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
         self._later: dict[tuple[str, str, dt.datetime], tuple[frozenset[str], tuple[str, ...]]] = {}
         self._recorded: dict[str, dt.datetime | None] = {}
@@ -403,10 +407,11 @@ class Projections:
             con.close()
         return {str(r[0]) for r in rows}
 
-    def rows_of(self, path: Path, entity: str) -> pa.Table | None:
-        """Every row of ``entity`` in a layer file sorted by entity, read from only the row groups
-        whose statistics admit it (the footer is parsed once per file), or None when the file is
-        gone or its statistics cannot tell (the caller then asks DuckDB)."""
+    def rows_of(self, path: Path, entity: str, metric: str, *, by_metric: bool) -> pa.Table | None:
+        """Every row of one series (``entity``'s ``metric``) in a layer file sorted by entity then
+        metric (``by_metric``: metric then entity), read from only the row groups that can hold
+        it (the footer is parsed once per file). None when the file is gone or its statistics
+        cannot tell (the caller then asks DuckDB)."""
         with self._lock:
             index = self._row_groups.get(str(path))
             if index is None:
@@ -414,19 +419,38 @@ class Projections:
                     metadata = pq.read_metadata(path)
                 except OSError:
                     return None
-                index = (metadata, _entity_bounds(metadata))
+                index = (metadata, _key_bounds(metadata))
                 if len(self._row_groups) > 16:           # replaced layers, soon deleted
                     self._row_groups.clear()
                 self._row_groups[str(path)] = index
         metadata, bounds = index
         if bounds is None:
             return None
-        lows, highs = bounds
-        groups = list(range(bisect.bisect_left(highs, entity), bisect.bisect_right(lows, entity)))
+        groups = (_groups_holding([(m, e) for e, m in bounds], metric, entity) if by_metric
+                  else _groups_holding(bounds, entity, metric))
         try:
             return pq.ParquetFile(path, metadata=metadata).read_row_groups(groups)
         except OSError:       # replaced and deleted since (its grace period over)
             return None
+
+
+def _groups_holding(bounds: list[KeyBounds], major: str, minor: str) -> list[int]:
+    """The row groups of a file sorted by two keys that can hold rows with both values, by each
+    group's statistics (lowest and highest of each key). Where a group's major key changes, its
+    minor statistics span both major values; the neighbouring group wholly of ``major`` then bounds
+    them: one series is read from one row group, not also from the group where its key begins."""
+    out = []
+    for i, ((lo, hi), (minor_lo, minor_hi)) in enumerate(bounds):
+        if not (lo <= major <= hi and minor_lo <= minor <= minor_hi):
+            continue
+        before = bounds[i - 1] if i > 0 else None
+        after = bounds[i + 1] if i + 1 < len(bounds) else None
+        if lo == major < hi and before and before[0] == (major, major) and minor < before[1][1]:
+            continue        # major's rows here follow those of the group before, which end above minor
+        if lo < major == hi and after and after[0] == (major, major) and minor > after[1][0]:
+            continue        # major's rows here precede those of the group after, which begin below minor
+        out.append(i)
+    return out
 
 
 def _touched(table: str, rows: pa.Table) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -463,20 +487,21 @@ def sql_literal_list(paths: list[Path]) -> str:
     return "[" + ", ".join(sql_literal(p) for p in paths) + "]"
 
 
-def _entity_bounds(metadata: pq.FileMetaData) -> tuple[list[str], list[str]] | None:
-    """Each row group's lowest and highest entity, in file order, or None unless every row group
-    has both and they ascend (the file is sorted by entity: a lookup is a bisection)."""
-    column = metadata.schema.names.index("entity") if "entity" in metadata.schema.names else None
-    if column is None:
+def _key_bounds(metadata: pq.FileMetaData) -> list[KeyBounds] | None:
+    """Each row group's (lowest, highest) entity and (lowest, highest) metric, in file order, or
+    None unless every row group has them all."""
+    names = metadata.schema.names
+    if "entity" not in names or "metric" not in names:
         return None
-    lows: list[str] = []
-    highs: list[str] = []
+    out = []
     for i in range(metadata.num_row_groups):
-        stats = metadata.row_group(i).column(column).statistics
-        if stats is None or not stats.has_min_max or not isinstance(stats.min, str) or not isinstance(stats.max, str):
-            return None
-        lows.append(stats.min)
-        highs.append(stats.max)
-    if any(a > b for a, b in zip(lows, highs, strict=True)) or lows != sorted(lows) or highs != sorted(highs):
-        return None
-    return lows, highs
+        group = metadata.row_group(i)
+        pairs: list[tuple[str, str]] = []
+        for column in (names.index("entity"), names.index("metric")):
+            stats = group.column(column).statistics
+            if (stats is None or not stats.has_min_max or not isinstance(stats.min, str)
+                    or not isinstance(stats.max, str)):
+                return None
+            pairs.append((stats.min, stats.max))
+        out.append((pairs[0], pairs[1]))
+    return out

@@ -41,8 +41,8 @@ import duckdb
 
 from queries.errors import SqlError
 from queries.live import Reading, list_live, read_listed
-from queries.projections import (COVERED, KINDS, ORDER, STILL_VALID, Layer, Projection, Projections, folder_of,
-                                 sql_literal_list, sql_version, vouch)
+from queries.projections import (BY_METRIC, COVERED, KINDS, ORDER, STILL_VALID, Layer, Projection, Projections,
+                                 folder_of, sql_literal_list, sql_version, vouch)
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal
 from store import CorruptFile, MetricStoreError, Store
@@ -169,6 +169,7 @@ class _Session:
         set_memory_limit(con, self.limit)
         con.execute("SET temp_directory = ?", [str(self.spill)])
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")      # a writer's last step: its logs get no bar
         install(con, self.store, self.listing, only=SOURCES)
         for table, files in self.listing.items():
             if files:
@@ -249,7 +250,7 @@ class _Session:
         selects = {
             "current": f"SELECT * EXCLUDE (valid_from, valid_to) FROM {table} WHERE valid_to = {STILL_VALID} "
                        f"ORDER BY {ORDER}",
-            "versions": f"SELECT * FROM {table} ORDER BY {ORDER}, valid_from",
+            "versions": f"SELECT * FROM {table} ORDER BY {BY_METRIC}, valid_from",
             "timeline": f"SELECT * FROM {table} ORDER BY valid_to = {STILL_VALID} DESC, "
                         f"CASE WHEN valid_to = {STILL_VALID} THEN valid_from ELSE valid_to END",
         }

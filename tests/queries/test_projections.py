@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, strategies as st
 from polars.testing import assert_frame_equal
 
 import queries.projections as projections_module
@@ -147,6 +148,43 @@ def test_a_series_across_many_row_groups_is_read_whole(tmp_path: Path, monkeypat
                     assert want.height > 0
                     assert_frame_equal(ms.series(entity, metric, as_of=d), want)
         assert ms.series("nobody", "revenue").height == 0
+
+
+def test_a_screen_of_one_metric_reads_the_versions_sorted_by_metric(
+        rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One metric across every entity, now and as of a date, is read from the versions file (sorted
+    by metric: the screen reads that metric's row groups only); one entity's metrics are not."""
+    screens = [{"metric": "revenue"}, {"metric": "revenue", "as_of": "2024-12-31"}]
+    want = [computed(ms, monkeypatch, lambda: ms.growth(**kw)) for kw in screens]
+    acme = computed(ms, monkeypatch, lambda: ms.growth(entity="acme"))
+    project(rich)
+    for kw, expected in zip(screens, want, strict=True):
+        assert_frame_equal(ms.growth(**kw), expected)
+    doctor(rich, "versions")
+    for kw, expected in zip(screens, want, strict=True):
+        assert expected.height > 0
+        assert ms.growth(**kw)["value"].to_list() == [v * 2 for v in expected["value"].to_list()]
+    assert_frame_equal(ms.growth(entity="acme"), acme)
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("pqrstu")), min_size=1, max_size=60),
+       st.lists(st.integers(1, 7), min_size=1, max_size=60))
+def test_the_row_groups_of_a_sorted_file_holding_a_key_are_all_found(keys: list[tuple[str, str]],
+                                                                     sizes: list[int]) -> None:
+    """Whatever the row groups' boundaries, every group holding a (major, minor) pair is among those
+    the statistics admit."""
+    rows = sorted(keys)
+    groups: list[list[tuple[str, str]]] = []
+    for size in sizes * len(rows):
+        if sum(map(len, groups)) >= len(rows):
+            break
+        start = sum(map(len, groups))
+        groups.append(rows[start:start + size])
+    bounds = [((min(a for a, _ in g), max(a for a, _ in g)), (min(b for _, b in g), max(b for _, b in g)))
+              for g in groups]
+    for major, minor in set(rows):
+        holding = [i for i, g in enumerate(groups) if (major, minor) in g]
+        assert set(holding) <= set(projections_module._groups_holding(bounds, major, minor))
 
 
 def test_as_of_answers_read_the_versions(rich: Store, ms: MetricStore) -> None:
