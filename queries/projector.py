@@ -60,7 +60,8 @@ FOLD = 0.25
 FOLD_MIN_ROWS = 50_000
 #: DuckDB's memory while computing, unless ``$METRICSTORE_MEMORY_LIMIT`` says otherwise; beyond it,
 #: it spills to the projections' folder. A rebuild that runs out of it on several threads runs on one.
-MEMORY_LIMIT = "2GB"
+#: With the process's own (the libraries, the listing) the step stays under 2 GB.
+MEMORY_LIMIT = "1.5GB"
 #: Seconds a projector waits for another one to finish (they run one at a time per store).
 LOCK_WAIT_S = 600.0
 #: The view SQL a projection step needs: the logs, the facts and every version of the growth (the
