@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.live import Reading, local_root
+from queries.row_groups import KeyBounds, groups_holding, key_bounds
 from queries.views import sql_literal, sql_sources
 from store import Store
 from store.compaction import merged_sources
@@ -52,8 +53,6 @@ ORDER = "entity, metric, segment, dims, ptype, period_end"
 #: Sort order of the ``versions`` file: one metric across every entity (a screen, now or as of a
 #: date) is a few adjacent row groups, and one series too.
 BY_METRIC = "metric, entity, segment, dims, ptype, period_end"
-#: A row group's (lowest, highest) of two sort keys.
-KeyBounds = tuple[tuple[str, str], tuple[str, str]]
 #: ``valid_to`` of a version still valid (never NULL in the files: two comparisons DuckDB checks
 #: against each row group's statistics).
 STILL_VALID = "DATE '9999-12-31'"
@@ -419,38 +418,19 @@ class Projections:
                     metadata = pq.read_metadata(path)
                 except OSError:
                     return None
-                index = (metadata, _key_bounds(metadata))
+                index = (metadata, key_bounds(metadata))
                 if len(self._row_groups) > 16:           # replaced layers, soon deleted
                     self._row_groups.clear()
                 self._row_groups[str(path)] = index
         metadata, bounds = index
         if bounds is None:
             return None
-        groups = (_groups_holding([(m, e) for e, m in bounds], metric, entity) if by_metric
-                  else _groups_holding(bounds, entity, metric))
+        groups = (groups_holding([(m, e) for e, m in bounds], metric, entity) if by_metric
+                  else groups_holding(bounds, entity, metric))
         try:
             return pq.ParquetFile(path, metadata=metadata).read_row_groups(groups)
         except OSError:       # replaced and deleted since (its grace period over)
             return None
-
-
-def _groups_holding(bounds: list[KeyBounds], major: str, minor: str) -> list[int]:
-    """The row groups of a file sorted by two keys that can hold rows with both values, by each
-    group's statistics (lowest and highest of each key). Where a group's major key changes, its
-    minor statistics span both major values; the neighbouring group wholly of ``major`` then bounds
-    them: one series is read from one row group, not also from the group where its key begins."""
-    out = []
-    for i, ((lo, hi), (minor_lo, minor_hi)) in enumerate(bounds):
-        if not (lo <= major <= hi and minor_lo <= minor <= minor_hi):
-            continue
-        before = bounds[i - 1] if i > 0 else None
-        after = bounds[i + 1] if i + 1 < len(bounds) else None
-        if lo == major < hi and before and before[0] == (major, major) and minor < before[1][1]:
-            continue        # major's rows here follow those of the group before, which end above minor
-        if lo < major == hi and after and after[0] == (major, major) and minor > after[1][0]:
-            continue        # major's rows here precede those of the group after, which begin below minor
-        out.append(i)
-    return out
 
 
 def _touched(table: str, rows: pa.Table) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -485,23 +465,3 @@ def _latest_in_footer(path: Path) -> dt.datetime | None:
 def sql_literal_list(paths: list[Path]) -> str:
     """A SQL list literal of file paths the store chose."""
     return "[" + ", ".join(sql_literal(p) for p in paths) + "]"
-
-
-def _key_bounds(metadata: pq.FileMetaData) -> list[KeyBounds] | None:
-    """Each row group's (lowest, highest) entity and (lowest, highest) metric, in file order, or
-    None unless every row group has them all."""
-    names = metadata.schema.names
-    if "entity" not in names or "metric" not in names:
-        return None
-    out = []
-    for i in range(metadata.num_row_groups):
-        group = metadata.row_group(i)
-        pairs: list[tuple[str, str]] = []
-        for column in (names.index("entity"), names.index("metric")):
-            stats = group.column(column).statistics
-            if (stats is None or not stats.has_min_max or not isinstance(stats.min, str)
-                    or not isinstance(stats.max, str)):
-                return None
-            pairs.append((stats.min, stats.max))
-        out.append((pairs[0], pairs[1]))
-    return out

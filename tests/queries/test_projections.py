@@ -24,6 +24,7 @@ from ingest import EntityDef, ingest_paths, set_entity
 from queries import MetricStore
 from queries.projections import FOLDER, Projection
 from queries.projector import project
+from queries.row_groups import groups_holding
 from store import Store
 from store.compaction import CompactionPolicy, compact
 from store.verify import sha256_prefix
@@ -184,7 +185,7 @@ def test_the_row_groups_of_a_sorted_file_holding_a_key_are_all_found(keys: list[
               for g in groups]
     for major, minor in set(rows):
         holding = [i for i, g in enumerate(groups) if (major, minor) in g]
-        assert set(holding) <= set(projections_module._groups_holding(bounds, major, minor))
+        assert set(holding) <= set(groups_holding(bounds, major, minor))
 
 
 def test_as_of_answers_read_the_versions(rich: Store, ms: MetricStore) -> None:
@@ -384,7 +385,7 @@ def test_a_refresh_short_of_memory_fails_clearly_and_keeps_the_projection(rich: 
     assert short.returncode != 0 and "Traceback" not in short.stderr, short.stderr
     assert short.stderr.strip().splitlines()[-1] == (
         "error: the growth projection needs more than 1MB of memory; set METRICSTORE_MEMORY_LIMIT higher "
-        "(say 4GB; default 2GB). Answers meanwhile are computed from the events")
+        f"(say 4GB; default {projector_module.MEMORY_LIMIT}). Answers meanwhile are computed from the events")
     assert {p.name: p.read_bytes() for p in (rich.root / FOLDER).iterdir()} == before   # no leftovers
     assert run_cli(*args, store=rich.root).stdout == answer
 
