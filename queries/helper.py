@@ -229,8 +229,8 @@ class MetricStore:
         if use is None or filters["entity"] in use.changed:
             return None
         layer = use.projection.layer_of(filters["entity"])
-        rows = self._projections.rows_of(layer.files["current" if as_of is None else "versions"], filters["entity"],
-                                         filters["metric"], by_metric=as_of is not None)
+        rows = self._projections.rows_of(layer, "current" if as_of is None else "versions", filters["entity"],
+                                         filters["metric"])
         if rows is None:
             return None
         keep = [pl.col(name) == value for name, value in filters.items()]

@@ -53,6 +53,9 @@ ORDER = "entity, metric, segment, dims, ptype, period_end"
 #: Sort order of the ``versions`` file: one metric across every entity (a screen, now or as of a
 #: date) is a few adjacent row groups, and one series too.
 BY_METRIC = "metric, entity, segment, dims, ptype, period_end"
+#: The two leading sort keys of the files a series is read from (:meth:`Projections.rows_of`).
+SERIES_KEYS = {kind: (keys[0], keys[1]) for kind, keys in (("current", ORDER.split(", ")),
+                                                            ("versions", BY_METRIC.split(", ")))}
 #: ``valid_to`` of a version still valid (never NULL in the files: two comparisons DuckDB checks
 #: against each row group's statistics).
 STILL_VALID = "DATE '9999-12-31'"
@@ -406,11 +409,13 @@ class Projections:
             con.close()
         return {str(r[0]) for r in rows}
 
-    def rows_of(self, path: Path, entity: str, metric: str, *, by_metric: bool) -> pa.Table | None:
-        """Every row of one series (``entity``'s ``metric``) in a layer file sorted by entity then
-        metric (``by_metric``: metric then entity), read from only the row groups that can hold
-        it (the footer is parsed once per file). None when the file is gone or its statistics
-        cannot tell (the caller then asks DuckDB)."""
+    def rows_of(self, layer: Layer, kind: str, entity: str, metric: str) -> pa.Table | None:
+        """Every row of one series (``entity``'s ``metric``) in a layer's ``kind`` file (one of
+        :data:`SERIES_KEYS`), read from only the row groups that can hold it (the footer is parsed
+        once per file). None when the file is gone or its statistics cannot tell (the caller then
+        asks DuckDB)."""
+        path = layer.files[kind]
+        keys = SERIES_KEYS[kind]
         with self._lock:
             index = self._row_groups.get(str(path))
             if index is None:
@@ -418,15 +423,15 @@ class Projections:
                     metadata = pq.read_metadata(path)
                 except OSError:
                     return None
-                index = (metadata, key_bounds(metadata))
+                index = (metadata, key_bounds(metadata, keys))
                 if len(self._row_groups) > 16:           # replaced layers, soon deleted
                     self._row_groups.clear()
                 self._row_groups[str(path)] = index
         metadata, bounds = index
         if bounds is None:
             return None
-        groups = (groups_holding([(m, e) for e, m in bounds], metric, entity) if by_metric
-                  else groups_holding(bounds, entity, metric))
+        values = {"entity": entity, "metric": metric}
+        groups = groups_holding(bounds, values[keys[0]], values[keys[1]])
         try:
             return pq.ParquetFile(path, metadata=metadata).read_row_groups(groups)
         except OSError:       # replaced and deleted since (its grace period over)

@@ -10,17 +10,17 @@ import pyarrow.parquet as pq
 KeyBounds = tuple[tuple[str, str], tuple[str, str]]
 
 
-def key_bounds(metadata: pq.FileMetaData) -> list[KeyBounds] | None:
-    """Each row group's (lowest, highest) entity and (lowest, highest) metric, in file order, or
-    None unless every row group has them all."""
+def key_bounds(metadata: pq.FileMetaData, keys: tuple[str, str]) -> list[KeyBounds] | None:
+    """Each row group's (lowest, highest) of each of two ``keys`` columns, in file order, or None
+    unless every row group has them all."""
     names = metadata.schema.names
-    if "entity" not in names or "metric" not in names:
+    if any(key not in names for key in keys):
         return None
     out = []
     for i in range(metadata.num_row_groups):
         group = metadata.row_group(i)
         pairs: list[tuple[str, str]] = []
-        for column in (names.index("entity"), names.index("metric")):
+        for column in (names.index(key) for key in keys):
             stats = group.column(column).statistics
             if (stats is None or not stats.has_min_max or not isinstance(stats.min, str)
                     or not isinstance(stats.max, str)):
