@@ -23,7 +23,7 @@ notebook) has only SQL, so the view says the same in SQL, at every query:
 
 from __future__ import annotations
 
-from queries.projections import FOLDER, sql_version
+from queries.projections import FOLDER, DERIVED_FROM, LAYER, STILL_VALID, sql_version
 from queries.views import sql_literal
 from store import Store
 
@@ -36,9 +36,9 @@ WITH man AS (
 ),
 deltas AS (SELECT unnest(range(1, len(deltas) + 1)) AS rank, unnest(deltas) AS layer FROM man),
 layers AS (
-    SELECT 0 AS rank, __FOLDER__ || base.files.current AS cur, __FOLDER__ || base.files.timeline AS tl FROM man
+    SELECT 0 AS rank, __FOLDER__ || base.file AS file FROM man
     UNION ALL
-    SELECT rank, __FOLDER__ || layer.files.current, __FOLDER__ || layer.files.timeline FROM deltas
+    SELECT rank, __FOLDER__ || layer.file FROM deltas
 ),
 owner AS (
     SELECT entity, max(rank) AS rank FROM deltas, unnest(layer.entities) AS u(entity) GROUP BY entity
@@ -66,19 +66,21 @@ changed AS (
     UNION
     SELECT DISTINCT entity FROM event_log WHERE NOT EXISTS (SELECT 1 FROM man)
 ),
+-- each layer's versions valid now (or as of the session's date), as the view gives them
 current_rows AS (
     SELECT g.* EXCLUDE (filename), l.rank AS layer_rank
-    FROM read_parquet(__CURRENT__, filename = true) g JOIN layers l ON g.filename = l.cur
-    WHERE g.filename IN (SELECT cur FROM layers) AND getvariable('as_of') IS NULL
+    FROM read_parquet(__LAYERS__, filename = true) g JOIN layers l ON g.filename = l.file
+    WHERE g.filename IN (SELECT file FROM layers) AND getvariable('as_of') IS NULL AND g.valid_to = __STILL_VALID__
 ),
-timeline_rows AS (
-    SELECT g.* EXCLUDE (filename, valid_from, valid_to), l.rank AS layer_rank
-    FROM read_parquet(__TIMELINE__, filename = true) g JOIN layers l ON g.filename = l.tl
-    WHERE g.filename IN (SELECT tl FROM layers) AND getvariable('as_of') IS NOT NULL
+as_of_rows AS (
+    SELECT g.* EXCLUDE (filename), l.rank AS layer_rank
+    FROM read_parquet(__LAYERS__, filename = true) g JOIN layers l ON g.filename = l.file
+    WHERE g.filename IN (SELECT file FROM layers) AND getvariable('as_of') IS NOT NULL
       AND g.valid_from <= CAST(getvariable('as_of') AS DATE) AND CAST(getvariable('as_of') AS DATE) < g.valid_to
 ),
 projected AS (
-    SELECT r.* EXCLUDE (layer_rank) FROM (SELECT * FROM current_rows UNION ALL BY NAME SELECT * FROM timeline_rows) r
+    SELECT r.* EXCLUDE (layer_rank, valid_from, valid_to) REPLACE (__DERIVED_FROM__ AS derived_from)
+    FROM (SELECT * FROM current_rows UNION ALL BY NAME SELECT * FROM as_of_rows) r
     LEFT JOIN owner o ON o.entity = r.entity
     WHERE coalesce(o.rank, 0) = r.layer_rank AND r.entity NOT IN (SELECT entity FROM changed)
       AND NOT ms_formula_metric(r.metric)
@@ -99,7 +101,7 @@ SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), stored
 #: A log row recorded after the session's ``as_recorded`` (none without it).
 LATER = ("(getvariable('as_recorded') IS NOT NULL "
          "AND recorded_at > CAST(getvariable('as_recorded') AS TIMESTAMPTZ))")
-_LAYER = "STRUCT(files STRUCT(current VARCHAR, versions VARCHAR, timeline VARCHAR), entities VARCHAR[])"
+_LAYER = "STRUCT(file VARCHAR, entities VARCHAR[])"
 #: The manifest's fields the view reads, typed (a manifest without deltas says nothing of their type).
 COLUMNS = ("{'sql': 'VARCHAR', 'covers': 'STRUCT(events VARCHAR[], entities VARCHAR[], metrics VARCHAR[])', "
            f"'base': '{_LAYER}', 'deltas': '{_LAYER}[]'}}")
@@ -115,8 +117,9 @@ def growth_view(store: Store, *, formulas: bool = True) -> str:
             .replace("__SQL__", sql_literal(sql_version()))
             .replace("__LATER__", LATER)
             .replace("__FOLDER__", sql_literal(str(folder) + "/"))
-            .replace("__CURRENT__", sql_literal(folder / "current-*.parquet"))
-            .replace("__TIMELINE__", sql_literal(folder / "timeline-*.parquet"))
+            .replace("__LAYERS__", sql_literal(folder / f"{LAYER}-*.parquet"))
+            .replace("__STILL_VALID__", STILL_VALID)
+            .replace("__DERIVED_FROM__", DERIVED_FROM)
             .replace("__EVENTS__", sql_literal(store.glob("events")))
             .replace("__ENTITIES__", sql_literal(store.glob("entities")))
             .replace("__METRICS__", sql_literal(store.glob("metrics"))))

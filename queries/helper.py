@@ -21,7 +21,7 @@ from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
 from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
-from queries.projections import COVERED, FOLDER as PROJECTIONS, STILL_VALID, Projections
+from queries.projections import COVERED, FOLDER as PROJECTIONS, STILL_VALID, STILL_VALID_DATE, VIEW_ROW, Projections
 from queries.views import pin, sql_literal
 from store import Store
 from store.integrity import ChecksumGuard
@@ -125,9 +125,8 @@ class MetricStore:
         return self._run(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
 
     def _run(self, query: str, params: Sequence[Any] | dict[str, Any] | None, *, as_of: DateLike | None,
-             as_recorded: DateLike | None, currency: str | None, calendar: bool, screen: bool = False) -> pl.DataFrame:
-        """:meth:`sql`; ``screen``: the query asks for one metric across entities (the projection's
-        file sorted by metric then answers it)."""
+             as_recorded: DateLike | None, currency: str | None, calendar: bool) -> pl.DataFrame:
+        """:meth:`sql`."""
         d = to_date("as_of", as_of)
         converting = currency is not None or calendar
         t = to_timestamp("as_recorded", as_recorded)
@@ -147,7 +146,7 @@ class MetricStore:
             if converting:
                 convert_session(cur, currency, calendar)
             if reads_projection:
-                self._read_projection(cur, live, as_of=d, as_recorded=t, screen=screen)
+                self._read_projection(cur, live, as_of=d, as_recorded=t)
             return cast(pl.DataFrame, cur.sql(query, params=params or None).pl())
 
         try:
@@ -166,26 +165,23 @@ class MetricStore:
             cur.close()
 
     def _read_projection(self, cur: duckdb.DuckDBPyConnection, live: Reading, *, as_of: dt.date | None,
-                         as_recorded: dt.datetime | None, screen: bool) -> None:
+                         as_recorded: dt.datetime | None) -> None:
         """Answer ``growth`` from the projection where it is the view's answer over ``live``
-        (queries.projections): its current rows, or its versions valid ``as_of`` that date, layer
-        over layer, with only the entities whose inputs changed since computed, and with
+        (queries.projections): its versions still valid, or valid ``as_of`` that date, layer over
+        layer, with only the entities whose inputs changed since computed, and with
         ``as_recorded`` those whose inputs were recorded after that time: a view of this session
         only, in front of the computed one. The files read join ``live`` (a projector may delete
-        them once replaced: the query then runs again on the newer projection). A ``screen`` reads
-        the versions file, sorted by metric, for both."""
+        them once replaced: the query then runs again on the newer projection)."""
         cur.execute("DROP VIEW IF EXISTS temp.main.growth")    # one of an earlier attempt of this query
         use = self._projections.usable(live, as_recorded=as_recorded)
         if use is None:
             return
         proj = use.projection
-        kind = "versions" if screen else "current" if as_of is None else "timeline"
-        live[PROJECTIONS] = [layer.files[kind] for layer in proj.layers]
+        live[PROJECTIONS] = [layer.file for layer in proj.layers]
         # the date written into the view (a DATE literal of a date we parsed), not a variable:
         # DuckDB skips the row groups whose validity statistics exclude it
         valid = (f" AND valid_from <= DATE '{as_of.isoformat()}' AND DATE '{as_of.isoformat()}' < valid_to"
-                 if as_of is not None else f" AND valid_to = {STILL_VALID}" if screen else "")
-        drop = " EXCLUDE (valid_from, valid_to)" if kind != "current" else ""
+                 if as_of is not None else f" AND valid_to = {STILL_VALID}")
         # formula metrics are never projected (a definition recorded later needs no new projection):
         # their rows, reported ones included, are computed from their inputs' (queries.formula_sql)
         formulas = bool(self._formula_metrics())
@@ -195,7 +191,7 @@ class MetricStore:
             skip = hidden | use.changed
             cur.execute(f"SET VARIABLE {HIDDEN.format(i)} = ?", [sorted(skip)]).fetchall()
             where = f" AND entity NOT IN (SELECT unnest(getvariable('{HIDDEN.format(i)}')))" if skip else ""
-            parts.append(f"SELECT *{drop} FROM read_parquet({sql_literal(layer.files[kind])}) WHERE true{where}{valid}{own}")
+            parts.append(f"SELECT {VIEW_ROW} FROM read_parquet({sql_literal(layer.file)}) WHERE true{where}{valid}{own}")
         if use.changed:
             cur.execute(f"SET VARIABLE {RECOMPUTED} = ?", [sorted(use.changed)]).fetchall()
             parts.append(f"SELECT * FROM growth_at(getvariable('as_of'), getvariable('as_recorded'), "
@@ -219,7 +215,7 @@ class MetricStore:
     def _projected_series(self, filters: dict[str, str], columns: list[str], as_of: DateLike | None,
                           as_recorded: DateLike | None) -> pl.DataFrame | None:
         """One series read from the projection where it holds the series' answer (its layer's
-        current file, or the versions valid ``as_of`` a date), else None. Only the row groups
+        versions still valid, or valid ``as_of`` a date), else None. Only the row groups
         whose statistics admit the entity are read, with pyarrow: DuckDB would check the
         statistics of every row group of the file on every query, a cost that grows with the store."""
         if filters["metric"] in self._formula_metrics():
@@ -229,17 +225,21 @@ class MetricStore:
         if use is None or filters["entity"] in use.changed:
             return None
         layer = use.projection.layer_of(filters["entity"])
-        rows = self._projections.rows_of(layer, "current" if as_of is None else "versions", filters["entity"],
-                                         filters["metric"])
+        rows = self._projections.rows_of(layer, filters["entity"], filters["metric"])
         if rows is None:
             return None
         keep = [pl.col(name) == value for name, value in filters.items()]
-        if as_of is not None:
+        if as_of is None:
+            keep.append(pl.col("valid_to") == STILL_VALID_DATE)
+        else:
             d = to_date("as_of", as_of)
             keep += [pl.col("valid_from") <= d, pl.col("valid_to") > d]
-        frame = cast(pl.DataFrame, pl.from_arrow(rows))
-        return (frame.filter(*keep).sort([c for c, _ in SERIES_ORDER], descending=[d for _, d in SERIES_ORDER],
-                                         nulls_last=True).select(columns))
+        frame = cast(pl.DataFrame, pl.from_arrow(rows)).filter(*keep)
+        own_id = pl.col("derived_from").is_null() & pl.col("event_id").is_not_null()   # queries.projections.DERIVED_FROM
+        frame = frame.with_columns(derived_from=pl.when(own_id).then(pl.concat_list("event_id"))
+                                   .otherwise(pl.col("derived_from")))
+        return (frame.sort([c for c, _ in SERIES_ORDER], descending=[d for _, d in SERIES_ORDER], nulls_last=True)
+                .select(columns))
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               currency: str | None = None, calendar: bool = False, **filters: str) -> pl.DataFrame:
@@ -413,9 +413,7 @@ class MetricStore:
             params.append(value)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         query = f"SELECT {columns} FROM {source[0] if source else view}{clause} ORDER BY {order}"
-        screen = view == "growth" and "metric" in filters and "entity" not in filters
-        return self._run(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar,
-                         screen=screen)
+        return self._run(query, params, as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
 
     def _columns(self, view: str) -> list[str]:
         """A view's (or a table macro call's) columns, fixed for the life of the connection."""

@@ -1,11 +1,12 @@
 """Reading the projections of the growth view: which one a query may read, and for which entities.
 
 A projection (written by :mod:`queries.projector`) is a manifest in ``<store>/_projections/``
-naming the log files it was computed from (``covers``) and two layers of files: a *base* holding
-every entity's growth, and an optional *delta* holding the entities recomputed since the base
-(their rows replace the base's). Each layer is three Parquet files of the same rows: ``current``
-(the answer now), ``versions`` (every version over publication time, sorted by series) and
-``timeline`` (the same sorted by validity, for a whole view as of a date).
+naming the log files it was computed from (``covers``) and its layers: a *base* holding every
+entity's growth, and *deltas* holding the entities recomputed since the base (their rows replace
+the base's). A layer is one Parquet file of every version of its rows over publication time,
+sorted by metric then entity (:data:`BY_METRIC`): the answer now is its versions still valid
+(:data:`STILL_VALID`), the answer as of a date those valid then, and one series, or one metric
+across every entity, is a few adjacent row groups.
 
 A reader takes the newest manifest computed by the installed SQL whose files are whole, and asks
 which entities changed in the log since it was computed (:meth:`Projections.changed`): events of
@@ -46,27 +47,34 @@ FOLDER = "_projections"
 ENV_SWITCH = "METRICSTORE_PROJECTIONS"
 #: The logs a growth answer depends on.
 COVERED = ("events", "entities", "metrics")
-#: The three files of a layer (see the module docstring).
-KINDS = ("current", "versions", "timeline")
-#: Sort order of the ``current`` file: one entity, and one series, is a few adjacent row groups.
-ORDER = "entity, metric, segment, dims, ptype, period_end"
-#: Sort order of the ``versions`` file: one metric across every entity (a screen, now or as of a
-#: date) is a few adjacent row groups, and one series too.
+#: A layer file is ``<LAYER>-<sha>.parquet``.
+LAYER = "layer"
+#: How a layer file is laid out: a manifest of another format is not read (the next step rebuilds).
+FORMAT = 2
+#: Sort order of a layer file: one metric across every entity (a screen, now or as of a date) is a
+#: few adjacent row groups, and one series too.
 BY_METRIC = "metric, entity, segment, dims, ptype, period_end"
-#: The two leading sort keys of the files a series is read from (:meth:`Projections.rows_of`).
-SERIES_KEYS = {kind: (keys[0], keys[1]) for kind, keys in (("current", ORDER.split(", ")),
-                                                            ("versions", BY_METRIC.split(", ")))}
+#: The two leading sort keys of a layer file (:meth:`Projections.rows_of`).
+SERIES_KEYS = (BY_METRIC.split(", ")[0], BY_METRIC.split(", ")[1])
 #: ``valid_to`` of a version still valid (never NULL in the files: two comparisons DuckDB checks
 #: against each row group's statistics).
 STILL_VALID = "DATE '9999-12-31'"
+STILL_VALID_DATE = dt.date(9999, 12, 31)
+#: A reported row's ``derived_from`` is its own event id: the files store NULL in its place (the
+#: ids are the largest columns), and every reader puts it back (:data:`DERIVED_FROM`).
+STORED_DERIVED_FROM = "CASE WHEN derived_from = [event_id] THEN NULL ELSE derived_from END"
+DERIVED_FROM = "CASE WHEN derived_from IS NULL AND event_id IS NOT NULL THEN [event_id] ELSE derived_from END"
+#: A layer file's row as the growth view gives it.
+VIEW_ROW = f"* EXCLUDE (valid_from, valid_to) REPLACE ({DERIVED_FROM} AS derived_from)"
 #: Beyond this many entities changed since the projection, a whole-view query computes everything.
 MAX_RECOMPUTED = 256
 
 
 @functools.cache
 def sql_version() -> str:
-    """A hash of the installed view SQL: a projection computed by other SQL is not this view's answer."""
-    h = hashlib.sha256()
+    """A hash of the installed view SQL and the files' :data:`FORMAT`: a projection computed by
+    other SQL is not this view's answer."""
+    h = hashlib.sha256(f"format {FORMAT}\0".encode())
     for name, text in sql_sources():
         h.update(name.encode() + b"\0" + text.encode() + b"\0")
     return h.hexdigest()[:16]
@@ -98,16 +106,15 @@ def vouch(path: Path, sha: str) -> None:
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer's files by kind, their checksums, its rows, and the entities it holds (None: all)."""
+    """One layer's file, its checksum, its rows, and the entities it holds (None: all)."""
 
-    files: dict[str, Path]
-    shas: dict[str, str]
+    file: Path
+    sha: str
     rows: int
     entities: frozenset[str] | None = None
 
     def body(self) -> dict[str, object]:
-        out: dict[str, object] = {"files": {k: p.name for k, p in self.files.items()}, "sha256": self.shas,
-                                  "rows": self.rows}
+        out: dict[str, object] = {"file": self.file.name, "sha256": self.sha, "rows": self.rows}
         if self.entities is not None:
             out["entities"] = sorted(self.entities)
         return out
@@ -116,8 +123,8 @@ class Layer:
     def of(body: dict[str, Any], folder: Path) -> Layer:
         """The layer a manifest describes (raises KeyError, TypeError or ValueError when it is not one)."""
         entities = body.get("entities")
-        return Layer({k: folder / str(body["files"][k]) for k in KINDS}, {k: str(body["sha256"][k]) for k in KINDS},
-                     int(body.get("rows", 0)), None if entities is None else frozenset(str(e) for e in entities))
+        return Layer(folder / str(body["file"]), str(body["sha256"]), int(body.get("rows", 0)),
+                     None if entities is None else frozenset(str(e) for e in entities))
 
 
 @dataclass(frozen=True)
@@ -211,7 +218,7 @@ class Projections:
                                    tuple(Layer.of(d, folder) for d in body.get("deltas", [])))
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
-            if all(self._whole(layer.files[k], layer.shas.get(k, "")) for layer in found.layers for k in KINDS):
+            if all(self._whole(layer.file, layer.sha) for layer in found.layers):
                 return found
         return None
 
@@ -409,13 +416,12 @@ class Projections:
             con.close()
         return {str(r[0]) for r in rows}
 
-    def rows_of(self, layer: Layer, kind: str, entity: str, metric: str) -> pa.Table | None:
-        """Every row of one series (``entity``'s ``metric``) in a layer's ``kind`` file (one of
-        :data:`SERIES_KEYS`), read from only the row groups that can hold it (the footer is parsed
-        once per file). None when the file is gone or its statistics cannot tell (the caller then
-        asks DuckDB)."""
-        path = layer.files[kind]
-        keys = SERIES_KEYS[kind]
+    def rows_of(self, layer: Layer, entity: str, metric: str) -> pa.Table | None:
+        """Every version of one series (``entity``'s ``metric``) in a layer's file, as stored,
+        read from only the row groups that can hold it (the footer is parsed once per file). None
+        when the file is gone or its statistics cannot tell (the caller then asks DuckDB)."""
+        path = layer.file
+        keys = SERIES_KEYS
         with self._lock:
             index = self._row_groups.get(str(path))
             if index is None:

@@ -41,8 +41,8 @@ import duckdb
 
 from queries.errors import SqlError
 from queries.live import Reading, list_live, read_listed
-from queries.projections import (BY_METRIC, COVERED, KINDS, ORDER, STILL_VALID, Layer, Projection, Projections,
-                                 folder_of, sql_literal_list, sql_version, vouch)
+from queries.projections import (BY_METRIC, COVERED, LAYER, STILL_VALID, STORED_DERIVED_FROM, Layer, Projection,
+                                 Projections, folder_of, sql_literal_list, sql_version, vouch)
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal
 from store import CorruptFile, MetricStoreError, Store
@@ -243,36 +243,28 @@ class _Session:
 
     @staticmethod
     def _rows(layer: Layer, hidden: set[str]) -> str:
-        src = f"SELECT * FROM read_parquet({sql_literal(layer.files['versions'])})"
+        src = f"SELECT * FROM read_parquet({sql_literal(layer.file)})"
         return src + (f" WHERE entity NOT IN (SELECT unnest({_list(hidden)}))" if hidden else "")
 
     def write_layer(self, table: str, entities: frozenset[str] | None) -> Layer:
-        """Write temp table ``table`` (closed versions) as a layer's three files."""
-        selects = {
-            "current": f"SELECT * EXCLUDE (valid_from, valid_to) FROM {table} WHERE valid_to = {STILL_VALID} "
-                       f"ORDER BY {ORDER}",
-            "versions": f"SELECT * FROM {table} ORDER BY {BY_METRIC}, valid_from",
-            "timeline": f"SELECT * FROM {table} ORDER BY valid_to = {STILL_VALID} DESC, "
-                        f"CASE WHEN valid_to = {STILL_VALID} THEN valid_from ELSE valid_to END",
-        }
-        files: dict[str, Path] = {}
-        shas: dict[str, str] = {}
-        rows = 0
-        for kind, select in selects.items():
-            tmp = self.folder / f".tmp-{self.tag}-{kind}.parquet"
-            n = int(self.con.execute(f"COPY ({select}) TO {sql_literal(tmp)} (FORMAT parquet, COMPRESSION zstd, "
-                                     f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
-            rows = n if kind == "versions" else rows
-            shas[kind] = sha256_prefix(tmp)
-            files[kind] = self.folder / f"{kind}-{shas[kind]}.parquet"
-            os.replace(tmp, files[kind])
-            vouch(files[kind], shas[kind])
-        return Layer(files, shas, rows, entities)
+        """Write temp table ``table`` (closed versions) as a layer's file."""
+        tmp = self.folder / f".tmp-{self.tag}-layer.parquet"
+        rows = int(self.con.execute(
+            f"COPY (SELECT * REPLACE ({STORED_DERIVED_FROM} AS derived_from) FROM {table} "
+            f"ORDER BY {BY_METRIC}, valid_from) TO {sql_literal(tmp)} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
+        sha = sha256_prefix(tmp)
+        path = self.folder / f"{LAYER}-{sha}.parquet"
+        os.replace(tmp, path)
+        vouch(path, sha)
+        return Layer(path, sha, rows, entities)
 
 
 #: Rows per row group: a series is a few dozen rows, but smaller groups make every whole-view read
 #: slower; one series reads one 16k-row group.
 ROW_GROUP_ROWS = 16_384
+#: Layer files' names begin so (``LAYER`` now, the others in earlier formats).
+_LAYER_PREFIXES = (f"{LAYER}-", "current-", "versions-", "timeline-")
 
 
 def _list(names: set[str] | frozenset[str]) -> str:
@@ -339,12 +331,12 @@ def _prune(folder: Path) -> None:
             if i == len(manifests) - 1 or young:
                 body = json.loads(Path(entry.path).read_text())
                 for layer in [body["base"], *body.get("deltas", [])]:
-                    named.update(layer["files"].values())
+                    named.add(layer["file"])
             else:
                 Path(entry.path).unlink(missing_ok=True)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
     for entry in entries:
-        if entry.name.endswith(".parquet") and any(entry.name.startswith(k + "-") for k in KINDS):
+        if entry.name.endswith(".parquet") and entry.name.startswith(_LAYER_PREFIXES):
             if entry.name not in named:
                 Path(entry.path).unlink(missing_ok=True)

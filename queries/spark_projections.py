@@ -6,8 +6,8 @@ recomputes the whole view at the first query of a registration. Where a projecti
 instead, as the Python helper's (with ``as_recorded`` too: the entities with anything recorded
 after it are computed, :meth:`~queries.projections.Projections.recorded_after`):
 
-- each layer's rows (its ``current`` file; with ``as_of`` its ``timeline`` file's versions valid
-  then) for the entities that layer holds and whose inputs did not change since the projection;
+- each layer's versions still valid (with ``as_of``: valid then) for the entities that layer
+  holds and whose inputs did not change since the projection;
 - ``growth_at`` computed for the changed entities (``only_entities := [...]``, a literal list);
 - formula metrics' rows computed (``growth_at(..., stored := false, formulas := true)``), when the
   store defines any (projections hold none).
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from queries.formulas import definitions, metric_log
 from queries.live import list_live
-from queries.projections import COVERED, Projection, Projections
+from queries.projections import COVERED, STILL_VALID_DATE, Projection, Projections
 from queries.views import sql_literal
 from store import Store, StoreNotFound
 
@@ -76,16 +76,20 @@ def find(spark: SparkSession, store_uri: str | os.PathLike[str], as_of: dt.date 
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
-    kind = "current" if as_of is None else "timeline"
     frames: list[DataFrame] = []
     for layer in found.layers:
         try:
-            df = spark.read.parquet(layer.files[kind].absolute().as_uri())
+            df = spark.read.parquet(layer.file.absolute().as_uri())
         except AnalysisException:  # replaced by a newer projection and deleted since: computed
             return None
-        if as_of is not None:
+        if as_of is None:
+            df = df.filter(F.col("valid_to") == F.lit(STILL_VALID_DATE))
+        else:
             day = F.lit(as_of)
-            df = df.filter((F.col("valid_from") <= day) & (day < F.col("valid_to"))).drop("valid_from", "valid_to")
+            df = df.filter((F.col("valid_from") <= day) & (day < F.col("valid_to")))
+        own_id = F.col("derived_from").isNull() & F.col("event_id").isNotNull()    # projections.DERIVED_FROM
+        df = df.drop("valid_from", "valid_to").withColumn(
+            "derived_from", F.when(own_id, F.array(F.col("event_id"))).otherwise(F.col("derived_from")))
         frames.append(df)
     return Pending(store, projections, found, frames, as_recorded)
 

@@ -8,6 +8,7 @@ comes back doubled was read from the projection.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -81,17 +82,17 @@ def newest(store: Store) -> Path:
     return max((store.root / FOLDER).glob("projection-*.json"))
 
 
-def doctor(store: Store, kind: str = "current") -> None:
-    """Double every value of the newest projection's ``kind`` files (current, versions, timeline),
-    every layer's, and vouch for them in its manifest."""
+def doctor(store: Store) -> None:
+    """Double every value of the newest projection's files, every layer's, and vouch for them in
+    its manifest."""
     meta = newest(store)
     body = json.loads(meta.read_text())
     for layer in [body["base"], *body["deltas"]]:
-        path = store.root / FOLDER / layer["files"][kind]
+        path = store.root / FOLDER / layer["file"]
         t = pq.read_table(path)
         t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
         pq.write_table(t, path)
-        layer["sha256"][kind] = sha256_prefix(path)
+        layer["sha256"] = sha256_prefix(path)
     meta.write_text(json.dumps(body))
 
 
@@ -104,7 +105,13 @@ def dates(ms: MetricStore) -> list[object]:
 def test_the_projection_is_the_computed_view(rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = computed(ms, monkeypatch, lambda: whole(ms))
     snap = project(rich)
-    assert snap is not None and pq.read_metadata(snap.base.files["current"]).num_rows == expected.height
+    assert snap is not None
+    stored = pl.read_parquet(snap.base.file)
+    assert stored.filter(pl.col("valid_to") == dt.date(9999, 12, 31)).height == expected.height
+    # a reported row stores no copy of its own id; a derived one names its inputs
+    assert stored.filter(~pl.col("derived"))["derived_from"].null_count() == stored.filter(~pl.col("derived")).height
+    assert stored.filter(pl.col("derived"))["derived_from"].list.len().min() >= 2
+    assert expected.filter(~pl.col("derived"))["derived_from"].list.len().max() == 1
     assert_frame_equal(whole(ms), expected)
     for entity, metric, segment in series_keys(ms):
         want = computed(ms, monkeypatch, lambda: ms.series(entity, metric, segment))
@@ -114,16 +121,18 @@ def test_the_projection_is_the_computed_view(rich: Store, ms: MetricStore, monke
             assert_frame_equal(ms.series(entity, metric, segment, freq=freq), want)
 
 
-def test_current_answers_read_the_projection_and_point_in_time_ones_never_its_current_rows(
-        rich: Store, ms: MetricStore) -> None:
+def test_answers_now_and_as_of_a_date_read_the_projection(rich: Store, ms: MetricStore) -> None:
     true = whole(ms)
     true_as_of = whole(ms, as_of="2024-12-31")
     project(rich)
     doctor(rich)
     assert whole(ms)["value"].to_list() == [v * 2 for v in true["value"].to_list()]
     assert ms.series("acme", "revenue", freq="FY")["value"].to_list() == [220e6, 242e6, 240e6]
-    assert_frame_equal(whole(ms, as_of="2024-12-31"), true_as_of)
-    assert ms.series("acme", "revenue", freq="FY", as_of="2099-01-01")["value"].to_list() == [110e6, 121e6, 120e6]
+    doubled = whole(ms, as_of="2024-12-31")
+    assert doubled["value"].to_list() == [v * 2 for v in true_as_of["value"].to_list()]
+    assert ms.series("acme", "revenue", freq="FY", as_of="2025-06-30")["value"].to_list() == [220e6, 242e6, 240e6]
+    assert ms.series("acme", "revenue", freq="FY", as_of="2024-06-30")["value"].to_list() == [220e6, 230e6]
+    assert_frame_equal(whole(ms, as_of="2024-12-31", as_recorded="2099-01-01"), doubled)
 
 
 def test_a_series_across_many_row_groups_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,8 +147,7 @@ def test_a_series_across_many_row_groups_is_read_whole(tmp_path: Path, monkeypat
     monkeypatch.setattr(projector_module, "ROW_GROUP_ROWS", 2048)
     snap = project(store)
     assert snap is not None
-    assert pq.read_metadata(snap.base.files["current"]).num_row_groups > 4
-    assert pq.read_metadata(snap.base.files["versions"]).num_row_groups > 6
+    assert pq.read_metadata(snap.base.file).num_row_groups > 6
     with MetricStore(store) as ms:
         for d in (None, "2018-06-30", "2021-02-14", "2024-12-31"):
             for i in range(12):
@@ -151,21 +159,19 @@ def test_a_series_across_many_row_groups_is_read_whole(tmp_path: Path, monkeypat
         assert ms.series("nobody", "revenue").height == 0
 
 
-def test_a_screen_of_one_metric_reads_the_versions_sorted_by_metric(
+def test_a_screen_of_one_metric_reads_the_projection(
         rich: Store, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One metric across every entity, now and as of a date, is read from the versions file (sorted
-    by metric: the screen reads that metric's row groups only); one entity's metrics are not."""
-    screens = [{"metric": "revenue"}, {"metric": "revenue", "as_of": "2024-12-31"}]
-    want = [computed(ms, monkeypatch, lambda: ms.growth(**kw)) for kw in screens]
-    acme = computed(ms, monkeypatch, lambda: ms.growth(entity="acme"))
+    """One metric across every entity, now and as of a date, and one entity's metrics, are read
+    from the projection and equal the computed answers."""
+    asked = [{"metric": "revenue"}, {"metric": "revenue", "as_of": "2024-12-31"}, {"entity": "acme"}]
+    want = [computed(ms, monkeypatch, lambda: ms.growth(**kw)) for kw in asked]
     project(rich)
-    for kw, expected in zip(screens, want, strict=True):
+    for kw, expected in zip(asked, want, strict=True):
         assert_frame_equal(ms.growth(**kw), expected)
-    doctor(rich, "versions")
-    for kw, expected in zip(screens, want, strict=True):
+    doctor(rich)
+    for kw, expected in zip(asked, want, strict=True):
         assert expected.height > 0
         assert ms.growth(**kw)["value"].to_list() == [v * 2 for v in expected["value"].to_list()]
-    assert_frame_equal(ms.growth(entity="acme"), acme)
 
 
 @given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("pqrstu")), min_size=1, max_size=60),
@@ -188,18 +194,6 @@ def test_the_row_groups_of_a_sorted_file_holding_a_key_are_all_found(keys: list[
         assert set(holding) <= set(groups_holding(bounds, major, minor))
 
 
-def test_as_of_answers_read_the_versions(rich: Store, ms: MetricStore) -> None:
-    true_as_of = whole(ms, as_of="2024-12-31")
-    project(rich)
-    doctor(rich, "versions")       # one series as of a date reads this one
-    doctor(rich, "timeline")       # the whole view as of a date this one
-    doubled = whole(ms, as_of="2024-12-31")
-    assert doubled["value"].to_list() == [v * 2 for v in true_as_of["value"].to_list()]
-    assert ms.series("acme", "revenue", freq="FY", as_of="2025-06-30")["value"].to_list() == [220e6, 242e6, 240e6]
-    assert ms.series("acme", "revenue", freq="FY", as_of="2024-06-30")["value"].to_list() == [220e6, 230e6]
-    assert_frame_equal(whole(ms, as_of="2024-12-31", as_recorded="2099-01-01"), doubled)
-
-
 def test_the_versions_answer_as_of_every_date_like_the_computed_view(
         rich: Store, ingest_rows, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
     def check() -> None:
@@ -216,24 +210,6 @@ def test_the_versions_answer_as_of_every_date_like_the_computed_view(
     assert ingest_rows([fact(period="FY2023", value="119", source="amended", reported_at="2024-06-01"),
                         fact(period="2025Q1", value="31", reported_at="2025-04-20")]).ok
     check()
-
-
-@pytest.mark.parametrize("kind", ["versions", "timeline"])
-def test_damaged_versions_are_ignored_and_the_current_rows_still_read(rich: Store, ms: MetricStore, kind: str) -> None:
-    true_as_of = whole(ms, as_of="2024-12-31")
-    true_series = ms.series("acme", "revenue", as_of="2024-12-31")
-    snap = project(rich)
-    assert snap is not None
-    doctor(rich)                                     # the current rows doubled, vouched for
-    path = snap.base.files[kind]
-    data = bytearray(path.read_bytes())              # the versions damaged, not vouched for
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    fresh = MetricStore(rich)
-    assert_frame_equal(whole(fresh, as_of="2024-12-31"), true_as_of)
-    assert_frame_equal(fresh.series("acme", "revenue", as_of="2024-12-31"), true_series)
-    assert fresh.series("beta", "revenue", freq="FY")["value"].to_list() == [50e6, 51e6, 52e6]
-    fresh.close()
 
 
 def test_a_commit_after_the_projection_is_seen(rich: Store, ingest_rows, ms: MetricStore) -> None:
@@ -318,7 +294,7 @@ def test_a_damaged_projection_or_one_of_other_sql_is_ignored(rich: Store, ms: Me
     expected = whole(ms)
     snap = project(rich)
     assert snap is not None
-    path = snap.base.files["current"]
+    path = snap.base.file
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -342,7 +318,7 @@ def test_replaced_projections_are_deleted(rich: Store, monkeypatch: pytest.Monke
     second = project(rich, rebuild=True)
     assert first is not None and second is not None and first.manifest != second.manifest
     assert {p.name for p in (rich.root / FOLDER).iterdir()} == {
-        second.manifest.name, ".lock", *(p.name for p in second.base.files.values())}
+        second.manifest.name, ".lock", second.base.file.name}
 
 
 def test_compact_command_brings_the_projections_up_to_date(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,7 +78,7 @@ def install_fault(spec: str) -> None:
         os.fsync = fsync
     elif point in ("replace", "manifest", "publish", "layer"):
         real_replace = os.replace
-        marker = {"replace": "commit-", "manifest": "manifest-", "publish": "compact-", "layer": "-current."}[point]
+        marker = {"replace": "commit-", "manifest": "manifest-", "publish": "compact-", "layer": "-layer."}[point]
 
         def replace(src, dst, *a, **kw):  # type: ignore[no-untyped-def]
             real_replace(src, dst, *a, **kw)

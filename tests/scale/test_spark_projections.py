@@ -12,25 +12,22 @@ from it (``snow`` from the base, ``aapl`` from the delta) and the true ones for 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from ingest import Catalog, ingest_paths
 from queries import MetricStore
-from queries.projections import FOLDER, Projections
+from queries.projections import Projections
 from queries.projector import project
 from queries.spark import register_views
 from queries.spark_projections import find
 from store import Store
-from store.verify import sha256_prefix
 from tests.conftest import CATALOG, fact, write_csv
+from tests.queries.test_projections import doctor
 from tests.scale.conftest import assert_same_rows, synthetic_rows
 
 AS_OF = (None, "2025-03-01")
@@ -82,22 +79,6 @@ def test_growth_over_a_projection_and_a_newer_commit_is_the_computed_view(
     expected = reference(projected, monkeypatch, as_of)
     assert expected.filter(pl.col("entity") == "acme").height > 10
     assert_same_rows(expected, spark.sql("SELECT * FROM growth"))
-
-
-def doctor(store: Store) -> None:
-    """Double every value of the newest projection's current and timeline files, every layer's,
-    and vouch for them in its manifest."""
-    folder = Path(str(store.root)) / FOLDER
-    meta = max(folder.glob("projection-*.json"))
-    body = json.loads(meta.read_text())
-    for layer in [body["base"], *body["deltas"]]:
-        for kind in ("current", "timeline"):
-            path = folder / layer["files"][kind]
-            t = pq.read_table(path)
-            t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
-            pq.write_table(t, path)
-            layer["sha256"][kind] = sha256_prefix(path)
-    meta.write_text(json.dumps(body))
 
 
 def test_growth_reads_the_projection_for_unchanged_entities_only(
