@@ -31,8 +31,6 @@ def ingest(
     st = Store.open(cfg.store, create=True)
     report = ingest_recorded(st, list(files), catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),
                              fmt=fmt, skip_invalid=skip_invalid, entity=entity)
-    if report.added:
-        follow(st)      # the read side follows the log (queries/projector.py)
     for f in report.files:
         for w in f.warnings:
             err.print(f"warning: {w}")
@@ -41,7 +39,10 @@ def ingest(
         if f.quarantine:
             err.print(f"rejected rows written to {f.quarantine}")
         print(f.summary())
-    print(report.summary())
+    print(report.summary(), flush=True)
+    if report.added:    # committed and said so; then the read side follows the log (queries/projector.py)
+        with err.status("bringing the growth projections up to date (answers are correct meanwhile)"):
+            follow(st)
     if not report.ok:
         raise typer.Exit(2)
 

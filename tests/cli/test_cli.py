@@ -103,3 +103,39 @@ def test_ddl_locates_the_store_from_the_environment_or_store(env: dict[str, str]
         r = run_cli("ddl", "--engine", engine, *args, env=env)
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[0].startswith(f"-- metricstore: external tables over {where} ({engine})"), r.stdout
+
+
+def test_ingest_reports_the_commit_then_says_while_it_projects(tmp_path: Path) -> None:
+    """On a terminal, ``metricstore ingest`` says while its projection step runs (on a large store
+    it takes minutes), after the summary of what it committed; the store is projected when it exits."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from queries.projections import Projections
+    from store import Store
+
+    store = tmp_path / "store"
+    src = write_csv(tmp_path / "q.csv", [fact(period=f"FY{y}", value=str(100 + y - 2020)) for y in range(2020, 2025)])
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "metricstore", "ingest", str(src)], cwd=ROOT,
+                            env={**os.environ, "METRICSTORE_STORE": str(store), "COLUMNS": "200"},
+                            stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    said = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:            # the child closed the terminal
+            break
+        if not chunk:
+            break
+        said += chunk
+    out, _ = proc.communicate(timeout=300)
+    os.close(leader)
+    assert proc.returncode == 0, (out, said)
+    assert "5 events added" in out, out
+    assert b"bringing the growth projections up to date" in said
+    found = Projections(Store(store)).latest()
+    assert found is not None and found.base.rows > 0
