@@ -179,7 +179,7 @@ class Projections:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._listing: tuple[int, Projection | None] | None = None
-        self._reach: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._reach: dict[tuple[str, str, frozenset[str] | None], tuple[frozenset[str], tuple[str, ...]]] = {}
         self._row_groups: dict[str, tuple[pq.FileMetaData, list[KeyBounds] | None]] = {}
         self._entities: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
         self._later: dict[tuple[str, str, dt.datetime], tuple[frozenset[str], tuple[str, ...]]] = {}
@@ -327,7 +327,7 @@ class Projections:
             for path in files:
                 if path.name not in extra:
                     continue
-                held = self._holds(table, path)
+                held = self._holds(table, path, extra[path.name])
                 if held is None:
                     return None
                 keys, ids = held
@@ -351,55 +351,75 @@ class Projections:
                 self._entities[key] = hit
         return hit
 
-    def _unseen(self, table: str, names: list[str], covers: frozenset[str]) -> set[str] | None:
-        """The live files (``names``) holding rows the projection has not seen, or None when one of
-        the files it covers is unaccounted for (neither live nor merged, as far as the kept
-        compaction manifests tell, into a live file made of covered files only)."""
+    def _unseen(self, table: str, names: list[str], covers: frozenset[str]) -> dict[str, frozenset[str] | None] | None:
+        """The live files (``names``) holding rows the projection has not seen, each with the
+        commits of those rows (None: the whole file), or None when one of the files it covers is
+        unaccounted for (neither live nor merged, as far as the kept compaction manifests tell,
+        into a live file). A live file merged from covered files and from commits made after the
+        projection (an automatic compaction runs before the writer's projection step) holds
+        unseen rows of those commits only."""
         live = set(names)
         extra = live - covers
         if not extra and covers <= live:
-            return set()
+            return {}
         sources = merged_sources(self.store, table)
         seen: set[str] = set()
 
-        def leaves(name: str, depth: int = 0) -> set[str] | None:
+        def leaves(name: str, depth: int = 0) -> tuple[set[str], set[str]] | None:
+            """The covered files a file was merged from, and the commits of its other sources."""
             if name in covers:
-                return {name}
+                return {name}, set()
             m = COMMIT_NAME.match(name)
-            parts = sources.get(m["commit"]) if m else None
-            if parts is None or depth > 64:
+            if m is None or depth > 64:
                 return None
-            out: set[str] = set()
+            parts = sources.get(m["commit"])
+            if parts is None:       # a commit of its own (checked against the merged rows' commits)
+                return set(), {m["commit"]}
+            out: tuple[set[str], set[str]] = (set(), set())
             for part in parts:
                 got = leaves(part, depth + 1)
                 if got is None:
                     return None
-                out |= got
+                out[0].update(got[0])
+                out[1].update(got[1])
             return out
 
-        uncovered: set[str] = set()
+        unseen: dict[str, frozenset[str] | None] = {}
         for name in extra:
-            got = leaves(name)
-            if got is None:
-                uncovered.add(name)
-            else:
-                seen |= got
+            m = COMMIT_NAME.match(name)
+            got = leaves(name) if m is not None and m["commit"] in sources else None
+            if got is None:         # a new commit, or a merge of sources that cannot be told
+                unseen[name] = None
+                continue
+            seen |= got[0]
+            if got[1]:
+                unseen[name] = frozenset(got[1])
         if not covers <= (live & covers) | seen:
             return None
-        return uncovered
+        return unseen
 
-    def _holds(self, table: str, path: Path) -> tuple[frozenset[str], tuple[str, ...]] | None:
+    def _holds(self, table: str, path: Path, commits: frozenset[str] | None = None
+               ) -> tuple[frozenset[str], tuple[str, ...]] | None:
         """What a committed file changes: the entities (or, for ``metrics``, the metrics) it holds
-        rows of, and the event ids its withdrawals name; None if it cannot be read."""
-        hit = self._reach.get((table, path.name))
+        rows of, and the event ids its withdrawals name; with ``commits``, of its rows of those
+        commits only. None if it cannot be read, or when one of ``commits`` has no row there (a
+        source that was itself a merge, whose manifest is gone: what it holds cannot be told)."""
+        hit = self._reach.get((table, path.name, commits))
         if hit is None:
             key = "metric" if table == "metrics" else "entity"
             try:
                 cols = [key, "supersedes"] if table == "events" else [key]
-                hit = _touched(table, pq.read_table(path, columns=cols))
+                if commits is None:
+                    rows = pq.read_table(path, columns=cols)
+                else:
+                    rows = pq.read_table(path, columns=[*cols, "commit_id"],
+                                         filters=[("commit_id", "in", sorted(commits))])
+                    if set(rows.column("commit_id").unique().to_pylist()) != commits:
+                        return None
+                hit = _touched(table, rows)
             except (OSError, KeyError, ValueError, pa.ArrowException):
                 return None
-            self._reach[(table, path.name)] = hit
+            self._reach[(table, path.name, commits)] = hit
         return hit
 
     @staticmethod

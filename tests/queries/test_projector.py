@@ -22,9 +22,11 @@ import queries.projector as projector_module
 from ingest import EntityDef, set_entity
 from ingest.runs import RunLog
 from queries import MetricStore
+from queries.live import list_live
 from queries.projections import FOLDER, Projections
 from queries.projector import project
 from store import Store
+from store.compaction import compact
 from tests.conftest import fact, run_cli, write_csv
 from tests.queries.test_projections import KEY, doctor, rich_rows, whole
 
@@ -103,6 +105,26 @@ def test_a_commit_is_projected_as_a_delta_of_the_entities_it_touched(rich: Store
     assert ingest_rows([fact(period="FY2025", value="140", reported_at="2026-03-01")]).ok
     project(rich)
     assert layers(rich)[0] == base and sorted(sum(layers(rich)[1], [])) == ["acme", "beta"]
+    assert_fresh(rich)
+
+
+def test_a_commit_merged_by_a_compaction_before_its_step_is_projected_as_a_delta(rich: Store, ingest_rows) -> None:
+    """An automatic compaction runs inside the append, before the writer's projection step: the
+    merged file holds covered rows and the new commit's. The step reads which entities that
+    commit touched from the merged rows' commit ids, and projects them alone (no rebuild)."""
+    base, _ = layers(rich)
+    assert ingest_rows([fact(entity="beta", period="FY2025", value="60", reported_at="2025-08-15")]).ok
+    compact(rich, full=True)
+    assert len(list_live(rich, ("events",))["events"]) == 1
+    assert_fresh(rich)
+    project(rich)
+    assert layers(rich) == (base, [["beta"]])
+    assert_fresh(rich)
+    # merged again with its sources deleted at once (no manifest left to tell them): a rebuild
+    assert ingest_rows([fact(period="FY2025", value="140", reported_at="2026-03-01")]).ok
+    compact(rich, full=True, grace_s=0)
+    assert_fresh(rich)
+    project(rich)
     assert_fresh(rich)
 
 
