@@ -1,12 +1,16 @@
-"""The harness's child processes: their environment, and the ack files they write (``_writer.py``)."""
+"""The harness's child processes: their environment, the writers (``_writer.py``), the ack files
+they write, and the batches found in a store's files."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import duckdb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,3 +55,27 @@ def end(proc: subprocess.Popen[bytes], fault: str, after_s: float) -> None:
         time.sleep(after_s)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def spawn_writer(root: Path, writer: int, first: int, count: int, rows: int, ack: Path,
+                 fault: str = "", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability._writer", str(root), str(writer), str(first), str(count),
+         str(rows), str(ack), fault],
+        cwd=ROOT, env={**child_env(), **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def batch_counts(root: Path) -> tuple[dict[str, int], int, int]:
+    """Rows per batch source (deduplicated), total raw rows, distinct event ids: straight from the files."""
+    glob = str(root / "events" / "*.parquet")
+    con = duckdb.connect()
+    try:
+        raw, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM read_parquet(?, union_by_name = true)", [glob]).fetchone()
+        per = dict(con.execute(
+            "SELECT source, count(DISTINCT event_id) FROM read_parquet(?, union_by_name = true) GROUP BY source",
+            [glob]).fetchall())
+    finally:
+        con.close()
+    return per, int(raw), int(distinct)

@@ -21,7 +21,9 @@ from store.repair import leftovers
 from store.verify import verify
 from tests.conftest import ROOT, run_cli
 from tests.reliability._writer import batch
-from tests.reliability.torture import FAULT_POINTS, concurrency_run, kill_trials, read_acks, spawn_writer
+from tests.reliability.concurrency import concurrency_run
+from tests.reliability.processes import read_acks, spawn_writer
+from tests.reliability.torture import FAULT_POINTS, kill_trials
 
 
 def test_killed_writers_lose_nothing_and_leave_nothing_visible(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.reliability.torture import reader_compaction_ok, reader_compaction_run
+from tests.reliability.concurrency import reader_compaction_ok, reader_compaction_run
 
 
 def test_no_reader_or_compaction_fails_when_sources_are_deleted_at_once(tmp_path: Path) -> None:
