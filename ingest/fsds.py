@@ -268,8 +268,9 @@ def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
         if writer is None:
             writer = ipc.new_stream(spool, block.schema, options=ipc.IpcWriteOptions(compression="lz4"))
         writer.write_batch(block)
-        # (only a row whose tag a mapped concept ends with can be mapped: those few are converted)
-        block = block.filter(pc.is_in(block.column("tag"), value_set=tags))
+        # (only a row whose tag a mapped concept ends with can be mapped: those few are converted;
+        # a row without a value is no event, so it takes no name from a concept that has one)
+        block = block.filter(pc.and_(pc.is_in(block.column("tag"), value_set=tags), pc.is_valid(block.column("value"))))
         df = _frame(block, NUM_COLUMNS).select(*_KEY[1:], "tag", "version")
         df = df.filter(pl.col("version").str.contains("/")).with_columns(_qname("version").alias("qname"))
         parts.append(_owned(df.join(mapping, on="qname", how="inner").select(*_KEY, "prio", "qname")))

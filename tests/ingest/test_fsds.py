@@ -102,6 +102,24 @@ def test_rows_follow_the_companyfacts_rules(acme: Store, ms: MetricStore) -> Non
     assert (str(beta["period_start"]), str(beta["period_end"])) == ("2024-01-01", "2024-06-30")
 
 
+def test_a_concept_without_a_value_leaves_the_name_to_one_with_a_value(tmp_path: Path, store: Store,
+                                                                       catalog: Catalog) -> None:
+    """A filing's higher concept reported without a value (an XBRL nil) for a period is no event,
+    so the next concept with a value there takes the standard name; elsewhere the higher one does."""
+    nil = ["0009999902-24-000001", "Revenues", "us-gaap/2024", "20240331", "1", "USD", "", "", "", ""]
+    valued = [*nil[:1], "SalesRevenueNet", *nil[2:8], "2400000.0000", ""]
+    num = _num_with(nil) + ("\t".join(valued) + "\n").encode()
+    assert ingest_paths(store, [make_zip(tmp_path, **{"num.txt": num})], catalog=catalog).ok
+    with MetricStore(store) as ms:
+        q1 = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'revenue' AND period_end = DATE '2024-03-31'",
+                 [BETA])
+        assert (q1["value"], q1["source_ref"]) == (2_400_000, "us-gaap:SalesRevenueNet")
+        h1 = one(ms, "SELECT * FROM facts WHERE entity = ? AND metric = 'revenue' AND period_end = DATE '2024-06-30'",
+                 [BETA])
+        assert (h1["value"], h1["source_ref"]) == (5_000_000, "us-gaap:Revenues")
+        assert ms.sql("SELECT * FROM events WHERE entity = ? AND metric = 'us-gaap:SalesRevenueNet'", [BETA]).height == 0
+
+
 def test_segments_and_coregistrant_become_dims(acme: Store, ms: MetricStore) -> None:
     seg = ms.sql("SELECT dims, value FROM facts WHERE entity = ? AND metric = 'revenue' AND period = '2024Q3' "
                  "AND dims <> '' ORDER BY dims", [ACME])
