@@ -29,6 +29,7 @@ commit and this step leaves the projection behind, never wrong; the next call ca
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ from queries.projections import (BY_METRIC, COVERED, LAYER, STILL_VALID, STORED_
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal
 from store import CorruptFile, MetricStoreError, Store
+from store.compaction import CompactionPolicy
 from store.locks import FileLock, LockHeld
 from store.verify import sha256_prefix
 
@@ -68,8 +70,6 @@ LOCK_WAIT_S = 600.0
 #: other views cost the step their creation at every commit, and no growth row reads them).
 SOURCES = ("00_periods.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql", "28_growth_rules.sql",
            "30_growth.sql", "35_growth_versions.sql")
-#: Replaced manifests younger than this are kept (a reader that just read one finds its files).
-KEEP_S = 10.0
 
 
 def project(store: Store, *, rebuild: bool = False) -> Projection | None:
@@ -316,9 +316,10 @@ def _clear_dead(folder: Path) -> None:
 
 
 def _prune(folder: Path) -> None:
-    """Delete replaced manifests (but the newest and those younger than :data:`KEEP_S`) and the
-    layer files no kept manifest names."""
+    """Delete replaced manifests (but the newest and those replaced within :func:`kept_for`) and
+    the layer files no kept manifest names."""
     now = time.time()
+    keep = kept_for()
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -327,11 +328,9 @@ def _prune(folder: Path) -> None:
     named: set[str] = set()
     for i, entry in enumerate(manifests):
         try:
-            young = now - entry.stat().st_mtime < KEEP_S
-            if i == len(manifests) - 1 or young:
-                body = json.loads(Path(entry.path).read_text())
-                for layer in [body["base"], *body.get("deltas", [])]:
-                    named.add(layer["file"])
+            # a manifest is replaced when the next one is published; the newest is the projection
+            if i + 1 == len(manifests) or now - manifests[i + 1].stat().st_mtime < keep:
+                named |= _files_named(Path(entry.path))
             else:
                 Path(entry.path).unlink(missing_ok=True)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -340,3 +339,17 @@ def _prune(folder: Path) -> None:
         if entry.name.endswith(".parquet") and entry.name.startswith(_LAYER_PREFIXES):
             if entry.name not in named:
                 Path(entry.path).unlink(missing_ok=True)
+
+
+def kept_for() -> float:
+    """Seconds a replaced projection's files stay for the readers that took it (Spark reads them
+    at its first query, maybe minutes after it registered its views): the compaction's grace
+    period, which keeps the log's merged files as long (``METRICSTORE_COMPACT_GRACE_S``)."""
+    return CompactionPolicy.from_env().grace_s
+
+
+@functools.lru_cache(maxsize=4096)
+def _files_named(manifest: Path) -> frozenset[str]:
+    """The layer files a manifest names (read once: a manifest never changes)."""
+    body = json.loads(manifest.read_text())
+    return frozenset(str(layer["file"]) for layer in [body["base"], *body.get("deltas", [])])

@@ -20,8 +20,9 @@ changed entities, or when the changes cannot be told, the whole view is computed
 (:meth:`~queries.projections.Projections.usable_of`, as for any whole-view query).
 
 The projected rows are cached lazily, like the translator's building blocks: the first query
-reads the layer files (a later projection step deletes replaced ones after a few seconds; register
-again to read the newer one).
+reads the layer files. A later projection step deletes replaced ones once the compaction's grace
+period is over, as a compaction deletes the log files Spark listed: query within it, or register
+again to read the newer projection.
 """
 
 from __future__ import annotations

@@ -308,8 +308,22 @@ def test_a_damaged_projection_or_one_of_other_sql_is_ignored(rich: Store, ms: Me
     assert_frame_equal(whole(MetricStore(rich)), expected)
 
 
-def test_replaced_projections_are_deleted(rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(projector_module, "KEEP_S", 0)
+def test_replaced_projections_stay_for_the_grace_period_then_are_deleted(
+        rich: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replaced projection's files stay as long as the log's merged files (a Spark session reads
+    them at its first query), then go."""
+    monkeypatch.setenv("METRICSTORE_COMPACT_GRACE_S", "300")
+    first = project(rich)
+    assert first is not None
+    rich.append(pl.DataFrame([{"entity": "acme", "metric": "revenue", "period_start": "2029-01-01",
+                               "period_end": "2029-12-31", "value": 1.0, "unit": "USD",
+                               "reported_at": "2030-01-01", "source": "s"}])
+                .with_columns(pl.col("period_start", "period_end", "reported_at").str.to_date()).to_arrow())
+    replacing = project(rich, rebuild=True)
+    assert replacing is not None and replacing.base.file != first.base.file
+    assert first.base.file.exists() and first.manifest.exists()
+    assert pl.read_parquet(first.base.file).height == first.base.rows      # still whole, still readable
+    monkeypatch.setenv("METRICSTORE_COMPACT_GRACE_S", "0")
     first = project(rich)
     rich.append(pl.DataFrame([{"entity": "acme", "metric": "revenue", "period_start": "2030-01-01",
                                "period_end": "2030-12-31", "value": 1.0, "unit": "USD",
