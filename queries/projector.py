@@ -54,6 +54,9 @@ from store.verify import sha256_prefix
 #: Past this many changed entities a step rebuilds everything (narrowing the events to them would
 #: copy most of the log).
 MAX_NARROWED = 1_000
+#: A full computation past this many events runs in parts of about this many events each (an
+#: entity's events are never split): its memory then follows the part, not the store.
+PART_EVENTS = 1_000_000
 #: Deltas kept on top of the base before they are merged into one.
 MAX_DELTAS = 8
 #: Deltas holding more than this share of the base's rows (and more than FOLD_MIN_ROWS) are folded
@@ -126,8 +129,7 @@ def _step(store: Store, finder: Projections, folder: Path, listing: Reading, reb
         return _publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
     with _Session(store, listing, folder) as s:
         if latest is None or changed is None or len(changed) > MAX_NARROWED:
-            s.compute(None)
-            return _publish(folder, covers, s.write_layer("computed", None), [])
+            return _publish(folder, covers, s.compute_all(), [])
         s.compute(changed)
         deltas = list(latest.deltas) + [s.write_layer("computed", changed)]
         base, deltas = _merge(s, latest.base, deltas)
@@ -204,6 +206,44 @@ class _Session:
                 self.con.close()
                 self.con = self._connect()
 
+    def compute_all(self) -> Layer:
+        """Every entity's growth, written as a base layer: computed at once, or entity by entity
+        in parts of about :data:`PART_EVENTS` events (:meth:`_parts`)."""
+        parts = self._parts()
+        if parts is None:
+            self.compute(None)
+            return self.write_layer("computed", None)
+        files = []
+        for i, entities in enumerate(parts):
+            self.compute(entities)
+            files.append(self.folder / f".tmp-{self.tag}-part{i}.parquet")
+            self.con.execute(f"COPY computed TO {sql_literal(files[-1])} (FORMAT parquet)")
+            self.con.execute("DROP TABLE computed")
+        return self.write_layer(f"read_parquet({sql_literal_list(files)})", None)
+
+    def _parts(self) -> list[frozenset[str]] | None:
+        """The entities with events in parts of about :data:`PART_EVENTS` events each, in name
+        order, or None when they hold fewer (computed at once). A speed-up for memory: DuckDB
+        cannot spill every stage of the growth, so computing everything at once needs memory
+        that grows with the store, and a part's with the part (an entity's growth reads only its
+        own events, every withdrawal, its calendar and the metrics' definitions)."""
+        events = self.listing.get("events", [])
+        if not events:
+            return None
+        counts = self.con.execute(f"SELECT entity, count(*) FROM read_parquet({sql_literal_list(events)}, "
+                                  "union_by_name = true) GROUP BY entity ORDER BY entity").fetchall()
+        if sum(int(n) for _, n in counts) <= PART_EVENTS:
+            return None
+        parts: list[set[str]] = [set()]
+        held = 0
+        for entity, n in counts:
+            if held and held + int(n) > PART_EVENTS:
+                parts.append(set())
+                held = 0
+            parts[-1].add(str(entity))
+            held += int(n)
+        return [frozenset(p) for p in parts]
+
     def _compute(self, entities: frozenset[str] | None) -> None:
         con = self.con
         if entities is not None:
@@ -247,7 +287,7 @@ class _Session:
         return src + (f" WHERE entity NOT IN (SELECT unnest({_list(hidden)}))" if hidden else "")
 
     def write_layer(self, table: str, entities: frozenset[str] | None) -> Layer:
-        """Write temp table ``table`` (closed versions) as a layer's file."""
+        """Write ``table`` (closed versions: the temp table, or the parts' files read) as a layer's file."""
         tmp = self.folder / f".tmp-{self.tag}-layer.parquet"
         rows = int(self.con.execute(
             f"COPY (SELECT * REPLACE ({STORED_DERIVED_FROM} AS derived_from) FROM {table} "

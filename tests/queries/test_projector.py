@@ -128,6 +128,27 @@ def test_a_commit_merged_by_a_compaction_before_its_step_is_projected_as_a_delta
     assert_fresh(rich)
 
 
+def test_a_rebuild_in_parts_of_a_few_entities_is_the_rebuild_at_once(
+        rich: Store, ingest_rows, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past PART_EVENTS events a full computation runs entity by entity in parts (its memory then
+    follows the part); a withdrawal filed under another entity still reaches the one it names."""
+    assert ingest_rows([fact(entity="gamma", period="FY2024", value="7"),
+                        fact(entity="delta", period="FY2024", value="9")]).ok
+    with MetricStore(rich) as ms:
+        retract_across(rich, "gamma", event_id(ms, "beta", "FY2024"))
+    at_once = project(rich, rebuild=True)
+    monkeypatch.setattr(projector_module, "PART_EVENTS", 12)
+    in_parts = project(rich, rebuild=True)
+    assert at_once is not None and in_parts is not None
+    listing = list_live(rich, projector_module.COVERED)
+    with projector_module._Session(rich, listing, rich.root / FOLDER) as s:
+        parts = s._parts()
+    assert parts is not None and len(parts) >= 3 and set().union(*parts) == {"acme", "beta", "gamma", "delta"}
+    assert in_parts.base.rows == at_once.base.rows
+    assert_frame_equal(pl.read_parquet(in_parts.base.file), pl.read_parquet(at_once.base.file))
+    assert_fresh(rich)
+
+
 def test_a_withdrawal_filed_under_another_entity_reaches_the_entity_it_names(rich: Store, ingest_rows) -> None:
     with MetricStore(rich) as ms:
         wrong = event_id(ms, "beta", "FY2024")
