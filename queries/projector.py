@@ -199,9 +199,7 @@ class _Session:
             except duckdb.OutOfMemoryException:
                 # what DuckDB cannot spill is held per thread: one thread needs about half of it
                 if self.threads == 1:
-                    raise SqlError(f"the growth projection needs more than {self.limit} of memory; set {MEMORY_ENV} "
-                                   f"higher (say 4GB; default {MEMORY_LIMIT}). Answers meanwhile are computed "
-                                   "from the events") from None
+                    raise self._short() from None
                 self.threads = 1
                 self.con.close()
                 self.con = self._connect()
@@ -209,7 +207,10 @@ class _Session:
     def compute_all(self) -> Layer:
         """Every entity's growth, written as a base layer: computed at once, or entity by entity
         in parts of about :data:`PART_EVENTS` events (:meth:`_parts`)."""
-        parts = self._parts()
+        try:
+            parts = self._parts()
+        except duckdb.OutOfMemoryException:
+            raise self._short() from None
         if parts is None:
             self.compute(None)
             return self.write_layer("computed", None)
@@ -220,6 +221,11 @@ class _Session:
             self.con.execute(f"COPY computed TO {sql_literal(files[-1])} (FORMAT parquet)")
             self.con.execute("DROP TABLE computed")
         return self.write_layer(f"read_parquet({sql_literal_list(files)})", None)
+
+    def _short(self) -> SqlError:
+        """The one line for a computation that does not fit in the memory it was given."""
+        return SqlError(f"the growth projection needs more than {self.limit} of memory; set {MEMORY_ENV} "
+                        f"higher (say 4GB; default {MEMORY_LIMIT}). Answers meanwhile are computed from the events")
 
     def _parts(self) -> list[frozenset[str]] | None:
         """The entities with events in parts of about :data:`PART_EVENTS` events each, in name
