@@ -58,8 +58,11 @@ BY_METRIC = "metric, entity, segment, dims, ptype, period_end"
 SERIES_KEYS = (BY_METRIC.split(", ")[0], BY_METRIC.split(", ")[1])
 #: ``valid_to`` of a version still valid (never NULL in the files: two comparisons DuckDB checks
 #: against each row group's statistics).
-STILL_VALID = "DATE '9999-12-31'"
 STILL_VALID_DATE = dt.date(9999, 12, 31)
+STILL_VALID = f"DATE '{STILL_VALID_DATE.isoformat()}'"
+#: Every reader keeps the versions valid on one day (:func:`valid_on`); the answer now is the
+#: versions valid on the day before :data:`STILL_VALID`, the versions still valid.
+NOW_DAY = STILL_VALID_DATE - dt.timedelta(days=1)
 #: A reported row's ``derived_from`` is its own event id: the files store NULL in its place (the
 #: ids are the largest columns), and every reader puts it back (:data:`DERIVED_FROM`).
 STORED_DERIVED_FROM = "CASE WHEN derived_from = [event_id] THEN NULL ELSE derived_from END"
@@ -68,6 +71,11 @@ DERIVED_FROM = "CASE WHEN derived_from IS NULL AND event_id IS NOT NULL THEN [ev
 VIEW_ROW = f"* EXCLUDE (valid_from, valid_to) REPLACE ({DERIVED_FROM} AS derived_from)"
 #: Beyond this many entities changed since the projection, a whole-view query computes everything.
 MAX_RECOMPUTED = 256
+
+
+def valid_on(day: str) -> str:
+    """The SQL condition of a version valid on ``day`` (a SQL date expression; :data:`NOW_DAY`: now)."""
+    return f"valid_from <= {day} AND {day} < valid_to"
 
 
 @functools.cache
@@ -386,9 +394,8 @@ class Projections:
 
         unseen: dict[str, frozenset[str] | None] = {}
         for name in extra:
-            m = COMMIT_NAME.match(name)
-            got = leaves(name) if m is not None and m["commit"] in sources else None
-            if got is None:         # a new commit, or a merge of sources that cannot be told
+            got = leaves(name)
+            if got is None or not got[0]:   # new rows only, or a merge of sources that cannot be told
                 unseen[name] = None
                 continue
             seen |= got[0]
