@@ -23,7 +23,7 @@ notebook) has only SQL, so the view says the same in SQL, at every query:
 
 from __future__ import annotations
 
-from queries.projections import FOLDER, DERIVED_FROM, LAYER, STILL_VALID, sql_version
+from queries.projections import DERIVED_FROM, FOLDER, LAYER, NOW_DAY, sql_version, valid_on
 from queries.views import sql_literal
 from store import Store
 
@@ -66,21 +66,15 @@ changed AS (
     UNION
     SELECT DISTINCT entity FROM event_log WHERE NOT EXISTS (SELECT 1 FROM man)
 ),
--- each layer's versions valid now (or as of the session's date), as the view gives them
-current_rows AS (
+-- each layer's versions valid on the session's date (now: the day before the versions still valid end)
+layer_rows AS (
     SELECT g.* EXCLUDE (filename), l.rank AS layer_rank
     FROM read_parquet(__LAYERS__, filename = true) g JOIN layers l ON g.filename = l.file
-    WHERE g.filename IN (SELECT file FROM layers) AND getvariable('as_of') IS NULL AND g.valid_to = __STILL_VALID__
-),
-as_of_rows AS (
-    SELECT g.* EXCLUDE (filename), l.rank AS layer_rank
-    FROM read_parquet(__LAYERS__, filename = true) g JOIN layers l ON g.filename = l.file
-    WHERE g.filename IN (SELECT file FROM layers) AND getvariable('as_of') IS NOT NULL
-      AND g.valid_from <= CAST(getvariable('as_of') AS DATE) AND CAST(getvariable('as_of') AS DATE) < g.valid_to
+    WHERE g.filename IN (SELECT file FROM layers) AND __VALID__
 ),
 projected AS (
     SELECT r.* EXCLUDE (layer_rank, valid_from, valid_to) REPLACE (__DERIVED_FROM__ AS derived_from)
-    FROM (SELECT * FROM current_rows UNION ALL BY NAME SELECT * FROM as_of_rows) r
+    FROM layer_rows r
     LEFT JOIN owner o ON o.entity = r.entity
     WHERE coalesce(o.rank, 0) = r.layer_rank AND r.entity NOT IN (SELECT entity FROM changed)
       AND NOT ms_formula_metric(r.metric)
@@ -118,7 +112,7 @@ def growth_view(store: Store, *, formulas: bool = True) -> str:
             .replace("__LATER__", LATER)
             .replace("__FOLDER__", sql_literal(str(folder) + "/"))
             .replace("__LAYERS__", sql_literal(folder / f"{LAYER}-*.parquet"))
-            .replace("__STILL_VALID__", STILL_VALID)
+            .replace("__VALID__", valid_on(f"coalesce(CAST(getvariable('as_of') AS DATE), DATE '{NOW_DAY}')"))
             .replace("__DERIVED_FROM__", DERIVED_FROM)
             .replace("__EVENTS__", sql_literal(store.glob("events")))
             .replace("__ENTITIES__", sql_literal(store.glob("entities")))

@@ -21,7 +21,7 @@ from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
 from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
-from queries.projections import COVERED, FOLDER as PROJECTIONS, STILL_VALID, STILL_VALID_DATE, VIEW_ROW, Projections
+from queries.projections import COVERED, FOLDER as PROJECTIONS, NOW_DAY, VIEW_ROW, Projections, valid_on
 from queries.views import pin, sql_literal
 from store import Store
 from store.integrity import ChecksumGuard
@@ -180,8 +180,7 @@ class MetricStore:
         live[PROJECTIONS] = [layer.file for layer in proj.layers]
         # the date written into the view (a DATE literal of a date we parsed), not a variable:
         # DuckDB skips the row groups whose validity statistics exclude it
-        valid = (f" AND valid_from <= DATE '{as_of.isoformat()}' AND DATE '{as_of.isoformat()}' < valid_to"
-                 if as_of is not None else f" AND valid_to = {STILL_VALID}")
+        valid = " AND " + valid_on(f"DATE '{(as_of or NOW_DAY).isoformat()}'")
         # formula metrics are never projected (a definition recorded later needs no new projection):
         # their rows, reported ones included, are computed from their inputs' (queries.formula_sql)
         formulas = bool(self._formula_metrics())
@@ -228,12 +227,9 @@ class MetricStore:
         rows = self._projections.rows_of(layer, filters["entity"], filters["metric"])
         if rows is None:
             return None
+        day = NOW_DAY if as_of is None else to_date("as_of", as_of)
         keep = [pl.col(name) == value for name, value in filters.items()]
-        if as_of is None:
-            keep.append(pl.col("valid_to") == STILL_VALID_DATE)
-        else:
-            d = to_date("as_of", as_of)
-            keep += [pl.col("valid_from") <= d, pl.col("valid_to") > d]
+        keep += [pl.col("valid_from") <= day, pl.col("valid_to") > day]      # queries.projections.valid_on
         frame = cast(pl.DataFrame, pl.from_arrow(rows)).filter(*keep)
         own_id = pl.col("derived_from").is_null() & pl.col("event_id").is_not_null()   # queries.projections.DERIVED_FROM
         frame = frame.with_columns(derived_from=pl.when(own_id).then(pl.concat_list("event_id"))

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from queries.formulas import definitions, metric_log
 from queries.live import list_live
-from queries.projections import COVERED, STILL_VALID_DATE, Projection, Projections
+from queries.projections import COVERED, NOW_DAY, Projection, Projections
 from queries.views import sql_literal
 from store import Store, StoreNotFound
 
@@ -83,11 +83,8 @@ def find(spark: SparkSession, store_uri: str | os.PathLike[str], as_of: dt.date 
             df = spark.read.parquet(layer.file.absolute().as_uri())
         except AnalysisException:  # replaced by a newer projection and deleted since: computed
             return None
-        if as_of is None:
-            df = df.filter(F.col("valid_to") == F.lit(STILL_VALID_DATE))
-        else:
-            day = F.lit(as_of)
-            df = df.filter((F.col("valid_from") <= day) & (day < F.col("valid_to")))
+        day = F.lit(as_of or NOW_DAY)           # queries.projections.valid_on
+        df = df.filter((F.col("valid_from") <= day) & (day < F.col("valid_to")))
         own_id = F.col("derived_from").isNull() & F.col("event_id").isNotNull()    # projections.DERIVED_FROM
         df = df.drop("valid_from", "valid_to").withColumn(
             "derived_from", F.when(own_id, F.array(F.col("event_id"))).otherwise(F.col("derived_from")))
