@@ -398,4 +398,4 @@ def kept_for() -> float:
 def _files_named(manifest: Path) -> frozenset[str]:
     """The layer files a manifest names (read once: a manifest never changes)."""
     body = json.loads(manifest.read_text())
-    return frozenset(str(layer["file"]) for layer in [body["base"], *body.get("deltas", [])])
+    return frozenset(Layer.of(layer, manifest.parent).file.name for layer in [body["base"], *body.get("deltas", [])])
