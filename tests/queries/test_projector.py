@@ -125,6 +125,8 @@ def test_a_commit_merged_by_a_compaction_before_its_step_is_projected_as_a_delta
     compact(rich, full=True, grace_s=0)
     assert_fresh(rich)
     project(rich)
+    rebuilt, deltas = layers(rich)
+    assert rebuilt != base and deltas == []
     assert_fresh(rich)
 
 
