@@ -13,14 +13,8 @@ either at a random moment (timed kill) or at a chosen step of the commit (a faul
   temporary file; retrying the batch in flight adds it once or not at all, and re-appending an
   acknowledged batch adds nothing.
 
-Concurrency (:func:`concurrency_run`): N writers append at once while reader processes query
-in a loop; the final event set must equal the union of what the writers were told was committed,
-and no reader may fail or see a count go down.
-
-Readers during compaction (:func:`reader_compaction_run`): writers compact automatically at every
-second small file and delete merged sources after a grace period of 0 s, then 1 s, while readers
-open sessions and query and ``metricstore compact`` runs in a loop; no reader may fail or see a
-count go down.
+Writers and readers at once, with and without compactions (:mod:`tests.reliability.concurrency`):
+nothing acknowledged is lost, and no reader fails or sees a count go down.
 
 Projections (:mod:`tests.reliability.projection_trials`): writers killed around their projection
 step; no reader may get a stale growth answer, and the next step must cover the whole log.
