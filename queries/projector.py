@@ -155,6 +155,11 @@ def _entities(layers: list[Layer]) -> frozenset[str]:
     return frozenset(out)
 
 
+def _cache_footers(con: duckdb.DuckDBPyConnection) -> None:
+    """A speed-up: every view the step creates reads every log file's footer, once with the cache."""
+    con.execute("SET parquet_metadata_cache = true")
+
+
 class _Session:
     """A DuckDB connection with the views over one listing, computing into temp table ``computed``
     and writing layers into the projections' folder."""
@@ -173,7 +178,12 @@ class _Session:
         con.execute("SET temp_directory = ?", [str(self.spill)])
         con.execute("SET preserve_insertion_order = false")
         con.execute("SET enable_progress_bar = false")      # a writer's last step: its logs get no bar
-        install(con, self.store, self.listing, only=SOURCES)
+        _cache_footers(con)
+        try:
+            install(con, self.store, self.listing, only=SOURCES)
+        except duckdb.OutOfMemoryException:
+            con.close()
+            raise self._short() from None
         for table, files in self.listing.items():
             if files:
                 con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
