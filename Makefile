@@ -42,8 +42,9 @@ demo: $(VENV)/.installed-core-$(HASH)
 test: $(VENV)/.installed-test-$(HASH)
 	$(BIN)/python -m pytest -q -n 2 --ignore=tests/scale -m "not slow" $(PYTEST_ARGS)
 
-# The tests marked slow (metricstore serve under load: 32 clients x 200 queries; the projections against the
-# reference over random commit sequences, real filings and a concurrent writer): minutes, so apart; CI runs them.
+# The tests marked slow (metricstore serve under load: 32 clients x 200 queries, 200 connections past its cap; the
+# projections and the growth versions against the reference over random stores, random commit sequences, real
+# filings and a concurrent writer): minutes, so apart; CI runs them.
 test-slow: $(VENV)/.installed-test-$(HASH)
 	$(BIN)/python -m pytest -q -n 2 --ignore=tests/scale -m slow $(PYTEST_ARGS)
 

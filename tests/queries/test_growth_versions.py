@@ -133,7 +133,8 @@ def assert_versions_match(ms: MetricStore, every: int = 1) -> int:
     return len(dates)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# one seed in `make test`; the others and the real filings take half a minute each: `make test-slow`
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
 def test_versions_equal_the_view_as_of_every_date_on_random_stores(tmp_path: Path, catalog: Catalog, seed: int) -> None:
     store = random_store(tmp_path / "store", tmp_path, catalog, seed)
     with MetricStore(store) as ms:
@@ -142,6 +143,7 @@ def test_versions_equal_the_view_as_of_every_date_on_random_stores(tmp_path: Pat
         assert assert_versions_match(ms) > 50
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SEC.is_dir(), reason="../shared/data/sec is absent (real SEC filings)")
 def test_versions_equal_the_view_as_of_dates_of_real_filings(tmp_path: Path, catalog: Catalog) -> None:
     store = Store.create(tmp_path / "store")

@@ -84,6 +84,7 @@ def test_a_flood_of_wrong_passwords(served: Served) -> None:
     assert served.proc.poll() is None, f"the server died after {time.monotonic() - started:.0f} s"
 
 
+@pytest.mark.slow     # half a minute: `make test-slow` (CI runs it)
 def test_200_connections_past_the_cap_are_refused_cleanly(served: Served) -> None:
     """200 sockets that send a startup message and wait: the cap's worth wait for a password, the
     rest get SQLSTATE 53300 and are closed; the server then serves the next client."""
