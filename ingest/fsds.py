@@ -240,12 +240,11 @@ def _qname(taxonomy_from: str) -> pl.Expr:
 _KEY = ["std", "adsh", "ddate", "qtrs", "uom", "segments", "coreg"]
 
 
-def _owned(df: pl.DataFrame) -> pl.DataFrame:
-    """``df`` with its own copy of its text: a filtered polars string column is a view that keeps
-    its whole block alive, so the few rows kept of each block would hold all of ``num.txt``."""
-    out = pl.from_arrow(df.to_arrow(compat_level=pl.CompatLevel.oldest()))
-    assert isinstance(out, pl.DataFrame)
-    return out
+def _compact(df: pl.DataFrame) -> pl.DataFrame:
+    """A speed-up for memory: ``df``'s text as categories, four bytes a value instead of a string
+    (the rows kept till the end of pass one held 2.4 GB at 35 M numbers). It is also the rows' own
+    copy: a filtered polars string column is a view that keeps its whole block alive."""
+    return df.with_columns(pl.col(pl.String).cast(pl.Categorical))
 
 
 def _mapped_tags(mapping: pl.DataFrame) -> pa.Array:
@@ -273,7 +272,7 @@ def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
         block = block.filter(pc.and_(pc.is_in(block.column("tag"), value_set=tags), pc.is_valid(block.column("value"))))
         df = _frame(block, NUM_COLUMNS).select(*_KEY[1:], "tag", "version")
         df = df.filter(pl.col("version").str.contains("/")).with_columns(_qname("version").alias("qname"))
-        parts.append(_owned(df.join(mapping, on="qname", how="inner").select(*_KEY, "prio", "qname")))
+        parts.append(_compact(df.join(mapping, on="qname", how="inner").select(*_KEY, "prio", "qname")))
     if writer is not None:
         writer.close()
     if not parts:
@@ -283,7 +282,7 @@ def _winners(zf: zipfile.ZipFile, member: str, header: list[str], file: str,
     # the facts two concepts compete for are kept, a few hundredths of the rows held till the end
     return (hits.sort("prio").group_by(_KEY).agg(pl.col("prio").first().alias("__best"),
                                                   pl.col("qname").first().alias("__best_name"), pl.len().alias("__n"))
-            .filter(pl.col("__n") > 1).drop("__n"))
+            .filter(pl.col("__n") > 1).drop("__n").with_columns(pl.col(pl.Categorical).cast(pl.String)))
 
 
 def _dims(segments: str | None, coreg: str | None, unit_dims: str) -> str:
