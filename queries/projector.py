@@ -103,6 +103,10 @@ def project(store: Store, *, rebuild: bool = False) -> Projection | None:
         try:
             return read_listed(store, lambda: _hold(list_live(store, COVERED), held),
                                lambda listing: _step(store, finder, folder, listing, rebuild))
+        except duckdb.OutOfMemoryException:   # (a computation that failed on several threads ran again on one)
+            raise SqlError(f"the growth projection needs more than {_memory_limit()} of memory; set {MEMORY_ENV} "
+                           f"higher (say 4GB; default {MEMORY_LIMIT}). Answers meanwhile are computed from the "
+                           "events") from None
         except duckdb.Error as exc:
             raise SqlError(f"the growth projection could not be computed: {str(exc).splitlines()[0]}") from None
         finally:
@@ -155,6 +159,11 @@ def _entities(layers: list[Layer]) -> frozenset[str]:
     return frozenset(out)
 
 
+def _memory_limit() -> str:
+    """DuckDB's memory limit for a step: ``$METRICSTORE_MEMORY_LIMIT``, else :data:`MEMORY_LIMIT`."""
+    return os.environ.get(MEMORY_ENV, "").strip() or MEMORY_LIMIT
+
+
 def _cache_footers(con: duckdb.DuckDBPyConnection) -> None:
     """A speed-up: every view the step creates reads every log file's footer, once with the cache."""
     con.execute("SET parquet_metadata_cache = true")
@@ -169,21 +178,16 @@ class _Session:
         self.tag = uuid.uuid4().hex
         self.spill = folder / f".tmp-{self.tag}-spill"
         self.threads = os.cpu_count() or 1
-        self.limit = os.environ.get(MEMORY_ENV, "").strip() or MEMORY_LIMIT
         self.con = self._connect()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(config={"threads": self.threads})
-        set_memory_limit(con, self.limit)
+        set_memory_limit(con, _memory_limit())
         con.execute("SET temp_directory = ?", [str(self.spill)])
         con.execute("SET preserve_insertion_order = false")
         con.execute("SET enable_progress_bar = false")      # a writer's last step: its logs get no bar
         _cache_footers(con)
-        try:
-            install(con, self.store, self.listing, only=SOURCES)
-        except duckdb.OutOfMemoryException:
-            con.close()
-            raise self._short() from None
+        install(con, self.store, self.listing, only=SOURCES)
         for table, files in self.listing.items():
             if files:
                 con.execute(f"SET VARIABLE {files_variable(table)} = ?", [[str(p) for p in files]])
@@ -209,7 +213,7 @@ class _Session:
             except duckdb.OutOfMemoryException:
                 # what DuckDB cannot spill is held per thread: one thread needs about half of it
                 if self.threads == 1:
-                    raise self._short() from None
+                    raise
                 self.threads = 1
                 self.con.close()
                 self.con = self._connect()
@@ -217,10 +221,7 @@ class _Session:
     def compute_all(self) -> Layer:
         """Every entity's growth, written as a base layer: computed at once, or entity by entity
         in parts of about :data:`PART_EVENTS` events (:meth:`_parts`)."""
-        try:
-            parts = self._parts()
-        except duckdb.OutOfMemoryException:
-            raise self._short() from None
+        parts = self._parts()
         if parts is None:
             self.compute(None)
             return self.write_layer("computed", None)
@@ -231,11 +232,6 @@ class _Session:
             self.con.execute(f"COPY computed TO {sql_literal(files[-1])} (FORMAT parquet)")
             self.con.execute("DROP TABLE computed")
         return self.write_layer(f"read_parquet({sql_literal_list(files)})", None)
-
-    def _short(self) -> SqlError:
-        """The one line for a computation that does not fit in the memory it was given."""
-        return SqlError(f"the growth projection needs more than {self.limit} of memory; set {MEMORY_ENV} "
-                        f"higher (say 4GB; default {MEMORY_LIMIT}). Answers meanwhile are computed from the events")
 
     def _parts(self) -> list[frozenset[str]] | None:
         """The entities with events in parts of about :data:`PART_EVENTS` events each, in name
