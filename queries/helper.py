@@ -15,7 +15,7 @@ from typing import Any, cast
 import duckdb
 import polars as pl
 
-from queries import changes as feed, lineage, peers
+from queries import changes as feed, lineage, peers, projected
 from queries.args import DateLike, key_text, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
@@ -45,11 +45,19 @@ SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qual
                   "ttm_value", "source", "event_id", "derived_from")
 SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
 _SERIES_ORDER_SQL = ", ".join(f"{c} DESC" if d else c for c, d in SERIES_ORDER)
+#: The order of the growth view's rows (every key of a row: the same order whichever path reads them).
+_GROWTH_ORDER = "entity, metric, segment, dims, ptype, period_end, period, unit, kind"
 #: What a series in another currency adds (queries/sql/70_currency.sql), and a series on calendar periods.
 FX_COLUMNS = ("original_value", "original_unit", "yoy_pct_reporting", "fx_effect", "fx_rate", "fx_basis", "fx_source")
 CALENDAR_COLUMNS = ("period", "fiscal_period", "period_start", "period_end", "value", "unit", "qualifier", "derived",
                     "prior_period", "prior_value", "yoy_change", "yoy_pct", "qoq_change", "qoq_pct", "ttm_value",
                     "derivation", "derived_from", "calendar_note")
+
+
+def _day(as_of: DateLike | None) -> dt.date:
+    """The day whose valid versions answer a read of the projection (now: :data:`NOW_DAY`)."""
+    day = to_date("as_of", as_of)
+    return NOW_DAY if day is None else day
 
 
 def _keys(filters: dict[str, Any]) -> dict[str, Any]:
@@ -214,9 +222,7 @@ class MetricStore:
     def _projected_series(self, filters: dict[str, str], columns: list[str], as_of: DateLike | None,
                           as_recorded: DateLike | None) -> pl.DataFrame | None:
         """One series read from the projection where it holds the series' answer (its layer's
-        versions still valid, or valid ``as_of`` a date), else None. Only the row groups
-        whose statistics admit the entity are read, with pyarrow: DuckDB would check the
-        statistics of every row group of the file on every query, a cost that grows with the store."""
+        versions still valid, or valid ``as_of`` a date), else None (:func:`queries.projected.series`)."""
         if filters["metric"] in self._formula_metrics():
             return None         # a formula metric's series is computed (projections hold no formula)
         use = self._projections.usable(list_live(self.store, COVERED), whole_view=False,
@@ -227,15 +233,24 @@ class MetricStore:
         rows = self._projections.rows_of(layer, filters["entity"], filters["metric"])
         if rows is None:
             return None
-        day = NOW_DAY if as_of is None else to_date("as_of", as_of)
-        keep = [pl.col(name) == value for name, value in filters.items()]
-        keep += [pl.col("valid_from") <= day, pl.col("valid_to") > day]      # queries.projections.valid_on
-        frame = cast(pl.DataFrame, pl.from_arrow(rows)).filter(*keep)
-        own_id = pl.col("derived_from").is_null() & pl.col("event_id").is_not_null()   # queries.projections.DERIVED_FROM
-        frame = frame.with_columns(derived_from=pl.when(own_id).then(pl.concat_list("event_id"))
-                                   .otherwise(pl.col("derived_from")))
-        return (frame.sort([c for c, _ in SERIES_ORDER], descending=[d for _, d in SERIES_ORDER], nulls_last=True)
-                .select(columns))
+        return projected.series(rows, filters, _day(as_of), columns, SERIES_ORDER)
+
+    def _projected_growth(self, filters: dict[str, Any], as_of: DateLike | None,
+                          as_recorded: DateLike | None) -> pl.DataFrame | None:
+        """The growth view's rows of one metric read from the projection where it holds every
+        entity's answer they may include, else None (:func:`queries.projected.rows_where`)."""
+        metric, entity = filters.get("metric"), filters.get("entity")
+        if metric is None or metric in self._formula_metrics():
+            return None
+        allowed = set(self._columns("growth"))
+        if any(name not in allowed for name in filters):
+            return None         # the view says which
+        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False,
+                                       as_recorded=to_timestamp("as_recorded", as_recorded))
+        if use is None or (entity in use.changed if entity is not None else bool(use.changed)):
+            return None
+        return projected.rows_where(use.projection, filters, _day(as_of), self._columns("growth"),
+                                    [c.strip() for c in _GROWTH_ORDER.split(",")])
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               currency: str | None = None, calendar: bool = False, **filters: str) -> pl.DataFrame:
@@ -258,13 +273,14 @@ class MetricStore:
         filters = _keys(filters)
         if currency is not None or calendar:
             _no_basis(basis)
-            return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
-                                order="entity, metric, segment, dims, ptype, period_end",
+            return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, order=_GROWTH_ORDER,
                                 currency=currency, calendar=calendar)
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded, **filters)
-        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded,
-                            order="entity, metric, segment, dims, ptype, period_end",
+        found = self._projected_growth(filters, as_of, as_recorded)
+        if found is not None:
+            return found
+        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, order=_GROWTH_ORDER,
                             source=self._narrowed_growth(filters, as_recorded))
 
     def _narrowed_growth(self, filters: dict[str, str], as_recorded: DateLike | None) -> tuple[str, list[Any]] | None:

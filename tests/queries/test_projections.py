@@ -174,6 +174,35 @@ def test_a_screen_of_one_metric_reads_the_projection(
         assert ms.growth(**kw)["value"].to_list() == [v * 2 for v in expected["value"].to_list()]
 
 
+def test_a_screen_reads_each_entity_from_its_newest_layer_and_computes_the_changed_ones(
+        rich: Store, ingest_rows, ms: MetricStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Screens over a base and a delta layer equal the computed answers: filters on text, on a
+    number (``fy``), by a text the view reads as a date, with ``as_of``; and after a commit the
+    projection has not seen, with the changed entity computed."""
+    asked: list[dict[str, object]] = [{"metric": "revenue", "ptype": "FY"}, {"metric": "revenue", "fy": 2024},
+                                      {"metric": "revenue", "period_end": "2024-12-31"},
+                                      {"metric": "revenue", "ptype": "Q", "as_of": "2024-12-31"},
+                                      {"metric": "revenue", "entity": "beta", "as_of": "2025-12-31"}]
+
+    def check() -> None:
+        for kw in asked:
+            want = computed(ms, monkeypatch, lambda: ms.growth(**kw))
+            assert want.height > 0 and set(want["entity"]) <= {"acme", "beta"}
+            assert_frame_equal(ms.growth(**kw), want)
+
+    project(rich)
+    assert ingest_rows([fact(entity="beta", period="FY2025", value="60", reported_at="2025-08-15")]).ok
+    check()                                     # beta changed: computed; acme read
+    found = project(rich)
+    assert found is not None and [sorted(d.entities or ()) for d in found.deltas] == [["beta"]]
+    check()                                     # beta read from the delta, acme from the base
+    doctor(rich)
+    want = computed(ms, monkeypatch, lambda: ms.growth(metric="revenue", ptype="FY"))
+    got = ms.growth(metric="revenue", ptype="FY")
+    assert set(got["entity"]) == {"acme", "beta"}
+    assert got["value"].to_list() == [v * 2 for v in want["value"].to_list()]
+
+
 @given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("pqrstu")), min_size=1, max_size=60),
        st.lists(st.integers(1, 7), min_size=1, max_size=60))
 def test_the_row_groups_of_a_sorted_file_holding_a_key_are_all_found(keys: list[tuple[str, str]],

@@ -48,10 +48,13 @@ def reference(store: Store, fn: Callable[[MetricStore], pl.DataFrame]) -> pl.Dat
 
 
 def answers(ms: MetricStore, recorded: dt.datetime | None = None) -> list[pl.DataFrame]:
-    """The whole view now and as of a few dates, and one series of each entity now and then; with
-    ``recorded``, the same as recorded at that time."""
+    """The whole view now and as of a few dates, one metric of every entity (a screen) now and
+    then, and one series of each entity now and then; with ``recorded``, the same as recorded at
+    that time."""
     out = [ms.sql("SELECT * FROM growth", as_recorded=recorded).sort(KEY)]
     out += [ms.sql("SELECT * FROM growth", as_of=d, as_recorded=recorded).sort(KEY) for d in DATES]
+    out += [ms.growth(metric="revenue", as_recorded=recorded),
+            ms.growth(metric="revenue", ptype="FY", as_of=DATES[0], as_recorded=recorded)]
     for entity in ("acme", "beta", "gamma"):
         out += [ms.series(entity, "revenue", as_recorded=recorded),
                 ms.series(entity, "revenue", as_of=DATES[0], as_recorded=recorded)]
@@ -374,13 +377,15 @@ def test_real_filings_ingested_in_several_snapshots_read_as_the_reference(tmp_pa
                               catalog=catalog)
         assert report.ok and report.added > 0
         project(store)
-        expected = reference(store, lambda ms: [ms.sql("SELECT * FROM growth").sort(KEY),
-                                                ms.sql("SELECT * FROM growth", as_of="2021-03-31").sort(KEY),
-                                                ms.series(entity, "revenue"), ms.series(entity, "eps_diluted")])
+        def asked(ms: MetricStore) -> list[pl.DataFrame]:
+            return [ms.sql("SELECT * FROM growth").sort(KEY), ms.sql("SELECT * FROM growth", as_of="2021-03-31").sort(KEY),
+                    ms.series(entity, "revenue"), ms.series(entity, "eps_diluted"),
+                    ms.growth(metric="revenue", ptype="Q"), ms.growth(metric="eps_diluted", as_of="2021-03-31")]
+
+        expected = reference(store, asked)
         with MetricStore(store) as ms:
-            got = [ms.sql("SELECT * FROM growth").sort(KEY), ms.sql("SELECT * FROM growth", as_of="2021-03-31").sort(KEY),
-                   ms.series(entity, "revenue"), ms.series(entity, "eps_diluted")]
-        assert expected[2].height > 0
+            got = asked(ms)
+        assert expected[2].height > 0 and expected[4].height > 0
         for a, b in zip(got, expected, strict=True):
             assert_frame_equal(a, b)
 
@@ -496,8 +501,10 @@ def test_readers_beside_a_writer_never_see_a_stale_or_torn_answer(rich: Store, t
             before = int(mark.read_text()) if mark.exists() else 0
             series = ms.series("writer", "revenue", freq="FY")
             view = ms.sql("SELECT value FROM growth WHERE entity = 'writer' ORDER BY period_end")
+            screen = ms.growth(metric="revenue", ptype="FY").filter(pl.col("entity") == "writer")
             k = series.height
-            assert k >= before
+            assert k >= before and screen.height >= before
+            assert screen["value"].to_list() == [float(v) * 1e6 for v in range(1, screen.height + 1)]
             assert series["value"].to_list() == [float(v) * 1e6 for v in range(1, k + 1)]
             assert len(view) >= before and view["value"].to_list() == [float(v) * 1e6 for v in range(1, len(view) + 1)]
             seen.append(k)

@@ -47,7 +47,8 @@ def _answers(root: Path, *, reference: bool) -> list[object]:
             key = "entity, metric, segment, dims, unit, ptype, period, period_start"
             return [ms.sql(f"SELECT * FROM growth ORDER BY {key}").rows(),
                     ms.sql(f"SELECT * FROM growth ORDER BY {key}", as_of="2021-06-30").rows(),
-                    ms.series("w1", "revenue").rows()]
+                    ms.series("w1", "revenue").rows(),
+                    ms.growth(metric="revenue", ptype="FY").rows()]
     finally:
         if before is None:
             os.environ.pop("METRICSTORE_PROJECTIONS", None)

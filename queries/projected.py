@@ -1,0 +1,65 @@
+"""Answers read straight from a projection's layer files with polars, not through the growth view.
+
+Both are speed-ups of the view's own answer, given only where the projection holds all of it
+(the caller asked :meth:`queries.projections.Projections.usable`); else None, and the caller asks
+the view, which computes what the projection lacks:
+
+- :func:`series`: one series, from the row groups whose statistics admit it (DuckDB would check
+  the statistics of every row group of the file on every query, a cost that grows with the store);
+- :func:`rows_where`: the view filtered to one metric, such as a screen of every entity in one
+  period. The layer holds a metric's rows together, sorted by entity, so the period's rows are
+  spread over all of them: polars reads the filtered columns first and decodes the others for the
+  matching rows only, where DuckDB decodes every column of every row (measured at 14 M SEC numbers:
+  29 ms against 84 ms, for 6,300 of 180,000 rows).
+
+Rows come out as the view gives them: the versions valid on the day asked (``valid_on``), each
+entity from the newest layer holding it, ``derived_from`` put back (``DERIVED_FROM``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import cast
+
+import polars as pl
+import pyarrow as pa
+
+from queries.projections import Projection
+
+
+def _valid_on(day: dt.date) -> list[pl.Expr]:
+    """:func:`queries.projections.valid_on`."""
+    return [pl.col("valid_from") <= day, pl.col("valid_to") > day]
+
+
+def _as_viewed(frame: pl.DataFrame) -> pl.DataFrame:
+    """A reported row's own event id back in ``derived_from`` (:data:`queries.projections.DERIVED_FROM`)."""
+    own_id = pl.col("derived_from").is_null() & pl.col("event_id").is_not_null()
+    return frame.with_columns(derived_from=pl.when(own_id).then(pl.concat_list("event_id"))
+                              .otherwise(pl.col("derived_from")))
+
+
+def series(rows: pa.Table, filters: dict[str, str], day: dt.date, columns: list[str],
+           order: tuple[tuple[str, bool], ...]) -> pl.DataFrame:
+    """One series' rows (``rows``: its row groups, as stored) equal to ``filters`` and valid on ``day``."""
+    frame = cast(pl.DataFrame, pl.from_arrow(rows))
+    frame = frame.filter(*[pl.col(name) == value for name, value in filters.items()], *_valid_on(day))
+    return (_as_viewed(frame).sort([c for c, _ in order], descending=[d for _, d in order], nulls_last=True)
+            .select(columns))
+
+
+def rows_where(projection: Projection, filters: dict[str, str], day: dt.date, columns: list[str],
+               order: list[str]) -> pl.DataFrame | None:
+    """The view's rows equal to ``filters`` and valid on ``day``, in ``columns`` and ``order``;
+    None when polars cannot compare a filter as given (a text for a number, which the view casts),
+    or a file has gone (replaced and deleted after its grace period)."""
+    keep = [pl.col(name) == value for name, value in filters.items()] + _valid_on(day)
+    parts = []
+    for layer, hidden in zip(projection.layers, projection.hidden(), strict=True):
+        own = [~pl.col("entity").is_in(sorted(hidden))] if hidden else []
+        parts.append(pl.scan_parquet(layer.file).filter(*keep, *own))
+    try:
+        frame = pl.concat(parts).collect()
+    except (pl.exceptions.PolarsError, OSError):
+        return None
+    return _as_viewed(frame).sort(order, nulls_last=True).select(columns)
