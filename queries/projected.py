@@ -57,7 +57,7 @@ def rows_where(projection: Projection, filters: dict[str, str], day: dt.date, co
     parts = []
     for layer, hidden in zip(projection.layers, projection.hidden(), strict=True):
         own = [~pl.col("entity").is_in(sorted(hidden))] if hidden else []
-        parts.append(pl.scan_parquet(layer.file).filter(*keep, *own))
+        parts.append(pl.scan_parquet(layer.file, glob=False).filter(*keep, *own))
     try:
         frame = pl.concat(parts).collect()
     except (pl.exceptions.PolarsError, OSError):

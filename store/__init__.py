@@ -9,6 +9,7 @@ from store.errors import (
     StoreBusy,
     StoreError,
     StoreNotFound,
+    StorePathRefused,
     TerminalError,
     TransientError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "StoreNotFound",
+    "StorePathRefused",
     "TerminalError",
     "TransientError",
     "content_ids",

@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from store.errors import StorePathRefused
 from store.layout import CHANGE_TOKEN, atomic_write, fsync_dir
 from store.locks import FileLock
 from store.objects import ObjectFiles, ObjectPath, ObjectStat
@@ -334,8 +335,21 @@ class S3Backend:
         attach(con, self.root)
 
 
+#: What DuckDB reads as a pattern in a file path (``read_parquet('<root>/events/*.parquet')``).
+GLOB_CHARS = "*?["
+
+
 def backend_for(root: str | os.PathLike[str]) -> LocalBackend | S3Backend:
-    """The backend of a store root: ``s3://bucket/prefix`` (or ``s3a://``), else a local folder."""
+    """The backend of a store root: ``s3://bucket/prefix`` (or ``s3a://``), else a local folder.
+
+    Raises:
+        StorePathRefused: the root's path holds one of :data:`GLOB_CHARS`.
+    """
+    uri = object_uri(root)
+    path = uri if uri is not None else str(local_root(root))
+    for char in GLOB_CHARS:
+        if char in path:
+            raise StorePathRefused(path, char)
     obj = object_root(root)
     return S3Backend(obj) if obj is not None else LocalBackend(local_root(root))
 

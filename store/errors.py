@@ -7,6 +7,7 @@ The tree of every metricstore error::
     ├── TerminalError (mixin)             retrying will not help; fix the input or the store
     ├── StoreError                        the event log (this module)
     │   ├── StoreNotFound                 no store at the given root          (terminal)
+    │   ├── StorePathRefused              a root DuckDB would read as a pattern (terminal, ValueError)
     │   ├── SchemaMismatch                a batch does not fit the event schema (terminal, ValueError)
     │   ├── CorruptFile                   a committed file fails its checksum or cannot be read (terminal)
     │   └── StoreBusy                     the append lock was not acquired in time (transient)
@@ -41,6 +42,16 @@ class StoreNotFound(StoreError, TerminalError, FileNotFoundError):
     def __init__(self, root: Path | str) -> None:
         self.root = str(root)
         super().__init__(f"{root}: no metricstore here (run an ingest to create one)")
+
+
+class StorePathRefused(StoreError, TerminalError, ValueError):
+    """A store root whose path holds a character DuckDB reads as a file pattern: its views could
+    not find the store's files."""
+
+    def __init__(self, root: Path | str, char: str) -> None:
+        self.root = str(root)
+        super().__init__(f"{root}: a store's path may not hold {char!r} (DuckDB reads * ? and [ in a path "
+                         "as a file pattern); choose a folder without them")
 
 
 class SchemaMismatch(StoreError, TerminalError, ValueError):

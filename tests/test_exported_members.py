@@ -10,7 +10,7 @@ import pytest
 PUBLIC = {
     "store": {"ENTITY_SCHEMA", "EVENT_SCHEMA", "METRIC_SCHEMA", "SCHEMA_VERSION", "TABLES", "AppendResult",
               "Authority", "CorruptFile", "Kind", "MetricEvent", "MetricStoreError", "Op", "Period", "Qualifier",
-              "SchemaMismatch", "Store", "StoreBusy", "StoreError", "StoreNotFound", "TerminalError",
+              "SchemaMismatch", "Store", "StoreBusy", "StoreError", "StoreNotFound", "StorePathRefused", "TerminalError",
               "TransientError", "content_ids", "label_period", "parse_period"},
     "ingest": {"READERS", "BadFile", "Batch", "BatchRejected", "Catalog", "CatalogError", "EntityDef", "FileReport",
                "IngestError", "Mapping", "MetricDef", "RowProblem", "RunLog", "RunOutcome", "RunReport", "Settings",

@@ -79,6 +79,16 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no metricstore here" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("name", ["q[1] store", "all*", "what?"])
+def test_a_store_path_duckdb_would_read_as_a_pattern_is_refused_before_anything_is_written(
+        tmp_path: Path, name: str) -> None:
+    root = tmp_path / name / "store"
+    r = run_cli("ingest", str(ROOT / "data" / "seed" / "xiaomi-2024-article.csv"), store=root)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and str(root) in r.stderr and "may not hold" in r.stderr
+    assert not root.exists()
+
+
 def test_demo_prints_the_articles_growth_from_the_store(tmp_path: Path) -> None:
     chart = tmp_path / "chart.png"
     r = run_cli("demo", "--chart", str(chart), "--seed", str(ROOT / "data" / "seed"), store=tmp_path / "s")
