@@ -11,6 +11,7 @@ The views read the store's Parquet files at query time, so new commits show with
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import duckdb
@@ -94,8 +95,9 @@ def init_script_of(catalog: Path) -> Path:
 
 
 def open_command(catalog: Path) -> str:
-    """The shell command that opens ``catalog`` locked down: ``duckdb -readonly -init <script> <catalog>``."""
-    return f"duckdb -readonly -init {init_script_of(catalog)} {catalog}"
+    """The shell command that opens ``catalog`` locked down: ``duckdb -readonly -init <script> <catalog>``
+    (paths quoted for the shell where they need it)."""
+    return shlex.join(["duckdb", "-readonly", "-init", str(init_script_of(catalog)), str(catalog)])
 
 
 def _write_init_script(catalog: Path, store_root: Path | ObjectPath) -> Path:
@@ -104,7 +106,7 @@ def _write_init_script(catalog: Path, store_root: Path | ObjectPath) -> Path:
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(
         "-- Locks a DuckDB session on the metricstore catalog down to reading the store.\n"
-        f"-- Open with:  {open_command(catalog)}\n" + lockdown_sql(store_root),
+        f"-- Open with:  {' '.join(open_command(catalog).splitlines())}\n" + lockdown_sql(store_root),
         encoding="utf-8",
     )
     tmp.replace(target)

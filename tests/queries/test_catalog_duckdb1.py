@@ -35,7 +35,8 @@ def duckdb1_cli() -> Path:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path]:
-    store = Store.create(tmp_path_factory.mktemp("duckdb1") / "store")
+    # (a folder the printed command must quote for the shell, and the init script for SQL)
+    store = Store.create(tmp_path_factory.mktemp("duckdb1") / "o'brien's data" / "store")
     ingest_paths(store, sorted((ROOT / "data" / "seed").glob("*.csv")), catalog=Catalog.load(CATALOG))
     return store, write_catalog(store)
 
