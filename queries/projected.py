@@ -1,4 +1,4 @@
-"""Answers read straight from a projection's layer files with polars, not through the growth view.
+"""Answers read straight from a projection's layer files (pyarrow, polars), not through the growth view.
 
 Both are speed-ups of the view's own answer, given only where the projection holds all of it
 (the caller asked :meth:`queries.projections.Projections.usable`); else None, and the caller asks
@@ -19,7 +19,7 @@ entity from the newest layer holding it, ``derived_from`` put back (``DERIVED_FR
 from __future__ import annotations
 
 import datetime as dt
-from typing import cast
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
@@ -48,7 +48,7 @@ def series(rows: pa.Table, filters: dict[str, str], day: dt.date, columns: list[
             .select(columns))
 
 
-def rows_where(projection: Projection, filters: dict[str, str], day: dt.date, columns: list[str],
+def rows_where(projection: Projection, filters: dict[str, Any], day: dt.date, columns: list[str],
                order: list[str]) -> pl.DataFrame | None:
     """The view's rows equal to ``filters`` and valid on ``day``, in ``columns`` and ``order``;
     None when polars cannot compare a filter as given (a text for a number, which the view casts),
