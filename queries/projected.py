@@ -19,12 +19,30 @@ entity from the newest layer holding it, ``derived_from`` put back (``DERIVED_FR
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
 
 from queries.projections import Projection
+
+#: Layer files' scans, by path, size and mtime: each parses its file's footer once (a speed-up: at
+#: 14 M numbers parsing it took half a screen's time). A layer never changes under its name.
+_SCANS: dict[tuple[str, int, int], pl.LazyFrame] = {}
+_MAX_SCANS = 16
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    """The scan of a layer file, kept for the next query (replaced layers' scans are dropped in bulk)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    found = _SCANS.get(key)
+    if found is None:
+        if len(_SCANS) >= _MAX_SCANS:
+            _SCANS.clear()
+        found = _SCANS[key] = pl.scan_parquet(path, glob=False)
+    return found
 
 
 def _valid_on(day: dt.date) -> list[pl.Expr]:
@@ -55,10 +73,10 @@ def rows_where(projection: Projection, filters: dict[str, Any], day: dt.date, co
     or a file has gone (replaced and deleted after its grace period)."""
     keep = [pl.col(name) == value for name, value in filters.items()] + _valid_on(day)
     parts = []
-    for layer, hidden in zip(projection.layers, projection.hidden(), strict=True):
-        own = [~pl.col("entity").is_in(sorted(hidden))] if hidden else []
-        parts.append(pl.scan_parquet(layer.file, glob=False).filter(*keep, *own))
     try:
+        for layer, hidden in zip(projection.layers, projection.hidden(), strict=True):
+            own = [~pl.col("entity").is_in(sorted(hidden))] if hidden else []
+            parts.append(_scan(layer.file).filter(*keep, *own))
         frame = pl.concat(parts).collect()
     except (pl.exceptions.PolarsError, OSError):
         return None
