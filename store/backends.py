@@ -345,13 +345,12 @@ def backend_for(root: str | os.PathLike[str]) -> LocalBackend | S3Backend:
     Raises:
         StorePathRefused: the root's path holds one of :data:`GLOB_CHARS`.
     """
-    uri = object_uri(root)
-    path = uri if uri is not None else str(local_root(root))
-    for char in GLOB_CHARS:
-        if char in path:
-            raise StorePathRefused(path, char)
     obj = object_root(root)
-    return S3Backend(obj) if obj is not None else LocalBackend(local_root(root))
+    backend = S3Backend(obj) if obj is not None else LocalBackend(local_root(root))
+    for char in GLOB_CHARS:         # (making a backend touches no file: a refused root leaves none)
+        if char in str(backend.root):
+            raise StorePathRefused(backend.root, char)
+    return backend
 
 
 def local_root(root: str | os.PathLike[str]) -> Path:
