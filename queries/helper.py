@@ -21,7 +21,7 @@ from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
 from queries.live import Reading, list_live, read_listed
 from queries.sandbox import check_read_only, connect as sandboxed
-from queries.projections import COVERED, FOLDER as PROJECTIONS, NOW_DAY, VIEW_ROW, Projections, valid_on
+from queries.projections import COVERED, FOLDER as PROJECTIONS, NOW_DAY, VIEW_ROW, Projection, Projections, valid_on
 from queries.views import pin, sql_literal
 from store import Store
 from store.integrity import ChecksumGuard
@@ -46,7 +46,8 @@ SERIES_COLUMNS = ("period", "period_start", "period_end", "value", "unit", "qual
 SERIES_ORDER = (("period_end", False), ("period_start", True), ("unit", False), ("period", False))
 _SERIES_ORDER_SQL = ", ".join(f"{c} DESC" if d else c for c, d in SERIES_ORDER)
 #: The order of the growth view's rows (every key of a row: the same order whichever path reads them).
-_GROWTH_ORDER = "entity, metric, segment, dims, ptype, period_end, period, unit, kind"
+_GROWTH_ORDER = ("entity", "metric", "segment", "dims", "ptype", "period_end", "period", "unit", "kind")
+_GROWTH_ORDER_SQL = ", ".join(_GROWTH_ORDER)
 #: What a series in another currency adds (queries/sql/70_currency.sql), and a series on calendar periods.
 FX_COLUMNS = ("original_value", "original_unit", "yoy_pct_reporting", "fx_effect", "fx_rate", "fx_basis", "fx_source")
 CALENDAR_COLUMNS = ("period", "fiscal_period", "period_start", "period_end", "value", "unit", "qualifier", "derived",
@@ -219,18 +220,26 @@ class MetricStore:
             self._formulas = frozenset(names)
         return self._formulas
 
+    def _answering(self, metric: str, entity: str | None, as_recorded: DateLike | None) -> Projection | None:
+        """The projection holding the growth of ``metric`` for ``entity`` (every entity: None), or
+        None: a formula metric's rows are computed (projections hold no formula), and so are a
+        changed entity's."""
+        if metric in self._formula_metrics():
+            return None
+        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False,
+                                       as_recorded=to_timestamp("as_recorded", as_recorded))
+        if use is None or (entity in use.changed if entity is not None else bool(use.changed)):
+            return None
+        return use.projection
+
     def _projected_series(self, filters: dict[str, str], columns: list[str], as_of: DateLike | None,
                           as_recorded: DateLike | None) -> pl.DataFrame | None:
         """One series read from the projection where it holds the series' answer (its layer's
         versions still valid, or valid ``as_of`` a date), else None (:func:`queries.projected.series`)."""
-        if filters["metric"] in self._formula_metrics():
-            return None         # a formula metric's series is computed (projections hold no formula)
-        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False,
-                                       as_recorded=to_timestamp("as_recorded", as_recorded))
-        if use is None or filters["entity"] in use.changed:
+        found = self._answering(filters["metric"], filters["entity"], as_recorded)
+        if found is None:
             return None
-        layer = use.projection.layer_of(filters["entity"])
-        rows = self._projections.rows_of(layer, filters["entity"], filters["metric"])
+        rows = self._projections.rows_of(found.layer_of(filters["entity"]), filters["entity"], filters["metric"])
         if rows is None:
             return None
         return projected.series(rows, filters, _day(as_of), columns, SERIES_ORDER)
@@ -239,18 +248,13 @@ class MetricStore:
                           as_recorded: DateLike | None) -> pl.DataFrame | None:
         """The growth view's rows of one metric read from the projection where it holds every
         entity's answer they may include, else None (:func:`queries.projected.rows_where`)."""
-        metric, entity = filters.get("metric"), filters.get("entity")
-        if metric is None or metric in self._formula_metrics():
+        columns = self._columns("growth")
+        if "metric" not in filters or any(name not in columns for name in filters):
+            return None         # (the view says which column it lacks)
+        found = self._answering(filters["metric"], filters.get("entity"), as_recorded)
+        if found is None:
             return None
-        allowed = set(self._columns("growth"))
-        if any(name not in allowed for name in filters):
-            return None         # the view says which
-        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False,
-                                       as_recorded=to_timestamp("as_recorded", as_recorded))
-        if use is None or (entity in use.changed if entity is not None else bool(use.changed)):
-            return None
-        return projected.rows_where(use.projection, filters, _day(as_of), self._columns("growth"),
-                                    [c.strip() for c in _GROWTH_ORDER.split(",")])
+        return projected.rows_where(found, filters, _day(as_of), columns, list(_GROWTH_ORDER))
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               currency: str | None = None, calendar: bool = False, **filters: str) -> pl.DataFrame:
@@ -273,14 +277,14 @@ class MetricStore:
         filters = _keys(filters)
         if currency is not None or calendar:
             _no_basis(basis)
-            return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, order=_GROWTH_ORDER,
+            return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, order=_GROWTH_ORDER_SQL,
                                 currency=currency, calendar=calendar)
         if basis is not None:
             return lineage.growth_by_basis(self.sql, basis, as_of=as_of, as_recorded=as_recorded, **filters)
         found = self._projected_growth(filters, as_of, as_recorded)
         if found is not None:
             return found
-        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, order=_GROWTH_ORDER,
+        return self._select("growth", filters, as_of=as_of, as_recorded=as_recorded, order=_GROWTH_ORDER_SQL,
                             source=self._narrowed_growth(filters, as_recorded))
 
     def _narrowed_growth(self, filters: dict[str, str], as_recorded: DateLike | None) -> tuple[str, list[Any]] | None:
