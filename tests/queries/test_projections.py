@@ -22,8 +22,8 @@ from polars.testing import assert_frame_equal
 import queries.projections as projections_module
 import queries.projector as projector_module
 from ingest import EntityDef, ingest_paths, set_entity
-from queries import MetricStore
-from queries.projections import FOLDER, Projection
+from queries import MetricStore, projected
+from queries.projections import FOLDER, NOW_DAY, Projection
 from queries.projector import project
 from queries.row_groups import groups_holding
 from store import Store
@@ -196,6 +196,14 @@ def test_a_screen_reads_each_entity_from_its_newest_layer_and_computes_the_chang
     found = project(rich)
     assert found is not None and [sorted(d.entities or ()) for d in found.deltas] == [["beta"]]
     check()                                     # beta read from the delta, acme from the base
+    # the reads above came from the files through polars, not the view: the same rows straight from it
+    columns, order = ms.growth(metric="revenue").columns, ["entity", "metric", "segment", "dims", "ptype",
+                                                           "period_end", "period", "unit", "kind"]
+    direct = projected.rows_where(found, {"metric": "revenue", "ptype": "FY"}, NOW_DAY, columns, order)
+    assert direct is not None and direct.height > 0
+    assert_frame_equal(direct, ms.growth(metric="revenue", ptype="FY"))
+    assert projected.rows_where(found, {"metric": "revenue", "period_end": "2024-12-31"}, NOW_DAY, columns,
+                                order) is None      # a text the view reads as a date: the view answers
     doctor(rich)
     want = computed(ms, monkeypatch, lambda: ms.growth(metric="revenue", ptype="FY"))
     got = ms.growth(metric="revenue", ptype="FY")
