@@ -239,10 +239,7 @@ class MetricStore:
         found = self._answering(filters["metric"], filters["entity"], as_recorded)
         if found is None:
             return None
-        rows = self._projections.rows_of(found.layer_of(filters["entity"]), filters["entity"], filters["metric"])
-        if rows is None:
-            return None
-        return projected.series(rows, filters, _day(as_of), columns, SERIES_ORDER)
+        return projected.series(found.layer_of(filters["entity"]), filters, _day(as_of), columns, SERIES_ORDER)
 
     def _projected_growth(self, filters: dict[str, Any], as_of: DateLike | None,
                           as_recorded: DateLike | None) -> pl.DataFrame | None:
@@ -254,7 +251,7 @@ class MetricStore:
         found = self._answering(filters["metric"], filters.get("entity"), as_recorded)
         if found is None:
             return None
-        return projected.rows_where(found, filters, _day(as_of), columns, list(_GROWTH_ORDER))
+        return projected.rows_where(found, filters, _day(as_of), columns, _GROWTH_ORDER)
 
     def facts(self, *, as_of: DateLike | None = None, as_recorded: DateLike | None = None,
               currency: str | None = None, calendar: bool = False, **filters: str) -> pl.DataFrame:

@@ -1,11 +1,12 @@
-"""Answers read straight from a projection's layer files (pyarrow, polars), not through the growth view.
+"""Answers read straight from a projection's layer files with polars, not through the growth view.
 
-Both are speed-ups of the view's own answer, given only where the projection holds all of it
-(the caller asked :meth:`queries.projections.Projections.usable`); else None, and the caller asks
-the view, which computes what the projection lacks:
+A speed-up of the view's own answer, given only where the projection holds all of it (the caller
+asked :meth:`queries.projections.Projections.usable`); else None, and the caller asks the view,
+which computes what the projection lacks:
 
-- :func:`series`: one series, from the row groups whose statistics admit it (DuckDB would check
-  the statistics of every row group of the file on every query, a cost that grows with the store);
+- :func:`series`: one series, from its entity's newest layer. polars skips the row groups whose
+  statistics exclude it, from a footer parsed once per file (DuckDB parses and checks every row
+  group's statistics on every query, a cost that grows with the store);
 - :func:`rows_where`: the view filtered to one metric, such as a screen of every entity in one
   period. The layer holds a metric's rows together, sorted by entity, so the period's rows are
   spread over all of them: polars reads the filtered columns first and decodes the others for the
@@ -19,13 +20,13 @@ entity from the newest layer holding it, ``derived_from`` put back (``DERIVED_FR
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
-from queries.projections import Projection
+from queries.projections import Layer, Projection
 
 #: Layer files' scans, by path, size and mtime: each parses its file's footer once (a speed-up: at
 #: 14 M numbers parsing it took half a screen's time). A layer never changes under its name.
@@ -57,27 +58,35 @@ def _as_viewed(frame: pl.DataFrame) -> pl.DataFrame:
                               .otherwise(pl.col("derived_from")))
 
 
-def series(rows: pa.Table, filters: dict[str, str], day: dt.date, columns: list[str],
-           order: tuple[tuple[str, bool], ...]) -> pl.DataFrame:
-    """One series' rows (``rows``: its row groups, as stored) equal to ``filters`` and valid on ``day``."""
-    frame = cast(pl.DataFrame, pl.from_arrow(rows))
-    frame = frame.filter(*[pl.col(name) == value for name, value in filters.items()], *_valid_on(day))
-    return (_as_viewed(frame).sort([c for c, _ in order], descending=[d for _, d in order], nulls_last=True)
-            .select(columns))
+def series(layer: Layer, filters: dict[str, str], day: dt.date, columns: list[str],
+           order: tuple[tuple[str, bool], ...]) -> pl.DataFrame | None:
+    """One series' rows in ``layer`` (the newest holding its entity) equal to ``filters`` and valid
+    on ``day``, sorted by ``order`` (column, descending); None when the file has gone."""
+    return _read([(layer.file, _equal(filters) + _valid_on(day))], columns, order)
 
 
 def rows_where(projection: Projection, filters: dict[str, Any], day: dt.date, columns: list[str],
-               order: list[str]) -> pl.DataFrame | None:
+               order: Sequence[str]) -> pl.DataFrame | None:
     """The view's rows equal to ``filters`` and valid on ``day``, in ``columns`` and ``order``;
     None when polars cannot compare a filter as given (a text for a number, which the view casts),
     or a file has gone (replaced and deleted after its grace period)."""
-    keep = [pl.col(name) == value for name, value in filters.items()] + _valid_on(day)
-    parts = []
+    keep = _equal(filters) + _valid_on(day)
+    parts = [(layer.file, keep + ([~pl.col("entity").is_in(sorted(hidden))] if hidden else []))
+             for layer, hidden in zip(projection.layers, projection.hidden(), strict=True)]
+    return _read(parts, columns, tuple((name, False) for name in order))
+
+
+def _equal(filters: dict[str, Any]) -> list[pl.Expr]:
+    return [pl.col(name) == value for name, value in filters.items()]
+
+
+def _read(parts: list[tuple[Path, list[pl.Expr]]], columns: list[str],
+          order: tuple[tuple[str, bool], ...]) -> pl.DataFrame | None:
+    """The rows of each file that pass its filters, as the view gives them; None where polars
+    cannot read them as asked."""
     try:
-        for layer, hidden in zip(projection.layers, projection.hidden(), strict=True):
-            own = [~pl.col("entity").is_in(sorted(hidden))] if hidden else []
-            parts.append(_scan(layer.file).filter(*keep, *own))
-        frame = pl.concat(parts).collect()
+        frame = pl.concat([_scan(path).filter(*keep) for path, keep in parts]).collect()
     except (pl.exceptions.PolarsError, OSError):
         return None
-    return _as_viewed(frame).sort(order, nulls_last=True).select(columns)
+    return (_as_viewed(frame).sort([c for c, _ in order], descending=[d for _, d in order], nulls_last=True)
+            .select(columns))

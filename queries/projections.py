@@ -35,7 +35,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.live import Reading, local_root
-from queries.row_groups import KeyBounds, groups_holding, key_bounds
 from queries.views import sql_literal, sql_sources
 from store import Store
 from store.compaction import merged_sources
@@ -54,8 +53,6 @@ FORMAT = 2
 #: Sort order of a layer file: one metric across every entity (a screen, now or as of a date) is a
 #: few adjacent row groups, and one series too.
 BY_METRIC = "metric, entity, segment, dims, ptype, period_end"
-#: The two leading sort keys of a layer file (:meth:`Projections.rows_of`).
-SERIES_KEYS = (BY_METRIC.split(", ")[0], BY_METRIC.split(", ")[1])
 #: ``valid_to`` of a version still valid (never NULL in the files: two comparisons DuckDB checks
 #: against each row group's statistics).
 STILL_VALID_DATE = dt.date(9999, 12, 31)
@@ -188,7 +185,6 @@ class Projections:
         self.store = store
         self._listing: tuple[int, Projection | None] | None = None
         self._reach: dict[tuple[str, str, frozenset[str] | None], tuple[frozenset[str], tuple[str, ...]]] = {}
-        self._row_groups: dict[str, tuple[pq.FileMetaData, list[KeyBounds] | None]] = {}
         self._entities: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], frozenset[str]] = {}
         self._later: dict[tuple[str, str, dt.datetime], tuple[frozenset[str], tuple[str, ...]]] = {}
         self._recorded: dict[str, dt.datetime | None] = {}
@@ -442,33 +438,6 @@ class Projections:
         finally:
             con.close()
         return {str(r[0]) for r in rows}
-
-    def rows_of(self, layer: Layer, entity: str, metric: str) -> pa.Table | None:
-        """Every version of one series (``entity``'s ``metric``) in a layer's file, as stored,
-        read from only the row groups that can hold it (the footer is parsed once per file). None
-        when the file is gone or its statistics cannot tell (the caller then asks DuckDB)."""
-        path = layer.file
-        keys = SERIES_KEYS
-        with self._lock:
-            index = self._row_groups.get(str(path))
-            if index is None:
-                try:
-                    metadata = pq.read_metadata(path)
-                except OSError:
-                    return None
-                index = (metadata, key_bounds(metadata, keys))
-                if len(self._row_groups) > 16:           # replaced layers, soon deleted
-                    self._row_groups.clear()
-                self._row_groups[str(path)] = index
-        metadata, bounds = index
-        if bounds is None:
-            return None
-        values = {"entity": entity, "metric": metric}
-        groups = groups_holding(bounds, values[keys[0]], values[keys[1]])
-        try:
-            return pq.ParquetFile(path, metadata=metadata).read_row_groups(groups)
-        except OSError:       # replaced and deleted since (its grace period over)
-            return None
 
 
 def _touched(table: str, rows: pa.Table) -> tuple[frozenset[str], tuple[str, ...]]:
