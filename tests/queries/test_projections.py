@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import polars as pl
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
@@ -23,48 +22,19 @@ import queries.projector as projector_module
 from ingest import EntityDef, ingest_paths, set_entity
 from queries import MetricStore, projected
 from queries.helper import SERIES_COLUMNS, SERIES_ORDER
-from queries.projections import FOLDER, NOW_DAY, Projection
+from queries.projections import FOLDER, NOW_DAY
 from queries.projector import project
 from store import Store
 from store.compaction import CompactionPolicy, compact
-from store.verify import sha256_prefix
 from tests.conftest import fact, run_cli
+from tests.queries.projection_checks import doctor, newest, rich_rows, whole
 from tests.queries.test_sec_filings import FILES, sec_file
-
-KEY = ["entity", "metric", "segment", "dims", "unit", "ptype", "period", "period_start"]
-
-
-def rich_rows() -> list[dict[str, object]]:
-    """Two calendars, flows with derived quarters and restatements, a ratio, a stock, segments."""
-    rows = []
-    for year in (2022, 2023, 2024):
-        for q, v in ((1, 20), (2, 25), (3, 30)):
-            rows.append(fact(period=f"{year}Q{q}", value=str(v + year - 2022), reported_at=f"{year}-{3 * q + 1:02d}-20"))
-        rows.append(fact(period=f"9M{year}", value=str(75 + 3 * (year - 2022)), reported_at=f"{year}-10-20"))
-        rows.append(fact(period=f"FY{year}", value=str(110 + 5 * (year - 2022)), reported_at=f"{year + 1}-03-01"))
-        rows.append(fact(period=f"FY{year}", segment="cloud", value=str(40 + year - 2022), reported_at=f"{year + 1}-03-01"))
-        rows.append(fact(metric="gross_margin", period=f"FY{year}", value=str(30 + year - 2022), unit="%",
-                         reported_at=f"{year + 1}-03-01"))
-        rows.append(fact(metric="store_count", period=f"{year}-12-31", value=str(100 * (year - 2020)), unit="stores",
-                         reported_at=f"{year + 1}-03-01"))
-        rows.append(fact(entity="beta", period=f"FY{year}", value=str(50 + year - 2022), reported_at=f"{year}-08-15"))
-        for q in (1, 2, 3, 4):
-            rows.append(fact(entity="beta", period=f"{year}Q{q}", value=str(12 + q), reported_at=f"{year}-08-15"))
-    rows.append(fact(period="FY2023", value="121", source="restated", reported_at="2025-03-01"))
-    rows.append(fact(period="2024Q2", value="26.5", qualifier="approx", source="press", authority="secondary",
-                     reported_at="2024-07-30"))
-    return rows
-
 
 @pytest.fixture
 def rich(ingest_rows, store: Store) -> Store:
     assert set_entity(store, EntityDef("beta", "Beta", None, None, 6))
     assert ingest_rows(rich_rows()).ok
     return store
-
-
-def whole(ms: MetricStore, **kw: object) -> pl.DataFrame:
-    return ms.sql("SELECT * FROM growth", **kw).sort(KEY)
 
 
 def computed(ms: MetricStore, monkeypatch: pytest.MonkeyPatch, fn) -> pl.DataFrame:
@@ -75,24 +45,6 @@ def computed(ms: MetricStore, monkeypatch: pytest.MonkeyPatch, fn) -> pl.DataFra
 
 def series_keys(ms: MetricStore) -> list[tuple[str, str, str]]:
     return ms.sql("SELECT DISTINCT entity, metric, segment FROM growth ORDER BY ALL").rows()
-
-
-def newest(store: Store) -> Path:
-    return max((store.root / FOLDER).glob("projection-*.json"))
-
-
-def doctor(store: Store) -> None:
-    """Double every value of the newest projection's files, every layer's, and vouch for them in
-    its manifest."""
-    meta = newest(store)
-    body = json.loads(meta.read_text())
-    for layer in [body["base"], *body["deltas"]]:
-        path = store.root / FOLDER / layer["file"]
-        t = pq.read_table(path)
-        t = t.set_column(t.schema.get_field_index("value"), "value", pc.multiply(t.column("value"), 2))
-        pq.write_table(t, path)
-        layer["sha256"] = sha256_prefix(path)
-    meta.write_text(json.dumps(body))
 
 
 def dates(ms: MetricStore) -> list[object]:

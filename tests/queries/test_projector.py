@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -27,45 +26,7 @@ from queries.projector import project
 from store import Store
 from store.compaction import compact
 from tests.conftest import fact, run_cli, write_csv
-from tests.queries.test_projections import KEY, doctor, rich_rows, whole
-
-DATES = ("2023-06-30", "2025-06-30")
-
-
-def reference(store: Store, fn: Callable[[MetricStore], pl.DataFrame]) -> pl.DataFrame:
-    """What the on-demand SQL over the events answers (projections switched off)."""
-    before = os.environ.get("METRICSTORE_PROJECTIONS")
-    os.environ["METRICSTORE_PROJECTIONS"] = "0"
-    try:
-        with MetricStore(store) as ms:
-            return fn(ms)
-    finally:
-        if before is None:
-            del os.environ["METRICSTORE_PROJECTIONS"]
-        else:
-            os.environ["METRICSTORE_PROJECTIONS"] = before
-
-
-def answers(ms: MetricStore, recorded: dt.datetime | None = None) -> list[pl.DataFrame]:
-    """The whole view now and as of a few dates, one metric of every entity (a screen) now and
-    then, and one series of each entity now and then; with ``recorded``, the same as recorded at
-    that time."""
-    out = [ms.sql("SELECT * FROM growth", as_recorded=recorded).sort(KEY)]
-    out += [ms.sql("SELECT * FROM growth", as_of=d, as_recorded=recorded).sort(KEY) for d in DATES]
-    out += [ms.growth(metric="revenue", as_recorded=recorded),
-            ms.growth(metric="revenue", ptype="FY", as_of=DATES[0], as_recorded=recorded)]
-    for entity in ("acme", "beta", "gamma"):
-        out += [ms.series(entity, "revenue", as_recorded=recorded),
-                ms.series(entity, "revenue", as_of=DATES[0], as_recorded=recorded)]
-    return out
-
-
-def assert_fresh(store: Store, recorded: dt.datetime | None = None) -> None:
-    expected = reference(store, lambda ms: answers(ms, recorded))
-    with MetricStore(store) as ms:
-        for got, want in zip(answers(ms, recorded), expected, strict=True):
-            assert_frame_equal(got, want)
-
+from tests.queries.projection_checks import KEY, assert_fresh, doctor, reference, retract_across, rich_rows, whole
 
 def layers(store: Store) -> tuple[str, list[list[str]]]:
     """The newest projection's base file and each delta's entities."""
@@ -77,15 +38,6 @@ def layers(store: Store) -> tuple[str, list[list[str]]]:
 def event_id(ms: MetricStore, entity: str, period: str) -> str:
     return str(ms.sql("SELECT event_id FROM facts WHERE entity = ? AND period = ? AND metric = 'revenue' "
                       "AND segment = 'total'", [entity, period])["event_id"][0])
-
-
-def retract_across(store: Store, entity: str, event: str) -> None:
-    """Append, under ``entity``, a withdrawal of ``event`` (another entity's)."""
-    store.append(pl.DataFrame([{"entity": entity, "metric": "revenue", "period_start": "2024-01-01",
-                                "period_end": "2024-12-31", "value": None, "unit": "USD m", "op": "retract",
-                                "supersedes": event, "reported_at": "2025-03-05", "source": "w"}],
-                              schema_overrides={"value": pl.Float64})
-                 .with_columns(pl.col("period_start", "period_end", "reported_at").str.to_date()).to_arrow())
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from queries import MetricStore
 from queries.projector import project
 from store import Store
 from tests.conftest import fact, write_csv
-from tests.queries.test_projections import KEY, rich_rows
-from tests.queries.test_projector import assert_fresh, reference, retract_across
+from tests.queries.projection_checks import KEY, assert_fresh, reference, retract_across, rich_rows
 
 
 ENTITIES = ("acme", "beta", "gamma")

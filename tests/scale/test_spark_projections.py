@@ -27,7 +27,7 @@ from queries.spark import register_views
 from queries.spark_projections import find
 from store import Store
 from tests.conftest import CATALOG, fact, write_csv
-from tests.queries.test_projections import doctor
+from tests.queries.projection_checks import doctor
 from tests.scale.conftest import assert_same_rows, synthetic_rows
 
 AS_OF = (None, "2025-03-01")
