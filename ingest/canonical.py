@@ -180,6 +180,28 @@ def _lookup(values: pl.Series, fn: Callable[[Any], Any], key: str,
     return pl.DataFrame(columns, schema={key: values.dtype, **out, err: pl.String})
 
 
+def _parse_key(key: str) -> tuple[dt.date | None, dt.date | None]:
+    """``'FY2024|9'`` (a period label and its entity's fiscal year end month) -> (start, end)."""
+    label, f = key.rsplit("|", 1)
+    if not label:
+        return None, None
+    p = parse_period(label, int(f))
+    return p.start, p.end
+
+
+def _labelled_periods(df: pl.DataFrame, fye: dict[str, int]) -> pl.DataFrame:
+    """``df`` with the dates of each row's period label (``__p_start``, ``__p_end``) and why a
+    label is refused (``__p_err``), each label parsed once per fiscal year end. A batch without
+    labels gives nulls at once (a speed-up: readers that give dates, as the SEC data sets do)."""
+    if df["period"].null_count() == df.height:
+        return df.with_columns(pl.lit(None, pl.Date).alias("__p_start"), pl.lit(None, pl.Date).alias("__p_end"),
+                               pl.lit(None, pl.String).alias("__p_err"))
+    df = df.with_columns(pl.col("entity").replace_strict(fye, default=12, return_dtype=pl.Int64).alias("__fye"))
+    df = df.with_columns((pl.col("period").fill_null("") + "|" + pl.col("__fye").cast(pl.String)).alias("__pkey"))
+    periods = _lookup(df["__pkey"], _parse_key, "__pkey", {"__p_start": pl.Date, "__p_end": pl.Date}, "__p_err")
+    return df.join(periods, on="__pkey", how="left")
+
+
 def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int],
               today: dt.date | None = None) -> Normalised:
     """Validate and normalise a batch in the canonical format.
@@ -319,18 +341,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     flag(pl.col("__dims_err").is_not_null(), "dims", pl.col("__dims_err"))
 
     # -- periods ---------------------------------------------------------------------------
-    df = df.with_columns(pl.col("entity").replace_strict(fye, default=12, return_dtype=pl.Int64).alias("__fye"))
-    df = df.with_columns((pl.col("period").fill_null("") + "|" + pl.col("__fye").cast(pl.String)).alias("__pkey"))
-
-    def parse_key(key: str) -> tuple[dt.date | None, dt.date | None]:
-        label, f = key.rsplit("|", 1)
-        if not label:
-            return None, None
-        p = parse_period(label, int(f))
-        return p.start, p.end
-
-    periods = _lookup(df["__pkey"], parse_key, "__pkey", {"__p_start": pl.Date, "__p_end": pl.Date}, "__p_err")
-    df = df.join(periods, on="__pkey", how="left")
+    df = _labelled_periods(df, fye)
     flag(pl.col("__p_err").is_not_null(), "period", pl.col("__p_err").str.replace(r"^'.*?' ", ""))
     both = pl.col("period").is_not_null() & (pl.col("period_start").is_not_null() | pl.col("period_end").is_not_null())
     flag(both, "period", "give either period or period_start/period_end, not both")
