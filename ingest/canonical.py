@@ -132,7 +132,7 @@ def _columns_with(df: pl.DataFrame, columns: Sequence[str], test: Callable[[pl.E
     return [c for c, hit in zip(columns, hits, strict=True) if hit]
 
 
-def _per_value(df: pl.DataFrame, column: str, expr: pl.Expr) -> pl.Expr:
+def per_value(df: pl.DataFrame, column: str, expr: pl.Expr) -> pl.Expr:
     """``expr``, an expression of ``column`` alone that keeps a null null, worked out once per
     distinct value of the column and mapped back onto the rows (a speed-up: a regex or a parse
     once per metric name or date, not once per row)."""
@@ -280,7 +280,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         pl.col("qualifier").str.to_lowercase(),
         pl.col("authority").str.to_lowercase(),
         pl.col("entity").str.to_lowercase(),
-        _per_value(df, "metric", pl.when(pl.col("metric").str.contains(_QNAME)).then(pl.col("metric"))
+        per_value(df, "metric", pl.when(pl.col("metric").str.contains(_QNAME)).then(pl.col("metric"))
                    .otherwise(pl.col("metric").str.to_lowercase())).alias("metric"),
         pl.col("segment").str.to_lowercase().fill_null("total"),
     )
@@ -293,7 +293,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     flag(pl.col("value").is_null() & (pl.col("op") != "retract"), "value", "is required")
     flag(pl.col("entity").is_not_null() & ~pl.col("entity").str.contains(NAME), "entity", NAME_RULE)
     named = pl.col("metric").str.contains(NAME) | pl.col("metric").str.contains(_QNAME)
-    flag(pl.col("metric").is_not_null() & ~_per_value(df, "metric", named), "metric", NAME_RULE)
+    flag(pl.col("metric").is_not_null() & ~per_value(df, "metric", named), "metric", NAME_RULE)
     flag(pl.col("supersedes").is_not_null() & ~pl.col("supersedes").str.contains(r"^[0-9a-f]{32}$"),
          "supersedes", "is not an event id (32 hex digits)")
 
@@ -361,7 +361,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     flag(neither, "period", "is required (or both period_start and period_end)")
     for c in ("period_start", "period_end", "reported_at"):
         parsed = pl.when(pl.col(c).str.contains(_DATE)).then(pl.col(c).str.to_date("%Y-%m-%d", strict=False))
-        df = df.with_columns(_per_value(df, c, parsed).alias(f"__{c}"))
+        df = df.with_columns(per_value(df, c, parsed).alias(f"__{c}"))
         flag(pl.col(c).is_not_null() & pl.col(f"__{c}").is_null(), c, "is not a date (YYYY-MM-DD)")
     df = df.with_columns(   # a period label read, else the dates given (a label that failed is flagged)
         pl.coalesce("__p_start", "__period_start").alias("__start"),
