@@ -274,15 +274,19 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
              pl.col(c).str.slice(0, 40) + "...")
     df = _stripped(df, REQUIRED + OPTIONAL)
     df = _nfc(df, REQUIRED + OPTIONAL)
+
+    def lower(c: str) -> pl.Expr:   # (once per value: these columns hold a few distinct values)
+        return per_value(df, c, pl.col(c).str.to_lowercase())
+
     df = df.with_columns(
-        pl.col("op").str.to_lowercase().fill_null("assert"),
-        pl.col("kind").str.to_lowercase().fill_null("actual"),
-        pl.col("qualifier").str.to_lowercase(),
-        pl.col("authority").str.to_lowercase(),
-        pl.col("entity").str.to_lowercase(),
+        lower("op").fill_null("assert"),
+        lower("kind").fill_null("actual"),
+        lower("qualifier"),
+        lower("authority"),
+        lower("entity"),
         per_value(df, "metric", pl.when(pl.col("metric").str.contains(_QNAME)).then(pl.col("metric"))
-                   .otherwise(pl.col("metric").str.to_lowercase())).alias("metric"),
-        pl.col("segment").str.to_lowercase().fill_null("total"),
+                  .otherwise(pl.col("metric").str.to_lowercase())).alias("metric"),
+        lower("segment").fill_null("total"),
     )
     df = df.with_columns(
         pl.when(pl.col("qualifier").is_null() & pl.col("value_high").is_not_null()).then(pl.lit("range"))
