@@ -152,7 +152,7 @@ def _uncatalogued(rows: pl.DataFrame, uncatalogued: pl.Expr, file: str) -> tuple
     kinds = found.select("__base", "inst").unique()
     kinds = kinds.with_columns(pl.Series("agg", [infer_aggregation(base or "", bool(inst))
                                                  for base, inst in kinds.iter_rows()], pl.String))
-    found = found.join(kinds, on=["__base", "inst"], how="left", nulls_equal=True)
+    found = found.join(kinds, on=["__base", "inst"], how="left", nulls_equal=True, maintain_order="left")
     new_metrics = dict(zip(found["metric"].to_list(), found["agg"].to_list(), strict=True))
     # raw XBRL concepts are many and expected: one warning for them all
     namespaced = [m for m in new_metrics if ":" in m]
