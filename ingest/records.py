@@ -81,15 +81,14 @@ def metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred:
     aggregation takes effect from the next ingest; the old record stays in the log). The
     catalog's formula metrics the store has no record of are recorded too (a formula defined
     with ``metricstore metric`` is never overridden by the catalog)."""
-    held = store.read("metrics").sort_by([("recorded_at", "ascending"), ("record_id", "ascending")])
-    known = {r["metric"]: (r["aggregation"], r["description"], r["inferred"], r.get("formula"), r.get("unit"))
-             for r in held.to_pylist()}
+    held = cast(pl.DataFrame, pl.from_arrow(store.read("metrics")))
+    known = _latest_of(held, list(catalog.metrics))
     formulas = [m for m, d in catalog.metrics.items() if d.formula and m not in known and m not in metrics]
     defined = pl.DataFrame([(m, d.aggregation, d.description, False, d.formula, d.unit)
                             for m, d in catalog.metrics.items()
                             if known.get(m) != (d.aggregation, d.description, False, d.formula, d.unit)],
                            schema=_METRIC_RECORD, orient="row")
-    rows = _in_order([*metrics, *formulas], pl.concat([defined, _newly_inferred(inferred, list(known), catalog)]))
+    rows = _in_order([*metrics, *formulas], pl.concat([defined, _newly_inferred(inferred, held["metric"], catalog)]))
     if rows.height:
         store.append(rows.to_arrow(), table="metrics")
 
@@ -98,11 +97,20 @@ _METRIC_RECORD = {"metric": pl.String, "aggregation": pl.String, "description": 
                   "inferred": pl.Boolean, "formula": pl.String, "unit": pl.String}
 
 
-def _newly_inferred(inferred: dict[str, str], known: list[str], catalog: Catalog) -> pl.DataFrame:
+def _latest_of(held: pl.DataFrame, metrics: list[str]) -> dict[str, tuple[object, ...]]:
+    """The latest record of each of ``metrics`` the store holds, as (aggregation, description,
+    inferred, formula, unit); only these are read into Python (a speed-up: a store of the SEC's
+    data sets holds hundreds of thousands of concept metrics' records)."""
+    rows = held.filter(pl.col("metric").is_in(metrics)).sort("recorded_at", "record_id")
+    return {r["metric"]: (r["aggregation"], r["description"], r["inferred"], r.get("formula"), r.get("unit"))
+            for r in rows.iter_rows(named=True)}
+
+
+def _newly_inferred(inferred: dict[str, str], known: pl.Series, catalog: Catalog) -> pl.DataFrame:
     """The records of the inferred metrics the store has none of and the catalog does not define."""
     return (pl.DataFrame({"metric": list(inferred), "aggregation": list(inferred.values())},
                          schema={"metric": pl.String, "aggregation": pl.String})
-            .filter(~pl.col("metric").is_in(known) & ~pl.col("metric").is_in(list(catalog.metrics)))
+            .filter(~pl.col("metric").is_in(known.implode()) & ~pl.col("metric").is_in(list(catalog.metrics)))
             .select("metric", "aggregation", pl.lit(None, pl.String).alias("description"),
                     pl.lit(True).alias("inferred"), pl.lit(None, pl.String).alias("formula"),
                     pl.lit(None, pl.String).alias("unit")))
