@@ -83,18 +83,22 @@ def metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred:
     with ``metricstore metric`` is never overridden by the catalog)."""
     held = cast(pl.DataFrame, pl.from_arrow(store.read("metrics")))
     known = _latest_of(held, list(catalog.metrics))
+    stored = set(held["metric"].to_list())
+    rows: list[tuple[str, str, str | None, bool, str | None, str | None]] = []
     formulas = [m for m, d in catalog.metrics.items() if d.formula and m not in known and m not in metrics]
-    defined = pl.DataFrame([(m, d.aggregation, d.description, False, d.formula, d.unit)
-                            for m, d in catalog.metrics.items()
-                            if known.get(m) != (d.aggregation, d.description, False, d.formula, d.unit)],
-                           schema=_METRIC_RECORD, orient="row")
-    rows = _in_order([*metrics, *formulas], pl.concat([defined, _newly_inferred(inferred, held["metric"], catalog)]))
-    if rows.height:
-        store.append(rows.to_arrow(), table="metrics")
-
-
-_METRIC_RECORD = {"metric": pl.String, "aggregation": pl.String, "description": pl.String,
-                  "inferred": pl.Boolean, "formula": pl.String, "unit": pl.String}
+    for m in [*metrics, *formulas]:
+        if m in catalog.metrics:
+            d = catalog.metrics[m]
+            if known.get(m) != (d.aggregation, d.description, False, d.formula, d.unit):
+                rows.append((m, d.aggregation, d.description, False, d.formula, d.unit))
+        elif m in inferred and m not in stored:
+            rows.append((m, inferred[m], None, True, None, None))
+    if rows:
+        store.append(pa.table({
+            "metric": [r[0] for r in rows], "aggregation": [r[1] for r in rows],
+            "description": [r[2] for r in rows], "inferred": [r[3] for r in rows],
+            "formula": pa.array([r[4] for r in rows], pa.string()), "unit": pa.array([r[5] for r in rows], pa.string()),
+        }), table="metrics")
 
 
 def _latest_of(held: pl.DataFrame, metrics: list[str]) -> dict[str, tuple[object, ...]]:
@@ -104,23 +108,6 @@ def _latest_of(held: pl.DataFrame, metrics: list[str]) -> dict[str, tuple[object
     rows = held.filter(pl.col("metric").is_in(metrics)).sort("recorded_at", "record_id")
     return {r["metric"]: (r["aggregation"], r["description"], r["inferred"], r.get("formula"), r.get("unit"))
             for r in rows.iter_rows(named=True)}
-
-
-def _newly_inferred(inferred: dict[str, str], known: pl.Series, catalog: Catalog) -> pl.DataFrame:
-    """The records of the inferred metrics the store has none of and the catalog does not define."""
-    return (pl.DataFrame({"metric": list(inferred), "aggregation": list(inferred.values())},
-                         schema={"metric": pl.String, "aggregation": pl.String})
-            .filter(~pl.col("metric").is_in(known.implode()) & ~pl.col("metric").is_in(list(catalog.metrics)))
-            .select("metric", "aggregation", pl.lit(None, pl.String).alias("description"),
-                    pl.lit(True).alias("inferred"), pl.lit(None, pl.String).alias("formula"),
-                    pl.lit(None, pl.String).alias("unit")))
-
-
-def _in_order(metrics: list[str], records: pl.DataFrame) -> pl.DataFrame:
-    """The records of ``metrics``, in their order (a speed-up: a join, not a Python loop over the
-    many thousands of concept metrics a data sets quarter brings)."""
-    return pl.DataFrame({"metric": metrics}, schema={"metric": pl.String}).join(
-        records, on="metric", how="inner", maintain_order="left")
 
 
 def quarantine(store: Store, raw: pl.DataFrame, problems: list[RowProblem], run_id: str, path: Path) -> Path:
