@@ -355,3 +355,16 @@ def test_readers_beside_a_writer_never_see_a_stale_or_torn_answer(rich: Store, t
     assert writer.returncode == 0
     assert seen[-1] == n and len(set(seen)) > 2          # the reader saw the writer at work
     assert_fresh(rich)
+
+
+def test_a_step_creates_only_what_its_stages_read(rich: Store) -> None:
+    import duckdb
+    from queries.views import install
+    con = duckdb.connect()
+    install(con, rich, only=projector_module.SOURCES, without=projector_module.NOT_READ)
+    made = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal UNION ALL "
+                                  "SELECT function_name FROM duckdb_functions() WHERE function_type LIKE '%macro' "
+                                  "AND NOT internal").fetchall()}
+    assert made.isdisjoint(projector_module.NOT_READ)
+    assert {"event_log", "metrics", "fact_versions", "placed_versions", "growth_versions_of"} <= made
+    assert con.sql("SELECT count(*) FROM fact_versions()").fetchall()[0][0] > 0
