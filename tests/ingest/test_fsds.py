@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -327,6 +328,34 @@ def test_in_small_blocks_the_same_events_and_a_late_bad_row_commits_nothing(
     report = ingest_paths(late, [bad], catalog=catalog)
     assert report.added == 0 and report.files[0].error and "num.txt:17: column qtrs='-1'" in report.files[0].error
     assert late.read("events").num_rows == 0 and late.read("entities").num_rows == 0
+    assert not [t for t in threading.enumerate() if t.name == "metricstore-read-ahead"]
+
+
+def test_chunks_read_ahead_arrive_in_order_and_a_reader_left_early_is_closed() -> None:
+    from ingest.chunked import _read_ahead
+
+    closed: list[bool] = []
+
+    def chunks(n: int, fail_at: int | None = None) -> Iterator[int]:
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise ValueError(f"chunk {i} is damaged")
+                yield i
+        finally:
+            closed.append(True)
+
+    assert list(_read_ahead(chunks(50))) == list(range(50)) and closed == [True]
+    got = []
+    with pytest.raises(ValueError, match="chunk 3 is damaged"):
+        for chunk in _read_ahead(chunks(10, fail_at=3)):
+            got.append(chunk)
+    assert got == [0, 1, 2] and closed == [True, True]
+    early = _read_ahead(chunks(1_000))
+    assert [next(early), next(early)] == [0, 1]
+    early.close()                       # the caller stops: the reader thread ends and closes its source
+    assert closed == [True, True, True]
+    assert not [t for t in threading.enumerate() if t.name == "metricstore-read-ahead"]
 
 
 # -- a scheduled job fetching each quarter's zip ---------------------------------------------------
