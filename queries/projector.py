@@ -97,6 +97,7 @@ def project(store: Store, *, rebuild: bool = False) -> Projection | None:
     folder = folder_of(store)
     if folder is None:
         return None
+    _return_freed_memory()
     try:
         folder.mkdir(exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -123,7 +124,6 @@ def project(store: Store, *, rebuild: bool = False) -> Projection | None:
 def follow(store: Store) -> None:
     """:func:`project` as a writer's last step after a commit: a failure is logged, never raised
     (readers compute what a projection does not describe; the next writer catches up)."""
-    _return_freed_memory()
     try:
         project(store)
     except (MetricStoreError, LockHeld, OSError) as exc:
@@ -131,9 +131,9 @@ def follow(store: Store) -> None:
 
 
 def _return_freed_memory() -> None:
-    """A speed-up for memory: the Arrow buffers the writer's commit freed go back to the system
-    before DuckDB takes its share (Arrow's pool keeps them for reuse: about 150 MB of the peak of
-    ingesting a quarter of the SEC's data sets and projecting it in one process)."""
+    """A speed-up for memory: the Arrow buffers a writer's commit freed in this process go back to
+    the system before DuckDB takes its share (Arrow's pool keeps them for reuse: about 150 MB of
+    the peak of ingesting a quarter of the SEC's data sets and projecting it in one process)."""
     pa.default_memory_pool().release_unused()
 
 
