@@ -126,13 +126,16 @@ def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
     reading a data sets block and checking the one before it overlap (a quarter about 8% sooner,
     one more chunk held). The reader's error is raised here, at its turn; when the caller stops
     early, the thread stops after its current chunk and closes the reader."""
-    handoff: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
+    handoff: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+    taken = threading.Semaphore(1)      # a chunk is read once the one before it was taken
     stop = threading.Event()
 
     def read() -> None:
         try:
             for chunk in chunks:
                 handoff.put(("chunk", chunk))
+                del chunk
+                taken.acquire()
                 if stop.is_set():
                     return
             handoff.put(("end", None))
@@ -143,20 +146,20 @@ def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
             if close is not None:
                 close()
 
+    taken.acquire()
     reader = threading.Thread(target=read, name="metricstore-read-ahead", daemon=True)
     reader.start()
     try:
         while True:
             kind, item = handoff.get()
+            taken.release()
             if kind == "error":
                 raise item  # type: ignore[misc]
             if kind == "end":
                 return
             yield item  # type: ignore[misc]
+            del item
     finally:
         stop.set()
-        while reader.is_alive():        # (a reader blocked handing over a chunk nobody takes)
-            try:
-                handoff.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        taken.release()
+        reader.join()
