@@ -120,7 +120,6 @@ def ingest_chunks(store: Store, path: Path, batch: Batch, report: FileReport, *,
     return report
 
 
-
 def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
     """``chunks``, the next one read in a thread while the caller checks this one. A speed-up:
     reading a data sets block and checking the one before it overlap (a quarter about 8% sooner,
