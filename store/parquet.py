@@ -22,7 +22,10 @@ ROW_GROUP_ROWS = 32 * 1024
 
 #: Columns whose Parquet statistics serve a filter (row-group pruning in readers and dedup); the
 #: long or unique texts, the values and the few-valued labels no query filters on get none.
-NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "supersedes", "source_ref",
+#: ``supersedes`` has them: it is mostly null, and its null counts let every search for the
+#: withdrawals (``supersedes IS NOT NULL``: each computed answer makes one) skip the row groups
+#: that hold none (the search took 22 ms over a file of 10 M events without them, 12 ms with).
+NO_STATISTICS = frozenset({"value", "value_high", "as_reported", "note", "source_ref",
                            "dims", "unit", "kind", "qualifier", "authority"})
 #: Content ids: random over their whole range, so the bounds of a row group of many of them span
 #: almost all of it and prune nothing (a probe falls outside the bounds of 32,768 ids once in

@@ -126,6 +126,14 @@ def test_ids_have_statistics_only_in_small_commits_and_a_single_append_finds_the
     assert Store.open(store.root).append(rows(1, 8, entities=("omega",))).added == 1
 
 
+def test_supersedes_null_counts_let_a_search_for_withdrawals_skip_row_groups(store: Store) -> None:
+    big = store.append_stream(iter([rows(3000, 1)]))
+    md = pq.read_metadata(big.path)
+    col = md.schema.names.index("supersedes")
+    stats = [md.row_group(rg).column(col).statistics for rg in range(md.num_row_groups)]
+    assert all(st is not None and st.null_count == md.row_group(rg).num_rows for rg, st in enumerate(stats))
+
+
 def test_a_bad_batch_late_in_a_stream_commits_nothing(store: Store) -> None:
     bad = rows(10, 5).set_column(0, "entity", pa.array([None] * 10, pa.string()))
     before = store.files()
