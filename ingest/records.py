@@ -13,7 +13,7 @@ import pyarrow as pa
 from ingest.canonical import NAME, NAME_RULE
 from ingest.catalog import Catalog, EntityDef
 from ingest.errors import IngestError, RowProblem, clip
-from store import Store
+from store import METRIC_SCHEMA, TABLES, Store
 
 
 def entity_log(store: Store) -> pa.Table:
@@ -94,11 +94,9 @@ def metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred:
         elif m in inferred and m not in stored:
             rows.append((m, inferred[m], None, True, None, None))
     if rows:
-        store.append(pa.table({
-            "metric": [r[0] for r in rows], "aggregation": [r[1] for r in rows],
-            "description": [r[2] for r in rows], "inferred": [r[3] for r in rows],
-            "formula": pa.array([r[4] for r in rows], pa.string()), "unit": pa.array([r[5] for r in rows], pa.string()),
-        }), table="metrics")
+        fields = TABLES["metrics"].identity       # a record's own columns, in the order of the tuples
+        store.append(pa.Table.from_pylist([dict(zip(fields, r, strict=True)) for r in rows],
+                                          schema=pa.schema([METRIC_SCHEMA.field(f) for f in fields])), table="metrics")
 
 
 def _latest_of(held: pl.DataFrame, metrics: list[str]) -> dict[str, tuple[object, ...]]:
