@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from ingest import Catalog, RunReport, detect_format, ingest_paths
+from ingest.chunked import READ_AHEAD
 from ingest.sec import read_companyfacts
 from queries import MetricStore
 from store import Store, label_period
@@ -328,7 +329,7 @@ def test_in_small_blocks_the_same_events_and_a_late_bad_row_commits_nothing(
     report = ingest_paths(late, [bad], catalog=catalog)
     assert report.added == 0 and report.files[0].error and "num.txt:17: column qtrs='-1'" in report.files[0].error
     assert late.read("events").num_rows == 0 and late.read("entities").num_rows == 0
-    assert not [t for t in threading.enumerate() if t.name == "metricstore-read-ahead"]
+    assert not [t for t in threading.enumerate() if t.name.startswith(READ_AHEAD)]
 
 
 def test_chunks_read_ahead_arrive_in_order_and_a_reader_left_early_is_closed() -> None:
@@ -355,7 +356,7 @@ def test_chunks_read_ahead_arrive_in_order_and_a_reader_left_early_is_closed() -
     assert [next(early), next(early)] == [0, 1]
     early.close()                       # the caller stops: the reader thread ends and closes its source
     assert closed == [True, True, True]
-    assert not [t for t in threading.enumerate() if t.name == "metricstore-read-ahead"]
+    assert not [t for t in threading.enumerate() if t.name.startswith(READ_AHEAD)]
 
 
 # -- a scheduled job fetching each quarter's zip ---------------------------------------------------
