@@ -83,7 +83,7 @@ def metric_records(store: Store, catalog: Catalog, metrics: list[str], inferred:
     with ``metricstore metric`` is never overridden by the catalog)."""
     held = cast(pl.DataFrame, pl.from_arrow(store.read("metrics")))
     known = _latest_of(held, list(catalog.metrics))
-    stored = set(held["metric"].to_list())
+    stored = set(held.filter(pl.col("metric").is_in(list(inferred)))["metric"].to_list())   # of the inferred
     rows: list[tuple[str, str, str | None, bool, str | None, str | None]] = []
     formulas = [m for m, d in catalog.metrics.items() if d.formula and m not in known and m not in metrics]
     for m in [*metrics, *formulas]:
