@@ -151,3 +151,34 @@ def test_versions_equal_the_view_as_of_dates_of_real_filings(tmp_path: Path, cat
         assert ingest_paths(store, [SEC / name], catalog=catalog).ok
     with MetricStore(store) as ms:
         assert assert_versions_match(ms, every=5) > 20
+
+
+
+def test_versions_of_sparse_and_irregular_series(tmp_path: Path, catalog: Catalog) -> None:
+    """Series whose places are not every quarter apart, restated a year on: the second quarter of
+    each year alone (its prior a year back), every second quarter, and instants at the ends of
+    months a quarter or a month apart. Their versions equal the view as of every date (a row reads
+    only the places its series can hold, and those it reads are found)."""
+    store = Store.create(tmp_path / "store")
+    quarters = {"q2_only": [(y, 4) for y in (2020, 2021, 2022)],
+                "halves_apart": [(2020, 4), (2020, 10), (2021, 4), (2021, 10), (2022, 4)]}
+    rows: list[dict[str, object]] = []
+
+    def add(metric: str, start: dt.date, end: dt.date, i: int) -> None:
+        for version, lag in enumerate((30, 400) if i % 2 == 0 else (30,)):      # some restated a year on
+            rows.append({"entity": "sparseco", "metric": metric, "unit": "USD m", "value": str(100 + 10 * i + version),
+                         "period_start": start.isoformat(), "period_end": end.isoformat(),
+                         "reported_at": (end + dt.timedelta(days=lag)).isoformat(), "source": f"10-Q-{len(rows)}"})
+
+    for metric, firsts in quarters.items():
+        for i, (y, m) in enumerate(firsts):
+            add(metric, dt.date(y, m, 1), dt.date(y + (m + 3 > 12), (m + 2) % 12 + 1, 1) - dt.timedelta(days=1), i)
+    for i, (y, m) in enumerate([(2020, 3), (2020, 6), (2020, 7), (2020, 10), (2021, 3), (2021, 6), (2021, 7)]):
+        end = dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1)
+        add("cash", end, end, i)
+    assert ingest_paths(store, [write_csv(tmp_path / "sparse.csv", rows)], catalog=catalog).ok
+    with MetricStore(store) as ms:
+        priors = dict(ms.sql("SELECT metric, count(prior_period) + count(qoq_period) AS n FROM growth "
+                             "WHERE entity = 'sparseco' GROUP BY metric").rows())
+        assert priors == {"q2_only": 2, "halves_apart": 3, "cash": 6}, priors     # YoY and QoQ priors found
+        assert assert_versions_match(ms) > 10
