@@ -105,6 +105,7 @@ WITH placed AS (SELECT * FROM query_table(placed)),
 -- YoY and QoQ priors and its TTM's quarters.
 parts AS (
     SELECT *, dense_rank() OVER (ORDER BY entity, metric, segment, dims, unit, ptype, months) AS sk,
+           ms_qoq_back(ptype) AS qk,
            ms_reachable(list_distinct(list_filter([0, ms_yoy_back(), ms_qoq_back(ptype)], lambda k: k IS NOT NULL)
                                       || range(coalesce(ms_ttm_back(ptype, aggregation) + 1, 0))), spacing) AS back
     FROM (SELECT entity, metric, segment, dims, unit, ptype, months, any_value(aggregation) AS aggregation,
@@ -112,10 +113,10 @@ parts AS (
           FROM placed GROUP BY entity, metric, segment, dims, unit, ptype, months)
 ),
 pk AS (
-    SELECT placed.*, parts.sk, parts.back
+    SELECT placed.*, parts.sk, parts.back, parts.qk
     FROM placed JOIN parts USING (entity, metric, segment, dims, unit, ptype, months)
 ),
-nk AS (SELECT sk, ord, valid_from, valid_to, period, value, qualifier, back FROM pk),
+nk AS (SELECT sk, ord, valid_from, valid_to, period, value, qualifier, back, qk FROM pk),
 -- A row's epochs: the times it or one of the rows it reads changed, while it exists.
 ecp AS (
     SELECT DISTINCT sk, ord + k AS ord, t FROM (
@@ -124,24 +125,26 @@ ecp AS (
         SELECT sk, ord, unnest(back) AS k, valid_to FROM nk WHERE valid_to IS NOT NULL)
 ),
 e AS (
-    SELECT o.sk, o.ord, o.valid_from AS own_from, o.valid_to AS own_to, o.back, ecp.t,
+    SELECT o.sk, o.ord, o.valid_from AS own_from, o.valid_to AS own_to, o.back, o.qk, ecp.t,
            lead(ecp.t) OVER (PARTITION BY o.sk, o.ord ORDER BY ecp.t) AS t_next
     FROM ecp JOIN nk o
       ON o.sk = ecp.sk AND o.ord = ecp.ord AND o.valid_from <= ecp.t AND (o.valid_to IS NULL OR ecp.t < o.valid_to)
 ),
 -- What each row reads at each epoch: the rows placed k months back, valid then.
 looked AS (
-    SELECT e.sk, e.ord, e.t, e.k, r.period AS r_period, r.value AS r_value, r.qualifier AS r_qualifier
-    FROM (SELECT sk, ord, t, unnest(back) AS k FROM e) e
+    SELECT e.sk, e.ord, e.t, e.k, e.qk, r.period AS r_period, r.value AS r_value, r.qualifier AS r_qualifier
+    FROM (SELECT sk, ord, t, qk, unnest(back) AS k FROM e) e
     JOIN nk r ON r.sk = e.sk AND r.ord = e.ord - e.k AND r.valid_from <= e.t AND (r.valid_to IS NULL OR e.t < r.valid_to)
 ),
--- One aggregate for each offset the rules name; the rules pick among them (as growth_at's windows).
+-- One aggregate for each prior the rules name (qk: the row's QoQ offset); at most one row is
+-- placed at an offset at a time, so a prior's fields come from one row.
 pri AS (
     SELECT sk, ord, t,
-        any_value({'period': r_period, 'value': r_value, 'qualifier': r_qualifier}) FILTER (WHERE k = 12) AS yoy,
-        any_value({'period': r_period, 'value': r_value}) FILTER (WHERE k = 3) AS prev3,
-        any_value({'period': r_period, 'value': r_value}) FILTER (WHERE k = 6) AS prev6,
-        any_value({'period': r_period, 'value': r_value}) FILTER (WHERE k = 1) AS prev1,
+        any_value(r_period) FILTER (WHERE k = 12) AS yoy_period,
+        any_value(r_value) FILTER (WHERE k = 12) AS yoy_value,
+        any_value(r_qualifier) FILTER (WHERE k = 12) AS yoy_qualifier,
+        any_value(r_period) FILTER (WHERE k = qk) AS qoq_period,
+        any_value(r_value) FILTER (WHERE k = qk) AS qoq_value,
         sum(r_value) FILTER (WHERE k <= 9) AS k_sum,
         count(*) FILTER (WHERE k <= 9) AS k_n
     FROM looked
@@ -151,8 +154,9 @@ w AS (
     SELECT pk.*, e.t,
         CASE WHEN ms_ttm_back(pk.ptype, pk.aggregation) = 9 THEN pri.k_sum END AS ttm_sum,
         CASE WHEN ms_ttm_back(pk.ptype, pk.aggregation) = 9 THEN pri.k_n END AS ttm_n,
-        CASE WHEN ms_yoy_back() = 12 THEN pri.yoy END AS yoy,
-        CASE ms_qoq_back(pk.ptype) WHEN 3 THEN pri.prev3 WHEN 6 THEN pri.prev6 WHEN 1 THEN pri.prev1 END AS qoq,
+        CASE WHEN ms_yoy_back() = 12 AND pri.yoy_period IS NOT NULL
+             THEN {'period': pri.yoy_period, 'value': pri.yoy_value, 'qualifier': pri.yoy_qualifier} END AS yoy,
+        CASE WHEN pri.qoq_period IS NOT NULL THEN {'period': pri.qoq_period, 'value': pri.qoq_value} END AS qoq,
         CASE WHEN e.own_to IS NULL THEN e.t_next
              WHEN e.t_next IS NULL OR e.t_next > e.own_to THEN e.own_to ELSE e.t_next END AS t_next
     FROM e
