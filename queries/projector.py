@@ -52,9 +52,12 @@ from store.compaction import CompactionPolicy
 from store.locks import FileLock, LockHeld
 from store.verify import sha256_prefix
 
-#: Past this many changed entities a step rebuilds everything (narrowing the events to them would
-#: copy most of the log).
+#: Past this many changed entities a step counts their events first, and computes them in parts
+#: of about :data:`PART_EVENTS` events (:meth:`_Session.compute_all`).
 MAX_NARROWED = 1_000
+#: Changed entities holding more than this share of the events are computed as every entity: a
+#: new base costs about as much, and spares merging a delta that large into the old one.
+MOST_EVENTS = 0.5
 #: A full computation past this many events runs in parts of about this many events each (an
 #: entity's events are never split): its memory then follows the part, not the store.
 PART_EVENTS = 1_000_000
@@ -146,11 +149,16 @@ def _step(store: Store, finder: Projections, folder: Path, listing: Reading, reb
             return latest
         return _publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
     with _Session(store, listing, folder) as s:
-        if latest is None or changed is None or len(changed) > MAX_NARROWED:
+        if latest is None or changed is None:
             return _publish(folder, covers, s.compute_all(), [])
-        s.compute(changed)
-        deltas = list(latest.deltas) + [s.write_layer("computed", changed)]
-        base, deltas = _merge(s, latest.base, deltas)
+        if len(changed) <= MAX_NARROWED:
+            s.compute(changed)
+            layer = s.write_layer("computed", changed)
+        else:
+            layer = s.compute_all(changed)
+            if layer.entities is None:
+                return _publish(folder, covers, layer, [])
+        base, deltas = _merge(s, latest.base, list(latest.deltas) + [layer])
         return _publish(folder, covers, base, deltas)
 
 
@@ -243,43 +251,34 @@ class _Session:
                 self.con.close()
                 self.con = self._connect()
 
-    def compute_all(self) -> Layer:
-        """Every entity's growth, written as a base layer: computed at once, or entity by entity
-        in parts of about :data:`PART_EVENTS` events (:meth:`_parts`)."""
-        parts = self._parts()
+    def compute_all(self, entities: frozenset[str] | None = None) -> Layer:
+        """The growth of ``entities`` (None: every entity) written as a layer: computed at once,
+        or entity by entity in parts of about :data:`PART_EVENTS` events (:func:`_parts`). When
+        ``entities`` hold more than :data:`MOST_EVENTS` of the events, every entity is computed,
+        and the layer is a base (its ``entities`` None)."""
+        counts = self._counts()
+        if entities is not None and sum(counts.get(e, 0) for e in entities) > MOST_EVENTS * sum(counts.values()):
+            entities = None
+        parts = _parts(counts if entities is None else {e: n for e, n in counts.items() if e in entities})
         if parts is None:
-            self.compute(None)
-            return self.write_layer("computed", None)
-        files = []
-        for i, entities in enumerate(parts):
             self.compute(entities)
+            return self.write_layer("computed", entities)
+        files = []
+        for i, part in enumerate(parts):
+            self.compute(part)
             files.append(self.folder / f".tmp-{self.tag}-part{i}.parquet")
             self.con.execute(f"COPY computed TO {sql_literal(files[-1])} (FORMAT parquet)")
             self.con.execute("DROP TABLE computed")
-        return self.write_layer(f"read_parquet({sql_literal_list(files)})", None)
+        return self.write_layer(f"read_parquet({sql_literal_list(files)})", entities)
 
-    def _parts(self) -> list[frozenset[str]] | None:
-        """The entities with events in parts of about :data:`PART_EVENTS` events each, in name
-        order, or None when they hold fewer (computed at once). A speed-up for memory: DuckDB
-        cannot spill every stage of the growth, so computing everything at once needs memory
-        that grows with the store, and a part's with the part (an entity's growth reads only its
-        own events, every withdrawal, its calendar and the metrics' definitions)."""
+    def _counts(self) -> dict[str, int]:
+        """Each entity's events in the listing, in name order."""
         events = self.listing.get("events", [])
         if not events:
-            return None
-        counts = self.con.execute(f"SELECT entity, count(*) FROM read_parquet({sql_literal_list(events)}, "
-                                  "union_by_name = true) GROUP BY entity ORDER BY entity").fetchall()
-        if sum(int(n) for _, n in counts) <= PART_EVENTS:
-            return None
-        parts: list[set[str]] = [set()]
-        held = 0
-        for entity, n in counts:
-            if held and held + int(n) > PART_EVENTS:
-                parts.append(set())
-                held = 0
-            parts[-1].add(str(entity))
-            held += int(n)
-        return [frozenset(p) for p in parts]
+            return {}
+        return {str(e): int(n) for e, n in self.con.execute(
+            f"SELECT entity, count(*) FROM read_parquet({sql_literal_list(events)}, union_by_name = true) "
+            "GROUP BY entity ORDER BY entity").fetchall()}
 
     def _compute(self, entities: frozenset[str] | None) -> None:
         con = self.con
@@ -342,6 +341,25 @@ class _Session:
 ROW_GROUP_ROWS = 16_384
 #: Layer files' names begin so (``LAYER`` now, the others in earlier formats).
 _LAYER_PREFIXES = (f"{LAYER}-", "current-", "versions-", "timeline-")
+
+
+def _parts(counts: dict[str, int]) -> list[frozenset[str]] | None:
+    """The entities of ``counts`` (events per entity) in parts of about :data:`PART_EVENTS` events
+    each, in name order, or None when they hold fewer (computed at once). A speed-up for memory:
+    DuckDB cannot spill every stage of the growth, so computing everything at once needs memory
+    that grows with the store, and a part's with the part (an entity's growth reads only its own
+    events, every withdrawal, its calendar and the metrics' definitions)."""
+    if sum(counts.values()) <= PART_EVENTS:
+        return None
+    parts: list[set[str]] = [set()]
+    held = 0
+    for entity, n in counts.items():
+        if held and held + n > PART_EVENTS:
+            parts.append(set())
+            held = 0
+        parts[-1].add(entity)
+        held += n
+    return [frozenset(p) for p in parts]
 
 
 def _list(names: set[str] | frozenset[str]) -> str:

@@ -98,10 +98,34 @@ def test_a_rebuild_in_parts_of_a_few_entities_is_the_rebuild_at_once(
     assert at_once is not None and in_parts is not None
     listing = list_live(rich, projector_module.COVERED)
     with projector_module._Session(rich, listing, rich.root / FOLDER) as s:
-        parts = s._parts()
+        parts = projector_module._parts(s._counts())
     assert parts is not None and len(parts) >= 3 and set().union(*parts) == {"acme", "beta", "gamma", "delta"}
     assert in_parts.base.rows == at_once.base.rows
     assert_frame_equal(pl.read_parquet(in_parts.base.file), pl.read_parquet(at_once.base.file))
+    assert_fresh(rich)
+
+
+def test_a_commit_touching_many_entities_is_projected_as_a_delta_of_them_in_parts(
+        rich: Store, ingest_rows, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_NARROWED changed entities a step still computes only those, in parts of about
+    PART_EVENTS events, as a delta; changed entities holding most of the events make a new base."""
+    base, _ = layers(rich)
+    monkeypatch.setattr(projector_module, "MAX_NARROWED", 1)
+    monkeypatch.setattr(projector_module, "PART_EVENTS", 2)
+    rows = [fact(entity=e, period=f"FY{y}", value=str(v + y - 2022)) for e, v in (("gamma", 7), ("delta", 9))
+            for y in (2022, 2023)]
+    assert ingest_rows(rows).ok
+    with MetricStore(rich) as ms:
+        retract_across(rich, "gamma", event_id(ms, "beta", "FY2024"))       # reaches beta, in another part
+    assert_fresh(rich)
+    project(rich)
+    assert layers(rich) == (base, [["beta", "delta", "gamma"]])
+    assert_fresh(rich)
+    assert ingest_rows([fact(period="FY2025", value="140", reported_at="2026-03-01"),
+                        fact(entity="beta", period="FY2025", value="60", reported_at="2025-08-15")]).ok
+    project(rich)                                       # acme and beta hold most of the events
+    rebuilt, deltas = layers(rich)
+    assert rebuilt != base and deltas == []
     assert_fresh(rich)
 
 
