@@ -42,23 +42,28 @@ SELECT e.*, spans.sp.period AS period, spans.sp.ptype AS ptype, spans.sp.months 
        spans.sp.ord AS ord, spans.sp.fy AS fy
 FROM e JOIN spans USING (period_start, period_end, fye);
 
+-- The facts of winning events (``winners``, with their epochs t and t_next): a winning retract hides its fact.
+CREATE OR REPLACE MACRO facts_of(winners) AS TABLE
+SELECT entity, metric, segment, dims, period, period_start, period_end, kind, value, value_high,
+       unit, qualifier, authority, reported_at, recorded_at, source, source_ref, as_reported,
+       event_id, false AS derived, [event_id] AS derived_from, fye, ptype, months, ord, fy, t, t_next
+FROM query_table(winners)
+WHERE op = 'assert';
+
 -- The fact each key's candidate events give (at each epoch t, the time from which the candidates
 -- hold, up to t_next; NULL for the answer at one time): the winner by the rule above, a winning
 -- retract hiding the fact. The one definition of the rule: facts_at reads it at one time,
 -- fact_versions (35_growth_versions.sql) at every time a key's candidates changed.
 CREATE OR REPLACE MACRO fact_winners(candidates) AS TABLE
-SELECT entity, metric, segment, dims, period, period_start, period_end, kind, value, value_high,
-       unit, qualifier, authority, reported_at, recorded_at, source, source_ref, as_reported,
-       event_id, false AS derived, [event_id] AS derived_from, fye, ptype, months, ord, fy, t, t_next
-FROM (
+WITH w AS (
     SELECT * FROM query_table(candidates)
     QUALIFY row_number() OVER (
         PARTITION BY entity, metric, segment, dims, period, kind, unit, t
         ORDER BY CASE authority WHEN 'primary' THEN 2 ELSE 1 END DESC,
                  CASE qualifier WHEN 'approx' THEN 0 ELSE 1 END DESC,
                  reported_at DESC, recorded_at DESC, event_id DESC) = 1
-) w
-WHERE op = 'assert';
+)
+SELECT * FROM facts_of('w');
 
 CREATE OR REPLACE MACRO facts_at(as_of, as_recorded, only_entity := NULL, only_metric := NULL,
                                  only_entities := CAST(NULL AS VARCHAR[]),

@@ -24,21 +24,32 @@ c AS (
     FROM v LEFT JOIN wd ON wd.withdrawn_id = v.event_id
     WHERE NOT (v.op = 'retract' AND v.supersedes IS NOT NULL)
 ),
+-- A speed-up (the same rows): a key with one event, never withdrawn, has one version, that event
+-- from its publication on; the epochs and fact_winners' window are for the keys with more.
+cn AS (
+    SELECT c.*, n.events_here FROM c
+    JOIN (SELECT entity, metric, segment, dims, period, kind, unit, count(*) AS events_here
+          FROM c GROUP BY ALL) n USING (entity, metric, segment, dims, period, kind, unit)
+),
+c1 AS (SELECT *, reported_at AS t, NULL::DATE AS t_next FROM cn WHERE events_here = 1 AND withdrawn_at IS NULL),
+cm AS (SELECT * EXCLUDE (events_here) FROM cn WHERE events_here > 1 OR withdrawn_at IS NOT NULL),
 -- the times a key's winner may change, and the next such time
 cp AS (
     SELECT *, lead(t) OVER (PARTITION BY entity, metric, segment, dims, period, kind, unit ORDER BY t) AS t_next
     FROM (SELECT DISTINCT entity, metric, segment, dims, period, kind, unit, t FROM (
-        SELECT entity, metric, segment, dims, period, kind, unit, reported_at AS t FROM c
+        SELECT entity, metric, segment, dims, period, kind, unit, reported_at AS t FROM cm
         UNION ALL
-        SELECT entity, metric, segment, dims, period, kind, unit, withdrawn_at FROM c WHERE withdrawn_at IS NOT NULL))
+        SELECT entity, metric, segment, dims, period, kind, unit, withdrawn_at FROM cm WHERE withdrawn_at IS NOT NULL))
 ),
 ct AS (
-    SELECT c.*, cp.t, cp.t_next
-    FROM cp JOIN c
-      ON c.entity = cp.entity AND c.metric = cp.metric AND c.segment = cp.segment AND c.dims = cp.dims
-     AND c.period = cp.period AND c.kind = cp.kind AND c.unit = cp.unit
-     AND c.reported_at <= cp.t AND (c.withdrawn_at IS NULL OR cp.t < c.withdrawn_at)
+    SELECT cm.*, cp.t, cp.t_next
+    FROM cp JOIN cm
+      ON cm.entity = cp.entity AND cm.metric = cp.metric AND cm.segment = cp.segment AND cm.dims = cp.dims
+     AND cm.period = cp.period AND cm.kind = cp.kind AND cm.unit = cp.unit
+     AND cm.reported_at <= cp.t AND (cm.withdrawn_at IS NULL OR cp.t < cm.withdrawn_at)
 )
+SELECT * EXCLUDE (t, t_next), t AS valid_from, t_next AS valid_to FROM facts_of('c1')
+UNION ALL BY NAME
 SELECT * EXCLUDE (t, t_next), t AS valid_from, t_next AS valid_to FROM fact_winners('ct');
 
 -- The rows growth_at places (facts and derived quarters, one per series and place) at each time,
@@ -68,21 +79,31 @@ a AS (
     UNION ALL BY NAME
     SELECT * EXCLUDE (t, t_next), t AS valid_from, t_next AS valid_to FROM derived_parts('y')
 ),
+-- A speed-up (the same rows): a place that only ever holds one row keeps it as it is; the epochs
+-- and one_per_place's window are for the places that hold more.
+an AS (
+    SELECT a.*, n.rows_here FROM a
+    JOIN (SELECT entity, metric, segment, dims, unit, ptype, months, ord, count(*) AS rows_here
+          FROM a GROUP BY ALL) n USING (entity, metric, segment, dims, unit, ptype, months, ord)
+),
+am AS (SELECT * EXCLUDE (rows_here) FROM an WHERE rows_here > 1),
 -- the epochs of a place: the times any row placed there changed
 pcp AS (
     SELECT *, lead(t) OVER (PARTITION BY entity, metric, segment, dims, unit, ptype, months, ord ORDER BY t) AS t_next
     FROM (SELECT DISTINCT entity, metric, segment, dims, unit, ptype, months, ord, t FROM (
-        SELECT entity, metric, segment, dims, unit, ptype, months, ord, valid_from AS t FROM a
+        SELECT entity, metric, segment, dims, unit, ptype, months, ord, valid_from AS t FROM am
         UNION ALL
-        SELECT entity, metric, segment, dims, unit, ptype, months, ord, valid_to FROM a WHERE valid_to IS NOT NULL))
+        SELECT entity, metric, segment, dims, unit, ptype, months, ord, valid_to FROM am WHERE valid_to IS NOT NULL))
 ),
 pt AS (
-    SELECT a.* EXCLUDE (valid_from, valid_to), pcp.t, pcp.t_next
-    FROM pcp JOIN a
-      ON a.entity = pcp.entity AND a.metric = pcp.metric AND a.segment = pcp.segment AND a.dims = pcp.dims
-     AND a.unit = pcp.unit AND a.ptype = pcp.ptype AND a.months = pcp.months AND a.ord = pcp.ord
-     AND a.valid_from <= pcp.t AND (a.valid_to IS NULL OR pcp.t < a.valid_to)
+    SELECT am.* EXCLUDE (valid_from, valid_to), pcp.t, pcp.t_next
+    FROM pcp JOIN am
+      ON am.entity = pcp.entity AND am.metric = pcp.metric AND am.segment = pcp.segment AND am.dims = pcp.dims
+     AND am.unit = pcp.unit AND am.ptype = pcp.ptype AND am.months = pcp.months AND am.ord = pcp.ord
+     AND am.valid_from <= pcp.t AND (am.valid_to IS NULL OR pcp.t < am.valid_to)
 )
+SELECT * EXCLUDE (rows_here) FROM an WHERE rows_here = 1
+UNION ALL BY NAME
 SELECT * EXCLUDE (t, t_next), t AS valid_from, t_next AS valid_to FROM one_per_place('pt');
 
 -- A speed-up (the same rows): every place of a series lies a multiple of its ``spacing`` (the
