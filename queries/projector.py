@@ -16,7 +16,8 @@ entities that changed since, so no answer does.
    with new events, those a withdrawal reaches, those with a new fiscal calendar record or a new
    definition of one of their metrics;
 3. computes those entities' growth, every version of it, from the events, and publishes them as a
-   new delta layer on top of the previous ones: the cost follows the change, not the store.
+   new delta layer on top of the previous ones: the cost follows the change, not the store (many
+   entities are computed in parts; entities holding most of the events, as a new base).
 
 Layers are merged as an LSM tree merges runs: a delta at least half the size of the one below it
 is merged into it, past :data:`MAX_DELTAS` all deltas are merged, and past :data:`FOLD` of the
@@ -53,7 +54,7 @@ from store.locks import FileLock, LockHeld
 from store.verify import sha256_prefix
 
 #: Past this many changed entities a step counts their events first, and computes them in parts
-#: of about :data:`PART_EVENTS` events (:meth:`_Session.compute_all`).
+#: of about :data:`PART_EVENTS` events (:meth:`_Session.compute_layer`).
 MAX_NARROWED = 1_000
 #: Changed entities holding more than this share of the events are computed as every entity: a
 #: new base costs about as much, and spares merging a delta that large into the old one.
@@ -150,12 +151,12 @@ def _step(store: Store, finder: Projections, folder: Path, listing: Reading, reb
         return _publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
     with _Session(store, listing, folder) as s:
         if latest is None or changed is None:
-            return _publish(folder, covers, s.compute_all(), [])
+            return _publish(folder, covers, s.compute_layer(), [])
         if len(changed) <= MAX_NARROWED:
             s.compute(changed)
             layer = s.write_layer("computed", changed)
         else:
-            layer = s.compute_all(changed)
+            layer = s.compute_layer(changed)
             if layer.entities is None:
                 return _publish(folder, covers, layer, [])
         base, deltas = _merge(s, latest.base, list(latest.deltas) + [layer])
@@ -251,7 +252,7 @@ class _Session:
                 self.con.close()
                 self.con = self._connect()
 
-    def compute_all(self, entities: frozenset[str] | None = None) -> Layer:
+    def compute_layer(self, entities: frozenset[str] | None = None) -> Layer:
         """The growth of ``entities`` (None: every entity) written as a layer: computed at once,
         or entity by entity in parts of about :data:`PART_EVENTS` events (:func:`_parts`). When
         ``entities`` hold more than :data:`MOST_EVENTS` of the events, every entity is computed,
