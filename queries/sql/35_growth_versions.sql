@@ -110,8 +110,8 @@ SELECT * EXCLUDE (t, t_next), t AS valid_from, t_next AS valid_to FROM one_per_p
 -- greatest common divisor of the places' distances, 0 for one place) from every other, so only
 -- the offsets of ``back`` that are such multiples can hold a row: a quarterly series' TTM reads
 -- 0, 3, 6 and 9 months back, not every month from 0 to 9.
-CREATE OR REPLACE MACRO ms_spacing(ords) AS
-    list_reduce(list_transform(ords, lambda o: o - list_min(ords)), lambda a, b: gcd(a, b));
+CREATE OR REPLACE MACRO ms_spacing(ords, first) AS
+    list_reduce(list_transform(ords, lambda o: o - first), lambda a, b: gcd(a, b));
 CREATE OR REPLACE MACRO ms_reachable(back, spacing) AS
     list_filter(back, lambda k: k = 0 OR k % nullif(spacing, 0) = 0);
 
@@ -130,7 +130,7 @@ parts AS (
            ms_reachable(list_distinct(list_filter([0, ms_yoy_back(), ms_qoq_back(ptype)], lambda k: k IS NOT NULL)
                                       || range(coalesce(ms_ttm_back(ptype, aggregation) + 1, 0))), spacing) AS back
     FROM (SELECT entity, metric, segment, dims, unit, ptype, months, any_value(aggregation) AS aggregation,
-                 ms_spacing(list(DISTINCT ord)) AS spacing
+                 ms_spacing(list(ord), min(ord)) AS spacing
           FROM placed GROUP BY entity, metric, segment, dims, unit, ptype, months)
 ),
 pk AS (
