@@ -153,7 +153,6 @@ def test_versions_equal_the_view_as_of_dates_of_real_filings(tmp_path: Path, cat
         assert assert_versions_match(ms, every=5) > 20
 
 
-
 def test_versions_of_sparse_and_irregular_series(tmp_path: Path, catalog: Catalog) -> None:
     """Series whose places are not every quarter apart, restated a year on: the second quarter of
     each year alone (its prior a year back), every second quarter, and instants at the ends of
