@@ -53,8 +53,8 @@ from store.compaction import CompactionPolicy
 from store.locks import FileLock, LockHeld
 from store.verify import sha256_prefix
 
-#: Past this many changed entities a step counts their events first, and computes them in parts
-#: of about :data:`PART_EVENTS` events (:meth:`_Session.compute_layer`).
+#: Up to this many changed entities a step computes them at once; past it, it counts their events
+#: first, to compute them in parts of about :data:`PART_EVENTS` events (:meth:`_Session.compute_layer`).
 MAX_NARROWED = 1_000
 #: Changed entities holding more than this share of the events are computed as every entity: a
 #: new base costs about as much, and spares merging a delta that large into the old one.
@@ -153,14 +153,10 @@ def _step(store: Store, finder: Projections, folder: Path, listing: Reading, reb
         return _publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
     with _Session(store, listing, folder) as s:
         if latest is None or changed is None:
-            return _publish(folder, covers, s.compute_layer(), [])
-        if len(changed) <= MAX_NARROWED:
-            s.compute(changed)
-            layer = s.write_layer("computed", changed)
-        else:
-            layer = s.compute_layer(changed)
-            if layer.entities is None:
-                return _publish(folder, covers, layer, [])
+            return _publish(folder, covers, s.compute_layer(None), [])
+        layer = s.compute_layer(changed)
+        if layer.entities is None:              # (most of the events changed: a new base)
+            return _publish(folder, covers, layer, [])
         base, deltas = _merge(s, latest.base, list(latest.deltas) + [layer])
         return _publish(folder, covers, base, deltas)
 
@@ -254,11 +250,13 @@ class _Session:
                 self.con.close()
                 self.con = self._connect()
 
-    def compute_layer(self, entities: frozenset[str] | None = None) -> Layer:
+    def compute_layer(self, entities: frozenset[str] | None) -> Layer:
         """The growth of ``entities`` (None: every entity) written as a layer: computed at once,
         or entity by entity in parts of about :data:`PART_EVENTS` events (:func:`_parts`). When
         ``entities`` hold more than :data:`MOST_EVENTS` of the events, every entity is computed,
         and the layer is a base (its ``entities`` None)."""
+        if entities is not None and len(entities) <= MAX_NARROWED:
+            return self._compute_few(entities)
         counts = self._counts()
         if entities is not None and sum(counts.get(e, 0) for e in entities) > MOST_EVENTS * sum(counts.values()):
             entities = None
@@ -273,6 +271,12 @@ class _Session:
             self.con.execute(f"COPY computed TO {sql_literal(files[-1])} (FORMAT parquet)")
             self.con.execute("DROP TABLE computed")
         return self.write_layer(f"read_parquet({sql_literal_list(files)})", entities)
+
+    def _compute_few(self, entities: frozenset[str]) -> Layer:
+        """A speed-up: a commit's few entities are computed at once, without counting every
+        entity's events in the log first (a whole scan of its entity column at every commit)."""
+        self.compute(entities)
+        return self.write_layer("computed", entities)
 
     def _counts(self) -> dict[str, int]:
         """Each entity's events in the listing, in name order."""
