@@ -21,7 +21,7 @@ from ingest import EntityDef, set_entity
 from ingest.runs import RunLog
 from queries import MetricStore
 from queries.live import list_live
-from queries.projections import FOLDER, Projections
+from queries.projections import FOLDER, Projections, folder_of
 from queries.projector import project
 from store import Store
 from store.compaction import compact
@@ -59,6 +59,30 @@ def test_a_commit_is_projected_as_a_delta_of_the_entities_it_touched(rich: Store
     assert ingest_rows([fact(period="FY2025", value="140", reported_at="2026-03-01")]).ok
     project(rich)
     assert layers(rich)[0] == base and sorted(sum(layers(rich)[1], [])) == ["acme", "beta"]
+    assert_fresh(rich)
+
+
+def test_a_small_steps_connection_serves_the_next_step_over_its_own_listing(rich: Store, ingest_rows) -> None:
+    """A step of a few entities leaves its connection, its views created, to the process's next
+    step, which points it at its own listing: not at the files, nor the events narrowed to other
+    entities, of the step before. A step of every entity leaves none."""
+    folder = folder_of(rich)
+
+    def kept() -> object:
+        held = projector_module._idle.held
+        return held[2] if held is not None and held[:2] == (os.getpid(), folder) else None
+
+    assert kept() is None                                # the fixture's first step computed every entity
+    assert ingest_rows([fact(entity="beta", period="FY2025", value="60", reported_at="2025-08-15")]).ok
+    project(rich)
+    left = kept()
+    assert left is not None
+    assert ingest_rows([fact(period="FY2025", value="140", reported_at="2026-03-01")]).ok
+    project(rich)
+    assert kept() is left                                # served the step, and kept again
+    assert_fresh(rich)
+    project(rich, rebuild=True)
+    assert kept() is None
     assert_fresh(rich)
 
 
