@@ -350,7 +350,8 @@ class _Session:
         rows = int(self.con.execute(
             f"COPY (SELECT * REPLACE ({STORED_DERIVED_FROM} AS derived_from) FROM {table} "
             f"ORDER BY {BY_METRIC}, valid_from) TO {sql_literal(tmp)} "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})").fetchall()[0][0])
+            f"(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {ZSTD_LEVEL}, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+        ).fetchall()[0][0])
         sha = sha256_prefix(tmp)
         path = self.folder / f"{LAYER}-{sha}.parquet"
         os.replace(tmp, path)
@@ -399,6 +400,9 @@ REUSES = 1_000
 #: Rows per row group: a series is a few dozen rows, but smaller groups make every whole-view read
 #: slower; one series reads one 16k-row group.
 ROW_GROUP_ROWS = 16_384
+#: zstd's level for layer files: at 1 M events level 1 wrote the layer 13% sooner than DuckDB's
+#: default (3), and the file came out no larger and read as fast or faster.
+ZSTD_LEVEL = 1
 #: Layer files' names begin so (``LAYER`` now, the others in earlier formats).
 _LAYER_PREFIXES = (f"{LAYER}-", "current-", "versions-", "timeline-")
 
