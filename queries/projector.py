@@ -212,6 +212,8 @@ class _Session:
         self.threads = os.cpu_count() or 1
         self.small = False          # a few entities computed: the connection may serve the next step
         con, self.uses = _idle.take(folder)
+        if con is not None:
+            set_memory_limit(con, _memory_limit())      # (the limit set now, not the one it was made with)
         self.con = con or self._connect()
         self._point()
 
@@ -383,11 +385,16 @@ class _Idle:
         """Keep ``con`` for the next step, its temp tables dropped; False when it is not kept."""
         if uses >= REUSES:
             return False
-        for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
-            con.execute(f'DROP TABLE "{name}"')      # (the step's own tables: plain names)
+        try:
+            for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
+                con.execute(f'DROP TABLE "{name}"')      # (the step's own tables: plain names)
+        except duckdb.Error:
+            return False
         with self.lock:
+            if self.held is not None and self.held[0] != os.getpid():
+                return False            # (a forked process leaves its parent's connection alone)
             replaced, self.held = self.held, (os.getpid(), folder, con, uses)
-        if replaced is not None and replaced[0] == os.getpid():
+        if replaced is not None:
             replaced[2].close()
         return True
 

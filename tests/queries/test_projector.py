@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -23,6 +24,7 @@ from queries import MetricStore
 from queries.live import list_live
 from queries.projections import FOLDER, Projections, folder_of
 from queries.projector import project
+from queries.sandbox import MEMORY_ENV, set_memory_limit
 from store import Store
 from store.compaction import compact
 from tests.conftest import fact, run_cli, write_csv
@@ -62,13 +64,14 @@ def test_a_commit_is_projected_as_a_delta_of_the_entities_it_touched(rich: Store
     assert_fresh(rich)
 
 
-def test_a_small_steps_connection_serves_the_next_step_over_its_own_listing(rich: Store, ingest_rows) -> None:
+def test_a_small_steps_connection_serves_the_next_step_over_its_own_listing(
+        rich: Store, ingest_rows, monkeypatch: pytest.MonkeyPatch) -> None:
     """A step of a few entities leaves its connection, its views created, to the process's next
-    step, which points it at its own listing: not at the files, nor the events narrowed to other
-    entities, of the step before. A step of every entity leaves none."""
+    step, which points it at its own listing (not at the files, nor the events narrowed to other
+    entities, of the step before) and at the memory limit set now. A step of every entity leaves none."""
     folder = folder_of(rich)
 
-    def kept() -> object:
+    def kept() -> duckdb.DuckDBPyConnection | None:
         held = projector_module._idle.held
         return held[2] if held is not None and held[:2] == (os.getpid(), folder) else None
 
@@ -77,9 +80,18 @@ def test_a_small_steps_connection_serves_the_next_step_over_its_own_listing(rich
     project(rich)
     left = kept()
     assert left is not None
+    limit = "SELECT current_setting('memory_limit')"
     assert ingest_rows([fact(period="FY2025", value="140", reported_at="2026-03-01")]).ok
     project(rich)
     assert kept() is left                                # served the step, and kept again
+    assert_fresh(rich)
+    monkeypatch.setenv(MEMORY_ENV, "300MB")
+    assert ingest_rows([fact(entity="beta", period="FY2026", value="65", reported_at="2026-08-15")]).ok
+    project(rich)
+    assert kept() is left
+    expected = duckdb.connect()
+    set_memory_limit(expected, "300MB")
+    assert left.execute(limit).fetchone() == expected.execute(limit).fetchone()
     assert_fresh(rich)
     project(rich, rebuild=True)
     assert kept() is None
