@@ -243,13 +243,18 @@ class _Session:
         return self
 
     def __exit__(self, failed: type[BaseException] | None, *exc: object) -> None:
-        # a connection that spilled cannot move its spill to the next step's folder
-        if failed or not self.small or self.threads != (os.cpu_count() or 1) or self.spill.exists() \
-                or not _idle.leave(self.folder, self.con, self.uses + 1):
+        if failed or not self._left():
             self.con.close()
         shutil.rmtree(self.spill, ignore_errors=True)
         for p in self.folder.glob(f".tmp-{self.tag}*"):
             p.unlink(missing_ok=True)
+
+    def _left(self) -> bool:
+        """Whether the connection was left to the process's next step (:class:`_Idle`): after a
+        step of a few entities that ran on every thread and never spilled (a spill cannot move to
+        the next step's folder)."""
+        return (self.small and self.threads == (os.cpu_count() or 1) and not self.spill.exists()
+                and _idle.leave(self.folder, self.con, self.uses + 1))
 
     def compute(self, entities: frozenset[str] | None) -> None:
         """Temp table ``computed``: every version of the growth of ``entities`` (None: all), with
