@@ -29,14 +29,10 @@ commit and this step leaves the projection behind, never wrong; the next call ca
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import json
 import logging
 import os
 import shutil
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -45,12 +41,12 @@ import pyarrow as pa
 
 from queries.errors import SqlError
 from queries.live import Reading, list_live, read_listed
+from queries.projection_folder import clear_dead, hold, prune, publish
 from queries.projections import (BY_METRIC, COVERED, LAYER, STILL_VALID, STORED_DERIVED_FROM, Layer, Projection,
-                                 Projections, folder_of, sql_literal_list, sql_version, vouch)
+                                 Projections, folder_of, sql_literal_list, vouch)
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal
 from store import CorruptFile, MetricStoreError, Store
-from store.compaction import CompactionPolicy
 from store.locks import FileLock, LockHeld
 from store.verify import sha256_prefix
 
@@ -112,10 +108,10 @@ def project(store: Store, *, rebuild: bool = False) -> Projection | None:
                                   "(readers meanwhile compute every answer)") from None
     held = folder / f".tmp-{uuid.uuid4().hex}-held"
     with FileLock(folder / ".lock", LOCK_WAIT_S):
-        _clear_dead(folder)
+        clear_dead(folder)
         finder = Projections(store)
         try:
-            return read_listed(store, lambda: _hold(list_live(store, COVERED), held),
+            return read_listed(store, lambda: hold(list_live(store, COVERED), held),
                                lambda listing: _step(store, finder, folder, listing, rebuild))
         except duckdb.OutOfMemoryException:   # (a computation that failed on several threads ran again on one)
             raise SqlError(f"the growth projection needs more than {_memory_limit()} of memory; set {MEMORY_ENV} "
@@ -125,7 +121,7 @@ def project(store: Store, *, rebuild: bool = False) -> Projection | None:
             raise SqlError(f"the growth projection could not be computed: {str(exc).splitlines()[0]}") from None
         finally:
             shutil.rmtree(held, ignore_errors=True)
-            _prune(folder)
+            prune(folder)
 
 
 def follow(store: Store) -> None:
@@ -151,15 +147,15 @@ def _step(store: Store, finder: Projections, folder: Path, listing: Reading, reb
     if latest is not None and changed is not None and not changed:
         if all(latest.covers[t] == frozenset(covers[t]) for t in COVERED):
             return latest
-        return _publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
+        return publish(folder, covers, latest.base, list(latest.deltas))      # a compaction: same answer
     with _Session(store, listing, folder) as s:
         if latest is None or changed is None:
-            return _publish(folder, covers, s.compute_layer(None), [])
+            return publish(folder, covers, s.compute_layer(None), [])
         layer = s.compute_layer(changed)
         if layer.entities is None:              # (most of the events changed: a new base)
-            return _publish(folder, covers, layer, [])
+            return publish(folder, covers, layer, [])
         base, deltas = _merge(s, latest.base, list(latest.deltas) + [layer])
-        return _publish(folder, covers, base, deltas)
+        return publish(folder, covers, base, deltas)
 
 
 def _merge(s: _Session, base: Layer, deltas: list[Layer]) -> tuple[Layer, list[Layer]]:
@@ -415,8 +411,6 @@ ROW_GROUP_ROWS = 16_384
 #: zstd's level for layer files: at 1 M events level 1 wrote the layer 13% sooner than DuckDB's
 #: default (3), and the file came out no larger and read as fast or faster.
 ZSTD_LEVEL = 1
-#: Layer files' names begin so (``LAYER`` now, the others in earlier formats).
-_LAYER_PREFIXES = (f"{LAYER}-", "current-", "versions-", "timeline-")
 
 
 def _parts(counts: dict[str, int]) -> list[frozenset[str]] | None:
@@ -441,86 +435,3 @@ def _parts(counts: dict[str, int]) -> list[frozenset[str]] | None:
 def _list(names: set[str] | frozenset[str]) -> str:
     """A SQL list literal of entity names (validated names; quoted all the same)."""
     return "[" + ", ".join(sql_literal(n) for n in sorted(names)) + "]::VARCHAR[]"
-
-
-def _publish(folder: Path, covers: dict[str, list[str]], base: Layer, deltas: list[Layer]) -> Projection:
-    """Write the manifest naming ``base`` and ``deltas`` as the projection of the ``covers`` files."""
-    now = time.time()
-    body = {"sql": sql_version(), "created_at": dt.datetime.now(dt.UTC).isoformat(), "created_unix": now,
-            "covers": covers, "base": base.body(), "deltas": [d.body() for d in deltas]}
-    name = f"projection-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
-    tmp = folder / f".tmp-{name}"
-    tmp.write_text(json.dumps(body, indent=1))
-    os.replace(tmp, folder / name)
-    return Projection(folder / name, {t: frozenset(v) for t, v in covers.items()}, now, base, tuple(deltas))
-
-
-def _hold(listing: Reading, folder: Path) -> Reading:
-    """The files of ``listing`` as hard links in ``folder`` (same names), which a compaction's
-    deletion of the originals does not reach: a long rebuild reads what it listed. ``listing``
-    itself, read in place, where a link cannot be made (a file deleted since the listing: the
-    read then fails and lists again; a filesystem without hard links)."""
-    shutil.rmtree(folder, ignore_errors=True)
-    out: Reading = {}
-    try:
-        for table, files in listing.items():
-            (folder / table).mkdir(parents=True)
-            out[table] = []
-            for path in files:
-                os.link(path, folder / table / path.name)
-                out[table].append(folder / table / path.name)
-    except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
-        return listing
-    return out
-
-
-def _clear_dead(folder: Path) -> None:
-    """Delete the temporary files of a projector that died: one runs at a time, so under the lock
-    every one present is a dead one's."""
-    for entry in os.scandir(folder):
-        if entry.name.startswith(".tmp-"):
-            if entry.is_dir():
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                Path(entry.path).unlink(missing_ok=True)
-
-
-def _prune(folder: Path) -> None:
-    """Delete replaced manifests (but the newest and those replaced within :func:`kept_for`) and
-    the layer files no kept manifest names."""
-    now = time.time()
-    keep = kept_for()
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return
-    manifests = [e for e in entries if e.name.startswith("projection-") and e.name.endswith(".json")]
-    named: set[str] = set()
-    for i, entry in enumerate(manifests):
-        try:
-            # a manifest is replaced when the next one is published; the newest is the projection
-            if i + 1 == len(manifests) or now - manifests[i + 1].stat().st_mtime < keep:
-                named |= _files_named(Path(entry.path))
-            else:
-                Path(entry.path).unlink(missing_ok=True)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
-    for entry in entries:
-        if entry.name.endswith(".parquet") and entry.name.startswith(_LAYER_PREFIXES):
-            if entry.name not in named:
-                Path(entry.path).unlink(missing_ok=True)
-
-
-def kept_for() -> float:
-    """Seconds a replaced projection's files stay for the readers that took it (Spark reads them
-    at its first query, maybe minutes after it registered its views): the compaction's grace
-    period, which keeps the log's merged files as long (``METRICSTORE_COMPACT_GRACE_S``)."""
-    return CompactionPolicy.from_env().grace_s
-
-
-@functools.lru_cache(maxsize=4096)
-def _files_named(manifest: Path) -> frozenset[str]:
-    """The layer files a manifest names (read once: a manifest never changes)."""
-    body = json.loads(manifest.read_text())
-    return frozenset(Layer.of(layer, manifest.parent).file.name for layer in [body["base"], *body.get("deltas", [])])
