@@ -13,7 +13,8 @@ from pathlib import Path
 
 from benchmarks.fsds import SCENARIOS as FSDS_SCENARIOS, run_fsds
 from benchmarks.report import write_markdown
-from benchmarks.run import ONLY as GROUPS, ROOT, SMALL_COMMITS, add_ratios, log, run_size
+from benchmarks.harness import ROOT, log
+from benchmarks.run import ONLY as GROUPS, SMALL_COMMITS, add_ratios, run_size
 
 SIZES = {"1M": 1_000_000, "10M": 10_000_000}
 FSDS_SIZES = {"3M": 3_000_000, "30M": 30_000_000}

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.fsds_data import write_zip
 from benchmarks.fsds_targets import SCENARIOS
-from benchmarks.run import log, record, worker
+from benchmarks.harness import log, record, worker
 
 __all__ = ["SCENARIOS", "run_fsds", "work"]
 #: Calls of a one-series query before the measured ones (as benchmarks.worker does for its own).

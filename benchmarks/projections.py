@@ -36,6 +36,7 @@ from typing import Any
 
 from benchmarks import systems as sy
 from benchmarks.data import Shape
+from benchmarks.harness import RUN
 from benchmarks.report import LIMITS, machine
 
 from queries.projector import project
@@ -148,7 +149,7 @@ def _catalog(spec: dict[str, Any], timed: Timed, warmup: int) -> dict[str, Any]:
 # -- the run's side: the scenarios, each task in a worker -------------------------------------------------
 @dataclass
 class Run:
-    """One size's run: where things are, and the harness's worker and record (benchmarks.run)."""
+    """One size's run: where things are, and the harness's worker and record (benchmarks.harness)."""
 
     results: list[dict[str, Any]]
     size: int
@@ -195,7 +196,6 @@ def projection_bytes(run: Run, root: Path) -> None:
     events = sum(p.stat().st_size for p in (root / "events").rglob("*") if p.is_file())
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in NOT_PROJECTIONS)
     kept = sum(p.stat().st_size for f in folders for p in (root / f).rglob("*") if p.is_file())
-    from benchmarks.run import RUN     # (run imports this module)
     run.results.append({"scenario": "projection_bytes", "size": run.size, "system": "metricstore",
                         "median_s": None, "p99_s": None, "peak_rss_mb": None, "projection_bytes": kept,
                         "events_bytes": events, "ratio_to_limit": round(kept / events, 3) if events else None,

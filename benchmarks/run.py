@@ -7,12 +7,7 @@ its own; times are taken inside the worker, around the work alone (not the inter
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import shutil
-import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +16,11 @@ import pyarrow.parquet as pq
 
 from benchmarks import projections
 from benchmarks.data import Shape, batches
+from benchmarks.harness import log, record, worker
 from benchmarks import serve as serve_bench
-from benchmarks.report import QUERY_SCENARIOS, baseline, machine
+from benchmarks.report import QUERY_SCENARIOS, baseline
 from benchmarks.systems import AS_OF, copy_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("limit", "metricstore", "deltalake", "arcticdb")
 CSV_MAX = 1_000_000
 SMALL_COMMITS = 10_000
@@ -33,30 +28,12 @@ SMALL_COMMITS = 10_000
 BIG = 5_000_000
 
 
-def _run_label() -> str:
-    """The day and the commit a run measured (a record names its run: a table can hold rows
-    of a run that measured only some scenarios beside those of the run before it)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=ROOT, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=ROOT, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown commit", ""
-    return f"{dt.date.today():%Y-%m-%d} {commit}{' (changed)' if dirty else ''}"
-
-
-RUN = _run_label()
 #: The scenarios of ``--only bulk``: the ingests alone, at a tenth of a whole run's time.
 BULK_SCENARIOS = ("bulk_ingest_arrow", "bulk_ingest_csv")
 #: ``--only GROUP``: the scenarios each group measures (their records are replaced, the rest kept).
 #: ``appends`` ingests each system's store once, unmeasured, then measures its single appends.
 ONLY = {"bulk": BULK_SCENARIOS, "appends": ("small_append",), "projections": projections.SCENARIOS,
         "serve": (serve_bench.SCENARIO,)}
-
-
-def log(msg: str) -> None:
-    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
 #: Single-event appends are measured in this many rounds, the systems taking turns.
@@ -67,27 +44,6 @@ BULK_ROUNDS = 5
 #: One-series queries: processes per scenario and system, and measured calls in each.
 SERIES_ROUNDS = 3
 SERIES_REPEATS = 20
-
-
-def worker(spec: dict[str, Any], env_extra: dict[str, str] | None = None) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], capture_output=True,
-                         text=True, env=env, cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {spec['task']}/{spec['system']} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def record(results: list[dict[str, Any]], scenario: str, size: int, system: str, out: dict[str, Any],
-           **extra: Any) -> dict[str, Any]:
-    times = sorted(out["times"])
-    p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
-    rec = {"scenario": scenario, "size": size, "system": system, "median_s": statistics.median(times),
-           "p99_s": p99, "peak_rss_mb": round(out["peak_rss_mb"], 1), "ratio_to_limit": None,
-           "runs": len(times), "machine": machine(), "run": RUN, **extra}
-    results.append(rec)
-    log(f"{scenario:40s} {system:12s} median {rec['median_s']:.6f}s p99 {p99:.6f}s rss {rec['peak_rss_mb']} MB")
-    return rec
 
 
 def generate(size: int, work: Path) -> tuple[Path, Path, Path, int]:
