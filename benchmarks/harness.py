@@ -4,6 +4,7 @@ process of its own (``benchmarks.worker``), and a record of its times."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import statistics
@@ -17,9 +18,11 @@ from benchmarks.report import machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run_label() -> str:
+@functools.cache
+def run_label() -> str:
     """The day and the commit a run measured (a record names its run: a table can hold rows
-    of a run that measured only some scenarios beside those of the run before it)."""
+    of a run that measured only some scenarios beside those of the run before it). Asked of git
+    once, when the first record is made: a worker process, which imports this module, never asks."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT, check=True).stdout.strip()
@@ -29,8 +32,6 @@ def _run_label() -> str:
         commit, dirty = "unknown commit", ""
     return f"{dt.date.today():%Y-%m-%d} {commit}{' (changed)' if dirty else ''}"
 
-
-RUN = _run_label()
 
 
 def log(msg: str) -> None:
@@ -52,7 +53,7 @@ def record(results: list[dict[str, Any]], scenario: str, size: int, system: str,
     p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
     rec = {"scenario": scenario, "size": size, "system": system, "median_s": statistics.median(times),
            "p99_s": p99, "peak_rss_mb": round(out["peak_rss_mb"], 1), "ratio_to_limit": None,
-           "runs": len(times), "machine": machine(), "run": RUN, **extra}
+           "runs": len(times), "machine": machine(), "run": run_label(), **extra}
     results.append(rec)
     log(f"{scenario:40s} {system:12s} median {rec['median_s']:.6f}s p99 {p99:.6f}s rss {rec['peak_rss_mb']} MB")
     return rec

@@ -36,7 +36,7 @@ from typing import Any
 
 from benchmarks import systems as sy
 from benchmarks.data import Shape
-from benchmarks.harness import RUN
+from benchmarks.harness import log, record, run_label, worker
 from benchmarks.report import LIMITS, machine
 
 from queries.projector import project
@@ -149,7 +149,7 @@ def _catalog(spec: dict[str, Any], timed: Timed, warmup: int) -> dict[str, Any]:
 # -- the run's side: the scenarios, each task in a worker -------------------------------------------------
 @dataclass
 class Run:
-    """One size's run: where things are, and the harness's worker and record (benchmarks.harness)."""
+    """One size's run: where its data and stores are, and the records it adds to."""
 
     results: list[dict[str, Any]]
     size: int
@@ -159,9 +159,6 @@ class Run:
     sorted_file: Path
     events: int
     commits: int
-    worker: Callable[..., dict[str, Any]]
-    record: Callable[..., dict[str, Any]]
-    log: Callable[[str], None]
     big: bool
 
     def pooled(self, outs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -181,11 +178,11 @@ def ingest_projected(run: Run) -> Path:
         for system in outs:
             d = run.work / f"projected-{system}"
             shutil.rmtree(d, ignore_errors=True)
-            outs[system].append(run.worker({"task": "bulk_projected", "system": system, "src": str(run.src),
+            outs[system].append(worker({"task": "bulk_projected", "system": system, "src": str(run.src),
                                             "sorted": str(run.sorted_file), "dest": str(d)}))
     shutil.rmtree(run.work / "projected-limit", ignore_errors=True)
     for system, o in outs.items():
-        run.record(run.results, "bulk_ingest_projected", run.size, system, run.pooled(o), events=run.events,
+        record(run.results, "bulk_ingest_projected", run.size, system, run.pooled(o), events=run.events,
                    **({"projector": PROJECTOR} if system == "metricstore" else {}))
     projection_bytes(run, dest)
     return dest
@@ -199,15 +196,15 @@ def projection_bytes(run: Run, root: Path) -> None:
     run.results.append({"scenario": "projection_bytes", "size": run.size, "system": "metricstore",
                         "median_s": None, "p99_s": None, "peak_rss_mb": None, "projection_bytes": kept,
                         "events_bytes": events, "ratio_to_limit": round(kept / events, 3) if events else None,
-                        "folders": folders, "projector": PROJECTOR, "runs": 1, "machine": machine(), "run": RUN})
-    run.log(f"projection files {kept:,} bytes in {folders}, events {events:,} bytes")
+                        "folders": folders, "projector": PROJECTOR, "runs": 1, "machine": machine(), "run": run_label()})
+    log(f"projection files {kept:,} bytes in {folders}, events {events:,} bytes")
 
 
 def rebuild(run: Run, root: Path) -> None:
     """``projection_rebuild`` against the DuckDB limit's whole-view query (measured before it)."""
-    outs = [run.worker({"task": "project", "system": "metricstore", "path": str(root), "rebuild": True})
+    outs = [worker({"task": "project", "system": "metricstore", "path": str(root), "rebuild": True})
             for _ in range(1 if run.big else REBUILD_ROUNDS)]
-    run.record(run.results, "projection_rebuild", run.size, "metricstore", run.pooled(outs), projector=PROJECTOR)
+    record(run.results, "projection_rebuild", run.size, "metricstore", run.pooled(outs), projector=PROJECTOR)
     run.copy_baseline("projection_rebuild", "all_growth", ("limit",))
 
 
@@ -232,10 +229,10 @@ def _series_and_all(run: Run, spec: dict[str, Any], series: str, whole: str, rou
     """Record ``series`` (one series' growth, ``rounds`` processes pooled) and ``whole`` (the whole
     view, one process) from the worker task ``spec``, with the limits' ``series_growth`` and
     ``all_growth`` records as their baselines."""
-    outs = [run.worker({**spec, "query": "series", "repeats": repeats}) for _ in range(rounds)]
-    run.record(run.results, series, run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
-    out = run.worker({**spec, "query": "all", "repeats": 3})
-    run.record(run.results, whole, run.size, "metricstore", out, rows=out["rows"])
+    outs = [worker({**spec, "query": "series", "repeats": repeats}) for _ in range(rounds)]
+    record(run.results, series, run.size, "metricstore", run.pooled(outs), rows=outs[0]["rows"])
+    out = worker({**spec, "query": "all", "repeats": 3})
+    record(run.results, whole, run.size, "metricstore", out, rows=out["rows"])
     run.copy_baseline(series, "series_growth")
     run.copy_baseline(whole, "all_growth")
 
@@ -246,13 +243,13 @@ def appends_projected(run: Run, root: Path, count: int, rounds: int) -> None:
     each = max(1, count // rounds)
     outs: dict[str, list[dict[str, Any]]] = {"limit": [], "metricstore": []}
     for r in range(rounds):
-        outs["limit"].append(run.worker({"task": "appends", "system": "limit", "path": str(run.work / "appends-raw"),
+        outs["limit"].append(worker({"task": "appends", "system": "limit", "path": str(run.work / "appends-raw"),
                                          "count": each, "first": r * each}))
-        outs["metricstore"].append(run.worker({"task": "appends_projected", "system": "metricstore",
+        outs["metricstore"].append(worker({"task": "appends_projected", "system": "metricstore",
                                                "path": str(root), "count": each, "first": r * each}))
     shutil.rmtree(run.work / "appends-raw", ignore_errors=True)
     for system, o in outs.items():
-        run.record(run.results, "small_append_projected", run.size, system, run.pooled(o),
+        record(run.results, "small_append_projected", run.size, system, run.pooled(o),
                    **({"projector": PROJECTOR} if system == "metricstore" else {}))
 
 
@@ -261,17 +258,17 @@ def small_commits(run: Run, base: Path) -> None:
     projected as a writer does, then one series read; the limits' series query beside it."""
     root = run.work / "commits-projected"
     sy.copy_tree(base, root)
-    out = run.worker({"task": "appends_projected", "system": "metricstore", "path": str(root), "count": run.commits,
+    out = worker({"task": "appends_projected", "system": "metricstore", "path": str(root), "count": run.commits,
                       "restate": True, "entities": run.shape.entities})
-    run.log(f"{run.commits:,} commits, each projected: median {statistics.median(out['times']) * 1e3:.2f} ms "
+    log(f"{run.commits:,} commits, each projected: median {statistics.median(out['times']) * 1e3:.2f} ms "
             f"(append + projection), {len(list((root / 'events').glob('*.parquet')))} event files after")
     q = {"task": "series", "entity": run.shape.probe_entity, "repeats": 20}
-    run.record(run.results, "series_after_small_commits", run.size, "metricstore",
-               run.worker({**q, "system": "metricstore", "path": str(root)}),
+    record(run.results, "series_after_small_commits", run.size, "metricstore",
+               worker({**q, "system": "metricstore", "path": str(root)}),
                files=len(list((root / "events").glob("*.parquet"))), commits=run.commits, projector=PROJECTOR)
     for system in QUERY_LIMITS:
-        run.record(run.results, "series_after_small_commits", run.size, system,
-                   run.worker({**q, "system": system, "path": str(run.sorted_file)}))
+        record(run.results, "series_after_small_commits", run.size, system,
+                   worker({**q, "system": system, "path": str(run.sorted_file)}))
     shutil.rmtree(root, ignore_errors=True)
 
 

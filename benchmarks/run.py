@@ -79,8 +79,7 @@ def run_size(size: int, work: Path, results: list[dict[str, Any]], *, peers: boo
     src, sorted_file, csv_path, n = generate(size, work)
     systems = SYSTEMS if peers else ("limit", "metricstore")
     stores: dict[str, Path] = {}
-    proj = projections.Run(results, size, work, shape, src, sorted_file, n, commits, worker, record, log,
-                           big)
+    proj = projections.Run(results, size, work, shape, src, sorted_file, n, commits, big)
 
     if only == "projections":
         projections.run_group(proj, lambda paths, names: _queries(results, size, shape, paths, names),
