@@ -54,6 +54,19 @@ class _Query:
             return f"({a[0]} / CASE WHEN {a[1]} = 0 THEN NULL ELSE {a[1]} END)"
         return f"({a[0]} {n.op} {a[1]})"
 
+    def magnitude(self, n: Node) -> str:
+        """The magnitude ``ms_decimal`` rounds the value at (28_growth_rules.sql): a sum or
+        difference's terms' magnitudes summed, which bound its noise; NULL for the value's own."""
+        terms: list[str] = []
+
+        def walk(x: Node) -> bool:
+            if isinstance(x, Ref | Num):
+                terms.append(f"abs({self.value(x)})")
+                return True
+            return x.op in ("+", "-", "neg", "abs") and all(walk(a) for a in x.args)
+
+        return " + ".join(terms) if walk(n) and len(terms) > 1 else "NULL::DOUBLE"
+
     def unit(self, n: Node) -> str:
         if isinstance(n, Ref):
             return f"{self.alias[n]}.unit"
@@ -180,14 +193,14 @@ class _Query:
            CASE WHEN reason IS NULL THEN tolerance END AS tolerance"""
         return f"""
     SELECT entity, {lit(d.metric)} AS metric, segment, dims, period, period_start, period_end, 'actual' AS kind,
-           CASE WHEN reason IS NULL THEN v END AS value, NULL::DOUBLE AS value_high, unit, qualifier,
+           CASE WHEN reason IS NULL THEN ms_decimal(v, coalesce(magnitude, abs(v))) END AS value, NULL::DOUBLE AS value_high, unit, qualifier,
            NULL::VARCHAR AS authority, reported_at, recorded_at, 'formula' AS source, {lit(d.formula)} AS source_ref,
            {outer}
     FROM (
         SELECT {a}.entity, {f'{free_seg}.segment' if free_seg else "'total'"} AS segment,
                {f'{free_dims}.dims' if free_dims else "''"} AS dims,
                {a}.period, {a}.period_start, {a}.period_end, {a}.fye, {a}.ptype, {a}.months, {a}.ord, {a}.fy,
-               {self.value(self.tree)} AS v, {unit} AS unit, {reason} AS reason,
+               {self.value(self.tree)} AS v, {self.magnitude(self.tree)} AS magnitude, {unit} AS unit, {reason} AS reason,
                CASE WHEN {' AND '.join(f"{x}.qualifier = 'exact'" for x in aliases)} THEN 'exact' ELSE 'approx' END AS qualifier,
                {latest('reported_at')} AS reported_at, {latest('recorded_at')} AS recorded_at,
                flatten([{', '.join(f'{x}.derived_from' for x in aliases)}]) AS derived_from,

@@ -8,6 +8,15 @@
 -- epoch. Only how the epochs are found, and how a row's priors are looked up (windows at one
 -- time, joins over epochs), differ between the two; which priors a row reads is said here.
 
+-- A sum or difference of reported figures as the decimal it stands for: rounded to 15 significant
+-- digits (what a double holds of any decimal) of the sum of its terms' magnitudes (which bounds
+-- every partial sum, and so the noise), so that binary arithmetic's noise (6.94 - 4.04 =
+-- 2.9000000000000004) and the order an engine adds in leave no trace. From 1e15 up a double holds
+-- no fraction to clean; such sums are left as they are.
+CREATE OR REPLACE MACRO ms_decimal(x, magnitude) AS
+    CASE WHEN magnitude >= 1e-200 AND magnitude < 1e15
+         THEN round(x * pow(10, 14 - floor(log10(magnitude)))) / pow(10, 14 - floor(log10(magnitude))) ELSE x END;
+
 -- The rows growth reads: the actual facts, with their metric's aggregation (flow, per_share,
 -- stock, ratio).
 CREATE OR REPLACE MACRO growth_inputs(facts) AS TABLE
@@ -69,9 +78,13 @@ SELECT entity, metric, segment, dims, fy || part AS period, period_start, period
        fy, derivation, t, t_next
 FROM (
     SELECT y.*, r.part, r.derivation,
-           CASE r.derivation WHEN 'H1 - Q1' THEN h1_v - q1_v WHEN '9M - H1' THEN m9_v - h1_v
+           ms_decimal(CASE r.derivation WHEN 'H1 - Q1' THEN h1_v - q1_v WHEN '9M - H1' THEN m9_v - h1_v
                 WHEN 'FY - 9M' THEN fy_v - m9_v WHEN 'FY - Q1 - Q2 - Q3' THEN fy_v - q1_v - q2_v - q3_v
-                WHEN 'FY - H1' THEN fy_v - h1_v END AS value,
+                WHEN 'FY - H1' THEN fy_v - h1_v END,
+                CASE r.derivation WHEN 'H1 - Q1' THEN abs(h1_v) + abs(q1_v) WHEN '9M - H1' THEN abs(m9_v) + abs(h1_v)
+                     WHEN 'FY - 9M' THEN abs(fy_v) + abs(m9_v)
+                     WHEN 'FY - Q1 - Q2 - Q3' THEN abs(fy_v) + abs(q1_v) + abs(q2_v) + abs(q3_v)
+                     WHEN 'FY - H1' THEN abs(fy_v) + abs(h1_v) END) AS value,
            CASE r.derivation WHEN 'H1 - Q1' THEN [h1_id, q1_id] WHEN '9M - H1' THEN [m9_id, h1_id]
                 WHEN 'FY - 9M' THEN [fy_id, m9_id] WHEN 'FY - Q1 - Q2 - Q3' THEN [fy_id, q1_id, q2_id, q3_id]
                 WHEN 'FY - H1' THEN [fy_id, h1_id] END AS derived_from,
@@ -111,7 +124,8 @@ CREATE OR REPLACE MACRO ms_ttm_back(ptype, aggregation) AS
     CASE WHEN ptype = 'Q' AND aggregation IN ('flow', 'per_share') THEN 9 END;
 
 -- The growth columns of rows with their priors: yoy ({period, value, qualifier}) and qoq
--- ({period, value}) the rows read, ttm_sum and ttm_n the sum and count of the TTM's quarters.
+-- ({period, value}) the rows read, ttm_sum, ttm_n and ttm_magnitude the sum, count and summed
+-- magnitudes of the TTM's quarters (ms_decimal).
 -- Percent changes are NULL on a zero or negative base and for ratio metrics, whose changes are
 -- in ratio units (0.03 is +3 pp); a TTM needs its four quarters.
 CREATE OR REPLACE MACRO growth_columns(rows) AS TABLE
@@ -119,11 +133,11 @@ SELECT entity, metric, segment, dims, period, period_start, period_end, kind,
        value, unit, qualifier, aggregation, derived, derivation, derived_from,
        source, event_id,
        yoy.period AS prior_period, yoy.value AS prior_value, yoy.qualifier AS prior_qualifier,
-       value - yoy.value AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0 THEN (value - yoy.value) / yoy.value END AS yoy_pct,
+       ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) AS yoy_change,
+       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0 THEN ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) / yoy.value END AS yoy_pct,
        qoq.period AS qoq_period, qoq.value AS qoq_prior_value,
-       value - qoq.value AS qoq_change,
-       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0 THEN (value - qoq.value) / qoq.value END AS qoq_pct,
-       CASE WHEN ttm_n = 4 THEN ttm_sum END AS ttm_value,
+       ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) AS qoq_change,
+       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0 THEN ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) / qoq.value END AS qoq_pct,
+       CASE WHEN ttm_n = 4 THEN ms_decimal(ttm_sum, ttm_magnitude) END AS ttm_value,
        reported_at, fy, ptype, t AS valid_from, t_next AS valid_to
 FROM query_table(rows);

@@ -88,6 +88,9 @@ w AS (
         CASE WHEN ms_ttm_back(ptype, aggregation) = 9 THEN count(*) OVER (
             PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
             RANGE BETWEEN 9 PRECEDING AND CURRENT ROW) END AS ttm_n,
+        CASE WHEN ms_ttm_back(ptype, aggregation) = 9 THEN sum(abs(value)) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
+            RANGE BETWEEN 9 PRECEDING AND CURRENT ROW) END AS ttm_magnitude,
         CASE WHEN ms_yoy_back() = 12 THEN first_value({'period': period, 'value': value, 'qualifier': qualifier}) OVER (
             PARTITION BY entity, metric, segment, dims, unit, ptype, months ORDER BY ord
             RANGE BETWEEN 12 PRECEDING AND 12 PRECEDING) END AS yoy,

@@ -167,7 +167,8 @@ pri AS (
         any_value(r_period) FILTER (WHERE k = qk) AS qoq_period,
         any_value(r_value) FILTER (WHERE k = qk) AS qoq_value,
         sum(r_value) FILTER (WHERE k <= 9) AS k_sum,
-        count(*) FILTER (WHERE k <= 9) AS k_n
+        count(*) FILTER (WHERE k <= 9) AS k_n,
+        sum(abs(r_value)) FILTER (WHERE k <= 9) AS k_magnitude
     FROM looked
     GROUP BY sk, ord, t
 ),
@@ -175,6 +176,7 @@ w AS (
     SELECT pk.*, e.t,
         CASE WHEN ms_ttm_back(pk.ptype, pk.aggregation) = 9 THEN pri.k_sum END AS ttm_sum,
         CASE WHEN ms_ttm_back(pk.ptype, pk.aggregation) = 9 THEN pri.k_n END AS ttm_n,
+        CASE WHEN ms_ttm_back(pk.ptype, pk.aggregation) = 9 THEN pri.k_magnitude END AS ttm_magnitude,
         CASE WHEN ms_yoy_back() = 12 AND pri.yoy_period IS NOT NULL
              THEN {'period': pri.yoy_period, 'value': pri.yoy_value, 'qualifier': pri.yoy_qualifier} END AS yoy,
         CASE WHEN pri.qoq_period IS NOT NULL THEN {'period': pri.qoq_period, 'value': pri.qoq_value} END AS qoq,

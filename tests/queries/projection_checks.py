@@ -102,7 +102,7 @@ def assert_fresh(store: Store, recorded: dt.datetime | None = None) -> None:
     expected = reference(store, lambda ms: answers(ms, recorded))
     with MetricStore(store) as ms:
         for got, want in zip(answers(ms, recorded), expected, strict=True):
-            assert_frame_equal(got, want)
+            assert_frame_equal(got, want, check_exact=True)
 
 
 def retract_across(store: Store, entity: str, event: str) -> None:

@@ -151,3 +151,28 @@ def test_series_helper_filters_by_frequency(ingest_rows, ms: MetricStore) -> Non
     q = ms.series("acme", "revenue", freq="Q")
     assert q["period"].to_list() == ["2024Q1", "2024Q4"]
     assert q["derived"].to_list() == [False, True]
+
+
+@pytest.mark.parametrize("projections", ["1", "0"])
+def test_sums_and_differences_are_the_decimals_reported(ingest_rows, store, monkeypatch, projections: str) -> None:
+    # binary floating point gives 6.94 - 4.04 = 2.9000000000000004; a figure is a decimal, and so
+    # is its change, a derived half or a TTM, whatever order the engine adds in
+    monkeypatch.setenv("METRICSTORE_PROJECTIONS", projections)
+    eps = {"FY2007": "4.04", "FY2008": "6.94", "H12008": "4.35", "2009Q1": "1.75", "2009Q2": "1.23",
+           "2009Q3": "7.69", "2009Q4": "4.46"}
+    ingest_rows([fact(metric="eps_basic", unit="USD/shares", period=p, value=v, reported_at="2010-03-01")
+                 for p, v in eps.items()])
+    with MetricStore(store) as ms:
+        assert row(ms, "FY2008", metric="eps_basic")["yoy_change"] == 2.9
+        h2 = row(ms, "2008H2", metric="eps_basic")
+        assert (h2["derivation"], h2["value"]) == ("FY - H1", 2.59)
+        q4 = row(ms, "2009Q4", metric="eps_basic")
+        assert (q4["ttm_value"], q4["qoq_change"]) == (15.13, -3.23)
+
+
+def test_a_formula_of_decimals_is_the_decimal(ingest_rows, store) -> None:
+    from queries import define_metric
+    ingest_rows([fact(value="6.94", unit="USD"), fact(metric="cost", value="4.04", unit="USD")])
+    define_metric(store, "margin_abs", "revenue - cost")
+    with MetricStore(store) as ms:
+        assert row(ms, "FY2024", metric="margin_abs")["value"] == 2.9
