@@ -32,7 +32,7 @@ SELECT v.entity, v.metric, v.segment, v.dims, v.period, v.kind, v.unit,
        row_number() OVER k AS version,
        v.op, v.value, v.value_high, v.qualifier, v.authority,
        lag(v.value) OVER k AS previous_value,
-       v.value - lag(v.value) OVER k AS change,
+       ms_decimal(v.value - lag(v.value) OVER k, abs(v.value) + abs(lag(v.value) OVER k)) AS change,
        v.reported_at, v.recorded_at, v.source, v.source_ref, v.as_reported, v.note,
        v.event_id, v.commit_id, v.run_id, v.supersedes,
        v.event_id IN (SELECT event_id FROM cur) AS is_current,
@@ -62,8 +62,8 @@ s AS (
                  ORDER BY reported_at, recorded_at, event_id)
 )
 SELECT entity, metric, segment, dims, period, kind, unit, old_value, value AS new_value,
-       value - old_value AS change,
-       CASE WHEN old_value <> 0 THEN (value - old_value) / abs(old_value) END AS change_pct,
+       ms_decimal(value - old_value, abs(value) + abs(old_value)) AS change,
+       CASE WHEN old_value <> 0 THEN ms_decimal(value - old_value, abs(value) + abs(old_value)) / abs(old_value) END AS change_pct,
        old_reported_at, reported_at AS restated_at, old_source, source AS new_source,
        old_event_id, event_id AS new_event_id, is_current, period_end
 FROM s
@@ -144,7 +144,7 @@ ff AS (SELECT entity, metric, segment, dims, period, kind, unit, value, qualifie
        FROM first_facts_at(as_of, as_recorded) WHERE coalesce(basis, 'as_of') = 'first'),
 first AS (
     SELECT p.entity, p.metric, p.segment, p.dims, p.unit, p.period,
-           sum(CASE WHEN t.i = 1 THEN ff.value ELSE -ff.value END) AS value,
+           ms_decimal(sum(CASE WHEN t.i = 1 THEN ff.value ELSE -ff.value END), sum(abs(ff.value))) AS value,
            CASE WHEN bool_and(ff.qualifier = 'exact') THEN 'exact' ELSE 'approx' END AS qualifier
     FROM g p, LATERAL (SELECT unnest(range(1, len(p.derived_from) + 1)) AS i) t
     JOIN ev ON ev.event_id = p.derived_from[t.i]
@@ -167,10 +167,11 @@ b AS (
     WHERE coalesce(basis, 'as_of') IN ('as_of', 'latest', 'first')
 )
 SELECT *,
-       value - prior_value AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND prior_value > 0 THEN (value - prior_value) / prior_value END AS yoy_pct,
-       value - qoq_prior_value AS qoq_change,
-       CASE WHEN aggregation <> 'ratio' AND qoq_prior_value > 0 THEN (value - qoq_prior_value) / qoq_prior_value END AS qoq_pct
+       ms_decimal(value - prior_value, abs(value) + abs(prior_value)) AS yoy_change,
+       CASE WHEN aggregation <> 'ratio' AND prior_value > 0 THEN ms_decimal(value - prior_value, abs(value) + abs(prior_value)) / prior_value END AS yoy_pct,
+       ms_decimal(value - qoq_prior_value, abs(value) + abs(qoq_prior_value)) AS qoq_change,
+       CASE WHEN aggregation <> 'ratio' AND qoq_prior_value > 0
+            THEN ms_decimal(value - qoq_prior_value, abs(value) + abs(qoq_prior_value)) / qoq_prior_value END AS qoq_pct
 FROM b;
 
 CREATE OR REPLACE MACRO history_as_of(d) AS TABLE SELECT * FROM history_at(d, NULL);

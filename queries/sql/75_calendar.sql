@@ -54,9 +54,11 @@ from_quarters AS (
     SELECT entity, metric, segment, dims, unit, any_value(aggregation) AS aggregation, cy,
            count(*) AS n, list(cq ORDER BY cq) AS present,
            CASE WHEN any_value(aggregation) = 'stock' THEN max(value) FILTER (WHERE cq = 4)
-                WHEN any_value(aggregation) IN ('flow', 'per_share') AND count(*) = 4 THEN sum(value) END AS value,
+                WHEN any_value(aggregation) IN ('flow', 'per_share') AND count(*) = 4
+                THEN ms_decimal(sum(value), sum(abs(value))) END AS value,
            CASE WHEN any_value(aggregation) = 'stock' THEN max(original_value) FILTER (WHERE cq = 4)
-                WHEN any_value(aggregation) IN ('flow', 'per_share') AND count(*) = 4 THEN sum(original_value) END
+                WHEN any_value(aggregation) IN ('flow', 'per_share') AND count(*) = 4
+                THEN ms_decimal(sum(original_value), sum(abs(original_value))) END
                AS original_value,
            any_value(original_unit) AS original_unit,
            CASE WHEN any_value(aggregation) = 'stock'
@@ -152,16 +154,19 @@ w AS (
         END AS ttm_sum,
         CASE WHEN ptype = 'Q' AND aggregation IN ('flow', 'per_share') THEN count(value) OVER (
             PARTITION BY entity, metric, segment, dims, unit, ptype ORDER BY k RANGE BETWEEN 3 PRECEDING AND CURRENT ROW)
-        END AS ttm_n
+        END AS ttm_n,
+        CASE WHEN ptype = 'Q' AND aggregation IN ('flow', 'per_share') THEN sum(abs(value)) OVER (
+            PARTITION BY entity, metric, segment, dims, unit, ptype ORDER BY k RANGE BETWEEN 3 PRECEDING AND CURRENT ROW)
+        END AS ttm_magnitude
     FROM a
 )
 SELECT entity, metric, segment, dims, period, fiscal_period, period_start, period_end, value, unit, qualifier,
        aggregation, derived, derivation, derived_from,
-       yoy.period AS prior_period, yoy.value AS prior_value, value - yoy.value AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0 THEN (value - yoy.value) / yoy.value END AS yoy_pct,
-       qoq.period AS qoq_period, qoq.value AS qoq_prior_value, value - qoq.value AS qoq_change,
-       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0 THEN (value - qoq.value) / qoq.value END AS qoq_pct,
-       CASE WHEN ttm_n = 4 THEN ttm_sum END AS ttm_value,
+       yoy.period AS prior_period, yoy.value AS prior_value, ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) AS yoy_change,
+       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0 THEN ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) / yoy.value END AS yoy_pct,
+       qoq.period AS qoq_period, qoq.value AS qoq_prior_value, ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) AS qoq_change,
+       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0 THEN ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) / qoq.value END AS qoq_pct,
+       CASE WHEN ttm_n = 4 THEN ms_decimal(ttm_sum, ttm_magnitude) END AS ttm_value,
        original_value, original_unit,
        CASE WHEN aggregation <> 'ratio' AND yoy.original > 0 THEN (original_value - yoy.original) / yoy.original
        END AS yoy_pct_reporting,

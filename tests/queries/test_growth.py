@@ -176,3 +176,22 @@ def test_a_formula_of_decimals_is_the_decimal(ingest_rows, store) -> None:
     define_metric(store, "margin_abs", "revenue - cost")
     with MetricStore(store) as ms:
         assert row(ms, "FY2024", metric="margin_abs")["value"] == 2.9
+
+
+def test_every_view_of_a_change_gives_the_decimal(ingest_rows, ms: MetricStore) -> None:
+    # the same arithmetic wherever a change or a sum is shown: a restatement, the growth on
+    # another basis, the change feed, calendar quarters
+    ingest_rows([fact(metric="eps_basic", unit="USD/shares", period="FY2023", value="4.04", reported_at="2024-02-01")])
+    ingest_rows([fact(metric="eps_basic", unit="USD/shares", period="FY2023", value="6.94", reported_at="2025-02-01",
+                      source="restated"),
+                 fact(metric="eps_basic", unit="USD/shares", period="FY2024", value="9.94", reported_at="2025-02-01")])
+    ingest_rows([fact(metric="eps_basic", unit="USD/shares", period=p, value=v, reported_at="2025-02-01")
+                 for p, v in {"2024Q1": "1.75", "2024Q2": "1.23", "2024Q3": "7.69", "2024Q4": "4.46"}.items()])
+    assert ms.history("acme", "eps_basic", "FY2023")["change"].to_list() == [None, 2.9]
+    assert ms.restatements("acme", "eps_basic")["change"].to_list() == [2.9]
+    first = ms.series("acme", "eps_basic", freq="FY", basis="first").filter(period="FY2024")
+    assert first["yoy_change"].to_list() == [5.9]
+    restated = ms.changes(kind="restated")
+    assert restated["change"].to_list() == [2.9]
+    cal = ms.series("acme", "eps_basic", freq="Q", calendar=True).filter(period="CY2024Q4")
+    assert (cal["ttm_value"].to_list(), cal["qoq_change"].to_list()) == ([15.13], [-3.23])
