@@ -5,6 +5,7 @@ never, a per-unit figure's currency part, the growth in both currencies, as_of, 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fact(metric="gross_margin", period="2024Q4", value="40", unit="%"),
         fact(metric="deliveries", period="2024Q4", value="1200", unit="units"),
         fact(metric="net_loss_per_unit", period="2024Q4", value="9000", unit="CNY/unit"),
+        fact(metric="equity", period="2024-12-31", value="1234.56", unit="EUR"),
     ]
     return seeded_store(folder, rows, "acme.csv")
 
@@ -81,6 +83,15 @@ def test_a_stock_converts_at_the_rate_of_its_last_day_or_the_last_published_befo
     row = one(ms.facts(entity="acme", metric="cash", currency="USD"), period="2024-12-29")
     assert (row["fx_basis"], row["fx_first"], row["fx_last"], row["fx_days"]) == ("close", day, day, 1)
     assert row["value"] == pytest.approx(1000e6 * rate, rel=1e-12)
+
+
+def test_a_figure_at_a_published_rate_is_the_decimal_product(ms: MetricStore) -> None:
+    # 1,234.56 EUR at the ECB's 1.0389 USD is 1,282.584384 USD to the last digit, not binary
+    # arithmetic's neighbour of it
+    rate, _ = closing("EUR", "USD", D(2024, 12, 31))
+    exact = float(Decimal("1234.56") * Decimal(repr(rate)))
+    assert 1234.56 * rate != exact                       # (the data exercise the rounding)
+    assert one(ms.facts(entity="acme", metric="equity", currency="USD"), period="2024-12-31")["value"] == exact
 
 
 def test_cross_rates_go_through_the_euro(ms: MetricStore) -> None:
