@@ -208,9 +208,10 @@ class _Session:
         self.threads = os.cpu_count() or 1
         self.small = False          # a few entities computed: the connection may serve the next step
         con, self.uses = _idle.take(folder)
-        if con is not None:
-            set_memory_limit(con, _memory_limit())      # (the limit set now, not the one it was made with)
-        self.con = con or self._connect()
+        con = _limited(con) if con is not None else None
+        if con is None:
+            con, self.uses = self._connect(), 0
+        self.con = con
         self._point()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -398,6 +399,17 @@ class _Idle:
         if replaced is not None:
             replaced[2].close()
         return True
+
+
+def _limited(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+    """A kept connection under the memory limit set now, or None (closed) when it holds more than
+    that: a new connection starts under it."""
+    try:
+        set_memory_limit(con, _memory_limit())
+    except duckdb.OutOfMemoryException:
+        con.close()
+        return None
+    return con
 
 
 _idle = _Idle()

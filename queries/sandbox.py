@@ -108,9 +108,12 @@ def set_memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> None:
 
     Raises:
         SqlError: ``limit`` (from ``$METRICSTORE_MEMORY_LIMIT``) is not a memory size.
+        duckdb.OutOfMemoryException: the session already holds more than ``limit``.
     """
     try:
         con.execute("SET memory_limit = ?", [limit])
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error:
         raise SqlError(f"{MEMORY_ENV}={limit!r} is not a memory size (say 2GB, 512MB or 50%)") from None
 

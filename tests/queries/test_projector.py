@@ -20,9 +20,9 @@ from polars.testing import assert_frame_equal
 import queries.projector as projector_module
 from ingest import EntityDef, set_entity
 from ingest.runs import RunLog
-from queries import MetricStore
+from queries import MetricStore, SqlError
 from queries.live import list_live
-from queries.projections import FOLDER, Projections, folder_of
+from queries.projections import COVERED, FOLDER, Projections, folder_of
 from queries.projector import project
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from store import Store
@@ -95,6 +95,24 @@ def test_a_small_steps_connection_serves_the_next_step_over_its_own_listing(
     assert_fresh(rich)
     project(rich, rebuild=True)
     assert kept() is None
+    assert_fresh(rich)
+
+
+def test_a_kept_connection_too_full_for_a_lower_limit_gives_way_to_a_new_one(
+        rich: Store, ingest_rows, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A memory limit set below what the kept connection holds is the limit of a new connection:
+    too small for the step, the step fails as any step short of memory does; enough, it runs."""
+    assert ingest_rows([fact(entity="beta", period="FY2025", value="60", reported_at="2025-08-15")]).ok
+    project(rich)
+    assert projector_module._idle.held is not None
+    monkeypatch.setenv(MEMORY_ENV, "1KB")
+    assert ingest_rows([fact(period="FY2025", value="140", reported_at="2026-03-01")]).ok
+    with pytest.raises(SqlError, match="the growth projection needs more than 1KB of memory"):
+        project(rich)
+    monkeypatch.setenv(MEMORY_ENV, "300MB")
+    assert_fresh(rich)                                   # (the reader computes what the step could not)
+    project(rich)
+    assert Projections(rich).changed(Projections(rich).latest(), list_live(rich, COVERED)) == frozenset()
     assert_fresh(rich)
 
 
