@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from queries import MetricStore
@@ -159,15 +161,17 @@ def test_sums_and_differences_are_the_decimals_reported(ingest_rows, store, monk
     # is its change, a derived half or a TTM, whatever order the engine adds in
     monkeypatch.setenv("METRICSTORE_PROJECTIONS", projections)
     eps = {"FY2007": "4.04", "FY2008": "6.94", "H12008": "4.35", "2009Q1": "1.75", "2009Q2": "1.23",
-           "2009Q3": "7.69", "2009Q4": "4.46"}
-    ingest_rows([fact(metric="eps_basic", unit="USD/shares", period=p, value=v, reported_at="2010-03-01")
-                 for p, v in eps.items()])
+           "2009Q3": "7.69", "2009Q4": "4.46", "2010Q1": "0.1", "2010Q2": "0.7", "2010Q3": "-0.8", "2010Q4": "0"}
+    assert ingest_rows([fact(metric="eps_basic", unit="USD/shares", period=p, value=v, reported_at="2011-03-01")
+                        for p, v in eps.items()]).ok
     with MetricStore(store) as ms:
         assert row(ms, "FY2008", metric="eps_basic")["yoy_change"] == 2.9
         h2 = row(ms, "2008H2", metric="eps_basic")
         assert (h2["derivation"], h2["value"]) == ("FY - H1", 2.59)
         q4 = row(ms, "2009Q4", metric="eps_basic")
         assert (q4["ttm_value"], q4["qoq_change"]) == (15.13, -3.23)
+        zero = row(ms, "2010Q4", metric="eps_basic")       # 0.1 + 0.7 - 0.8 is -1.1e-16 in binary
+        assert zero["ttm_value"] == 0 and math.copysign(1, zero["ttm_value"]) == 1
 
 
 def test_a_formula_of_decimals_is_the_decimal(ingest_rows, store) -> None:
