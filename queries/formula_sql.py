@@ -55,7 +55,7 @@ class _Query:
         return f"({a[0]} {n.op} {a[1]})"
 
     def magnitude(self, n: Node) -> str:
-        """The magnitude ``ms_decimal`` rounds the value at (28_growth_rules.sql): a sum or
+        """The magnitude ``ms_decimal`` rounds the value at (05_decimals.sql): a sum or
         difference's terms' magnitudes summed, which bound its noise; NULL for the value's own."""
         terms: list[str] = []
 

@@ -8,16 +8,6 @@
 -- epoch. Only how the epochs are found, and how a row's priors are looked up (windows at one
 -- time, joins over epochs), differ between the two; which priors a row reads is said here.
 
--- A sum or difference of reported figures as the decimal it stands for: rounded to 15 significant
--- digits (what a double holds of any decimal) of the sum of its terms' magnitudes (which bounds
--- every partial sum, and so the noise), so that binary arithmetic's noise (6.94 - 4.04 =
--- 2.9000000000000004) and the order an engine adds in leave no trace. From 1e15 up a double holds
--- no fraction to clean; such sums are left as they are. (+ 0.0: noise rounded away leaves 0, not -0.)
-CREATE OR REPLACE MACRO ms_decimal(x, magnitude) AS
-    CASE WHEN magnitude >= 1e-200 AND magnitude < 1e15
-         THEN round(x * pow(10, 14 - floor(log10(magnitude)))) / pow(10, 14 - floor(log10(magnitude))) + 0.0
-         ELSE x END;
-
 -- The rows growth reads: the actual facts, with their metric's aggregation (flow, per_share,
 -- stock, ratio).
 CREATE OR REPLACE MACRO growth_inputs(facts) AS TABLE

@@ -26,7 +26,7 @@ WITH f AS (
 ),
 segments AS (
     SELECT 'segments' AS "check", t.entity, t.metric, t.segment, t.dims, t.period, t.kind, t.unit,
-           any_value(t.value) AS expected, sum(s.value) AS actual,
+           any_value(t.value) AS expected, ms_decimal(sum(s.value), sum(abs(s.value))) AS actual,
            ms_tolerance(list_append(list(s.step), any_value(t.step))) AS tolerance,
            'sum of ' || count(*) || ' segments (' || string_agg(s.segment, ' + ' ORDER BY s.segment)
                || ') against the total' AS detail,
@@ -43,7 +43,7 @@ segments AS (
 quarters AS (
     SELECT 'quarters' AS "check", entity, metric, segment, dims, 'FY' || fy AS period, kind, unit,
            max(value) FILTER (WHERE ptype = 'FY') AS expected,
-           sum(value) FILTER (WHERE ptype = 'Q') AS actual,
+           ms_decimal(sum(value) FILTER (WHERE ptype = 'Q'), sum(abs(value)) FILTER (WHERE ptype = 'Q')) AS actual,
            ms_tolerance(list(step)) AS tolerance,
            string_agg(period, ' + ' ORDER BY period) FILTER (WHERE ptype = 'Q') || ' against FY' || fy AS detail,
            list(event_id) FILTER (WHERE ptype = 'FY') AS expected_from,
@@ -88,21 +88,22 @@ bounded AS (
                WHEN 'at_least' THEN expected >= actual - tolerance
                WHEN 'at_most' THEN expected <= actual + tolerance
                WHEN 'range' THEN expected BETWEEN actual - tolerance AND coalesce(value_high, actual) + tolerance
-               ELSE abs(actual - expected) <= tolerance END AS within
+               ELSE abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance END AS within
     FROM figures
 ),
 compared AS (
-    SELECT *, abs(actual - expected) <= tolerance AS within FROM segments
+    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within FROM segments
     UNION ALL BY NAME
-    SELECT *, abs(actual - expected) <= tolerance AS within FROM quarters
+    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within FROM quarters
     UNION ALL BY NAME
     SELECT * FROM bounded
     UNION ALL BY NAME
-    SELECT *, abs(actual - expected) <= tolerance AS within FROM formula_checks_at(as_of, as_recorded)
+    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within FROM formula_checks_at(as_of, as_recorded)
 )
 SELECT "check", entity, metric, segment, dims, period, kind, unit, expected, actual,
-       actual - expected AS difference,
-       CASE WHEN expected <> 0 THEN (actual - expected) / abs(expected) END AS relative_difference,
+       ms_decimal(actual - expected, abs(actual) + abs(expected)) AS difference,
+       CASE WHEN expected <> 0 THEN ms_decimal(actual - expected, abs(actual) + abs(expected)) / abs(expected) END
+           AS relative_difference,
        tolerance, within, detail, expected_from, actual_from,
        list_concat(expected_from, actual_from) AS event_ids, reported_at, period_end
 FROM compared;

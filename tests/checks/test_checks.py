@@ -56,6 +56,16 @@ def test_segments_against_the_total_within_and_beyond_rounding(ingest_rows: Inge
     assert listed["check"].to_list() == ["segments"] and listed["period"].to_list() == ["FY2023"]
 
 
+def test_sums_differences_and_tolerances_are_decimals(ingest_rows: Ingest, ms: MetricStore) -> None:
+    # 1.1 + 2.2 is 3.3000000000000003 in binary, 3.3 - 3.5 is -0.20000000000000018, and the
+    # half-steps 0.05 + 0.05 + 0.05 are 0.15000000000000002: the checks show the decimals
+    ingest_rows([fact(value="3.5", unit="USD"), fact(segment="a", value="1.1", unit="USD"),
+                 fact(segment="b", value="2.2", unit="USD")])
+    (row,) = results(ms, "segments")
+    assert (row["actual"], row["difference"], row["tolerance"]) == (3.3, -0.2, 0.15)
+    assert row["relative_difference"] == -0.2 / 3.5 and not row["within"]
+
+
 def test_segments_of_a_ratio_are_never_summed(ingest_rows: Ingest, ms: MetricStore) -> None:
     ingest_rows([fact(metric="gross_margin", unit="%", value="20.9"),
                  fact(metric="gross_margin", unit="%", segment="a", value="12.6"),
