@@ -326,10 +326,13 @@ class _Session:
         if not events:
             return
         src = f"read_parquet({sql_literal_list(events)}, union_by_name = true)"
-        self.con.execute(f"COPY (SELECT * FROM {src} WHERE entity IN (SELECT unnest({_list(entities)})) "
-                         f"UNION ALL BY NAME SELECT * FROM {src} WHERE supersedes IS NOT NULL "
-                         f"AND entity NOT IN (SELECT unnest({_list(entities)}))) TO {sql_literal(target)} "
-                         "(FORMAT parquet)")
+        query = f"SELECT * FROM {src} WHERE entity IN (SELECT unnest({_list(entities)}))"
+        withdrawing = _withdrawing(self.con, events)
+        if withdrawing:
+            query += (f" UNION ALL BY NAME SELECT * FROM read_parquet({sql_literal_list(withdrawing)}, "
+                      f"union_by_name = true) WHERE supersedes IS NOT NULL "
+                      f"AND entity NOT IN (SELECT unnest({_list(entities)}))")
+        self.con.execute(f"COPY ({query}) TO {sql_literal(target)} (FORMAT parquet)")
         self.con.execute(f"SET VARIABLE {files_variable('events')} = ?", [[str(target)]])
 
     def overlay(self, below: Layer, above: list[Layer], entities: frozenset[str] | None) -> Layer:
@@ -399,6 +402,32 @@ class _Idle:
         if replaced is not None:
             replaced[2].close()
         return True
+
+
+def _withdrawing(con: duckdb.DuckDBPyConnection, events: list[Path]) -> list[Path]:
+    """A speed-up: the event files holding a withdrawal, each file read for them once per process
+    (a file's name is its content's: files are immutable), so that a small step does not read the
+    whole log's ``supersedes`` column at every commit (45 of a step's 120 ms at 10 M events, and
+    growing with the log)."""
+    with _withdrawals_lock:
+        unseen = [p for p in events if p.name not in _withdrawals]
+    if unseen:
+        found = {Path(f).name for (f,) in con.execute(
+            f"SELECT DISTINCT filename FROM read_parquet({sql_literal_list(unseen)}, union_by_name = true, "
+            "filename = true) WHERE supersedes IS NOT NULL").fetchall()}
+        with _withdrawals_lock:
+            if len(_withdrawals) > WITHDRAWALS_KEPT:
+                _withdrawals.clear()
+            _withdrawals.update({p.name: p.name in found for p in unseen})
+    with _withdrawals_lock:
+        return [p for p in events if _withdrawals.get(p.name, True)]
+
+
+#: Whether each event file read holds a withdrawal, by file name (:func:`_withdrawing`), and how
+#: many are kept.
+_withdrawals: dict[str, bool] = {}
+_withdrawals_lock = threading.Lock()
+WITHDRAWALS_KEPT = 100_000
 
 
 def _limited(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
