@@ -18,6 +18,10 @@ from benchmarks.report import machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: What a run writes: a run after another is not of changed code for their being rewritten.
+OUTPUTS = ("benchmarks/results.json", "BENCHMARKS.md")
+
+
 @functools.cache
 def run_label() -> str:
     """The day and the commit a run measured (a record names its run: a table can hold rows
@@ -26,7 +30,8 @@ def run_label() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){out}" for out in OUTPUTS)], capture_output=True,
                                text=True, cwd=ROOT, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown commit", ""
