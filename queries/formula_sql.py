@@ -193,14 +193,16 @@ class _Query:
            CASE WHEN reason IS NULL THEN tolerance END AS tolerance"""
         return f"""
     SELECT entity, {lit(d.metric)} AS metric, segment, dims, period, period_start, period_end, 'actual' AS kind,
-           CASE WHEN reason IS NULL THEN ms_decimal(v, coalesce(magnitude, abs(v))) END AS value, NULL::DOUBLE AS value_high, unit, qualifier,
+           CASE WHEN reason IS NULL THEN ms_decimal(v, coalesce(magnitude, abs(v))) END AS value,
+           NULL::DOUBLE AS value_high, unit, qualifier,
            NULL::VARCHAR AS authority, reported_at, recorded_at, 'formula' AS source, {lit(d.formula)} AS source_ref,
            {outer}
     FROM (
         SELECT {a}.entity, {f'{free_seg}.segment' if free_seg else "'total'"} AS segment,
                {f'{free_dims}.dims' if free_dims else "''"} AS dims,
                {a}.period, {a}.period_start, {a}.period_end, {a}.fye, {a}.ptype, {a}.months, {a}.ord, {a}.fy,
-               {self.value(self.tree)} AS v, {self.magnitude(self.tree)} AS magnitude, {unit} AS unit, {reason} AS reason,
+               {self.value(self.tree)} AS v, {self.magnitude(self.tree)} AS magnitude, {unit} AS unit,
+               {reason} AS reason,
                CASE WHEN {' AND '.join(f"{x}.qualifier = 'exact'" for x in aliases)} THEN 'exact' ELSE 'approx' END AS qualifier,
                {latest('reported_at')} AS reported_at, {latest('recorded_at')} AS recorded_at,
                flatten([{', '.join(f'{x}.derived_from' for x in aliases)}]) AS derived_from,

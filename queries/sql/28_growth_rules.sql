@@ -125,10 +125,12 @@ SELECT entity, metric, segment, dims, period, period_start, period_end, kind,
        source, event_id,
        yoy.period AS prior_period, yoy.value AS prior_value, yoy.qualifier AS prior_qualifier,
        ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0 THEN ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) / yoy.value END AS yoy_pct,
+       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0
+            THEN ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) / yoy.value END AS yoy_pct,
        qoq.period AS qoq_period, qoq.value AS qoq_prior_value,
        ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) AS qoq_change,
-       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0 THEN ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) / qoq.value END AS qoq_pct,
+       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0
+            THEN ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) / qoq.value END AS qoq_pct,
        CASE WHEN ttm_n = 4 THEN ms_decimal(ttm_sum, ttm_magnitude) END AS ttm_value,
        reported_at, fy, ptype, t AS valid_from, t_next AS valid_to
 FROM query_table(rows);

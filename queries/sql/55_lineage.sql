@@ -63,7 +63,8 @@ s AS (
 )
 SELECT entity, metric, segment, dims, period, kind, unit, old_value, value AS new_value,
        ms_decimal(value - old_value, abs(value) + abs(old_value)) AS change,
-       CASE WHEN old_value <> 0 THEN ms_decimal(value - old_value, abs(value) + abs(old_value)) / abs(old_value) END AS change_pct,
+       CASE WHEN old_value <> 0
+            THEN ms_decimal(value - old_value, abs(value) + abs(old_value)) / abs(old_value) END AS change_pct,
        old_reported_at, reported_at AS restated_at, old_source, source AS new_source,
        old_event_id, event_id AS new_event_id, is_current, period_end
 FROM s
@@ -168,7 +169,8 @@ b AS (
 )
 SELECT *,
        ms_decimal(value - prior_value, abs(value) + abs(prior_value)) AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND prior_value > 0 THEN ms_decimal(value - prior_value, abs(value) + abs(prior_value)) / prior_value END AS yoy_pct,
+       CASE WHEN aggregation <> 'ratio' AND prior_value > 0
+            THEN ms_decimal(value - prior_value, abs(value) + abs(prior_value)) / prior_value END AS yoy_pct,
        ms_decimal(value - qoq_prior_value, abs(value) + abs(qoq_prior_value)) AS qoq_change,
        CASE WHEN aggregation <> 'ratio' AND qoq_prior_value > 0
             THEN ms_decimal(value - qoq_prior_value, abs(value) + abs(qoq_prior_value)) / qoq_prior_value END AS qoq_pct

@@ -98,7 +98,8 @@ compared AS (
     UNION ALL BY NAME
     SELECT * FROM bounded
     UNION ALL BY NAME
-    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within FROM formula_checks_at(as_of, as_recorded)
+    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within
+    FROM formula_checks_at(as_of, as_recorded)
 )
 SELECT "check", entity, metric, segment, dims, period, kind, unit, expected, actual,
        ms_decimal(actual - expected, abs(actual) + abs(expected)) AS difference,
