@@ -141,7 +141,7 @@ w AS (
 SELECT k.entity, k.metric, k.segment, k.dims, k.period, k.kind, k.unit, row_number() OVER v AS version,
        'assert' AS op, k.value, k.value_high, k.qualifier, k.authority,
        lag(k.value) OVER v AS previous_value,
-       ms_decimal(k.value - lag(k.value) OVER v, abs(k.value) + abs(lag(k.value) OVER v)) AS change,
+       ms_change(k.value, lag(k.value) OVER v) AS change,
        k.reported_at, k.known_at AS recorded_at, k.source, k.source_ref, k.as_reported, NULL::VARCHAR AS note,
        k.event_id, NULL::VARCHAR AS commit_id, NULL::VARCHAR AS run_id, NULL::VARCHAR AS supersedes,
        k.is_current, w.withdrawn_by, w.withdrawal, k.period_start, k.period_end, k.derived_from{extra}

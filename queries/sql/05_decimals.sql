@@ -9,3 +9,8 @@ CREATE OR REPLACE MACRO ms_decimal(x, magnitude) AS
     CASE WHEN magnitude >= 1e-200 AND magnitude < 1e15
          THEN round(x * pow(10, 14 - floor(log10(magnitude)))) / pow(10, 14 - floor(log10(magnitude))) + 0.0
          ELSE x END;
+
+-- a - b as the decimal it stands for (a change: a growth's, a restatement's, a check's).
+CREATE OR REPLACE MACRO ms_change(a, b) AS ms_decimal(a - b, abs(a) + abs(b));
+-- x to 15 significant digits of its own (a product, or a sum of terms of one sign).
+CREATE OR REPLACE MACRO ms_rounded(x) AS ms_decimal(x, abs(x));

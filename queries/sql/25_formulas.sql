@@ -24,8 +24,7 @@ list_transform([regexp_extract(
 -- The rounding tolerance of figures whose steps are `steps`: half of each step; a figure of unknown
 -- step (a zero) counts with the largest step among them (the scale its table was written in).
 CREATE OR REPLACE MACRO ms_tolerance(steps) AS
-    ms_decimal(0.5 * coalesce(list_sum(list_transform(steps, lambda s: coalesce(s, list_max(steps)))), 0.0),
-               0.5 * coalesce(list_sum(list_transform(steps, lambda s: coalesce(s, list_max(steps)))), 0.0));
+    ms_rounded(0.5 * coalesce(list_sum(list_transform(steps, lambda s: coalesce(s, list_max(steps)))), 0.0));
 
 -- Units of a formula's value from its inputs' (NULL: a number, which takes the other side's unit).
 CREATE OR REPLACE MACRO ms_unit_same(a, b) AS

@@ -119,18 +119,21 @@ CREATE OR REPLACE MACRO ms_ttm_back(ptype, aggregation) AS
 -- magnitudes of the TTM's quarters (ms_decimal).
 -- Percent changes are NULL on a zero or negative base and for ratio metrics, whose changes are
 -- in ratio units (0.03 is +3 pp); a TTM needs its four quarters.
+-- A growth's percent change from b to a: none for a ratio (its change is in points) or on a
+-- zero or negative base.
+CREATE OR REPLACE MACRO ms_pct_change(a, b, aggregation) AS
+    CASE WHEN aggregation <> 'ratio' AND b > 0 THEN ms_change(a, b) / b END;
+
 CREATE OR REPLACE MACRO growth_columns(rows) AS TABLE
 SELECT entity, metric, segment, dims, period, period_start, period_end, kind,
        value, unit, qualifier, aggregation, derived, derivation, derived_from,
        source, event_id,
        yoy.period AS prior_period, yoy.value AS prior_value, yoy.qualifier AS prior_qualifier,
-       ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0
-            THEN ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) / yoy.value END AS yoy_pct,
+       ms_change(value, yoy.value) AS yoy_change,
+       ms_pct_change(value, yoy.value, aggregation) AS yoy_pct,
        qoq.period AS qoq_period, qoq.value AS qoq_prior_value,
-       ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) AS qoq_change,
-       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0
-            THEN ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) / qoq.value END AS qoq_pct,
+       ms_change(value, qoq.value) AS qoq_change,
+       ms_pct_change(value, qoq.value, aggregation) AS qoq_pct,
        CASE WHEN ttm_n = 4 THEN ms_decimal(ttm_sum, ttm_magnitude) END AS ttm_value,
        reported_at, fy, ptype, t AS valid_from, t_next AS valid_to
 FROM query_table(rows);

@@ -32,7 +32,7 @@ SELECT v.entity, v.metric, v.segment, v.dims, v.period, v.kind, v.unit,
        row_number() OVER k AS version,
        v.op, v.value, v.value_high, v.qualifier, v.authority,
        lag(v.value) OVER k AS previous_value,
-       ms_decimal(v.value - lag(v.value) OVER k, abs(v.value) + abs(lag(v.value) OVER k)) AS change,
+       ms_change(v.value, lag(v.value) OVER k) AS change,
        v.reported_at, v.recorded_at, v.source, v.source_ref, v.as_reported, v.note,
        v.event_id, v.commit_id, v.run_id, v.supersedes,
        v.event_id IN (SELECT event_id FROM cur) AS is_current,
@@ -62,9 +62,9 @@ s AS (
                  ORDER BY reported_at, recorded_at, event_id)
 )
 SELECT entity, metric, segment, dims, period, kind, unit, old_value, value AS new_value,
-       ms_decimal(value - old_value, abs(value) + abs(old_value)) AS change,
+       ms_change(value, old_value) AS change,
        CASE WHEN old_value <> 0
-            THEN ms_decimal(value - old_value, abs(value) + abs(old_value)) / abs(old_value) END AS change_pct,
+            THEN ms_change(value, old_value) / abs(old_value) END AS change_pct,
        old_reported_at, reported_at AS restated_at, old_source, source AS new_source,
        old_event_id, event_id AS new_event_id, is_current, period_end
 FROM s
@@ -168,12 +168,10 @@ b AS (
     WHERE coalesce(basis, 'as_of') IN ('as_of', 'latest', 'first')
 )
 SELECT *,
-       ms_decimal(value - prior_value, abs(value) + abs(prior_value)) AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND prior_value > 0
-            THEN ms_decimal(value - prior_value, abs(value) + abs(prior_value)) / prior_value END AS yoy_pct,
-       ms_decimal(value - qoq_prior_value, abs(value) + abs(qoq_prior_value)) AS qoq_change,
-       CASE WHEN aggregation <> 'ratio' AND qoq_prior_value > 0
-            THEN ms_decimal(value - qoq_prior_value, abs(value) + abs(qoq_prior_value)) / qoq_prior_value END AS qoq_pct
+       ms_change(value, prior_value) AS yoy_change,
+       ms_pct_change(value, prior_value, aggregation) AS yoy_pct,
+       ms_change(value, qoq_prior_value) AS qoq_change,
+       ms_pct_change(value, qoq_prior_value, aggregation) AS qoq_pct
 FROM b;
 
 CREATE OR REPLACE MACRO history_as_of(d) AS TABLE SELECT * FROM history_at(d, NULL);

@@ -173,9 +173,9 @@ filed AS (
 ),
 described AS (
     SELECT m.*, e.source, e.source_ref, e.reported_at, r.job,
-           ms_decimal(m.new_value - m.old_value, abs(m.new_value) + abs(m.old_value)) AS change,
+           ms_change(m.new_value, m.old_value) AS change,
            CASE WHEN m.old_value <> 0 AND m.unit <> 'ratio'
-                THEN ms_decimal(m.new_value - m.old_value, abs(m.new_value) + abs(m.old_value)) / abs(m.old_value)
+                THEN ms_change(m.new_value, m.old_value) / abs(m.old_value)
            END AS change_pct,
            CASE WHEN m.unit = 'ratio' THEN 0.01
                 WHEN m.unit NOT LIKE '%/%' AND least(coalesce(abs(m.old_value), 1e6), coalesce(abs(m.new_value), 1e6)) >= 1e6

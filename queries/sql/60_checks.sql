@@ -88,22 +88,22 @@ bounded AS (
                WHEN 'at_least' THEN expected >= actual - tolerance
                WHEN 'at_most' THEN expected <= actual + tolerance
                WHEN 'range' THEN expected BETWEEN actual - tolerance AND coalesce(value_high, actual) + tolerance
-               ELSE abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance END AS within
+               ELSE abs(ms_change(actual, expected)) <= tolerance END AS within
     FROM figures
 ),
 compared AS (
-    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within FROM segments
+    SELECT *, abs(ms_change(actual, expected)) <= tolerance AS within FROM segments
     UNION ALL BY NAME
-    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within FROM quarters
+    SELECT *, abs(ms_change(actual, expected)) <= tolerance AS within FROM quarters
     UNION ALL BY NAME
     SELECT * FROM bounded
     UNION ALL BY NAME
-    SELECT *, abs(ms_decimal(actual - expected, abs(actual) + abs(expected))) <= tolerance AS within
+    SELECT *, abs(ms_change(actual, expected)) <= tolerance AS within
     FROM formula_checks_at(as_of, as_recorded)
 )
 SELECT "check", entity, metric, segment, dims, period, kind, unit, expected, actual,
-       ms_decimal(actual - expected, abs(actual) + abs(expected)) AS difference,
-       CASE WHEN expected <> 0 THEN ms_decimal(actual - expected, abs(actual) + abs(expected)) / abs(expected) END
+       ms_change(actual, expected) AS difference,
+       CASE WHEN expected <> 0 THEN ms_change(actual, expected) / abs(expected) END
            AS relative_difference,
        tolerance, within, detail, expected_from, actual_from,
        list_concat(expected_from, actual_from) AS event_ids, reported_at, period_end

@@ -130,9 +130,9 @@ r AS MATERIALIZED (
          FROM f WHERE ccy IS NOT NULL), as_of, as_recorded)
 )
 SELECT f.* EXCLUDE (at_close, ccy) REPLACE (
-           CASE WHEN r.ccy IS NULL THEN f.value ELSE ms_decimal(f.value * r.rate, abs(f.value * r.rate)) END AS value,
+           CASE WHEN r.ccy IS NULL THEN f.value ELSE ms_rounded(f.value * r.rate) END AS value,
            CASE WHEN r.ccy IS NULL THEN f.value_high
-                ELSE ms_decimal(f.value_high * r.rate, abs(f.value_high * r.rate)) END AS value_high,
+                ELSE ms_rounded(f.value_high * r.rate) END AS value_high,
            CASE WHEN r.ccy IS NULL THEN f.unit ELSE t.code || substr(f.unit, 4) END AS unit),
        f.value AS original_value, f.unit AS original_unit, r.rate AS fx_rate, r.basis AS fx_basis,
        r.first_day AS fx_first, r.last_day AS fx_last, r.days AS fx_days, r.source AS fx_source, r.note AS fx_note
@@ -181,10 +181,10 @@ r AS MATERIALIZED (
 c AS (
     SELECT p.*, r.rate AS fx_rate, r.basis AS fx_basis, r.first_day AS fx_first, r.last_day AS fx_last,
            r.days AS fx_days, r.source AS fx_source, r.note AS fx_note,
-           ms_decimal(p.value * r.rate, abs(p.value * r.rate)) AS v,
-           ms_decimal(p.prior_value * ry.rate, abs(p.prior_value * ry.rate)) AS pv,
-           ms_decimal(p.qoq_prior_value * rq.rate, abs(p.qoq_prior_value * rq.rate)) AS qv,
-           ms_decimal(p.ttm_value * rt.rate, abs(p.ttm_value * rt.rate)) AS tv, ry.rate AS prior_fx_rate
+           ms_rounded(p.value * r.rate) AS v,
+           ms_rounded(p.prior_value * ry.rate) AS pv,
+           ms_rounded(p.qoq_prior_value * rq.rate) AS qv,
+           ms_rounded(p.ttm_value * rt.rate) AS tv, ry.rate AS prior_fx_rate
     FROM p
     LEFT JOIN r ON r.ccy = p.ccy AND r.span_start = p.period_start AND r.span_end = p.period_end AND r.at_close = p.at_close
     LEFT JOIN r ry ON ry.ccy = p.ccy AND ry.span_start = p.y_start AND ry.span_end = p.y_end AND ry.at_close = p.at_close
@@ -197,11 +197,11 @@ SELECT c.* EXCLUDE (at_close, ccy, y_start, y_end, q_start, q_end, ttm_start, fx
            CASE WHEN c.ccy IS NULL THEN c.value ELSE c.v END AS value,
            CASE WHEN c.ccy IS NULL THEN c.unit ELSE t.code || substr(c.unit, 4) END AS unit,
            CASE WHEN c.ccy IS NULL THEN c.prior_value ELSE c.pv END AS prior_value,
-           CASE WHEN c.ccy IS NULL THEN c.yoy_change ELSE ms_decimal(c.v - c.pv, abs(c.v) + abs(c.pv)) END AS yoy_change,
+           CASE WHEN c.ccy IS NULL THEN c.yoy_change ELSE ms_change(c.v, c.pv) END AS yoy_change,
            CASE WHEN c.ccy IS NULL THEN c.yoy_pct
                 WHEN c.aggregation <> 'ratio' AND c.pv > 0 THEN (c.v - c.pv) / c.pv END AS yoy_pct,
            CASE WHEN c.ccy IS NULL THEN c.qoq_prior_value ELSE c.qv END AS qoq_prior_value,
-           CASE WHEN c.ccy IS NULL THEN c.qoq_change ELSE ms_decimal(c.v - c.qv, abs(c.v) + abs(c.qv)) END AS qoq_change,
+           CASE WHEN c.ccy IS NULL THEN c.qoq_change ELSE ms_change(c.v, c.qv) END AS qoq_change,
            CASE WHEN c.ccy IS NULL THEN c.qoq_pct
                 WHEN c.aggregation <> 'ratio' AND c.qv > 0 THEN (c.v - c.qv) / c.qv END AS qoq_pct,
            CASE WHEN c.ccy IS NULL THEN c.ttm_value ELSE c.tv END AS ttm_value),

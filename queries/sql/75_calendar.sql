@@ -163,13 +163,11 @@ w AS (
 SELECT entity, metric, segment, dims, period, fiscal_period, period_start, period_end, value, unit, qualifier,
        aggregation, derived, derivation, derived_from,
        yoy.period AS prior_period, yoy.value AS prior_value,
-       ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) AS yoy_change,
-       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0
-            THEN ms_decimal(value - yoy.value, abs(value) + abs(yoy.value)) / yoy.value END AS yoy_pct,
+       ms_change(value, yoy.value) AS yoy_change,
+       ms_pct_change(value, yoy.value, aggregation) AS yoy_pct,
        qoq.period AS qoq_period, qoq.value AS qoq_prior_value,
-       ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) AS qoq_change,
-       CASE WHEN aggregation <> 'ratio' AND qoq.value > 0
-            THEN ms_decimal(value - qoq.value, abs(value) + abs(qoq.value)) / qoq.value END AS qoq_pct,
+       ms_change(value, qoq.value) AS qoq_change,
+       ms_pct_change(value, qoq.value, aggregation) AS qoq_pct,
        CASE WHEN ttm_n = 4 THEN ms_decimal(ttm_sum, ttm_magnitude) END AS ttm_value,
        original_value, original_unit,
        CASE WHEN aggregation <> 'ratio' AND yoy.original > 0 THEN (original_value - yoy.original) / yoy.original
