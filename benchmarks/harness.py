@@ -16,8 +16,6 @@ from typing import Any
 from benchmarks.report import machine
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
 #: What a run writes: a run after another is not of changed code for their being rewritten.
 OUTPUTS = ("benchmarks/results.json", "BENCHMARKS.md")
 
@@ -36,7 +34,6 @@ def run_label() -> str:
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown commit", ""
     return f"{dt.date.today():%Y-%m-%d} {commit}{' (changed)' if dirty else ''}"
-
 
 
 def log(msg: str) -> None:
