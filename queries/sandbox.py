@@ -33,6 +33,7 @@ import duckdb
 from queries.errors import SqlError, SqlRefused
 from queries.live import Reading, list_live
 from queries.views import install, sql_literal
+from queries.views_cache import open_views
 from store import Store
 from store.backends import ObjectPath, attach, object_root
 from store.integrity import ChecksumGuard
@@ -121,10 +122,11 @@ def set_memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> None:
 def connect(store: Store, guard: ChecksumGuard | None = None, live: Reading | None = None) -> duckdb.DuckDBPyConnection:
     """A locked-down, read-only connection with the views of ``store`` installed.
 
-    The views are written to a private database file (outside the store), which is opened
-    ``read_only`` and removed at once (the open connection keeps it). Creating a view reads the
-    live files' schemas (``live``, when the caller listed them), so they are proven whole first
-    (``guard``): a damaged one is named.
+    The views are in a private database file (outside the store), which is opened ``read_only``
+    and removed at once (the open connection keeps it): a copy of the one kept for the store
+    (:mod:`queries.views_cache`), built first where none is. Creating a view reads the live files'
+    schemas (``live``, when the caller listed them), so they are proven whole first (``guard``): a
+    damaged one is named.
 
     Raises:
         CorruptFile: a committed file fails its checksum.
@@ -135,19 +137,28 @@ def connect(store: Store, guard: ChecksumGuard | None = None, live: Reading | No
     folder = Path(tempfile.mkdtemp(prefix="metricstore-views-"))
     path = folder / "views.duckdb"
     try:
-        build = duckdb.connect(str(path))
-        try:
-            install(build, store, live)   # the files just proven
-            build.execute("CHECKPOINT")
-        except duckdb.Error as exc:
-            raise SqlError(f"cannot create the views over {store.root}: {str(exc).splitlines()[0]}") from None
-        finally:
-            build.close()
-        con = duckdb.connect(str(path), read_only=True, config=dict(BASE_CONFIG))
+        con = open_views(store, path, lambda dest: _build(dest, store, live),
+                         lambda dest: duckdb.connect(str(dest), read_only=True, config=dict(BASE_CONFIG)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     lock_down(con, store.root)
     return con
+
+
+def _build(path: Path, store: Store, live: Reading) -> None:
+    """Create the views of ``store`` in a new database file at ``path``.
+
+    Raises:
+        SqlError: DuckDB could not create them.
+    """
+    build = duckdb.connect(str(path))
+    try:
+        install(build, store, live)   # the files just proven
+        build.execute("CHECKPOINT")
+    except duckdb.Error as exc:
+        raise SqlError(f"cannot create the views over {store.root}: {str(exc).splitlines()[0]}") from None
+    finally:
+        build.close()
 
 
 def connect_catalog(path: str | os.PathLike[str], store_root: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:

@@ -49,15 +49,22 @@ def _files(store: Store, table: str) -> str:
     return f"coalesce(getvariable('{files_variable(table)}'), {sql_literal(store.glob(table))})"
 
 
-def render(text: str, store: Store) -> str:
-    """Fill a ``.sql`` file's placeholders with the store's files."""
-    return (
-        text.replace("__EVENTS__", _files(store, "events"))
-        .replace("__ENTITIES__", _files(store, "entities"))
-        .replace("__METRICS__", _files(store, "metrics"))
-        .replace("__RUNS__", f"read_parquet({_files(store, 'runs')}, union_by_name = true)"
-                 if store.files("runs") else "run_log_empty")
-    )
+def placeholders(store: Store) -> dict[str, str]:
+    """What each placeholder of the ``.sql`` files stands for in ``store``."""
+    return {
+        "__EVENTS__": _files(store, "events"),
+        "__ENTITIES__": _files(store, "entities"),
+        "__METRICS__": _files(store, "metrics"),
+        "__RUNS__": f"read_parquet({_files(store, 'runs')}, union_by_name = true)"
+                    if store.files("runs") else "run_log_empty",
+    }
+
+
+def render(text: str, store: Store, filled: dict[str, str] | None = None) -> str:
+    """Fill a ``.sql`` file's placeholders with the store's files (``filled``: :func:`placeholders`)."""
+    for name, value in (filled if filled is not None else placeholders(store)).items():
+        text = text.replace(name, value)
+    return text
 
 
 def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None = None,
@@ -73,9 +80,10 @@ def install(con: duckdb.DuckDBPyConnection, store: Store, live: Reading | None =
     store.backend.attach(con)  # an object store's s3:// globs read through fsspec
     live = live if live is not None else list_live(store, TABLES)
     pinned = [t for t in TABLES if pin(con, t, live.get(t, []))]
+    filled = placeholders(store)
     for name, text in sql_sources():
         if only is None or name in only:
-            _run(con, render(text, store), without)
+            _run(con, render(text, store, filled), without)
     if only is None:
         install_formulas(con, store)    # the store's formula metrics, compiled (queries/formula_sql.py)
     for table in pinned:

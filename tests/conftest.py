@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import http.server
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +20,11 @@ import pytest
 from ingest import Catalog, RunReport, ingest_paths
 from queries import MetricStore
 from store import Store
+
+# the views' files the sessions of the tests keep (queries/views_cache.py): in a folder of this run,
+# not the user's cache, and removed with it
+os.environ["METRICSTORE_CACHE_DIR"] = tempfile.mkdtemp(prefix="metricstore-test-cache-")
+atexit.register(shutil.rmtree, os.environ["METRICSTORE_CACHE_DIR"], True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
