@@ -10,6 +10,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import duckdb
@@ -89,13 +90,34 @@ class MetricStore:
         self._formulas: frozenset[str] | None = None
         self._running: set[duckdb.DuckDBPyConnection] = set()     # the cursors of queries running now
         self._running_lock = threading.Lock()
+        self._opening = threading.Lock()
+        self._retired: list[duckdb.DuckDBPyConnection] = []       # replaced; queries may still run there
+        self._definitions: list[Path] = []      # the metrics log's files the views were compiled with
+        self._open()
+
+    def _open(self) -> None:
+        """Open the session's connection, its views compiled with the metric definitions there are."""
+        def made(live: Reading) -> duckdb.DuckDBPyConnection:
+            con = sandboxed(self.store, self._guard, live)
+            self._definitions = live["metrics"]
+            return con
         # creating the views reads the live files' schemas (a file a compaction deletes meanwhile:
         # listed again, see queries.live)
-        self._con = read_listed(self.store, lambda: list_live(self.store, TABLES),
-                                lambda live: sandboxed(self.store, self._guard, live))
+        self._con = read_listed(self.store, lambda: list_live(self.store, TABLES), made)
+        self._formulas = None
+        self._view_columns = {}
+
+    def _follow(self, live: Reading) -> None:
+        """Open the connection again if the metrics log (``live``'s) changed since it was opened: a
+        formula metric defined or redefined, by any process, is compiled into the views."""
+        with self._opening:
+            if live["metrics"] != self._definitions:
+                self._retired.append(self._con)
+                self._open()
 
     def close(self) -> None:
-        self._con.close()
+        for con in (*self._retired, self._con):
+            con.close()
 
     def interrupt(self) -> None:
         """Stop the queries of this store running now, from another thread (a timeout, a cancel
@@ -139,6 +161,8 @@ class MetricStore:
         d = to_date("as_of", as_of)
         converting = currency is not None or calendar
         t = to_timestamp("as_recorded", as_recorded)
+        listings = [list_live(self.store, TABLES)]
+        self._follow(listings[0])
         cur = self._con.cursor()
         with self._running_lock:
             self._running.add(cur)
@@ -163,7 +187,7 @@ class MetricStore:
             cur.execute("SET VARIABLE as_of = ?", [d]).fetchall()
             cur.execute("SET VARIABLE as_recorded = ?", [t]).fetchall()
             # a file a compaction deleted under the query: listed again and run again (queries.live)
-            return read_listed(self.store, lambda: list_live(self.store, TABLES), run)
+            return read_listed(self.store, lambda: listings.pop() if listings else list_live(self.store, TABLES), run)
         except duckdb.PermissionException as exc:
             raise SqlRefused(str(exc).splitlines()[0]) from None
         except duckdb.Error as exc:
@@ -224,10 +248,11 @@ class MetricStore:
         """The projection holding the growth of ``metric`` for ``entity`` (every entity: None), or
         None: a formula metric's rows are computed (projections hold no formula), and so are a
         changed entity's."""
+        live = list_live(self.store, COVERED)
+        self._follow(live)
         if metric in self._formula_metrics():
             return None
-        use = self._projections.usable(list_live(self.store, COVERED), whole_view=False,
-                                       as_recorded=to_timestamp("as_recorded", as_recorded))
+        use = self._projections.usable(live, whole_view=False, as_recorded=to_timestamp("as_recorded", as_recorded))
         if use is None or (entity in use.changed if entity is not None else bool(use.changed)):
             return None
         return use.projection

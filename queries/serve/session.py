@@ -106,8 +106,9 @@ class FrameResult(QueryResult):
 
 
 class Sandboxes:
-    """The sandboxes of ended sessions, kept for the next ones: opening one creates every view (most of
-    a second of DuckDB's time), and BI tools open and close connections all day.
+    """The sandboxes of ended sessions, kept for the next ones: opening one copies and opens the views'
+    file (tens of milliseconds; the first one on a store creates every view, most of a second, see
+    :mod:`queries.views_cache`), and BI tools open and close connections all day.
 
     A sandbox holds no session state (the point in time goes with each query, its settings are locked),
     so a session may take one another has given back."""

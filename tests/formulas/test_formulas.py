@@ -242,3 +242,20 @@ def test_metric_records_written_before_formulas_are_not_recorded_again(ingest_ro
     before = store.read("metrics").num_rows
     assert ingest_rows([fact(value="110", period="FY2025", reported_at="2026-02-01")]).ok
     assert store.read("metrics").num_rows == before == 1
+
+
+def test_a_session_open_before_a_definition_answers_with_it(ingest_rows: Ingest, store: Store) -> None:
+    """An embedded helper (or a server's pooled session) lives across definitions made by other
+    processes: each query answers with the definitions there are when it runs."""
+    ingest_rows([fact(metric="gross_profit", period="FY2023", value="30"), fact(period="FY2023", value="60"),
+                 fact(metric="gross_profit", value="40"), fact(value="100")])
+    with reading(store) as ms:
+        assert ms.sql("SELECT count(*) AS n FROM facts WHERE metric = 'margin'")["n"].to_list() == [0]
+        define_metric(store, "margin", "gross_profit / revenue")
+        assert ms.sql("SELECT value FROM facts WHERE metric = 'margin' ORDER BY period")["value"].to_list() == [0.5, 0.4]
+        assert ms.series("acme", "margin")["value"].to_list() == [0.5, 0.4]
+        growth = ms.growth(metric="margin", period="FY2024")
+        assert growth["yoy_change"].to_list() == [pytest.approx(-0.1)]
+        done = run_cli("metric", "margin", "--formula", "gross_profit / revenue * 100", store=store.root)
+        assert done.returncode == 0, done.stderr
+        assert ms.series("acme", "margin")["value"].to_list() == [50.0, 40.0]       # redefined: the new formula

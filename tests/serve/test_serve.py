@@ -20,6 +20,7 @@ from psycopg import errors
 from ingest import Catalog, ingest_paths
 from queries import VIEWS, MetricStore
 from queries.serve import verify_password
+from store import Store
 from tests.conftest import CATALOG, ROOT, fact, run_cli, write_csv
 from tests.serve.conftest import MAX_CONNECTIONS, PASSWORD, TIMEOUT_S, USER, Served, free_port, start, stop, wait_listening
 
@@ -281,5 +282,30 @@ def test_tls_when_a_certificate_is_given(served: Served, tmp_path: Any) -> None:
             assert conn.execute("SELECT count(*) FROM metrics").fetchone() is not None
         with pytest.raises(psycopg.OperationalError, match="TLS connections only"):
             psycopg.connect(dsn)
+    finally:
+        stop(proc)
+
+
+def test_a_metric_defined_while_serving_is_answered_on_open_connections(tmp_path: Any) -> None:
+    """A BI tool's connection stays open all day, and the server keeps its sessions for the next
+    ones: a formula metric defined meanwhile (another process, the CLI) is answered by both."""
+    store = Store.create(tmp_path / "store")
+    rows = [fact(metric="gross_profit", value="40"), fact(value="100")]
+    ingest_paths(store, [write_csv(tmp_path / "a.csv", rows)], catalog=Catalog.load(CATALOG))
+    port, log = free_port(), tmp_path / "serve.log"
+    proc = start(["--store", str(store.root), "--port", str(port)], log,
+                 env={"METRICSTORE_SERVE_USER": USER, "METRICSTORE_SERVE_PASSWORD": PASSWORD})
+    query = "SELECT value FROM facts WHERE metric = 'margin'"
+    try:
+        wait_listening(port, proc, log)
+        dsn = (f"host=127.0.0.1 port={port} dbname=metricstore user={USER} password='{PASSWORD}' "
+               "sslmode=disable connect_timeout=10")
+        with psycopg.connect(dsn, autocommit=True) as open_all_along:
+            assert open_all_along.execute(query).fetchall() == []
+            done = run_cli("metric", "margin", "--formula", "gross_profit / revenue", store=store.root)
+            assert done.returncode == 0, done.stderr
+            assert open_all_along.execute(query).fetchall() == [(0.4,)]
+        with psycopg.connect(dsn, autocommit=True) as later:      # a kept session, opened before the definition
+            assert later.execute(query).fetchall() == [(0.4,)]
     finally:
         stop(proc)
