@@ -233,7 +233,8 @@ class CommittedIds:
         return [RowGroupBounds(0, *bounds)]
 
 
-_NO_IDS = pa.array([], pa.string())     # (arrays are immutable: one serves every search that finds none)
+_NO_IDS = pa.nulls(0, pa.string())    # (arrays are immutable: one serves every search that finds none;
+#                                         pa.array([]) would import pandas, where installed, to test its argument)
 
 #: Ids of committed row groups a store keeps in memory for the dedup of small appends (16 bytes each).
 ID_CACHE_ROWS = 2_000_000

@@ -10,13 +10,20 @@ edges: only the module a statement names is.
 
 A cycle is a strongly connected component of that graph with more than one module (or a module that
 imports itself); the test names every one, each with one path around it.
+
+Also: importing the command line (and every package of ours) imports no pandas.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("store", "ingest", "queries", "metricstore")
@@ -122,3 +129,15 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert cycles(edges) == [["g"], ["a", "b"], ["d", "e", "f"]]
     assert loop(["d", "e", "f"], edges) == ["d", "e", "f", "d"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_a_command_does_not_import_pandas() -> None:
+    """pandas takes a third of a second to import and no command of ours uses it; pyarrow imports it,
+    where it is installed, the first time ``pa.array`` is given a Python object (a module-level
+    constant once made every ``metricstore`` command pay for it)."""
+    if importlib.util.find_spec("pandas") is None:
+        pytest.skip("pandas is not installed here: nothing could import it")
+    code = "import sys, metricstore.cli, queries, ingest, store; print('pandas' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
