@@ -198,16 +198,13 @@ SELECT c.* EXCLUDE (at_close, ccy, y_start, y_end, q_start, q_end, ttm_start, fx
            CASE WHEN c.ccy IS NULL THEN c.unit ELSE t.code || substr(c.unit, 4) END AS unit,
            CASE WHEN c.ccy IS NULL THEN c.prior_value ELSE c.pv END AS prior_value,
            CASE WHEN c.ccy IS NULL THEN c.yoy_change ELSE ms_change(c.v, c.pv) END AS yoy_change,
-           CASE WHEN c.ccy IS NULL THEN c.yoy_pct
-                WHEN c.aggregation <> 'ratio' AND c.pv > 0 THEN (c.v - c.pv) / c.pv END AS yoy_pct,
+           CASE WHEN c.ccy IS NULL THEN c.yoy_pct ELSE ms_pct_change(c.v, c.pv, c.aggregation) END AS yoy_pct,
            CASE WHEN c.ccy IS NULL THEN c.qoq_prior_value ELSE c.qv END AS qoq_prior_value,
            CASE WHEN c.ccy IS NULL THEN c.qoq_change ELSE ms_change(c.v, c.qv) END AS qoq_change,
-           CASE WHEN c.ccy IS NULL THEN c.qoq_pct
-                WHEN c.aggregation <> 'ratio' AND c.qv > 0 THEN (c.v - c.qv) / c.qv END AS qoq_pct,
+           CASE WHEN c.ccy IS NULL THEN c.qoq_pct ELSE ms_pct_change(c.v, c.qv, c.aggregation) END AS qoq_pct,
            CASE WHEN c.ccy IS NULL THEN c.ttm_value ELSE c.tv END AS ttm_value),
        c.value AS original_value, c.unit AS original_unit, c.yoy_pct AS yoy_pct_reporting,
-       CASE WHEN c.ccy IS NOT NULL AND c.aggregation <> 'ratio' AND c.pv > 0 AND c.yoy_pct IS NOT NULL
-            THEN (c.v - c.pv) / c.pv - c.yoy_pct END AS fx_effect,
+       CASE WHEN c.ccy IS NOT NULL THEN ms_pct_change(c.v, c.pv, c.aggregation) - c.yoy_pct END AS fx_effect,
        c.fx_rate, c.prior_fx_rate, c.fx_basis, c.fx_first, c.fx_last, c.fx_days, c.fx_source, c.fx_note
 FROM c
 LEFT JOIN t ON true

@@ -170,10 +170,10 @@ SELECT entity, metric, segment, dims, period, fiscal_period, period_start, perio
        ms_pct_change(value, qoq.value, aggregation) AS qoq_pct,
        CASE WHEN ttm_n = 4 THEN ms_decimal(ttm_sum, ttm_magnitude) END AS ttm_value,
        original_value, original_unit,
-       CASE WHEN aggregation <> 'ratio' AND yoy.original > 0 THEN (original_value - yoy.original) / yoy.original
-       END AS yoy_pct_reporting,
-       CASE WHEN aggregation <> 'ratio' AND yoy.value > 0 AND yoy.original > 0 AND original_unit <> unit
-            THEN (value - yoy.value) / yoy.value - (original_value - yoy.original) / yoy.original END AS fx_effect,
+       ms_pct_change(original_value, yoy.original, aggregation) AS yoy_pct_reporting,
+       CASE WHEN original_unit <> unit
+            THEN ms_pct_change(value, yoy.value, aggregation) - ms_pct_change(original_value, yoy.original, aggregation)
+       END AS fx_effect,
        fx_rate, fx_basis, fx_source, fx_note, calendar_note, reported_at, cy, ptype
 FROM w;
 
