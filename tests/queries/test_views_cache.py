@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -112,5 +114,6 @@ def test_the_cli_keeps_its_views_in_the_cache_folder(tmp_path: Path, ingest_rows
     for _ in range(2):
         done = run_cli("series", "acme", "revenue", "--format", "csv", store=store.root, env={CACHE_ENV: str(cache)})
         assert done.returncode == 0, done.stderr
-        assert "FY2024" in done.stdout and "25" in done.stdout
+        rows = {r["period"]: r for r in csv.DictReader(io.StringIO(done.stdout))}
+        assert float(rows["FY2024"]["yoy_pct"]) == 0.25 and rows["FY2023"]["yoy_pct"] == ""
     assert files(cache / "views") == [f"views-{key(store)}.duckdb"]
