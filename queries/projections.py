@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,9 @@ STORED_DERIVED_FROM = "CASE WHEN derived_from = [event_id] THEN NULL ELSE derive
 DERIVED_FROM = "CASE WHEN derived_from IS NULL AND event_id IS NOT NULL THEN [event_id] ELSE derived_from END"
 #: A layer file's row as the growth view gives it.
 VIEW_ROW = f"* EXCLUDE (valid_from, valid_to) REPLACE ({DERIVED_FROM} AS derived_from)"
+#: The view SQL a projection is computed by: the logs, the facts and every version of the growth.
+SOURCES = ("00_periods.sql", "05_decimals.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql",
+           "28_growth_rules.sql", "30_growth.sql", "35_growth_versions.sql")
 #: Beyond this many entities changed since the projection, a whole-view query computes everything.
 MAX_RECOMPUTED = 256
 
@@ -77,11 +81,14 @@ def valid_on(day: str) -> str:
 
 @functools.cache
 def sql_version() -> str:
-    """A hash of the installed view SQL and the files' :data:`FORMAT`: a projection computed by
-    other SQL is not this view's answer."""
+    """A hash of what computes a projection (the view SQL of :data:`SOURCES`, the projector's own
+    statements) and the files' :data:`FORMAT`: a projection computed otherwise is not this view's
+    answer. The other views read the growth and are not hashed: editing them rebuilds nothing."""
     h = hashlib.sha256(f"format {FORMAT}\0".encode())
-    for name, text in sql_sources():
-        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    sources = dict(sql_sources())
+    for name in SOURCES:
+        h.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
+    h.update((resources.files("queries") / "projector.py").read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -42,8 +42,8 @@ import pyarrow as pa
 from queries.errors import SqlError
 from queries.live import Reading, list_live, read_listed
 from queries.projection_folder import clear_dead, hold, prune, publish
-from queries.projections import (BY_METRIC, COVERED, LAYER, STILL_VALID, STORED_DERIVED_FROM, Layer, Projection,
-                                 Projections, folder_of, sql_literal_list, vouch)
+from queries.projections import (BY_METRIC, COVERED, LAYER, SOURCES, STILL_VALID, STORED_DERIVED_FROM, Layer,
+                                 Projection, Projections, folder_of, sql_literal_list, vouch)
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from queries.views import files_variable, install, sql_literal
 from store import CorruptFile, MetricStoreError, Store
@@ -74,12 +74,9 @@ FOLD_MIN_ROWS = 50_000
 MEMORY_LIMIT = "1.5GB"
 #: Seconds a projector waits for another one to finish (they run one at a time per store).
 LOCK_WAIT_S = 600.0
-#: The view SQL a projection step needs: the logs, the facts and every version of the growth (the
-#: other views cost the step their creation at every commit, and no growth row reads them).
-SOURCES = ("00_periods.sql", "05_decimals.sql", "10_log.sql", "15_entities_at.sql", "20_facts.sql",
-           "28_growth_rules.sql", "30_growth.sql", "35_growth_versions.sql")
-#: What those files create for readers and the tests' reference, which no stage of a step reads:
-#: creating them (views are bound when created) took 40 of the 175 ms a one-event commit's step took.
+#: What the projection's SQL (SOURCES) creates for readers and the tests' reference, which no stage of
+#: a step reads: creating them (views are bound when created) took 40 of the 175 ms a one-event
+#: commit's step took.
 NOT_READ = ("events", "entities", "facts", "facts_as_of", "facts_as_recorded", "growth", "growth_as_of",
             "growth_as_recorded", "fact_versions_all", "placed_versions_all", "growth_versions")
 

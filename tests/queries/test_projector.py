@@ -22,7 +22,7 @@ from ingest import EntityDef, set_entity
 from ingest.runs import RunLog
 from queries import MetricStore, SqlError
 from queries.live import list_live
-from queries.projections import COVERED, FOLDER, Projections, folder_of
+from queries.projections import COVERED, FOLDER, SOURCES, Projections, folder_of
 from queries.projector import project
 from queries.sandbox import MEMORY_ENV, set_memory_limit
 from store import Store
@@ -283,6 +283,32 @@ def test_a_projection_of_other_sql_is_rebuilt_by_the_next_writer(rich: Store) ->
     assert_fresh(rich)
 
 
+def test_only_the_sql_that_computes_a_projection_versions_it(tmp_path: Path) -> None:
+    # a copy of the package whose views are edited: editing a view that reads the growth keeps
+    # every store's projection; editing one that computes it, or the projector, rebuilds them
+    import shutil
+    root = Path(__file__).resolve().parents[2]
+
+    def version(edit: str | None) -> str:
+        copy = tmp_path / (edit or "none")
+        shutil.copytree(root / "queries", copy / "queries", ignore=shutil.ignore_patterns("__pycache__"))
+        if edit is not None:
+            with (copy / "queries" / edit).open("a", encoding="utf-8") as f:
+                f.write("\n-- edited\n" if edit.endswith(".sql") else "\n# edited\n")
+        out = subprocess.run([sys.executable, "-c", "from queries.projections import sql_version; print(sql_version())"],
+                             env={**os.environ, "PYTHONPATH": f"{copy}{os.pathsep}{root}"},
+                             check=True, capture_output=True, text=True, cwd=copy)
+        return out.stdout.strip()
+
+    same = version(None)
+    assert len(same) == 16
+    assert version("sql/70_currency.sql") == same
+    assert version("sql/60_checks.sql") == same
+    assert version("sql/30_growth.sql") != same
+    assert version("sql/10_log.sql") != same
+    assert version("projector.py") != same
+
+
 def test_the_ingest_command_projects_and_a_killed_writer_leaves_no_stale_answer(
         rich: Store, tmp_path: Path) -> None:
     # a writer killed for real between its commit and its projection step
@@ -439,7 +465,7 @@ def test_a_step_creates_only_what_its_stages_read(rich: Store) -> None:
     import duckdb
     from queries.views import install
     con = duckdb.connect()
-    install(con, rich, only=projector_module.SOURCES, without=projector_module.NOT_READ)
+    install(con, rich, only=SOURCES, without=projector_module.NOT_READ)
     made = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal UNION ALL "
                                   "SELECT function_name FROM duckdb_functions() WHERE function_type LIKE '%macro' "
                                   "AND NOT internal").fetchall()}
