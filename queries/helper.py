@@ -81,13 +81,15 @@ class MetricStore:
         >>> ms.sql("SELECT * FROM growth WHERE entity = ?", ["xiaomi"], as_of="2025-01-01")  # doctest: +SKIP
     """
 
+    # what the connection's views are, learnt at the first query that asks (set again by _open)
+    _formulas: frozenset[str] | None
+    _view_columns: dict[str, list[str]]
+
     def __init__(self, root: str | os.PathLike[str] | Store) -> None:
         self.store = root if isinstance(root, Store) else Store(root)
         # read-only, no file outside the store, settings locked (queries/sandbox.py)
         self._guard = ChecksumGuard(self.store)
         self._projections = Projections(self.store)
-        self._view_columns: dict[str, list[str]] = {}
-        self._formulas: frozenset[str] | None = None
         self._running: set[duckdb.DuckDBPyConnection] = set()     # the cursors of queries running now
         self._running_lock = threading.Lock()
         self._opening = threading.Lock()

@@ -6,6 +6,7 @@ file handed to data teams (``queries/catalog.py``). They refer to the store's fi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from importlib import resources
@@ -22,11 +23,13 @@ from store.log import TABLES
 VIEWS = ("events", "facts", "growth", "share", "entities", "metrics", "ingest_runs", "checks")
 
 
-def sql_sources() -> list[tuple[str, str]]:
-    """(file name, text) of every ``.sql`` file, in the order they must run."""
+@functools.cache
+def sql_sources() -> tuple[tuple[str, str], ...]:
+    """(file name, text) of every ``.sql`` file, in the order they must run (read once: every
+    session's views-file key hashes them)."""
     folder = resources.files("queries") / "sql"
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-    return [(name, (folder / name).read_text(encoding="utf-8")) for name in names]
+    return tuple((name, (folder / name).read_text(encoding="utf-8")) for name in names)
 
 
 def sql_literal(text: str | Path) -> str:

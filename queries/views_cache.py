@@ -34,6 +34,7 @@ import duckdb
 
 from queries import formula_sql, formulas, views
 from store import Store
+from store.backends import user_folder
 
 #: Overrides the user's cache folder (the views' files are kept in its ``views/``).
 CACHE_ENV = "METRICSTORE_CACHE_DIR"
@@ -47,9 +48,7 @@ FORMAT = "1"
 
 def cache_folder() -> Path:
     """Where the views' files are kept."""
-    base = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "metricstore")
-    return Path(base).absolute() / "views"
+    return user_folder(CACHE_ENV, "XDG_CACHE_HOME", ".cache") / "views"
 
 
 def open_views(store: Store, dest: Path, build: Callable[[Path], None],

@@ -408,6 +408,14 @@ def staging_path(commit_id: str) -> Path:
 STATE_ENV = "METRICSTORE_STATE_DIR"
 
 
+def user_folder(env: str, xdg: str, *home: str) -> Path:
+    """A folder of this user's: ``$<env>``, else ``$<xdg>/metricstore``, else ``~/<home>/metricstore``
+    (the XDG base directories)."""
+    base = os.environ.get(env) or os.path.join(os.environ.get(xdg) or os.path.join(os.path.expanduser("~"), *home),
+                                               "metricstore")
+    return Path(base).absolute()
+
+
 def local_state(root: object) -> Path:
     """The local folder for what belongs to one machine rather than to the store's data: file locks
     (one job at a time, one scheduler), the scheduler's job store (SQLite), a job's small state
@@ -421,10 +429,9 @@ def local_state(root: object) -> Path:
     obj = object_root(root)
     if obj is None:
         return local_root(root)  # type: ignore[arg-type]
-    base = os.environ.get(STATE_ENV) or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"), "metricstore")
+    base = user_folder(STATE_ENV, "XDG_STATE_HOME", ".local", "state")
     where = f"{obj.files.endpoint or 'aws'} {obj.files.uri}"
     label = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in f"{obj.files.bucket}_{obj.files.prefix}")
-    folder = Path(base).absolute() / "s3" / f"{label[:100]}-{hashlib.sha256(where.encode()).hexdigest()[:10]}"
+    folder = base / "s3" / f"{label[:100]}-{hashlib.sha256(where.encode()).hexdigest()[:10]}"
     (folder / "_lock").mkdir(parents=True, exist_ok=True)
     return folder
