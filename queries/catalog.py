@@ -6,12 +6,18 @@ or a notebook, and beside it the init script that locks a session on it down to 
 
 The views read the store's Parquet files at query time, so new commits show without a rebuild;
 ``growth`` reads the projections where they describe an entity (:mod:`queries.catalog_views`).
+What a file cannot follow by itself is compiled into it when written: the formula metrics'
+definitions and the views' code. A writer's last step (:func:`follow`) therefore writes the file
+at its default place again when either changed, so a session opened after it sees them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import shlex
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -19,11 +25,14 @@ import duckdb
 from queries.errors import BadArgument
 from queries.catalog_views import growth_view
 from queries.live import Reading, list_live, local_root, read_listed
+from queries.projector import follow as follow_projections
 from queries.projector import project
 from queries.sandbox import lockdown_sql
 from queries.views import install
-from store import Store
+from queries.views_cache import key as views_key
+from store import MetricStoreError, Store
 from store.backends import ObjectPath
+from store.locks import LockHeld
 from store.log import TABLES
 
 #: The default file name, in the store's folder.
@@ -60,12 +69,59 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
     target = Path(path) if path is not None else Path(str(folder)) / DEFAULT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     project(store)          # its growth view reads the projections (none on an object store: computed)
-    tmp = target.with_name(target.name + ".tmp")
-    # creating the views reads the live files' schemas: one a compaction deletes meanwhile is listed again
-    read_listed(store, lambda: list_live(store, TABLES), lambda live: _write_views(tmp, store, live))
-    tmp.replace(target)
+    made_of = catalog_key(store)    # before the listing: a definition recorded meanwhile is written again
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")     # writers may write it at once
+    try:
+        # creating the views reads the live files' schemas: one a compaction deletes meanwhile is listed again
+        read_listed(store, lambda: list_live(store, TABLES), lambda live: _write_views(tmp, store, live, made_of))
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
     _write_init_script(target, store.root)
     return target
+
+
+def follow(store: Store) -> None:
+    """A writer's last step after a commit: the growth projections brought up to date
+    (:func:`queries.projector.follow`), then the catalog file at its default place, if there is
+    one, written again when what it compiled changed (:func:`catalog_key`: a formula metric
+    defined or redefined, a new version of the views or of DuckDB). A session open on the old file
+    keeps it; the next one opened sees the new. A failure is logged, never raised."""
+    follow_projections(store)
+    folder = local_root(store)
+    target = None if folder is None else Path(str(folder)) / DEFAULT_NAME
+    try:
+        if target is not None and target.exists() and written_key(target) != catalog_key(store):
+            write_catalog(store)
+    except (MetricStoreError, LockHeld, OSError, duckdb.Error) as exc:
+        logging.getLogger("metricstore.catalog").warning("the catalog file %s was not written again: %s",
+                                                         target, str(exc).splitlines()[0])
+
+
+#: The macro a catalog file answers :func:`catalog_key` with.
+KEY_MACRO = "ms_catalog_key"
+
+
+def catalog_key(store: Store) -> str:
+    """What a catalog file of ``store`` is made of, hashed: the views' file (its SQL with the store's
+    paths, the metric definitions, the code, DuckDB's version: :func:`queries.views_cache.key`),
+    the ``growth`` view over the projections, the lock-down and the storage version."""
+    h = hashlib.sha256(views_key(store).encode())
+    for part in (growth_view(store) if local_root(store) is not None else "", lockdown_sql(store.root),
+                 STORAGE_VERSION):
+        h.update(b"\0" + part.encode())
+    return h.hexdigest()[:32]
+
+
+def written_key(catalog: Path) -> str | None:
+    """The :func:`catalog_key` a catalog file was written with (None for one written without it)."""
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        return str(con.sql(f"SELECT {KEY_MACRO}()").fetchall()[0][0])
+    except duckdb.CatalogException:
+        return None
+    finally:
+        con.close()
 
 
 #: The storage format the file is written in: the oldest that holds the views, so that DuckDB 1.4 and
@@ -73,8 +129,7 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
 STORAGE_VERSION = "v1.4.0"
 
 
-def _write_views(tmp: Path, store: Store, live: Reading) -> None:
-    tmp.unlink(missing_ok=True)
+def _write_views(tmp: Path, store: Store, live: Reading, made_of: str) -> None:
     con = duckdb.connect()
     try:
         con.execute("ATTACH ? AS catalog (STORAGE_VERSION ?)", [str(tmp), STORAGE_VERSION])
@@ -82,6 +137,7 @@ def _write_views(tmp: Path, store: Store, live: Reading) -> None:
         install(con, store, live)
         if local_root(store) is not None:
             con.execute(growth_view(store, formulas=bool(con.sql("SELECT ms_formula_metrics()").fetchall()[0][0])))
+        con.execute(f"CREATE MACRO {KEY_MACRO}() AS '{made_of}'")
         con.execute("CHECKPOINT catalog")
         con.execute("USE memory")
         con.execute("DETACH catalog")
@@ -103,7 +159,7 @@ def open_command(catalog: Path) -> str:
 def _write_init_script(catalog: Path, store_root: Path | ObjectPath) -> Path:
     """Write the statements ``duckdb -readonly -init`` runs before a data team's SQL."""
     target = init_script_of(catalog)
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(
         "-- Locks a DuckDB session on the metricstore catalog down to reading the store.\n"
         f"-- Open with:  {' '.join(open_command(catalog).splitlines())}\n" + lockdown_sql(store_root),

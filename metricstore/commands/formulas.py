@@ -8,6 +8,7 @@ import typer
 
 from ingest.units import parse_unit
 from metricstore.options import StoreOpt, open_store
+from queries.catalog import follow
 from queries.errors import BadArgument
 from queries.formulas import AGGREGATIONS, define_metric
 
@@ -33,6 +34,9 @@ def metric(
     store: StoreOpt = None,
 ) -> None:
     """Define (or redefine) a formula metric: computed from other metrics wherever all its inputs have values."""
-    added = define_metric(open_store(store), name, formula, unit=base_unit(unit) if unit else None,
+    st = open_store(store)
+    added = define_metric(st, name, formula, unit=base_unit(unit) if unit else None,
                           aggregation=aggregation, description=description)
     print(f"{name} = {formula}: " + ("recorded" if added else "unchanged (the store holds this definition)"))
+    if added:           # the catalog file compiles the definitions: written again (queries/catalog.py)
+        follow(st)

@@ -10,7 +10,7 @@ import typer
 
 from ingest import Catalog, ingest_recorded
 from ingest.entities import update_entity
-from queries.projector import follow
+from queries.catalog import follow
 from metricstore.options import EntityArg, StoreOpt, err, open_store, settings
 from metricstore.render import render
 from store import Store
@@ -40,7 +40,7 @@ def ingest(
             err.print(f"rejected rows written to {f.quarantine}")
         print(f.summary())
     print(report.summary(), flush=True)
-    if report.added:    # committed and said so; then the read side follows the log (queries/projector.py)
+    if report.added:    # committed and said so; then the read side follows the log (queries/catalog.py)
         with err.status("bringing the growth projections up to date (answers are correct meanwhile)"):
             follow(st)
     if not report.ok:

@@ -14,7 +14,7 @@ import typer
 from ingest import Catalog
 from ingest.jobs import load_jobs, redact_url
 from ingest.runner import run_job
-from queries.projector import follow
+from queries.catalog import follow
 from ingest.scheduler import Scheduler, describe_jobs
 from metricstore.options import ListFormatOpt, StoreOpt, open_store, settings
 from metricstore.render import render

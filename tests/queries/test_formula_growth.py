@@ -345,3 +345,41 @@ def test_xiaomi_seed_margin_and_ev_loss_per_vehicle(tmp_path: Path) -> None:
     assert margin[1]["yoy_change"] == pytest.approx(fy24 - fy23) and margin[1]["yoy_pct"] is None
     (row,) = loss
     assert row["period"] == "FY2024" and round(row["value"]) == 45304 and row["prior_value"] is None
+
+
+def test_the_catalog_file_follows_a_new_definition(tmp_path: Path) -> None:
+    # a data team's file, written before the metric is defined: the writer writes it again, and a
+    # session opened afterwards answers the new metric as the helper does
+    store = tmp_path / "store"
+    assert run_cli("ingest", str(rows_of(tmp_path, "figures", figures())), store=store).returncode == 0
+    made = run_cli("catalog", store=store)
+    assert made.returncode == 0, made.stderr
+    path = store / "catalog.duckdb"
+    elsewhere = tmp_path / "mine.duckdb"
+    write_catalog(Store(store), elsewhere)
+    first = path.stat().st_ino
+
+    def margins(catalog: Path) -> list[tuple[object, ...]]:
+        con = duckdb.connect(str(catalog), read_only=True)
+        try:
+            return con.sql("SELECT entity, period, value FROM growth WHERE metric = 'margin_calc' "
+                           "ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+
+    assert margins(path) == []
+    out = run_cli("metric", "margin_calc", "--formula", "gross_profit / revenue", store=store)
+    assert out.returncode == 0, out.stderr
+    with MetricStore(Store(store)) as ms:
+        expected = ms.growth(metric="margin_calc").sort("entity", "period").select("entity", "period", "value")
+    assert expected.height > 0
+    assert margins(path) == [tuple(r) for r in expected.rows()]
+    assert margins(elsewhere) == []         # a file elsewhere is the user's: written again on request
+    # a commit that changes no definition leaves the file as it is
+    second = path.stat().st_ino
+    assert second != first
+    more = rows_of(tmp_path, "more", [fact(entity="acme", metric="revenue", period="FY2025", value="130",
+                                                 reported_at="2026-02-01")])
+    assert run_cli("ingest", str(more), store=store).returncode == 0
+    assert path.stat().st_ino == second
+    assert sorted(p.name for p in store.iterdir() if p.name.startswith(".catalog")) == []
