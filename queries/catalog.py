@@ -73,7 +73,8 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")     # writers may write it at once
     try:
         # creating the views reads the live files' schemas: one a compaction deletes meanwhile is listed again
-        read_listed(store, lambda: list_live(store, TABLES), lambda live: _write_views(tmp, store, live, made_of))
+        read_listed(store, lambda: list_live(store, TABLES),
+                    lambda live: _write_views(tmp, target, store, live, made_of))
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -129,10 +130,14 @@ def written_key(catalog: Path) -> str | None:
 STORAGE_VERSION = "v1.4.0"
 
 
-def _write_views(tmp: Path, store: Store, live: Reading, made_of: str) -> None:
+def _write_views(tmp: Path, target: Path, store: Store, live: Reading, made_of: str) -> None:
+    """Write the views of ``store`` over ``live`` to ``tmp``, the file that becomes ``target``."""
     con = duckdb.connect()
     try:
-        con.execute("ATTACH ? AS catalog (STORAGE_VERSION ?)", [str(tmp), STORAGE_VERSION])
+        try:
+            con.execute("ATTACH ? AS catalog (STORAGE_VERSION ?)", [str(tmp), STORAGE_VERSION])
+        except duckdb.IOException as exc:
+            raise BadArgument("path", str(target), f"cannot be written: {str(exc).splitlines()[0]}") from None
         con.execute("USE catalog")
         install(con, store, live)
         if local_root(store) is not None:

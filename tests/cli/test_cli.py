@@ -63,6 +63,13 @@ def test_catalog_file_serves_the_views_to_duckdb(filled: Path, tmp_path: Path) -
     assert con.sql("SELECT count(*) FROM facts").fetchall() == [(4,)]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux): a folder no one can write in")
+def test_a_catalog_path_that_cannot_be_written_is_one_line(filled: Path) -> None:
+    r = run_cli("catalog", "/proc/cat.duckdb", store=filled)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("error: path='/proc/cat.duckdb': cannot be written") and r.stderr.count("\n") == 1
+
+
 def test_verify_passes_on_a_sound_store_and_names_a_damaged_file(filled: Path) -> None:
     r = run_cli("verify", store=filled)
     assert r.returncode == 0 and "0 problem(s)" in r.stdout
