@@ -31,6 +31,7 @@ from ingest.readers import MAX_FIELD
 from ingest.units import parse_unit
 from store import parse_period
 from store.rules import polars_checks
+from store.schema import QUALIFIED_NAME
 
 REQUIRED = ("entity", "metric", "value", "unit", "reported_at", "source")
 OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "qualifier",
@@ -38,8 +39,7 @@ OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "
 KNOWN = frozenset(REQUIRED + OPTIONAL)
 
 NAME = r"^[a-z0-9][a-z0-9_.:\-]*$"
-#: A namespaced name (an XBRL concept such as ``us-gaap:SalesRevenueNet``) keeps its case.
-_QNAME = r"^[a-z][a-z0-9\-]*:[A-Za-z_][A-Za-z0-9_.\-]*$"
+_QNAME = QUALIFIED_NAME
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"

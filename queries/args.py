@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 
 from queries.errors import BadArgument
+from store.schema import QUALIFIED_NAME
 
 def key_text(value: str) -> str:
     """A text key (entity, metric, segment, dims) as the store holds it: Unicode NFC, as ingest
@@ -16,6 +18,25 @@ def key_text(value: str) -> str:
         True
     """
     return unicodedata.normalize("NFC", value)
+
+
+#: The names ingest stores in lower case (a metric unless it is a qualified name).
+_LOWER_CASE = ("entity", "segment", "metric")
+
+
+def stored_key(column: str, value: str) -> str:
+    """A name a user typed in ``column`` as ingest stores it: NFC (:func:`key_text`), and an entity,
+    a segment or a metric in lower case, unless the metric is a qualified name
+    (``us-gaap:Revenue`` keeps its case). So ``AAPL`` finds ``aapl``.
+
+    Example:
+        >>> stored_key("entity", "AAPL"), stored_key("metric", "us-gaap:Revenue"), stored_key("unit", "USD m")
+        ('aapl', 'us-gaap:Revenue', 'USD m')
+    """
+    text = key_text(value)
+    if column in _LOWER_CASE and not (column == "metric" and re.match(QUALIFIED_NAME, text)):
+        return text.lower()
+    return text
 
 
 #: What a caller may pass for a date or a time: a ``date``, a ``datetime`` or ISO text.

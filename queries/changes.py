@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from queries.args import key_text
+from queries.args import stored_key
 from queries.errors import BadArgument
 from queries.lineage import Sql
 
@@ -75,7 +75,7 @@ def changes(sql: Sql, *, since: str | dt.date | None = None, run: str | None = N
     """
     wanted = kinds_of(kind)
     where: list[str] = ["true"]
-    params: list[Any] = [run, key_text(entity.lower()) if entity else None]
+    params: list[Any] = [run, stored_key("entity", entity) if entity else None]
     if since is not None:
         where.append("recorded_at >= ?")
         params.append(since_time(sql, since))

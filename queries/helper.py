@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from queries import changes as feed, lineage, peers, projected
-from queries.args import DateLike, key_text, to_date, to_timestamp
+from queries.args import DateLike, stored_key, to_date, to_timestamp
 from queries.errors import BadArgument, SqlError, SqlRefused
 from queries.fx import USES_RATES, attach_bundled, convert_session, growth_source
 from queries.live import Reading, list_live, read_listed
@@ -63,8 +63,13 @@ def _day(as_of: DateLike | None) -> dt.date:
 
 
 def _keys(filters: dict[str, Any]) -> dict[str, Any]:
-    """Equality filters with their text as the store holds it (:func:`queries.args.key_text`)."""
-    return {name: key_text(v) if isinstance(v, str) else v for name, v in filters.items()}
+    """Equality filters with their text as the store holds it (:func:`queries.args.stored_key`)."""
+    return {name: stored_key(name, v) if isinstance(v, str) else v for name, v in filters.items()}
+
+
+def _fact(entity: str, metric: str, segment: str) -> tuple[str, str, str]:
+    """A fact's names as the store holds them (:func:`queries.args.stored_key`)."""
+    return stored_key("entity", entity), stored_key("metric", metric), stored_key("segment", segment)
 
 
 def _no_basis(basis: str | None) -> None:
@@ -339,7 +344,7 @@ class MetricStore:
         the event ids behind them (``checks`` in queries/sql/60_checks.sql)."""
         filters: dict[str, str] = {}
         if entity is not None:
-            filters["entity"] = key_text(entity.lower())
+            filters["entity"] = stored_key("entity", entity)
         if check is not None:
             if check not in CHECKS:
                 raise BadArgument("check", check, f"is not one of {', '.join(CHECKS)}")
@@ -350,12 +355,14 @@ class MetricStore:
     def history(self, entity: str, metric: str, period: str, segment: str = "total", *, dims: str = "",
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
         """Every version of one fact, oldest first, and which one is current (see queries.lineage)."""
+        entity, metric, segment = _fact(entity, metric, segment)
         return lineage.history(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded)
 
     def restatements(self, entity: str, metric: str | None = None, *, as_of: DateLike | None = None,
                      as_recorded: DateLike | None = None) -> pl.DataFrame:
         """The facts whose value changed between the company's publications: by how much, and when."""
-        return lineage.restatements(self.sql, entity, metric, as_of=as_of, as_recorded=as_recorded)
+        return lineage.restatements(self.sql, stored_key("entity", entity), metric and stored_key("metric", metric),
+                                    as_of=as_of, as_recorded=as_recorded)
 
     def changes(self, *, since: DateLike | None = None, run: str | None = None, entity: str | None = None,
                 kind: str | Sequence[str] | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
@@ -367,6 +374,7 @@ class MetricStore:
                 as_of: DateLike | None = None, as_recorded: DateLike | None = None) -> pl.DataFrame:
         """The events behind a facts or growth row, with the arithmetic of a derived value (of a
         formula metric's value too: its inputs, in the formula's order)."""
+        entity, metric, segment = _fact(entity, metric, segment)
         return lineage.explain(self.sql, entity, metric, period, segment, dims=dims, as_of=as_of,
                                as_recorded=as_recorded)
 
@@ -393,9 +401,8 @@ class MetricStore:
                 growth in the reporting currency, the FX effect and the rate used beside.
             calendar: on calendar quarters and years (``freq`` Q or FY): CY2024Q4, CY2024.
         """
-        entity, metric = key_text(entity), key_text(metric)
-        filters: dict[str, str] = {"entity": entity, "metric": metric, "segment": key_text(segment),
-                                   "dims": key_text(dims)}
+        filters: dict[str, str] = _keys({"entity": entity, "metric": metric, "segment": segment, "dims": dims})
+        entity, metric = filters["entity"], filters["metric"]
         if freq is not None:
             key = freq.upper()
             if key not in FREQS:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from queries.args import DateLike, key_text, to_date, to_timestamp
+from queries.args import DateLike, key_text, stored_key, to_date, to_timestamp
 from queries.errors import BadArgument
 from queries.formulas import parse, refs
 
@@ -35,7 +35,7 @@ EXPLAIN_COLUMNS = (
 
 
 def _fact_filters(entity: str, metric: str, segment: str, dims: str) -> tuple[str, list[Any]]:
-    key = [key_text(entity.lower()), key_text(metric), key_text(segment.lower()), key_text(dims)]
+    key = [stored_key("entity", entity), stored_key("metric", metric), stored_key("segment", segment), key_text(dims)]
     return "entity = ? AND metric = ? AND segment = ? AND dims = ?", key
 
 

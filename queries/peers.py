@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from queries.args import DateLike, key_text
+from queries.args import DateLike, key_text, stored_key
 from queries.errors import BadArgument
 
 Sql = Callable[..., pl.DataFrame]
@@ -29,7 +29,7 @@ def compare(sql: Sql, metric: str, entities: Sequence[str], *, segment: str = "t
         BadArgument: no entity, an entity named twice, a frequency other than FY or Q, or an
             entity the store holds no figure of ``metric`` for.
     """
-    names = [key_text(e) for e in entities]
+    names = [stored_key("entity", e) for e in entities]
     if not names:
         raise BadArgument("entities", "", "name at least one entity")
     if len(set(names)) != len(names):
@@ -42,7 +42,7 @@ def compare(sql: Sql, metric: str, entities: Sequence[str], *, segment: str = "t
     long = sql("SELECT entity, period, value, unit, yoy_pct FROM growth "
                f"WHERE metric = ? AND segment = ? AND dims = ? AND ptype = ? AND entity IN ({marks}) "
                "ORDER BY period_end, entity",
-               [key_text(metric), key_text(segment), key_text(dims), key, *names],
+               [stored_key("metric", metric), stored_key("segment", segment), key_text(dims), key, *names],
                as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
     missing = [n for n in names if n not in set(long["entity"].to_list())]
     if missing:

@@ -71,6 +71,10 @@ class MetricEvent(BaseModel):
         return row
 
 
+#: A namespaced metric name (an XBRL concept such as ``us-gaap:SalesRevenueNet``): it keeps its
+#: case where every other entity, metric and segment name is lower-cased.
+QUALIFIED_NAME = r"^[a-z][a-z0-9\-]*:[A-Za-z_][A-Za-z0-9_.\-]*$"
+
 #: The stored columns, in order. ``schema_version`` is kept in each file's metadata.
 EVENT_SCHEMA = pa.schema(
     [

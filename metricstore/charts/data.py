@@ -17,7 +17,6 @@ lists what there is, not an empty chart.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,9 +25,10 @@ from typing import Any
 import polars as pl
 
 from metricstore.charts.style import mark_of
+from metricstore.hints import few, near
 from queries import BadArgument, MetricStore
 from queries.helper import SERIES_COLUMNS
-from queries.args import DateLike, key_text, to_date
+from queries.args import DateLike, key_text, stored_key, to_date
 
 #: The frequencies a chart can draw, in the order an unspecified one is chosen.
 FREQS = ("FY", "Q", "H", "M", "I")
@@ -116,8 +116,8 @@ def load_peers(ms: MetricStore, entities: Sequence[str], metric: str, *, segment
 
 
 def _keys(entity: str, metric: str, segment: str, dims: str) -> tuple[str, str, str, str]:
-    return (key_text(entity.strip().lower()), key_text(metric.strip()), key_text(segment.strip().lower() or "total"),
-            key_text(dims.strip()))
+    return (stored_key("entity", entity.strip()), stored_key("metric", metric.strip()),
+            stored_key("segment", segment.strip() or "total"), key_text(dims.strip()))
 
 
 def _counts(ms: MetricStore, entity: str, metric: str, segment: str, dims: str,
@@ -131,31 +131,20 @@ def _counts(ms: MetricStore, entity: str, metric: str, segment: str, dims: str,
         known = ms.sql("SELECT DISTINCT entity FROM event_log ORDER BY entity")["entity"].to_list()
         if entity in known:
             raise BadArgument("entity", entity, f"has no figures published{when}")
-        raise BadArgument("entity", entity, f"is not in the store{_hint(entity, known, 'entities')}")
+        raise BadArgument("entity", entity, f"is not in the store{near(entity, known, 'entities')}")
     of = inv.filter(pl.col("metric") == metric)
     if of.height == 0:
         raise BadArgument("metric", metric, f"has no {entity} figures{when}"
-                                            f"{_hint(metric, inv['metric'].unique().sort().to_list(), 'metrics')}")
+                                            f"{near(metric, inv['metric'].unique().sort().to_list(), 'metrics')}")
     seg = of.filter(pl.col("segment") == segment)
     if seg.height == 0:
         segs = of["segment"].unique().sort().to_list()
-        raise BadArgument("segment", segment, f"has no {entity} {metric} figures{when} (segments: {_few(segs)})")
+        raise BadArgument("segment", segment, f"has no {entity} {metric} figures{when} (segments: {few(segs)})")
     series = seg.filter(pl.col("dims") == dims)
     if series.height == 0:
         all_dims = [repr(x) for x in seg["dims"].unique().sort().to_list()]
-        raise BadArgument("dims", dims, f"has no {entity} {metric} ({segment}) figures{when} (dims: {_few(all_dims)})")
+        raise BadArgument("dims", dims, f"has no {entity} {metric} ({segment}) figures{when} (dims: {few(all_dims)})")
     return {str(r["ptype"]): int(r["n"]) for r in series.iter_rows(named=True)}
-
-
-def _hint(name: str, known: list[str], what: str) -> str:
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    if close:
-        return f" (did you mean {', '.join(close)}?)"
-    return f" ({what}: {_few(known)})" if known else ""
-
-
-def _few(names: list[str], n: int = 8) -> str:
-    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def _freq(freq: str | None, found: list[tuple[str, dict[str, int]]]) -> str:

@@ -50,6 +50,20 @@ def test_series_shows_growth_and_derived_quarter(filled: Path) -> None:
     assert by_period["2024Q4"]["derived"] == "true"
 
 
+def test_an_empty_series_says_which_name_the_store_lacks(filled: Path) -> None:
+    for args, note in ((("acmr", "revenue"), "note: entity='acmr': is not in the store (did you mean acme?)"),
+                       (("acme", "revenu"), "note: metric='revenu': has no acme figures (did you mean revenue?)"),
+                       (("acme", "revenue", "--segment", "cloud"),
+                        "note: segment='cloud': has no acme revenue figures (segments: total)")):
+        r = run_cli("series", *args, "--format", "csv", store=filled)
+        assert r.returncode == 0 and r.stdout.count("\n") == 1, r.stderr      # the header: no rows
+        assert r.stderr.strip() == note
+    r = run_cli("series", "ACME", "Revenue", "--freq", "FY", "--format", "csv", store=filled)
+    assert r.returncode == 0 and r.stderr == "" and r.stdout.count("\n") == 3
+    r = run_cli("series", "acme", "revenue", "--as-of", "2020-01-01", "--format", "csv", store=filled)
+    assert r.returncode == 0 and r.stderr == ""     # a date before any figure: nothing to name
+
+
 def test_catalog_file_serves_the_views_to_duckdb(filled: Path, tmp_path: Path) -> None:
     target = tmp_path / "cat.duckdb"
     r = run_cli("catalog", str(target), store=filled)
