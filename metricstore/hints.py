@@ -9,15 +9,18 @@ from queries import MetricStore
 from queries.args import stored_key
 
 
-def missing(ms: MetricStore, entity: str, metric: str, segment: str = "total") -> str | None:
-    """A line naming the first of ``entity``, ``metric`` (for that entity) and ``segment`` (of that
-    metric) the store has no event of, with the nearest names it has; None when it has them all
-    (the answer is empty for another reason: a date, a frequency) or ``metric`` is a formula."""
-    entity, metric, segment = (stored_key("entity", entity), stored_key("metric", metric),
-                               stored_key("segment", segment))
+def missing(ms: MetricStore, entity: str, metric: str | None = None, segment: str = "total") -> str | None:
+    """A line naming the first of ``entity``, ``metric`` (for that entity; when given) and
+    ``segment`` (of that metric) the store has no event of, with the nearest names it has; None
+    when it has them all (the answer is empty for another reason: a date, a frequency) or
+    ``metric`` is a formula."""
+    entity, segment = stored_key("entity", entity), stored_key("segment", segment)
     entities = ms.sql("SELECT DISTINCT entity FROM events ORDER BY entity")["entity"].to_list()
     if entity not in entities:
         return f"entity={entity!r}: is not in the store{near(entity, entities, 'entities')}"
+    if metric is None:
+        return None
+    metric = stored_key("metric", metric)
     formulas = ms.sql("SELECT metric FROM formulas")["metric"].to_list()
     if metric in formulas:
         return None

@@ -13,7 +13,8 @@ import polars as pl
 import typer
 
 from metricstore.options import (AsOfOpt, AsRecOpt, DimsOpt, EntityArg, FormatOpt, MetricArg, OutputOpt,
-                                 PeriodArg, SegmentOpt, StoreOpt, open_store)
+                                 PeriodArg, SegmentOpt, StoreOpt, err, open_store)
+from metricstore.hints import missing
 from metricstore.render import render
 from queries import MetricStore
 
@@ -35,12 +36,15 @@ FORMULA_EXPLAIN_TABLE = ("role", "term", "input", "event_period", "value", "unit
 
 def _answer(store: Path | None, ask: Callable[[MetricStore], pl.DataFrame], fmt: str, output: Path | None,
             table: tuple[str, ...], title: str, *, preface: str | None = None,
-            formula_table: tuple[str, ...] | None = None, formula_marker: str = "derived_from") -> None:
+            formula_table: tuple[str, ...] | None = None, formula_marker: str = "derived_from",
+            empty: Callable[[MetricStore], str | None] | None = None) -> None:
     """Open the store, ask it one question and render the answer: every column in csv, json or parquet;
     in a table the ``table`` columns (``formula_table`` for a formula metric's computed values, whose
-    answer has the ``formula_marker`` column), after the distinct lines of the ``preface`` column."""
+    answer has the ``formula_marker`` column), after the distinct lines of the ``preface`` column;
+    an empty answer then ``empty``'s note, if it has one."""
     with MetricStore(open_store(store)) as ms:
         df = ask(ms)
+        why = empty(ms) if empty is not None and df.height == 0 else None
     if formula_table and formula_marker in df.columns:
         table = formula_table
     if fmt == "table":
@@ -48,6 +52,8 @@ def _answer(store: Path | None, ask: Callable[[MetricStore], pl.DataFrame], fmt:
             print(line)
         df = df.select(table)
     render(df, fmt, output, title=title)
+    if why:
+        err.print(f"note: {why}")
 
 
 @app.command()
@@ -72,7 +78,7 @@ def restatements(
 ) -> None:
     """The facts whose value changed between the company's filings: by how much, and when."""
     _answer(store, lambda ms: ms.restatements(entity, metric, as_of=as_of, as_recorded=as_recorded),
-            fmt, output, RESTATEMENT_TABLE, f"{entity}: restatements")
+            fmt, output, RESTATEMENT_TABLE, f"{entity}: restatements", empty=lambda ms: missing(ms, entity, metric))
 
 
 @app.command()

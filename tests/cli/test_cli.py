@@ -62,6 +62,10 @@ def test_an_empty_series_says_which_name_the_store_lacks(filled: Path) -> None:
     assert r.returncode == 0 and r.stderr == "" and r.stdout.count("\n") == 3
     r = run_cli("series", "acme", "revenue", "--as-of", "2020-01-01", "--format", "csv", store=filled)
     assert r.returncode == 0 and r.stderr == ""     # a date before any figure: nothing to name
+    r = run_cli("restatements", "acmr", "--format", "csv", store=filled)
+    assert r.returncode == 0 and r.stderr.strip() == "note: entity='acmr': is not in the store (did you mean acme?)"
+    r = run_cli("restatements", "acme", "--format", "csv", store=filled)
+    assert r.returncode == 0 and r.stderr == ""     # no restatement is an answer
 
 
 def test_catalog_file_serves_the_views_to_duckdb(filled: Path, tmp_path: Path) -> None:
