@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 
-from queries import MetricStore
+from queries import BadArgument, MetricStore
 from queries.args import stored_key
 
 
@@ -32,6 +32,11 @@ def missing(ms: MetricStore, entity: str, metric: str | None = None, segment: st
     if segment not in segments:
         return f"segment={segment!r}: has no {entity} {metric} figures (segments: {few(segments)})"
     return None
+
+
+def noted(exc: BadArgument, why: str | None) -> BadArgument:
+    """``exc`` with ``why`` (a :func:`missing` note) after its reason; itself without one."""
+    return BadArgument(exc.name, exc.value, f"{exc.reason}; {why}") if why else exc
 
 
 def near(name: str, known: list[str], what: str) -> str:

@@ -68,6 +68,19 @@ def test_an_empty_series_says_which_name_the_store_lacks(filled: Path) -> None:
     assert r.returncode == 0 and r.stderr == ""     # no restatement is an answer
 
 
+
+def test_a_refused_fact_or_comparison_names_the_missing_name(filled: Path) -> None:
+    no_acmr = "entity='acmr': is not in the store (did you mean acme?)"
+    for args, end in ((("history", "acme", "revenu", "FY2024"), "metric='revenu': has no acme figures (did you mean revenue?)"),
+                      (("explain", "acmr", "revenue", "FY2024"), no_acmr),
+                      (("compare", "revenue", "acme", "acmr"), no_acmr)):
+        r = run_cli(*args, store=filled)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("error: ") and r.stderr.strip().endswith("; " + end), r.stderr
+    r = run_cli("history", "acme", "revenue", "FY2031", store=filled)   # the names are there: no note
+    assert r.returncode == 2 and "known periods include FY2024" in r.stderr and ";" not in r.stderr
+
+
 def test_catalog_file_serves_the_views_to_duckdb(filled: Path, tmp_path: Path) -> None:
     target = tmp_path / "cat.duckdb"
     r = run_cli("catalog", str(target), store=filled)
