@@ -13,10 +13,12 @@ at its default place again when either changed, so a session opened after it see
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
 import shlex
+import time
 import uuid
 from pathlib import Path
 
@@ -79,7 +81,23 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
     finally:
         tmp.unlink(missing_ok=True)
     _write_init_script(target, store.root)
+    _clear_stale(target)
     return target
+
+
+#: Age of a temporary file beside a catalog file after which it was left by a killed writer.
+STALE_S = 3600
+
+
+def _clear_stale(target: Path) -> None:
+    """Remove the temporary files of ``target`` (and of its init script) writers killed an hour ago left."""
+    now = time.time()
+    for p in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        try:
+            if now - p.stat().st_mtime > STALE_S:
+                p.unlink()
+        except OSError:         # removed meanwhile by another writer
+            pass
 
 
 def follow(store: Store) -> None:

@@ -94,6 +94,19 @@ def test_catalog_file_serves_the_views_to_duckdb(filled: Path, tmp_path: Path) -
     assert con.sql("SELECT count(*) FROM facts").fetchall() == [(4,)]
 
 
+def test_writing_the_catalog_clears_what_killed_writers_left(filled: Path) -> None:
+    import os
+    import time
+    dead, live = filled / ".catalog.duckdb.0123.tmp", filled / ".catalog.duckdb.init.sql.4567.tmp"
+    for p in (dead, live):
+        p.write_bytes(b"half a file")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(dead, (hours_ago, hours_ago))
+    assert run_cli("catalog", store=filled).returncode == 0
+    assert not dead.exists() and live.exists()      # a writer at work now keeps its file
+    assert (filled / "catalog.duckdb").exists()
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux): a folder no one can write in")
 def test_a_catalog_path_that_cannot_be_written_is_one_line(filled: Path) -> None:
     r = run_cli("catalog", "/proc/cat.duckdb", store=filled)
