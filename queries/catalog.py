@@ -69,9 +69,14 @@ def write_catalog(store: Store, path: str | os.PathLike[str] | None = None) -> P
                                         "the catalog file (a DuckDB session reads its views' s3:// paths "
                                         "through the httpfs extension and your S3 credentials)")
     target = Path(path) if path is not None else Path(str(folder)) / DEFAULT_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
     project(store)          # its growth view reads the projections (none on an object store: computed)
-    made_of = catalog_key(store)    # before the listing: a definition recorded meanwhile is written again
+    return _write(store, target, catalog_key(store))
+
+
+def _write(store: Store, target: Path, made_of: str) -> Path:
+    """Write the catalog file of ``store`` at ``target``, recording ``made_of`` (its
+    :func:`catalog_key`, taken before the listing: a definition recorded meanwhile is written again)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")     # writers may write it at once
     try:
         # creating the views reads the live files' schemas: one a compaction deletes meanwhile is listed again
@@ -110,8 +115,10 @@ def follow(store: Store) -> None:
     folder = local_root(store)
     target = None if folder is None else Path(str(folder)) / DEFAULT_NAME
     try:
-        if target is not None and target.exists() and written_key(target) != catalog_key(store):
-            write_catalog(store)
+        if target is not None and target.exists():
+            made_of = catalog_key(store)
+            if written_key(target) != made_of:
+                _write(store, target, made_of)      # (the projections are brought up to date above)
     except (MetricStoreError, LockHeld, OSError, duckdb.Error) as exc:
         logging.getLogger("metricstore.catalog").warning("the catalog file %s was not written again: %s",
                                                          target, str(exc).splitlines()[0])
