@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from queries.args import DateLike, key_text, stored_key, to_date, to_timestamp
+from queries.names import missing
 from queries.errors import BadArgument
 from queries.formulas import parse, refs
 
@@ -42,6 +43,9 @@ def _fact_filters(entity: str, metric: str, segment: str, dims: str) -> tuple[st
 def _no_such(sql: Sql, entity: str, metric: str, period: str, segment: str = "total", dims: str = "", *,
              as_of: DateLike | None, as_recorded: DateLike | None) -> BadArgument:
     when = f" as of {as_of}" if as_of else ""
+    unknown = missing(sql, entity, metric, segment)      # a name the store has none of is the argument at fault
+    if unknown is not None:
+        return unknown
     withdrawn = _withdrawn(sql, entity, metric, period, segment, dims, as_of=as_of, as_recorded=as_recorded)
     if withdrawn:
         return BadArgument("period", period, f"no {entity} {metric} figure for this period{when}: {withdrawn} "

@@ -15,6 +15,7 @@ import polars as pl
 
 from queries.args import DateLike, key_text, stored_key
 from queries.errors import BadArgument
+from queries.names import missing
 
 Sql = Callable[..., pl.DataFrame]
 
@@ -44,9 +45,13 @@ def compare(sql: Sql, metric: str, entities: Sequence[str], *, segment: str = "t
                "ORDER BY period_end, entity",
                [stored_key("metric", metric), stored_key("segment", segment), key_text(dims), key, *names],
                as_of=as_of, as_recorded=as_recorded, currency=currency, calendar=calendar)
-    missing = [n for n in names if n not in set(long["entity"].to_list())]
-    if missing:
-        raise BadArgument("entities", ", ".join(missing),
+    absent = [n for n in names if n not in set(long["entity"].to_list())]
+    for name in absent:         # a name the store has none of is the argument at fault
+        unknown = missing(sql, name, metric, segment)
+        if unknown is not None:
+            raise unknown
+    if absent:
+        raise BadArgument("entities", ", ".join(absent),
                           f"the store holds no {key} figure of {metric!r} ({segment}) for it")
     return _wide(long, names)
 

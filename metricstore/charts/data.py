@@ -25,9 +25,9 @@ from typing import Any
 import polars as pl
 
 from metricstore.charts.style import mark_of
-from metricstore.hints import few, near
 from queries import BadArgument, MetricStore
 from queries.helper import SERIES_COLUMNS
+from queries.names import few, near
 from queries.args import DateLike, key_text, stored_key, to_date
 
 #: The frequencies a chart can draw, in the order an unspecified one is chosen.

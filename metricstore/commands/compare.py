@@ -9,9 +9,8 @@ import typer
 
 from metricstore.options import (AsOfOpt, AsRecOpt, CalendarOpt, CurrencyOpt, DimsOpt, FormatOpt, OutputOpt, SegmentOpt,
                                  StoreOpt, WideOpt, open_store)
-from metricstore.hints import missing, noted
 from metricstore.render import human, percent, render
-from queries import BadArgument, MetricStore
+from queries import MetricStore
 
 app = typer.Typer()
 
@@ -27,11 +26,8 @@ def compare(
 ) -> None:
     """Peers side by side: a row per period, a column per entity (and its YoY)."""
     with MetricStore(open_store(store)) as ms:
-        try:
-            df = ms.compare(metric, entities, segment=segment, dims=dims, freq=freq, currency=currency,
-                            calendar=calendar, as_of=as_of, as_recorded=as_recorded)
-        except BadArgument as exc:      # an entity without the figures: say which name the store lacks
-            raise noted(exc, next(filter(None, (missing(ms, e, metric, segment) for e in entities)), None)) from None
+        df = ms.compare(metric, entities, segment=segment, dims=dims, freq=freq, currency=currency,
+                        calendar=calendar, as_of=as_of, as_recorded=as_recorded)
     title = f"{metric} ({segment}){' in ' + currency.upper() if currency else ''}, " + (
         "calendar periods" if calendar else "fiscal periods (a label names different months for different year ends)")
     render(_readable(df) if fmt == "table" and not wide else df, fmt, output, title=title)

@@ -14,9 +14,9 @@ import typer
 
 from metricstore.options import (AsOfOpt, AsRecOpt, DimsOpt, EntityArg, FormatOpt, MetricArg, OutputOpt,
                                  PeriodArg, SegmentOpt, StoreOpt, err, open_store)
-from metricstore.hints import missing, noted
 from metricstore.render import render
 from queries import BadArgument, MetricStore
+from queries.names import missing
 
 app = typer.Typer()
 
@@ -37,16 +37,13 @@ FORMULA_EXPLAIN_TABLE = ("role", "term", "input", "event_period", "value", "unit
 def _answer(store: Path | None, ask: Callable[[MetricStore], pl.DataFrame], fmt: str, output: Path | None,
             table: tuple[str, ...], title: str, *, preface: str | None = None,
             formula_table: tuple[str, ...] | None = None, formula_marker: str = "derived_from",
-            empty: Callable[[MetricStore], str | None] | None = None) -> None:
+            empty: Callable[[MetricStore], BadArgument | None] | None = None) -> None:
     """Open the store, ask it one question and render the answer: every column in csv, json or parquet;
     in a table the ``table`` columns (``formula_table`` for a formula metric's computed values, whose
     answer has the ``formula_marker`` column), after the distinct lines of the ``preface`` column;
-    an empty answer (or one refused) then ``empty``'s note, if it has one."""
+    an empty answer then ``empty``'s note (the name the store has none of), if it has one."""
     with MetricStore(open_store(store)) as ms:
-        try:
-            df = ask(ms)
-        except BadArgument as exc:      # no such fact: say which name the store lacks, if one
-            raise noted(exc, empty(ms) if empty is not None else None) from None
+        df = ask(ms)
         why = empty(ms) if empty is not None and df.height == 0 else None
     if formula_table and formula_marker in df.columns:
         table = formula_table
@@ -69,7 +66,7 @@ def history(
     """Every version of one fact, oldest first, with its source and dates, and which one is current."""
     _answer(store, lambda ms: ms.history(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded),
             fmt, output, HISTORY_TABLE, f"{entity} {metric} {period}: every version",
-            formula_table=FORMULA_HISTORY_TABLE, empty=lambda ms: missing(ms, entity, metric, segment))
+            formula_table=FORMULA_HISTORY_TABLE)
 
 
 @app.command()
@@ -81,7 +78,7 @@ def restatements(
 ) -> None:
     """The facts whose value changed between the company's filings: by how much, and when."""
     _answer(store, lambda ms: ms.restatements(entity, metric, as_of=as_of, as_recorded=as_recorded),
-            fmt, output, RESTATEMENT_TABLE, f"{entity}: restatements", empty=lambda ms: missing(ms, entity, metric))
+            fmt, output, RESTATEMENT_TABLE, f"{entity}: restatements", empty=lambda ms: missing(ms.sql, entity, metric))
 
 
 @app.command()
@@ -94,5 +91,4 @@ def explain(
     """The events behind one facts/growth row: sources, commits, and the arithmetic of a derived value."""
     _answer(store, lambda ms: ms.explain(entity, metric, period, segment, dims=dims, as_of=as_of, as_recorded=as_recorded),
             fmt, output, EXPLAIN_TABLE, f"{entity} {metric} {period}: the events behind it", preface="arithmetic",
-            formula_table=FORMULA_EXPLAIN_TABLE, formula_marker="input",
-            empty=lambda ms: missing(ms, entity, metric, segment))
+            formula_table=FORMULA_EXPLAIN_TABLE, formula_marker="input")

@@ -9,10 +9,10 @@ import typer
 
 from metricstore.options import (AsOfOpt, AsRecOpt, CalendarOpt, CurrencyOpt, DimsOpt, EntityArg, FormatOpt, OutputOpt,
                                  SegmentOpt, StoreOpt, WideOpt, err, open_store)
-from metricstore.hints import missing
 from metricstore.render import render
 from queries import MetricStore, write_catalog
 from queries.catalog import open_command
+from queries.names import missing
 
 app = typer.Typer()
 
@@ -45,7 +45,7 @@ def series(
     with MetricStore(open_store(store)) as ms:
         df = ms.series(entity, metric, segment, freq, dims=dims, as_of=as_of, as_recorded=as_recorded, basis=basis,
                        currency=currency, calendar=calendar)
-        why = missing(ms, entity, metric, segment) if df.height == 0 else None
+        why = missing(ms.sql, entity, metric, segment) if df.height == 0 else None
     render(df, fmt, output, title=f"{entity} {metric} ({segment})", readable_table=not wide)
     if why:
         err.print(f"note: {why}")

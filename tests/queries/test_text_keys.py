@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from queries import MetricStore
+import pytest
+
+from queries import BadArgument, MetricStore
 from tests.conftest import fact
 
 NFC, NFD = "caf\u00e9", "cafe\u0301"
@@ -38,3 +40,19 @@ def test_names_typed_in_capitals_find_what_ingest_stored_in_lower_case(ingest_ro
     assert ms.explain("AcMe", "REVENUE", "FY2024", "CLOUD").equals(ms.explain("acme", "revenue", "FY2024", "cloud"))
     assert ms.restatements("ACME", "REVENUE").equals(ms.restatements("acme", "revenue"))
     assert ms.compare("REVENUE", ["ACME"], segment="Cloud")["acme"].to_list() == [90e6, 100e6]
+
+
+def test_a_fact_or_comparison_the_store_has_no_name_for_names_the_argument(ingest_rows, ms: MetricStore) -> None:
+    assert ingest_rows([fact(period="FY2023", value="90"), fact(value="100")]).ok
+    for ask, name, reason in (
+            (lambda: ms.history("acmr", "revenue", "FY2024"), "entity", "is not in the store (did you mean acme?)"),
+            (lambda: ms.explain("acme", "revenu", "FY2024"), "metric", "has no acme figures (did you mean revenue?)"),
+            (lambda: ms.history("acme", "revenue", "FY2024", "cloud"), "segment",
+             "has no acme revenue figures (segments: total)"),
+            (lambda: ms.compare("revenue", ["acme", "acmr"]), "entity", "is not in the store (did you mean acme?)")):
+        with pytest.raises(BadArgument) as raised:
+            ask()
+        assert (raised.value.name, raised.value.reason) == (name, reason)
+    with pytest.raises(BadArgument) as raised:           # the names are there: the period is at fault
+        ms.history("acme", "revenue", "FY2031")
+    assert raised.value.name == "period" and "known periods include FY2024" in raised.value.reason
