@@ -5,7 +5,7 @@ Required: ``entity, metric, period, value, unit, reported_at, source`` (or ``per
 source_ref, note, op, supersedes, authority``.
 
 Text is read in Unicode NFC, keys lower-cased and stripped; entity and metric names are ASCII
-(:data:`NAME_RULE`); periods and dates before the year 1000 are refused (:data:`MIN_YEAR`).
+(:data:`store.rules.NAME_RULE`); periods and dates before the year 1000 are refused (:data:`MIN_YEAR`).
 
 :func:`normalise` turns a frame of text (from :mod:`ingest.readers`) into a frame of events in the
 store's schema and a list of :class:`RowProblem`, one per rejected value. Work per unique value
@@ -30,23 +30,17 @@ from ingest.errors import BadFile, RowProblem, clip, shown_name
 from ingest.readers import MAX_FIELD
 from ingest.units import parse_unit
 from store import parse_period
-from store.rules import polars_checks
-from store.schema import QUALIFIED_NAME
+from store.rules import NAME, QUALIFIED_NAME, polars_checks
 
 REQUIRED = ("entity", "metric", "value", "unit", "reported_at", "source")
 OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "qualifier",
             "value_high", "source_ref", "note", "op", "supersedes", "authority")
 KNOWN = frozenset(REQUIRED + OPTIONAL)
 
-NAME = r"^[a-z0-9][a-z0-9_.:\-]*$"
 _QNAME = QUALIFIED_NAME
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
-#: Why an entity or metric name is refused. Names are ASCII: they are typed on the command line
-#: and in SQL, and a letter that looks like another (Cyrillic a, Latin a) would make two entities
-#: that read the same. Display names, segments, dims and sources may be any text (NFC).
-NAME_RULE = "is not a valid name (ASCII letters a-z, digits and _ . : -, starting with a letter or digit)"
 #: Earliest year of a period or publication date: labels have four-digit years (FY0999 would be
 #: FY999), and no financial figure is older.
 MIN_YEAR = 1000
@@ -295,9 +289,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     for c in ("entity", "metric", "unit", "reported_at", "source"):
         flag(pl.col(c).is_null(), c, "is required")
     flag(pl.col("value").is_null() & (pl.col("op") != "retract"), "value", "is required")
-    flag(pl.col("entity").is_not_null() & ~pl.col("entity").str.contains(NAME), "entity", NAME_RULE)
     named = pl.col("metric").str.contains(NAME) | pl.col("metric").str.contains(_QNAME)
-    flag(pl.col("metric").is_not_null() & ~per_value(df, "metric", named), "metric", NAME_RULE)
     flag(pl.col("supersedes").is_not_null() & ~pl.col("supersedes").str.contains(r"^[0-9a-f]{32}$"),
          "supersedes", "is not an event id (32 hex digits)")
 
@@ -371,7 +363,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         pl.coalesce("__p_start", "__period_start").alias("__start"),
         pl.coalesce("__p_end", "__period_end").alias("__end"),
     )
-    # the event rules as the store states them (store.rules): allowed values, period order, a range's high end
+    # the event rules as the store states them (store.rules): names, allowed values, period order, a range's high end
     for mask, column, reason in polars_checks({"period_start": "__start", "period_end": "__end",
                                                "value_high": "value_high"}):
         flag(mask, column, reason)

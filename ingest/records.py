@@ -10,7 +10,7 @@ from typing import cast
 import polars as pl
 import pyarrow as pa
 
-from ingest.canonical import NAME, NAME_RULE
+from store.rules import NAME, NAME_RULE
 from ingest.catalog import Catalog, EntityDef
 from ingest.errors import IngestError, RowProblem, clip
 from store import METRIC_SCHEMA, TABLES, Store

@@ -7,7 +7,7 @@ import re
 import unicodedata
 
 from queries.errors import BadArgument
-from store.schema import QUALIFIED_NAME
+from store.rules import QUALIFIED_NAME
 
 def key_text(value: str) -> str:
     """A text key (entity, metric, segment, dims) as the store holds it: Unicode NFC, as ingest

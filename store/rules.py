@@ -12,12 +12,16 @@ The rules (on the stored columns, after defaults are filled):
 - ``period_end`` is not before ``period_start``;
 - an assert has a value (a retraction need not);
 - ``value`` and ``value_high`` are finite numbers (no NaN, no infinity);
-- a range (``qualifier = 'range'``) has a ``value_high``.
+- a range (``qualifier = 'range'``) has a ``value_high``;
+- an entity is a name (:data:`NAME`: lower-case ASCII); a metric too, or a qualified name
+  (:data:`QUALIFIED_NAME`); a segment has no capital letter A-Z. Readers look names up
+  lower-cased: a name stored otherwise could never be found.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -76,6 +80,19 @@ ENUMS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: An entity or metric name. Names are ASCII: they are typed on the command line and in SQL, and a
+#: letter that looks like another (Cyrillic a, Latin a) would make two entities that read the
+#: same. Display names, segments, dims and sources may be any text (NFC).
+NAME = r"^[a-z0-9][a-z0-9_.:\-]*$"
+NAME_RULE = "is not a valid name (ASCII letters a-z, digits and _ . : -, starting with a letter or digit)"
+#: A namespaced metric name (an XBRL concept such as ``us-gaap:SalesRevenueNet``): it keeps its
+#: case where every other entity, metric and segment name is lower-cased.
+QUALIFIED_NAME = r"^[a-z][a-z0-9\-]*:[A-Za-z_][A-Za-z0-9_.\-]*$"
+#: A capital in a segment (ASCII: every engine lower-cases it alike).
+CAPITAL = "[A-Z]"
+LOWER_CASE = "has capital letters (names are stored and looked up lower-cased)"
+
+
 class Rule(NamedTuple):
     """One rule: the column a violation is reported on, and why."""
 
@@ -96,6 +113,12 @@ def enum_rule(column: str, value: object) -> Rule:
 def row_violation(row: Mapping[str, Any]) -> Rule | None:
     """The first rule one event breaks, its columns given as Python values with defaults filled
     (dates as :class:`datetime.date`), or None."""
+    if not re.match(NAME, row["entity"]):
+        return Rule("entity", NAME_RULE)
+    if not (re.match(NAME, row["metric"]) or re.match(QUALIFIED_NAME, row["metric"])):
+        return Rule("metric", NAME_RULE)
+    if re.search(CAPITAL, row["segment"]):
+        return Rule("segment", LOWER_CASE)
     for name, allowed in ENUMS.items():
         if row[name] not in allowed:
             return enum_rule(name, row[name])
@@ -116,6 +139,15 @@ def check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -
     """Refuse a batch (:class:`SchemaMismatch`, the first rule broken) whose columns, defaults
     filled, break a rule. ``given``: the columns the caller gave (a default is allowed by
     construction: its enum is not looked at)."""
+    names = {c: _distinct(arrays[c]) for c in ("entity", "metric", "segment")}
+    if pc.any(pc.invert(pc.match_substring_regex(names["entity"], NAME))).as_py():
+        _refuse(Rule("entity", NAME_RULE))
+    named = pc.or_(pc.match_substring_regex(names["metric"], NAME),
+                   pc.match_substring_regex(names["metric"], QUALIFIED_NAME))
+    if pc.any(pc.invert(named)).as_py():
+        _refuse(Rule("metric", NAME_RULE))
+    if pc.any(pc.match_substring_regex(names["segment"], CAPITAL)).as_py():
+        _refuse(Rule("segment", LOWER_CASE))
     for name, allowed in ENUMS.items():
         if name not in given:
             continue
@@ -143,6 +175,12 @@ def check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -
             _refuse(RANGE_HIGH)
 
 
+def _distinct(col: pa.Array) -> pa.Array:
+    """A name column's values, once each: a column encoded by prepare uses every entry of its
+    dictionary."""
+    return col.dictionary if pa.types.is_dictionary(col.type) else pc.unique(col)
+
+
 def _refuse(rule: Rule) -> None:
     raise SchemaMismatch(rule.column, rule.reason)
 
@@ -155,6 +193,11 @@ def polars_checks(col: Mapping[str, str]) -> list[tuple[pl.Expr, str, str]]:
     import polars as pl
 
     out: list[tuple[pl.Expr, str, str]] = []
+    entity, metric, segment = (pl.col(col.get(c, c)) for c in ("entity", "metric", "segment"))
+    out.append((entity.is_not_null() & ~entity.str.contains(NAME), "entity", NAME_RULE))
+    out.append((metric.is_not_null() & ~(metric.str.contains(NAME) | metric.str.contains(QUALIFIED_NAME)),
+                "metric", NAME_RULE))
+    out.append((segment.is_not_null() & segment.str.contains(CAPITAL), "segment", LOWER_CASE))
     for name, allowed in ENUMS.items():
         c = pl.col(col.get(name, name))
         out.append((c.is_not_null() & ~c.is_in(allowed), name, f"is not one of {', '.join(allowed)}"))

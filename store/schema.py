@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from store.rules import DEFAULTS, ENUMS, Authority, Kind, Op, Qualifier, row_violation
+from store.rules import DEFAULTS, ENUMS, QUALIFIED_NAME, Authority, Kind, Op, Qualifier, row_violation
 
 SCHEMA_VERSION = 1
 
@@ -70,10 +70,6 @@ class MetricEvent(BaseModel):
             row[key] = str(row[key])
         return row
 
-
-#: A namespaced metric name (an XBRL concept such as ``us-gaap:SalesRevenueNet``): it keeps its
-#: case where every other entity, metric and segment name is lower-cased.
-QUALIFIED_NAME = r"^[a-z][a-z0-9\-]*:[A-Za-z_][A-Za-z0-9_.\-]*$"
 
 #: The stored columns, in order. ``schema_version`` is kept in each file's metadata.
 EVENT_SCHEMA = pa.schema(

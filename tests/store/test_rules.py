@@ -19,6 +19,9 @@ from store import MetricEvent, SchemaMismatch, Store
 from store.rules import DEFAULTS, ENUMS, check_columns, polars_checks, row_violation
 
 _rows = st.fixed_dictionaries({
+    "entity": st.sampled_from(["acme", "ACME", "acme corp", "0x.co"]),
+    "metric": st.sampled_from(["revenue", "us-gaap:Revenues", "Revenue", "US-GAAP:Revenues"]),
+    "segment": st.sampled_from(["total", "cloud services", "Cloud", "Éire"]),
     "op": st.sampled_from(["assert", "retract", "amend"]),
     "kind": st.sampled_from(["actual", "guidance", "rumour"]),
     "qualifier": st.sampled_from(["exact", "range", "approx"]),
@@ -65,19 +68,41 @@ def test_the_model_states_the_same_rule() -> None:
     with pytest.raises(ValidationError, match="a range needs value_high"):
         MetricEvent(**base, qualifier="range")
     assert MetricEvent(**base, qualifier="range", value_high=2.0).value_high == 2.0
+    with pytest.raises(ValidationError, match="entity: is not a valid name"):
+        MetricEvent(**{**base, "entity": "Acme"})
     assert set(DEFAULTS) >= set(ENUMS)
+
+
+def _batch(n: int, **last: str) -> pa.Table:
+    """``n`` valid events of one entity, the last row's columns replaced by ``last``."""
+    rows = [{"entity": "acme", "metric": "revenue", "segment": "total", "qualifier": "exact",
+             "period_start": dt.date(2000 + i % 20, 1, 1), "period_end": dt.date(2000 + i % 20, 12, 31),
+             "value": float(i), "unit": "USD", "reported_at": dt.date(2025, 2, 1), "source": f"s{i}"}
+            for i in range(n)]
+    rows[-1].update(last)
+    return pa.Table.from_pylist(rows)
 
 
 @pytest.mark.parametrize("n", [1, 3, 2000])        # the one-row path, a small batch, an encoded one
 def test_append_refuses_a_range_without_value_high_whole_and_clearly(tmp_path: Any, n: int) -> None:
     store = Store.create(tmp_path / "store")
-    batch = pa.table({
-        "entity": ["acme"] * n, "metric": ["revenue"] * n,
-        "period_start": [dt.date(2000 + i % 20, 1, 1) for i in range(n)],
-        "period_end": [dt.date(2000 + i % 20, 12, 31) for i in range(n)],
-        "value": [float(i) for i in range(n)], "unit": ["USD"] * n, "reported_at": [dt.date(2025, 2, 1)] * n,
-        "source": [f"s{i}" for i in range(n)], "qualifier": ["exact"] * (n - 1) + ["range"],
-    })
     with pytest.raises(SchemaMismatch, match="column 'value_high': a range needs value_high"):
-        store.append(batch)
+        store.append(_batch(n, qualifier="range"))
     assert store.read().num_rows == 0
+
+
+@pytest.mark.parametrize("n", [1, 3, 2000])
+@pytest.mark.parametrize(("column", "value", "reason"), [
+    ("entity", "AAPL", "is not a valid name"), ("entity", "acme corp", "is not a valid name"),
+    ("metric", "Revenue", "is not a valid name"), ("segment", "Cloud", "has capital letters"),
+])
+def test_append_refuses_a_name_no_reader_would_find(tmp_path: Any, n: int, column: str, value: str,
+                                                    reason: str) -> None:
+    """Readers look names up lower-cased (``AAPL`` finds ``aapl``): the low-level append refuses a
+    name stored otherwise, as the canonical reader does, and keeps a qualified metric's case."""
+    store = Store.create(tmp_path / "store")
+    with pytest.raises(SchemaMismatch, match=f"column '{column}': {reason}"):
+        store.append(_batch(n, **{column: value}))
+    assert store.read().num_rows == 0
+    store.append(_batch(n, metric="us-gaap:Revenues", segment="cloud services"))
+    assert store.read().num_rows == n
