@@ -27,7 +27,7 @@ import polars as pl
 from metricstore.charts.style import mark_of
 from queries import BadArgument, MetricStore
 from queries.helper import SERIES_COLUMNS
-from queries.names import few, near
+from queries.names import few, missing, near
 from queries.args import DateLike, key_text, stored_key, to_date
 
 #: The frequencies a chart can draw, in the order an unspecified one is chosen.
@@ -128,10 +128,7 @@ def _counts(ms: MetricStore, entity: str, metric: str, segment: str, dims: str,
                  [entity], as_of=as_of)
     when = f" as of {as_of}" if as_of else ""
     if inv.height == 0:
-        known = ms.sql("SELECT DISTINCT entity FROM event_log ORDER BY entity")["entity"].to_list()
-        if entity in known:
-            raise BadArgument("entity", entity, f"has no figures published{when}")
-        raise BadArgument("entity", entity, f"is not in the store{near(entity, known, 'entities')}")
+        raise missing(ms.sql, entity) or BadArgument("entity", entity, f"has no figures published{when}")
     of = inv.filter(pl.col("metric") == metric)
     if of.height == 0:
         raise BadArgument("metric", metric, f"has no {entity} figures{when}"
