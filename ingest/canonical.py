@@ -365,7 +365,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     )
     # the event rules as the store states them (store.rules): names, allowed values, period order, a range's high end
     for mask, column, reason in polars_checks({"period_start": "__start", "period_end": "__end",
-                                               "value_high": "value_high"}):
+                                               "value_high": "value_high"}, each=lambda c, e: per_value(df, c, e)):
         flag(mask, column, reason)
     too_old = f"is before the year {MIN_YEAR} (period labels have four-digit years)"
     flag(pl.col("period").is_not_null() & (pl.col("__p_start").dt.year() < MIN_YEAR), "period", too_old)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -185,19 +185,25 @@ def _refuse(rule: Rule) -> None:
     raise SchemaMismatch(rule.column, rule.reason)
 
 
-def polars_checks(col: Mapping[str, str]) -> list[tuple[pl.Expr, str, str]]:
+def polars_checks(col: Mapping[str, str],
+                  each: Callable[[str, pl.Expr], pl.Expr] | None = None) -> list[tuple[pl.Expr, str, str]]:
     """The rules as row masks of a polars frame, for a reader that reports each bad row: (mask of
     the rows breaking it, column, reason). ``col`` names the frame's column holding each stored
-    column (``period_start``, ``period_end``, ``value_high``, ``qualifier``; the enums by their
-    own names). Number parsing and required cells are the reader's own checks."""
+    column (``period_start``, ``period_end``, ``value_high``, ``qualifier``; the names and enums by
+    their own names). ``each(column, test)`` works out a test of one name column alone (a reader
+    may do it once per distinct value); row by row without it. Number parsing and required cells
+    are the reader's own checks."""
     import polars as pl
 
-    out: list[tuple[pl.Expr, str, str]] = []
-    entity, metric, segment = (pl.col(col.get(c, c)) for c in ("entity", "metric", "segment"))
-    out.append((entity.is_not_null() & ~entity.str.contains(NAME), "entity", NAME_RULE))
-    out.append((metric.is_not_null() & ~(metric.str.contains(NAME) | metric.str.contains(QUALIFIED_NAME)),
-                "metric", NAME_RULE))
-    out.append((segment.is_not_null() & segment.str.contains(CAPITAL), "segment", LOWER_CASE))
+    def test(c: str, fails: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+        name = col.get(c, c)
+        return pl.col(name).is_not_null() & (each(name, fails(pl.col(name))) if each else fails(pl.col(name)))
+
+    out: list[tuple[pl.Expr, str, str]] = [
+        (test("entity", lambda e: ~e.str.contains(NAME)), "entity", NAME_RULE),
+        (test("metric", lambda m: ~(m.str.contains(NAME) | m.str.contains(QUALIFIED_NAME))), "metric", NAME_RULE),
+        (test("segment", lambda s: s.str.contains(CAPITAL)), "segment", LOWER_CASE),
+    ]
     for name, allowed in ENUMS.items():
         c = pl.col(col.get(name, name))
         out.append((c.is_not_null() & ~c.is_in(allowed), name, f"is not one of {', '.join(allowed)}"))

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from store.rules import DEFAULTS, ENUMS, QUALIFIED_NAME, Authority, Kind, Op, Qualifier, row_violation
+from store.rules import DEFAULTS, ENUMS, Authority, Kind, Op, Qualifier, row_violation
 
 SCHEMA_VERSION = 1
 
