@@ -30,14 +30,13 @@ from ingest.errors import BadFile, RowProblem, clip, shown_name
 from ingest.readers import MAX_FIELD
 from ingest.units import parse_unit
 from store import parse_period
-from store.rules import NAME, QUALIFIED_NAME, polars_checks
+from store.rules import METRIC_NAME, QUALIFIED_NAME, polars_checks
 
 REQUIRED = ("entity", "metric", "value", "unit", "reported_at", "source")
 OPTIONAL = ("period", "period_start", "period_end", "segment", "dims", "kind", "qualifier",
             "value_high", "source_ref", "note", "op", "supersedes", "authority")
 KNOWN = frozenset(REQUIRED + OPTIONAL)
 
-_QNAME = QUALIFIED_NAME
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -278,7 +277,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
         lower("qualifier"),
         lower("authority"),
         lower("entity"),
-        per_value(df, "metric", pl.when(pl.col("metric").str.contains(_QNAME)).then(pl.col("metric"))
+        per_value(df, "metric", pl.when(pl.col("metric").str.contains(QUALIFIED_NAME)).then(pl.col("metric"))
                   .otherwise(pl.col("metric").str.to_lowercase())).alias("metric"),
         lower("segment").fill_null("total"),
     )
@@ -289,7 +288,7 @@ def normalise(df: pl.DataFrame, file: str, catalog: Catalog, fye: dict[str, int]
     for c in ("entity", "metric", "unit", "reported_at", "source"):
         flag(pl.col(c).is_null(), c, "is required")
     flag(pl.col("value").is_null() & (pl.col("op") != "retract"), "value", "is required")
-    named = pl.col("metric").str.contains(NAME) | pl.col("metric").str.contains(_QNAME)
+    named = pl.col("metric").str.contains(METRIC_NAME)
     flag(pl.col("supersedes").is_not_null() & ~pl.col("supersedes").str.contains(r"^[0-9a-f]{32}$"),
          "supersedes", "is not an event id (32 hex digits)")
 
