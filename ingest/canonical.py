@@ -26,10 +26,11 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from ingest.catalog import Catalog, infer_aggregation
-from ingest.errors import BadFile, RowProblem, clip, shown_name
+from ingest.errors import BadFile, RowProblem, shown_name
 from ingest.readers import MAX_FIELD
 from ingest.units import parse_unit
 from store import parse_period
+from store.errors import clip
 from store.rules import METRIC_NAME, QUALIFIED_NAME, polars_checks
 
 REQUIRED = ("entity", "metric", "value", "unit", "reported_at", "source")

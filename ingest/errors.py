@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from store.errors import MetricStoreError, TerminalError, TransientError
+from store.errors import MetricStoreError, TerminalError, TransientError, clip
 
 #: What a parser raises on input nobody foresaw; turned into a BadFile naming the file.
 UNREADABLE = (pl.exceptions.PolarsError, pa.ArrowException, RecursionError, UnicodeError, OverflowError)
@@ -32,16 +32,9 @@ class IngestError(MetricStoreError):
     """Base of the ingest layer's errors."""
 
 
-#: Longest piece of a file's content a message repeats (a value, a unit, a period label).
-SHOWN = 80
 #: Longest column name a message repeats: a header may be a secret's first line.
 SHOWN_NAME = 40
 _NAME_LIKE = re.compile(r"[\w .:$%()/-]*")
-
-
-def clip(text: str, limit: int = SHOWN) -> str:
-    """``text`` as a message may repeat it: at most ``limit`` characters."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:

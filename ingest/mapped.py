@@ -31,9 +31,10 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.config import PROJECT_ROOT, read_toml
-from ingest.errors import BadFile, ConfigError, clip, first_line, shown_name
+from ingest.errors import BadFile, ConfigError, first_line, shown_name
 from ingest.readers import READERS, Batch, read_csv, read_parquet, register
 from store import parse_period
+from store.errors import clip
 
 DEFAULT_FOLDER = PROJECT_ROOT / "data" / "mappings"
 

@@ -10,10 +10,11 @@ from typing import cast
 import polars as pl
 import pyarrow as pa
 
-from store.rules import NAME, NAME_RULE
 from ingest.catalog import Catalog, EntityDef
-from ingest.errors import IngestError, RowProblem, clip
+from ingest.errors import IngestError, RowProblem
 from store import METRIC_SCHEMA, TABLES, Store
+from store.errors import clip
+from store.rules import NAME, NAME_RULE
 
 
 def entity_log(store: Store) -> pa.Table:

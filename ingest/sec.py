@@ -52,10 +52,11 @@ import polars as pl
 
 from ingest.catalog import Catalog, EntityDef
 from ingest.config import Settings
-from ingest.errors import BadFile, CatalogError, clip
+from ingest.errors import BadFile, CatalogError
 from ingest.filetypes import read_input
 from ingest.readers import Batch, register
 from ingest.units import parse_unit
+from store.errors import clip
 from store.periods import nominal_end
 
 FORMAT = "sec-companyfacts"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ingest.errors import clip
+from store.errors import clip
 
 SCALES: dict[str, int] = {
     "": 0, "k": 3, "thousand": 3, "thousands": 3, "000": 3, "'000": 3,

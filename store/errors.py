@@ -20,6 +20,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+#: Longest piece of input a message repeats (a value, a unit, a period label, a name).
+SHOWN = 80
+
+
+def clip(text: str, limit: int = SHOWN) -> str:
+    """``text`` as a message may repeat it: at most ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class MetricStoreError(Exception):
     """Root of every error raised by metricstore."""
 
@@ -57,10 +66,12 @@ class StorePathRefused(StoreError, TerminalError, ValueError):
 class SchemaMismatch(StoreError, TerminalError, ValueError):
     """A batch handed to ``append`` lacks columns or has values the schema forbids."""
 
-    def __init__(self, column: str, reason: str) -> None:
+    def __init__(self, column: str, reason: str, row: int | None = None) -> None:
         self.column = column
         self.reason = reason
-        super().__init__(f"column {column!r}: {reason}")
+        self.row = row          # (the batch's row index, counted from 0, when one row is at fault)
+        where = "" if row is None else f"row index {row}, "
+        super().__init__(f"{where}column {column!r}: {reason}")
 
 
 class CorruptFile(StoreError, TerminalError):

@@ -70,10 +70,12 @@ def prepare(batch: pa.Table, *, table: str = "events", run_id: str | None = None
             if pa.types.is_dictionary(target.field(field.name).type):
                 col = dictionary_encode(col)
             given[field.name] = col
+    moved = None       # the caller's row of each position, once sorted
     if table == "events" and n > 1 and all(k in given for k in SORT_KEYS):
         # sorted for pruning before the store's columns exist: fewer columns to move
         order = sort_order([given[k] for k in SORT_KEYS])
         if not np.array_equal(order, np.arange(n)):
+            moved = order
             indices = pa.array(order)
             given = {k: v.take(indices) for k, v in given.items()}
     arrays: dict[str, pa.Array] = {}
@@ -97,7 +99,7 @@ def prepare(batch: pa.Table, *, table: str = "events", run_id: str | None = None
             raise SchemaMismatch(field.name, f"{col.null_count} row(s) have no value")
         arrays[field.name] = col
     if table == "events":
-        check_columns(arrays, given)      # (store.rules: the one place the event rules live)
+        check_columns(arrays, given, moved)      # (store.rules: the one place the event rules live)
     out = pa.table(arrays)
     ids = content_ids(out, identity, constant=filled)
     return out.append_column(id_col, ids)

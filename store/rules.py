@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from store.errors import SchemaMismatch
+from store.errors import SchemaMismatch, clip
 
 if TYPE_CHECKING:
     import polars as pl
@@ -109,18 +110,27 @@ FINITE = "NaN and infinity are not values"
 
 
 def enum_rule(column: str, value: object) -> Rule:
-    return Rule(column, f"{value!r} is not one of {', '.join(ENUMS[column])}")
+    return Rule(column, f"{_shown(value)} is not one of {', '.join(ENUMS[column])}")
+
+
+def name_rule(column: str, value: str) -> Rule:
+    """``value`` is no name a reader would find: a segment has capitals, else it is no name."""
+    return Rule(column, f"{_shown(value)} {LOWER_CASE if column == 'segment' else NAME_RULE}")
+
+
+def _shown(value: object) -> str:
+    return repr(clip(value) if isinstance(value, str) else value)
 
 
 def row_violation(row: Mapping[str, Any]) -> Rule | None:
     """The first rule one event breaks, its columns given as Python values with defaults filled
     (dates as :class:`datetime.date`), or None."""
     if not re.match(NAME, row["entity"]):
-        return Rule("entity", NAME_RULE)
+        return name_rule("entity", row["entity"])
     if not re.match(METRIC_NAME, row["metric"]):
-        return Rule("metric", NAME_RULE)
+        return name_rule("metric", row["metric"])
     if re.search(CAPITAL, row["segment"]):
-        return Rule("segment", LOWER_CASE)
+        return name_rule("segment", row["segment"])
     for name, allowed in ENUMS.items():
         if row[name] not in allowed:
             return enum_rule(name, row[name])
@@ -137,52 +147,65 @@ def row_violation(row: Mapping[str, Any]) -> Rule | None:
     return None
 
 
-def check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -> None:
-    """Refuse a batch (:class:`SchemaMismatch`, the first rule broken) whose columns, defaults
-    filled, break a rule. ``given``: the columns the caller gave (a default is allowed by
-    construction: its enum is not looked at)."""
-    names = {c: _distinct(arrays[c]) for c in ("entity", "metric", "segment")}
-    if pc.any(pc.invert(pc.match_substring_regex(names["entity"], NAME))).as_py():
-        _refuse(Rule("entity", NAME_RULE))
-    if pc.any(pc.invert(pc.match_substring_regex(names["metric"], METRIC_NAME))).as_py():
-        _refuse(Rule("metric", NAME_RULE))
-    if pc.any(pc.match_substring_regex(names["segment"], CAPITAL)).as_py():
-        _refuse(Rule("segment", LOWER_CASE))
+def check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object],
+                  rows: Sequence[int] | np.ndarray | None = None) -> None:
+    """Refuse a batch (:class:`SchemaMismatch`: the first rule broken, and a row breaking it)
+    whose columns, defaults filled, break a rule. ``given``: the columns the caller gave (a
+    default is allowed by construction: its enum is not looked at); ``rows``: the caller's row
+    of each position, when the columns were reordered."""
+    try:
+        _check_columns(arrays, given)
+    except SchemaMismatch as exc:
+        if rows is None or exc.row is None:
+            raise
+        raise SchemaMismatch(exc.column, exc.reason, row=int(rows[exc.row])) from None
+
+
+def _check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -> None:
+    for name, pattern in (("entity", NAME), ("metric", METRIC_NAME)):
+        _refuse_value(arrays[name], _unlike(pattern), name_rule, name)
+    _refuse_value(arrays["segment"], lambda v: pc.match_substring_regex(v, CAPITAL), name_rule, "segment")
     for name, allowed in ENUMS.items():
-        if name not in given:
-            continue
-        col = arrays[name]
-        if pa.types.is_dictionary(col.type):   # encoded by prepare: every entry is used
-            col = col.dictionary
-        bad = pc.invert(pc.is_in(col, value_set=pa.array(allowed)))
-        if pc.any(bad).as_py():
-            _refuse(enum_rule(name, pc.filter(col, bad)[0].as_py()))
-    if pc.any(pc.less(arrays["period_end"], arrays["period_start"])).as_py():
-        _refuse(PERIOD_ORDER)
+        if name in given:
+            _refuse_value(arrays[name], _outside(allowed), enum_rule, name)
+    _refuse_rows(pc.less(arrays["period_end"], arrays["period_start"]), PERIOD_ORDER)
     if arrays["value"].null_count:    # (else no assert lacks one: op, often encoded, is not read)
-        if pc.any(pc.and_(pc.equal(arrays["op"], Op.ASSERT.value), pc.is_null(arrays["value"]))).as_py():
-            _refuse(ASSERT_VALUE)
+        _refuse_rows(pc.and_(pc.equal(arrays["op"], Op.ASSERT.value), pc.is_null(arrays["value"])), ASSERT_VALUE)
     for name in ("value", "value_high"):
         col = arrays[name]
-        if col.null_count == len(col):
-            continue
-        if pa.types.is_floating(col.type) and pc.any(pc.invert(pc.is_finite(col))).as_py():
-            _refuse(Rule(name, FINITE))
+        if col.null_count < len(col) and pa.types.is_floating(col.type):
+            _refuse_rows(pc.invert(pc.is_finite(col)), Rule(name, FINITE))
     high = arrays["value_high"]
     if high.null_count and "qualifier" in given:   # (a default qualifier is exact: no range)
-        ranges = pc.equal(arrays["qualifier"], Qualifier.RANGE.value)
-        if pc.any(pc.and_(ranges, pc.is_null(high))).as_py():
-            _refuse(RANGE_HIGH)
+        _refuse_rows(pc.and_(pc.equal(arrays["qualifier"], Qualifier.RANGE.value), pc.is_null(high)), RANGE_HIGH)
 
 
-def _distinct(col: pa.Array) -> pa.Array:
-    """A name column's values, once each: a column encoded by prepare uses every entry of its
-    dictionary."""
-    return col.dictionary if pa.types.is_dictionary(col.type) else pc.unique(col)
+def _refuse_value(col: pa.Array, fails: Callable[[pa.Array], pa.Array],
+                  rule: Callable[[str, Any], Rule], name: str) -> None:
+    """Refuse a column one of whose values ``fails``, tested once per distinct value (a column
+    encoded by prepare uses every entry of its dictionary)."""
+    encoded = pa.types.is_dictionary(col.type)
+    distinct = col.dictionary if encoded else pc.unique(col)
+    bad = fails(distinct)
+    if not pc.any(bad).as_py():
+        return
+    value = pc.filter(distinct, bad)[0]
+    row = pc.index(col.indices, pc.index(distinct, value)) if encoded else pc.index(col, value)
+    raise SchemaMismatch(name, rule(name, value.as_py()).reason, row=row.as_py())
 
 
-def _refuse(rule: Rule) -> None:
-    raise SchemaMismatch(rule.column, rule.reason)
+def _unlike(pattern: str) -> Callable[[pa.Array], pa.Array]:
+    return lambda values: pc.invert(pc.match_substring_regex(values, pattern))
+
+
+def _outside(allowed: Sequence[str]) -> Callable[[pa.Array], pa.Array]:
+    return lambda values: pc.invert(pc.is_in(values, value_set=pa.array(allowed)))
+
+
+def _refuse_rows(broken: pa.Array, rule: Rule) -> None:
+    """Refuse a batch in some row of which ``broken`` holds."""
+    if pc.any(broken).as_py():
+        raise SchemaMismatch(rule.column, rule.reason, row=pc.index(broken, True).as_py())
 
 
 def polars_checks(col: Mapping[str, str],

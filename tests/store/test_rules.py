@@ -72,7 +72,7 @@ def test_the_model_states_the_same_rule() -> None:
     with pytest.raises(ValidationError, match="a range needs value_high"):
         MetricEvent(**base, qualifier="range")
     assert MetricEvent(**base, qualifier="range", value_high=2.0).value_high == 2.0
-    with pytest.raises(ValidationError, match="entity: is not a valid name"):
+    with pytest.raises(ValidationError, match="entity: 'Acme' is not a valid name"):
         MetricEvent(**{**base, "entity": "Acme"})
     assert set(DEFAULTS) >= set(ENUMS)
 
@@ -90,8 +90,9 @@ def _batch(n: int, **last: str) -> pa.Table:
 @pytest.mark.parametrize("n", [1, 3, 2000])        # the one-row path, a small batch, an encoded one
 def test_append_refuses_a_range_without_value_high_whole_and_clearly(tmp_path: Any, n: int) -> None:
     store = Store.create(tmp_path / "store")
-    with pytest.raises(SchemaMismatch, match="column 'value_high': a range needs value_high"):
+    with pytest.raises(SchemaMismatch, match="column 'value_high': a range needs value_high") as refused:
         store.append(_batch(n, qualifier="range"))
+    assert refused.value.row == n - 1     # (the caller's row, though prepare sorts the batch)
     assert store.read().num_rows == 0
 
 
@@ -105,8 +106,9 @@ def test_append_refuses_a_name_no_reader_would_find(tmp_path: Any, n: int, colum
     """Readers look names up lower-cased (``AAPL`` finds ``aapl``): the low-level append refuses a
     name stored otherwise, as the canonical reader does, and keeps a qualified metric's case."""
     store = Store.create(tmp_path / "store")
-    with pytest.raises(SchemaMismatch, match=f"column '{column}': {reason}"):
+    with pytest.raises(SchemaMismatch) as refused:
         store.append(_batch(n, **{column: value}))
+    assert str(refused.value).startswith(f"row index {n - 1}, column '{column}': {value!r} {reason}")
     assert store.read().num_rows == 0
     store.append(_batch(n, metric="us-gaap:Revenues", segment="cloud services"))
     assert store.read().num_rows == n
