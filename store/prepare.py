@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from store.errors import SchemaMismatch
 from store.ids import content_id_of, content_ids, dictionary_encode, id_layout, one_array
 from store.parquet import SMALL_ROWS, encoded_schema
-from store.rules import DEFAULTS, check_columns, row_violation
+from store.rules import DEFAULTS, check_columns, check_names, row_violation
 from store.schema import EVENT_SCHEMA, IDENTITY_COLUMNS, REQUIRED_INPUT, SCHEMA_VERSION, STORE_SET, TABLES
 
 #: Events are written sorted by these (row groups then prune on a series' filter).
@@ -100,6 +100,8 @@ def prepare(batch: pa.Table, *, table: str = "events", run_id: str | None = None
         arrays[field.name] = col
     if table == "events":
         check_columns(arrays, given, moved)      # (store.rules: the one place the event rules live)
+    else:
+        check_names(arrays)     # (an entity's or a metric's record under a name no reader would find)
     out = pa.table(arrays)
     ids = content_ids(out, identity, constant=filled)
     return out.append_column(id_col, ids)

@@ -161,10 +161,18 @@ def check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object],
         raise SchemaMismatch(exc.column, exc.reason, row=int(rows[exc.row])) from None
 
 
-def _check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -> None:
+def check_names(arrays: Mapping[str, pa.Array]) -> None:
+    """Refuse a batch of any log whose ``entity``, ``metric`` or ``segment`` column (those it
+    has) holds a name no reader would find (:class:`SchemaMismatch`, naming a row)."""
     for name, pattern in (("entity", NAME), ("metric", METRIC_NAME)):
-        _refuse_value(arrays[name], _unlike(pattern), name_rule, name)
-    _refuse_value(arrays["segment"], lambda v: pc.match_substring_regex(v, CAPITAL), name_rule, "segment")
+        if name in arrays:
+            _refuse_value(arrays[name], _unlike(pattern), name_rule, name)
+    if "segment" in arrays:
+        _refuse_value(arrays["segment"], lambda v: pc.match_substring_regex(v, CAPITAL), name_rule, "segment")
+
+
+def _check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -> None:
+    check_names(arrays)
     for name, allowed in ENUMS.items():
         if name in given:
             _refuse_value(arrays[name], _outside(allowed), enum_rule, name)

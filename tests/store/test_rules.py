@@ -112,3 +112,20 @@ def test_append_refuses_a_name_no_reader_would_find(tmp_path: Any, n: int, colum
     assert store.read().num_rows == 0
     store.append(_batch(n, metric="us-gaap:Revenues", segment="cloud services"))
     assert store.read().num_rows == n
+
+
+@pytest.mark.parametrize(("table", "row", "column", "value"), [
+    ("entities", {"entity": "AAPL", "name": "Apple Inc.", "source": "s"}, "entity", "AAPL"),
+    ("metrics", {"metric": "Gross Margin", "aggregation": "ratio", "inferred": False}, "metric", "Gross Margin"),
+])
+def test_append_refuses_a_record_no_reader_would_find(tmp_path: Any, table: str, row: dict[str, Any],
+                                                      column: str, value: str) -> None:
+    """An entity's or a metric's record is looked up by name as events are: the same rule holds."""
+    store = Store.create(tmp_path / "store")
+    fine = {**row, column: value.lower().replace(" ", "_")}
+    with pytest.raises(SchemaMismatch) as refused:
+        store.append(pa.Table.from_pylist([fine, row]), table=table)
+    assert str(refused.value).startswith(f"row index 1, column '{column}': {value!r} is not a valid name")
+    assert store.read(table).num_rows == 0
+    store.append(pa.Table.from_pylist([fine]), table=table)
+    assert store.read(table).column(column).to_pylist() == [fine[column]]
