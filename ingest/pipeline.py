@@ -19,7 +19,7 @@ from ingest.canonical import normalise
 from ingest.catalog import Catalog
 from ingest.chunked import ingest_chunks
 from ingest.errors import UNREADABLE, BadFile, first_line
-from ingest.readers import READERS, Batch, detect_format
+from ingest.readers import Batch, detect_format, formats
 from ingest.records import entity_records, fiscal_year_ends, metric_records, quarantine
 from ingest.reports import FileReport, RunReport, new_run_id
 from ingest.supersedes import check_supersedes
@@ -54,10 +54,11 @@ def ingest_file(store: Store, path: str | Path, *, catalog: Catalog, fmt: str = 
         if not path.is_file():
             raise BadFile(str(path), "no such file" if not path.exists() else "is not a regular file")
         report.format = detect_format(path) if fmt == "auto" else fmt
-        if report.format not in READERS:
-            raise BadFile(str(path), f"unknown format {report.format!r} (one of {', '.join(sorted(READERS))})")
+        readers = formats()
+        if report.format not in readers:
+            raise BadFile(str(path), f"unknown format {report.format!r} (one of {', '.join(sorted(readers))})")
         try:
-            out = READERS[report.format](path)
+            out = readers[report.format](path)
         except UNREADABLE as exc:  # a parser gave up on input no check foresaw: one line, never a traceback
             raise BadFile(str(path), f"cannot be read as {report.format}: {type(exc).__name__}: "
                                      f"{first_line(exc)}") from None

@@ -3,13 +3,15 @@
 Every reader returns a polars DataFrame whose columns are all text (``None`` for empty) plus
 ``__row``, the row number a user sees (for CSV the header is row 1). Formats are detected from
 the extension, else from the first bytes. Other modules register more formats in ``READERS``
-(SEC companyfacts, mapped tables).
+(SEC companyfacts and data sets, ECB rates, mapped tables); :func:`formats` loads the built-in
+ones first.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import importlib
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -58,11 +60,24 @@ def register(name: str, sniff: Callable[[Path, bytes], bool] | None = None) -> C
     return deco
 
 
+#: The modules of the formats ingest ships, in the order they register (a later sniffer is tried
+#: first). They register when imported: :func:`formats` imports them before any lookup.
+BUILT_IN = ("ingest.sec", "ingest.fsds", "ingest.ecb")
+
+
+def formats() -> dict[str, Reader]:
+    """Every registered reader by format name, the built-in ones among them."""
+    for module in BUILT_IN:
+        importlib.import_module(module)
+    return READERS
+
+
 def detect_format(path: Path) -> str:
     """The format of ``path``: registered sniffers first, then extension, then first bytes.
 
     A gzip-compressed file is looked at decompressed, under its name without ``.gz``; an archive,
     a document or an image is refused, saying what it is."""
+    formats()
     head = head_of(path)
     for name, sniff in SNIFFERS:
         if sniff(path, head):

@@ -12,7 +12,6 @@ import sys
 
 import typer
 
-from ingest.jobs import redact_url
 from metricstore.commands import (changes, checks, compare, demo, formulas, ingest, lineage, ops, plot, query, scale,
                                   schedule, serve)
 from metricstore.options import err
@@ -34,6 +33,7 @@ def main() -> None:
     try:
         app()
     except (MetricStoreError, ValueError, OSError) as exc:
+        from ingest.jobs import redact_url     # (the write side loads only with a command that uses it)
         err.print(f"error: {redact_url(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """What every command area shares: the common options, the settings, opening the store, stderr.
 
 Each area module (``metricstore/commands/*.py``) imports these; none imports ``metricstore.cli``.
+The write side (``ingest``) loads only in the commands that use it: a read starts without it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ingest import Settings
+from ingest.config import Settings
 from metricstore.render import FORMATS
 from store import Store
 

@@ -11,7 +11,8 @@ edges: only the module a statement names is.
 A cycle is a strongly connected component of that graph with more than one module (or a module that
 imports itself); the test names every one, each with one path around it.
 
-Also: importing the command line (and every package of ours) imports no pandas.
+Also: importing the command line (and every package of ours) imports no pandas, and a command
+that only reads the store starts without the write side.
 """
 
 from __future__ import annotations
@@ -137,7 +138,26 @@ def test_a_command_does_not_import_pandas() -> None:
     constant once made every ``metricstore`` command pay for it)."""
     if importlib.util.find_spec("pandas") is None:
         pytest.skip("pandas is not installed here: nothing could import it")
-    code = "import sys, metricstore.cli, queries, ingest, store; print('pandas' in sys.modules)"
+    code = "import sys, metricstore.cli, queries, ingest, store; ingest.READERS; print('pandas' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_a_read_command_starts_without_the_write_side() -> None:
+    """Loading ``ingest`` whole (its readers, HTTP client, scheduler) took a quarter of every
+    command's start; a read needs only its settings. The package loads its public names on first
+    use, with every built-in reader, and a lookup of formats loads the readers without it."""
+    code = ("import sys; from metricstore.options import settings; import metricstore.cli, queries; settings(None); "
+            "print(' '.join(m for m in sys.modules if m.startswith('ingest')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "ingest.config" in loaded
+    assert not loaded & {"ingest.readers", "ingest.pipeline", "ingest.canonical", "ingest.scheduler", "ingest.http"}
+    shipped = "['csv', 'ecb', 'json', 'mapped', 'parquet', 'sec-companyfacts', 'sec-fsds']"
+    for code in ("import ingest; print(sorted(ingest.READERS))",
+                 "from ingest.readers import formats; print(sorted(formats()))"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == shipped, code

@@ -8,11 +8,10 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from ingest import Catalog, ingest_recorded
 from ingest.entities import update_entity
-from queries.catalog import follow
 from metricstore.options import EntityArg, StoreOpt, err, open_store, settings
 from metricstore.render import render
+from queries.catalog import follow
 from store import Store
 
 app = typer.Typer()
@@ -27,6 +26,7 @@ def ingest(
     entity: Annotated[str | None, typer.Option("--entity", help="Store every row under this entity id (e.g. an SEC file's company).")] = None,
 ) -> None:
     """Append the facts in FILES to the store; each file is one atomic batch."""
+    from ingest import Catalog, ingest_recorded    # (the readers load with the command that reads)
     cfg = settings(store)
     st = Store.open(cfg.store, create=True)
     report = ingest_recorded(st, list(files), catalog=Catalog.load(cfg.catalog, strict=cfg.strict_catalog),

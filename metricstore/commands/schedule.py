@@ -1,4 +1,7 @@
-"""Scheduled ingestion from jobs.toml: ``metricstore schedule run|list`` and ``metricstore jobs run|runs``."""
+"""Scheduled ingestion from jobs.toml: ``metricstore schedule run|list`` and ``metricstore jobs run|runs``.
+
+The write side (``ingest``) loads inside each command: the other commands start without it.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,10 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from ingest import Catalog
-from ingest.jobs import load_jobs, redact_url
-from ingest.runner import run_job
-from queries.catalog import follow
-from ingest.scheduler import Scheduler, describe_jobs
 from metricstore.options import ListFormatOpt, StoreOpt, open_store, settings
 from metricstore.render import render
 from queries import MetricStore
+from queries.catalog import follow
 from store import Store, StoreNotFound
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The jobs file.")]
@@ -36,6 +35,7 @@ class RedactUrls(logging.Filter):
     """Every log line passes through :func:`ingest.jobs.redact_url`: no ``?token=`` reaches stderr."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from ingest.jobs import redact_url
         message = record.getMessage()
         redacted = redact_url(message)
         if redacted != message:
@@ -55,6 +55,8 @@ def _logging(quiet: bool = False) -> None:
 @schedule_app.command("run")
 def schedule_run(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None) -> None:
     """Run the scheduler in the foreground until SIGINT/SIGTERM; the run in flight finishes first."""
+    from ingest.jobs import load_jobs
+    from ingest.scheduler import Scheduler
     _logging()
     cfg = settings(store)
     jobs = load_jobs(config)
@@ -66,6 +68,8 @@ def schedule_run(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None) -> 
 def schedule_list(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None,
                   fmt: ListFormatOpt = "table") -> None:
     """Jobs, their triggers, next run times and last outcomes."""
+    from ingest.jobs import load_jobs, redact_url
+    from ingest.scheduler import describe_jobs
     jobs = load_jobs(config)
     try:
         st: Store | None = open_store(store)
@@ -92,6 +96,9 @@ def jobs_run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary line.")] = False,
 ) -> None:
     """Run one job now, once, and record the run; exit 1 when it failed or was partial."""
+    from ingest import Catalog
+    from ingest.jobs import load_jobs, redact_url
+    from ingest.runner import run_job
     _logging(quiet)
     cfg = settings(store)
     jobs = load_jobs(config)
@@ -110,6 +117,7 @@ def jobs_runs(
     fmt: ListFormatOpt = "table",
 ) -> None:
     """Recent runs from the run log (the ingest_runs view)."""
+    from ingest.jobs import redact_url
     with MetricStore(open_store(store)) as ms:
         df = ms.sql("SELECT job, run_id, \"trigger\", status, started, seconds, inputs_read, added, "
                     "already_present, rejected, unchanged, error, notified FROM ingest_runs "
