@@ -9,7 +9,7 @@
 - Secrets: a token is read from the environment variable the job names and sent as a header. It
   never reaches a file, a log line, a run record or an error message (errors name the URL and status).
   A token in the URL itself (``?token=``, ``?api_key=``, ``user:password@``) is sent as written and
-  shown everywhere else through :func:`ingest.jobs.redact_url` (``?token=***``).
+  shown everywhere else through :func:`ingest.redact.redact_url` (``?token=***``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ingest.errors import ConfigError, FetchError, FetchFailed, FetchRefused
-from ingest.jobs import redact_url
+from ingest.redact import redact_url
 from ingest.pipeline import ingest_file
 from ingest.progress import progress
 from ingest.sources import JobState, RunContext
@@ -50,7 +50,7 @@ def _phrase(status: int) -> str:
 
 
 def safe_url(url: str) -> str:
-    """``url`` as it may be shown and recorded (see :func:`ingest.jobs.redact_url`)."""
+    """``url`` as it may be shown and recorded (see :func:`ingest.redact.redact_url`)."""
     return redact_url(url)
 
 

@@ -34,7 +34,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ingest.errors import ChangesUnavailable
-from ingest.jobs import Notify, redact_url
+from ingest.jobs import Notify
+from ingest.redact import redact_url
 from store import Store
 
 log = logging.getLogger("metricstore.jobs")

@@ -23,9 +23,10 @@ from ingest.ecb import EcbFeed
 from ingest.fsds_feed import SecFsdsFeed
 from ingest.http import HttpFeed
 from ingest.jobs import (DropFolderSource, EcbSource, HttpSource, Job, JobsConfig, MaintenanceSource, MappedTableSource,
-                         SecFsdsSource, redact_url)
+                         SecFsdsSource)
 from ingest.mapped import mapped_format
 from ingest.notify import notify_run
+from ingest.redact import redact_url
 from ingest.runs import RunLog, RunOutcome
 from ingest.sources import DropFolder, Maintenance, MappedTable, RunContext, SourceRunner
 from store import MetricStoreError, Store, TransientError

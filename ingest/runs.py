@@ -28,8 +28,8 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.catalog import Catalog
-from ingest.jobs import redact_url
 from ingest.pipeline import ingest_paths
+from ingest.redact import redact_url
 from ingest.reports import FileReport, RunReport, new_run_id
 from store import Store
 

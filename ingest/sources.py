@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.catalog import Catalog
-from ingest.jobs import redact_url
 from ingest.mapped import mapped_format
 from ingest.pipeline import ingest_file
+from ingest.redact import redact_url
 from ingest.reports import FileReport
 from ingest.progress import Progress, progress
 from ingest.runs import RunOutcome

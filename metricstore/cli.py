@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from ingest.redact import redact_url
 from metricstore.commands import (changes, checks, compare, demo, formulas, ingest, lineage, ops, plot, query, scale,
                                   schedule, serve)
 from metricstore.options import err
@@ -33,7 +34,6 @@ def main() -> None:
     try:
         app()
     except (MetricStoreError, ValueError, OSError) as exc:
-        from ingest.jobs import redact_url     # (the write side loads only with a command that uses it)
         err.print(f"error: {redact_url(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from ingest.redact import redact_url
 from metricstore.options import ListFormatOpt, StoreOpt, open_store, settings
 from metricstore.render import render
 from queries import MetricStore
@@ -32,10 +33,9 @@ app.add_typer(jobs_app, name="jobs")
 
 
 class RedactUrls(logging.Filter):
-    """Every log line passes through :func:`ingest.jobs.redact_url`: no ``?token=`` reaches stderr."""
+    """Every log line passes through :func:`ingest.redact.redact_url`: no ``?token=`` reaches stderr."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from ingest.jobs import redact_url
         message = record.getMessage()
         redacted = redact_url(message)
         if redacted != message:
@@ -68,7 +68,7 @@ def schedule_run(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None) -> 
 def schedule_list(config: ConfigOpt = DEFAULT_CONFIG, store: StoreOpt = None,
                   fmt: ListFormatOpt = "table") -> None:
     """Jobs, their triggers, next run times and last outcomes."""
-    from ingest.jobs import load_jobs, redact_url
+    from ingest.jobs import load_jobs
     from ingest.scheduler import describe_jobs
     jobs = load_jobs(config)
     try:
@@ -97,7 +97,7 @@ def jobs_run(
 ) -> None:
     """Run one job now, once, and record the run; exit 1 when it failed or was partial."""
     from ingest import Catalog
-    from ingest.jobs import load_jobs, redact_url
+    from ingest.jobs import load_jobs
     from ingest.runner import run_job
     _logging(quiet)
     cfg = settings(store)
@@ -117,7 +117,6 @@ def jobs_runs(
     fmt: ListFormatOpt = "table",
 ) -> None:
     """Recent runs from the run log (the ingest_runs view)."""
-    from ingest.jobs import redact_url
     with MetricStore(open_store(store)) as ms:
         df = ms.sql("SELECT job, run_id, \"trigger\", status, started, seconds, inputs_read, added, "
                     "already_present, rejected, unchanged, error, notified FROM ingest_runs "

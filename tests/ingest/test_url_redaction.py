@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.jobs import redact_url
+from ingest.redact import redact_url
 from tests.conftest import http_server, run_cli
 from tests.ingest.jobhelpers import write_http_job, write_jobs
 
