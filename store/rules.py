@@ -164,11 +164,9 @@ def check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object],
 def check_names(arrays: Mapping[str, pa.Array]) -> None:
     """Refuse a batch of any log whose ``entity``, ``metric`` or ``segment`` column (those it
     has) holds a name no reader would find (:class:`SchemaMismatch`, naming a row)."""
-    for name, pattern in (("entity", NAME), ("metric", METRIC_NAME)):
+    for name, fails in (("entity", _unlike(NAME)), ("metric", _unlike(METRIC_NAME)), ("segment", _like(CAPITAL))):
         if name in arrays:
-            _refuse_value(arrays[name], _unlike(pattern), name_rule, name)
-    if "segment" in arrays:
-        _refuse_value(arrays["segment"], lambda v: pc.match_substring_regex(v, CAPITAL), name_rule, "segment")
+            _refuse_value(arrays[name], fails, name_rule, name)
 
 
 def _check_columns(arrays: Mapping[str, pa.Array], given: Mapping[str, object]) -> None:
@@ -199,7 +197,11 @@ def _refuse_value(col: pa.Array, fails: Callable[[pa.Array], pa.Array],
         return
     value = pc.filter(distinct, bad)[0]
     row = pc.index(col.indices, pc.index(distinct, value)) if encoded else pc.index(col, value)
-    raise SchemaMismatch(name, rule(name, value.as_py()).reason, row=row.as_py())
+    raise SchemaMismatch(*rule(name, value.as_py()), row=row.as_py())
+
+
+def _like(pattern: str) -> Callable[[pa.Array], pa.Array]:
+    return lambda values: pc.match_substring_regex(values, pattern)
 
 
 def _unlike(pattern: str) -> Callable[[pa.Array], pa.Array]:
