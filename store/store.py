@@ -168,7 +168,8 @@ class Store(Log):
         cast could tie rows the caller's values order), so the slices, and the file, come out
         in the order one pass would give them, and the first of repeated events is the same
         one. A slice refused by the checks is reported as the whole batch would be (a count of
-        empty values is the batch's, not the slice's)."""
+        empty values is the batch's, not the slice's; a row is the caller's)."""
+        given = batch
         keys = [batch.column(k) for k in SORT_KEYS if k in batch.column_names]
         if len(keys) == len(SORT_KEYS) and all(
                 value_type(k.type) == EVENT_SCHEMA.field(name).type for name, k in zip(SORT_KEYS, keys, strict=True)):
@@ -179,7 +180,7 @@ class Store(Log):
             result = self.append_stream((batch.slice(at, SLICE_ROWS) for at in range(0, batch.num_rows, SLICE_ROWS)),
                                         run_id=run_id)
         except SchemaMismatch:
-            prepare(batch, run_id=run_id)     # raises the whole batch's account of it
+            prepare(given, run_id=run_id)     # raises the whole batch's account of it
             raise
         if result.path is not None:
             self._after_commit("events", result.path.name)
@@ -190,7 +191,8 @@ class Store(Log):
         """Append a stream of batches as one atomic commit, holding a few batches in memory at a time.
 
         The bulk path: each batch is checked, given ids and written as row groups of one file,
-        published when the stream ends (a failure half-way commits nothing). Rows the store, or
+        published when the stream ends (a failure half-way commits nothing; a refusal names the
+        row counted through the whole stream). Rows the store, or
         an earlier batch of the stream, already holds are not written again. Each batch is sorted
         by (entity, metric, period_end); a stream in entity order is then sorted as a whole.
 
@@ -216,8 +218,8 @@ class Store(Log):
                                           write_options(encoded))
                 try:
                     with ThreadPoolExecutor(PREPARERS, thread_name_prefix="metricstore-prepare") as preparer:
-                        for prepared in _ahead(preparer, batches, functools.partial(
-                                prepare, table=table, run_id=run_id, encode=True), depth=PREPARERS):
+                        for prepared in _counted(_ahead(preparer, batches, functools.partial(
+                                prepare, table=table, run_id=run_id, encode=True), depth=PREPARERS)):
                             n_in += prepared.num_rows
                             prepared, s_hi, s_lo = self._new_in_stream(prepared, table, seen)
                             if prepared.num_rows == 0:
@@ -263,6 +265,23 @@ class Store(Log):
             prepared = prepared.filter(pa.array(~dup))
             s_hi, s_lo = s_hi[~dup_sorted], s_lo[~dup_sorted]
         return prepared, s_hi, s_lo
+
+
+def _counted(prepared: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The prepared batches of a stream; a batch's refusal names its row counted from the
+    stream's first (every batch before it was prepared whole: prepare drops no row)."""
+    before = 0
+    while True:
+        try:
+            batch = next(prepared)
+        except StopIteration:
+            return
+        except SchemaMismatch as exc:
+            if exc.row is None:
+                raise
+            raise SchemaMismatch(exc.column, exc.reason, row=before + exc.row) from None
+        before += batch.num_rows
+        yield batch
 
 
 def _ahead(pool: ThreadPoolExecutor, batches: Iterable[pa.Table],

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from ingest.canonical import per_value
 from store import MetricEvent, SchemaMismatch, Store
 from store.rules import DEFAULTS, ENUMS, check_columns, polars_checks, row_violation
+from store.store import STREAM_MIN_ROWS
 
 _rows = st.fixed_dictionaries({
     "entity": st.sampled_from(["acme", "ACME", "acme corp", "0x.co"]),
@@ -129,3 +130,15 @@ def test_append_refuses_a_record_no_reader_would_find(tmp_path: Any, table: str,
     assert store.read(table).num_rows == 0
     store.append(pa.Table.from_pylist([fine]), table=table)
     assert store.read(table).column(column).to_pylist() == [fine[column]]
+
+
+def test_a_refusal_names_the_callers_row_through_a_stream_and_a_large_batch(tmp_path: Any) -> None:
+    """A stream's row is counted from its first batch; a batch large enough to be written in
+    slices, sorted first, names the caller's row (the bad one sorts first: ``AAPL`` < ``acme``)."""
+    store = Store.create(tmp_path / "store")
+    with pytest.raises(SchemaMismatch, match="^row index 5, column 'entity': 'AAPL'"):
+        store.append_stream([_batch(3), _batch(3, entity="AAPL")])
+    n = STREAM_MIN_ROWS + 1
+    with pytest.raises(SchemaMismatch, match=f"^row index {n - 1}, column 'entity': 'AAPL'"):
+        store.append(_batch(n, entity="AAPL"))
+    assert store.read().num_rows == 0
